@@ -1,0 +1,217 @@
+# netreel — one non-recursive Makefile. Objects go under build/<variant>/, generated code under
+# build/gen/. `make help` lists the targets.
+
+.DEFAULT_GOAL := all
+SHELL := /bin/bash
+
+VARIANT ?= release
+B := build/$(VARIANT)
+GEN := build/gen
+PREFIX ?= /usr/local
+PYTHON ?= /usr/bin/python3
+
+ifeq ($(V),1)
+Q :=
+say = @true
+else
+Q := @
+say = @printf '  %-7s %s\n' $(1) $(2)
+endif
+
+# ---- toolchain and flags ---------------------------------------------------------------------
+PKGS := libnghttp2 libuv libprotobuf-c openssl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CC ?= cc
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+        -Wno-unused-parameter -Wno-format-truncation
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE $(WARN) -Ilib -I$(GEN) -Itests/integration/bin $(PKG_CFLAGS) -MMD -MP
+LDLIBS := $(PKG_LIBS) -lm -lpthread
+
+# nghttp2's DoS limits were back-ported by Debian into 1.52 without a version bump: detect by symbol.
+NGHTTP2_SO := $(shell pkg-config --variable=libdir libnghttp2 2>/dev/null)/libnghttp2.so
+ifneq ($(shell nm -D $(NGHTTP2_SO) 2>/dev/null | grep -c ' T nghttp2_option_set_stream_reset_rate_limit'),0)
+CFLAGS_BASE += -DHAVE_NGHTTP2_STREAM_RESET_RATE_LIMIT=1
+endif
+ifneq ($(shell nm -D $(NGHTTP2_SO) 2>/dev/null | grep -c ' T nghttp2_option_set_max_continuations'),0)
+CFLAGS_BASE += -DHAVE_NGHTTP2_MAX_CONTINUATIONS=1
+endif
+
+ifeq ($(VARIANT),release)
+CFLAGS_VARIANT := -O2 -g
+else ifeq ($(VARIANT),asan)
+CC := clang
+CFLAGS_VARIANT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+                  -fno-sanitize-recover=all
+LDFLAGS_VARIANT := -fsanitize=address,undefined
+else ifeq ($(VARIANT),fuzz)
+CC := clang
+CFLAGS_VARIANT := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+                  -fno-sanitize-recover=all -DNR_FUZZING=1
+LDFLAGS_VARIANT := -fsanitize=address,undefined
+else
+$(error unknown VARIANT=$(VARIANT): release, asan or fuzz)
+endif
+ALL_CFLAGS := $(CFLAGS_BASE) $(CFLAGS_VARIANT) $(CFLAGS)
+ALL_LDFLAGS := $(LDFLAGS_VARIANT) $(LDFLAGS)
+
+# ---- sources -------------------------------------------------------------------------------
+PROTOS := $(wildcard proto/netreel/v1/*.proto) proto/grpc/health/v1/health.proto
+PROTO_C := $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS))
+PROTO_H := $(PROTO_C:.c=.h)
+TEST_PROTOS := $(wildcard tests/proto/*.proto)
+TEST_PROTO_C := $(patsubst tests/proto/%.proto,$(GEN)/%.pb-c.c,$(TEST_PROTOS))
+TEST_PROTO_H := $(TEST_PROTO_C:.c=.h)
+
+LIB_SRCS := $(wildcard lib/*/*.c)
+LIB_OBJS := $(patsubst %.c,$(B)/%.o,$(LIB_SRCS)) $(patsubst $(GEN)/%.c,$(B)/gen/%.o,$(PROTO_C))
+LIB_A := $(B)/libnetreel.a
+
+# Each services/NAME/ folder is the program netreel-NAME; cli/ is netreel.
+SERVICES := $(notdir $(patsubst %/,%,$(dir $(wildcard services/*/*.c))))
+SERVICE_BINS := $(foreach s,$(sort $(SERVICES)),$(B)/bin/netreel-$(s))
+CLI_SRCS := $(wildcard cli/*.c)
+CLI_BIN := $(if $(CLI_SRCS),$(B)/bin/netreel)
+BINS := $(SERVICE_BINS) $(CLI_BIN)
+
+# Test helpers: tests/integration/bin/NAME.c (plus shared tests/integration/bin/common/*.c).
+TESTBIN_SRCS := $(wildcard tests/integration/bin/*.c)
+TESTBIN_COMMON := $(wildcard tests/integration/bin/common/*.c)
+TESTBINS := $(patsubst tests/integration/bin/%.c,$(B)/tests/%,$(TESTBIN_SRCS))
+TEST_PROTO_OBJS := $(patsubst $(GEN)/%.c,$(B)/gen/%.o,$(TEST_PROTO_C))
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRCS))
+
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/tests/fuzz/%,$(FUZZ_SRCS))
+
+HEADERS := $(wildcard lib/*/*.h services/*/*.h cli/*.h)
+
+# ---- rules ---------------------------------------------------------------------------------
+.SECONDEXPANSION:
+.PHONY: all help deps test test-unit test-integration test-fuzz asan check format fuzz bench \
+        install uninstall run clean
+all: $(BINS) $(TESTBINS) $(UNIT_BINS)
+
+help:
+	@echo 'make              build every program (build/release/bin) and the test programs'
+	@echo 'make deps         install missing Debian packages with apt (no-op when all are present)'
+	@echo 'make test         deps + build + every test; ends with "N passed, N failed"'
+	@echo 'make run          deps + build + record this machine (IFACE=name to choose)'
+	@echo 'make asan         unit and interop tests under ASan+UBSan (build/asan)'
+	@echo 'make check        cppcheck + every header compiles on its own'
+	@echo 'make format       clang-format every C file'
+	@echo 'make fuzz         build the libFuzzer targets (build/fuzz); FUZZ_SECONDS=N make test-fuzz'
+	@echo 'make bench        benchmarks against iperf3/tcpdump/dumpcap/mergecap (bench/)'
+	@echo 'make install      PREFIX=/usr/local'
+	@echo 'V=1               print full command lines'
+
+$(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
+	$(call say,PROTOC,$<)
+	$(Q)mkdir -p $(GEN) && protoc-c --c_out=$(GEN) -Iproto $<
+
+$(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: tests/proto/%.proto
+	$(call say,PROTOC,$<)
+	$(Q)mkdir -p $(GEN) && protoc-c --c_out=$(GEN) -Itests/proto -Iproto $<
+
+# Every object may include generated headers: generate them first.
+$(B)/%.o: %.c | $(PROTO_H) $(TEST_PROTO_H)
+	$(call say,CC,$<)
+	$(Q)mkdir -p $(@D) && $(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(B)/gen/%.o: $(GEN)/%.c
+	$(call say,CC,$<)
+	$(Q)mkdir -p $(@D) && $(CC) $(filter-out -Wmissing-prototypes,$(ALL_CFLAGS)) -c $< -o $@
+
+$(LIB_A): $(LIB_OBJS)
+	$(call say,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(B)/bin/netreel-%: $$(patsubst %.c,$(B)/%.o,$$(wildcard services/$$*/*.c)) $(LIB_A)
+	$(call say,LD,$@)
+	$(Q)mkdir -p $(@D) && $(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/bin/netreel: $(patsubst %.c,$(B)/%.o,$(CLI_SRCS)) $(LIB_A)
+	$(call say,LD,$@)
+	$(Q)mkdir -p $(@D) && $(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/%: $(B)/tests/integration/bin/%.o $(patsubst %.c,$(B)/%.o,$(TESTBIN_COMMON)) \
+              $(TEST_PROTO_OBJS) $(LIB_A)
+	$(call say,LD,$@)
+	$(Q)mkdir -p $(@D) && $(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/unit/%: $(B)/tests/unit/%.o $(LIB_A)
+	$(call say,LD,$@)
+	$(Q)mkdir -p $(@D) && $(CC) $(ALL_LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+
+# ---- fuzzing (clang + libFuzzer, ASan+UBSan) ------------------------------------------------
+fuzz:
+	$(Q)$(MAKE) --no-print-directory VARIANT=fuzz fuzz-bins
+.PHONY: fuzz-bins
+fuzz-bins: $(FUZZ_BINS)
+build/fuzz/tests/fuzz/%: build/fuzz/tests/fuzz/%.o $(LIB_A)
+	$(call say,LD,$@)
+	$(Q)$(CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
+
+# ---- set-up, tests, checks -----------------------------------------------------------------
+deps:
+	$(Q)./mk/deps.sh
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory fuzz
+	$(Q)./tests/run.sh build/release
+
+test-unit: all
+	$(Q)./tests/run.sh --only unit build/release
+
+test-integration: all
+	$(Q)./tests/run.sh --only integration build/release
+
+FUZZ_SECONDS ?= 5
+test-fuzz: fuzz
+	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) ./tests/run.sh --only fuzz build/release
+
+asan: deps
+	$(Q)$(MAKE) --no-print-directory VARIANT=asan all
+	$(Q)./tests/run.sh --asan --only unit,integration build/asan
+
+check: $(PROTO_H) $(TEST_PROTO_H)
+	$(call say,CPPCHECK,lib services cli)
+	$(Q)cppcheck --quiet --error-exitcode=1 --std=c11 --inline-suppr \
+	    --enable=warning,portability,performance --suppress=missingIncludeSystem \
+	    -Ilib -I$(GEN) lib services cli tests/integration/bin
+	$(call say,HEADERS,self-contained)
+	$(Q)set -e; for h in $(HEADERS); do \
+	    printf '#include "%s"\n#include "%s"\n' "$$h" "$$h" | \
+	    $(CC) $(CFLAGS_BASE) -I. -x c -fsyntax-only - || { echo "$$h is not self-contained"; exit 1; }; \
+	done
+
+format:
+	$(Q)clang-format -i $$(git ls-files '*.c' '*.h')
+
+bench: all
+	$(Q)./bench/run.sh build/release
+
+install: $(BINS)
+	$(Q)install -d $(DESTDIR)$(PREFIX)/bin
+	$(Q)for b in $(BINS); do install -m 0755 $$b $(DESTDIR)$(PREFIX)/bin/; done
+	$(Q)if [ -d helm/netreel ]; then install -d $(DESTDIR)$(PREFIX)/share/netreel && \
+	    cp -r helm/netreel $(DESTDIR)$(PREFIX)/share/netreel/; fi
+	@echo "installed: $(notdir $(BINS)) into $(DESTDIR)$(PREFIX)/bin"
+
+uninstall:
+	$(Q)rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(notdir $(BINS)))
+	$(Q)rm -rf $(DESTDIR)$(PREFIX)/share/netreel
+
+IFACE ?=
+run: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)./mk/run.sh build/release "$(IFACE)"
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,631 @@
+/* The call: its send queue and data provider, its receive path (decoder, held messages, window
+ * given back only as messages are read), and the one-time end of its life (on_done). */
+#include "rpc/internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc/status.h"
+
+#define SEND_CHUNK (16u << 10)
+
+static void timer_cb(uv_timer_t *t);
+
+struct rpc_call *rpc_call__new(enum rpc_side side, uv_loop_t *loop, size_t max_recv,
+                               size_t send_high)
+{
+    struct rpc_call *call = calloc(1, sizeof(*call));
+
+    if (!call)
+        return NULL;
+    call->side = side;
+    call->max_recv = max_recv;
+    call->send_high = send_high;
+    rpc_frame_decoder_init(&call->dec, max_recv);
+    uv_timer_init(loop, &call->timer);
+    call->timer.data = call;
+    return call;
+}
+
+static void call_free(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void rpc_call__maybe_free(struct rpc_call *call)
+{
+    struct rpc_msg *m, *next;
+
+    if (!call->handler_done || !call->stream_closed || call->timer_closing)
+        return;
+    call->timer_closing = true;
+    while (call->sendq_n > 0) {
+        rpc_wbuf_unref(call->sendq[call->sendq_head].buf);
+        call->sendq_head = (call->sendq_head + 1) % call->sendq_cap;
+        call->sendq_n--;
+    }
+    free(call->sendq);
+    for (m = call->recvq_head; m; m = next) {
+        next = m->next;
+        free(m);
+    }
+    rpc_frame_decoder_free(&call->dec);
+    for (size_t i = 0; i < call->n_headers; i++) {
+        free(call->headers[i].name);
+        free(call->headers[i].value);
+    }
+    free(call->headers);
+    for (size_t i = 0; i < call->n_req_md; i++) {
+        free(call->req_md[i].name);
+        free(call->req_md[i].value);
+    }
+    free(call->req_md);
+    free(call->path);
+    free(call->message);
+    free(call->local_message);
+    uv_timer_stop(&call->timer);
+    uv_close((uv_handle_t *)&call->timer, call_free);
+}
+
+void rpc_call_set_cbs(struct rpc_call *call, const struct rpc_call_cbs *cbs, void *user)
+{
+    call->cbs = cbs;
+    call->user = user;
+}
+
+void *rpc_call_user(const struct rpc_call *call)
+{
+    return call->user;
+}
+
+const char *rpc_call_path(const struct rpc_call *call)
+{
+    return call->path ? call->path : "";
+}
+
+const char *rpc_call_peer(const struct rpc_call *call)
+{
+    return call->peer;
+}
+
+const char *rpc_call_header(const struct rpc_call *call, const char *name)
+{
+    for (size_t i = 0; i < call->n_headers; i++)
+        if (strcmp(call->headers[i].name, name) == 0)
+            return call->headers[i].value;
+    return NULL;
+}
+
+int rpc_call__add_header(struct rpc_call *call, const uint8_t *name, size_t namelen,
+                         const uint8_t *value, size_t valuelen)
+{
+    struct rpc_header *h = realloc(call->headers, (call->n_headers + 1) * sizeof(*h));
+
+    if (!h)
+        return -ENOMEM;
+    call->headers = h;
+    h = &call->headers[call->n_headers];
+    h->name = strndup((const char *)name, namelen);
+    h->value = strndup((const char *)value, valuelen);
+    if (!h->name || !h->value) {
+        free(h->name);
+        free(h->value);
+        return -ENOMEM;
+    }
+    call->n_headers++;
+    return 0;
+}
+
+ProtobufCMessage *rpc_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *msg,
+                             size_t len)
+{
+    return protobuf_c_message_unpack(desc, NULL, len, msg);
+}
+
+/* ---- ending ---- */
+
+void rpc_call__set_local_status(struct rpc_call *call, int code, const char *message)
+{
+    if (call->local_code != 0)
+        return;
+    call->local_code = code;
+    free(call->local_message);
+    call->local_message = strdup(message ? message : "");
+}
+
+void rpc_call__done(struct rpc_call *call, int code, const char *message)
+{
+    if (call->handler_done)
+        return;
+    call->handler_done = true;
+    call->done_pending = false;
+    uv_timer_stop(&call->timer);
+    if (call->cbs && call->cbs->on_done)
+        call->cbs->on_done(call, code, message ? message : "", call->user);
+}
+
+void rpc_call__end(struct rpc_call *call, int code, const char *message)
+{
+    if (call->handler_done)
+        return;
+    if (call->side == RPC_SIDE_CLIENT && call->recvq_head) {
+        /* Messages that arrived before the status are still the caller's to read. */
+        rpc_call__set_local_status(call, code, message);
+        call->done_pending = true;
+        if (!call->paused)
+            uv_timer_start(&call->timer, timer_cb, 0, 0);
+        return;
+    }
+    rpc_call__done(call, code, message);
+}
+
+void rpc_call__fail_async(struct rpc_call *call, int code, const char *message)
+{
+    rpc_call__set_local_status(call, code, message);
+    call->stream_closed = true;
+    call->done_pending = true;
+    uv_timer_start(&call->timer, timer_cb, 0, 0);
+}
+
+static void kick(struct rpc_call *call)
+{
+    if (!call->conn || call->stream_closed)
+        return;
+    if (call->data_deferred && call->stream_id > 0) {
+        call->data_deferred = false;
+        nghttp2_session_resume_data(call->conn->session, call->stream_id);
+    }
+    rpc_conn_schedule(call->conn);
+}
+
+/* Ends the stream from our side with an RST_STREAM, or (no stream yet) from the loop. */
+static void reset(struct rpc_call *call, int code, const char *message)
+{
+    rpc_call__set_local_status(call, code, message);
+    if (call->conn && call->stream_id > 0 && !call->stream_closed) {
+        nghttp2_submit_rst_stream(call->conn->session, NGHTTP2_FLAG_NONE, call->stream_id,
+                                  NGHTTP2_CANCEL);
+        rpc_conn_schedule(call->conn);
+    } else if (!call->stream_closed) {
+        if (call->side == RPC_SIDE_CLIENT)
+            rpc_channel__forget(call);
+        rpc_call__fail_async(call, code, message);
+    }
+}
+
+void rpc_call_cancel(struct rpc_call *call)
+{
+    if (call->handler_done || call->local_code != 0)
+        return;
+    reset(call, RPC_CANCELLED, "cancelled");
+}
+
+/* A receive-side failure: the server answers with the status, the client gives up the call. */
+static void fail_recv(struct rpc_call *call, int code, const char *message)
+{
+    call->recv_failed = true;
+    if (call->side == RPC_SIDE_SERVER && !call->local_closed)
+        rpc_call_finish(call, code, message);
+    else if (call->side == RPC_SIDE_CLIENT)
+        reset(call, code, message);
+}
+
+static void deadline(struct rpc_call *call)
+{
+    if (call->handler_done || call->stream_closed)
+        return;
+    if (call->side == RPC_SIDE_SERVER && !call->headers_sent && !call->local_closed) {
+        rpc_call__set_local_status(call, RPC_DEADLINE_EXCEEDED, "deadline exceeded");
+        rpc_call_finish(call, RPC_DEADLINE_EXCEEDED, "deadline exceeded");
+        return;
+    }
+    reset(call, RPC_DEADLINE_EXCEEDED, "deadline exceeded");
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+    struct rpc_call *call = t->data;
+
+    if (!call->done_pending) {
+        deadline(call);
+        return;
+    }
+    rpc_call__deliver(call);
+    if (call->done_pending && !call->recvq_head && !call->paused) {
+        rpc_call__done(call, call->local_code, call->local_message);
+        rpc_call__maybe_free(call);
+    }
+}
+
+void rpc_call__start_deadline(struct rpc_call *call)
+{
+    if (call->timeout_ns <= 0)
+        return;
+    uint64_t ms = (uint64_t)(call->timeout_ns + 999999) / 1000000;
+    uv_timer_start(&call->timer, timer_cb, ms, 0);
+}
+
+/* ---- sending ---- */
+
+static int sendq_push(struct rpc_call *call, struct rpc_wbuf *buf, size_t off, size_t len)
+{
+    if (call->sendq_n == call->sendq_cap) {
+        size_t cap = call->sendq_cap ? call->sendq_cap * 2 : 4;
+        struct rpc_seg *q = malloc(cap * sizeof(*q));
+        if (!q)
+            return -ENOMEM;
+        for (size_t i = 0; i < call->sendq_n; i++)
+            q[i] = call->sendq[(call->sendq_head + i) % call->sendq_cap];
+        free(call->sendq);
+        call->sendq = q;
+        call->sendq_cap = cap;
+        call->sendq_head = 0;
+    }
+    call->sendq[(call->sendq_head + call->sendq_n) % call->sendq_cap] =
+        (struct rpc_seg){buf, off, len};
+    call->sendq_n++;
+    return 0;
+}
+
+/* Returns room for `need` bytes at the end of the send queue, counted as queued. */
+static uint8_t *send_reserve(struct rpc_call *call, size_t need)
+{
+    if (call->sendq_n > 0) {
+        struct rpc_seg *tail =
+            &call->sendq[(call->sendq_head + call->sendq_n - 1) % call->sendq_cap];
+        struct rpc_wbuf *b = tail->buf;
+        if (tail->off + tail->len == b->len && b->cap - b->len >= need) {
+            uint8_t *p = b->data + b->len;
+            b->len += need;
+            tail->len += need;
+            call->queued += need;
+            return p;
+        }
+    }
+    struct rpc_wbuf *b = rpc_wbuf_new(need > SEND_CHUNK ? need : SEND_CHUNK);
+    if (!b)
+        return NULL;
+    if (sendq_push(call, b, 0, need) != 0) {
+        rpc_wbuf_unref(b);
+        return NULL;
+    }
+    b->len = need;
+    call->queued += need;
+    return b->data;
+}
+
+static int send_check(const struct rpc_call *call, size_t len)
+{
+    if (call->handler_done || call->local_closed || call->stream_closed ||
+        call->local_code != 0)
+        return -EPIPE;
+    if (len > UINT32_MAX)
+        return -EMSGSIZE;
+    return 0;
+}
+
+static void after_send(struct rpc_call *call)
+{
+    if (call->queued >= call->send_high)
+        call->want_writable = true;
+    if (call->side == RPC_SIDE_SERVER && !call->headers_sent && call->conn)
+        rpc_call__server_submit(call);
+    kick(call);
+}
+
+int rpc_call_send_raw(struct rpc_call *call, const void *data, size_t len)
+{
+    int rv = send_check(call, len);
+    uint8_t *p;
+
+    if (rv != 0)
+        return rv;
+    p = send_reserve(call, RPC_FRAME_PREFIX + len);
+    if (!p)
+        return -ENOMEM;
+    rpc_frame_prefix(p, (uint32_t)len);
+    if (len > 0)
+        memcpy(p + RPC_FRAME_PREFIX, data, len);
+    after_send(call);
+    return 0;
+}
+
+int rpc_call_send(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    int rv = send_check(call, len);
+    uint8_t *p;
+
+    if (rv != 0)
+        return rv;
+    p = send_reserve(call, RPC_FRAME_PREFIX + len);
+    if (!p)
+        return -ENOMEM;
+    rpc_frame_prefix(p, (uint32_t)len);
+    protobuf_c_message_pack(msg, p + RPC_FRAME_PREFIX);
+    after_send(call);
+    return 0;
+}
+
+bool rpc_call_writable(const struct rpc_call *call)
+{
+    return call->queued < call->send_high;
+}
+
+size_t rpc_call_queued(const struct rpc_call *call)
+{
+    return call->queued;
+}
+
+void rpc_call__notify_writable(struct rpc_call *call)
+{
+    if (!call->want_writable || call->queued > call->send_high / 2 || call->handler_done)
+        return;
+    call->want_writable = false;
+    if (call->cbs && call->cbs->on_writable)
+        call->cbs->on_writable(call, call->user);
+}
+
+static ssize_t data_read_cb(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
+                            size_t length, uint32_t *data_flags, nghttp2_data_source *source,
+                            void *user_data)
+{
+    struct rpc_call *call = source->ptr;
+
+    if (call->queued > 0) {
+        *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+        return (ssize_t)(call->queued < length ? call->queued : length);
+    }
+    if (!call->local_closed) {
+        call->data_deferred = true;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    call->eof_sent = true;
+    if (call->side == RPC_SIDE_SERVER) {
+        nghttp2_nv nva[2];
+        char code[12], msg[1024];
+        size_t n = rpc_call__trailers(call, nva, code, msg, sizeof(msg));
+        *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        if (nghttp2_submit_trailer(session, stream_id, nva, n) != 0)
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    return 0;
+}
+
+nghttp2_data_provider rpc_call__data_provider(struct rpc_call *call)
+{
+    nghttp2_data_provider prd;
+
+    prd.source.ptr = call;
+    prd.read_callback = data_read_cb;
+    return prd;
+}
+
+#define NV(n, v, vl)                                                                              \
+    {                                                                                             \
+        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, (vl),                                      \
+            NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE                           \
+    }
+
+size_t rpc_call__trailers(struct rpc_call *call, nghttp2_nv *nva, char *code_buf,
+                          char *msg_buf, size_t msg_len)
+{
+    size_t n = 0;
+    int len = snprintf(code_buf, 12, "%d", call->code);
+
+    nva[n++] = (nghttp2_nv)NV("grpc-status", code_buf, (size_t)len);
+    if (call->message && call->message[0]) {
+        size_t full = rpc_percent_encode(call->message, msg_buf, msg_len);
+        size_t used = full < msg_len ? full : strlen(msg_buf);
+        nva[n++] = (nghttp2_nv)NV("grpc-message", msg_buf, used);
+    }
+    return n;
+}
+
+int rpc_call__server_submit(struct rpc_call *call)
+{
+    nghttp2_session *session = call->conn->session;
+    static const char ct[] = "application/grpc";
+    nghttp2_nv nva[4] = {NV(":status", "200", 3), NV("content-type", ct, sizeof(ct) - 1)};
+    char code[12], msg[1024];
+    int rv;
+
+    call->headers_sent = true;
+    if (call->local_closed && call->queued == 0) {
+        /* Trailers-Only: the status in the only HEADERS frame. */
+        size_t n = rpc_call__trailers(call, nva + 2, code, msg, sizeof(msg));
+        call->eof_sent = true;
+        rv = nghttp2_submit_response(session, call->stream_id, nva, 2 + n, NULL);
+    } else {
+        nghttp2_data_provider prd = rpc_call__data_provider(call);
+        rv = nghttp2_submit_response(session, call->stream_id, nva, 2, &prd);
+    }
+    rpc_conn_schedule(call->conn);
+    return rv == 0 ? 0 : -EPROTO;
+}
+
+int rpc_call_finish(struct rpc_call *call, int code, const char *message)
+{
+    if (call->side != RPC_SIDE_SERVER || call->local_closed || call->handler_done ||
+        call->stream_closed)
+        return -EPIPE;
+    call->local_closed = true;
+    call->code = code;
+    free(call->message);
+    call->message = message ? strdup(message) : NULL;
+    if (!call->conn)
+        return 0;
+    if (!call->headers_sent)
+        return rpc_call__server_submit(call);
+    kick(call);
+    return 0;
+}
+
+int rpc_call_reply(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+    int rv = rpc_call_send(call, msg);
+
+    return rv != 0 ? rv : rpc_call_finish(call, RPC_OK, NULL);
+}
+
+int rpc_call_close_send(struct rpc_call *call)
+{
+    if (call->side != RPC_SIDE_CLIENT || call->local_closed || call->handler_done)
+        return -EPIPE;
+    call->local_closed = true;
+    kick(call);
+    return 0;
+}
+
+/* ---- receiving ---- */
+
+static void give_back(struct rpc_call *call)
+{
+    if (call->unconsumed == 0 || !call->conn || call->stream_closed || call->stream_id <= 0)
+        return;
+    nghttp2_session_consume(call->conn->session, call->stream_id, call->unconsumed);
+    call->unconsumed = 0;
+    rpc_conn_schedule(call->conn);
+}
+
+void rpc_call__stream_closed(struct rpc_call *call)
+{
+    if (call->unconsumed > 0 && call->conn && call->conn->session)
+        nghttp2_session_consume_connection(call->conn->session, call->unconsumed);
+    call->unconsumed = 0;
+    call->stream_closed = true;
+}
+
+static bool single_request(const struct rpc_call *call)
+{
+    return call->side == RPC_SIDE_SERVER &&
+           (call->shape == RPC_SHAPE_UNARY || call->shape == RPC_SHAPE_SERVER_STREAM);
+}
+
+static void deliver_one(struct rpc_call *call, const uint8_t *msg, size_t len)
+{
+    if (call->handler_done || call->recv_failed ||
+        (call->side == RPC_SIDE_SERVER && call->local_closed))
+        return;
+    if (single_request(call) && call->recv_count >= 1) {
+        fail_recv(call, RPC_UNIMPLEMENTED, "more than one request message for a unary request");
+        return;
+    }
+    call->recv_count++;
+    if (call->cbs && call->cbs->on_message)
+        call->cbs->on_message(call, msg, len, call->user);
+}
+
+static int on_msg(void *arg, const uint8_t *msg, size_t len)
+{
+    struct rpc_call *call = arg;
+
+    if (call->paused || call->recvq_head) {
+        struct rpc_msg *m = malloc(sizeof(*m) + len);
+        if (!m)
+            return -ENOMEM;
+        m->next = NULL;
+        m->len = len;
+        memcpy(m->data, msg, len);
+        if (call->recvq_tail)
+            call->recvq_tail->next = m;
+        else
+            call->recvq_head = m;
+        call->recvq_tail = m;
+        return 0;
+    }
+    deliver_one(call, msg, len);
+    return 0;
+}
+
+void rpc_call__on_data(struct rpc_call *call, const uint8_t *data, size_t len)
+{
+    int rv;
+
+    call->unconsumed += len;
+    if (!call->recv_failed && !call->handler_done) {
+        rv = rpc_frame_decoder_feed(&call->dec, data, len, on_msg, call);
+        if (rv == -EMSGSIZE) {
+            char msg[128];
+            snprintf(msg, sizeof(msg), "received message larger than max (%u vs. %zu)",
+                     call->dec.msg_len, call->dec.max_message);
+            fail_recv(call, RPC_RESOURCE_EXHAUSTED, msg);
+        } else if (rv == -EPROTO) {
+            fail_recv(call, RPC_INTERNAL, "compressed message without grpc-encoding");
+        } else if (rv != 0) {
+            fail_recv(call, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        }
+    }
+    if (!call->paused && !call->recvq_head)
+        give_back(call);
+}
+
+static void maybe_half_close(struct rpc_call *call)
+{
+    if (!call->remote_closed || call->half_close_told || call->recvq_head || call->paused ||
+        call->handler_done || call->recv_failed)
+        return;
+    call->half_close_told = true;
+    if (single_request(call) && call->recv_count == 0 && !call->local_closed) {
+        rpc_call_finish(call, RPC_UNIMPLEMENTED, "missing request message for a unary request");
+        return;
+    }
+    if (call->cbs && call->cbs->on_half_close)
+        call->cbs->on_half_close(call, call->user);
+}
+
+void rpc_call__on_remote_close(struct rpc_call *call)
+{
+    if (call->remote_closed)
+        return;
+    call->remote_closed = true;
+    if (!call->recv_failed && rpc_frame_decoder_partial(&call->dec)) {
+        fail_recv(call, RPC_INTERNAL, "stream ended in the middle of a message");
+        return;
+    }
+    maybe_half_close(call);
+}
+
+bool rpc_call__deliver(struct rpc_call *call)
+{
+    bool did = false;
+
+    call->deliver_pending = false;
+    while (!call->paused && call->recvq_head && !call->handler_done) {
+        struct rpc_msg *m = call->recvq_head;
+        call->recvq_head = m->next;
+        if (!call->recvq_head)
+            call->recvq_tail = NULL;
+        deliver_one(call, m->data, m->len);
+        free(m);
+        did = true;
+    }
+    if (!call->paused && !call->recvq_head) {
+        give_back(call);
+        maybe_half_close(call);
+    }
+    return did;
+}
+
+void rpc_call_pause_recv(struct rpc_call *call)
+{
+    call->paused = true;
+}
+
+void rpc_call_resume_recv(struct rpc_call *call)
+{
+    if (!call->paused)
+        return;
+    call->paused = false;
+    if (call->handler_done)
+        return;
+    if (call->conn && !call->stream_closed) {
+        call->deliver_pending = true;
+        rpc_conn_schedule(call->conn);
+    } else if (call->done_pending) {
+        uv_timer_start(&call->timer, timer_cb, 0, 0);
+    }
+}

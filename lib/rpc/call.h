@@ -1,0 +1,88 @@
+/* One gRPC call (an HTTP/2 stream), the same object on the server and the client side. Messages
+ * go out through a bounded send queue that flow control drains, and come in whole through
+ * on_message; a receiver that cannot keep up pauses, which stops the stream's window updates so
+ * the sender is held back by HTTP/2 flow control instead of by our memory. */
+#ifndef NR_RPC_CALL_H
+#define NR_RPC_CALL_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct rpc_call;
+
+enum rpc_shape {
+    RPC_SHAPE_UNARY,         /* one request, one response */
+    RPC_SHAPE_SERVER_STREAM, /* one request, a stream of responses */
+    RPC_SHAPE_CLIENT_STREAM, /* a stream of requests, one response */
+    RPC_SHAPE_BIDI,          /* both streams */
+};
+
+/* What a call tells its owner. Every callback runs on the loop thread, never from inside an
+ * rpc_call_* function of the same call. Any member may be NULL. */
+struct rpc_call_cbs {
+    /* One whole message; `msg` is valid only during the call. */
+    void (*on_message)(struct rpc_call *call, const uint8_t *msg, size_t len, void *user);
+    /* The peer has sent its last message (server: the client half-closed). */
+    void (*on_half_close)(struct rpc_call *call, void *user);
+    /* The send queue fell below its low mark after rpc_call_writable() had said false. */
+    void (*on_writable)(struct rpc_call *call, void *user);
+    /* The call is over, exactly once: finished (the status sent or received), cancelled, past
+     * its deadline, or its connection lost. `message` may be empty, never NULL. The call is
+     * freed when this returns: do not use it afterwards. */
+    void (*on_done)(struct rpc_call *call, int code, const char *message, void *user);
+};
+
+/* Sets who receives the call's events. A server handler calls it from its start function. */
+void rpc_call_set_cbs(struct rpc_call *call, const struct rpc_call_cbs *cbs, void *user);
+void *rpc_call_user(const struct rpc_call *call);
+
+/* Queues one message. The queue takes any amount; producers of streams keep it bounded by
+ * sending only while rpc_call_writable() and resuming in on_writable. Returns 0, -EPIPE when the
+ * sending side is already closed (finished, cancelled, or the call is over), -EMSGSIZE past
+ * 4 GiB, or -ENOMEM. */
+int rpc_call_send(struct rpc_call *call, const ProtobufCMessage *msg);
+int rpc_call_send_raw(struct rpc_call *call, const void *data, size_t len);
+
+/* True while the send queue is below its high mark (1 MiB + one message by default). */
+bool rpc_call_writable(const struct rpc_call *call);
+size_t rpc_call_queued(const struct rpc_call *call);
+
+/* Stops delivering messages: those already received wait, and once the stream's flow-control
+ * window is used up the peer cannot send more. resume delivers what waited (on the next loop
+ * turn) and reopens the window. */
+void rpc_call_pause_recv(struct rpc_call *call);
+void rpc_call_resume_recv(struct rpc_call *call);
+
+/* Server: ends the call with a status after the queued messages; `message` (may be NULL) is
+ * sent percent-encoded. A call with nothing sent yet answers Trailers-Only. on_done follows
+ * once the trailers are out (or the stream ends otherwise). Returns 0 or -EPIPE if it was
+ * already finished or is over. */
+int rpc_call_finish(struct rpc_call *call, int code, const char *message);
+
+/* Server, unary convenience: rpc_call_send + rpc_call_finish(OK). */
+int rpc_call_reply(struct rpc_call *call, const ProtobufCMessage *msg);
+
+/* Client: no more messages from us (END_STREAM after the queue drains). */
+int rpc_call_close_send(struct rpc_call *call);
+
+/* Either side: abandons the call (RST_STREAM CANCEL); on_done follows with CANCELLED. */
+void rpc_call_cancel(struct rpc_call *call);
+
+/* A request header (server) or response header/trailer (client) by lower-case name, or NULL.
+ * Pseudo-headers are not kept. */
+const char *rpc_call_header(const struct rpc_call *call, const char *name);
+
+/* The method path, "/package.Service/Method". */
+const char *rpc_call_path(const struct rpc_call *call);
+
+/* The peer's address as "ip:port" (server side), or "" when unknown. */
+const char *rpc_call_peer(const struct rpc_call *call);
+
+/* Unpacks a message with protobuf-c. Returns NULL when it is malformed. Free the result with
+ * protobuf_c_message_free_unpacked(m, NULL). */
+ProtobufCMessage *rpc_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *msg,
+                             size_t len);
+
+#endif

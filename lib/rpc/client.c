@@ -1,0 +1,532 @@
+/* The client channel: resolves and connects on demand, holds calls until the connection is up,
+ * submits them as HTTP/2 requests, and turns responses, trailers, HTTP errors and stream resets
+ * into gRPC statuses the way grpc's own clients do. */
+#include "rpc/client.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc/addr.h"
+#include "rpc/internal.h"
+#include "rpc/status.h"
+#include "rpc/tls.h"
+#include "util/error.h"
+#include "util/log.h"
+
+struct rpc_channel {
+    uv_loop_t *loop;
+    struct rpc_limits limits;
+    char *target;
+    char host[256];
+    char authority[300];
+    uint16_t port;
+    SSL_CTX *ssl_ctx;
+    struct rpc_conn *conn;     /* the connection new calls go to (maybe still connecting) */
+    struct rpc_conn *conns;    /* every live connection, draining ones included */
+    struct rpc_call *pending;  /* calls waiting for `conn` */
+    uv_getaddrinfo_t gai;
+    bool resolving;
+    struct addrinfo *addrs;
+    struct addrinfo *next_addr;
+    uint64_t retry_at;
+    uint32_t backoff_ms;
+    uint32_t backoff_initial;
+    uint32_t backoff_max;
+    char last_error[200];
+    bool closing;
+    void (*close_cb)(void *arg);
+    void *close_arg;
+};
+
+struct connect_req {
+    uv_connect_t req;
+    struct rpc_channel *ch;
+    struct rpc_conn *conn;
+};
+
+static void try_next_addr(struct rpc_channel *ch);
+static const struct rpc_conn_ops client_ops;
+
+void rpc_channel_config_init(struct rpc_channel_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    rpc_limits_init(&cfg->limits);
+    cfg->backoff_initial_ms = 1000;
+    cfg->backoff_max_ms = 30000;
+}
+
+struct rpc_channel *rpc_channel_new(uv_loop_t *loop, const struct rpc_channel_config *cfg,
+                                    char *err, size_t errlen)
+{
+    struct rpc_channel *ch = calloc(1, sizeof(*ch));
+
+    if (!ch) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    ch->loop = loop;
+    ch->limits = cfg->limits;
+    ch->backoff_initial = cfg->backoff_initial_ms ? cfg->backoff_initial_ms : 1000;
+    ch->backoff_max = cfg->backoff_max_ms ? cfg->backoff_max_ms : 30000;
+    ch->backoff_ms = ch->backoff_initial;
+    ch->target = strdup(cfg->target ? cfg->target : "");
+    if (!ch->target ||
+        rpc_addr_split(ch->target, ch->host, sizeof(ch->host), &ch->port, err, errlen) != 0)
+        goto fail;
+    if (cfg->authority)
+        snprintf(ch->authority, sizeof(ch->authority), "%s", cfg->authority);
+    else
+        snprintf(ch->authority, sizeof(ch->authority), "%s", ch->target);
+    if (cfg->tls || cfg->tls_ca || cfg->tls_cert) {
+        ch->ssl_ctx = rpc_tls_client_ctx_new(cfg->tls_ca, cfg->tls_cert, cfg->tls_key, err, errlen);
+        if (!ch->ssl_ctx)
+            goto fail;
+    }
+    return ch;
+fail:
+    free(ch->target);
+    free(ch);
+    return NULL;
+}
+
+bool rpc_channel_connected(const struct rpc_channel *ch)
+{
+    return ch->conn && ch->conn->ready && !ch->conn->goaway_received;
+}
+
+/* ---- calls waiting for a connection ---- */
+
+static void pending_add(struct rpc_channel *ch, struct rpc_call *call)
+{
+    call->channel = ch;
+    call->prev = NULL;
+    call->next = ch->pending;
+    if (ch->pending)
+        ch->pending->prev = call;
+    ch->pending = call;
+}
+
+void rpc_channel__forget(struct rpc_call *call)
+{
+    struct rpc_channel *ch = call->channel;
+
+    if (!ch)
+        return;
+    if (call->prev)
+        call->prev->next = call->next;
+    else
+        ch->pending = call->next;
+    if (call->next)
+        call->next->prev = call->prev;
+    call->next = call->prev = NULL;
+    call->channel = NULL;
+}
+
+static void fail_pending(struct rpc_channel *ch, int code, const char *why)
+{
+    struct rpc_call *call;
+
+    while ((call = ch->pending) != NULL) {
+        rpc_channel__forget(call);
+        rpc_call__fail_async(call, code, why);
+    }
+}
+
+/* The "host" part of :authority for TLS verification: the authority without its port. */
+static void tls_name(const struct rpc_channel *ch, char *out, size_t len)
+{
+    char host[256];
+    uint16_t port;
+    char err[8];
+
+    if (rpc_addr_split(ch->authority, host, sizeof(host), &port, err, sizeof(err)) == 0)
+        snprintf(out, len, "%s", host);
+    else
+        snprintf(out, len, "%s", ch->authority);
+}
+
+static int submit(struct rpc_call *call, struct rpc_conn *conn)
+{
+    struct rpc_channel *ch = conn->owner;
+    static const char ct[] = "application/grpc";
+    nghttp2_nv nva[8 + 16];
+    size_t n = 0;
+    char timeout[10];
+    const char *scheme = ch->ssl_ctx ? "https" : "http";
+
+#define NV(name, value)                                                                           \
+    nva[n++] = (nghttp2_nv){(uint8_t *)(name), (uint8_t *)(value), strlen(name), strlen(value),   \
+                            NGHTTP2_NV_FLAG_NONE}
+    NV(":method", "POST");
+    NV(":scheme", scheme);
+    NV(":path", call->path);
+    NV(":authority", ch->authority);
+    NV("content-type", ct);
+    NV("te", "trailers");
+    NV("user-agent", "netreel-rpc/0.1");
+    if (call->deadline_ms) {
+        uint64_t now = uv_now(ch->loop);
+        int64_t left = call->deadline_ms > now ? (int64_t)(call->deadline_ms - now) : 0;
+        rpc_timeout_format(left * 1000000, timeout);
+        NV("grpc-timeout", timeout);
+    }
+    for (size_t i = 0; i < call->n_req_md && n < sizeof(nva) / sizeof(nva[0]); i++)
+        NV(call->req_md[i].name, call->req_md[i].value);
+#undef NV
+    nghttp2_data_provider prd = rpc_call__data_provider(call);
+    int32_t id = nghttp2_submit_request(conn->session, NULL, nva, n, &prd, call);
+    if (id < 0)
+        return id;
+    call->stream_id = id;
+    call->headers_sent = true;
+    snprintf(call->peer, sizeof(call->peer), "%s", conn->peer);
+    rpc_conn_add_call(conn, call);
+    rpc_conn_schedule(conn);
+    return 0;
+}
+
+/* ---- connecting ---- */
+
+static void connect_failed(struct rpc_channel *ch, const char *why)
+{
+    snprintf(ch->last_error, sizeof(ch->last_error), "%s", why);
+    ch->retry_at = uv_now(ch->loop) + ch->backoff_ms;
+    ch->backoff_ms = ch->backoff_ms * 8 / 5 > ch->backoff_max ? ch->backoff_max
+                                                               : ch->backoff_ms * 8 / 5;
+    if (ch->addrs) {
+        uv_freeaddrinfo(ch->addrs);
+        ch->addrs = ch->next_addr = NULL;
+    }
+    NR_DEBUG("connect failed", "target=%s reason=\"%s\"", ch->target, why);
+    fail_pending(ch, RPC_UNAVAILABLE, why);
+}
+
+static void on_ready(struct rpc_conn *conn)
+{
+    struct rpc_channel *ch = conn->owner;
+    struct rpc_call *call;
+
+    ch->backoff_ms = ch->backoff_initial;
+    ch->retry_at = 0;
+    if (ch->addrs) {
+        uv_freeaddrinfo(ch->addrs);
+        ch->addrs = ch->next_addr = NULL;
+    }
+    while ((call = ch->pending) != NULL) {
+        rpc_channel__forget(call);
+        if (submit(call, conn) != 0)
+            rpc_call__fail_async(call, RPC_UNAVAILABLE, "cannot start a stream");
+    }
+}
+
+static void maybe_finish_close(struct rpc_channel *ch)
+{
+    if (!ch->closing || ch->conns || ch->resolving)
+        return;
+    void (*cb)(void *) = ch->close_cb;
+    void *arg = ch->close_arg;
+    if (ch->addrs)
+        uv_freeaddrinfo(ch->addrs);
+    SSL_CTX_free(ch->ssl_ctx);
+    free(ch->target);
+    free(ch);
+    if (cb)
+        cb(arg);
+}
+
+static void on_conn_close(struct rpc_conn *conn, int err, const char *why)
+{
+    struct rpc_channel *ch = conn->owner;
+    bool was_current = ch->conn == conn;
+
+    if (conn->prev)
+        conn->prev->next = conn->next;
+    else
+        ch->conns = conn->next;
+    if (conn->next)
+        conn->next->prev = conn->prev;
+    if (was_current)
+        ch->conn = NULL;
+    if (ch->closing) {
+        maybe_finish_close(ch);
+        return;
+    }
+    if (was_current && !conn->ready) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "%s: %s", ch->target, why);
+        snprintf(ch->last_error, sizeof(ch->last_error), "%s", msg);
+        /* A TLS failure will not go better on the next address. */
+        if (ch->next_addr && err != NR_ETLS)
+            try_next_addr(ch);
+        else
+            connect_failed(ch, msg);
+    }
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    struct connect_req *cr = (struct connect_req *)req;
+    struct rpc_conn *conn = cr->conn;
+    struct rpc_channel *ch = cr->ch;
+    char host[256];
+    int rv;
+
+    free(cr);
+    if (conn->closing)
+        return;
+    if (status < 0) {
+        char why[200];
+        snprintf(why, sizeof(why), "connect: %s", uv_strerror(status));
+        rpc_conn_close(conn, status, RPC_UNAVAILABLE, why);
+        return;
+    }
+    tls_name(ch, host, sizeof(host));
+    rv = rpc_conn_start(conn, ch->ssl_ctx, host);
+    if (rv != 0 && !conn->closing)
+        rpc_conn_close(conn, rv, RPC_UNAVAILABLE, "cannot start the connection");
+}
+
+static void try_next_addr(struct rpc_channel *ch)
+{
+    struct addrinfo *ai = ch->next_addr;
+    struct rpc_conn *conn;
+    struct connect_req *cr;
+    int rv;
+
+    if (!ai) {
+        connect_failed(ch, ch->last_error[0] ? ch->last_error : "no address to connect to");
+        return;
+    }
+    ch->next_addr = ai->ai_next;
+    conn = rpc_conn_new(ch->loop, false, &ch->limits, &client_ops, ch);
+    cr = malloc(sizeof(*cr));
+    if (!conn || !cr) {
+        free(cr);
+        free(conn);
+        connect_failed(ch, "out of memory");
+        return;
+    }
+    conn->next = ch->conns;
+    if (ch->conns)
+        ch->conns->prev = conn;
+    ch->conns = conn;
+    ch->conn = conn;
+    cr->ch = ch;
+    cr->conn = conn;
+    rv = uv_tcp_connect(&cr->req, &conn->tcp, ai->ai_addr, on_connect);
+    if (rv != 0) {
+        char why[200];
+        free(cr);
+        snprintf(why, sizeof(why), "connect: %s", uv_strerror(rv));
+        rpc_conn_close(conn, rv, RPC_UNAVAILABLE, why);
+    }
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    struct rpc_channel *ch = req->data;
+
+    ch->resolving = false;
+    if (ch->closing) {
+        if (res)
+            uv_freeaddrinfo(res);
+        maybe_finish_close(ch);
+        return;
+    }
+    if (status < 0) {
+        char why[200];
+        snprintf(why, sizeof(why), "%s: cannot resolve %s: %s", ch->target, ch->host,
+                 uv_strerror(status));
+        connect_failed(ch, why);
+        return;
+    }
+    ch->addrs = ch->next_addr = res;
+    ch->last_error[0] = '\0';
+    try_next_addr(ch);
+}
+
+static void ensure_connect(struct rpc_channel *ch)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    char port[8];
+    int rv;
+
+    if (ch->conn || ch->resolving)
+        return;
+    if (uv_now(ch->loop) < ch->retry_at) {
+        char why[260];
+        snprintf(why, sizeof(why), "%s (next attempt in %llu ms)", ch->last_error,
+                 (unsigned long long)(ch->retry_at - uv_now(ch->loop)));
+        fail_pending(ch, RPC_UNAVAILABLE, why);
+        return;
+    }
+    snprintf(port, sizeof(port), "%u", ch->port);
+    ch->gai.data = ch;
+    ch->resolving = true;
+    rv = uv_getaddrinfo(ch->loop, &ch->gai, on_resolved, ch->host[0] ? ch->host : "localhost",
+                        port, &hints);
+    if (rv != 0) {
+        ch->resolving = false;
+        connect_failed(ch, uv_strerror(rv));
+    }
+}
+
+struct rpc_call *rpc_channel_call(struct rpc_channel *ch, const struct rpc_call_opts *opts,
+                                  const struct rpc_call_cbs *cbs, void *user)
+{
+    size_t max_recv = opts->max_recv_size ? opts->max_recv_size : ch->limits.max_recv_size;
+    struct rpc_call *call =
+        rpc_call__new(RPC_SIDE_CLIENT, ch->loop, max_recv, ch->limits.call_send_high);
+
+    if (!call)
+        return NULL;
+    rpc_call_set_cbs(call, cbs, user);
+    call->shape = opts->shape;
+    call->path = strdup(opts->path);
+    if (!call->path)
+        goto nomem;
+    for (const char *const *md = opts->metadata; md && md[0] && md[1]; md += 2) {
+        struct rpc_header *h = realloc(call->req_md, (call->n_req_md + 1) * sizeof(*h));
+        if (!h)
+            goto nomem;
+        call->req_md = h;
+        h[call->n_req_md].name = strdup(md[0]);
+        h[call->n_req_md].value = strdup(md[1]);
+        call->n_req_md++;
+        if (!h[call->n_req_md - 1].name || !h[call->n_req_md - 1].value)
+            goto nomem;
+    }
+    if (opts->timeout_ms > 0) {
+        call->timeout_ns = opts->timeout_ms * 1000000;
+        call->deadline_ms = uv_now(ch->loop) + (uint64_t)opts->timeout_ms;
+        rpc_call__start_deadline(call);
+    }
+    if (ch->closing) {
+        rpc_call__fail_async(call, RPC_UNAVAILABLE, "channel closed");
+        return call;
+    }
+    if (ch->conn && ch->conn->goaway_received)
+        ch->conn = NULL; /* it drains its streams; new calls get a new connection */
+    if (ch->conn && ch->conn->ready) {
+        if (submit(call, ch->conn) != 0)
+            rpc_call__fail_async(call, RPC_UNAVAILABLE, "cannot start a stream");
+        return call;
+    }
+    pending_add(ch, call);
+    ensure_connect(ch);
+    return call;
+nomem:
+    call->handler_done = true;
+    call->stream_closed = true;
+    rpc_call__maybe_free(call);
+    return NULL;
+}
+
+void rpc_channel_close(struct rpc_channel *ch, void (*cb)(void *arg), void *arg)
+{
+    ch->closing = true;
+    ch->close_cb = cb;
+    ch->close_arg = arg;
+    fail_pending(ch, RPC_CANCELLED, "channel closed");
+    if (ch->resolving)
+        uv_cancel((uv_req_t *)&ch->gai);
+    for (struct rpc_conn *c = ch->conns, *next; c; c = next) {
+        next = c->next;
+        rpc_conn_close(c, -ECANCELED, RPC_CANCELLED, "channel closed");
+    }
+    maybe_finish_close(ch);
+}
+
+/* ---- response headers, trailers, and the status at the end ---- */
+
+static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                     void *user_data)
+{
+    struct rpc_conn *conn = user_data;
+    struct rpc_call *call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+
+    if (!call)
+        return 0;
+    call->header_bytes += namelen + valuelen + 32;
+    if (call->header_bytes > conn->limits.max_header_list)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    if (namelen == 7 && memcmp(name, ":status", 7) == 0) {
+        int st = 0;
+        for (size_t i = 0; i < valuelen && i < 3; i++)
+            st = st * 10 + (value[i] - '0');
+        call->http_status = st;
+        return 0;
+    }
+    if (namelen == 11 && memcmp(name, "grpc-status", 11) == 0) {
+        int code = 0;
+        bool ok = valuelen > 0 && valuelen <= 3;
+        for (size_t i = 0; ok && i < valuelen; i++) {
+            ok = value[i] >= '0' && value[i] <= '9';
+            code = code * 10 + (value[i] - '0');
+        }
+        call->code = ok ? code : RPC_UNKNOWN;
+        call->have_status = true;
+        return 0;
+    }
+    if (namelen == 12 && memcmp(name, "grpc-message", 12) == 0) {
+        free(call->message);
+        call->message = malloc(valuelen + 1);
+        if (!call->message)
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        rpc_percent_decode((const char *)value, valuelen, call->message, valuelen + 1);
+        return 0;
+    }
+    if (rpc_call__add_header(call, name, namelen, value, valuelen) != 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    return 0;
+}
+
+static void setup_callbacks(nghttp2_session_callbacks *cbs)
+{
+    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+}
+
+static int on_headers(struct rpc_conn *conn, struct rpc_call *call, const nghttp2_frame *frame)
+{
+    if (frame->headers.cat == NGHTTP2_HCAT_RESPONSE)
+        call->got_headers = true;
+    return 0;
+}
+
+static void on_stream_close(struct rpc_conn *conn, struct rpc_call *call, uint32_t error_code)
+{
+    char msg[160];
+
+    if (call->local_code) {
+        rpc_call__end(call, call->local_code, call->local_message);
+    } else if (call->have_status) {
+        bool single = call->shape == RPC_SHAPE_UNARY || call->shape == RPC_SHAPE_CLIENT_STREAM;
+        if (call->code == RPC_OK && single && call->recv_count != 1) {
+            snprintf(msg, sizeof(msg), "expected one response message, got %llu",
+                     (unsigned long long)call->recv_count);
+            rpc_call__end(call, RPC_UNIMPLEMENTED, msg);
+        } else {
+            rpc_call__end(call, call->code, call->message);
+        }
+    } else if (call->got_headers && call->http_status != 200) {
+        snprintf(msg, sizeof(msg), "HTTP status %d", call->http_status);
+        rpc_call__end(call, rpc_code_from_http(call->http_status), msg);
+    } else if (error_code != NGHTTP2_NO_ERROR) {
+        snprintf(msg, sizeof(msg), "stream reset by the server: %s",
+                 nghttp2_http2_strerror(error_code));
+        rpc_call__end(call, rpc_code_from_h2_error(error_code), msg);
+    } else {
+        rpc_call__end(call, RPC_INTERNAL, "stream ended without a gRPC status");
+    }
+}
+
+static const struct rpc_conn_ops client_ops = {
+    .on_ready = on_ready,
+    .on_close = on_conn_close,
+    .setup_callbacks = setup_callbacks,
+    .on_headers = on_headers,
+    .on_stream_close = on_stream_close,
+};

@@ -1,0 +1,783 @@
+/* One HTTP/2 connection on libuv: bytes from the socket (through OpenSSL memory BIOs when TLS is
+ * on) into nghttp2, frames from nghttp2 out in uv_writes that reference message buffers instead
+ * of copying them, and a bound on queued output that pauses frame production. */
+#include "rpc/internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc/status.h"
+#include "rpc/tls.h"
+#include "util/error.h"
+#include "util/log.h"
+
+#define RBUF_SIZE (256u << 10)
+#define TLSBUF_SIZE (64u << 10)
+#define COPYBUF_SIZE (64u << 10)
+
+struct rpc_write {
+    uv_write_t req;
+    struct rpc_conn *conn;
+    size_t n;
+    size_t bytes;
+    struct rpc_seg segs[];
+};
+
+static void conn_flush(struct rpc_conn *conn);
+
+struct rpc_wbuf *rpc_wbuf_new(size_t cap)
+{
+    struct rpc_wbuf *b = malloc(sizeof(*b) + cap);
+
+    if (b) {
+        b->refs = 1;
+        b->len = 0;
+        b->cap = cap;
+    }
+    return b;
+}
+
+void rpc_wbuf_unref(struct rpc_wbuf *b)
+{
+    if (b && --b->refs == 0)
+        free(b);
+}
+
+/* ---- staging output ---- */
+
+static bool conn_full(const struct rpc_conn *conn)
+{
+    return conn->staged + conn->inflight >= conn->limits.write_high;
+}
+
+static int out_push(struct rpc_conn *conn, struct rpc_wbuf *buf, size_t off, size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (conn->out_n > 0) {
+        struct rpc_seg *last = &conn->out[conn->out_n - 1];
+        if (last->buf == buf && last->off + last->len == off) {
+            last->len += len;
+            conn->staged += len;
+            return 0;
+        }
+    }
+    if (conn->out_n == conn->out_cap) {
+        size_t cap = conn->out_cap ? conn->out_cap * 2 : 16;
+        struct rpc_seg *out = realloc(conn->out, cap * sizeof(*out));
+        if (!out)
+            return -ENOMEM;
+        conn->out = out;
+        conn->out_cap = cap;
+    }
+    buf->refs++;
+    conn->out[conn->out_n++] = (struct rpc_seg){buf, off, len};
+    conn->staged += len;
+    return 0;
+}
+
+/* Makes sure the copy buffer has room; returns the room or 0 when out of memory. */
+static size_t copybuf_room(struct rpc_conn *conn)
+{
+    if (!conn->copybuf || conn->copybuf->len == conn->copybuf->cap) {
+        struct rpc_wbuf *b = rpc_wbuf_new(COPYBUF_SIZE);
+        if (!b)
+            return 0;
+        rpc_wbuf_unref(conn->copybuf);
+        conn->copybuf = b;
+    }
+    return conn->copybuf->cap - conn->copybuf->len;
+}
+
+static int out_copy_raw(struct rpc_conn *conn, const uint8_t *data, size_t len)
+{
+    while (len > 0) {
+        size_t n = copybuf_room(conn);
+        if (n == 0)
+            return -ENOMEM;
+        if (n > len)
+            n = len;
+        struct rpc_wbuf *b = conn->copybuf;
+        memcpy(b->data + b->len, data, n);
+        int rv = out_push(conn, b, b->len, n);
+        if (rv != 0)
+            return rv;
+        b->len += n;
+        data += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/* Moves what OpenSSL produced into staged output. */
+static int tls_drain(struct rpc_conn *conn)
+{
+    size_t pending;
+
+    while ((pending = BIO_ctrl_pending(conn->wbio)) > 0) {
+        size_t n = copybuf_room(conn);
+        if (n == 0)
+            return -ENOMEM;
+        if (n > pending)
+            n = pending;
+        struct rpc_wbuf *b = conn->copybuf;
+        int r = BIO_read(conn->wbio, b->data + b->len, (int)n);
+        if (r <= 0)
+            return NR_ETLS;
+        int rv = out_push(conn, b, b->len, (size_t)r);
+        if (rv != 0)
+            return rv;
+        b->len += (size_t)r;
+    }
+    return 0;
+}
+
+static int tls_write(struct rpc_conn *conn, const uint8_t *data, size_t len)
+{
+    while (len > 0) {
+        int chunk = len > (1u << 30) ? (1 << 30) : (int)len;
+        int r = SSL_write(conn->ssl, data, chunk);
+        if (r <= 0)
+            return NR_ETLS;
+        data += r;
+        len -= (size_t)r;
+        int rv = tls_drain(conn);
+        if (rv != 0)
+            return rv;
+    }
+    return 0;
+}
+
+static int out_copy(struct rpc_conn *conn, const uint8_t *data, size_t len)
+{
+    return conn->ssl ? tls_write(conn, data, len) : out_copy_raw(conn, data, len);
+}
+
+/* Stages a slice of a message buffer: referenced in plaintext, encrypted (copied) with TLS. */
+static int out_ref(struct rpc_conn *conn, struct rpc_wbuf *buf, size_t off, size_t len)
+{
+    return conn->ssl ? tls_write(conn, buf->data + off, len) : out_push(conn, buf, off, len);
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+    struct rpc_write *w = (struct rpc_write *)req;
+    struct rpc_conn *conn = w->conn;
+
+    for (size_t i = 0; i < w->n; i++)
+        rpc_wbuf_unref(w->segs[i].buf);
+    conn->inflight -= w->bytes;
+    free(w);
+    if (conn->closing)
+        return;
+    if (status < 0) {
+        rpc_conn_close(conn, status, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE,
+                       uv_strerror(status));
+        return;
+    }
+    conn_flush(conn);
+}
+
+/* Hands everything staged to one uv_write. */
+static int out_submit(struct rpc_conn *conn)
+{
+    struct rpc_write *w;
+    uv_buf_t *bufs;
+    int rv;
+
+    if (conn->out_n == 0)
+        return 0;
+    w = malloc(sizeof(*w) + conn->out_n * (sizeof(struct rpc_seg) + sizeof(uv_buf_t)));
+    if (!w)
+        return -ENOMEM;
+    w->conn = conn;
+    w->n = conn->out_n;
+    w->bytes = conn->staged;
+    memcpy(w->segs, conn->out, conn->out_n * sizeof(struct rpc_seg));
+    bufs = (uv_buf_t *)(w->segs + w->n);
+    for (size_t i = 0; i < w->n; i++)
+        bufs[i] = uv_buf_init((char *)w->segs[i].buf->data + w->segs[i].off,
+                              (unsigned)w->segs[i].len);
+    conn->out_n = 0;
+    conn->inflight += conn->staged;
+    conn->staged = 0;
+    rv = uv_write(&w->req, (uv_stream_t *)&conn->tcp, bufs, (unsigned)w->n, write_cb);
+    if (rv < 0) {
+        for (size_t i = 0; i < w->n; i++)
+            rpc_wbuf_unref(w->segs[i].buf);
+        conn->inflight -= w->bytes;
+        free(w);
+    }
+    return rv;
+}
+
+/* ---- nghttp2 callbacks shared by both sides ---- */
+
+static ssize_t send_cb(nghttp2_session *session, const uint8_t *data, size_t len, int flags,
+                       void *user_data)
+{
+    struct rpc_conn *conn = user_data;
+
+    if (conn_full(conn))
+        return NGHTTP2_ERR_WOULDBLOCK;
+    if (out_copy(conn, data, len) != 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    return (ssize_t)len;
+}
+
+static int send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
+                        size_t length, nghttp2_data_source *source, void *user_data)
+{
+    struct rpc_conn *conn = user_data;
+    struct rpc_call *call = source->ptr;
+    static const uint8_t zeros[256];
+
+    if (conn_full(conn))
+        return NGHTTP2_ERR_WOULDBLOCK;
+    if (out_copy(conn, framehd, 9) != 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    if (frame->data.padlen > 0) {
+        uint8_t padlen = (uint8_t)(frame->data.padlen - 1);
+        if (out_copy(conn, &padlen, 1) != 0)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    while (length > 0) {
+        struct rpc_seg *seg = &call->sendq[call->sendq_head];
+        size_t n = seg->len < length ? seg->len : length;
+        if (out_ref(conn, seg->buf, seg->off, n) != 0)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        seg->off += n;
+        seg->len -= n;
+        length -= n;
+        call->queued -= n;
+        if (seg->len == 0) {
+            rpc_wbuf_unref(seg->buf);
+            seg->buf = NULL;
+            call->sendq_head = (call->sendq_head + 1) % call->sendq_cap;
+            call->sendq_n--;
+        }
+    }
+    if (frame->data.padlen > 1 && out_copy(conn, zeros, frame->data.padlen - 1) != 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    return 0;
+}
+
+static ssize_t read_length_cb(nghttp2_session *session, uint8_t frame_type, int32_t stream_id,
+                              int32_t session_window, int32_t stream_window,
+                              uint32_t max_frame_size, void *user_data)
+{
+    int64_t n = session_window < stream_window ? session_window : stream_window;
+
+    if (n > (int64_t)max_frame_size)
+        n = max_frame_size;
+    return n > 0 ? (ssize_t)n : 1;
+}
+
+static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t stream_id,
+                              const uint8_t *data, size_t len, void *user_data)
+{
+    struct rpc_call *call = nghttp2_session_get_stream_user_data(session, stream_id);
+
+    if (!call || call->stream_closed) {
+        /* Nobody reads it: give the window back at once. */
+        nghttp2_session_consume(session, stream_id, len);
+        return 0;
+    }
+    rpc_call__on_data(call, data, len);
+    return 0;
+}
+
+static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+    struct rpc_conn *conn = user_data;
+    struct rpc_call *call;
+    int rv;
+
+    if (frame->hd.type == NGHTTP2_GOAWAY) {
+        conn->goaway_received = true;
+        return 0;
+    }
+    if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
+        return 0;
+    call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    if (!call)
+        return 0;
+    if (frame->hd.type == NGHTTP2_HEADERS) {
+        rv = conn->ops->on_headers(conn, call, frame);
+        if (rv != 0)
+            return rv;
+    }
+    if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
+        rpc_call__on_remote_close(call);
+    return 0;
+}
+
+static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+    struct rpc_conn *conn = user_data;
+    struct rpc_call *call;
+
+    /* PROTOCOL-HTTP2: a server that ends its side before the client did resets the stream with
+     * NO_ERROR, so the client stops sending into a stream nobody reads. */
+    if (!conn->is_server || frame->hd.type != NGHTTP2_HEADERS ||
+        !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        return 0;
+    call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    if (call)
+        call->trailers_sent = true;
+    if (call && !call->remote_closed)
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                  NGHTTP2_NO_ERROR);
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
+                           void *user_data)
+{
+    struct rpc_conn *conn = user_data;
+    struct rpc_call *call = nghttp2_session_get_stream_user_data(session, stream_id);
+
+    if (!call || call->stream_closed)
+        return 0;
+    nghttp2_session_set_stream_user_data(session, stream_id, NULL);
+    rpc_call__stream_closed(call);
+    rpc_conn_remove_call(conn, call);
+    conn->ops->on_stream_close(conn, call, error_code);
+    rpc_call__maybe_free(call);
+    return 0;
+}
+
+static int on_error(nghttp2_session *session, int lib_error_code, const char *msg, size_t len,
+                    void *user_data)
+{
+    struct rpc_conn *conn = user_data;
+
+    NR_DEBUG("http2 error", "peer=%s error=\"%.*s\"", conn->peer, (int)len, msg);
+    return 0;
+}
+
+/* ---- the connection ---- */
+
+struct rpc_conn *rpc_conn_new(uv_loop_t *loop, bool is_server, const struct rpc_limits *limits,
+                              const struct rpc_conn_ops *ops, void *owner)
+{
+    struct rpc_conn *conn = calloc(1, sizeof(*conn));
+
+    if (!conn)
+        return NULL;
+    conn->loop = loop;
+    conn->is_server = is_server;
+    conn->limits = *limits;
+    conn->ops = ops;
+    conn->owner = owner;
+    if (uv_tcp_init(loop, &conn->tcp) != 0) {
+        free(conn);
+        return NULL;
+    }
+    uv_idle_init(loop, &conn->idle);
+    conn->tcp.data = conn;
+    conn->idle.data = conn;
+    conn->handles_open = 2;
+    return conn;
+}
+
+static int session_new(struct rpc_conn *conn)
+{
+    nghttp2_session_callbacks *cbs = NULL;
+    nghttp2_option *opt = NULL;
+    const struct rpc_limits *l = &conn->limits;
+    int rv;
+
+    if (nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0) {
+        rv = -ENOMEM;
+        goto out;
+    }
+    nghttp2_session_callbacks_set_send_callback(cbs, send_cb);
+    nghttp2_session_callbacks_set_send_data_callback(cbs, send_data_cb);
+    nghttp2_session_callbacks_set_data_source_read_length_callback(cbs, read_length_cb);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk_recv);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_error_callback2(cbs, on_error);
+    conn->ops->setup_callbacks(cbs);
+
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    nghttp2_option_set_max_outbound_ack(opt, 1000);
+    nghttp2_option_set_max_settings(opt, 32);
+    nghttp2_option_set_no_closed_streams(opt, 1);
+#ifdef HAVE_NGHTTP2_STREAM_RESET_RATE_LIMIT
+    /* CVE-2023-44487 (rapid reset): a burst of 1000 resets, then 33 a second. */
+    nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);
+#endif
+#ifdef HAVE_NGHTTP2_MAX_CONTINUATIONS
+    /* CVE-2024-28182: a header block may not be spread over endless CONTINUATION frames. */
+    nghttp2_option_set_max_continuations(opt, 8);
+#endif
+    rv = conn->is_server ? nghttp2_session_server_new2(&conn->session, cbs, conn, opt)
+                         : nghttp2_session_client_new2(&conn->session, cbs, conn, opt);
+    if (rv != 0) {
+        rv = -ENOMEM;
+        goto out;
+    }
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, l->max_concurrent_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, l->stream_window},
+        {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, l->max_frame_size},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, l->max_header_list},
+        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+    };
+    size_t n = sizeof(iv) / sizeof(iv[0]) - (conn->is_server ? 1 : 0);
+    rv = nghttp2_submit_settings(conn->session, NGHTTP2_FLAG_NONE, iv, n);
+    if (rv == 0)
+        rv = nghttp2_session_set_local_window_size(conn->session, NGHTTP2_FLAG_NONE, 0,
+                                                   (int32_t)l->conn_window);
+    if (rv != 0)
+        rv = NR_EPROTO_H2;
+out:
+    nghttp2_session_callbacks_del(cbs);
+    nghttp2_option_del(opt);
+    return rv;
+}
+
+static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    struct rpc_conn *conn = handle->data;
+
+    if (!conn->rbuf)
+        conn->rbuf = malloc(RBUF_SIZE);
+    *buf = uv_buf_init((char *)conn->rbuf, conn->rbuf ? RBUF_SIZE : 0);
+}
+
+static void close_deferred(struct rpc_conn *conn)
+{
+    if (conn->close_deferred && !conn->in_nghttp2) {
+        conn->close_deferred = false;
+        rpc_conn_close(conn, conn->deferred_err, conn->deferred_code, conn->why);
+    }
+}
+
+/* Feeds plaintext HTTP/2 bytes to nghttp2. Returns 0 or closes the connection and returns < 0. */
+static int feed(struct rpc_conn *conn, const uint8_t *data, size_t len)
+{
+    ssize_t rv;
+
+    conn->in_nghttp2 = true;
+    rv = nghttp2_session_mem_recv(conn->session, data, len);
+    conn->in_nghttp2 = false;
+    close_deferred(conn);
+    if (rv < 0) {
+        const char *why = rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC ? "not an HTTP/2 client preface"
+                          : rv == NGHTTP2_ERR_FLOODED        ? "flooded with control frames"
+                                                             : nghttp2_strerror((int)rv);
+        NR_INFO("closing connection", "peer=%s reason=\"%s\"", conn->peer, why);
+        rpc_conn_close(conn, NR_EPROTO_H2, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE,
+                       why);
+        return -1;
+    }
+    return conn->closing ? -1 : 0;
+}
+
+static void tls_fail(struct rpc_conn *conn, const char *what)
+{
+    char why[160], detail[160];
+    long vr = SSL_get_verify_result(conn->ssl);
+
+    if (vr != X509_V_OK)
+        snprintf(detail, sizeof(detail), "%s", X509_verify_cert_error_string(vr));
+    else
+        rpc_tls_error_text(detail, sizeof(detail));
+    snprintf(why, sizeof(why), "%s: %s", what, detail);
+    NR_INFO("tls failed", "peer=%s reason=\"%s\"", conn->peer, why);
+    tls_drain(conn); /* the alert, if any */
+    out_submit(conn);
+    rpc_conn_close(conn, NR_ETLS, RPC_UNAVAILABLE, why);
+}
+
+static void become_ready(struct rpc_conn *conn)
+{
+    conn->ready = true;
+    if (conn->ops->on_ready)
+        conn->ops->on_ready(conn);
+}
+
+/* Advances the handshake; returns 0 while it goes on or once done, -1 when it failed. */
+static int tls_handshake(struct rpc_conn *conn)
+{
+    int r = SSL_do_handshake(conn->ssl);
+
+    if (tls_drain(conn) != 0 || out_submit(conn) != 0) {
+        rpc_conn_close(conn, -ENOMEM, RPC_UNAVAILABLE, "out of memory");
+        return -1;
+    }
+    if (r != 1) {
+        int e = SSL_get_error(conn->ssl, r);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+            return 0;
+        tls_fail(conn, "TLS handshake failed");
+        return -1;
+    }
+    const unsigned char *alpn = NULL;
+    unsigned alpn_len = 0;
+    SSL_get0_alpn_selected(conn->ssl, &alpn, &alpn_len);
+    if (alpn_len != 2 || memcmp(alpn, "h2", 2) != 0) {
+        rpc_conn_close(conn, NR_ETLS, RPC_UNAVAILABLE, "peer did not negotiate h2 (ALPN)");
+        return -1;
+    }
+    become_ready(conn);
+    return conn->closing ? -1 : 0;
+}
+
+static void tls_read(struct rpc_conn *conn, const uint8_t *data, size_t len)
+{
+    if (BIO_write(conn->rbio, data, (int)len) != (int)len) {
+        rpc_conn_close(conn, NR_ETLS, RPC_UNAVAILABLE, "TLS buffer write failed");
+        return;
+    }
+    if (!conn->ready && tls_handshake(conn) != 0)
+        return;
+    if (!conn->ready)
+        return;
+    if (!conn->tlsbuf && !(conn->tlsbuf = malloc(TLSBUF_SIZE))) {
+        rpc_conn_close(conn, -ENOMEM, RPC_UNAVAILABLE, "out of memory");
+        return;
+    }
+    for (;;) {
+        int r = SSL_read(conn->ssl, conn->tlsbuf, TLSBUF_SIZE);
+        if (r > 0) {
+            if (feed(conn, conn->tlsbuf, (size_t)r) != 0)
+                return;
+            continue;
+        }
+        int e = SSL_get_error(conn->ssl, r);
+        if (e == SSL_ERROR_WANT_READ)
+            break;
+        if (e == SSL_ERROR_ZERO_RETURN) {
+            rpc_conn_close(conn, UV_EOF, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE,
+                           "connection closed by peer");
+            return;
+        }
+        tls_fail(conn, "TLS read failed");
+        return;
+    }
+    if (tls_drain(conn) != 0)
+        rpc_conn_close(conn, -ENOMEM, RPC_UNAVAILABLE, "out of memory");
+}
+
+static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct rpc_conn *conn = stream->data;
+
+    if (conn->closing || nread == 0)
+        return;
+    if (nread < 0) {
+        rpc_conn_close(conn, (int)nread, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE,
+                       nread == UV_EOF ? "connection closed by peer" : uv_strerror((int)nread));
+        return;
+    }
+    if (conn->ssl)
+        tls_read(conn, (const uint8_t *)buf->base, (size_t)nread);
+    else if (feed(conn, (const uint8_t *)buf->base, (size_t)nread) != 0)
+        return;
+    if (!conn->closing)
+        conn_flush(conn);
+}
+
+static void conn_flush(struct rpc_conn *conn)
+{
+    int rv;
+
+    if (conn->closing || !conn->ready || conn->in_nghttp2)
+        return;
+    conn->in_nghttp2 = true;
+    rv = nghttp2_session_send(conn->session);
+    conn->in_nghttp2 = false;
+    close_deferred(conn);
+    if (conn->closing)
+        return;
+    if (rv != 0) {
+        rpc_conn_close(conn, NR_EPROTO_H2, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE,
+                       nghttp2_strerror(rv));
+        return;
+    }
+    rv = out_submit(conn);
+    if (rv != 0) {
+        rpc_conn_close(conn, rv, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE,
+                       uv_strerror(rv));
+        return;
+    }
+    for (struct rpc_call *c = conn->calls; c; c = c->next)
+        rpc_call__notify_writable(c);
+    if (!nghttp2_session_want_read(conn->session) && !nghttp2_session_want_write(conn->session) &&
+        conn->inflight == 0)
+        rpc_conn_close(conn, 0, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE,
+                       conn->goaway_received ? "connection closed by peer (GOAWAY)"
+                                             : "connection closed");
+}
+
+static void idle_cb(uv_idle_t *idle)
+{
+    struct rpc_conn *conn = idle->data;
+    struct rpc_call *c, *next;
+
+    uv_idle_stop(idle);
+    if (conn->closing)
+        return;
+    for (c = conn->calls; c; c = next) {
+        next = c->next;
+        if (c->deliver_pending)
+            rpc_call__deliver(c);
+    }
+    conn_flush(conn);
+}
+
+void rpc_conn_schedule(struct rpc_conn *conn)
+{
+    if (!conn->closing)
+        uv_idle_start(&conn->idle, idle_cb);
+}
+
+int rpc_conn_start(struct rpc_conn *conn, SSL_CTX *ssl_ctx, const char *host)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss), rv;
+
+    if (uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        char ip[INET6_ADDRSTRLEN] = "?";
+        int port = 0;
+        if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+            snprintf(conn->peer, sizeof(conn->peer), "[%s]:%d", ip, port);
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+            snprintf(conn->peer, sizeof(conn->peer), "%s:%d", ip, port);
+        }
+    }
+    uv_tcp_nodelay(&conn->tcp, 1);
+    rv = session_new(conn);
+    if (rv != 0)
+        return rv;
+    if (ssl_ctx) {
+        conn->ssl = SSL_new(ssl_ctx);
+        conn->rbio = BIO_new(BIO_s_mem());
+        conn->wbio = BIO_new(BIO_s_mem());
+        if (!conn->ssl || !conn->rbio || !conn->wbio) {
+            BIO_free(conn->rbio);
+            BIO_free(conn->wbio);
+            conn->rbio = conn->wbio = NULL;
+            return -ENOMEM;
+        }
+        BIO_set_mem_eof_return(conn->rbio, -1);
+        BIO_set_mem_eof_return(conn->wbio, -1);
+        SSL_set_bio(conn->ssl, conn->rbio, conn->wbio);
+        if (conn->is_server) {
+            SSL_set_accept_state(conn->ssl);
+        } else {
+            SSL_set_connect_state(conn->ssl);
+            if (host && *host) {
+                struct in6_addr a6;
+                struct in_addr a4;
+                bool is_ip = inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1;
+                X509_VERIFY_PARAM *param = SSL_get0_param(conn->ssl);
+                if (is_ip) {
+                    X509_VERIFY_PARAM_set1_ip_asc(param, host);
+                } else {
+                    SSL_set_tlsext_host_name(conn->ssl, host);
+                    SSL_set1_host(conn->ssl, host);
+                }
+            }
+        }
+    }
+    rv = uv_read_start((uv_stream_t *)&conn->tcp, alloc_cb, read_cb);
+    if (rv != 0)
+        return rv;
+    if (!conn->ssl) {
+        become_ready(conn);
+        conn_flush(conn);
+    } else if (!conn->is_server) {
+        tls_handshake(conn);
+    }
+    return 0;
+}
+
+void rpc_conn_add_call(struct rpc_conn *conn, struct rpc_call *call)
+{
+    call->conn = conn;
+    call->prev = NULL;
+    call->next = conn->calls;
+    if (conn->calls)
+        conn->calls->prev = call;
+    conn->calls = call;
+    conn->n_calls++;
+}
+
+void rpc_conn_remove_call(struct rpc_conn *conn, struct rpc_call *call)
+{
+    if (call->prev)
+        call->prev->next = call->next;
+    else
+        conn->calls = call->next;
+    if (call->next)
+        call->next->prev = call->prev;
+    call->next = call->prev = NULL;
+    call->conn = NULL;
+    conn->n_calls--;
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    struct rpc_conn *conn = h->data;
+
+    if (--conn->handles_open > 0)
+        return;
+    for (size_t i = 0; i < conn->out_n; i++)
+        rpc_wbuf_unref(conn->out[i].buf);
+    free(conn->out);
+    rpc_wbuf_unref(conn->copybuf);
+    SSL_free(conn->ssl);
+    free(conn->rbuf);
+    free(conn->tlsbuf);
+    free(conn);
+}
+
+void rpc_conn_close(struct rpc_conn *conn, int err, int code, const char *why)
+{
+    struct rpc_call *call;
+
+    if (conn->closing)
+        return;
+    if (why != conn->why)
+        snprintf(conn->why, sizeof(conn->why), "%s", why ? why : "");
+    if (conn->in_nghttp2) {
+        conn->close_deferred = true;
+        conn->deferred_err = err;
+        conn->deferred_code = code;
+        return;
+    }
+    conn->closing = true;
+    conn->close_err = err;
+    uv_read_stop((uv_stream_t *)&conn->tcp);
+    uv_idle_stop(&conn->idle);
+    while ((call = conn->calls) != NULL) {
+        if (conn->session)
+            nghttp2_session_set_stream_user_data(conn->session, call->stream_id, NULL);
+        rpc_conn_remove_call(conn, call);
+        call->stream_closed = true;
+        if (!call->handler_done)
+            rpc_call__done(call, code, conn->why);
+        rpc_call__maybe_free(call);
+    }
+    if (conn->ops->on_close)
+        conn->ops->on_close(conn, err, conn->why);
+    nghttp2_session_del(conn->session);
+    conn->session = NULL;
+    uv_close((uv_handle_t *)&conn->idle, handle_closed);
+    uv_close((uv_handle_t *)&conn->tcp, handle_closed);
+}

@@ -1,0 +1,222 @@
+/* What the parts of lib/rpc share and its users do not see: the connection (TCP, TLS and the
+ * nghttp2 session), the call's fields, and the refcounted buffers output is made of. */
+#ifndef NR_RPC_INTERNAL_H
+#define NR_RPC_INTERNAL_H
+
+#include <nghttp2/nghttp2.h>
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "rpc/call.h"
+#include "rpc/frame.h"
+#include "rpc/limits.h"
+
+/* A byte buffer shared by the queues that reference it; freed with its last reference. */
+struct rpc_wbuf {
+    unsigned refs;
+    size_t len;
+    size_t cap;
+    uint8_t data[];
+};
+
+struct rpc_wbuf *rpc_wbuf_new(size_t cap);
+void rpc_wbuf_unref(struct rpc_wbuf *b);
+
+/* A slice of a wbuf, holding a reference. */
+struct rpc_seg {
+    struct rpc_wbuf *buf;
+    size_t off;
+    size_t len;
+};
+
+struct rpc_conn;
+struct rpc_channel;
+struct rpc_server;
+
+/* A message waiting for a paused receiver. */
+struct rpc_msg {
+    struct rpc_msg *next;
+    size_t len;
+    uint8_t data[];
+};
+
+struct rpc_header {
+    char *name;
+    char *value;
+};
+
+enum rpc_side { RPC_SIDE_SERVER, RPC_SIDE_CLIENT };
+
+struct rpc_call {
+    enum rpc_side side;
+    enum rpc_shape shape;
+    struct rpc_conn *conn;         /* NULL while a client call waits for its connection */
+    struct rpc_channel *channel;   /* client: set while the call waits in the channel */
+    struct rpc_call *next;         /* in conn->calls or channel->pending */
+    struct rpc_call *prev;
+    int32_t stream_id;             /* 0 until the stream exists */
+    const struct rpc_call_cbs *cbs;
+    void *user;
+    char *path;
+    char peer[64];
+
+    /* receiving */
+    struct rpc_frame_decoder dec;
+    struct rpc_msg *recvq_head;    /* messages held while paused */
+    struct rpc_msg *recvq_tail;
+    size_t unconsumed;             /* DATA bytes not yet given back to flow control */
+    uint64_t recv_count;
+    bool paused;
+    bool deliver_pending;          /* conn_run must deliver recvq */
+    bool remote_closed;            /* END_STREAM received */
+    bool half_close_told;
+    bool recv_failed;              /* input after an error is dropped */
+
+    /* sending */
+    struct rpc_seg *sendq;         /* ring of segments */
+    size_t sendq_cap;
+    size_t sendq_head;
+    size_t sendq_n;
+    size_t queued;                 /* bytes in sendq */
+    bool headers_sent;             /* server: response headers; client: request */
+    bool local_closed;             /* server: finish called; client: close_send called */
+    bool eof_sent;                 /* the data provider reported EOF */
+    bool trailers_sent;            /* server: the status went out */
+    bool data_deferred;
+    bool want_writable;
+
+    /* ending */
+    int code;                      /* server: status to send; client: status received */
+    char *message;
+    bool have_status;              /* client: trailers carried grpc-status */
+    int local_code;                /* non-zero: we ended it (CANCELLED, DEADLINE_EXCEEDED, ...) */
+    char *local_message;
+    int http_status;               /* client: :status of the response */
+    bool got_headers;              /* client: response headers seen */
+    bool handler_done;             /* on_done delivered */
+    bool done_pending;             /* client: on_done waits for held messages to be read */
+    bool stream_closed;            /* the stream is gone (or never existed) */
+    bool timer_closing;
+    size_t header_bytes;
+    struct rpc_header *headers;
+    size_t n_headers;
+    size_t max_recv;
+    size_t send_high;              /* rpc_call_writable() is false at or above this */
+    int64_t timeout_ns;            /* server: from grpc-timeout; client: from opts */
+    uint64_t deadline_ms;          /* client: uv_now() at which the deadline passes, or 0 */
+    struct rpc_header *req_md;     /* client: request metadata until the request is sent */
+    size_t n_req_md;
+    uv_timer_t timer;              /* deadline, and on_done for calls without a stream */
+};
+
+/* ---- call.c: what server.c, client.c and conn.c do with calls ---- */
+
+struct rpc_call *rpc_call__new(enum rpc_side side, uv_loop_t *loop, size_t max_recv,
+                               size_t send_high);
+/* Frees the call once on_done was delivered and its stream is gone. */
+void rpc_call__maybe_free(struct rpc_call *call);
+int rpc_call__add_header(struct rpc_call *call, const uint8_t *name, size_t namelen,
+                         const uint8_t *value, size_t valuelen);
+/* Delivers on_done once (the caller frees with rpc_call__maybe_free afterwards). */
+void rpc_call__done(struct rpc_call *call, int code, const char *message);
+/* The stream is over with this status: on_done now, or (client) once held messages are read. */
+void rpc_call__end(struct rpc_call *call, int code, const char *message);
+/* Ends a call that has no stream: on_done is delivered from the loop. */
+void rpc_call__fail_async(struct rpc_call *call, int code, const char *message);
+/* DATA for the call arrived. */
+void rpc_call__on_data(struct rpc_call *call, const uint8_t *data, size_t len);
+/* The peer ended its side (END_STREAM). */
+void rpc_call__on_remote_close(struct rpc_call *call);
+/* Delivers held messages and the half-close, gives window back; returns true if it did work. */
+bool rpc_call__deliver(struct rpc_call *call);
+/* The stream closed; gives the connection window back. on_done is the caller's business. */
+void rpc_call__stream_closed(struct rpc_call *call);
+/* Sends on_writable if it was wanted and the queue drained. */
+void rpc_call__notify_writable(struct rpc_call *call);
+/* Starts the deadline timer for timeout_ns. */
+void rpc_call__start_deadline(struct rpc_call *call);
+void rpc_call__set_local_status(struct rpc_call *call, int code, const char *message);
+/* The data provider for the call's stream. */
+nghttp2_data_provider rpc_call__data_provider(struct rpc_call *call);
+/* Server: submits response headers or Trailers-Only as the call's state requires. */
+int rpc_call__server_submit(struct rpc_call *call);
+/* Server: builds the trailer list for the call's status into nva (4 entries max). */
+size_t rpc_call__trailers(struct rpc_call *call, nghttp2_nv *nva, char *code_buf,
+                          char *msg_buf, size_t msg_len);
+
+/* ---- client.c ---- */
+
+/* Takes a call that waits for a connection off its channel's list. */
+void rpc_channel__forget(struct rpc_call *call);
+
+/* ---- conn.c: one HTTP/2 connection ---- */
+
+struct rpc_conn_ops {
+    /* The connection is up (TCP connected; TLS handshake done if any). */
+    void (*on_ready)(struct rpc_conn *conn);
+    /* The connection is closing; its calls have had on_done. err < 0 for failures. */
+    void (*on_close)(struct rpc_conn *conn, int err, const char *why);
+    /* Role-specific nghttp2 callbacks (begin_headers, header) are added here. */
+    void (*setup_callbacks)(nghttp2_session_callbacks *cbs);
+    /* A HEADERS frame for `call` is complete (before its END_STREAM is handled). Returns 0 or
+     * an nghttp2 error code. */
+    int (*on_headers)(struct rpc_conn *conn, struct rpc_call *call, const nghttp2_frame *frame);
+    /* The call's stream closed with an HTTP/2 error code (0 for a clean close). The call is
+     * already off the connection's list; deliver on_done if still owed. */
+    void (*on_stream_close)(struct rpc_conn *conn, struct rpc_call *call, uint32_t error_code);
+};
+
+struct rpc_conn {
+    uv_tcp_t tcp;
+    uv_idle_t idle;
+    uv_loop_t *loop;
+    const struct rpc_conn_ops *ops;
+    void *owner;                   /* the server or the channel */
+    struct rpc_conn *next;         /* in the owner's list */
+    struct rpc_conn *prev;
+    struct rpc_limits limits;
+    bool is_server;
+    nghttp2_session *session;
+    SSL *ssl;
+    BIO *rbio;
+    BIO *wbio;
+    bool ready;
+    bool closing;
+    bool in_nghttp2;               /* inside mem_recv/session_send: do not re-enter */
+    bool goaway_received;
+    int handles_open;
+    struct rpc_call *calls;        /* calls with a stream on this connection */
+    size_t n_calls;
+    struct rpc_seg *out;           /* staged output, not yet handed to uv_write */
+    size_t out_n;
+    size_t out_cap;
+    size_t staged;
+    size_t inflight;               /* bytes in uv_write requests */
+    struct rpc_wbuf *copybuf;      /* tail chunk that small frames are copied into */
+    uint8_t *rbuf;
+    uint8_t *tlsbuf;
+    char peer[64];
+    char why[160];                 /* why it closed */
+    int close_err;
+    bool close_deferred;           /* rpc_conn_close was called inside nghttp2 */
+    int deferred_err;
+    int deferred_code;
+};
+
+/* Sets up a connection object (tcp initialised, not connected). NULL on failure. */
+struct rpc_conn *rpc_conn_new(uv_loop_t *loop, bool is_server, const struct rpc_limits *limits,
+                              const struct rpc_conn_ops *ops, void *owner);
+/* The socket is connected: make the session, start TLS if ssl_ctx, start reading. For a client
+ * `host` is the name to verify and send as SNI (may be NULL). Returns 0 or negative errno. */
+int rpc_conn_start(struct rpc_conn *conn, SSL_CTX *ssl_ctx, const char *host);
+/* Asks for a flush of pending frames on the next loop turn. */
+void rpc_conn_schedule(struct rpc_conn *conn);
+/* Closes now: every call on it ends (code for their on_done), handles close, owner told. */
+void rpc_conn_close(struct rpc_conn *conn, int err, int code, const char *why);
+void rpc_conn_add_call(struct rpc_conn *conn, struct rpc_call *call);
+void rpc_conn_remove_call(struct rpc_conn *conn, struct rpc_call *call);
+
+#endif

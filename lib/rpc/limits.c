@@ -1,0 +1,17 @@
+/* Defaults for the per-connection bounds: windows large enough for bulk streams, caps on what a
+ * peer can make us hold. */
+#include "rpc/limits.h"
+
+#include "rpc/frame.h"
+
+void rpc_limits_init(struct rpc_limits *l)
+{
+    l->max_concurrent_streams = 100;
+    l->stream_window = 16u << 20;
+    l->conn_window = 64u << 20;
+    l->max_frame_size = 1u << 20;
+    l->max_header_list = 16u << 10;
+    l->max_recv_size = RPC_DEFAULT_MAX_MESSAGE;
+    l->write_high = 4u << 20;
+    l->call_send_high = 1u << 20;
+}

@@ -1,0 +1,58 @@
+/* A gRPC server on libuv: listens (TCP, optionally TLS/mTLS), accepts HTTP/2 connections and
+ * dispatches each call to a method of its table. grpc.health.v1.Health is always served. */
+#ifndef NR_RPC_SERVER_H
+#define NR_RPC_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "rpc/call.h"
+#include "rpc/limits.h"
+
+struct rpc_server;
+
+/* Starts one call. Set the call's callbacks with rpc_call_set_cbs() before returning (or
+ * finish it right away). A non-zero return finishes the call with INTERNAL. */
+typedef int (*rpc_method_start_fn)(struct rpc_call *call, void *data);
+
+struct rpc_method {
+    const char *path;           /* "/netreel.v1.Store/Ingest" */
+    enum rpc_shape shape;
+    rpc_method_start_fn start;
+    void *data;                 /* passed to start */
+    size_t max_recv_size;       /* 0: the server's max_recv_size */
+};
+
+struct rpc_server_config {
+    const char *listen;         /* "127.0.0.1:8897", ":8898" (all addresses), "[::1]:0" */
+    const char *tls_cert;       /* PEM; with tls_key turns TLS on */
+    const char *tls_key;
+    const char *tls_ca;         /* PEM; requires client certificates signed by it (mTLS) */
+    struct rpc_limits limits;
+    unsigned max_connections;   /* default 1024; more are closed as they come */
+};
+
+/* Fills defaults: listen NULL (must be set), no TLS, rpc_limits_init(), 1024 connections. */
+void rpc_server_config_init(struct rpc_server_config *cfg);
+
+/* Creates a server; `methods` must outlive it. NULL on allocation failure. */
+struct rpc_server *rpc_server_new(uv_loop_t *loop, const struct rpc_server_config *cfg,
+                                  const struct rpc_method *methods, size_t n_methods);
+
+/* Loads TLS material and starts listening. Returns 0, or a negative errno / NR_ETLS with a
+ * one-line reason in err ("cannot listen on 127.0.0.1:8897: address already in use"). */
+int rpc_server_start(struct rpc_server *s, char *err, size_t errlen);
+
+/* The port actually bound (useful with port 0), or -1 before start. */
+int rpc_server_port(const struct rpc_server *s);
+
+/* Health of a service ("" is the whole server) for grpc.health.v1: 1 SERVING, 2 NOT_SERVING.
+ * Watchers hear of changes. Returns 0 or -ENOMEM. */
+int rpc_server_set_health(struct rpc_server *s, const char *service, int status);
+
+/* Stops listening, cancels every call (handlers see on_done CANCELLED), closes connections, then
+ * frees the server and calls cb (may be NULL) from the loop. */
+void rpc_server_close(struct rpc_server *s, void (*cb)(void *arg), void *arg);
+
+#endif

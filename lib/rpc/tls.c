@@ -1,0 +1,153 @@
+/* OpenSSL contexts for servers and clients: the policy (versions, ALPN, verification) is set here
+ * once so that every connection gets the same. */
+#include "rpc/tls.h"
+
+#include <openssl/err.h>
+#include <stdio.h>
+#include <string.h>
+
+static const unsigned char alpn_h2[] = {2, 'h', '2'};
+
+void rpc_tls_error_text(char *buf, size_t len)
+{
+    unsigned long e = ERR_peek_last_error();
+    const char *reason = e ? ERR_reason_error_string(e) : NULL;
+
+    snprintf(buf, len, "%s", reason ? reason : "unknown error");
+    ERR_clear_error();
+}
+
+void rpc_tls_error(char *err, size_t errlen, const char *fallback)
+{
+    unsigned long e = ERR_peek_last_error();
+    char buf[256];
+
+    if (e != 0) {
+        ERR_error_string_n(e, buf, sizeof(buf));
+        snprintf(err, errlen, "%s: %s", fallback, buf);
+    } else {
+        snprintf(err, errlen, "%s", fallback);
+    }
+    ERR_clear_error();
+}
+
+static int select_h2(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                     const unsigned char *in, unsigned int inlen, void *arg)
+{
+    unsigned char *sel;
+
+    if (SSL_select_next_proto(&sel, outlen, alpn_h2, sizeof(alpn_h2), in, inlen) !=
+        OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_ALERT_FATAL; /* gRPC is HTTP/2 only */
+    *out = sel;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static SSL_CTX *ctx_new(const SSL_METHOD *method, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(method);
+
+    if (!ctx) {
+        rpc_tls_error(err, errlen, "cannot create TLS context");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    return ctx;
+}
+
+static int load_pair(SSL_CTX *ctx, const char *cert, const char *key, char *err, size_t errlen)
+{
+    char what[512];
+
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+        snprintf(what, sizeof(what), "cannot load certificate %s", cert);
+        rpc_tls_error(err, errlen, what);
+        return -1;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+        snprintf(what, sizeof(what), "cannot load private key %s", key);
+        rpc_tls_error(err, errlen, what);
+        return -1;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        snprintf(what, sizeof(what), "private key %s does not match certificate %s", key, cert);
+        rpc_tls_error(err, errlen, what);
+        return -1;
+    }
+    return 0;
+}
+
+static int load_ca(SSL_CTX *ctx, const char *ca, char *err, size_t errlen)
+{
+    char what[512];
+
+    if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
+        snprintf(what, sizeof(what), "cannot load CA certificates %s", ca);
+        rpc_tls_error(err, errlen, what);
+        return -1;
+    }
+    return 0;
+}
+
+SSL_CTX *rpc_tls_server_ctx_new(const char *cert, const char *key, const char *ca, char *err,
+                                size_t errlen)
+{
+    SSL_CTX *ctx;
+
+    if (!cert || !key) {
+        snprintf(err, errlen, "TLS needs both a certificate and a key");
+        return NULL;
+    }
+    ctx = ctx_new(TLS_server_method(), err, errlen);
+    if (!ctx)
+        return NULL;
+    if (load_pair(ctx, cert, key, err, errlen) != 0)
+        goto fail;
+    if (ca) {
+        if (load_ca(ctx, ca, err, errlen) != 0)
+            goto fail;
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(ca);
+        if (names)
+            SSL_CTX_set_client_CA_list(ctx, names);
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    }
+    SSL_CTX_set_alpn_select_cb(ctx, select_h2, NULL);
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+SSL_CTX *rpc_tls_client_ctx_new(const char *ca, const char *cert, const char *key, char *err,
+                                size_t errlen)
+{
+    SSL_CTX *ctx = ctx_new(TLS_client_method(), err, errlen);
+
+    if (!ctx)
+        return NULL;
+    if (ca) {
+        if (load_ca(ctx, ca, err, errlen) != 0)
+            goto fail;
+    } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        rpc_tls_error(err, errlen, "cannot load the system's CA certificates");
+        goto fail;
+    }
+    if ((cert != NULL) != (key != NULL)) {
+        snprintf(err, errlen, "a client certificate needs both --tls-cert and --tls-key");
+        goto fail;
+    }
+    if (cert && load_pair(ctx, cert, key, err, errlen) != 0)
+        goto fail;
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if (SSL_CTX_set_alpn_protos(ctx, alpn_h2, sizeof(alpn_h2)) != 0) {
+        rpc_tls_error(err, errlen, "cannot set ALPN");
+        goto fail;
+    }
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages netreel needs to build and test, and nothing when all are present.
+set -euo pipefail
+
+pkgs=(
+    make gcc clang libclang-rt-14-dev pkg-config cppcheck clang-format
+    libnghttp2-dev libuv1-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev openssl
+    libcmocka-dev
+    protobuf-compiler python3-pytest python3-grpcio python3-protobuf python3-h2
+    iperf3 procps iproute2
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "netreel: missing Debian packages: ${missing[*]}" >&2
+    echo "netreel: run 'make deps' as root, or: apt-get install ${missing[*]}" >&2
+    exit 1
+fi
+echo "netreel: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
