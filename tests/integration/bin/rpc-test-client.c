@@ -166,6 +166,7 @@ static void produce(struct rpc_call *call)
     req.payload.data = r.buf;
     req.payload.len = a.size;
     req.recv_delay_ms = a.recv_delay_ms;
+    req.no_checksum = bench;
     while (rpc_call_writable(call)) {
         if (bench ? uv_now(uv_default_loop()) - r.started >= a.seconds * 1000ULL
                   : r.sent >= a.count) {

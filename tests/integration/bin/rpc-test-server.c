@@ -157,7 +157,8 @@ static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
     case H_CSTREAM:
         hd->count++;
         hd->bytes += req->payload.len;
-        hd->checksum = rpctest_fnv(hd->checksum, req->payload.data, req->payload.len);
+        if (!req->no_checksum)
+            hd->checksum = rpctest_fnv(hd->checksum, req->payload.data, req->payload.len);
         if (req->recv_delay_ms) {
             /* A slow reader: stop reading for a while after each message. */
             rpc_call_pause_recv(call);
