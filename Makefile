@@ -42,12 +42,12 @@ ifeq ($(VARIANT),release)
 CFLAGS_VARIANT := -O2 -g
 else ifeq ($(VARIANT),asan)
 CC := clang
-CFLAGS_VARIANT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+CFLAGS_VARIANT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -Wno-unknown-warning-option \
                   -fno-sanitize-recover=all
 LDFLAGS_VARIANT := -fsanitize=address,undefined
 else ifeq ($(VARIANT),fuzz)
 CC := clang
-CFLAGS_VARIANT := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+CFLAGS_VARIANT := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -Wno-unknown-warning-option \
                   -fno-sanitize-recover=all -DNR_FUZZING=1
 LDFLAGS_VARIANT := -fsanitize=address,undefined
 else
