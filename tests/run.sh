@@ -22,7 +22,7 @@ failed=0
 failures=()
 
 if [ $asan = 1 ]; then
-    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
+    export ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1:halt_on_error=1
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 fi
 

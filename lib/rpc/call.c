@@ -404,11 +404,9 @@ nghttp2_data_provider rpc_call__data_provider(struct rpc_call *call)
     return prd;
 }
 
+/* Values are copied: they often live on the stack, and nghttp2 packs the frame later. */
 #define NV(n, v, vl)                                                                              \
-    {                                                                                             \
-        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, (vl),                                      \
-            NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE                           \
-    }
+    { (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, (vl), NGHTTP2_NV_FLAG_NO_COPY_NAME }
 
 size_t rpc_call__trailers(struct rpc_call *call, nghttp2_nv *nva, char *code_buf,
                           char *msg_buf, size_t msg_len)
