@@ -9,6 +9,7 @@ B := build/$(VARIANT)
 GEN := build/gen
 PREFIX ?= /usr/local
 PYTHON ?= /usr/bin/python3
+NPROC := $(shell nproc 2>/dev/null || echo 2)
 
 ifeq ($(V),1)
 Q :=
@@ -148,7 +149,7 @@ $(B)/tests/unit/%: $(B)/tests/unit/%.o $(LIB_A)
 
 # ---- fuzzing (clang + libFuzzer, ASan+UBSan) ------------------------------------------------
 fuzz:
-	$(Q)$(MAKE) --no-print-directory VARIANT=fuzz fuzz-bins
+	$(Q)$(MAKE) -j$(NPROC) --no-print-directory VARIANT=fuzz fuzz-bins
 .PHONY: fuzz-bins
 fuzz-bins: $(FUZZ_BINS)
 build/fuzz/tests/fuzz/%: build/fuzz/tests/fuzz/%.o $(LIB_A)
@@ -156,13 +157,18 @@ build/fuzz/tests/fuzz/%: build/fuzz/tests/fuzz/%.o $(LIB_A)
 	$(Q)$(CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
 
 # ---- set-up, tests, checks -----------------------------------------------------------------
+FUZZ_SECONDS ?= 5
 deps:
 	$(Q)./mk/deps.sh
 
+# Everything: release tests, the same unit and interop tests under ASan+UBSan, and each fuzz
+# target for FUZZ_SECONDS.
 test: deps
-	$(Q)$(MAKE) --no-print-directory all
-	$(Q)$(MAKE) --no-print-directory fuzz
-	$(Q)./tests/run.sh build/release
+	$(Q)$(MAKE) -j$(NPROC) --no-print-directory all
+	$(Q)$(MAKE) -j$(NPROC) --no-print-directory check
+	$(Q)$(MAKE) -j$(NPROC) --no-print-directory VARIANT=asan all
+	$(Q)$(MAKE) -j$(NPROC) --no-print-directory fuzz
+	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) ./tests/run.sh --asan-build build/asan build/release
 
 test-unit: all
 	$(Q)./tests/run.sh --only unit build/release
@@ -170,16 +176,15 @@ test-unit: all
 test-integration: all
 	$(Q)./tests/run.sh --only integration build/release
 
-FUZZ_SECONDS ?= 5
 test-fuzz: fuzz
 	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) ./tests/run.sh --only fuzz build/release
 
 asan: deps
-	$(Q)$(MAKE) --no-print-directory VARIANT=asan all
+	$(Q)$(MAKE) -j$(NPROC) --no-print-directory VARIANT=asan all
 	$(Q)./tests/run.sh --asan --only unit,integration build/asan
 
 check: $(PROTO_H) $(TEST_PROTO_H)
-	$(call say,CPPCHECK,lib services cli)
+	$(call say,CPPCHECK,'lib services cli tests')
 	$(Q)cppcheck --quiet --error-exitcode=1 --std=c11 --inline-suppr \
 	    --enable=warning,portability,performance --suppress=missingIncludeSystem \
 	    -Ilib -I$(GEN) lib services cli tests/integration/bin
@@ -208,7 +213,7 @@ uninstall:
 
 IFACE ?=
 run: deps
-	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) -j$(NPROC) --no-print-directory all
 	$(Q)./mk/run.sh build/release "$(IFACE)"
 
 clean:

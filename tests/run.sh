@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # Runs netreel's tests and ends with one line: "N passed, N failed".
-#   tests/run.sh [--asan] [--only unit,integration,fuzz] BUILD_DIR
+#   tests/run.sh [--asan] [--asan-build DIR] [--only unit,integration,fuzz] BUILD_DIR
 # Unit tests are cmocka programs; integration tests are pytest under /usr/bin/python3 (Debian's
 # python3-grpcio); fuzz targets each run FUZZ_SECONDS (default 5) under ASan+UBSan.
+# --asan: BUILD_DIR is a sanitizer build. --asan-build DIR: also run the unit and integration
+# suites against the sanitizer build in DIR, counted in the same total.
 set -uo pipefail
 
 only="unit,integration,fuzz"
 asan=0
+asan_build=""
+
 while [ $# -gt 1 ]; do
     case "$1" in
     --only) only="$2"; shift 2 ;;
     --asan) asan=1; shift ;;
+    --asan-build) asan_build="$2"; shift 2 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -28,41 +33,52 @@ fi
 
 want() { [[ ",$only," == *",$1,"* ]]; }
 
-if want unit; then
-    for t in "$build"/tests/unit/test_*; do
-        [ -x "$t" ] || continue
-        out=$("$t" 2>&1)
-        rc=$?
-        p=$(grep -oP '^\[  PASSED  \] \K[0-9]+' <<<"$out" | tail -n 1)
-        f=$(grep -oP '^\[  FAILED  \] \K[0-9]+' <<<"$out" | tail -n 1)
-        passed=$((passed + ${p:-0}))
-        failed=$((failed + ${f:-0}))
-        if [ $rc -ne 0 ] || [ -n "$f" ]; then
-            [ -n "$f" ] || failed=$((failed + 1))
-            failures+=("unit: $(basename "$t")")
-            printf '%s\n' "$out"
-        else
-            printf 'unit  %-32s %s passed\n' "$(basename "$t")" "${p:-0}"
-        fi
-    done
-fi
-
-if want integration; then
-    log=$(mktemp)
-    NETREEL_BUILD="$build" NETREEL_ASAN=$asan /usr/bin/python3 -m pytest -q -p no:cacheprovider \
-        "$top/tests/integration" 2>&1 | tee "$log"
-    rc=${PIPESTATUS[0]}
-    last=$(tail -n 1 "$log")
-    p=$(grep -oP '[0-9]+(?= passed)' <<<"$last")
-    f=$(grep -oP '[0-9]+(?= failed)' <<<"$last")
-    e=$(grep -oP '[0-9]+(?= error)' <<<"$last")
-    passed=$((passed + ${p:-0}))
-    failed=$((failed + ${f:-0} + ${e:-0}))
-    if [ "$rc" -ne 0 ] && [ "$rc" -ne 5 ] && [ -z "$f$e" ]; then
-        failed=$((failed + 1))
-        failures+=("integration: pytest exited $rc")
+# run_suites BUILD_DIR LABEL: the unit and integration suites against one build.
+run_suites() {
+    local b=$1 label=$2 is_asan=$3
+    if want unit; then
+        for t in "$b"/tests/unit/test_*; do
+            [ -x "$t" ] || continue
+            out=$("$t" 2>&1)
+            rc=$?
+            p=$(grep -oP '^\[  PASSED  \] \K[0-9]+' <<<"$out" | tail -n 1)
+            f=$(grep -oP '^\[  FAILED  \] \K[0-9]+' <<<"$out" | tail -n 1)
+            passed=$((passed + ${p:-0}))
+            failed=$((failed + ${f:-0}))
+            if [ $rc -ne 0 ] || [ -n "$f" ]; then
+                [ -n "$f" ] || failed=$((failed + 1))
+                failures+=("$label unit: $(basename "$t")")
+                printf '%s\n' "$out"
+            else
+                printf '%-5s %-32s %s passed\n' "$label" "$(basename "$t")" "${p:-0}"
+            fi
+        done
     fi
-    rm -f "$log"
+
+    if want integration; then
+        log=$(mktemp)
+        NETREEL_BUILD="$b" NETREEL_ASAN=$is_asan /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+            "$top/tests/integration" 2>&1 | tee "$log"
+        rc=${PIPESTATUS[0]}
+        last=$(tail -n 1 "$log")
+        p=$(grep -oP '[0-9]+(?= passed)' <<<"$last")
+        f=$(grep -oP '[0-9]+(?= failed)' <<<"$last")
+        e=$(grep -oP '[0-9]+(?= error)' <<<"$last")
+        passed=$((passed + ${p:-0}))
+        failed=$((failed + ${f:-0} + ${e:-0}))
+        if [ "$rc" -ne 0 ] && [ "$rc" -ne 5 ] && [ -z "$f$e" ]; then
+            failed=$((failed + 1))
+            failures+=("$label integration: pytest exited $rc")
+        fi
+        rm -f "$log"
+    fi
+}
+
+run_suites "$build" "$( [ $asan = 1 ] && echo asan || echo unit)" $asan
+if [ -n "$asan_build" ]; then
+    export ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1:halt_on_error=1
+    export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+    run_suites "$(cd "$asan_build" && pwd)" asan 1
 fi
 
 if want fuzz; then

@@ -118,8 +118,7 @@ int rpc_call__add_header(struct rpc_call *call, const uint8_t *name, size_t name
     return 0;
 }
 
-ProtobufCMessage *rpc_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *msg,
-                             size_t len)
+ProtobufCMessage *rpc_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *msg, size_t len)
 {
     return protobuf_c_message_unpack(desc, NULL, len, msg);
 }
@@ -298,8 +297,7 @@ static uint8_t *send_reserve(struct rpc_call *call, size_t need)
 
 static int send_check(const struct rpc_call *call, size_t len)
 {
-    if (call->handler_done || call->local_closed || call->stream_closed ||
-        call->local_code != 0)
+    if (call->handler_done || call->local_closed || call->stream_closed || call->local_code != 0)
         return -EPIPE;
     if (len > UINT32_MAX)
         return -EMSGSIZE;
@@ -405,11 +403,13 @@ nghttp2_data_provider rpc_call__data_provider(struct rpc_call *call)
 }
 
 /* Values are copied: they often live on the stack, and nghttp2 packs the frame later. */
-#define NV(n, v, vl)                                                                              \
-    { (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, (vl), NGHTTP2_NV_FLAG_NO_COPY_NAME }
+#define NV(n, v, vl)                                                                      \
+    {                                                                                     \
+        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, (vl), NGHTTP2_NV_FLAG_NO_COPY_NAME \
+    }
 
-size_t rpc_call__trailers(struct rpc_call *call, nghttp2_nv *nva, char *code_buf,
-                          char *msg_buf, size_t msg_len)
+size_t rpc_call__trailers(struct rpc_call *call, nghttp2_nv *nva, char *code_buf, char *msg_buf,
+                          size_t msg_len)
 {
     size_t n = 0;
     int len = snprintf(code_buf, 12, "%d", call->code);

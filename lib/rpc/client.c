@@ -23,9 +23,9 @@ struct rpc_channel {
     char authority[300];
     uint16_t port;
     SSL_CTX *ssl_ctx;
-    struct rpc_conn *conn;     /* the connection new calls go to (maybe still connecting) */
-    struct rpc_conn *conns;    /* every live connection, draining ones included */
-    struct rpc_call *pending;  /* calls waiting for `conn` */
+    struct rpc_conn *conn;    /* the connection new calls go to (maybe still connecting) */
+    struct rpc_conn *conns;   /* every live connection, draining ones included */
+    struct rpc_call *pending; /* calls waiting for `conn` */
     uv_getaddrinfo_t gai;
     bool resolving;
     struct addrinfo *addrs;
@@ -156,8 +156,8 @@ static int submit(struct rpc_call *call, struct rpc_conn *conn)
     char timeout[10];
     const char *scheme = ch->ssl_ctx ? "https" : "http";
 
-#define NV(name, value)                                                                           \
-    nva[n++] = (nghttp2_nv){(uint8_t *)(name), (uint8_t *)(value), strlen(name), strlen(value),   \
+#define NV(name, value)                                                                         \
+    nva[n++] = (nghttp2_nv){(uint8_t *)(name), (uint8_t *)(value), strlen(name), strlen(value), \
                             NGHTTP2_NV_FLAG_NONE}
     NV(":method", "POST");
     NV(":scheme", scheme);
@@ -193,8 +193,8 @@ static void connect_failed(struct rpc_channel *ch, const char *why)
 {
     snprintf(ch->last_error, sizeof(ch->last_error), "%s", why);
     ch->retry_at = uv_now(ch->loop) + ch->backoff_ms;
-    ch->backoff_ms = ch->backoff_ms * 8 / 5 > ch->backoff_max ? ch->backoff_max
-                                                               : ch->backoff_ms * 8 / 5;
+    ch->backoff_ms =
+        ch->backoff_ms * 8 / 5 > ch->backoff_max ? ch->backoff_max : ch->backoff_ms * 8 / 5;
     if (ch->addrs) {
         uv_freeaddrinfo(ch->addrs);
         ch->addrs = ch->next_addr = NULL;
@@ -365,8 +365,8 @@ static void ensure_connect(struct rpc_channel *ch)
     snprintf(port, sizeof(port), "%u", ch->port);
     ch->gai.data = ch;
     ch->resolving = true;
-    rv = uv_getaddrinfo(ch->loop, &ch->gai, on_resolved, ch->host[0] ? ch->host : "localhost",
-                        port, &hints);
+    rv = uv_getaddrinfo(ch->loop, &ch->gai, on_resolved, ch->host[0] ? ch->host : "localhost", port,
+                        &hints);
     if (rv != 0) {
         ch->resolving = false;
         connect_failed(ch, uv_strerror(rv));

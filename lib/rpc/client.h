@@ -14,11 +14,11 @@
 struct rpc_channel;
 
 struct rpc_channel_config {
-    const char *target;     /* "host:port", "[v6]:port" */
-    const char *authority;  /* :authority and the TLS name to verify; default: target's host */
-    bool tls;               /* TLS even without tls_ca (verifying against the system's CAs) */
-    const char *tls_ca;     /* PEM: the CA the server's certificate must chain to; implies TLS */
-    const char *tls_cert;   /* PEM: our client certificate (mTLS) */
+    const char *target;    /* "host:port", "[v6]:port" */
+    const char *authority; /* :authority and the TLS name to verify; default: target's host */
+    bool tls;              /* TLS even without tls_ca (verifying against the system's CAs) */
+    const char *tls_ca;    /* PEM: the CA the server's certificate must chain to; implies TLS */
+    const char *tls_cert;  /* PEM: our client certificate (mTLS) */
     const char *tls_key;
     struct rpc_limits limits;
     uint32_t backoff_initial_ms; /* default 1000 */
@@ -33,10 +33,10 @@ struct rpc_channel *rpc_channel_new(uv_loop_t *loop, const struct rpc_channel_co
                                     char *err, size_t errlen);
 
 struct rpc_call_opts {
-    const char *path;          /* "/netreel.v1.Store/Ingest" */
+    const char *path; /* "/netreel.v1.Store/Ingest" */
     enum rpc_shape shape;
-    int64_t timeout_ms;        /* 0: no deadline */
-    size_t max_recv_size;      /* 0: the channel's limit */
+    int64_t timeout_ms;          /* 0: no deadline */
+    size_t max_recv_size;        /* 0: the channel's limit */
     const char *const *metadata; /* name, value, name, value, ..., NULL (lower-case names) */
 };
 

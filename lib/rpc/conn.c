@@ -16,8 +16,8 @@
 #include "util/error.h"
 #include "util/log.h"
 
-#define RBUF_SIZE (256u << 10)
-#define TLSBUF_SIZE (64u << 10)
+#define RBUF_SIZE    (256u << 10)
+#define TLSBUF_SIZE  (64u << 10)
 #define COPYBUF_SIZE (64u << 10)
 
 struct rpc_write {
@@ -201,8 +201,8 @@ static int out_submit(struct rpc_conn *conn)
     memcpy(w->segs, conn->out, conn->out_n * sizeof(struct rpc_seg));
     bufs = (uv_buf_t *)(w->segs + w->n);
     for (size_t i = 0; i < w->n; i++)
-        bufs[i] = uv_buf_init((char *)w->segs[i].buf->data + w->segs[i].off,
-                              (unsigned)w->segs[i].len);
+        bufs[i] =
+            uv_buf_init((char *)w->segs[i].buf->data + w->segs[i].off, (unsigned)w->segs[i].len);
     conn->out_n = 0;
     conn->inflight += conn->staged;
     conn->staged = 0;
@@ -476,8 +476,7 @@ static int feed(struct rpc_conn *conn, const uint8_t *data, size_t len)
                           : rv == NGHTTP2_ERR_FLOODED        ? "flooded with control frames"
                                                              : nghttp2_strerror((int)rv);
         NR_INFO("closing connection", "peer=%s reason=\"%s\"", conn->peer, why);
-        rpc_conn_close(conn, NR_EPROTO_H2, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE,
-                       why);
+        rpc_conn_close(conn, NR_EPROTO_H2, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE, why);
         return -1;
     }
     return conn->closing ? -1 : 0;
@@ -684,7 +683,8 @@ int rpc_conn_start(struct rpc_conn *conn, SSL_CTX *ssl_ctx, const char *host)
             if (host && *host) {
                 struct in6_addr a6;
                 struct in_addr a4;
-                bool is_ip = inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1;
+                bool is_ip =
+                    inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1;
                 X509_VERIFY_PARAM *param = SSL_get0_param(conn->ssl);
                 if (is_ip) {
                     X509_VERIFY_PARAM_set1_ip_asc(param, host);

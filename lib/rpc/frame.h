@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RPC_FRAME_PREFIX 5
+#define RPC_FRAME_PREFIX        5
 #define RPC_DEFAULT_MAX_MESSAGE (4u << 20)
 
 /* Called once per whole message. `msg` is valid only during the call. A non-zero return stops
@@ -16,11 +16,11 @@
 typedef int (*rpc_frame_msg_fn)(void *arg, const uint8_t *msg, size_t len);
 
 struct rpc_frame_decoder {
-    size_t max_message;       /* messages longer than this are refused (-EMSGSIZE) */
+    size_t max_message; /* messages longer than this are refused (-EMSGSIZE) */
     uint8_t prefix[RPC_FRAME_PREFIX];
-    size_t prefix_len;        /* bytes of the prefix seen so far */
-    uint32_t msg_len;         /* length from the prefix, once it is whole */
-    uint8_t *buf;             /* payload gathered across calls; NULL when delivered in place */
+    size_t prefix_len; /* bytes of the prefix seen so far */
+    uint32_t msg_len;  /* length from the prefix, once it is whole */
+    uint8_t *buf;      /* payload gathered across calls; NULL when delivered in place */
     size_t buf_len;
 };
 

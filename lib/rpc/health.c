@@ -109,8 +109,7 @@ static void watch_done(struct rpc_call *call, int code, const char *message, voi
     free(w);
 }
 
-static const struct rpc_call_cbs watch_cbs = {.on_message = watch_message,
-                                              .on_done = watch_done};
+static const struct rpc_call_cbs watch_cbs = {.on_message = watch_message, .on_done = watch_done};
 
 int rpc_health_watch_start(struct rpc_call *call, void *data)
 {

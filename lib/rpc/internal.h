@@ -53,11 +53,11 @@ enum rpc_side { RPC_SIDE_SERVER, RPC_SIDE_CLIENT };
 struct rpc_call {
     enum rpc_side side;
     enum rpc_shape shape;
-    struct rpc_conn *conn;         /* NULL while a client call waits for its connection */
-    struct rpc_channel *channel;   /* client: set while the call waits in the channel */
-    struct rpc_call *next;         /* in conn->calls or channel->pending */
+    struct rpc_conn *conn;       /* NULL while a client call waits for its connection */
+    struct rpc_channel *channel; /* client: set while the call waits in the channel */
+    struct rpc_call *next;       /* in conn->calls or channel->pending */
     struct rpc_call *prev;
-    int32_t stream_id;             /* 0 until the stream exists */
+    int32_t stream_id; /* 0 until the stream exists */
     const struct rpc_call_cbs *cbs;
     void *user;
     char *path;
@@ -65,51 +65,51 @@ struct rpc_call {
 
     /* receiving */
     struct rpc_frame_decoder dec;
-    struct rpc_msg *recvq_head;    /* messages held while paused */
+    struct rpc_msg *recvq_head; /* messages held while paused */
     struct rpc_msg *recvq_tail;
-    size_t unconsumed;             /* DATA bytes not yet given back to flow control */
+    size_t unconsumed; /* DATA bytes not yet given back to flow control */
     uint64_t recv_count;
     bool paused;
-    bool deliver_pending;          /* conn_run must deliver recvq */
-    bool remote_closed;            /* END_STREAM received */
+    bool deliver_pending; /* conn_run must deliver recvq */
+    bool remote_closed;   /* END_STREAM received */
     bool half_close_told;
-    bool recv_failed;              /* input after an error is dropped */
+    bool recv_failed; /* input after an error is dropped */
 
     /* sending */
-    struct rpc_seg *sendq;         /* ring of segments */
+    struct rpc_seg *sendq; /* ring of segments */
     size_t sendq_cap;
     size_t sendq_head;
     size_t sendq_n;
-    size_t queued;                 /* bytes in sendq */
-    bool headers_sent;             /* server: response headers; client: request */
-    bool local_closed;             /* server: finish called; client: close_send called */
-    bool eof_sent;                 /* the data provider reported EOF */
-    bool trailers_sent;            /* server: the status went out */
+    size_t queued;      /* bytes in sendq */
+    bool headers_sent;  /* server: response headers; client: request */
+    bool local_closed;  /* server: finish called; client: close_send called */
+    bool eof_sent;      /* the data provider reported EOF */
+    bool trailers_sent; /* server: the status went out */
     bool data_deferred;
     bool want_writable;
 
     /* ending */
-    int code;                      /* server: status to send; client: status received */
+    int code; /* server: status to send; client: status received */
     char *message;
-    bool have_status;              /* client: trailers carried grpc-status */
-    int local_code;                /* non-zero: we ended it (CANCELLED, DEADLINE_EXCEEDED, ...) */
+    bool have_status; /* client: trailers carried grpc-status */
+    int local_code;   /* non-zero: we ended it (CANCELLED, DEADLINE_EXCEEDED, ...) */
     char *local_message;
-    int http_status;               /* client: :status of the response */
-    bool got_headers;              /* client: response headers seen */
-    bool handler_done;             /* on_done delivered */
-    bool done_pending;             /* client: on_done waits for held messages to be read */
-    bool stream_closed;            /* the stream is gone (or never existed) */
+    int http_status;    /* client: :status of the response */
+    bool got_headers;   /* client: response headers seen */
+    bool handler_done;  /* on_done delivered */
+    bool done_pending;  /* client: on_done waits for held messages to be read */
+    bool stream_closed; /* the stream is gone (or never existed) */
     bool timer_closing;
     size_t header_bytes;
     struct rpc_header *headers;
     size_t n_headers;
     size_t max_recv;
-    size_t send_high;              /* rpc_call_writable() is false at or above this */
-    int64_t timeout_ns;            /* server: from grpc-timeout; client: from opts */
-    uint64_t deadline_ms;          /* client: uv_now() at which the deadline passes, or 0 */
-    struct rpc_header *req_md;     /* client: request metadata until the request is sent */
+    size_t send_high;          /* rpc_call_writable() is false at or above this */
+    int64_t timeout_ns;        /* server: from grpc-timeout; client: from opts */
+    uint64_t deadline_ms;      /* client: uv_now() at which the deadline passes, or 0 */
+    struct rpc_header *req_md; /* client: request metadata until the request is sent */
     size_t n_req_md;
-    uv_timer_t timer;              /* deadline, and on_done for calls without a stream */
+    uv_timer_t timer; /* deadline, and on_done for calls without a stream */
 };
 
 /* ---- call.c: what server.c, client.c and conn.c do with calls ---- */
@@ -144,8 +144,8 @@ nghttp2_data_provider rpc_call__data_provider(struct rpc_call *call);
 /* Server: submits response headers or Trailers-Only as the call's state requires. */
 int rpc_call__server_submit(struct rpc_call *call);
 /* Server: builds the trailer list for the call's status into nva (4 entries max). */
-size_t rpc_call__trailers(struct rpc_call *call, nghttp2_nv *nva, char *code_buf,
-                          char *msg_buf, size_t msg_len);
+size_t rpc_call__trailers(struct rpc_call *call, nghttp2_nv *nva, char *code_buf, char *msg_buf,
+                          size_t msg_len);
 
 /* ---- client.c ---- */
 
@@ -174,8 +174,8 @@ struct rpc_conn {
     uv_idle_t idle;
     uv_loop_t *loop;
     const struct rpc_conn_ops *ops;
-    void *owner;                   /* the server or the channel */
-    struct rpc_conn *next;         /* in the owner's list */
+    void *owner;           /* the server or the channel */
+    struct rpc_conn *next; /* in the owner's list */
     struct rpc_conn *prev;
     struct rpc_limits limits;
     bool is_server;
@@ -185,23 +185,23 @@ struct rpc_conn {
     BIO *wbio;
     bool ready;
     bool closing;
-    bool in_nghttp2;               /* inside mem_recv/session_send: do not re-enter */
+    bool in_nghttp2; /* inside mem_recv/session_send: do not re-enter */
     bool goaway_received;
     int handles_open;
-    struct rpc_call *calls;        /* calls with a stream on this connection */
+    struct rpc_call *calls; /* calls with a stream on this connection */
     size_t n_calls;
-    struct rpc_seg *out;           /* staged output, not yet handed to uv_write */
+    struct rpc_seg *out; /* staged output, not yet handed to uv_write */
     size_t out_n;
     size_t out_cap;
     size_t staged;
-    size_t inflight;               /* bytes in uv_write requests */
-    struct rpc_wbuf *copybuf;      /* tail chunk that small frames are copied into */
+    size_t inflight;          /* bytes in uv_write requests */
+    struct rpc_wbuf *copybuf; /* tail chunk that small frames are copied into */
     uint8_t *rbuf;
     uint8_t *tlsbuf;
     char peer[64];
-    char why[160];                 /* why it closed */
+    char why[160]; /* why it closed */
     int close_err;
-    bool close_deferred;           /* rpc_conn_close was called inside nghttp2 */
+    bool close_deferred; /* rpc_conn_close was called inside nghttp2 */
     int deferred_err;
     int deferred_code;
 };

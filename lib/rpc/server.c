@@ -22,7 +22,7 @@ struct rpc_server {
     char *tls_cert;
     char *tls_key;
     char *tls_ca;
-    struct rpc_method *methods;  /* the caller's, then Health's */
+    struct rpc_method *methods; /* the caller's, then Health's */
     size_t n_methods;
     uv_tcp_t listener;
     bool listening;
@@ -63,8 +63,7 @@ struct rpc_server *rpc_server_new(uv_loop_t *loop, const struct rpc_server_confi
     s->tls_key = dup_or_null(cfg->tls_key);
     s->tls_ca = dup_or_null(cfg->tls_ca);
     s->methods = calloc(n_methods + 2, sizeof(*s->methods));
-    if (!s->methods || (cfg->listen && !s->listen) ||
-        rpc_health_set(&s->health, "", 1) != 0) {
+    if (!s->methods || (cfg->listen && !s->listen) || rpc_health_set(&s->health, "", 1) != 0) {
         rpc_health_free(&s->health);
         free(s->methods);
         free(s->listen);
@@ -95,8 +94,7 @@ int rpc_server_port(const struct rpc_server *s)
 
 /* ---- per-request header handling ---- */
 
-static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
-                            void *user_data)
+static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
     struct rpc_conn *conn = user_data;
     struct rpc_server *s = conn->owner;
@@ -310,8 +308,8 @@ static int bind_listener(struct rpc_server *s, char *err, size_t errlen)
 {
     char host[256];
     uint16_t port;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *res = NULL;
     char portstr[8];
     int rv;

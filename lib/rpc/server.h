@@ -17,20 +17,20 @@ struct rpc_server;
 typedef int (*rpc_method_start_fn)(struct rpc_call *call, void *data);
 
 struct rpc_method {
-    const char *path;           /* "/netreel.v1.Store/Ingest" */
+    const char *path; /* "/netreel.v1.Store/Ingest" */
     enum rpc_shape shape;
     rpc_method_start_fn start;
-    void *data;                 /* passed to start */
-    size_t max_recv_size;       /* 0: the server's max_recv_size */
+    void *data;           /* passed to start */
+    size_t max_recv_size; /* 0: the server's max_recv_size */
 };
 
 struct rpc_server_config {
-    const char *listen;         /* "127.0.0.1:8897", ":8898" (all addresses), "[::1]:0" */
-    const char *tls_cert;       /* PEM; with tls_key turns TLS on */
+    const char *listen;   /* "127.0.0.1:8897", ":8898" (all addresses), "[::1]:0" */
+    const char *tls_cert; /* PEM; with tls_key turns TLS on */
     const char *tls_key;
-    const char *tls_ca;         /* PEM; requires client certificates signed by it (mTLS) */
+    const char *tls_ca; /* PEM; requires client certificates signed by it (mTLS) */
     struct rpc_limits limits;
-    unsigned max_connections;   /* default 1024; more are closed as they come */
+    unsigned max_connections; /* default 1024; more are closed as they come */
 };
 
 /* Fills defaults: listen NULL (must be set), no TLS, rpc_limits_init(), 1024 connections. */

@@ -7,10 +7,23 @@
 #include <string.h>
 
 static const char *const code_names[] = {
-    "OK",          "CANCELLED",        "UNKNOWN",          "INVALID_ARGUMENT",  "DEADLINE_EXCEEDED",
-    "NOT_FOUND",   "ALREADY_EXISTS",   "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION", "ABORTED",  "OUT_OF_RANGE",     "UNIMPLEMENTED",     "INTERNAL",
-    "UNAVAILABLE", "DATA_LOSS",        "UNAUTHENTICATED",
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
 };
 
 const char *rpc_code_name(int code)
@@ -108,9 +121,16 @@ int rpc_timeout_parse(const char *s, size_t len, int64_t *ns)
 
 void rpc_timeout_format(int64_t ns, char buf[static 10])
 {
-    static const struct { char unit; int64_t ns; } units[] = {
-        {'n', 1}, {'u', 1000}, {'m', 1000000}, {'S', 1000000000},
-        {'M', 60LL * 1000000000}, {'H', 3600LL * 1000000000},
+    static const struct {
+        char unit;
+        int64_t ns;
+    } units[] = {
+        {'n', 1},
+        {'u', 1000},
+        {'m', 1000000},
+        {'S', 1000000000},
+        {'M', 60LL * 1000000000},
+        {'H', 3600LL * 1000000000},
     };
     int64_t v = 1;
     char unit = 'n';

@@ -9,16 +9,11 @@ const char *nr_strerror(int err)
     static _Thread_local char buf[64];
 
     switch (err) {
-    case NR_EPROTO_H2:
-        return "HTTP/2 protocol error";
-    case NR_ETLS:
-        return "TLS error";
-    case NR_EOVERSIZE:
-        return "length past its limit";
-    case NR_EPARSE:
-        return "malformed input";
-    default:
-        break;
+    case NR_EPROTO_H2: return "HTTP/2 protocol error";
+    case NR_ETLS: return "TLS error";
+    case NR_EOVERSIZE: return "length past its limit";
+    case NR_EPARSE: return "malformed input";
+    default: break;
     }
     if (err < 0 && err > -4096)
         return strerror(-err);

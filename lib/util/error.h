@@ -4,10 +4,10 @@
 #define NR_UTIL_ERROR_H
 
 enum nr_error {
-    NR_EPROTO_H2 = -10001,  /* the HTTP/2 layer (nghttp2) failed; see the log for its message */
-    NR_ETLS = -10002,       /* a TLS (OpenSSL) operation failed */
-    NR_EOVERSIZE = -10003,  /* a length from a peer or a file is past its cap */
-    NR_EPARSE = -10004,     /* malformed input */
+    NR_EPROTO_H2 = -10001, /* the HTTP/2 layer (nghttp2) failed; see the log for its message */
+    NR_ETLS = -10002,      /* a TLS (OpenSSL) operation failed */
+    NR_EOVERSIZE = -10003, /* a length from a peer or a file is past its cap */
+    NR_EPARSE = -10004,    /* malformed input */
 };
 
 /* Text for a negative errno or NR_E* code. Never NULL; the string is static or thread-local. */

@@ -17,8 +17,8 @@
 
 /* PIPE_BUF on Linux: a line no longer than this reaches a pipe in one piece even when several
  * processes share it. Longer lines are cut and marked with TRUNCATED. */
-#define LOG_LINE_MAX 4096
-#define TRUNCATED "..."
+#define LOG_LINE_MAX  4096
+#define TRUNCATED     "..."
 #define TRUNCATED_LEN (sizeof(TRUNCATED) - 1)
 
 static _Atomic int log_threshold = NR_LOG_INFO;

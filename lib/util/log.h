@@ -31,8 +31,8 @@ void nr_log(enum nr_log_level level, const char *msg, const char *fields_fmt, ..
 const char *nr_log_quote(char *buf, size_t len, const char *s);
 
 #define NR_DEBUG(msg, ...) nr_log(NR_LOG_DEBUG, msg, __VA_ARGS__)
-#define NR_INFO(msg, ...) nr_log(NR_LOG_INFO, msg, __VA_ARGS__)
-#define NR_WARN(msg, ...) nr_log(NR_LOG_WARN, msg, __VA_ARGS__)
+#define NR_INFO(msg, ...)  nr_log(NR_LOG_INFO, msg, __VA_ARGS__)
+#define NR_WARN(msg, ...)  nr_log(NR_LOG_WARN, msg, __VA_ARGS__)
 #define NR_ERROR(msg, ...) nr_log(NR_LOG_ERROR, msg, __VA_ARGS__)
 
 #endif

@@ -10,10 +10,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#define NS_PER_SEC INT64_C(1000000000)
-#define NS_PER_MIN (60 * NS_PER_SEC)
+#define NS_PER_SEC  INT64_C(1000000000)
+#define NS_PER_MIN  (60 * NS_PER_SEC)
 #define NS_PER_HOUR (60 * NS_PER_MIN)
-#define NS_PER_DAY (24 * NS_PER_HOUR)
+#define NS_PER_DAY  (24 * NS_PER_HOUR)
 
 /* Bytes of the input an error message quotes; longer input ends in "...". */
 #define SHOW_MAX 64
@@ -21,7 +21,7 @@
 #define SHOW_BUF (SHOW_MAX * 4 + 4)
 
 #define DURATION_UNITS "ns, us, ms, s, m, h, d"
-#define SIZE_UNITS "B, KB, MB, GB, TB, KiB, MiB, GiB, TiB"
+#define SIZE_UNITS     "B, KB, MB, GB, TB, KiB, MiB, GiB, TiB"
 
 struct unit {
     const char *name;
@@ -29,14 +29,10 @@ struct unit {
 };
 
 static const struct unit duration_units[] = {
-    {"ns", 1},
-    {"us", 1000},
-    {"\xc2\xb5s", 1000}, /* U+00B5 MICRO SIGN, as Go writes it */
+    {"ns", 1},           {"us", 1000},      {"\xc2\xb5s", 1000}, /* U+00B5 MICRO SIGN, as Go writes
+                                                                    it */
     {"\xce\xbcs", 1000}, /* U+03BC GREEK SMALL LETTER MU, which Go also reads */
-    {"ms", 1000 * 1000},
-    {"s", NS_PER_SEC},
-    {"m", NS_PER_MIN},
-    {"h", NS_PER_HOUR},
+    {"ms", 1000 * 1000}, {"s", NS_PER_SEC}, {"m", NS_PER_MIN},   {"h", NS_PER_HOUR},
     {"d", NS_PER_DAY},
 };
 
@@ -71,9 +67,9 @@ static const char *const month_names[12] = {
 
 /* A decimal number as typed: digits, then optionally "." and more digits. */
 struct decimal {
-    uint64_t whole;    /* the integer part; meaningless when overflow is set */
-    bool overflow;     /* the integer part does not fit in uint64_t */
-    const char *frac;  /* the fraction's digits, frac_len of them */
+    uint64_t whole;   /* the integer part; meaningless when overflow is set */
+    bool overflow;    /* the integer part does not fit in uint64_t */
+    const char *frac; /* the fraction's digits, frac_len of them */
     size_t frac_len;
 };
 
@@ -113,9 +109,8 @@ static void show(char *out, const char *s, size_t n)
 }
 
 /* Writes `invalid <what> "<s>": <why>` into err (when there is one) and returns rc. */
-__attribute__((format(printf, 6, 7))) static int fail(int rc, char *err, size_t errlen,
-                                                      const char *what, const char *s,
-                                                      const char *why_fmt, ...)
+__attribute__((format(printf, 6, 7))) static int
+fail(int rc, char *err, size_t errlen, const char *what, const char *s, const char *why_fmt, ...)
 {
     char shown[SHOW_BUF];
     char why[256];
@@ -243,8 +238,7 @@ int nr_parse_duration(const char *s, int64_t *ns, char *err, size_t errlen)
         case SCAN_NO_FRACTION_DIGITS:
             rc = fail(-EINVAL, err, errlen, what, s, "expected a digit after \".\"");
             goto out;
-        case SCAN_OK:
-            break;
+        case SCAN_OK: break;
         }
         name = p + used;
         name_len = strcspn(name, "0123456789.");
@@ -254,8 +248,8 @@ int nr_parse_duration(const char *s, int64_t *ns, char *err, size_t errlen)
                       "missing unit after \"%s\" (use " DURATION_UNITS ")", shown);
             goto out;
         }
-        unit = unit_find(duration_units, sizeof(duration_units) / sizeof(duration_units[0]),
-                         name, name_len);
+        unit = unit_find(duration_units, sizeof(duration_units) / sizeof(duration_units[0]), name,
+                         name_len);
         if (unit == NULL) {
             show(shown, name, name_len);
             rc = fail(-EINVAL, err, errlen, what, s, "unknown unit \"%s\" (use " DURATION_UNITS ")",
@@ -306,21 +300,17 @@ int nr_parse_size(const char *s, uint64_t *bytes, char *err, size_t errlen)
         goto out;
     }
     switch (decimal_scan(s, &d, &used)) {
-    case SCAN_NO_DIGITS:
-        rc = fail(-EINVAL, err, errlen, what, s, "expected a number");
-        goto out;
+    case SCAN_NO_DIGITS: rc = fail(-EINVAL, err, errlen, what, s, "expected a number"); goto out;
     case SCAN_NO_FRACTION_DIGITS:
         rc = fail(-EINVAL, err, errlen, what, s, "expected a digit after \".\"");
         goto out;
-    case SCAN_OK:
-        break;
+    case SCAN_OK: break;
     }
     unit = unit_find(size_units, sizeof(size_units) / sizeof(size_units[0]), s + used,
                      strlen(s + used));
     if (unit == NULL) {
         show(shown, s + used, strlen(s + used));
-        rc = fail(-EINVAL, err, errlen, what, s, "unknown unit \"%s\" (use " SIZE_UNITS ")",
-                  shown);
+        rc = fail(-EINVAL, err, errlen, what, s, "unknown unit \"%s\" (use " SIZE_UNITS ")", shown);
         goto out;
     }
     if (!decimal_scale(&d, unit->mult, UINT64_MAX, &value)) {
@@ -351,9 +341,9 @@ static int64_t days_from_civil(int64_t year, int month, int day)
 {
     int64_t y = month <= 2 ? year - 1 : year;
     int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;                                     /* [0, 399] */
+    int64_t yoe = y - era * 400;                                                 /* [0, 399] */
     int64_t doy = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1; /* [0, 365] */
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;             /* [0, 146096] */
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;                         /* [0, 146096] */
 
     return era * 146097 + doe - 719468;
 }
@@ -363,10 +353,10 @@ static void civil_from_days(int64_t days, int64_t *year, int *month, int *day)
 {
     int64_t z = days + 719468;
     int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;                                       /* [0, 146096] */
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;  /* [0, 399] */
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);                /* [0, 365] */
-    int64_t mp = (5 * doy + 2) / 153;                                     /* [0, 11] */
+    int64_t doe = z - era * 146097;                                      /* [0, 146096] */
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* [0, 365] */
+    int64_t mp = (5 * doy + 2) / 153;                                    /* [0, 11] */
 
     *day = (int)(doy - (153 * mp + 2) / 5 + 1);
     *month = (int)(mp < 10 ? mp + 3 : mp - 9);
@@ -420,8 +410,8 @@ int nr_parse_time(const char *s, int64_t *ns, char *err, size_t errlen)
         goto out;
     }
     if (*p++ != '-' || !read_digits(&p, 2, &day)) {
-        rc = fail(-EINVAL, err, errlen, what, s,
-                  "expected \"-\" and a 2-digit day after the month");
+        rc =
+            fail(-EINVAL, err, errlen, what, s, "expected \"-\" and a 2-digit day after the month");
         goto out;
     }
     if (day < 1) {
@@ -443,8 +433,8 @@ int nr_parse_time(const char *s, int64_t *ns, char *err, size_t errlen)
         goto out;
     }
     p++;
-    if (!read_digits(&p, 2, &hour) || *p++ != ':' || !read_digits(&p, 2, &minute) ||
-        *p++ != ':' || !read_digits(&p, 2, &second)) {
+    if (!read_digits(&p, 2, &hour) || *p++ != ':' || !read_digits(&p, 2, &minute) || *p++ != ':' ||
+        !read_digits(&p, 2, &second)) {
         rc = fail(-EINVAL, err, errlen, what, s, "expected the time of day as HH:MM:SS");
         goto out;
     }

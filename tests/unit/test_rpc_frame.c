@@ -195,8 +195,7 @@ static void test_compressed_flag_without_encoding(void **state)
     assert_int_equal(s.n, 0);
     rpc_frame_decoder_free(&d);
     rpc_frame_decoder_init(&d, 0);
-    assert_int_equal(rpc_frame_decoder_feed(&d, bad_flag, sizeof(bad_flag), collect, &s),
-                     -EPROTO);
+    assert_int_equal(rpc_frame_decoder_feed(&d, bad_flag, sizeof(bad_flag), collect, &s), -EPROTO);
     rpc_frame_decoder_free(&d);
 }
 

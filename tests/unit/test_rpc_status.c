@@ -86,7 +86,7 @@ static void test_timeout_parse(void **state)
     assert_int_equal(rpc_timeout_parse("99999999n", 9, &ns), 0);
     assert_int_equal(ns, 99999999);
     assert_int_equal(rpc_timeout_parse("99999999H", 9, &ns), 0);
-    assert_int_equal(ns, INT64_MAX); /* saturates */
+    assert_int_equal(ns, INT64_MAX);                                     /* saturates */
     assert_int_equal(rpc_timeout_parse("123456789S", 10, &ns), -EINVAL); /* 9 digits */
     assert_int_equal(rpc_timeout_parse("S", 1, &ns), -EINVAL);
     assert_int_equal(rpc_timeout_parse("10", 2, &ns), -EINVAL);
@@ -131,8 +131,7 @@ static void test_http_and_reset_mapping(void **state)
     assert_int_equal(rpc_code_from_h2_error(NGHTTP2_REFUSED_STREAM), RPC_UNAVAILABLE);
     assert_int_equal(rpc_code_from_h2_error(NGHTTP2_CANCEL), RPC_CANCELLED);
     assert_int_equal(rpc_code_from_h2_error(NGHTTP2_ENHANCE_YOUR_CALM), RPC_RESOURCE_EXHAUSTED);
-    assert_int_equal(rpc_code_from_h2_error(NGHTTP2_INADEQUATE_SECURITY),
-                     RPC_PERMISSION_DENIED);
+    assert_int_equal(rpc_code_from_h2_error(NGHTTP2_INADEQUATE_SECURITY), RPC_PERMISSION_DENIED);
     assert_int_equal(rpc_code_from_h2_error(NGHTTP2_PROTOCOL_ERROR), RPC_INTERNAL);
     assert_int_equal(rpc_code_from_h2_error(NGHTTP2_NO_ERROR), RPC_INTERNAL);
 }
@@ -151,8 +150,8 @@ static void test_addr_split(void **state)
     assert_int_equal(rpc_addr_split("[::1]:0", host, sizeof(host), &port, err, 128), 0);
     assert_string_equal(host, "::1");
     assert_int_equal(port, 0);
-    assert_int_equal(rpc_addr_split("netreel-store.ns.svc:8897", host, sizeof(host), &port, err,
-                                    128), 0);
+    assert_int_equal(
+        rpc_addr_split("netreel-store.ns.svc:8897", host, sizeof(host), &port, err, 128), 0);
     assert_string_equal(host, "netreel-store.ns.svc");
 
     assert_int_equal(rpc_addr_split("localhost", host, sizeof(host), &port, err, 128), -EINVAL);
@@ -166,17 +165,21 @@ static void test_addr_split(void **state)
     assert_int_equal(rpc_addr_split("[::1]80", host, sizeof(host), &port, err, 128), -EINVAL);
     assert_int_equal(rpc_addr_split("", host, sizeof(host), &port, err, 128), -EINVAL);
     assert_int_equal(rpc_addr_split("h:8x", host, sizeof(host), &port, err, 128), -EINVAL);
-    assert_int_equal(rpc_addr_split("h:99999999999999999999", host, sizeof(host), &port, err,
-                                    128), -EINVAL);
+    assert_int_equal(rpc_addr_split("h:99999999999999999999", host, sizeof(host), &port, err, 128),
+                     -EINVAL);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_code_names),         cmocka_unit_test(test_percent_encode),
-        cmocka_unit_test(test_percent_decode),     cmocka_unit_test(test_percent_round_trip),
-        cmocka_unit_test(test_timeout_parse),      cmocka_unit_test(test_timeout_format),
-        cmocka_unit_test(test_http_and_reset_mapping), cmocka_unit_test(test_addr_split),
+        cmocka_unit_test(test_code_names),
+        cmocka_unit_test(test_percent_encode),
+        cmocka_unit_test(test_percent_decode),
+        cmocka_unit_test(test_percent_round_trip),
+        cmocka_unit_test(test_timeout_parse),
+        cmocka_unit_test(test_timeout_format),
+        cmocka_unit_test(test_http_and_reset_mapping),
+        cmocka_unit_test(test_addr_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,7 +19,7 @@
 #include "util/parse.h"
 
 #define LINE_MAX_BYTES 4096
-#define TS_LEN 24 /* "2026-11-26T05:08:19.123Z" */
+#define TS_LEN         24 /* "2026-11-26T05:08:19.123Z" */
 
 /* stderr is pointed at a temporary file while a test logs, and back before it asserts, so
  * cmocka's own messages still reach the terminal. */
@@ -196,8 +196,7 @@ static void test_log_msg_quoting(void **state)
 
     /* Six events, six lines: a newline in a message is escaped, never written. */
     assert_int_equal(count_char(out, '\n'), 6);
-    assert_non_null(
-        strstr(out, " msg=\"say \\\"hi\\\"\\tthen\\nmore\\\\x=y\\u0001\\u007f\"\n"));
+    assert_non_null(strstr(out, " msg=\"say \\\"hi\\\"\\tthen\\nmore\\\\x=y\\u0001\\u007f\"\n"));
     assert_non_null(strstr(out, " level=info msg=\"\"\nts="));
     assert_non_null(strstr(out, " msg=\"\"\nts="));
     assert_non_null(strstr(out, " msg=\"a=b\"\n"));
@@ -405,7 +404,7 @@ static void test_log_keeps_errno(void **state)
     assert_int_equal(after_dropped, EPIPE);
 }
 
-#define THREADS 8
+#define THREADS          8
 #define LINES_PER_THREAD 300
 
 static void *log_from_thread(void *arg)
@@ -432,8 +431,8 @@ static void test_log_threads_write_whole_lines(void **state)
 
     capture_start(&c);
     for (int t = 0; t < THREADS; t++)
-        assert_int_equal(
-            pthread_create(&threads[t], NULL, log_from_thread, (void *)(intptr_t)t), 0);
+        assert_int_equal(pthread_create(&threads[t], NULL, log_from_thread, (void *)(intptr_t)t),
+                         0);
     for (int t = 0; t < THREADS; t++)
         assert_int_equal(pthread_join(threads[t], NULL), 0);
     out = capture_end(&c);
@@ -449,9 +448,8 @@ static void test_log_threads_write_whole_lines(void **state)
         assert_int_equal(strncmp(line, "ts=", 3), 0);
         line = strstr(line, " level=info msg=\"from thread\" t=");
         assert_non_null(line);
-        assert_int_equal(sscanf(line, " level=info msg=\"from thread\" t=%d i=%d pad=%n", &t, &i,
-                                &used),
-                         2);
+        assert_int_equal(
+            sscanf(line, " level=info msg=\"from thread\" t=%d i=%d pad=%n", &t, &i, &used), 2);
         assert_true(used > 0 && t >= 0 && t < THREADS);
         /* Each thread's lines arrive whole and in order. */
         assert_int_equal(i, seen[t]++);

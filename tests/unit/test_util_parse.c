@@ -360,8 +360,7 @@ static void test_size_format(void **state)
     char buf[32];
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        assert_int_equal(nr_format_size(cases[i].bytes, buf, sizeof(buf)),
-                         strlen(cases[i].text));
+        assert_int_equal(nr_format_size(cases[i].bytes, buf, sizeof(buf)), strlen(cases[i].text));
         assert_string_equal(buf, cases[i].text);
         /* People may paste it back: it reads as the same count, to a tenth. */
         assert_true(cases[i].bytes - size_ok(buf) <= cases[i].bytes / 10);

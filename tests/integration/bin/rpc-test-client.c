@@ -141,8 +141,7 @@ static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
         r.checksum = resp->checksum;
     }
     netreel__rpctest__test_response__free_unpacked(resp, NULL);
-    if (strcmp(a.command, "server-stream") == 0 && a.cancel_after &&
-        r.responses == a.cancel_after)
+    if (strcmp(a.command, "server-stream") == 0 && a.cancel_after && r.responses == a.cancel_after)
         rpc_call_cancel(call);
     if (strcmp(a.command, "bidi") == 0) {
         if (r.sent < a.count) {
@@ -220,19 +219,28 @@ static uint32_t num(const char *s)
 int main(int argc, char **argv)
 {
     static const struct option gopts[] = {
-        {"target", required_argument, NULL, 't'},  {"tls-ca", required_argument, NULL, 'a'},
-        {"tls-cert", required_argument, NULL, 'c'}, {"tls-key", required_argument, NULL, 'k'},
-        {"authority", required_argument, NULL, 'A'}, {"deadline-ms", required_argument, NULL, 'D'},
-        {"max-recv", required_argument, NULL, 'm'}, {"debug", no_argument, NULL, 'd'},
+        {"target", required_argument, NULL, 't'},
+        {"tls-ca", required_argument, NULL, 'a'},
+        {"tls-cert", required_argument, NULL, 'c'},
+        {"tls-key", required_argument, NULL, 'k'},
+        {"authority", required_argument, NULL, 'A'},
+        {"deadline-ms", required_argument, NULL, 'D'},
+        {"max-recv", required_argument, NULL, 'm'},
+        {"debug", no_argument, NULL, 'd'},
         {NULL, 0, NULL, 0},
     };
     static const struct option copts[] = {
-        {"payload", required_argument, NULL, 'p'},   {"size", required_argument, NULL, 's'},
-        {"count", required_argument, NULL, 'n'},     {"delay-ms", required_argument, NULL, 'w'},
-        {"fail-code", required_argument, NULL, 'f'}, {"fail-message", required_argument, NULL, 'M'},
+        {"payload", required_argument, NULL, 'p'},
+        {"size", required_argument, NULL, 's'},
+        {"count", required_argument, NULL, 'n'},
+        {"delay-ms", required_argument, NULL, 'w'},
+        {"fail-code", required_argument, NULL, 'f'},
+        {"fail-message", required_argument, NULL, 'M'},
         {"recv-delay-ms", required_argument, NULL, 'r'},
-        {"cancel-after", required_argument, NULL, 'x'}, {"service", required_argument, NULL, 'S'},
-        {"seconds", required_argument, NULL, 'T'},   {NULL, 0, NULL, 0},
+        {"cancel-after", required_argument, NULL, 'x'},
+        {"service", required_argument, NULL, 'S'},
+        {"seconds", required_argument, NULL, 'T'},
+        {NULL, 0, NULL, 0},
     };
     struct rpc_channel_config cfg;
     struct rpc_call_opts co = {0};

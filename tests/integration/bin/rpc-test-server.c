@@ -98,19 +98,14 @@ static void timer_cb(uv_timer_t *t)
     if (hd->done)
         return;
     switch (hd->kind) {
-    case H_UNARY:
-        unary_answer(hd);
-        break;
+    case H_UNARY: unary_answer(hd); break;
     case H_SSTREAM:
         sstream_produce(hd);
         if (hd->sent < hd->req->count)
             uv_timer_start(&hd->timer, timer_cb, hd->req->delay_ms, 0);
         break;
-    case H_CSTREAM:
-        rpc_call_resume_recv(hd->call);
-        break;
-    default:
-        break;
+    case H_CSTREAM: rpc_call_resume_recv(hd->call); break;
+    default: break;
     }
 }
 
@@ -171,8 +166,7 @@ static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
         rpc_call_send(call, &resp.base);
         break;
     }
-    default:
-        break;
+    default: break;
     }
     netreel__rpctest__test_request__free_unpacked(req, NULL);
 }
@@ -262,9 +256,12 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"listen", required_argument, NULL, 'l'},   {"tls-cert", required_argument, NULL, 'c'},
-        {"tls-key", required_argument, NULL, 'k'},  {"tls-ca", required_argument, NULL, 'a'},
-        {"max-recv", required_argument, NULL, 'm'}, {"debug", no_argument, NULL, 'd'},
+        {"listen", required_argument, NULL, 'l'},
+        {"tls-cert", required_argument, NULL, 'c'},
+        {"tls-key", required_argument, NULL, 'k'},
+        {"tls-ca", required_argument, NULL, 'a'},
+        {"max-recv", required_argument, NULL, 'm'},
+        {"debug", no_argument, NULL, 'd'},
         {NULL, 0, NULL, 0},
     };
     struct rpc_server_config cfg;
