@@ -17,6 +17,7 @@ void rpc_frame_decoder_free(struct rpc_frame_decoder *d)
     free(d->buf);
     d->buf = NULL;
     d->buf_len = 0;
+    d->buf_cap = 0;
     d->prefix_len = 0;
 }
 
@@ -78,10 +79,16 @@ int rpc_frame_decoder_feed(struct rpc_frame_decoder *d, const uint8_t *data, siz
                     break;
                 continue;
             }
-            d->buf = malloc(d->msg_len);
-            if (!d->buf) {
-                rv = -ENOMEM;
-                break;
+            if (d->buf_cap < d->msg_len) {
+                /* Grown only as far as a prefix within the limit asked for. */
+                free(d->buf);
+                d->buf_cap = 0;
+                d->buf = malloc(d->msg_len);
+                if (!d->buf) {
+                    rv = -ENOMEM;
+                    break;
+                }
+                d->buf_cap = d->msg_len;
             }
             continue;
         }
@@ -94,13 +101,14 @@ int rpc_frame_decoder_feed(struct rpc_frame_decoder *d, const uint8_t *data, siz
         len -= n;
         if (d->buf_len < d->msg_len)
             break;
-        uint8_t *msg = d->buf;
-        size_t msg_len = d->msg_len;
-        d->buf = NULL;
         d->buf_len = 0;
         d->prefix_len = 0;
-        rv = fn(arg, msg, msg_len);
-        free(msg);
+        rv = fn(arg, d->buf, d->msg_len);
+        if (d->buf_cap > RPC_FRAME_KEEP_BUFFER) {
+            free(d->buf);
+            d->buf = NULL;
+            d->buf_cap = 0;
+        }
         if (rv != 0)
             break;
     }

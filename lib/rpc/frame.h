@@ -10,6 +10,8 @@
 
 #define RPC_FRAME_PREFIX        5
 #define RPC_DEFAULT_MAX_MESSAGE (4u << 20)
+/* A gathering buffer up to this size is kept for the next message instead of freed. */
+#define RPC_FRAME_KEEP_BUFFER (2u << 20)
 
 /* Called once per whole message. `msg` is valid only during the call. A non-zero return stops
  * rpc_frame_decoder_feed(), which returns that value. */
@@ -20,14 +22,15 @@ struct rpc_frame_decoder {
     uint8_t prefix[RPC_FRAME_PREFIX];
     size_t prefix_len; /* bytes of the prefix seen so far */
     uint32_t msg_len;  /* length from the prefix, once it is whole */
-    uint8_t *buf;      /* payload gathered across calls; NULL when delivered in place */
-    size_t buf_len;
+    uint8_t *buf;      /* payload gathered across calls, kept for the next message */
+    size_t buf_len;    /* bytes of the current message in buf */
+    size_t buf_cap;
 };
 
 /* Sets up a decoder that refuses messages longer than max_message (0: the 4 MiB default). */
 void rpc_frame_decoder_init(struct rpc_frame_decoder *d, size_t max_message);
 
-/* Frees what a partial message holds. The decoder may be initialised again afterwards. */
+/* Frees the decoder's buffer. The decoder may be initialised again afterwards. */
 void rpc_frame_decoder_free(struct rpc_frame_decoder *d);
 
 /* Feeds `len` bytes and calls fn for every message they complete; a message that lies whole
