@@ -48,27 +48,27 @@ json() { "$py" -c 'import json, sys; j = json.load(open(sys.argv[1])); print(eva
 # ---- iperf3 over loopback ------------------------------------------------------------------------
 # Sets iperf (Gbit/s). Not run in $(...): its background server must stay in pids for the trap.
 iperf_bench() {
-    local port pid cpid i
+    local port pid cpid i err
     port=$(free_port)
     iperf3 -s -1 -B 127.0.0.1 -p "$port" >"$work/iperf3-server.log" 2>&1 &
     pid=$!
     pids+=("$pid")
     # The server is up when the client stops being refused (a probe would use up the -1).
+    # iperf3 3.12 exits 0 even when it fails with -J: the JSON's "error" tells.
     for i in $(seq 1 100); do
         iperf3 -c 127.0.0.1 -p "$port" -t "$secs" -J >"$work/iperf3.json" 2>&1 &
         cpid=$!
         pids+=("$cpid")
-        if wait "$cpid"; then
-            forget "$cpid"
-            break
-        fi
+        wait "$cpid" || true
         forget "$cpid"
-        grep -q 'Connection refused' "$work/iperf3.json" ||
-            die "iperf3 client failed: $(cat "$work/iperf3.json")"
+        err=$(json "$work/iperf3.json" 'j.get("error", "")' 2>&1) ||
+            die "iperf3 client printed no JSON: $(cat "$work/iperf3.json")"
+        [ -z "$err" ] && break
+        [[ "$err" == *"Connection refused"* ]] || die "iperf3 client: $err"
         [ "$i" -lt 100 ] || die "iperf3 server did not come up: $(cat "$work/iperf3-server.log")"
         sleep 0.1
     done
-    wait "$pid" || true
+    wait "$pid" || die "iperf3 server failed: $(cat "$work/iperf3-server.log")"
     forget "$pid"
     iperf=$(json "$work/iperf3.json" 'j["end"]["sum_received"]["bits_per_second"] / 1e9')
 }

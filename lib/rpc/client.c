@@ -407,8 +407,8 @@ struct rpc_call *rpc_channel_call(struct rpc_channel *ch, const struct rpc_call_
         rpc_call__fail_async(call, RPC_UNAVAILABLE, "channel closed");
         return call;
     }
-    if (ch->conn && ch->conn->goaway_received)
-        ch->conn = NULL; /* it drains its streams; new calls get a new connection */
+    if (ch->conn && (ch->conn->goaway_received || ch->conn->closing))
+        ch->conn = NULL; /* it drains or dies on its own; new calls get a new connection */
     if (ch->conn && ch->conn->ready) {
         if (submit(call, ch->conn) != 0)
             rpc_call__fail_async(call, RPC_UNAVAILABLE, "cannot start a stream");
