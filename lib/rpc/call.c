@@ -118,6 +118,12 @@ int rpc_call__add_header(struct rpc_call *call, const uint8_t *name, size_t name
     return 0;
 }
 
+bool rpc_call__count_header(struct rpc_call *call, size_t limit, size_t namelen, size_t valuelen)
+{
+    call->header_bytes += namelen + valuelen + 32;
+    return call->header_bytes <= limit;
+}
+
 ProtobufCMessage *rpc_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *msg, size_t len)
 {
     return protobuf_c_message_unpack(desc, NULL, len, msg);
@@ -295,16 +301,31 @@ static uint8_t *send_reserve(struct rpc_call *call, size_t need)
     return b->data;
 }
 
-static int send_check(const struct rpc_call *call, size_t len)
+/* Checks the call can send `len` more bytes and reserves room for them after their prefix.
+ * Returns the payload's place, or NULL with *rv set. */
+static uint8_t *send_begin(struct rpc_call *call, size_t len, int *rv)
 {
-    if (call->handler_done || call->local_closed || call->stream_closed || call->local_code != 0)
-        return -EPIPE;
-    if (len > UINT32_MAX)
-        return -EMSGSIZE;
-    return 0;
+    uint8_t *p;
+
+    if (call->handler_done || call->local_closed || call->stream_closed || call->local_code != 0) {
+        *rv = -EPIPE;
+        return NULL;
+    }
+    if (len > UINT32_MAX) {
+        *rv = -EMSGSIZE;
+        return NULL;
+    }
+    p = send_reserve(call, RPC_FRAME_PREFIX + len);
+    if (!p) {
+        *rv = -ENOMEM;
+        return NULL;
+    }
+    rpc_frame_prefix(p, (uint32_t)len);
+    return p + RPC_FRAME_PREFIX;
 }
 
-static void after_send(struct rpc_call *call)
+/* The message is queued: mark back-pressure, make sure headers and DATA get going. */
+static void send_end(struct rpc_call *call)
 {
     if (call->queued >= call->send_high)
         call->want_writable = true;
@@ -315,35 +336,27 @@ static void after_send(struct rpc_call *call)
 
 int rpc_call_send_raw(struct rpc_call *call, const void *data, size_t len)
 {
-    int rv = send_check(call, len);
-    uint8_t *p;
+    int rv = 0;
+    uint8_t *p = send_begin(call, len, &rv);
 
-    if (rv != 0)
-        return rv;
-    p = send_reserve(call, RPC_FRAME_PREFIX + len);
     if (!p)
-        return -ENOMEM;
-    rpc_frame_prefix(p, (uint32_t)len);
+        return rv;
     if (len > 0)
-        memcpy(p + RPC_FRAME_PREFIX, data, len);
-    after_send(call);
+        memcpy(p, data, len);
+    send_end(call);
     return 0;
 }
 
 int rpc_call_send(struct rpc_call *call, const ProtobufCMessage *msg)
 {
     size_t len = protobuf_c_message_get_packed_size(msg);
-    int rv = send_check(call, len);
-    uint8_t *p;
+    int rv = 0;
+    uint8_t *p = send_begin(call, len, &rv);
 
-    if (rv != 0)
-        return rv;
-    p = send_reserve(call, RPC_FRAME_PREFIX + len);
     if (!p)
-        return -ENOMEM;
-    rpc_frame_prefix(p, (uint32_t)len);
-    protobuf_c_message_pack(msg, p + RPC_FRAME_PREFIX);
-    after_send(call);
+        return rv;
+    protobuf_c_message_pack(msg, p);
+    send_end(call);
     return 0;
 }
 

@@ -450,8 +450,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
 
     if (!call)
         return 0;
-    call->header_bytes += namelen + valuelen + 32;
-    if (call->header_bytes > conn->limits.max_header_list)
+    if (!rpc_call__count_header(call, conn->limits.max_header_list, namelen, valuelen))
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     if (namelen == 7 && memcmp(name, ":status", 7) == 0) {
         int st = 0;

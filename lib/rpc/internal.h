@@ -120,6 +120,9 @@ struct rpc_call *rpc_call__new(enum rpc_side side, uv_loop_t *loop, size_t max_r
 void rpc_call__maybe_free(struct rpc_call *call);
 int rpc_call__add_header(struct rpc_call *call, const uint8_t *name, size_t namelen,
                          const uint8_t *value, size_t valuelen);
+/* Counts a received header against the limit as RFC 7540 does (name + value + 32); false once
+ * the call's headers pass it (nghttp2 1.52 does not enforce SETTINGS_MAX_HEADER_LIST_SIZE). */
+bool rpc_call__count_header(struct rpc_call *call, size_t limit, size_t namelen, size_t valuelen);
 /* Delivers on_done once (the caller frees with rpc_call__maybe_free afterwards). */
 void rpc_call__done(struct rpc_call *call, int code, const char *message);
 /* The stream is over with this status: on_done now, or (client) once held messages are read. */

@@ -129,9 +129,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
 
     if (!call)
         return 0;
-    /* nghttp2 1.52 does not enforce SETTINGS_MAX_HEADER_LIST_SIZE on what it receives. */
-    call->header_bytes += namelen + valuelen + 32;
-    if (call->header_bytes > conn->limits.max_header_list)
+    if (!rpc_call__count_header(call, conn->limits.max_header_list, namelen, valuelen))
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     if (namelen == 5 && memcmp(name, ":path", 5) == 0) {
         free(call->path);

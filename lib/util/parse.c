@@ -136,6 +136,20 @@ static bool has_space(const char *s)
     return strpbrk(s, " \t\n\v\f\r") != NULL;
 }
 
+/* The checks every quantity shares: present, unsigned, no spaces. Returns 0 or fail()'s. */
+static int check_plain(const char *s, const char *what, char *err, size_t errlen)
+{
+    if (s == NULL || *s == '\0')
+        return fail(-EINVAL, err, errlen, what, "", "empty");
+    if (*s == '-')
+        return fail(-EINVAL, err, errlen, what, s, "negative %ss are not allowed", what);
+    if (*s == '+')
+        return fail(-EINVAL, err, errlen, what, s, "a sign is not allowed");
+    if (has_space(s))
+        return fail(-EINVAL, err, errlen, what, s, "spaces are not allowed");
+    return 0;
+}
+
 /* Reads the decimal number at the start of s into *d and the bytes it took into *used. */
 static enum scan_result decimal_scan(const char *s, struct decimal *d, size_t *used)
 {
@@ -202,22 +216,9 @@ int nr_parse_duration(const char *s, int64_t *ns, char *err, size_t errlen)
     const char *p = s;
     int rc = 0;
 
-    if (s == NULL || *s == '\0') {
-        rc = fail(-EINVAL, err, errlen, what, "", "empty");
+    rc = check_plain(s, what, err, errlen);
+    if (rc != 0)
         goto out;
-    }
-    if (*s == '-') {
-        rc = fail(-EINVAL, err, errlen, what, s, "negative durations are not allowed");
-        goto out;
-    }
-    if (*s == '+') {
-        rc = fail(-EINVAL, err, errlen, what, s, "a sign is not allowed");
-        goto out;
-    }
-    if (has_space(s)) {
-        rc = fail(-EINVAL, err, errlen, what, s, "spaces are not allowed");
-        goto out;
-    }
     if (strcmp(s, "0") == 0) {
         *ns = 0;
         goto out;
@@ -283,22 +284,9 @@ int nr_parse_size(const char *s, uint64_t *bytes, char *err, size_t errlen)
     uint64_t value;
     int rc = 0;
 
-    if (s == NULL || *s == '\0') {
-        rc = fail(-EINVAL, err, errlen, what, "", "empty");
+    rc = check_plain(s, what, err, errlen);
+    if (rc != 0)
         goto out;
-    }
-    if (*s == '-') {
-        rc = fail(-EINVAL, err, errlen, what, s, "negative sizes are not allowed");
-        goto out;
-    }
-    if (*s == '+') {
-        rc = fail(-EINVAL, err, errlen, what, s, "a sign is not allowed");
-        goto out;
-    }
-    if (has_space(s)) {
-        rc = fail(-EINVAL, err, errlen, what, s, "spaces are not allowed");
-        goto out;
-    }
     switch (decimal_scan(s, &d, &used)) {
     case SCAN_NO_DIGITS: rc = fail(-EINVAL, err, errlen, what, s, "expected a number"); goto out;
     case SCAN_NO_FRACTION_DIGITS:
