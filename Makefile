@@ -105,7 +105,7 @@ help:
 	@echo 'make check        cppcheck + every header compiles on its own'
 	@echo 'make format       clang-format every C file'
 	@echo 'make fuzz         build the libFuzzer targets (build/fuzz); FUZZ_SECONDS=N make test-fuzz'
-	@echo 'make bench        benchmarks against iperf3/tcpdump/dumpcap/mergecap (bench/)'
+	@echo 'make bench        benchmarks, each next to a peer run in the same run (bench/)'
 	@echo 'make install      PREFIX=/usr/local'
 	@echo 'V=1               print full command lines'
 
