@@ -488,10 +488,36 @@ static void setup_callbacks(nghttp2_session_callbacks *cbs)
     nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
 }
 
+/* A response that is not gRPC (a proxy's error page, say) ends the call with the status its HTTP
+ * code maps to, as grpc's clients do; its body is not parsed as messages. */
+static void refuse_response(struct rpc_conn *conn, struct rpc_call *call, int code,
+                            const char *why)
+{
+    rpc_call__set_local_status(call, code, why);
+    call->recv_failed = true;
+    nghttp2_submit_rst_stream(conn->session, NGHTTP2_FLAG_NONE, call->stream_id, NGHTTP2_CANCEL);
+}
+
 static int on_headers(struct rpc_conn *conn, struct rpc_call *call, const nghttp2_frame *frame)
 {
-    if (frame->headers.cat == NGHTTP2_HCAT_RESPONSE)
-        call->got_headers = true;
+    const char *ct;
+    char msg[160];
+
+    if (frame->headers.cat != NGHTTP2_HCAT_RESPONSE)
+        return 0;
+    call->got_headers = true;
+    if (call->have_status)
+        return 0; /* Trailers-Only: grpc-status decides */
+    if (call->http_status != 200) {
+        snprintf(msg, sizeof(msg), "HTTP status %d", call->http_status);
+        refuse_response(conn, call, rpc_code_from_http(call->http_status), msg);
+        return 0;
+    }
+    ct = rpc_call_header(call, "content-type");
+    if (!ct || strncmp(ct, "application/grpc", 16) != 0) {
+        snprintf(msg, sizeof(msg), "unexpected content-type \"%.64s\"", ct ? ct : "");
+        refuse_response(conn, call, RPC_UNKNOWN, msg);
+    }
     return 0;
 }
 
