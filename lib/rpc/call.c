@@ -248,7 +248,7 @@ void rpc_call__start_deadline(struct rpc_call *call)
 {
     if (call->timeout_ns <= 0)
         return;
-    uint64_t ms = (uint64_t)(call->timeout_ns + 999999) / 1000000;
+    uint64_t ms = (uint64_t)call->timeout_ns / 1000000 + (call->timeout_ns % 1000000 != 0);
     uv_timer_start(&call->timer, timer_cb, ms, 0);
 }
 
@@ -493,13 +493,38 @@ int rpc_call_close_send(struct rpc_call *call)
 
 /* ---- receiving ---- */
 
+/* Gives flow-control window back for the bytes of whole messages. The bytes of a message still
+ * being gathered stay counted against the window, so what a peer can make us hold in unfinished
+ * messages is bounded by the windows, not by the number of streams times the message limit. */
 static void give_back(struct rpc_call *call)
 {
-    if (call->unconsumed == 0 || !call->conn || call->stream_closed || call->stream_id <= 0)
+    size_t partial = rpc_frame_decoder_pending(&call->dec);
+    size_t n;
+
+    if (call->recv_failed || call->handler_done)
+        partial = 0; /* nothing is gathered any more */
+    if (call->unconsumed <= partial || !call->conn || call->stream_closed || call->stream_id <= 0)
         return;
-    nghttp2_session_consume(call->conn->session, call->stream_id, call->unconsumed);
-    call->unconsumed = 0;
+    n = call->unconsumed - partial;
+    nghttp2_session_consume(call->conn->session, call->stream_id, n);
+    call->unconsumed = partial;
     rpc_conn_schedule(call->conn);
+}
+
+void rpc_call__fit_window(struct rpc_call *call)
+{
+    nghttp2_session *session = call->conn->session;
+    size_t need = call->max_recv + RPC_FRAME_PREFIX;
+
+    /* The bytes of an unfinished message are not given back (see give_back), so the stream's
+     * window must hold the largest message the call accepts. */
+    if (need > INT32_MAX)
+        need = INT32_MAX;
+    if (need > call->conn->limits.stream_window)
+        nghttp2_session_set_local_window_size(session, NGHTTP2_FLAG_NONE, call->stream_id,
+                                              (int32_t)need);
+    if (need > call->conn->limits.conn_window)
+        nghttp2_session_set_local_window_size(session, NGHTTP2_FLAG_NONE, 0, (int32_t)need);
 }
 
 void rpc_call__stream_closed(struct rpc_call *call)
@@ -518,7 +543,7 @@ static bool single_request(const struct rpc_call *call)
 
 static void deliver_one(struct rpc_call *call, const uint8_t *msg, size_t len)
 {
-    if (call->handler_done || call->recv_failed ||
+    if (call->handler_done || call->recv_failed || call->local_code != 0 ||
         (call->side == RPC_SIDE_SERVER && call->local_closed))
         return;
     if (single_request(call) && call->recv_count >= 1) {
@@ -534,6 +559,7 @@ static int on_msg(void *arg, const uint8_t *msg, size_t len)
 {
     struct rpc_call *call = arg;
 
+    call->recv_decoded++;
     if (call->paused || call->recvq_head) {
         struct rpc_msg *m = malloc(sizeof(*m) + len);
         if (!m)

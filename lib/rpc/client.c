@@ -25,7 +25,9 @@ struct rpc_channel {
     SSL_CTX *ssl_ctx;
     struct rpc_conn *conn;    /* the connection new calls go to (maybe still connecting) */
     struct rpc_conn *conns;   /* every live connection, draining ones included */
-    struct rpc_call *pending; /* calls waiting for `conn` */
+    struct rpc_call *pending; /* calls waiting for `conn` or for a free stream on it */
+    struct rpc_call *pending_tail;
+    int in_close; /* rpc_channel_close is running: do not free yet */
     uv_getaddrinfo_t gai;
     bool resolving;
     struct addrinfo *addrs;
@@ -98,14 +100,17 @@ bool rpc_channel_connected(const struct rpc_channel *ch)
 
 /* ---- calls waiting for a connection ---- */
 
+/* Calls wait in order of creation; the oldest is started first. */
 static void pending_add(struct rpc_channel *ch, struct rpc_call *call)
 {
     call->channel = ch;
-    call->prev = NULL;
-    call->next = ch->pending;
-    if (ch->pending)
-        ch->pending->prev = call;
-    ch->pending = call;
+    call->next = NULL;
+    call->prev = ch->pending_tail;
+    if (ch->pending_tail)
+        ch->pending_tail->next = call;
+    else
+        ch->pending = call;
+    ch->pending_tail = call;
 }
 
 void rpc_channel__forget(struct rpc_call *call)
@@ -120,6 +125,8 @@ void rpc_channel__forget(struct rpc_call *call)
         ch->pending = call->next;
     if (call->next)
         call->next->prev = call->prev;
+    else
+        ch->pending_tail = call->prev;
     call->next = call->prev = NULL;
     call->channel = NULL;
 }
@@ -183,6 +190,7 @@ static int submit(struct rpc_call *call, struct rpc_conn *conn)
     call->headers_sent = true;
     snprintf(call->peer, sizeof(call->peer), "%s", conn->peer);
     rpc_conn_add_call(conn, call);
+    rpc_call__fit_window(call);
     rpc_conn_schedule(conn);
     return 0;
 }
@@ -203,10 +211,26 @@ static void connect_failed(struct rpc_channel *ch, const char *why)
     fail_pending(ch, RPC_UNAVAILABLE, why);
 }
 
+/* Starts waiting calls while the server allows more concurrent streams. Calls stay ours until
+ * then (not queued inside nghttp2), so their cancellation and deadline work while they wait. */
+static void pump(struct rpc_channel *ch, struct rpc_conn *conn)
+{
+    struct rpc_call *call;
+
+    if (conn != ch->conn || !conn->ready || conn->closing || conn->goaway_received)
+        return;
+    uint32_t max =
+        nghttp2_session_get_remote_settings(conn->session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+    while ((call = ch->pending) != NULL && conn->n_calls < max) {
+        rpc_channel__forget(call);
+        if (submit(call, conn) != 0)
+            rpc_call__fail_async(call, RPC_UNAVAILABLE, "cannot start a stream");
+    }
+}
+
 static void on_ready(struct rpc_conn *conn)
 {
     struct rpc_channel *ch = conn->owner;
-    struct rpc_call *call;
 
     ch->backoff_ms = ch->backoff_initial;
     ch->retry_at = 0;
@@ -214,16 +238,17 @@ static void on_ready(struct rpc_conn *conn)
         uv_freeaddrinfo(ch->addrs);
         ch->addrs = ch->next_addr = NULL;
     }
-    while ((call = ch->pending) != NULL) {
-        rpc_channel__forget(call);
-        if (submit(call, conn) != 0)
-            rpc_call__fail_async(call, RPC_UNAVAILABLE, "cannot start a stream");
-    }
+    pump(ch, conn);
+}
+
+static void on_settings(struct rpc_conn *conn)
+{
+    pump(conn->owner, conn);
 }
 
 static void maybe_finish_close(struct rpc_channel *ch)
 {
-    if (!ch->closing || ch->conns || ch->resolving)
+    if (!ch->closing || ch->conns || ch->resolving || ch->in_close)
         return;
     void (*cb)(void *) = ch->close_cb;
     void *arg = ch->close_arg;
@@ -300,11 +325,10 @@ static void try_next_addr(struct rpc_channel *ch)
         return;
     }
     ch->next_addr = ai->ai_next;
-    conn = rpc_conn_new(ch->loop, false, &ch->limits, &client_ops, ch);
     cr = malloc(sizeof(*cr));
-    if (!conn || !cr) {
+    conn = cr ? rpc_conn_new(ch->loop, false, &ch->limits, &client_ops, ch) : NULL;
+    if (!conn) {
         free(cr);
-        free(conn);
         connect_failed(ch, "out of memory");
         return;
     }
@@ -399,8 +423,10 @@ struct rpc_call *rpc_channel_call(struct rpc_channel *ch, const struct rpc_call_
             goto nomem;
     }
     if (opts->timeout_ms > 0) {
-        call->timeout_ns = opts->timeout_ms * 1000000;
-        call->deadline_ms = uv_now(ch->loop) + (uint64_t)opts->timeout_ms;
+        int64_t ms =
+            opts->timeout_ms > INT64_MAX / 1000000 ? INT64_MAX / 1000000 : opts->timeout_ms;
+        call->timeout_ns = ms * 1000000;
+        call->deadline_ms = uv_now(ch->loop) + (uint64_t)ms;
         rpc_call__start_deadline(call);
     }
     if (ch->closing) {
@@ -409,13 +435,11 @@ struct rpc_call *rpc_channel_call(struct rpc_channel *ch, const struct rpc_call_
     }
     if (ch->conn && (ch->conn->goaway_received || ch->conn->closing))
         ch->conn = NULL; /* it drains or dies on its own; new calls get a new connection */
-    if (ch->conn && ch->conn->ready) {
-        if (submit(call, ch->conn) != 0)
-            rpc_call__fail_async(call, RPC_UNAVAILABLE, "cannot start a stream");
-        return call;
-    }
     pending_add(ch, call);
-    ensure_connect(ch);
+    if (ch->conn)
+        pump(ch, ch->conn);
+    else
+        ensure_connect(ch);
     return call;
 nomem:
     call->handler_done = true;
@@ -429,6 +453,7 @@ void rpc_channel_close(struct rpc_channel *ch, void (*cb)(void *arg), void *arg)
     ch->closing = true;
     ch->close_cb = cb;
     ch->close_arg = arg;
+    ch->in_close = 1;
     fail_pending(ch, RPC_CANCELLED, "channel closed");
     if (ch->resolving)
         uv_cancel((uv_req_t *)&ch->gai);
@@ -436,6 +461,7 @@ void rpc_channel_close(struct rpc_channel *ch, void (*cb)(void *arg), void *arg)
         next = c->next;
         rpc_conn_close(c, -ECANCELED, RPC_CANCELLED, "channel closed");
     }
+    ch->in_close = 0;
     maybe_finish_close(ch);
 }
 
@@ -490,8 +516,7 @@ static void setup_callbacks(nghttp2_session_callbacks *cbs)
 
 /* A response that is not gRPC (a proxy's error page, say) ends the call with the status its HTTP
  * code maps to, as grpc's clients do; its body is not parsed as messages. */
-static void refuse_response(struct rpc_conn *conn, struct rpc_call *call, int code,
-                            const char *why)
+static void refuse_response(struct rpc_conn *conn, struct rpc_call *call, int code, const char *why)
 {
     rpc_call__set_local_status(call, code, why);
     call->recv_failed = true;
@@ -503,8 +528,12 @@ static int on_headers(struct rpc_conn *conn, struct rpc_call *call, const nghttp
     const char *ct;
     char msg[160];
 
-    if (frame->headers.cat != NGHTTP2_HCAT_RESPONSE)
+    if (call->got_headers)
+        return 0; /* trailers */
+    if (call->http_status < 200) {
+        call->http_status = 0; /* 1xx is informational: the final response follows */
         return 0;
+    }
     call->got_headers = true;
     if (call->have_status)
         return 0; /* Trailers-Only: grpc-status decides */
@@ -529,9 +558,9 @@ static void on_stream_close(struct rpc_conn *conn, struct rpc_call *call, uint32
         rpc_call__end(call, call->local_code, call->local_message);
     } else if (call->have_status) {
         bool single = call->shape == RPC_SHAPE_UNARY || call->shape == RPC_SHAPE_CLIENT_STREAM;
-        if (call->code == RPC_OK && single && call->recv_count != 1) {
+        if (call->code == RPC_OK && single && call->recv_decoded != 1) {
             snprintf(msg, sizeof(msg), "expected one response message, got %llu",
-                     (unsigned long long)call->recv_count);
+                     (unsigned long long)call->recv_decoded);
             rpc_call__end(call, RPC_UNIMPLEMENTED, msg);
         } else {
             rpc_call__end(call, call->code, call->message);
@@ -546,10 +575,12 @@ static void on_stream_close(struct rpc_conn *conn, struct rpc_call *call, uint32
     } else {
         rpc_call__end(call, RPC_INTERNAL, "stream ended without a gRPC status");
     }
+    pump(conn->owner, conn);
 }
 
 static const struct rpc_conn_ops client_ops = {
     .on_ready = on_ready,
+    .on_settings = on_settings,
     .on_close = on_conn_close,
     .setup_callbacks = setup_callbacks,
     .on_headers = on_headers,

@@ -16,9 +16,10 @@
 #include "util/error.h"
 #include "util/log.h"
 
-#define RBUF_SIZE    (256u << 10)
-#define TLSBUF_SIZE  (64u << 10)
-#define COPYBUF_SIZE (64u << 10)
+#define RBUF_SIZE          (256u << 10)
+#define TLSBUF_SIZE        (64u << 10)
+#define COPYBUF_SIZE       (64u << 10)
+#define OUTBOUND_ITEMS_MAX 1024
 
 struct rpc_write {
     uv_write_t req;
@@ -29,6 +30,8 @@ struct rpc_write {
 };
 
 static void conn_flush(struct rpc_conn *conn);
+static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf);
+static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
 struct rpc_wbuf *rpc_wbuf_new(size_t cap)
 {
@@ -141,7 +144,10 @@ static int tls_write(struct rpc_conn *conn, const uint8_t *data, size_t len)
 {
     while (len > 0) {
         int chunk = len > (1u << 30) ? (1 << 30) : (int)len;
-        int r = SSL_write(conn->ssl, data, chunk);
+        int r;
+        /* The error queue is per thread: another connection's failure must not look like ours. */
+        ERR_clear_error();
+        r = SSL_write(conn->ssl, data, chunk);
         if (r <= 0)
             return NR_ETLS;
         data += r;
@@ -300,6 +306,11 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
 
     if (frame->hd.type == NGHTTP2_GOAWAY) {
         conn->goaway_received = true;
+        return 0;
+    }
+    if (frame->hd.type == NGHTTP2_SETTINGS && !(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
+        if (conn->ops->on_settings)
+            conn->ops->on_settings(conn);
         return 0;
     }
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
@@ -491,6 +502,7 @@ static void tls_fail(struct rpc_conn *conn, const char *what)
         snprintf(detail, sizeof(detail), "%s", X509_verify_cert_error_string(vr));
     else
         rpc_tls_error_text(detail, sizeof(detail));
+    ERR_clear_error();
     snprintf(why, sizeof(why), "%s: %s", what, detail);
     NR_INFO("tls failed", "peer=%s reason=\"%s\"", conn->peer, why);
     tls_drain(conn); /* the alert, if any */
@@ -508,7 +520,10 @@ static void become_ready(struct rpc_conn *conn)
 /* Advances the handshake; returns 0 while it goes on or once done, -1 when it failed. */
 static int tls_handshake(struct rpc_conn *conn)
 {
-    int r = SSL_do_handshake(conn->ssl);
+    int r;
+
+    ERR_clear_error();
+    r = SSL_do_handshake(conn->ssl);
 
     if (tls_drain(conn) != 0 || out_submit(conn) != 0) {
         rpc_conn_close(conn, -ENOMEM, RPC_UNAVAILABLE, "out of memory");
@@ -547,6 +562,7 @@ static void tls_read(struct rpc_conn *conn, const uint8_t *data, size_t len)
         return;
     }
     for (;;) {
+        ERR_clear_error();
         int r = SSL_read(conn->ssl, conn->tlsbuf, TLSBUF_SIZE);
         if (r > 0) {
             if (feed(conn, conn->tlsbuf, (size_t)r) != 0)
@@ -587,6 +603,24 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         conn_flush(conn);
 }
 
+/* Stops reading while the peer is not reading our output and nghttp2 keeps queueing replies to
+ * what it sends (RST_STREAMs for refused streams, say): without this a peer that sends and
+ * never reads makes us queue without bound. DATA is bounded by flow control and is not counted,
+ * so two peers streaming bulk data at each other do not both stop. */
+static void read_pace(struct rpc_conn *conn)
+{
+    bool backlog = conn_full(conn) &&
+                   nghttp2_session_get_outbound_queue_size(conn->session) > OUTBOUND_ITEMS_MAX;
+
+    if (backlog && !conn->read_paused) {
+        conn->read_paused = true;
+        uv_read_stop((uv_stream_t *)&conn->tcp);
+    } else if (!backlog && conn->read_paused) {
+        conn->read_paused = false;
+        uv_read_start((uv_stream_t *)&conn->tcp, alloc_cb, read_cb);
+    }
+}
+
 static void conn_flush(struct rpc_conn *conn)
 {
     int rv;
@@ -610,8 +644,11 @@ static void conn_flush(struct rpc_conn *conn)
                        uv_strerror(rv));
         return;
     }
-    for (struct rpc_call *c = conn->calls; c; c = c->next)
+    for (struct rpc_call *c = conn->calls; c && !conn->closing; c = c->next)
         rpc_call__notify_writable(c);
+    if (conn->closing)
+        return; /* a handler closed its server or channel */
+    read_pace(conn);
     if (!nghttp2_session_want_read(conn->session) && !nghttp2_session_want_write(conn->session) &&
         conn->inflight == 0)
         rpc_conn_close(conn, 0, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE,
@@ -770,7 +807,9 @@ void rpc_conn_close(struct rpc_conn *conn, int err, int code, const char *why)
             nghttp2_session_set_stream_user_data(conn->session, call->stream_id, NULL);
         rpc_conn_remove_call(conn, call);
         call->stream_closed = true;
-        if (!call->handler_done)
+        if (!call->handler_done && call->local_code)
+            rpc_call__done(call, call->local_code, call->local_message);
+        else if (!call->handler_done)
             rpc_call__done(call, code, conn->why);
         rpc_call__maybe_free(call);
     }

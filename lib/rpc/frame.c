@@ -26,6 +26,34 @@ bool rpc_frame_decoder_partial(const struct rpc_frame_decoder *d)
     return d->prefix_len > 0;
 }
 
+size_t rpc_frame_decoder_pending(const struct rpc_frame_decoder *d)
+{
+    if (d->prefix_len < RPC_FRAME_PREFIX)
+        return d->prefix_len;
+    return RPC_FRAME_PREFIX + d->buf_len;
+}
+
+/* Makes room for `need` gathered bytes, growing geometrically up to the announced length, so a
+ * prefix alone does not commit the memory it announces. */
+static int buf_grow(struct rpc_frame_decoder *d, size_t need)
+{
+    size_t cap = d->buf_cap ? d->buf_cap : 16384;
+    uint8_t *p;
+
+    if (need <= d->buf_cap)
+        return 0;
+    while (cap < need)
+        cap *= 2;
+    if (cap > d->msg_len)
+        cap = d->msg_len;
+    p = realloc(d->buf, cap);
+    if (!p)
+        return -ENOMEM;
+    d->buf = p;
+    d->buf_cap = cap;
+    return 0;
+}
+
 void rpc_frame_prefix(uint8_t out[RPC_FRAME_PREFIX], uint32_t len)
 {
     out[0] = 0;
@@ -79,22 +107,14 @@ int rpc_frame_decoder_feed(struct rpc_frame_decoder *d, const uint8_t *data, siz
                     break;
                 continue;
             }
-            if (d->buf_cap < d->msg_len) {
-                /* Grown only as far as a prefix within the limit asked for. */
-                free(d->buf);
-                d->buf_cap = 0;
-                d->buf = malloc(d->msg_len);
-                if (!d->buf) {
-                    rv = -ENOMEM;
-                    break;
-                }
-                d->buf_cap = d->msg_len;
-            }
             continue;
         }
         size_t n = d->msg_len - d->buf_len;
         if (n > len)
             n = len;
+        rv = buf_grow(d, d->buf_len + n);
+        if (rv != 0)
+            break;
         memcpy(d->buf + d->buf_len, data, n);
         d->buf_len += n;
         data += n;

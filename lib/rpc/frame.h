@@ -11,7 +11,7 @@
 #define RPC_FRAME_PREFIX        5
 #define RPC_DEFAULT_MAX_MESSAGE (4u << 20)
 /* A gathering buffer up to this size is kept for the next message instead of freed. */
-#define RPC_FRAME_KEEP_BUFFER (2u << 20)
+#define RPC_FRAME_KEEP_BUFFER (64u << 10)
 
 /* Called once per whole message. `msg` is valid only during the call. A non-zero return stops
  * rpc_frame_decoder_feed(), which returns that value. */
@@ -45,6 +45,9 @@ int rpc_frame_decoder_feed(struct rpc_frame_decoder *d, const uint8_t *data, siz
 
 /* True when a message has begun but not ended: at end of stream this is a truncated message. */
 bool rpc_frame_decoder_partial(const struct rpc_frame_decoder *d);
+
+/* Bytes of the unfinished message held so far (its prefix included); 0 between messages. */
+size_t rpc_frame_decoder_pending(const struct rpc_frame_decoder *d);
 
 /* Writes the 5-byte prefix of an uncompressed message of `len` bytes. */
 void rpc_frame_prefix(uint8_t out[RPC_FRAME_PREFIX], uint32_t len);

@@ -67,8 +67,9 @@ struct rpc_call {
     struct rpc_frame_decoder dec;
     struct rpc_msg *recvq_head; /* messages held while paused */
     struct rpc_msg *recvq_tail;
-    size_t unconsumed; /* DATA bytes not yet given back to flow control */
-    uint64_t recv_count;
+    size_t unconsumed;     /* DATA bytes not yet given back to flow control */
+    uint64_t recv_count;   /* messages handed to on_message */
+    uint64_t recv_decoded; /* messages received whole (held ones included) */
     bool paused;
     bool deliver_pending; /* conn_run must deliver recvq */
     bool remote_closed;   /* END_STREAM received */
@@ -135,6 +136,9 @@ void rpc_call__on_data(struct rpc_call *call, const uint8_t *data, size_t len);
 void rpc_call__on_remote_close(struct rpc_call *call);
 /* Delivers held messages and the half-close, gives window back; returns true if it did work. */
 bool rpc_call__deliver(struct rpc_call *call);
+/* Widens the stream's receive window (and the connection's) to hold the call's largest message.
+ * Call once the stream exists and max_recv is known. */
+void rpc_call__fit_window(struct rpc_call *call);
 /* The stream closed; gives the connection window back. on_done is the caller's business. */
 void rpc_call__stream_closed(struct rpc_call *call);
 /* Sends on_writable if it was wanted and the queue drained. */
@@ -160,6 +164,8 @@ void rpc_channel__forget(struct rpc_call *call);
 struct rpc_conn_ops {
     /* The connection is up (TCP connected; TLS handshake done if any). */
     void (*on_ready)(struct rpc_conn *conn);
+    /* The peer's SETTINGS arrived (its stream limit may have changed). May be NULL. */
+    void (*on_settings)(struct rpc_conn *conn);
     /* The connection is closing; its calls have had on_done. err < 0 for failures. */
     void (*on_close)(struct rpc_conn *conn, int err, const char *why);
     /* Role-specific nghttp2 callbacks (begin_headers, header) are added here. */
@@ -190,6 +196,7 @@ struct rpc_conn {
     bool closing;
     bool in_nghttp2; /* inside mem_recv/session_send: do not re-enter */
     bool goaway_received;
+    bool read_paused; /* reading stopped until our output drains (read_pace) */
     int handles_open;
     struct rpc_call *calls; /* calls with a stream on this connection */
     size_t n_calls;

@@ -32,6 +32,7 @@ struct rpc_server {
     int port;
     struct rpc_health health;
     bool closing;
+    bool in_close; /* rpc_server_close is running: do not free yet */
     void (*close_cb)(void *arg);
     void *close_arg;
 };
@@ -210,6 +211,9 @@ static void dispatch(struct rpc_conn *conn, struct rpc_call *call)
     call->shape = m->shape;
     call->max_recv = m->max_recv_size ? m->max_recv_size : s->cfg.limits.max_recv_size;
     call->dec.max_message = call->max_recv;
+    rpc_call__fit_window(call);
+    if (timeout && call->timeout_ns == 0)
+        call->timeout_ns = 1; /* "0n": already expired, not "no deadline" */
     rpc_call__start_deadline(call);
     if (m->start(call, m->data) != 0 && !call->local_closed)
         rpc_call_finish(call, RPC_INTERNAL, "the handler could not start");
@@ -234,7 +238,7 @@ static void on_stream_close(struct rpc_conn *conn, struct rpc_call *call, uint32
 
 static void maybe_finish_close(struct rpc_server *s)
 {
-    if (!s->closing || s->listening || s->n_conns > 0)
+    if (!s->closing || s->listening || s->n_conns > 0 || s->in_close)
         return;
     void (*cb)(void *) = s->close_cb;
     void *arg = s->close_arg;
@@ -385,12 +389,13 @@ void rpc_server_close(struct rpc_server *s, void (*cb)(void *arg), void *arg)
     s->closing = true;
     s->close_cb = cb;
     s->close_arg = arg;
+    s->in_close = true;
     for (struct rpc_conn *c = s->conns, *next; c; c = next) {
         next = c->next;
         rpc_conn_close(c, -ECANCELED, RPC_CANCELLED, "server shutting down");
     }
     if (s->listening)
         uv_close((uv_handle_t *)&s->listener, listener_closed);
-    else
-        maybe_finish_close(s);
+    s->in_close = false;
+    maybe_finish_close(s);
 }
