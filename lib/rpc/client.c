@@ -49,6 +49,7 @@ struct connect_req {
 };
 
 static void try_next_addr(struct rpc_channel *ch);
+static void ensure_connect(struct rpc_channel *ch);
 static const struct rpc_conn_ops client_ops;
 
 void rpc_channel_config_init(struct rpc_channel_config *cfg)
@@ -217,7 +218,9 @@ static void pump(struct rpc_channel *ch, struct rpc_conn *conn)
 {
     struct rpc_call *call;
 
-    if (conn != ch->conn || !conn->ready || conn->closing || conn->goaway_received)
+    /* Like grpc's clients, start calls once the server's SETTINGS told its stream limit. */
+    if (conn != ch->conn || !conn->ready || !conn->settings_received || conn->closing ||
+        conn->goaway_received)
         return;
     uint32_t max =
         nghttp2_session_get_remote_settings(conn->session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
@@ -278,7 +281,12 @@ static void on_conn_close(struct rpc_conn *conn, int err, const char *why)
         maybe_finish_close(ch);
         return;
     }
-    if (was_current && !conn->ready) {
+    if (was_current && conn->settings_received) {
+        /* It was up: calls still waiting for a stream get a new connection. */
+        if (ch->pending)
+            ensure_connect(ch);
+    } else if (was_current) {
+        /* It never got as far as the server's SETTINGS (refused, TLS failed, not HTTP/2). */
         char msg[200];
         snprintf(msg, sizeof(msg), "%s: %s", ch->target, why);
         snprintf(ch->last_error, sizeof(ch->last_error), "%s", msg);

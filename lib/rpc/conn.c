@@ -309,6 +309,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
         return 0;
     }
     if (frame->hd.type == NGHTTP2_SETTINGS && !(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
+        conn->settings_received = true;
         if (conn->ops->on_settings)
             conn->ops->on_settings(conn);
         return 0;

@@ -196,6 +196,7 @@ struct rpc_conn {
     bool closing;
     bool in_nghttp2; /* inside mem_recv/session_send: do not re-enter */
     bool goaway_received;
+    bool settings_received;        /* the peer's first SETTINGS arrived */
     bool read_paused; /* reading stopped until our output drains (read_pace) */
     int handles_open;
     struct rpc_call *calls; /* calls with a stream on this connection */

@@ -362,6 +362,10 @@ int main(int argc, char **argv)
     }
     uv_run(uv_default_loop(), UV_RUN_DEFAULT);
     uv_loop_close(uv_default_loop());
+    if (r.call) {
+        fprintf(stderr, "rpc-test-client: the loop ended before the call did\n");
+        return 1;
+    }
     print_result();
     free(r.buf);
     free(r.payload);

@@ -1,0 +1,344 @@
+/* lib/rpc server and client in one loop: the lifetimes and orderings that a service relies on —
+ * closing from callbacks and timers, calls that wait for a stream slot keeping their deadline
+ * and cancellation, first-come first-started, a server closed by its own handler. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+#include <uv.h>
+
+#include "rpc/client.h"
+#include "rpc/server.h"
+#include "rpc/status.h"
+
+/* ---- a tiny service on raw bytes ---- */
+
+static int hold_done_code = -1;
+static struct rpc_server *flood_server;
+static int flood_writable_seen;
+
+static void echo_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *user)
+{
+    rpc_call_send_raw(call, msg, len);
+    rpc_call_finish(call, RPC_OK, NULL);
+}
+
+static void hold_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *user)
+{
+    rpc_call_send_raw(call, "held", 4); /* one message, then never finish */
+}
+
+static void hold_done(struct rpc_call *call, int code, const char *message, void *user)
+{
+    hold_done_code = code;
+}
+
+static void flood_fill(struct rpc_call *call)
+{
+    static uint8_t chunk[256 << 10];
+
+    while (rpc_call_writable(call))
+        rpc_call_send_raw(call, chunk, sizeof(chunk));
+}
+
+static void flood_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *user)
+{
+    flood_fill(call);
+}
+
+static void flood_writable(struct rpc_call *call, void *user)
+{
+    /* A handler that shuts its own server down from a send-side callback. */
+    flood_writable_seen++;
+    rpc_server_close(flood_server, NULL, NULL);
+}
+
+static const struct rpc_call_cbs echo_cbs = {.on_message = echo_message};
+static const struct rpc_call_cbs hold_cbs = {.on_message = hold_message, .on_done = hold_done};
+static const struct rpc_call_cbs flood_cbs = {.on_message = flood_message,
+                                              .on_writable = flood_writable};
+
+static int start_with(struct rpc_call *call, void *data)
+{
+    rpc_call_set_cbs(call, data, NULL);
+    return 0;
+}
+
+static const struct rpc_method methods[] = {
+    {"/t.T/Echo", RPC_SHAPE_UNARY, start_with, (void *)&echo_cbs, 0},
+    {"/t.T/Hold", RPC_SHAPE_SERVER_STREAM, start_with, (void *)&hold_cbs, 0},
+    {"/t.T/Flood", RPC_SHAPE_SERVER_STREAM, start_with, (void *)&flood_cbs, 0},
+};
+
+/* ---- client side bookkeeping ---- */
+
+struct result {
+    int code;
+    bool done;
+    int order;
+    uint64_t done_at;
+    size_t messages;
+    char payload[32];
+    void (*on_first)(struct result *r); /* after the first response message */
+    void (*on_end)(struct result *r);   /* after on_done */
+};
+
+static int done_seq;
+static struct rpc_channel *channel;
+static struct rpc_server *server;
+static int closes;
+
+static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *user)
+{
+    struct result *r = user;
+
+    r->messages++;
+    snprintf(r->payload, sizeof(r->payload), "%.*s", (int)len, (const char *)msg);
+    if (r->on_first && r->messages == 1)
+        r->on_first(r);
+}
+
+static void on_done(struct rpc_call *call, int code, const char *message, void *user)
+{
+    struct result *r = user;
+
+    assert_false(r->done);
+    r->done = true;
+    r->code = code;
+    r->order = ++done_seq;
+    r->done_at = uv_now(uv_default_loop());
+    if (r->on_end)
+        r->on_end(r);
+}
+
+static const struct rpc_call_cbs client_cbs = {.on_message = on_message, .on_done = on_done};
+
+static struct rpc_call *call(const char *path, int64_t timeout_ms, struct result *r,
+                             const char *payload)
+{
+    struct rpc_call_opts opts = {.path = path, .shape = RPC_SHAPE_UNARY, .timeout_ms = timeout_ms};
+    struct rpc_call *c;
+
+    if (strcmp(path, "/t.T/Echo") != 0)
+        opts.shape = RPC_SHAPE_SERVER_STREAM;
+    c = rpc_channel_call(channel, &opts, &client_cbs, r);
+    assert_non_null(c);
+    assert_int_equal(rpc_call_send_raw(c, payload, strlen(payload)), 0);
+    assert_int_equal(rpc_call_close_send(c), 0);
+    return c;
+}
+
+static void closed(void *arg)
+{
+    closes++;
+}
+
+static void setup_pair(uint32_t max_streams, struct rpc_server **srv)
+{
+    struct rpc_server_config scfg;
+    struct rpc_channel_config ccfg;
+    char err[256], target[64];
+
+    rpc_server_config_init(&scfg);
+    scfg.listen = "127.0.0.1:0";
+    scfg.limits.max_concurrent_streams = max_streams;
+    *srv = rpc_server_new(uv_default_loop(), &scfg, methods, sizeof(methods) / sizeof(methods[0]));
+    assert_non_null(*srv);
+    assert_int_equal(rpc_server_start(*srv, err, sizeof(err)), 0);
+    snprintf(target, sizeof(target), "127.0.0.1:%d", rpc_server_port(*srv));
+    rpc_channel_config_init(&ccfg);
+    ccfg.target = target;
+    channel = rpc_channel_new(uv_default_loop(), &ccfg, err, sizeof(err));
+    assert_non_null(channel);
+    closes = 0;
+    done_seq = 0;
+}
+
+static void run_loop(void)
+{
+    uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+}
+
+/* ---- 1: close a channel and a server from a timer, outside any callback of theirs ---- */
+
+static uv_timer_t timer;
+
+static void close_both(uv_timer_t *t)
+{
+    rpc_channel_close(channel, closed, NULL);
+    rpc_server_close(server, closed, NULL);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void close_soon(struct result *r)
+{
+    uv_timer_init(uv_default_loop(), &timer);
+    uv_timer_start(&timer, close_both, 10, 0);
+}
+
+static void test_close_from_timer(void **state)
+{
+    struct result r = {.on_end = close_soon};
+
+    setup_pair(100, &server);
+    call("/t.T/Echo", 0, &r, "ping");
+    run_loop();
+    assert_true(r.done);
+    assert_int_equal(r.code, RPC_OK);
+    assert_string_equal(r.payload, "ping");
+    assert_int_equal(closes, 2); /* each close callback exactly once */
+}
+
+/* ---- 2: calls waiting for a stream slot keep their deadline and cancellation ---- */
+
+static struct result ra, rb, rc, rd;
+static struct rpc_call *call_a, *call_c;
+static uv_timer_t t_cancel_c, t_check;
+
+static void finish_d(struct result *r)
+{
+    rpc_channel_close(channel, closed, NULL);
+    rpc_server_close(server, closed, NULL);
+}
+
+static void after_a(struct result *r)
+{
+    rd.on_end = finish_d;
+    call("/t.T/Echo", 0, &rd, "d"); /* the slot is free again */
+}
+
+static void cancel_c(uv_timer_t *t)
+{
+    rpc_call_cancel(call_c);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void check_waiters(uv_timer_t *t)
+{
+    /* B's deadline passed and C was cancelled while both waited behind A. */
+    assert_true(rb.done);
+    assert_int_equal(rb.code, RPC_DEADLINE_EXCEEDED);
+    assert_true(rc.done);
+    assert_int_equal(rc.code, RPC_CANCELLED);
+    assert_false(ra.done);
+    ra.on_end = after_a;
+    rpc_call_cancel(call_a);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void a_started(struct result *r)
+{
+    /* A holds the server's only stream: B and C must wait in the channel. */
+    call("/t.T/Echo", 200, &rb, "b");
+    call_c = call("/t.T/Echo", 0, &rc, "c");
+    uv_timer_init(uv_default_loop(), &t_cancel_c);
+    uv_timer_start(&t_cancel_c, cancel_c, 100, 0);
+    uv_timer_init(uv_default_loop(), &t_check);
+    uv_timer_start(&t_check, check_waiters, 600, 0);
+}
+
+static void test_waiting_calls_keep_deadline_and_cancel(void **state)
+{
+    uint64_t t0;
+
+    memset(&ra, 0, sizeof(ra));
+    memset(&rb, 0, sizeof(rb));
+    memset(&rc, 0, sizeof(rc));
+    memset(&rd, 0, sizeof(rd));
+    hold_done_code = -1;
+    setup_pair(1, &server);
+    ra.on_first = a_started;
+    t0 = uv_now(uv_default_loop());
+    call_a = call("/t.T/Hold", 0, &ra, "a");
+    run_loop();
+    assert_int_equal(ra.code, RPC_CANCELLED);
+    assert_int_equal(hold_done_code, RPC_CANCELLED); /* the server's handler saw it */
+    assert_true(rb.done_at - t0 >= 200);
+    assert_true(rb.done_at - t0 < 600);
+    assert_true(rd.done);
+    assert_int_equal(rd.code, RPC_OK);
+    assert_string_equal(rd.payload, "d");
+    assert_int_equal(closes, 2);
+}
+
+/* ---- 3: calls start in the order they were made ---- */
+
+static struct result rq[4];
+
+static void close_after_last(struct result *r)
+{
+    if (r == &rq[3]) {
+        rpc_channel_close(channel, closed, NULL);
+        rpc_server_close(server, closed, NULL);
+    }
+}
+
+static void test_calls_start_first_come_first_started(void **state)
+{
+    memset(rq, 0, sizeof(rq));
+    setup_pair(1, &server);
+    for (int i = 0; i < 4; i++) {
+        rq[i].on_end = close_after_last;
+        call("/t.T/Echo", 0, &rq[i], "q");
+    }
+    run_loop();
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(rq[i].code, RPC_OK);
+        assert_int_equal(rq[i].order, i + 1);
+    }
+}
+
+/* ---- 4: a handler closes its own server from on_writable ---- */
+
+static void flood_client_message(struct rpc_call *c, const uint8_t *msg, size_t len, void *user)
+{
+    rpc_call_pause_recv(c); /* hold the window so the server's queue backs up */
+}
+
+static void flood_client_done(struct rpc_call *c, int code, const char *message, void *user)
+{
+    struct result *r = user;
+
+    r->done = true;
+    r->code = code;
+    rpc_channel_close(channel, closed, NULL);
+}
+
+static const struct rpc_call_cbs flood_client_cbs = {.on_message = flood_client_message,
+                                                     .on_done = flood_client_done};
+
+static void test_server_closed_from_on_writable(void **state)
+{
+    struct result r = {0};
+    struct rpc_call_opts opts = {.path = "/t.T/Flood", .shape = RPC_SHAPE_SERVER_STREAM};
+    struct rpc_call *c;
+
+    flood_writable_seen = 0;
+    setup_pair(100, &flood_server);
+    c = rpc_channel_call(channel, &opts, &flood_client_cbs, &r);
+    assert_non_null(c);
+    rpc_call_send_raw(c, "go", 2);
+    rpc_call_close_send(c);
+    run_loop();
+    assert_int_equal(flood_writable_seen, 1);
+    assert_true(r.done);
+    assert_true(r.code == RPC_UNAVAILABLE || r.code == RPC_CANCELLED);
+    assert_int_equal(closes, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_close_from_timer),
+        cmocka_unit_test(test_waiting_calls_keep_deadline_and_cancel),
+        cmocka_unit_test(test_calls_start_first_come_first_started),
+        cmocka_unit_test(test_server_closed_from_on_writable),
+    };
+    int rv = cmocka_run_group_tests(tests, NULL, NULL);
+
+    uv_loop_close(uv_default_loop());
+    return rv;
+}
