@@ -1,6 +1,6 @@
 /* One HTTP/2 connection on libuv: bytes from the socket (through OpenSSL memory BIOs when TLS is
- * on) into nghttp2, frames from nghttp2 out in uv_writes that reference message buffers instead
- * of copying them, and a bound on queued output that pauses frame production. */
+ * on) into nghttp2, nghttp2's frames out through output.c, the callbacks both sides share, and
+ * the connection's life from start to close. */
 #include "rpc/internal.h"
 
 #include <arpa/inet.h>
@@ -18,209 +18,10 @@
 
 #define RBUF_SIZE          (256u << 10)
 #define TLSBUF_SIZE        (64u << 10)
-#define COPYBUF_SIZE       (64u << 10)
 #define OUTBOUND_ITEMS_MAX 1024
 
-struct rpc_write {
-    uv_write_t req;
-    struct rpc_conn *conn;
-    size_t n;
-    size_t bytes;
-    struct rpc_seg segs[];
-};
-
-static void conn_flush(struct rpc_conn *conn);
 static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf);
 static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
-
-struct rpc_wbuf *rpc_wbuf_new(size_t cap)
-{
-    struct rpc_wbuf *b = malloc(sizeof(*b) + cap);
-
-    if (b) {
-        b->refs = 1;
-        b->len = 0;
-        b->cap = cap;
-    }
-    return b;
-}
-
-void rpc_wbuf_unref(struct rpc_wbuf *b)
-{
-    if (b && --b->refs == 0)
-        free(b);
-}
-
-/* ---- staging output ---- */
-
-static bool conn_full(const struct rpc_conn *conn)
-{
-    return conn->staged + conn->inflight >= conn->limits.write_high;
-}
-
-static int out_push(struct rpc_conn *conn, struct rpc_wbuf *buf, size_t off, size_t len)
-{
-    if (len == 0)
-        return 0;
-    if (conn->out_n > 0) {
-        struct rpc_seg *last = &conn->out[conn->out_n - 1];
-        if (last->buf == buf && last->off + last->len == off) {
-            last->len += len;
-            conn->staged += len;
-            return 0;
-        }
-    }
-    if (conn->out_n == conn->out_cap) {
-        size_t cap = conn->out_cap ? conn->out_cap * 2 : 16;
-        struct rpc_seg *out = realloc(conn->out, cap * sizeof(*out));
-        if (!out)
-            return -ENOMEM;
-        conn->out = out;
-        conn->out_cap = cap;
-    }
-    buf->refs++;
-    conn->out[conn->out_n++] = (struct rpc_seg){buf, off, len};
-    conn->staged += len;
-    return 0;
-}
-
-/* Makes sure the copy buffer has room; returns the room or 0 when out of memory. */
-static size_t copybuf_room(struct rpc_conn *conn)
-{
-    if (!conn->copybuf || conn->copybuf->len == conn->copybuf->cap) {
-        struct rpc_wbuf *b = rpc_wbuf_new(COPYBUF_SIZE);
-        if (!b)
-            return 0;
-        rpc_wbuf_unref(conn->copybuf);
-        conn->copybuf = b;
-    }
-    return conn->copybuf->cap - conn->copybuf->len;
-}
-
-static int out_copy_raw(struct rpc_conn *conn, const uint8_t *data, size_t len)
-{
-    while (len > 0) {
-        size_t n = copybuf_room(conn);
-        if (n == 0)
-            return -ENOMEM;
-        if (n > len)
-            n = len;
-        struct rpc_wbuf *b = conn->copybuf;
-        memcpy(b->data + b->len, data, n);
-        int rv = out_push(conn, b, b->len, n);
-        if (rv != 0)
-            return rv;
-        b->len += n;
-        data += n;
-        len -= n;
-    }
-    return 0;
-}
-
-/* Moves what OpenSSL produced into staged output. */
-static int tls_drain(struct rpc_conn *conn)
-{
-    size_t pending;
-
-    while ((pending = BIO_ctrl_pending(conn->wbio)) > 0) {
-        size_t n = copybuf_room(conn);
-        if (n == 0)
-            return -ENOMEM;
-        if (n > pending)
-            n = pending;
-        struct rpc_wbuf *b = conn->copybuf;
-        int r = BIO_read(conn->wbio, b->data + b->len, (int)n);
-        if (r <= 0)
-            return NR_ETLS;
-        int rv = out_push(conn, b, b->len, (size_t)r);
-        if (rv != 0)
-            return rv;
-        b->len += (size_t)r;
-    }
-    return 0;
-}
-
-static int tls_write(struct rpc_conn *conn, const uint8_t *data, size_t len)
-{
-    while (len > 0) {
-        int chunk = len > (1u << 30) ? (1 << 30) : (int)len;
-        int r;
-        /* The error queue is per thread: another connection's failure must not look like ours. */
-        ERR_clear_error();
-        r = SSL_write(conn->ssl, data, chunk);
-        if (r <= 0)
-            return NR_ETLS;
-        data += r;
-        len -= (size_t)r;
-        int rv = tls_drain(conn);
-        if (rv != 0)
-            return rv;
-    }
-    return 0;
-}
-
-static int out_copy(struct rpc_conn *conn, const uint8_t *data, size_t len)
-{
-    return conn->ssl ? tls_write(conn, data, len) : out_copy_raw(conn, data, len);
-}
-
-/* Stages a slice of a message buffer: referenced in plaintext, encrypted (copied) with TLS. */
-static int out_ref(struct rpc_conn *conn, struct rpc_wbuf *buf, size_t off, size_t len)
-{
-    return conn->ssl ? tls_write(conn, buf->data + off, len) : out_push(conn, buf, off, len);
-}
-
-static void write_cb(uv_write_t *req, int status)
-{
-    struct rpc_write *w = (struct rpc_write *)req;
-    struct rpc_conn *conn = w->conn;
-
-    for (size_t i = 0; i < w->n; i++)
-        rpc_wbuf_unref(w->segs[i].buf);
-    conn->inflight -= w->bytes;
-    free(w);
-    if (conn->closing)
-        return;
-    if (status < 0) {
-        rpc_conn_close(conn, status, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE,
-                       uv_strerror(status));
-        return;
-    }
-    conn_flush(conn);
-}
-
-/* Hands everything staged to one uv_write. */
-static int out_submit(struct rpc_conn *conn)
-{
-    struct rpc_write *w;
-    uv_buf_t *bufs;
-    int rv;
-
-    if (conn->out_n == 0)
-        return 0;
-    w = malloc(sizeof(*w) + conn->out_n * (sizeof(struct rpc_seg) + sizeof(uv_buf_t)));
-    if (!w)
-        return -ENOMEM;
-    w->conn = conn;
-    w->n = conn->out_n;
-    w->bytes = conn->staged;
-    memcpy(w->segs, conn->out, conn->out_n * sizeof(struct rpc_seg));
-    bufs = (uv_buf_t *)(w->segs + w->n);
-    for (size_t i = 0; i < w->n; i++)
-        bufs[i] =
-            uv_buf_init((char *)w->segs[i].buf->data + w->segs[i].off, (unsigned)w->segs[i].len);
-    conn->out_n = 0;
-    conn->inflight += conn->staged;
-    conn->staged = 0;
-    rv = uv_write(&w->req, (uv_stream_t *)&conn->tcp, bufs, (unsigned)w->n, write_cb);
-    if (rv < 0) {
-        for (size_t i = 0; i < w->n; i++)
-            rpc_wbuf_unref(w->segs[i].buf);
-        conn->inflight -= w->bytes;
-        free(w);
-    }
-    return rv;
-}
 
 /* ---- nghttp2 callbacks shared by both sides ---- */
 
@@ -229,9 +30,9 @@ static ssize_t send_cb(nghttp2_session *session, const uint8_t *data, size_t len
 {
     struct rpc_conn *conn = user_data;
 
-    if (conn_full(conn))
+    if (rpc_out_full(conn))
         return NGHTTP2_ERR_WOULDBLOCK;
-    if (out_copy(conn, data, len) != 0)
+    if (rpc_out_copy(conn, data, len) != 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     return (ssize_t)len;
 }
@@ -243,19 +44,19 @@ static int send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const ui
     struct rpc_call *call = source->ptr;
     static const uint8_t zeros[256];
 
-    if (conn_full(conn))
+    if (rpc_out_full(conn))
         return NGHTTP2_ERR_WOULDBLOCK;
-    if (out_copy(conn, framehd, 9) != 0)
+    if (rpc_out_copy(conn, framehd, 9) != 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     if (frame->data.padlen > 0) {
         uint8_t padlen = (uint8_t)(frame->data.padlen - 1);
-        if (out_copy(conn, &padlen, 1) != 0)
+        if (rpc_out_copy(conn, &padlen, 1) != 0)
             return NGHTTP2_ERR_CALLBACK_FAILURE;
     }
     while (length > 0) {
         struct rpc_seg *seg = &call->sendq[call->sendq_head];
         size_t n = seg->len < length ? seg->len : length;
-        if (out_ref(conn, seg->buf, seg->off, n) != 0)
+        if (rpc_out_ref(conn, seg->buf, seg->off, n) != 0)
             return NGHTTP2_ERR_CALLBACK_FAILURE;
         seg->off += n;
         seg->len -= n;
@@ -268,7 +69,7 @@ static int send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const ui
             call->sendq_n--;
         }
     }
-    if (frame->data.padlen > 1 && out_copy(conn, zeros, frame->data.padlen - 1) != 0)
+    if (frame->data.padlen > 1 && rpc_out_copy(conn, zeros, frame->data.padlen - 1) != 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     return 0;
 }
@@ -506,8 +307,8 @@ static void tls_fail(struct rpc_conn *conn, const char *what)
     ERR_clear_error();
     snprintf(why, sizeof(why), "%s: %s", what, detail);
     NR_INFO("tls failed", "peer=%s reason=\"%s\"", conn->peer, why);
-    tls_drain(conn); /* the alert, if any */
-    out_submit(conn);
+    rpc_out_tls_drain(conn); /* the alert, if any */
+    rpc_out_submit(conn);
     rpc_conn_close(conn, NR_ETLS, RPC_UNAVAILABLE, why);
 }
 
@@ -526,7 +327,7 @@ static int tls_handshake(struct rpc_conn *conn)
     ERR_clear_error();
     r = SSL_do_handshake(conn->ssl);
 
-    if (tls_drain(conn) != 0 || out_submit(conn) != 0) {
+    if (rpc_out_tls_drain(conn) != 0 || rpc_out_submit(conn) != 0) {
         rpc_conn_close(conn, -ENOMEM, RPC_UNAVAILABLE, "out of memory");
         return -1;
     }
@@ -581,7 +382,7 @@ static void tls_read(struct rpc_conn *conn, const uint8_t *data, size_t len)
         tls_fail(conn, "TLS read failed");
         return;
     }
-    if (tls_drain(conn) != 0)
+    if (rpc_out_tls_drain(conn) != 0)
         rpc_conn_close(conn, -ENOMEM, RPC_UNAVAILABLE, "out of memory");
 }
 
@@ -601,7 +402,7 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     else if (feed(conn, (const uint8_t *)buf->base, (size_t)nread) != 0)
         return;
     if (!conn->closing)
-        conn_flush(conn);
+        rpc_conn_flush(conn);
 }
 
 /* Stops reading while the peer is not reading our output and nghttp2 keeps queueing replies to
@@ -610,7 +411,7 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
  * so two peers streaming bulk data at each other do not both stop. */
 static void read_pace(struct rpc_conn *conn)
 {
-    bool backlog = conn_full(conn) &&
+    bool backlog = rpc_out_full(conn) &&
                    nghttp2_session_get_outbound_queue_size(conn->session) > OUTBOUND_ITEMS_MAX;
 
     if (backlog && !conn->read_paused) {
@@ -622,7 +423,7 @@ static void read_pace(struct rpc_conn *conn)
     }
 }
 
-static void conn_flush(struct rpc_conn *conn)
+void rpc_conn_flush(struct rpc_conn *conn)
 {
     int rv;
 
@@ -639,7 +440,7 @@ static void conn_flush(struct rpc_conn *conn)
                        nghttp2_strerror(rv));
         return;
     }
-    rv = out_submit(conn);
+    rv = rpc_out_submit(conn);
     if (rv != 0) {
         rpc_conn_close(conn, rv, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE,
                        uv_strerror(rv));
@@ -670,7 +471,7 @@ static void idle_cb(uv_idle_t *idle)
         if (c->deliver_pending)
             rpc_call__deliver(c);
     }
-    conn_flush(conn);
+    rpc_conn_flush(conn);
 }
 
 void rpc_conn_schedule(struct rpc_conn *conn)
@@ -738,7 +539,7 @@ int rpc_conn_start(struct rpc_conn *conn, SSL_CTX *ssl_ctx, const char *host)
         return rv;
     if (!conn->ssl) {
         become_ready(conn);
-        conn_flush(conn);
+        rpc_conn_flush(conn);
     } else if (!conn->is_server) {
         tls_handshake(conn);
     }

@@ -196,8 +196,8 @@ struct rpc_conn {
     bool closing;
     bool in_nghttp2; /* inside mem_recv/session_send: do not re-enter */
     bool goaway_received;
-    bool settings_received;        /* the peer's first SETTINGS arrived */
-    bool read_paused; /* reading stopped until our output drains (read_pace) */
+    bool settings_received; /* the peer's first SETTINGS arrived */
+    bool read_paused;       /* reading stopped until our output drains (read_pace) */
     int handles_open;
     struct rpc_call *calls; /* calls with a stream on this connection */
     size_t n_calls;
@@ -223,11 +223,26 @@ struct rpc_conn *rpc_conn_new(uv_loop_t *loop, bool is_server, const struct rpc_
 /* The socket is connected: make the session, start TLS if ssl_ctx, start reading. For a client
  * `host` is the name to verify and send as SNI (may be NULL). Returns 0 or negative errno. */
 int rpc_conn_start(struct rpc_conn *conn, SSL_CTX *ssl_ctx, const char *host);
+/* Runs nghttp2's send loop and hands what it produced to the socket; notifies writable calls. */
+void rpc_conn_flush(struct rpc_conn *conn);
 /* Asks for a flush of pending frames on the next loop turn. */
 void rpc_conn_schedule(struct rpc_conn *conn);
 /* Closes now: every call on it ends (code for their on_done), handles close, owner told. */
 void rpc_conn_close(struct rpc_conn *conn, int err, int code, const char *why);
 void rpc_conn_add_call(struct rpc_conn *conn, struct rpc_call *call);
 void rpc_conn_remove_call(struct rpc_conn *conn, struct rpc_call *call);
+
+/* ---- output.c: a connection's bytes on their way to the socket ---- */
+
+/* True when as much as limits.write_high waits for the socket: stop producing frames. */
+bool rpc_out_full(const struct rpc_conn *conn);
+/* Stages a copy of bytes (encrypted first with TLS). 0, -ENOMEM or NR_ETLS. */
+int rpc_out_copy(struct rpc_conn *conn, const uint8_t *data, size_t len);
+/* Stages a slice of a message buffer: referenced in plaintext, encrypted (copied) with TLS. */
+int rpc_out_ref(struct rpc_conn *conn, struct rpc_wbuf *buf, size_t off, size_t len);
+/* Moves what OpenSSL produced (handshake records, alerts) into staged output. */
+int rpc_out_tls_drain(struct rpc_conn *conn);
+/* Hands everything staged to one uv_write. 0 or a negative errno. */
+int rpc_out_submit(struct rpc_conn *conn);
 
 #endif

@@ -1,0 +1,212 @@
+/* Output of a connection: frames staged as slices of refcounted buffers (message payloads are
+ * referenced, not copied; small frames are copied into a chunk), encrypted on the way when TLS
+ * is on, and handed to the socket in one uv_write per flush. */
+#include "rpc/internal.h"
+
+#include <errno.h>
+#include <openssl/err.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc/status.h"
+#include "util/error.h"
+
+#define COPYBUF_SIZE (64u << 10)
+
+struct rpc_write {
+    uv_write_t req;
+    struct rpc_conn *conn;
+    size_t n;
+    size_t bytes;
+    struct rpc_seg segs[];
+};
+
+struct rpc_wbuf *rpc_wbuf_new(size_t cap)
+{
+    struct rpc_wbuf *b = malloc(sizeof(*b) + cap);
+
+    if (b) {
+        b->refs = 1;
+        b->len = 0;
+        b->cap = cap;
+    }
+    return b;
+}
+
+void rpc_wbuf_unref(struct rpc_wbuf *b)
+{
+    if (b && --b->refs == 0)
+        free(b);
+}
+
+/* ---- staging output ---- */
+
+bool rpc_out_full(const struct rpc_conn *conn)
+{
+    return conn->staged + conn->inflight >= conn->limits.write_high;
+}
+
+static int out_push(struct rpc_conn *conn, struct rpc_wbuf *buf, size_t off, size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (conn->out_n > 0) {
+        struct rpc_seg *last = &conn->out[conn->out_n - 1];
+        if (last->buf == buf && last->off + last->len == off) {
+            last->len += len;
+            conn->staged += len;
+            return 0;
+        }
+    }
+    if (conn->out_n == conn->out_cap) {
+        size_t cap = conn->out_cap ? conn->out_cap * 2 : 16;
+        struct rpc_seg *out = realloc(conn->out, cap * sizeof(*out));
+        if (!out)
+            return -ENOMEM;
+        conn->out = out;
+        conn->out_cap = cap;
+    }
+    buf->refs++;
+    conn->out[conn->out_n++] = (struct rpc_seg){buf, off, len};
+    conn->staged += len;
+    return 0;
+}
+
+/* Makes sure the copy buffer has room; returns the room or 0 when out of memory. */
+static size_t copybuf_room(struct rpc_conn *conn)
+{
+    if (!conn->copybuf || conn->copybuf->len == conn->copybuf->cap) {
+        struct rpc_wbuf *b = rpc_wbuf_new(COPYBUF_SIZE);
+        if (!b)
+            return 0;
+        rpc_wbuf_unref(conn->copybuf);
+        conn->copybuf = b;
+    }
+    return conn->copybuf->cap - conn->copybuf->len;
+}
+
+static int out_copy_raw(struct rpc_conn *conn, const uint8_t *data, size_t len)
+{
+    while (len > 0) {
+        size_t n = copybuf_room(conn);
+        if (n == 0)
+            return -ENOMEM;
+        if (n > len)
+            n = len;
+        struct rpc_wbuf *b = conn->copybuf;
+        memcpy(b->data + b->len, data, n);
+        int rv = out_push(conn, b, b->len, n);
+        if (rv != 0)
+            return rv;
+        b->len += n;
+        data += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/* Moves what OpenSSL produced into staged output. */
+int rpc_out_tls_drain(struct rpc_conn *conn)
+{
+    size_t pending;
+
+    while ((pending = BIO_ctrl_pending(conn->wbio)) > 0) {
+        size_t n = copybuf_room(conn);
+        if (n == 0)
+            return -ENOMEM;
+        if (n > pending)
+            n = pending;
+        struct rpc_wbuf *b = conn->copybuf;
+        int r = BIO_read(conn->wbio, b->data + b->len, (int)n);
+        if (r <= 0)
+            return NR_ETLS;
+        int rv = out_push(conn, b, b->len, (size_t)r);
+        if (rv != 0)
+            return rv;
+        b->len += (size_t)r;
+    }
+    return 0;
+}
+
+static int tls_write(struct rpc_conn *conn, const uint8_t *data, size_t len)
+{
+    while (len > 0) {
+        int chunk = len > (1u << 30) ? (1 << 30) : (int)len;
+        int r;
+        /* The error queue is per thread: another connection's failure must not look like ours. */
+        ERR_clear_error();
+        r = SSL_write(conn->ssl, data, chunk);
+        if (r <= 0)
+            return NR_ETLS;
+        data += r;
+        len -= (size_t)r;
+        int rv = rpc_out_tls_drain(conn);
+        if (rv != 0)
+            return rv;
+    }
+    return 0;
+}
+
+int rpc_out_copy(struct rpc_conn *conn, const uint8_t *data, size_t len)
+{
+    return conn->ssl ? tls_write(conn, data, len) : out_copy_raw(conn, data, len);
+}
+
+/* Stages a slice of a message buffer: referenced in plaintext, encrypted (copied) with TLS. */
+int rpc_out_ref(struct rpc_conn *conn, struct rpc_wbuf *buf, size_t off, size_t len)
+{
+    return conn->ssl ? tls_write(conn, buf->data + off, len) : out_push(conn, buf, off, len);
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+    struct rpc_write *w = (struct rpc_write *)req;
+    struct rpc_conn *conn = w->conn;
+
+    for (size_t i = 0; i < w->n; i++)
+        rpc_wbuf_unref(w->segs[i].buf);
+    conn->inflight -= w->bytes;
+    free(w);
+    if (conn->closing)
+        return;
+    if (status < 0) {
+        rpc_conn_close(conn, status, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE,
+                       uv_strerror(status));
+        return;
+    }
+    rpc_conn_flush(conn);
+}
+
+/* Hands everything staged to one uv_write. */
+int rpc_out_submit(struct rpc_conn *conn)
+{
+    struct rpc_write *w;
+    uv_buf_t *bufs;
+    int rv;
+
+    if (conn->out_n == 0)
+        return 0;
+    w = malloc(sizeof(*w) + conn->out_n * (sizeof(struct rpc_seg) + sizeof(uv_buf_t)));
+    if (!w)
+        return -ENOMEM;
+    w->conn = conn;
+    w->n = conn->out_n;
+    w->bytes = conn->staged;
+    memcpy(w->segs, conn->out, conn->out_n * sizeof(struct rpc_seg));
+    bufs = (uv_buf_t *)(w->segs + w->n);
+    for (size_t i = 0; i < w->n; i++)
+        bufs[i] =
+            uv_buf_init((char *)w->segs[i].buf->data + w->segs[i].off, (unsigned)w->segs[i].len);
+    conn->out_n = 0;
+    conn->inflight += conn->staged;
+    conn->staged = 0;
+    rv = uv_write(&w->req, (uv_stream_t *)&conn->tcp, bufs, (unsigned)w->n, write_cb);
+    if (rv < 0) {
+        for (size_t i = 0; i < w->n; i++)
+            rpc_wbuf_unref(w->segs[i].buf);
+        conn->inflight -= w->bytes;
+        free(w);
+    }
+    return rv;
+}
+
