@@ -493,9 +493,10 @@ int rpc_call_close_send(struct rpc_call *call)
 
 /* ---- receiving ---- */
 
-/* Gives flow-control window back for the bytes of whole messages. The bytes of a message still
- * being gathered stay counted against the window, so what a peer can make us hold in unfinished
- * messages is bounded by the windows, not by the number of streams times the message limit. */
+/* Gives the stream's flow-control window back for the bytes of whole, delivered messages. The
+ * connection's window was given back on arrival (on_data), so one stream's unfinished or held
+ * messages never starve the others; what unfinished messages may hold across a connection is
+ * bounded by limits.max_unfinished instead (track_unfinished). */
 static void give_back(struct rpc_call *call)
 {
     size_t partial = rpc_frame_decoder_pending(&call->dec);
@@ -506,33 +507,59 @@ static void give_back(struct rpc_call *call)
     if (call->unconsumed <= partial || !call->conn || call->stream_closed || call->stream_id <= 0)
         return;
     n = call->unconsumed - partial;
-    nghttp2_session_consume(call->conn->session, call->stream_id, n);
+    nghttp2_session_consume_stream(call->conn->session, call->stream_id, n);
     call->unconsumed = partial;
     rpc_conn_schedule(call->conn);
 }
 
+/* Keeps the connection's count of bytes in unfinished messages current. */
+static void track_unfinished(struct rpc_call *call)
+{
+    size_t now = call->recv_failed || call->handler_done || call->stream_closed
+                     ? 0
+                     : rpc_frame_decoder_pending(&call->dec);
+
+    if (call->conn)
+        call->conn->unfinished = call->conn->unfinished - call->unfinished + now;
+    call->unfinished = now;
+}
+
+/* Between messages, keeps the decoder's buffer for the next one while the connection's kept
+ * buffers stay within limits.max_kept; frees it otherwise. */
+static void keep_or_trim(struct rpc_call *call)
+{
+    struct rpc_conn *conn = call->conn;
+    size_t cap = call->dec.buf_cap;
+
+    if (rpc_frame_decoder_pending(&call->dec) > 0)
+        return; /* in use: counted as unfinished */
+    if (!conn || call->stream_closed || call->recv_failed || call->handler_done ||
+        conn->kept - call->kept + cap > conn->limits.max_kept)
+        cap = rpc_frame_decoder_trim(&call->dec);
+    if (conn)
+        conn->kept = conn->kept - call->kept + cap;
+    call->kept = cap;
+}
+
 void rpc_call__fit_window(struct rpc_call *call)
 {
-    nghttp2_session *session = call->conn->session;
     size_t need = call->max_recv + RPC_FRAME_PREFIX;
 
-    /* The bytes of an unfinished message are not given back (see give_back), so the stream's
-     * window must hold the largest message the call accepts. */
+    /* The bytes of an unfinished message are not given back to the stream (see give_back), so
+     * its window must hold the largest message the call accepts. */
     if (need > INT32_MAX)
         need = INT32_MAX;
     if (need > call->conn->limits.stream_window)
-        nghttp2_session_set_local_window_size(session, NGHTTP2_FLAG_NONE, call->stream_id,
-                                              (int32_t)need);
-    if (need > call->conn->limits.conn_window)
-        nghttp2_session_set_local_window_size(session, NGHTTP2_FLAG_NONE, 0, (int32_t)need);
+        nghttp2_session_set_local_window_size(call->conn->session, NGHTTP2_FLAG_NONE,
+                                              call->stream_id, (int32_t)need);
 }
 
 void rpc_call__stream_closed(struct rpc_call *call)
 {
-    if (call->unconsumed > 0 && call->conn && call->conn->session)
-        nghttp2_session_consume_connection(call->conn->session, call->unconsumed);
     call->unconsumed = 0;
     call->stream_closed = true;
+    track_unfinished(call);
+    keep_or_trim(call);
 }
 
 static bool single_request(const struct rpc_call *call)
@@ -582,6 +609,8 @@ void rpc_call__on_data(struct rpc_call *call, const uint8_t *data, size_t len)
 {
     int rv;
 
+    if (call->conn && call->conn->session)
+        nghttp2_session_consume_connection(call->conn->session, len);
     call->unconsumed += len;
     if (!call->recv_failed && !call->handler_done) {
         rv = rpc_frame_decoder_feed(&call->dec, data, len, on_msg, call);
@@ -596,6 +625,17 @@ void rpc_call__on_data(struct rpc_call *call, const uint8_t *data, size_t len)
             fail_recv(call, RPC_RESOURCE_EXHAUSTED, "out of memory");
         }
     }
+    track_unfinished(call);
+    if (call->conn && call->unfinished > 0 &&
+        call->conn->unfinished > call->conn->limits.max_unfinished) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "more than %zu MiB of unfinished messages on this connection",
+                 call->conn->limits.max_unfinished >> 20);
+        fail_recv(call, RPC_RESOURCE_EXHAUSTED, msg);
+        rpc_frame_decoder_free(&call->dec);
+        track_unfinished(call);
+    }
+    keep_or_trim(call);
     if (!call->paused && !call->recvq_head)
         give_back(call);
 }

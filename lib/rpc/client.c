@@ -4,6 +4,7 @@
 #include "rpc/client.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,7 @@ struct rpc_channel *rpc_channel_new(uv_loop_t *loop, const struct rpc_channel_co
 {
     struct rpc_channel *ch = calloc(1, sizeof(*ch));
 
+    signal(SIGPIPE, SIG_IGN); /* as rpc_server_new: a reset peer is an error, not a signal */
     if (!ch) {
         snprintf(err, errlen, "out of memory");
         return NULL;

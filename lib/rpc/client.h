@@ -28,7 +28,7 @@ struct rpc_channel_config {
 void rpc_channel_config_init(struct rpc_channel_config *cfg);
 
 /* Creates a channel (no connection yet). NULL with a reason in err when the target is malformed
- * or the TLS material cannot be loaded. */
+ * or the TLS material cannot be loaded. Ignores SIGPIPE for the process, as rpc_server_new. */
 struct rpc_channel *rpc_channel_new(uv_loop_t *loop, const struct rpc_channel_config *cfg,
                                     char *err, size_t errlen);
 

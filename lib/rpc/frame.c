@@ -33,6 +33,16 @@ size_t rpc_frame_decoder_pending(const struct rpc_frame_decoder *d)
     return RPC_FRAME_PREFIX + d->buf_len;
 }
 
+size_t rpc_frame_decoder_trim(struct rpc_frame_decoder *d)
+{
+    if (d->prefix_len < RPC_FRAME_PREFIX || d->buf_len == 0) {
+        free(d->buf);
+        d->buf = NULL;
+        d->buf_cap = 0;
+    }
+    return d->buf_cap;
+}
+
 /* Makes room for `need` gathered bytes, growing geometrically up to the announced length, so a
  * prefix alone does not commit the memory it announces. */
 static int buf_grow(struct rpc_frame_decoder *d, size_t need)
@@ -124,11 +134,6 @@ int rpc_frame_decoder_feed(struct rpc_frame_decoder *d, const uint8_t *data, siz
         d->buf_len = 0;
         d->prefix_len = 0;
         rv = fn(arg, d->buf, d->msg_len);
-        if (d->buf_cap > RPC_FRAME_KEEP_BUFFER) {
-            free(d->buf);
-            d->buf = NULL;
-            d->buf_cap = 0;
-        }
         if (rv != 0)
             break;
     }

@@ -10,8 +10,6 @@
 
 #define RPC_FRAME_PREFIX        5
 #define RPC_DEFAULT_MAX_MESSAGE (4u << 20)
-/* A gathering buffer up to this size is kept for the next message instead of freed. */
-#define RPC_FRAME_KEEP_BUFFER (64u << 10)
 
 /* Called once per whole message. `msg` is valid only during the call. A non-zero return stops
  * rpc_frame_decoder_feed(), which returns that value. */
@@ -22,7 +20,9 @@ struct rpc_frame_decoder {
     uint8_t prefix[RPC_FRAME_PREFIX];
     size_t prefix_len; /* bytes of the prefix seen so far */
     uint32_t msg_len;  /* length from the prefix, once it is whole */
-    uint8_t *buf;      /* payload gathered across calls, kept for the next message */
+    uint8_t *buf;      /* payload gathered across calls; kept for the next message until
+                          rpc_frame_decoder_trim() (a fresh 1 MiB malloc per message costs
+                          page faults on bulk streams) */
     size_t buf_len;    /* bytes of the current message in buf */
     size_t buf_cap;
 };
@@ -48,6 +48,10 @@ bool rpc_frame_decoder_partial(const struct rpc_frame_decoder *d);
 
 /* Bytes of the unfinished message held so far (its prefix included); 0 between messages. */
 size_t rpc_frame_decoder_pending(const struct rpc_frame_decoder *d);
+
+/* Frees the gathering buffer if no message is being gathered. Returns the bytes the decoder
+ * still holds allocated (0 unless a message is unfinished). */
+size_t rpc_frame_decoder_trim(struct rpc_frame_decoder *d);
 
 /* Writes the 5-byte prefix of an uncompressed message of `len` bytes. */
 void rpc_frame_prefix(uint8_t out[RPC_FRAME_PREFIX], uint32_t len);

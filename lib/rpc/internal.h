@@ -67,7 +67,9 @@ struct rpc_call {
     struct rpc_frame_decoder dec;
     struct rpc_msg *recvq_head; /* messages held while paused */
     struct rpc_msg *recvq_tail;
-    size_t unconsumed;     /* DATA bytes not yet given back to flow control */
+    size_t unconsumed;     /* DATA bytes not yet given back to the stream's window */
+    size_t unfinished;     /* our share of conn->unfinished */
+    size_t kept;           /* our share of conn->kept */
     uint64_t recv_count;   /* messages handed to on_message */
     uint64_t recv_decoded; /* messages received whole (held ones included) */
     bool paused;
@@ -136,7 +138,7 @@ void rpc_call__on_data(struct rpc_call *call, const uint8_t *data, size_t len);
 void rpc_call__on_remote_close(struct rpc_call *call);
 /* Delivers held messages and the half-close, gives window back; returns true if it did work. */
 bool rpc_call__deliver(struct rpc_call *call);
-/* Widens the stream's receive window (and the connection's) to hold the call's largest message.
+/* Widens the stream's receive window to hold the call's largest message.
  * Call once the stream exists and max_recv is known. */
 void rpc_call__fit_window(struct rpc_call *call);
 /* The stream closed; gives the connection window back. on_done is the caller's business. */
@@ -201,6 +203,8 @@ struct rpc_conn {
     int handles_open;
     struct rpc_call *calls; /* calls with a stream on this connection */
     size_t n_calls;
+    size_t unfinished;   /* bytes of unfinished messages across its calls */
+    size_t kept;         /* bytes of gathering buffers kept between messages */
     struct rpc_seg *out; /* staged output, not yet handed to uv_write */
     size_t out_n;
     size_t out_cap;

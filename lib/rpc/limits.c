@@ -12,6 +12,8 @@ void rpc_limits_init(struct rpc_limits *l)
     l->max_frame_size = 1u << 20;
     l->max_header_list = 16u << 10;
     l->max_recv_size = RPC_DEFAULT_MAX_MESSAGE;
+    l->max_unfinished = 64u << 20;
+    l->max_kept = 8u << 20;
     l->write_high = 4u << 20;
     l->call_send_high = 1u << 20;
 }

@@ -13,6 +13,11 @@ struct rpc_limits {
     uint32_t max_header_list;        /* bytes of one header list, counted as RFC 7540 does
                                         (default 16 KiB) */
     size_t max_recv_size;            /* default maximum message (4 MiB) */
+    size_t max_unfinished;           /* bytes of unfinished messages one connection may hold
+                                        across its streams; the stream that passes it gets
+                                        RESOURCE_EXHAUSTED (default 64 MiB) */
+    size_t max_kept;                 /* bytes of message buffers one connection keeps between
+                                        messages for reuse (default 8 MiB) */
     size_t write_high;               /* bytes queued for the socket before we stop producing
                                         frames (default 4 MiB) */
     size_t call_send_high;           /* a call's send queue is "not writable" above this

@@ -209,4 +209,3 @@ int rpc_out_submit(struct rpc_conn *conn)
     }
     return rv;
 }
-

@@ -3,6 +3,7 @@
 #include "rpc/server.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,9 @@ struct rpc_server *rpc_server_new(uv_loop_t *loop, const struct rpc_server_confi
 {
     struct rpc_server *s = calloc(1, sizeof(*s));
 
+    /* A peer that resets its socket must cost a write error, not the process (libuv leaves
+     * SIGPIPE to the application). */
+    signal(SIGPIPE, SIG_IGN);
     if (!s)
         return NULL;
     s->loop = loop;
@@ -392,6 +396,11 @@ void rpc_server_close(struct rpc_server *s, void (*cb)(void *arg), void *arg)
     s->in_close = true;
     for (struct rpc_conn *c = s->conns, *next; c; c = next) {
         next = c->next;
+        /* Tell the peer with a GOAWAY (written now if the socket takes it) before closing. */
+        if (c->ready && c->session && !c->in_nghttp2) {
+            nghttp2_session_terminate_session(c->session, NGHTTP2_NO_ERROR);
+            rpc_conn_flush(c);
+        }
         rpc_conn_close(c, -ECANCELED, RPC_CANCELLED, "server shutting down");
     }
     if (s->listening)

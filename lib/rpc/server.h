@@ -36,7 +36,8 @@ struct rpc_server_config {
 /* Fills defaults: listen NULL (must be set), no TLS, rpc_limits_init(), 1024 connections. */
 void rpc_server_config_init(struct rpc_server_config *cfg);
 
-/* Creates a server; `methods` must outlive it. NULL on allocation failure. */
+/* Creates a server; `methods` must outlive it. NULL on allocation failure. Sets SIGPIPE to be
+ * ignored for the process: writes to a reset peer must fail with EPIPE, not kill it. */
 struct rpc_server *rpc_server_new(uv_loop_t *loop, const struct rpc_server_config *cfg,
                                   const struct rpc_method *methods, size_t n_methods);
 
