@@ -493,15 +493,27 @@ int rpc_call_close_send(struct rpc_call *call)
 
 /* ---- receiving ---- */
 
+/* Gives back the connection window held while the handler was paused. */
+static void give_back_connection(struct rpc_call *call)
+{
+    if (call->conn_held == 0 || !call->conn || !call->conn->session)
+        return;
+    nghttp2_session_consume_connection(call->conn->session, call->conn_held);
+    call->conn_held = 0;
+    rpc_conn_schedule(call->conn);
+}
+
 /* Gives the stream's flow-control window back for the bytes of whole, delivered messages. The
- * connection's window was given back on arrival (on_data), so one stream's unfinished or held
- * messages never starve the others; what unfinished messages may hold across a connection is
- * bounded by limits.max_unfinished instead (track_unfinished). */
+ * connection's window was given back on arrival (on_data) unless the handler was paused, so one
+ * stream's unfinished messages never starve the others; what they may hold across a connection
+ * is bounded by limits.max_unfinished instead (track_unfinished). What paused handlers hold is
+ * bounded by the connection window. */
 static void give_back(struct rpc_call *call)
 {
     size_t partial = rpc_frame_decoder_pending(&call->dec);
     size_t n;
 
+    give_back_connection(call);
     if (call->recv_failed || call->handler_done)
         partial = 0; /* nothing is gathered any more */
     if (call->unconsumed <= partial || !call->conn || call->stream_closed || call->stream_id <= 0)
@@ -556,6 +568,7 @@ void rpc_call__fit_window(struct rpc_call *call)
 
 void rpc_call__stream_closed(struct rpc_call *call)
 {
+    give_back_connection(call);
     call->unconsumed = 0;
     call->stream_closed = true;
     track_unfinished(call);
@@ -609,7 +622,9 @@ void rpc_call__on_data(struct rpc_call *call, const uint8_t *data, size_t len)
 {
     int rv;
 
-    if (call->conn && call->conn->session)
+    if (call->paused || call->recvq_head)
+        call->conn_held += len; /* given back when the paused handler takes its messages */
+    else if (call->conn && call->conn->session)
         nghttp2_session_consume_connection(call->conn->session, len);
     call->unconsumed += len;
     if (!call->recv_failed && !call->handler_done) {

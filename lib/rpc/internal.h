@@ -70,6 +70,7 @@ struct rpc_call {
     size_t unconsumed;     /* DATA bytes not yet given back to the stream's window */
     size_t unfinished;     /* our share of conn->unfinished */
     size_t kept;           /* our share of conn->kept */
+    size_t conn_held;      /* connection window held for messages of a paused call */
     uint64_t recv_count;   /* messages handed to on_message */
     uint64_t recv_decoded; /* messages received whole (held ones included) */
     bool paused;
