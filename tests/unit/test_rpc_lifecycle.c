@@ -1,6 +1,7 @@
 /* lib/rpc server and client in one loop: the lifetimes and orderings that a service relies on —
  * closing from callbacks and timers, calls that wait for a stream slot keeping their deadline
- * and cancellation, first-come first-started, a server closed by its own handler. */
+ * and cancellation, first-come first-started, a server closed by its own handler, a channel
+ * that reconnects. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -329,6 +330,78 @@ static void test_server_closed_from_on_writable(void **state)
     assert_int_equal(closes, 1);
 }
 
+/* ---- 5: the channel reconnects after its server went away and came back ---- */
+
+static struct result r1, r2, r3;
+static char reconnect_listen[64];
+static uv_timer_t t_step;
+
+static void step_third(uv_timer_t *t)
+{
+    /* The server is back and the backoff (50 ms) has passed: the same channel works again. */
+    r3.on_end = finish_d;
+    call("/t.T/Echo", 2000, &r3, "three");
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void after_second(struct result *r)
+{
+    struct rpc_server_config cfg;
+    char err[256];
+
+    rpc_server_config_init(&cfg);
+    cfg.listen = reconnect_listen;
+    server = rpc_server_new(uv_default_loop(), &cfg, methods, sizeof(methods) / sizeof(methods[0]));
+    assert_non_null(server);
+    assert_int_equal(rpc_server_start(server, err, sizeof(err)), 0);
+    uv_timer_init(uv_default_loop(), &t_step);
+    uv_timer_start(&t_step, step_third, 100, 0);
+}
+
+static void server_gone(void *arg)
+{
+    /* The connection is gone with its server: the next call finds nobody listening. */
+    r2.on_end = after_second;
+    call("/t.T/Echo", 2000, &r2, "two");
+}
+
+static void after_first(struct result *r)
+{
+    rpc_server_close(server, server_gone, NULL);
+}
+
+static void test_channel_reconnects(void **state)
+{
+    struct rpc_server_config scfg;
+    struct rpc_channel_config ccfg;
+    char err[256];
+
+    memset(&r1, 0, sizeof(r1));
+    memset(&r2, 0, sizeof(r2));
+    memset(&r3, 0, sizeof(r3));
+    rpc_server_config_init(&scfg);
+    scfg.listen = "127.0.0.1:0";
+    server =
+        rpc_server_new(uv_default_loop(), &scfg, methods, sizeof(methods) / sizeof(methods[0]));
+    assert_non_null(server);
+    assert_int_equal(rpc_server_start(server, err, sizeof(err)), 0);
+    snprintf(reconnect_listen, sizeof(reconnect_listen), "127.0.0.1:%d", rpc_server_port(server));
+    rpc_channel_config_init(&ccfg);
+    ccfg.target = reconnect_listen;
+    ccfg.backoff_initial_ms = 50;
+    channel = rpc_channel_new(uv_default_loop(), &ccfg, err, sizeof(err));
+    assert_non_null(channel);
+    closes = 0;
+    r1.on_end = after_first;
+    call("/t.T/Echo", 2000, &r1, "one");
+    run_loop();
+    assert_int_equal(r1.code, RPC_OK);
+    assert_int_equal(r2.code, RPC_UNAVAILABLE);
+    assert_int_equal(r3.code, RPC_OK);
+    assert_string_equal(r3.payload, "three");
+    assert_int_equal(closes, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -336,6 +409,7 @@ int main(void)
         cmocka_unit_test(test_waiting_calls_keep_deadline_and_cancel),
         cmocka_unit_test(test_calls_start_first_come_first_started),
         cmocka_unit_test(test_server_closed_from_on_writable),
+        cmocka_unit_test(test_channel_reconnects),
     };
     int rv = cmocka_run_group_tests(tests, NULL, NULL);
 
