@@ -71,7 +71,8 @@ int rpc_call_close_send(struct rpc_call *call);
 void rpc_call_cancel(struct rpc_call *call);
 
 /* A request header (server) or response header/trailer (client) by lower-case name, or NULL.
- * Pseudo-headers are not kept. */
+ * On the server ":method", ":scheme" and ":authority" are kept too (":path" is rpc_call_path);
+ * on the client, ":status", grpc-status and grpc-message are not (they are the call's status). */
 const char *rpc_call_header(const struct rpc_call *call, const char *name);
 
 /* The method path, "/package.Service/Method". */
