@@ -13,6 +13,25 @@
 
 static void timer_cb(uv_timer_t *t);
 
+/* Input is still wanted: the handler is there and nothing ended the receiving side. */
+static bool wants_input(const struct rpc_call *call)
+{
+    return !call->handler_done && !call->recv_failed && !call->local_ended;
+}
+
+/* Received bytes the paused handler has not taken yet. */
+static bool held_pending(const struct rpc_call *call)
+{
+    return call->held_off < call->held_len;
+}
+
+static void held_free(struct rpc_call *call)
+{
+    free(call->held);
+    call->held = NULL;
+    call->held_len = call->held_off = call->held_cap = 0;
+}
+
 struct rpc_call *rpc_call__new(enum rpc_side side, uv_loop_t *loop, size_t max_recv,
                                size_t send_high)
 {
@@ -21,7 +40,8 @@ struct rpc_call *rpc_call__new(enum rpc_side side, uv_loop_t *loop, size_t max_r
     if (!call)
         return NULL;
     call->side = side;
-    call->max_recv = max_recv;
+    /* Twice the largest message must fit a stream's window (rpc_call__fit_window). */
+    call->max_recv = max_recv < RPC_MAX_MESSAGE_LIMIT ? max_recv : RPC_MAX_MESSAGE_LIMIT;
     call->send_high = send_high;
     rpc_frame_decoder_init(&call->dec, max_recv);
     uv_timer_init(loop, &call->timer);
@@ -36,8 +56,6 @@ static void call_free(uv_handle_t *h)
 
 void rpc_call__maybe_free(struct rpc_call *call)
 {
-    struct rpc_msg *m, *next;
-
     if (!call->handler_done || !call->stream_closed || call->timer_closing)
         return;
     call->timer_closing = true;
@@ -47,10 +65,7 @@ void rpc_call__maybe_free(struct rpc_call *call)
         call->sendq_n--;
     }
     free(call->sendq);
-    for (m = call->recvq_head; m; m = next) {
-        next = m->next;
-        free(m);
-    }
+    held_free(call);
     rpc_frame_decoder_free(&call->dec);
     for (size_t i = 0; i < call->n_headers; i++) {
         free(call->headers[i].name);
@@ -142,8 +157,17 @@ void rpc_call__set_local_status(struct rpc_call *call, int code, const char *mes
 
 void rpc_call__done(struct rpc_call *call, int code, const char *message)
 {
+    char msg[96];
+
     if (call->handler_done)
         return;
+    if (call->side == RPC_SIDE_CLIENT && code == RPC_OK && call->recv_count != 1 &&
+        (call->shape == RPC_SHAPE_UNARY || call->shape == RPC_SHAPE_CLIENT_STREAM)) {
+        snprintf(msg, sizeof(msg), "expected one response message, got %llu",
+                 (unsigned long long)call->recv_count);
+        code = RPC_UNIMPLEMENTED;
+        message = msg;
+    }
     call->handler_done = true;
     call->done_pending = false;
     uv_timer_stop(&call->timer);
@@ -155,7 +179,7 @@ void rpc_call__end(struct rpc_call *call, int code, const char *message)
 {
     if (call->handler_done)
         return;
-    if (call->side == RPC_SIDE_CLIENT && call->recvq_head) {
+    if (call->side == RPC_SIDE_CLIENT && held_pending(call) && !call->local_ended) {
         /* Messages that arrived before the status are still the caller's to read. */
         rpc_call__set_local_status(call, code, message);
         call->done_pending = true;
@@ -163,6 +187,7 @@ void rpc_call__end(struct rpc_call *call, int code, const char *message)
             uv_timer_start(&call->timer, timer_cb, 0, 0);
         return;
     }
+    held_free(call);
     rpc_call__done(call, code, message);
 }
 
@@ -189,6 +214,7 @@ static void kick(struct rpc_call *call)
 static void reset(struct rpc_call *call, int code, const char *message)
 {
     rpc_call__set_local_status(call, code, message);
+    call->local_ended = true;
     if (call->conn && call->stream_id > 0 && !call->stream_closed) {
         nghttp2_submit_rst_stream(call->conn->session, NGHTTP2_FLAG_NONE, call->stream_id,
                                   NGHTTP2_CANCEL);
@@ -202,8 +228,18 @@ static void reset(struct rpc_call *call, int code, const char *message)
 
 void rpc_call_cancel(struct rpc_call *call)
 {
-    if (call->handler_done || call->local_code != 0)
+    if (call->handler_done || call->local_ended)
         return;
+    if (call->done_pending) {
+        /* The stream is over and its status waits behind held messages the caller now does not
+         * want: end it from the loop, as CANCELLED. */
+        call->local_ended = true;
+        held_free(call);
+        call->local_code = 0;
+        rpc_call__set_local_status(call, RPC_CANCELLED, "cancelled");
+        uv_timer_start(&call->timer, timer_cb, 0, 0);
+        return;
+    }
     reset(call, RPC_CANCELLED, "cancelled");
 }
 
@@ -211,6 +247,7 @@ void rpc_call_cancel(struct rpc_call *call)
 static void fail_recv(struct rpc_call *call, int code, const char *message)
 {
     call->recv_failed = true;
+    call->local_ended = true;
     if (call->side == RPC_SIDE_SERVER && !call->local_closed)
         rpc_call_finish(call, code, message);
     else if (call->side == RPC_SIDE_CLIENT)
@@ -223,6 +260,7 @@ static void deadline(struct rpc_call *call)
         return;
     if (call->side == RPC_SIDE_SERVER && !call->headers_sent && !call->local_closed) {
         rpc_call__set_local_status(call, RPC_DEADLINE_EXCEEDED, "deadline exceeded");
+        call->local_ended = true;
         rpc_call_finish(call, RPC_DEADLINE_EXCEEDED, "deadline exceeded");
         return;
     }
@@ -238,7 +276,7 @@ static void timer_cb(uv_timer_t *t)
         return;
     }
     rpc_call__deliver(call);
-    if (call->done_pending && !call->recvq_head && !call->paused) {
+    if (call->done_pending && !held_pending(call)) {
         rpc_call__done(call, call->local_code, call->local_message);
         rpc_call__maybe_free(call);
     }
@@ -510,26 +548,25 @@ static void give_back_connection(struct rpc_call *call)
  * bounded by the connection window. */
 static void give_back(struct rpc_call *call)
 {
-    size_t partial = rpc_frame_decoder_pending(&call->dec);
+    size_t keep = rpc_frame_decoder_pending(&call->dec) + (call->held_len - call->held_off);
     size_t n;
 
     give_back_connection(call);
-    if (call->recv_failed || call->handler_done)
-        partial = 0; /* nothing is gathered any more */
-    if (call->unconsumed <= partial || !call->conn || call->stream_closed || call->stream_id <= 0)
+    if (!wants_input(call))
+        keep = 0; /* nothing is gathered any more */
+    if (call->unconsumed <= keep || !call->conn || call->stream_closed || call->stream_id <= 0)
         return;
-    n = call->unconsumed - partial;
+    n = call->unconsumed - keep;
     nghttp2_session_consume_stream(call->conn->session, call->stream_id, n);
-    call->unconsumed = partial;
+    call->unconsumed = keep;
     rpc_conn_schedule(call->conn);
 }
 
 /* Keeps the connection's count of bytes in unfinished messages current. */
 static void track_unfinished(struct rpc_call *call)
 {
-    size_t now = call->recv_failed || call->handler_done || call->stream_closed
-                     ? 0
-                     : rpc_frame_decoder_pending(&call->dec);
+    size_t now =
+        wants_input(call) && !call->stream_closed ? rpc_frame_decoder_pending(&call->dec) : 0;
 
     if (call->conn)
         call->conn->unfinished = call->conn->unfinished - call->unfinished + now;
@@ -537,17 +574,20 @@ static void track_unfinished(struct rpc_call *call)
 }
 
 /* Between messages, keeps the decoder's buffer for the next one while the connection's kept
- * buffers stay within limits.max_kept; frees it otherwise. */
+ * buffers stay within limits.max_kept; frees it otherwise, and always once input is over. */
 static void keep_or_trim(struct rpc_call *call)
 {
     struct rpc_conn *conn = call->conn;
     size_t cap = call->dec.buf_cap;
 
-    if (rpc_frame_decoder_pending(&call->dec) > 0)
+    if (!wants_input(call) || call->stream_closed) {
+        rpc_frame_decoder_free(&call->dec);
+        cap = 0;
+    } else if (rpc_frame_decoder_pending(&call->dec) > 0) {
         return; /* in use: counted as unfinished */
-    if (!conn || call->stream_closed || call->recv_failed || call->handler_done ||
-        conn->kept - call->kept + cap > conn->limits.max_kept)
+    } else if (!conn || conn->kept - call->kept + cap > conn->limits.max_kept) {
         cap = rpc_frame_decoder_trim(&call->dec);
+    }
     if (conn)
         conn->kept = conn->kept - call->kept + cap;
     call->kept = cap;
@@ -555,10 +595,11 @@ static void keep_or_trim(struct rpc_call *call)
 
 void rpc_call__fit_window(struct rpc_call *call)
 {
-    size_t need = call->max_recv + RPC_FRAME_PREFIX;
+    /* The bytes of an unfinished message are not given back to the stream (see give_back), and
+     * nghttp2 announces consumed bytes only once they reach half the window: the window must
+     * hold twice the largest message for the sender never to stall. */
+    size_t need = 2 * (call->max_recv + RPC_FRAME_PREFIX);
 
-    /* The bytes of an unfinished message are not given back to the stream (see give_back), so
-     * its window must hold the largest message the call accepts. */
     if (need > INT32_MAX)
         need = INT32_MAX;
     if (need > call->conn->limits.stream_window)
@@ -581,65 +622,67 @@ static bool single_request(const struct rpc_call *call)
            (call->shape == RPC_SHAPE_UNARY || call->shape == RPC_SHAPE_SERVER_STREAM);
 }
 
-static void deliver_one(struct rpc_call *call, const uint8_t *msg, size_t len)
-{
-    if (call->handler_done || call->recv_failed || call->local_code != 0 ||
-        (call->side == RPC_SIDE_SERVER && call->local_closed))
-        return;
-    if (single_request(call) && call->recv_count >= 1) {
-        fail_recv(call, RPC_UNIMPLEMENTED, "more than one request message for a unary request");
-        return;
-    }
-    call->recv_count++;
-    if (call->cbs && call->cbs->on_message)
-        call->cbs->on_message(call, msg, len, call->user);
-}
-
+/* Hands one message to the handler. Returns 1 when the handler paused (stop decoding), else 0. */
 static int on_msg(void *arg, const uint8_t *msg, size_t len)
 {
     struct rpc_call *call = arg;
 
-    call->recv_decoded++;
-    if (call->paused || call->recvq_head) {
-        struct rpc_msg *m = malloc(sizeof(*m) + len);
-        if (!m)
-            return -ENOMEM;
-        m->next = NULL;
-        m->len = len;
-        memcpy(m->data, msg, len);
-        if (call->recvq_tail)
-            call->recvq_tail->next = m;
-        else
-            call->recvq_head = m;
-        call->recvq_tail = m;
+    if (!wants_input(call) || (call->side == RPC_SIDE_SERVER && call->local_closed))
         return 0;
+    if (single_request(call) && call->recv_count >= 1) {
+        fail_recv(call, RPC_UNIMPLEMENTED, "more than one request message for a unary request");
+        return 1;
     }
-    deliver_one(call, msg, len);
+    call->recv_count++;
+    if (call->cbs && call->cbs->on_message)
+        call->cbs->on_message(call, msg, len, call->user);
+    return call->paused || !wants_input(call) ? 1 : 0;
+}
+
+/* Decodes bytes and delivers their messages until the handler pauses. Returns how many bytes
+ * were taken; the rest must wait for resume. */
+static size_t decode(struct rpc_call *call, const uint8_t *data, size_t len)
+{
+    int rv = rpc_frame_decoder_feed(&call->dec, data, len, on_msg, call);
+    char msg[128];
+
+    if (rv == 0 || rv == 1)
+        return rv == 0 ? len : call->dec.last_used;
+    if (rv == -EMSGSIZE) {
+        snprintf(msg, sizeof(msg), "received message larger than max (%u vs. %zu)",
+                 call->dec.msg_len, call->dec.max_message);
+        fail_recv(call, RPC_RESOURCE_EXHAUSTED, msg);
+    } else if (rv == -EPROTO) {
+        fail_recv(call, RPC_INTERNAL, "compressed message without grpc-encoding");
+    } else {
+        fail_recv(call, RPC_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    return len;
+}
+
+/* Keeps bytes the paused handler is not ready for, as they came off the wire: what a peer can
+ * make us hold is what its flow-control windows allow, byte for byte. */
+static int held_append(struct rpc_call *call, const uint8_t *data, size_t len)
+{
+    if (call->held_off == call->held_len)
+        call->held_off = call->held_len = 0;
+    if (call->held_len + len > call->held_cap) {
+        size_t cap = call->held_cap ? call->held_cap : 16384;
+        while (cap < call->held_len + len)
+            cap *= 2;
+        uint8_t *p = realloc(call->held, cap);
+        if (!p)
+            return -ENOMEM;
+        call->held = p;
+        call->held_cap = cap;
+    }
+    memcpy(call->held + call->held_len, data, len);
+    call->held_len += len;
     return 0;
 }
 
-void rpc_call__on_data(struct rpc_call *call, const uint8_t *data, size_t len)
+static void after_input(struct rpc_call *call)
 {
-    int rv;
-
-    if (call->paused || call->recvq_head)
-        call->conn_held += len; /* given back when the paused handler takes its messages */
-    else if (call->conn && call->conn->session)
-        nghttp2_session_consume_connection(call->conn->session, len);
-    call->unconsumed += len;
-    if (!call->recv_failed && !call->handler_done) {
-        rv = rpc_frame_decoder_feed(&call->dec, data, len, on_msg, call);
-        if (rv == -EMSGSIZE) {
-            char msg[128];
-            snprintf(msg, sizeof(msg), "received message larger than max (%u vs. %zu)",
-                     call->dec.msg_len, call->dec.max_message);
-            fail_recv(call, RPC_RESOURCE_EXHAUSTED, msg);
-        } else if (rv == -EPROTO) {
-            fail_recv(call, RPC_INTERNAL, "compressed message without grpc-encoding");
-        } else if (rv != 0) {
-            fail_recv(call, RPC_RESOURCE_EXHAUSTED, "out of memory");
-        }
-    }
     track_unfinished(call);
     if (call->conn && call->unfinished > 0 &&
         call->conn->unfinished > call->conn->limits.max_unfinished) {
@@ -647,20 +690,47 @@ void rpc_call__on_data(struct rpc_call *call, const uint8_t *data, size_t len)
         snprintf(msg, sizeof(msg), "more than %zu MiB of unfinished messages on this connection",
                  call->conn->limits.max_unfinished >> 20);
         fail_recv(call, RPC_RESOURCE_EXHAUSTED, msg);
-        rpc_frame_decoder_free(&call->dec);
         track_unfinished(call);
     }
     keep_or_trim(call);
-    if (!call->paused && !call->recvq_head)
+    if (!wants_input(call))
+        held_free(call);
+    if (!call->paused && !held_pending(call))
         give_back(call);
 }
 
-static void maybe_half_close(struct rpc_call *call)
+void rpc_call__on_data(struct rpc_call *call, const uint8_t *data, size_t len)
 {
-    if (!call->remote_closed || call->half_close_told || call->recvq_head || call->paused ||
-        call->handler_done || call->recv_failed)
+    bool hold = wants_input(call) && (call->paused || held_pending(call));
+
+    if (hold)
+        call->conn_held += len; /* given back when the paused handler takes its messages */
+    else if (call->conn && call->conn->session)
+        nghttp2_session_consume_connection(call->conn->session, len);
+    call->unconsumed += len;
+    if (hold) {
+        if (held_append(call, data, len) != 0)
+            fail_recv(call, RPC_RESOURCE_EXHAUSTED, "out of memory");
+    } else if (wants_input(call)) {
+        size_t used = decode(call, data, len);
+        if (used < len && wants_input(call) && held_append(call, data + used, len - used) != 0)
+            fail_recv(call, RPC_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    after_input(call);
+}
+
+/* At the end of the peer's stream, once everything it sent was decoded: a message cut short is
+ * an error, else the handler hears of the half-close. */
+static void check_end(struct rpc_call *call)
+{
+    if (!call->remote_closed || call->half_close_told || held_pending(call) || call->paused ||
+        !wants_input(call))
         return;
     call->half_close_told = true;
+    if (rpc_frame_decoder_partial(&call->dec)) {
+        fail_recv(call, RPC_INTERNAL, "stream ended in the middle of a message");
+        return;
+    }
     if (single_request(call) && call->recv_count == 0 && !call->local_closed) {
         rpc_call_finish(call, RPC_UNIMPLEMENTED, "missing request message for a unary request");
         return;
@@ -674,11 +744,7 @@ void rpc_call__on_remote_close(struct rpc_call *call)
     if (call->remote_closed)
         return;
     call->remote_closed = true;
-    if (!call->recv_failed && rpc_frame_decoder_partial(&call->dec)) {
-        fail_recv(call, RPC_INTERNAL, "stream ended in the middle of a message");
-        return;
-    }
-    maybe_half_close(call);
+    check_end(call);
 }
 
 bool rpc_call__deliver(struct rpc_call *call)
@@ -686,19 +752,15 @@ bool rpc_call__deliver(struct rpc_call *call)
     bool did = false;
 
     call->deliver_pending = false;
-    while (!call->paused && call->recvq_head && !call->handler_done) {
-        struct rpc_msg *m = call->recvq_head;
-        call->recvq_head = m->next;
-        if (!call->recvq_head)
-            call->recvq_tail = NULL;
-        deliver_one(call, m->data, m->len);
-        free(m);
+    while (!call->paused && held_pending(call) && wants_input(call)) {
+        size_t n = call->held_len - call->held_off;
+        size_t used = decode(call, call->held + call->held_off, n);
+        call->held_off += used;
         did = true;
     }
-    if (!call->paused && !call->recvq_head) {
-        give_back(call);
-        maybe_half_close(call);
-    }
+    if (!call->paused || !wants_input(call))
+        after_input(call);
+    check_end(call);
     return did;
 }
 

@@ -107,6 +107,8 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
 
     if (frame->hd.type == NGHTTP2_GOAWAY) {
         conn->goaway_received = true;
+        if (conn->ops->on_goaway)
+            conn->ops->on_goaway(conn);
         return 0;
     }
     if (frame->hd.type == NGHTTP2_SETTINGS && !(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
@@ -135,15 +137,23 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, v
     struct rpc_conn *conn = user_data;
     struct rpc_call *call;
 
-    /* PROTOCOL-HTTP2: a server that ends its side before the client did resets the stream with
-     * NO_ERROR, so the client stops sending into a stream nobody reads. */
-    if (!conn->is_server || frame->hd.type != NGHTTP2_HEADERS ||
-        !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+    if (frame->hd.type != NGHTTP2_HEADERS)
         return 0;
     call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-    if (call)
-        call->trailers_sent = true;
-    if (call && !call->remote_closed)
+    if (!call)
+        return 0;
+    if (!conn->is_server) {
+        /* The stream exists only once its HEADERS are out: now its window can be widened. */
+        if (frame->headers.cat == NGHTTP2_HCAT_REQUEST)
+            rpc_call__fit_window(call);
+        return 0;
+    }
+    if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        return 0;
+    /* PROTOCOL-HTTP2: a server that ends its side before the client did resets the stream with
+     * NO_ERROR, so the client stops sending into a stream nobody reads. */
+    call->trailers_sent = true;
+    if (!call->remote_closed)
         nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
                                   NGHTTP2_NO_ERROR);
     return 0;

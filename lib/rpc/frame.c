@@ -89,6 +89,7 @@ static int prefix_check(struct rpc_frame_decoder *d)
 int rpc_frame_decoder_feed(struct rpc_frame_decoder *d, const uint8_t *data, size_t len,
                            rpc_frame_msg_fn fn, void *arg)
 {
+    const size_t total = len;
     int rv = 0;
 
     while (len > 0) {
@@ -137,5 +138,6 @@ int rpc_frame_decoder_feed(struct rpc_frame_decoder *d, const uint8_t *data, siz
         if (rv != 0)
             break;
     }
+    d->last_used = total - len;
     return rv;
 }

@@ -10,6 +10,8 @@
 
 #define RPC_FRAME_PREFIX        5
 #define RPC_DEFAULT_MAX_MESSAGE (4u << 20)
+/* No method may accept more: twice a message must fit an HTTP/2 window (2^31 - 1). */
+#define RPC_MAX_MESSAGE_LIMIT (1u << 30)
 
 /* Called once per whole message. `msg` is valid only during the call. A non-zero return stops
  * rpc_frame_decoder_feed(), which returns that value. */
@@ -25,6 +27,7 @@ struct rpc_frame_decoder {
                           page faults on bulk streams) */
     size_t buf_len;    /* bytes of the current message in buf */
     size_t buf_cap;
+    size_t last_used; /* bytes of the last feed's input taken (less when fn stopped it) */
 };
 
 /* Sets up a decoder that refuses messages longer than max_message (0: the 4 MiB default). */

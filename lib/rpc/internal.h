@@ -36,13 +36,6 @@ struct rpc_conn;
 struct rpc_channel;
 struct rpc_server;
 
-/* A message waiting for a paused receiver. */
-struct rpc_msg {
-    struct rpc_msg *next;
-    size_t len;
-    uint8_t data[];
-};
-
 struct rpc_header {
     char *name;
     char *value;
@@ -65,19 +58,21 @@ struct rpc_call {
 
     /* receiving */
     struct rpc_frame_decoder dec;
-    struct rpc_msg *recvq_head; /* messages held while paused */
-    struct rpc_msg *recvq_tail;
-    size_t unconsumed;     /* DATA bytes not yet given back to the stream's window */
-    size_t unfinished;     /* our share of conn->unfinished */
-    size_t kept;           /* our share of conn->kept */
-    size_t conn_held;      /* connection window held for messages of a paused call */
-    uint64_t recv_count;   /* messages handed to on_message */
-    uint64_t recv_decoded; /* messages received whole (held ones included) */
+    uint8_t *held; /* received bytes a paused handler has not taken yet */
+    size_t held_len;
+    size_t held_off;
+    size_t held_cap;
+    size_t unconsumed;   /* DATA bytes not yet given back to the stream's window */
+    size_t unfinished;   /* our share of conn->unfinished */
+    size_t kept;         /* our share of conn->kept */
+    size_t conn_held;    /* connection window held for messages of a paused call */
+    uint64_t recv_count; /* messages handed to on_message */
     bool paused;
-    bool deliver_pending; /* conn_run must deliver recvq */
+    bool deliver_pending; /* conn's idle run must deliver held bytes */
     bool remote_closed;   /* END_STREAM received */
     bool half_close_told;
     bool recv_failed; /* input after an error is dropped */
+    bool local_ended; /* we ended it (cancel, deadline, error): input is dropped */
 
     /* sending */
     struct rpc_seg *sendq; /* ring of segments */
@@ -137,7 +132,7 @@ void rpc_call__fail_async(struct rpc_call *call, int code, const char *message);
 void rpc_call__on_data(struct rpc_call *call, const uint8_t *data, size_t len);
 /* The peer ended its side (END_STREAM). */
 void rpc_call__on_remote_close(struct rpc_call *call);
-/* Delivers held messages and the half-close, gives window back; returns true if it did work. */
+/* Delivers held input and the half-close, gives window back; returns true if it did work. */
 bool rpc_call__deliver(struct rpc_call *call);
 /* Widens the stream's receive window to hold the call's largest message.
  * Call once the stream exists and max_recv is known. */
@@ -169,6 +164,8 @@ struct rpc_conn_ops {
     void (*on_ready)(struct rpc_conn *conn);
     /* The peer's SETTINGS arrived (its stream limit may have changed). May be NULL. */
     void (*on_settings)(struct rpc_conn *conn);
+    /* The peer sent GOAWAY: no new streams on this connection. May be NULL. */
+    void (*on_goaway)(struct rpc_conn *conn);
     /* The connection is closing; its calls have had on_done. err < 0 for failures. */
     void (*on_close)(struct rpc_conn *conn, int err, const char *why);
     /* Role-specific nghttp2 callbacks (begin_headers, header) are added here. */

@@ -214,6 +214,8 @@ static void dispatch(struct rpc_conn *conn, struct rpc_call *call)
     }
     call->shape = m->shape;
     call->max_recv = m->max_recv_size ? m->max_recv_size : s->cfg.limits.max_recv_size;
+    if (call->max_recv > RPC_MAX_MESSAGE_LIMIT)
+        call->max_recv = RPC_MAX_MESSAGE_LIMIT;
     call->dec.max_message = call->max_recv;
     rpc_call__fit_window(call);
     if (timeout && call->timeout_ns == 0)
@@ -390,6 +392,8 @@ static void listener_closed(uv_handle_t *h)
 
 void rpc_server_close(struct rpc_server *s, void (*cb)(void *arg), void *arg)
 {
+    if (s->closing)
+        return; /* already closing (a handler's on_done may call it again) */
     s->closing = true;
     s->close_cb = cb;
     s->close_arg = arg;
