@@ -27,7 +27,7 @@ PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CC ?= cc
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
         -Wno-unused-parameter -Wno-format-truncation
-CFLAGS_BASE := -std=c11 -D_GNU_SOURCE $(WARN) -Ilib -I$(GEN) -Itests/integration/bin $(PKG_CFLAGS) -MMD -MP
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE $(WARN) -Ilib -I$(GEN) $(PKG_CFLAGS) -MMD -MP
 LDLIBS := $(PKG_LIBS) -lm -lpthread
 
 # nghttp2's DoS limits were back-ported by Debian into 1.52 without a version bump: detect by symbol.
@@ -37,6 +37,14 @@ CFLAGS_BASE += -DHAVE_NGHTTP2_STREAM_RESET_RATE_LIMIT=1
 endif
 ifneq ($(shell nm -D $(NGHTTP2_SO) 2>/dev/null | grep -c ' T nghttp2_option_set_max_continuations'),0)
 CFLAGS_BASE += -DHAVE_NGHTTP2_MAX_CONTINUATIONS=1
+endif
+ifneq ($(wildcard $(NGHTTP2_SO)),)
+ifeq ($(findstring HAVE_NGHTTP2_STREAM_RESET_RATE_LIMIT,$(CFLAGS_BASE)),)
+$(warning libnghttp2 lacks the rapid-reset limit (CVE-2023-44487): upgrade libnghttp2-dev)
+endif
+ifeq ($(findstring HAVE_NGHTTP2_MAX_CONTINUATIONS,$(CFLAGS_BASE)),)
+$(warning libnghttp2 lacks the CONTINUATION limit (CVE-2024-28182): upgrade libnghttp2-dev)
+endif
 endif
 
 ifeq ($(VARIANT),release)
@@ -92,6 +100,9 @@ HEADERS := $(wildcard lib/*/*.h services/*/*.h cli/*.h)
 
 # ---- rules ---------------------------------------------------------------------------------
 .SECONDEXPANSION:
+# Generated sources and objects are not intermediate files to delete: other variants and the
+# next `make` use them.
+.SECONDARY:
 .PHONY: all help deps test test-unit test-integration test-fuzz asan check format fuzz bench \
         install uninstall run clean
 all: $(BINS) $(TESTBINS) $(UNIT_BINS)
@@ -122,7 +133,12 @@ $(B)/%.o: %.c | $(PROTO_H) $(TEST_PROTO_H)
 	$(call say,CC,$<)
 	$(Q)mkdir -p $(@D) && $(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(B)/gen/%.o: $(GEN)/%.c
+# Test programs may include their shared helpers (common/); the library may not.
+$(B)/tests/integration/bin/%.o: tests/integration/bin/%.c | $(PROTO_H) $(TEST_PROTO_H)
+	$(call say,CC,$<)
+	$(Q)mkdir -p $(@D) && $(CC) $(ALL_CFLAGS) -Itests/integration/bin -c $< -o $@
+
+$(B)/gen/%.o: $(GEN)/%.c | $(PROTO_H) $(TEST_PROTO_H)
 	$(call say,CC,$<)
 	$(Q)mkdir -p $(@D) && $(CC) $(filter-out -Wmissing-prototypes,$(ALL_CFLAGS)) -c $< -o $@
 
@@ -154,7 +170,7 @@ fuzz:
 fuzz-bins: $(FUZZ_BINS)
 build/fuzz/tests/fuzz/%: build/fuzz/tests/fuzz/%.o $(LIB_A)
 	$(call say,LD,$@)
-	$(Q)$(CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) -fsanitize=fuzzer,address,undefined $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # ---- set-up, tests, checks -----------------------------------------------------------------
 FUZZ_SECONDS ?= 5
@@ -167,7 +183,7 @@ test: deps
 	$(Q)$(MAKE) -j$(NPROC) --no-print-directory all
 	$(Q)$(MAKE) -j$(NPROC) --no-print-directory check
 	$(Q)$(MAKE) -j$(NPROC) --no-print-directory VARIANT=asan all
-	$(Q)$(MAKE) -j$(NPROC) --no-print-directory fuzz
+	$(Q)$(MAKE) -j$(NPROC) --no-print-directory VARIANT=fuzz fuzz-bins
 	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) ./tests/run.sh --asan-build build/asan build/release
 
 test-unit: all
@@ -191,13 +207,15 @@ check: $(PROTO_H) $(TEST_PROTO_H)
 	$(call say,HEADERS,self-contained)
 	$(Q)set -e; for h in $(HEADERS); do \
 	    printf '#include "%s"\n#include "%s"\n' "$$h" "$$h" | \
-	    $(CC) $(CFLAGS_BASE) -I. -x c -fsyntax-only - || { echo "$$h is not self-contained"; exit 1; }; \
+	    $(CC) $(filter-out -MMD -MP,$(CFLAGS_BASE)) -I. -x c -fsyntax-only - || \
+	    { echo "$$h is not self-contained"; exit 1; }; \
 	done
 
 format:
 	$(Q)clang-format -i $$(git ls-files '*.c' '*.h')
 
-bench: all
+bench: deps
+	$(Q)$(MAKE) -j$(NPROC) --no-print-directory all
 	$(Q)./bench/run.sh build/release
 
 install: $(BINS)

@@ -7,7 +7,7 @@ pkgs=(
     libnghttp2-dev libuv1-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev openssl
     libcmocka-dev
     protobuf-compiler python3-pytest python3-grpcio python3-protobuf python3-h2
-    iperf3 procps iproute2
+    iperf3 iproute2
 )
 
 missing=()
@@ -25,5 +25,6 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "netreel: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# A freshly booted machine's unattended upgrades may hold the lock for a while.
+apt-get -o DPkg::Lock::Timeout=300 update -qq
+apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -7,14 +7,6 @@ set -euo pipefail
 build=${1:?usage: mk/run.sh BUILD_DIR [IFACE]}
 iface=${2:-}
 
-if [ -z "$iface" ]; then
-    iface=$(ip -o link show up 2>/dev/null | awk -F': ' '$2 != "lo" {sub(/@.*/, "", $2); print $2; exit}')
-fi
-if [ -z "$iface" ]; then
-    echo "netreel: no interface is up besides loopback; choose one: make run IFACE=lo" >&2
-    exit 1
-fi
-
 missing=()
 for b in netreel netreel-capture netreel-store netreel-hub; do
     [ -x "$build/bin/$b" ] || missing+=("$b")
@@ -23,9 +15,17 @@ if [ ${#missing[@]} -gt 0 ]; then
     cat >&2 <<MSG
 netreel: cannot record yet: ${missing[*]} do not exist in this version.
 netreel: what exists is the foundation every service will stand on: the public API (proto/),
-netreel: the gRPC transport (lib/rpc) and its tests (make test). Recording $iface needs the
-netreel: capture, store, hub and CLI, which are the next issues of the project.
+netreel: the gRPC transport (lib/rpc) and its tests (make test). Recording this machine needs
+netreel: the capture, store, hub and CLI, which are the next issues of the project.
 MSG
     exit 2
 fi
+if [ -z "$iface" ]; then
+    iface=$(ip -o link show up 2>/dev/null | awk -F': ' '$2 != "lo" {sub(/@.*/, "", $2); print $2; exit}')
+fi
+if [ -z "$iface" ]; then
+    echo "netreel: no interface is up besides loopback; choose one: make run IFACE=lo" >&2
+    exit 1
+fi
+
 exec "$build/bin/netreel" tap --local -i "$iface"

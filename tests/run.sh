@@ -20,7 +20,7 @@ while [ $# -gt 1 ]; do
     esac
 done
 build=${1:?usage: tests/run.sh [--asan] [--only SUITES] BUILD_DIR}
-build=$(cd "$build" && pwd)
+build=$(cd "$build" 2>/dev/null && pwd) || { echo "run.sh: no build directory $1" >&2; exit 2; }
 top=$(cd "$(dirname "$0")/.." && pwd)
 passed=0
 failed=0
@@ -39,7 +39,7 @@ run_suites() {
     if want unit; then
         for t in "$b"/tests/unit/test_*; do
             [ -x "$t" ] || continue
-            out=$("$t" 2>&1)
+            out=$(timeout 300 "$t" 2>&1)
             rc=$?
             p=$(grep -oP '^\[  PASSED  \] \K[0-9]+' <<<"$out" | tail -n 1)
             f=$(grep -oP '^\[  FAILED  \] \K[0-9]+' <<<"$out" | tail -n 1)
@@ -57,16 +57,18 @@ run_suites() {
 
     if want integration; then
         log=$(mktemp)
-        NETREEL_BUILD="$b" NETREEL_ASAN=$is_asan /usr/bin/python3 -m pytest -q -p no:cacheprovider \
-            "$top/tests/integration" 2>&1 | tee "$log"
+        NETREEL_BUILD="$b" NETREEL_ASAN=$is_asan timeout 1800 /usr/bin/python3 -m pytest -q \
+            -p no:cacheprovider "$top/tests/integration" 2>&1 | tee "$log"
         rc=${PIPESTATUS[0]}
-        last=$(tail -n 1 "$log")
+        # pytest's summary line; grpc-core may print after it.
+        last=$(grep -E '[0-9]+ (passed|failed|errors?)' "$log" | tail -n 1)
         p=$(grep -oP '[0-9]+(?= passed)' <<<"$last")
         f=$(grep -oP '[0-9]+(?= failed)' <<<"$last")
         e=$(grep -oP '[0-9]+(?= error)' <<<"$last")
         passed=$((passed + ${p:-0}))
         failed=$((failed + ${f:-0} + ${e:-0}))
-        if [ "$rc" -ne 0 ] && [ "$rc" -ne 5 ] && [ -z "$f$e" ]; then
+        # No test collected (exit 5) or no count at all is a failure, not a pass.
+        if { [ "$rc" -ne 0 ] && [ -z "$f$e" ]; } || [ -z "$p$f$e" ]; then
             failed=$((failed + 1))
             failures+=("$label integration: pytest exited $rc")
         fi
@@ -88,8 +90,8 @@ if want fuzz; then
         name=$(basename "$t")
         corpus=$(mktemp -d)
         [ -d "$top/tests/fuzz/corpus/$name" ] && cp -r "$top/tests/fuzz/corpus/$name/." "$corpus/"
-        out=$("$t" -max_total_time="$secs" -rss_limit_mb=1024 -print_final_stats=1 \
-            "$corpus" 2>&1)
+        out=$(timeout $((secs + 120)) "$t" -max_total_time="$secs" -rss_limit_mb=1024 \
+            -print_final_stats=1 "$corpus" 2>&1)
         rc=$?
         runs=$(grep -oP 'stat::number_of_executed_units:\s*\K[0-9]+' <<<"$out")
         rm -rf "$corpus"
