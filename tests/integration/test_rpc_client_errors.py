@@ -379,7 +379,12 @@ def test_unary_ok_control(fake_server, unary):
 # ---- 6. oversized message, refused from its prefix ---------------------------------------------
 
 def test_oversized_prefix_is_resource_exhausted(fake_server, unary):
+    """The prefix announces 100000 bytes to a client that takes 1024: the client refuses the
+    message from its prefix alone (RESOURCE_EXHAUSTED, without waiting for a body that never
+    comes) and gives the stream up on the wire with RST_STREAM(CANCEL) (docs/rpc.md,
+    "Cancellation"), so the server stops sending it."""
     seen = {}
+    recorded = threading.Event()
 
     def script(c):
         sid, _ = c.wait_request()
@@ -391,11 +396,17 @@ def test_oversized_prefix_is_resource_exhausted(fake_server, unary):
             seen["reset"] = ev.error_code
         except (TimeoutError, ConnectionError) as e:
             seen["reset"] = f"none ({e.__class__.__name__})"
+        finally:
+            recorded.set()
         c.wait_closed()
 
     r = unary(fake_server(script), "--max-recv", 1024)
     assert r["status"] == RESOURCE_EXHAUSTED, (r, seen)
     assert r.wall_s < 3, f"took {r.wall_s:.2f} s: waited for the message instead of refusing it"
+    # The fake server's thread records the reset (or its absence) on its own time: wait for it.
+    assert recorded.wait(15), "the fake server never finished looking for the client's RST_STREAM"
+    assert seen["reset"] == E.CANCEL, (
+        f"want the client to reset the refused stream with RST_STREAM(CANCEL): {seen}")
 
 
 # ---- 7. GOAWAY refusing the stream -------------------------------------------------------------

@@ -23,6 +23,11 @@ import pytest
 MODES = ["plaintext", "tls", "mtls"]
 TEST = "/netreel.rpctest.Test/"
 STATUS_MESSAGE = "no such thing: 100% ü\n"  # '%', non-ASCII and a control byte: percent-encoded
+# Deadline tests: the handler would answer only after SLOW_MS, so a call that ends within
+# DEADLINE_BOUND_S was ended by its deadline. The bound only has to tell "ended by the deadline"
+# from "waited for the handler": it is not a performance threshold.
+SLOW_MS = 30000
+DEADLINE_BOUND_S = 10.0
 
 
 @pytest.fixture(params=MODES)
@@ -38,7 +43,7 @@ def lib_server(rpc_server, tls_args):
     return start
 
 
-def poll(get, cond, what, timeout=3.0, interval=0.05):
+def poll(get, cond, what, timeout=10.0, interval=0.05):
     """Calls get() until cond(value) holds; fails with the last value after timeout seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -137,10 +142,10 @@ def test_grpcio_deadline(lib_server, grpc_channel, rpctest):
     assert stub.Unary(Req(payload=b"warm"), timeout=10).payload == b"warm"  # connected
     t0 = time.monotonic()
     with pytest.raises(grpc.RpcError) as e:
-        stub.Unary(Req(payload=b"slow", delay_ms=2000), timeout=0.3)
+        stub.Unary(Req(payload=b"slow", delay_ms=SLOW_MS), timeout=0.3)
     elapsed = time.monotonic() - t0
     assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED, e.value
-    assert elapsed < 1.5
+    assert elapsed < DEADLINE_BOUND_S, f"took {elapsed:.2f} s: not ended by its 0.3 s deadline"
     c = poll(lambda: stub.GetCounters(rpctest.pb.CountersRequest(), timeout=5),
              lambda c: c.deadline_exceeded + c.cancelled >= 1,
              "server counting the call as deadline_exceeded or cancelled")
@@ -363,13 +368,14 @@ def test_client_to_grpcio_bidi(grpc_server, run_client):
 
 
 def test_client_to_grpcio_deadline(grpc_server, run_client):
-    r = run_client("--target", grpc_server.addr, "--deadline-ms", 200,
-                   "unary", "--payload", "slow", "--delay-ms", 2000)
+    # 2 s leaves room for connecting first: the call must still have time left when it arrives.
+    r = run_client("--target", grpc_server.addr, "--deadline-ms", 2000,
+                   "unary", "--payload", "slow", "--delay-ms", SLOW_MS)
     assert r["status"] == 4, r
-    assert r.wall_s < 1.5, f"took {r.wall_s:.2f} s"
-    # The deadline travelled as grpc-timeout: grpcio's handler saw it.
+    assert r.wall_s < DEADLINE_BOUND_S, f"took {r.wall_s:.2f} s: not ended by its 2 s deadline"
+    # The deadline travelled as grpc-timeout: grpcio's handler saw it (no more than was given).
     seen = grpc_server.servicer.unary_deadlines
-    assert len(seen) == 1 and seen[0] is not None and 0 < seen[0] <= 0.2, seen
+    assert len(seen) == 1 and seen[0] is not None and 0 < seen[0] <= 2, seen
 
 
 def test_client_to_grpcio_status(grpc_server, run_client):
@@ -512,9 +518,9 @@ def test_lib_cancel_after(lib_server, run_client):
 def test_lib_deadline(lib_server, run_client):
     srv = lib_server()
     r = run_client("--target", srv.addr, "--deadline-ms", 200,
-                   "unary", "--payload", "slow", "--delay-ms", 2000)
+                   "unary", "--payload", "slow", "--delay-ms", SLOW_MS)
     assert r["status"] == 4, r
-    assert r.wall_s < 1.5, f"took {r.wall_s:.2f} s"
+    assert r.wall_s < DEADLINE_BOUND_S, f"took {r.wall_s:.2f} s: not ended by its 0.2 s deadline"
     poll(lambda: run_client("--target", srv.addr, "counters"),
          lambda c: c["status"] == 0 and c["deadline_exceeded"] + c["cancelled"] >= 1
          and c["active"] == 1,

@@ -22,13 +22,18 @@
   3. TLS error queue      failed mTLS handshakes (a client certificate from an untrusted CA) must
                           not leave errors in OpenSSL's per-thread queue that a healthy TLS
                           connection then takes for its own and dies of.
+  4. the server's deadline a peer that sends grpc-timeout and then neither cancels nor resets
+                          must still get DEADLINE_EXCEEDED from the server's own timer (a
+                          Trailers-Only answer), counted by the handler as deadline_exceeded
+                          and not as cancelled. (The interop deadline tests cannot show this:
+                          their clients enforce the deadline themselves and cancel.)
 
 Not here: a client call's deadline and cancellation while it waits for a stream slot (the
 server's MAX_CONCURRENT_STREAMS in use). That needs a server with a small stream limit and one
 client making several calls on one connection; rpc-test-client makes one call per process, so it
 is covered by a C test instead.
 
-The peers are python3-h2 on raw sockets (1, 2), Python's ssl module (3) and grpcio (3). Every
+The peers are python3-h2 on raw sockets (1, 2, 4), Python's ssl module (3) and grpcio (3). Every
 wait is bounded. RSS limits are not checked under NETREEL_ASAN=1; the protocol-level assertions
 (which streams were refused and what the others hold, that the flooder was pushed back) are.
 """
@@ -608,8 +613,69 @@ def test_failed_tls_handshakes_do_not_break_other_connections(rpc_server, tls_ar
     refused = {f"{how}: TLSV1_ALERT_UNKNOWN_CA" for how in ("alert", "handshake")}
     assert len(outcomes) == BAD_HANDSHAKES and set(outcomes) <= refused, outcomes
     assert resp.count == GOOD_MESSAGES, resp
-    assert took < 5, f"the good stream took {took:.2f} s for {GOOD_MESSAGES} messages"
+    # GOOD_MESSAGES x GOOD_INTERVAL_S (1 s) is the stream's own pace; 10 s is "not stalled by the
+    # failed handshakes" with room for a loaded machine, and within the call's 15 s deadline.
+    assert took < 10, f"the good stream took {took:.2f} s for {GOOD_MESSAGES} messages"
     assert resp.bytes == sum(map(len, payloads)), resp
     assert resp.checksum == rpctest.fnv1a64(b"".join(payloads)), resp
     # And the same connection keeps working.
     assert stub.Unary(pb.TestRequest(payload=b"after"), timeout=10).payload == b"after"
+
+
+# ---- 4. the server enforces grpc-timeout itself ------------------------------------------------
+
+DEADLINE_TIMEOUT = "300m"       # grpc-timeout the peer sends: 300 ms
+DEADLINE_TIMEOUT_S = 0.3
+DEADLINE_HANDLER_DELAY_MS = 30000   # the handler would answer only after 30 s
+DEADLINE_ANSWER_WITHIN_S = 5.0      # generous: the answer is due 0.3 s after the request
+
+
+def test_server_enforces_grpc_timeout(rpc_server, run_client, h2_peer, rpctest):
+    """A raw h2 peer calls Unary with delay_ms 30000 and grpc-timeout 300m and then only waits:
+    no RST_STREAM, no GOAWAY, no close. Only the server's own timer can end the call; it must
+    answer DEADLINE_EXCEEDED as one Trailers-Only HEADERS frame, and its handler must see the
+    call end as deadline_exceeded, not cancelled."""
+    srv = rpc_server()
+    peer = h2_peer(srv.port)
+    msg = rpctest.pb.TestRequest(payload=b"slow",
+                                 delay_ms=DEADLINE_HANDLER_DELAY_MS).SerializeToString()
+    sid = peer.h2.get_next_available_stream_id()
+    peer.h2.send_headers(sid, grpc_request_headers("Unary") + [("grpc-timeout", DEADLINE_TIMEOUT)])
+    peer.h2.send_data(sid, b"\0" + struct.pack(">I", len(msg)) + msg, end_stream=True)
+    t0 = time.monotonic()
+    peer.flush()
+
+    def answered():
+        s = stream_states(peer.events, [sid])[sid]
+        return s.ended or s.reset is not None
+
+    peer.pump_until(answered, f"the server's answer to a call with grpc-timeout {DEADLINE_TIMEOUT}",
+                    timeout=DEADLINE_ANSWER_WITHIN_S)
+    took = time.monotonic() - t0
+    peer.settle()   # anything the server sends after the answer (it should send nothing) is in
+    st = stream_states(peer.events, [sid])[sid]
+    resp = [e for e in peer.events
+            if isinstance(e, h2.events.ResponseReceived) and e.stream_id == sid]
+    print(f"server deadline: answered after {took:.3f} s: headers {st.headers}, "
+          f"reset {st.reset!r}")
+    # Trailers-Only: one HEADERS frame with :status 200, grpc-status 4 and END_STREAM; no DATA,
+    # no separate trailers, no RST_STREAM (the request side was already closed).
+    assert st.reset is None, f"stream reset ({st.reset!r}) instead of a Trailers-Only answer"
+    assert len(resp) == 1 and resp[0].stream_ended is not None, (
+        f"not one HEADERS frame with END_STREAM: {peer.events}")
+    assert st.headers.get(":status") == "200", st.headers
+    assert st.headers.get("content-type", "").startswith("application/grpc"), st.headers
+    assert st.status is not None and st.status[0] == 4, (
+        f"want grpc-status 4 (DEADLINE_EXCEEDED): {st.headers}")
+    assert st.trailers is None and st.data == b"", (st.trailers, st.data)
+    # Not before the deadline: the 300 ms were counted (the 10 ms are libuv's ms rounding).
+    assert took >= DEADLINE_TIMEOUT_S - 0.01, f"answered after {took:.3f} s, before the deadline"
+    assert not peer.closed, "server closed the connection"
+    assert not any(isinstance(e, h2.events.ConnectionTerminated) for e in peer.events), peer.events
+
+    # The handler saw the deadline, and nothing was counted as a cancel. The counters call is
+    # the second call (active 1: itself).
+    c = run_client("--target", srv.addr, "counters", timeout=30)
+    assert c["status"] == 0, c
+    assert (c["deadline_exceeded"], c["cancelled"]) == (1, 0), c
+    assert (c["calls"], c["active"]) == (2, 1), c

@@ -198,6 +198,15 @@ static void test_close_from_timer(void **state)
 static struct result ra, rb, rc, rd;
 static struct rpc_call *call_a, *call_c;
 static uv_timer_t t_cancel_c, t_check;
+static uint64_t b_made_at; /* loop time when B (200 ms deadline) was made */
+
+/* Generous bounds for a loaded machine: B's deadline is 200 ms, so it must end no sooner, and
+ * well before 2 s (the call would otherwise wait behind A forever). The waiters are checked
+ * as soon as both have ended, or after CHECK_GIVE_UP_MS at the latest. */
+#define B_DEADLINE_MS    200
+#define B_DONE_WITHIN_MS 2000
+#define CHECK_EVERY_MS   10
+#define CHECK_GIVE_UP_MS 10000
 
 static void finish_d(struct result *r)
 {
@@ -219,6 +228,9 @@ static void cancel_c(uv_timer_t *t)
 
 static void check_waiters(uv_timer_t *t)
 {
+    if (!(rb.done && rc.done) && uv_now(uv_default_loop()) - b_made_at < CHECK_GIVE_UP_MS)
+        return; /* not yet: look again in CHECK_EVERY_MS */
+    uv_timer_stop(t);
     /* B's deadline passed and C was cancelled while both waited behind A. */
     assert_true(rb.done);
     assert_int_equal(rb.code, RPC_DEADLINE_EXCEEDED);
@@ -232,33 +244,34 @@ static void check_waiters(uv_timer_t *t)
 
 static void a_started(struct result *r)
 {
-    /* A holds the server's only stream: B and C must wait in the channel. */
-    call("/t.T/Echo", 200, &rb, "b");
+    /* A holds the server's only stream: B and C must wait in the channel. B's deadline counts
+     * from here (the loop time its timer starts from), not from before the connection was made. */
+    b_made_at = uv_now(uv_default_loop());
+    call("/t.T/Echo", B_DEADLINE_MS, &rb, "b");
     call_c = call("/t.T/Echo", 0, &rc, "c");
     uv_timer_init(uv_default_loop(), &t_cancel_c);
     uv_timer_start(&t_cancel_c, cancel_c, 100, 0);
     uv_timer_init(uv_default_loop(), &t_check);
-    uv_timer_start(&t_check, check_waiters, 600, 0);
+    uv_timer_start(&t_check, check_waiters, CHECK_EVERY_MS, CHECK_EVERY_MS);
 }
 
 static void test_waiting_calls_keep_deadline_and_cancel(void **state)
 {
-    uint64_t t0;
-
     memset(&ra, 0, sizeof(ra));
     memset(&rb, 0, sizeof(rb));
     memset(&rc, 0, sizeof(rc));
     memset(&rd, 0, sizeof(rd));
     hold_done_code = -1;
+    b_made_at = 0;
     setup_pair(1, &server);
     ra.on_first = a_started;
-    t0 = uv_now(uv_default_loop());
     call_a = call("/t.T/Hold", 0, &ra, "a");
     run_loop();
     assert_int_equal(ra.code, RPC_CANCELLED);
     assert_int_equal(hold_done_code, RPC_CANCELLED); /* the server's handler saw it */
-    assert_true(rb.done_at - t0 >= 200);
-    assert_true(rb.done_at - t0 < 600);
+    assert_true(b_made_at > 0);
+    assert_true(rb.done_at >= b_made_at);
+    assert_in_range(rb.done_at - b_made_at, B_DEADLINE_MS, B_DONE_WITHIN_MS - 1);
     assert_true(rd.done);
     assert_int_equal(rd.code, RPC_OK);
     assert_string_equal(rd.payload, "d");
