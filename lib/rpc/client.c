@@ -492,17 +492,9 @@ void rpc_channel_close(struct rpc_channel *ch, void (*cb)(void *arg), void *arg)
 
 /* ---- response headers, trailers, and the status at the end ---- */
 
-static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
-                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
-                     void *user_data)
+static int on_header(struct rpc_call *call, const uint8_t *name, size_t namelen,
+                     const uint8_t *value, size_t valuelen)
 {
-    struct rpc_conn *conn = user_data;
-    struct rpc_call *call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-
-    if (!call)
-        return 0;
-    if (!rpc_call__count_header(call, conn->limits.max_header_list, namelen, valuelen))
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     if (namelen == 7 && memcmp(name, ":status", 7) == 0) {
         int st = 0;
         for (size_t i = 0; i < valuelen && i < 3; i++)
@@ -525,18 +517,11 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         free(call->message);
         call->message = malloc(valuelen + 1);
         if (!call->message)
-            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+            return -ENOMEM;
         rpc_percent_decode((const char *)value, valuelen, call->message, valuelen + 1);
         return 0;
     }
-    if (rpc_call__add_header(call, name, namelen, value, valuelen) != 0)
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    return 0;
-}
-
-static void setup_callbacks(nghttp2_session_callbacks *cbs)
-{
-    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+    return rpc_call__add_header(call, name, namelen, value, valuelen);
 }
 
 /* A response that is not gRPC (a proxy's error page, say) ends the call with the status its HTTP
@@ -602,7 +587,7 @@ static const struct rpc_conn_ops client_ops = {
     .on_settings = on_settings,
     .on_goaway = on_goaway,
     .on_close = on_conn_close,
-    .setup_callbacks = setup_callbacks,
+    .on_header = on_header,
     .on_headers = on_headers,
     .on_stream_close = on_stream_close,
 };

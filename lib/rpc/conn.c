@@ -175,6 +175,22 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
     return 0;
 }
 
+static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                     void *user_data)
+{
+    struct rpc_conn *conn = user_data;
+    struct rpc_call *call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+
+    if (!call)
+        return 0;
+    if (!rpc_call__count_header(call, conn->limits.max_header_list, namelen, valuelen))
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    return conn->ops->on_header(call, name, namelen, value, valuelen) == 0
+               ? 0
+               : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+}
+
 static int on_error(nghttp2_session *session, int lib_error_code, const char *msg, size_t len,
                     void *user_data)
 {
@@ -227,8 +243,10 @@ static int session_new(struct rpc_conn *conn)
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
     nghttp2_session_callbacks_set_error_callback2(cbs, on_error);
-    conn->ops->setup_callbacks(cbs);
+    if (conn->ops->setup_callbacks)
+        conn->ops->setup_callbacks(cbs);
 
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_max_outbound_ack(opt, 1000);

@@ -168,8 +168,12 @@ struct rpc_conn_ops {
     void (*on_goaway)(struct rpc_conn *conn);
     /* The connection is closing; its calls have had on_done. err < 0 for failures. */
     void (*on_close)(struct rpc_conn *conn, int err, const char *why);
-    /* Role-specific nghttp2 callbacks (begin_headers, header) are added here. */
+    /* Role-specific nghttp2 callbacks (the server's begin_headers) are added here. May be NULL. */
     void (*setup_callbacks)(nghttp2_session_callbacks *cbs);
+    /* One received header of the call's stream, already counted against the header-list limit.
+     * Returns 0, or non-zero to reset the stream. */
+    int (*on_header)(struct rpc_call *call, const uint8_t *name, size_t namelen,
+                     const uint8_t *value, size_t valuelen);
     /* A HEADERS frame for `call` is complete (before its END_STREAM is handled). Returns 0 or
      * an nghttp2 error code. */
     int (*on_headers)(struct rpc_conn *conn, struct rpc_call *call, const nghttp2_frame *frame);

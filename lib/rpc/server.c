@@ -45,6 +45,18 @@ void rpc_server_config_init(struct rpc_server_config *cfg)
     cfg->max_connections = 1024;
 }
 
+static void server_free(struct rpc_server *s)
+{
+    rpc_health_free(&s->health);
+    SSL_CTX_free(s->ssl_ctx);
+    free(s->methods);
+    free(s->listen);
+    free(s->tls_cert);
+    free(s->tls_key);
+    free(s->tls_ca);
+    free(s);
+}
+
 static char *dup_or_null(const char *s)
 {
     return s ? strdup(s) : NULL;
@@ -69,13 +81,7 @@ struct rpc_server *rpc_server_new(uv_loop_t *loop, const struct rpc_server_confi
     s->tls_ca = dup_or_null(cfg->tls_ca);
     s->methods = calloc(n_methods + 2, sizeof(*s->methods));
     if (!s->methods || (cfg->listen && !s->listen) || rpc_health_set(&s->health, "", 1) != 0) {
-        rpc_health_free(&s->health);
-        free(s->methods);
-        free(s->listen);
-        free(s->tls_cert);
-        free(s->tls_key);
-        free(s->tls_ca);
-        free(s);
+        server_free(s);
         return NULL;
     }
     memcpy(s->methods, methods, n_methods * sizeof(*methods));
@@ -125,31 +131,20 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     return 0;
 }
 
-static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
-                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
-                     void *user_data)
+static int on_header(struct rpc_call *call, const uint8_t *name, size_t namelen,
+                     const uint8_t *value, size_t valuelen)
 {
-    struct rpc_conn *conn = user_data;
-    struct rpc_call *call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-
-    if (!call)
-        return 0;
-    if (!rpc_call__count_header(call, conn->limits.max_header_list, namelen, valuelen))
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     if (namelen == 5 && memcmp(name, ":path", 5) == 0) {
         free(call->path);
         call->path = strndup((const char *)value, valuelen);
-        return call->path ? 0 : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        return call->path ? 0 : -ENOMEM;
     }
-    if (rpc_call__add_header(call, name, namelen, value, valuelen) != 0)
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    return 0;
+    return rpc_call__add_header(call, name, namelen, value, valuelen);
 }
 
 static void setup_callbacks(nghttp2_session_callbacks *cbs)
 {
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
-    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
 }
 
 static bool is_grpc_content_type(const char *ct)
@@ -248,14 +243,7 @@ static void maybe_finish_close(struct rpc_server *s)
         return;
     void (*cb)(void *) = s->close_cb;
     void *arg = s->close_arg;
-    rpc_health_free(&s->health);
-    SSL_CTX_free(s->ssl_ctx);
-    free(s->methods);
-    free(s->listen);
-    free(s->tls_cert);
-    free(s->tls_key);
-    free(s->tls_ca);
-    free(s);
+    server_free(s);
     if (cb)
         cb(arg);
 }
@@ -278,6 +266,7 @@ static void on_conn_close(struct rpc_conn *conn, int err, const char *why)
 static const struct rpc_conn_ops server_ops = {
     .on_close = on_conn_close,
     .setup_callbacks = setup_callbacks,
+    .on_header = on_header,
     .on_headers = on_headers,
     .on_stream_close = on_stream_close,
 };
