@@ -50,7 +50,8 @@ struct rpc_call *rpc_channel_call(struct rpc_channel *ch, const struct rpc_call_
 bool rpc_channel_connected(const struct rpc_channel *ch);
 
 /* Cancels every call (on_done CANCELLED), closes the connection, frees the channel and calls cb
- * (may be NULL) from the loop. */
+ * (may be NULL) once all of that is done — possibly before this returns. Calling it again while
+ * it closes does nothing. */
 void rpc_channel_close(struct rpc_channel *ch, void (*cb)(void *arg), void *arg);
 
 #endif

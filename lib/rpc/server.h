@@ -52,8 +52,9 @@ int rpc_server_port(const struct rpc_server *s);
  * Watchers hear of changes. Returns 0 or -ENOMEM. */
 int rpc_server_set_health(struct rpc_server *s, const char *service, int status);
 
-/* Stops listening, cancels every call (handlers see on_done CANCELLED), closes connections, then
- * frees the server and calls cb (may be NULL) from the loop. */
+/* Stops listening, sends GOAWAY and cancels every call (handlers see on_done CANCELLED), closes
+ * connections, then frees the server and calls cb (may be NULL) from the loop. Calling it again
+ * while it closes does nothing. */
 void rpc_server_close(struct rpc_server *s, void (*cb)(void *arg), void *arg);
 
 #endif
