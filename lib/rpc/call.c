@@ -747,21 +747,16 @@ void rpc_call__on_remote_close(struct rpc_call *call)
     check_end(call);
 }
 
-bool rpc_call__deliver(struct rpc_call *call)
+void rpc_call__deliver(struct rpc_call *call)
 {
-    bool did = false;
-
     call->deliver_pending = false;
     while (!call->paused && held_pending(call) && wants_input(call)) {
         size_t n = call->held_len - call->held_off;
-        size_t used = decode(call, call->held + call->held_off, n);
-        call->held_off += used;
-        did = true;
+        call->held_off += decode(call, call->held + call->held_off, n);
     }
     if (!call->paused || !wants_input(call))
         after_input(call);
     check_end(call);
-    return did;
 }
 
 void rpc_call_pause_recv(struct rpc_call *call)

@@ -629,7 +629,6 @@ void rpc_conn_close(struct rpc_conn *conn, int err, int code, const char *why)
         return;
     }
     conn->closing = true;
-    conn->close_err = err;
     /* Frames already made (an RST_STREAM, a GOAWAY) go out if the socket takes them now. */
     rpc_out_submit(conn);
     uv_read_stop((uv_stream_t *)&conn->tcp);

@@ -132,8 +132,8 @@ void rpc_call__fail_async(struct rpc_call *call, int code, const char *message);
 void rpc_call__on_data(struct rpc_call *call, const uint8_t *data, size_t len);
 /* The peer ended its side (END_STREAM). */
 void rpc_call__on_remote_close(struct rpc_call *call);
-/* Delivers held input and the half-close, gives window back; returns true if it did work. */
-bool rpc_call__deliver(struct rpc_call *call);
+/* Delivers held input and the half-close, and gives window back. */
+void rpc_call__deliver(struct rpc_call *call);
 /* Widens the stream's receive window to hold the call's largest message.
  * Call once the stream exists and max_recv is known. */
 void rpc_call__fit_window(struct rpc_call *call);
@@ -217,7 +217,6 @@ struct rpc_conn {
     uint8_t *tlsbuf;
     char peer[64];
     char why[160]; /* why it closed */
-    int close_err;
     bool close_deferred; /* rpc_conn_close was called inside nghttp2 */
     int deferred_err;
     int deferred_code;
