@@ -193,6 +193,17 @@ class StreamState:
         return r.count, r.bytes, r.checksum
 
 
+
+def open_client_streams(peer, n):
+    """Opens n ClientStream calls on the peer's connection; returns their stream ids."""
+    ids = []
+    for _ in range(n):
+        sid = peer.h2.get_next_available_stream_id()
+        peer.h2.send_headers(sid, grpc_request_headers("ClientStream"))
+        ids.append(sid)
+    peer.flush()
+    return ids
+
 def stream_states(events, ids=None):
     """{stream id: StreamState} over h2 events; every id in `ids` is present."""
     st = {sid: StreamState() for sid in ids or ()}
@@ -259,12 +270,7 @@ def test_unfinished_messages_bounded_per_connection(rpc_server, run_client, h2_p
         rpctest.pb.TestRequest(payload=payload).SerializeToString()
     assert len(body) == 5 + MAX_MESSAGE
     held = len(body) - 1                                  # unfinished bytes a stream ends with
-    ids = []
-    for _ in range(PARTIAL_STREAMS):
-        sid = peer.h2.get_next_available_stream_id()
-        peer.h2.send_headers(sid, grpc_request_headers("ClientStream"))
-        ids.append(sid)
-    peer.flush()
+    ids = open_client_streams(peer, PARTIAL_STREAMS)
     pos = dict.fromkeys(ids, 0)
     stopped = set()   # streams the server ended or reset: we send them nothing more
     seen = 0
@@ -378,12 +384,7 @@ def test_interleaved_large_messages_complete(rpc_server, h2_peer, rpctest):
     peer.flush()
     peer.pump_until(lambda: any(isinstance(e, h2.events.RemoteSettingsChanged)
                                 for e in peer.events), "server SETTINGS")
-    ids = []
-    for _ in range(INTERLEAVED_STREAMS):
-        sid = peer.h2.get_next_available_stream_id()
-        peer.h2.send_headers(sid, grpc_request_headers("ClientStream"))
-        ids.append(sid)
-    peer.flush()
+    ids = open_client_streams(peer, INTERLEAVED_STREAMS)
     body = dict(zip(ids, bodies))
     pos = dict.fromkeys(ids, 0)
 
