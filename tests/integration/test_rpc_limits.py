@@ -193,7 +193,6 @@ class StreamState:
         return r.count, r.bytes, r.checksum
 
 
-
 def open_client_streams(peer, n):
     """Opens n ClientStream calls on the peer's connection; returns their stream ids."""
     ids = []
