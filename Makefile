@@ -5,8 +5,10 @@
 SHELL := /bin/bash
 
 VARIANT ?= release
-B := build/$(VARIANT)
-GEN := build/gen
+# BUILD=dir puts everything elsewhere (parallel work in one tree).
+BUILD ?= build
+B := $(BUILD)/$(VARIANT)
+GEN := $(BUILD)/gen
 PREFIX ?= /usr/local
 PYTHON ?= /usr/bin/python3
 NPROC := $(shell nproc 2>/dev/null || echo 2)
@@ -20,7 +22,7 @@ say = @printf '  %-7s %s\n' $(1) $(2)
 endif
 
 # ---- toolchain and flags ---------------------------------------------------------------------
-PKGS := libnghttp2 libuv libprotobuf-c openssl
+PKGS := libnghttp2 libuv libprotobuf-c openssl libpcap
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -94,7 +96,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRCS))
 
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
-FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/tests/fuzz/%,$(FUZZ_SRCS))
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/tests/fuzz/%,$(FUZZ_SRCS))
 
 HEADERS := $(wildcard lib/*/*.h services/*/*.h cli/*.h)
 
@@ -168,7 +170,7 @@ fuzz:
 	$(Q)$(MAKE) -j$(NPROC) --no-print-directory VARIANT=fuzz fuzz-bins
 .PHONY: fuzz-bins
 fuzz-bins: $(FUZZ_BINS)
-build/fuzz/tests/fuzz/%: build/fuzz/tests/fuzz/%.o $(LIB_A)
+$(BUILD)/fuzz/tests/fuzz/%: $(BUILD)/fuzz/tests/fuzz/%.o $(LIB_A)
 	$(call say,LD,$@)
 	$(Q)$(CC) -fsanitize=fuzzer,address,undefined $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -184,20 +186,20 @@ test: deps
 	$(Q)$(MAKE) -j$(NPROC) --no-print-directory check
 	$(Q)$(MAKE) -j$(NPROC) --no-print-directory VARIANT=asan all
 	$(Q)$(MAKE) -j$(NPROC) --no-print-directory VARIANT=fuzz fuzz-bins
-	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) ./tests/run.sh --asan-build build/asan build/release
+	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) ./tests/run.sh --asan-build $(BUILD)/asan $(BUILD)/release
 
 test-unit: all
-	$(Q)./tests/run.sh --only unit build/release
+	$(Q)./tests/run.sh --only unit $(BUILD)/release
 
 test-integration: all
-	$(Q)./tests/run.sh --only integration build/release
+	$(Q)./tests/run.sh --only integration $(BUILD)/release
 
 test-fuzz: fuzz
-	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) ./tests/run.sh --only fuzz build/release
+	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) ./tests/run.sh --only fuzz $(BUILD)/release
 
 asan: deps
 	$(Q)$(MAKE) -j$(NPROC) --no-print-directory VARIANT=asan all
-	$(Q)./tests/run.sh --asan --only unit,integration build/asan
+	$(Q)./tests/run.sh --asan --only unit,integration $(BUILD)/asan
 
 check: $(PROTO_H) $(TEST_PROTO_H)
 	$(call say,CPPCHECK,'lib services cli tests')
@@ -216,7 +218,7 @@ format:
 
 bench: deps
 	$(Q)$(MAKE) -j$(NPROC) --no-print-directory all
-	$(Q)./bench/run.sh build/release
+	$(Q)./bench/run.sh $(BUILD)/release
 
 install: $(BINS)
 ifeq ($(strip $(BINS)),)
@@ -236,9 +238,12 @@ uninstall:
 IFACE ?=
 run: deps
 	$(Q)$(MAKE) -j$(NPROC) --no-print-directory all
-	$(Q)./mk/run.sh build/release "$(IFACE)"
+	$(Q)./mk/run.sh $(BUILD)/release "$(IFACE)"
 
 clean:
 	rm -rf build
 
--include $(shell find build -name '*.d' 2>/dev/null)
+# Optional fragments (mk/*.mk): targets that belong to one concern, e.g. the image and helm.
+-include $(wildcard mk/*.mk)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

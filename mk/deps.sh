@@ -8,6 +8,7 @@ pkgs=(
     libcmocka-dev
     protobuf-compiler python3-pytest python3-grpcio python3-protobuf python3-h2
     iperf3 iproute2
+    libpcap-dev tshark tcpdump
 )
 
 missing=()

@@ -85,7 +85,7 @@ fi
 
 if want fuzz; then
     secs=${FUZZ_SECONDS:-5}
-    for t in "$top"/build/fuzz/tests/fuzz/fuzz_*; do
+    for t in "$(dirname "$build")"/fuzz/tests/fuzz/fuzz_*; do
         [ -x "$t" ] || continue
         name=$(basename "$t")
         corpus=$(mktemp -d)
