@@ -29,7 +29,7 @@ PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CC ?= cc
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
         -Wno-unused-parameter -Wno-format-truncation
-CFLAGS_BASE := -std=c11 -D_GNU_SOURCE $(WARN) -Ilib -I$(GEN) $(PKG_CFLAGS) -MMD -MP
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE $(WARN) -Ilib -Iservices -I$(GEN) $(PKG_CFLAGS) -MMD -MP
 LDLIBS := $(PKG_LIBS) -lm -lpthread
 
 # nghttp2's DoS limits were back-ported by Debian into 1.52 without a version bump: detect by symbol.
@@ -148,7 +148,9 @@ $(LIB_A): $(LIB_OBJS)
 	$(call say,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(B)/bin/netreel-%: $$(patsubst %.c,$(B)/%.o,$$(wildcard services/$$*/*.c)) $(LIB_A)
+# (A function, not an inline patsubst: in a pattern rule's prerequisites every % is the stem.)
+service_objs = $(patsubst %.c,$(B)/%.o,$(wildcard services/$(1)/*.c))
+$(B)/bin/netreel-%: $$(call service_objs,$$*) $(LIB_A)
 	$(call say,LD,$@)
 	$(Q)mkdir -p $(@D) && $(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -205,7 +207,7 @@ check: $(PROTO_H) $(TEST_PROTO_H)
 	$(call say,CPPCHECK,'lib services cli tests')
 	$(Q)cppcheck --quiet --error-exitcode=1 --std=c11 --inline-suppr \
 	    --enable=warning,portability,performance --suppress=missingIncludeSystem \
-	    -Ilib -I$(GEN) lib services cli tests/integration/bin
+	    -Ilib -Iservices -I$(GEN) lib services cli tests/integration/bin
 	$(call say,HEADERS,self-contained)
 	$(Q)set -e; for h in $(HEADERS); do \
 	    printf '#include "%s"\n#include "%s"\n' "$$h" "$$h" | \

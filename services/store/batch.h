@@ -1,0 +1,31 @@
+/* What the store checks in a PacketBatch before any byte of it reaches disk: the stream's
+ * identity, its interface and pod lists, and every EPB (lib/pcapng's batch validation) against
+ * the interfaces, the sane time range and the batch's own claims (count, first and last
+ * timestamp). Pure: unit-tested against every kind of lie. */
+#ifndef NR_STORE_BATCH_H
+#define NR_STORE_BATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "netreel/v1/store.pb-c.h"
+#include "pcapng/decode.h"
+#include "store/store.h"
+
+/* Checks batch b for the stream `st` (NULL when its capture_id is new) at time now. On success
+ * returns 0, fills *info, and the interfaces after the batch in ifaces and n_ifaces (the stream's,
+ * extended by the batch's list). Otherwise returns NR_EPARSE with one line in err saying what
+ * is wrong ("interface 1 has id 5: ids must be 0..n-1", "block 3 at offset 96: ..."). */
+int store_batch_check(const struct store_config *cfg, const struct store_stream *st,
+                      const Netreel__V1__PacketBatch *b, int64_t now_ns,
+                      struct store_iface *ifaces, uint32_t *n_ifaces,
+                      struct pcapng_batch_info *info, char *err, size_t errlen);
+
+/* A capture id the store accepts: 1..255 printable ASCII bytes without spaces. */
+int store_batch_check_id(const char *capture_id);
+
+/* Builds the pod set a batch carries (pods_update), or NULL with -ENOMEM. The batch must have
+ * passed store_batch_check. */
+struct store_pods *store_batch_pods(const Netreel__V1__PacketBatch *b);
+
+#endif

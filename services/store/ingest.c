@@ -1,0 +1,359 @@
+/* Store.Ingest (see ingest.h): batch by batch, check, deduplicate, rotate, make room, append. */
+#include "store/ingest.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "netreel/v1/store.pb-c.h"
+#include "rpc/status.h"
+#include "store/batch.h"
+#include "store/retention.h"
+#include "store/segment.h"
+#include "store/sync.h"
+#include "util/error.h"
+#include "util/log.h"
+
+struct store_ingest {
+    struct store_ingest *next;
+    struct store *s;
+    struct rpc_call *call;
+    struct store_stream *st;
+    char peer[64];
+    bool written;    /* written_seq is set */
+    uint64_t written_seq;
+    bool sync_pending; /* a running sync covers sync_seq */
+    uint64_t sync_seq;
+    bool acked;
+    uint64_t acked_seq;
+    bool half_closed, finished;
+};
+
+/* The bytes a new segment's head and a pod/interface update may add, reserved before a write. */
+#define HEAD_RESERVE (64u << 10)
+
+static void unlink_ingest(struct store_ingest *ig)
+{
+    for (struct store_ingest **p = &ig->s->ingests; *p; p = &(*p)->next) {
+        if (*p == ig) {
+            *p = ig->next;
+            return;
+        }
+    }
+}
+
+static void finish(struct store_ingest *ig, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void finish(struct store_ingest *ig, int code, const char *fmt, ...)
+{
+    char msg[512] = "";
+    va_list ap;
+
+    if (ig->finished)
+        return;
+    ig->finished = true;
+    if (fmt) {
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+    }
+    if (code != RPC_OK) {
+        char q[600];
+        NR_WARN("ingest refused", "peer=%s capture=%s code=%s reason=%s", ig->peer,
+                ig->st ? ig->st->capture_id : "?", rpc_code_name(code),
+                nr_log_quote(q, sizeof(q), msg));
+    }
+    rpc_call_finish(ig->call, code, msg[0] ? msg : NULL);
+}
+
+static void send_ack(struct store_ingest *ig, uint64_t seq)
+{
+    Netreel__V1__IngestAck ack = NETREEL__V1__INGEST_ACK__INIT;
+
+    ack.capture_id = ig->st->capture_id;
+    ack.seq = seq;
+    if (rpc_call_send(ig->call, &ack.base) == 0) {
+        ig->acked = true;
+        ig->acked_seq = seq;
+    }
+}
+
+static bool all_acked(const struct store_ingest *ig)
+{
+    return !ig->written || (ig->acked && ig->acked_seq >= ig->written_seq);
+}
+
+void store_ingest_sync_begin(struct store *s)
+{
+    for (struct store_ingest *ig = s->ingests; ig; ig = ig->next) {
+        if (ig->written) {
+            ig->sync_pending = true;
+            ig->sync_seq = ig->written_seq;
+        }
+    }
+}
+
+void store_ingest_synced(struct store *s, bool ok)
+{
+    for (struct store_ingest *ig = s->ingests; ig; ig = ig->next) {
+        if (!ig->sync_pending || !ok)
+            continue;
+        ig->sync_pending = false;
+        if (!ig->finished && (!ig->acked || ig->sync_seq > ig->acked_seq))
+            send_ack(ig, ig->sync_seq);
+        if (ig->half_closed && all_acked(ig))
+            finish(ig, RPC_OK, NULL);
+    }
+}
+
+/* The batch is on disk (or needs no disk): remember its seq for the next ack. */
+static void written(struct store_ingest *ig, uint64_t seq)
+{
+    if (!ig->written || seq > ig->written_seq)
+        ig->written_seq = seq;
+    ig->written = true;
+    store_sync_request(ig->s);
+}
+
+static int ensure_dir(const char *dir)
+{
+    if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+static bool rotate_due(const struct store *s, const struct store_segment *seg, size_t len,
+                       int64_t now_ns)
+{
+    return now_ns - seg->created_ns >= s->cfg.time_interval_ns ||
+           seg->size + len > s->cfg.segment_cap;
+}
+
+/* Writes a checked batch. Returns a gRPC code (RPC_OK) and a message in err. */
+static int store_batch(struct store_ingest *ig, const Netreel__V1__PacketBatch *b,
+                       const struct pcapng_batch_info *info, int64_t now_ns, char *err,
+                       size_t errlen)
+{
+    struct store *s = ig->s;
+    struct store_stream *st = ig->st;
+    struct store_run run = {
+        .first_ts_ns = info->first_ts_ns,
+        .last_ts_ns = info->last_ts_ns,
+        .seq = b->seq,
+        .packets = info->packets,
+        .counters = st->counters,
+    };
+    enum store_reason why = STORE_DEL_MAX_SIZE;
+    int rc;
+
+    if (st->active && rotate_due(s, st->active, b->blocks.len, now_ns))
+        store_segment_close(s, st->active, now_ns);
+    rc = store_retention_make_room(s, b->blocks.len + STORE_INDEX_RECORD_LEN + HEAD_RESERVE,
+                                   now_ns, &why);
+    if (rc != 0) {
+        snprintf(err, errlen, "no room for %zu bytes: %s", b->blocks.len,
+                 why == STORE_DEL_MIN_FREE ? "the disk is below its free-space floor"
+                                           : "the batch does not fit in max-size");
+        return RPC_RESOURCE_EXHAUSTED;
+    }
+    if (!st->active) {
+        rc = ensure_dir(st->dir);
+        if (rc == 0)
+            rc = store_segment_create(s, st, now_ns);
+        if (rc != 0) {
+            snprintf(err, errlen, "cannot create a segment in %s: %s", st->dir,
+                     nr_strerror(rc));
+            return rc == -ENOSPC ? RPC_RESOURCE_EXHAUSTED : RPC_INTERNAL;
+        }
+    }
+    rc = store_segment_update_meta(s, st->active, now_ns);
+    if (rc == 0)
+        rc = store_segment_append(s, st->active, b->blocks.data, b->blocks.len, &run, now_ns);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot write to %s.pcapng: %s", st->active->path,
+                 nr_strerror(rc));
+        /* A segment we could not append to is finished; the next batch starts a new one. */
+        store_segment_close(s, st->active, now_ns);
+        return rc == -ENOSPC || rc == -EDQUOT ? RPC_RESOURCE_EXHAUSTED : RPC_INTERNAL;
+    }
+    return RPC_OK;
+}
+
+static int bind_stream(struct store_ingest *ig, const char *capture_id, char *err,
+                       size_t errlen)
+{
+    struct store *s = ig->s;
+    int rc;
+
+    if (ig->st) {
+        if (strcmp(ig->st->capture_id, capture_id) == 0)
+            return RPC_OK;
+        snprintf(err, errlen, "one Ingest call carries one capture_id (%s, not %s)",
+                 ig->st->capture_id, capture_id);
+        return RPC_INVALID_ARGUMENT;
+    }
+    if (store_batch_check_id(capture_id) != 0) {
+        snprintf(err, errlen, "capture_id must be 1..%u printable ASCII bytes without spaces",
+                 STORE_INDEX_MAX_ID);
+        return RPC_INVALID_ARGUMENT;
+    }
+    ig->st = store_stream_find(s, capture_id);
+    if (!ig->st) {
+        rc = store_stream_add(s, capture_id, &ig->st);
+        if (rc != 0) {
+            snprintf(err, errlen, "out of memory");
+            return RPC_RESOURCE_EXHAUSTED;
+        }
+    }
+    NR_INFO("ingest started", "peer=%s capture=%s last_seq=%llu", ig->peer, capture_id,
+            (unsigned long long)ig->st->last_seq);
+    return RPC_OK;
+}
+
+static int handle(struct store_ingest *ig, const Netreel__V1__PacketBatch *b, char *err,
+                  size_t errlen)
+{
+    struct store *s = ig->s;
+    struct store_iface ifaces[STORE_MAX_INTERFACES];
+    struct pcapng_batch_info info;
+    uint32_t n_ifaces = 0;
+    int64_t now_ns = store_now_ns();
+    struct store_stream *st;
+    int code = bind_stream(ig, b->capture_id, err, errlen);
+
+    if (code != RPC_OK)
+        return code;
+    st = ig->st;
+    if (st->have_seq && b->seq <= st->last_seq) {
+        st->duplicates++;
+        s->batches_duplicate++;
+        written(ig, st->last_seq);
+        return RPC_OK;
+    }
+    if (store_batch_check(&s->cfg, st, b, now_ns, ifaces, &n_ifaces, &info, err, errlen) != 0) {
+        s->batches_refused++;
+        return RPC_INVALID_ARGUMENT;
+    }
+    if (b->pods_update) {
+        struct store_pods *pods = store_batch_pods(b);
+        if (!pods) {
+            snprintf(err, errlen, "out of memory");
+            return RPC_RESOURCE_EXHAUSTED;
+        }
+        store_pods_unref(st->pods);
+        st->pods = pods;
+    }
+    memcpy(st->ifaces, ifaces, n_ifaces * sizeof(ifaces[0]));
+    st->n_ifaces = n_ifaces;
+    if (b->node && b->node[0])
+        snprintf(st->node, sizeof(st->node), "%s", b->node);
+    if (b->counters) {
+        st->counters.received = b->counters->received;
+        st->counters.kernel_dropped = b->counters->kernel_dropped;
+        st->counters.interface_dropped = b->counters->interface_dropped;
+        st->counters.capture_dropped = b->counters->capture_dropped;
+    }
+    if (info.packets > 0 && s->cfg.max_time_ns > 0 &&
+        info.last_ts_ns < now_ns - s->cfg.max_time_ns) {
+        /* Already past max-time: retention would delete it at once. */
+        s->batches_expired++;
+    } else if (info.packets > 0) {
+        code = store_batch(ig, b, &info, now_ns, err, errlen);
+        if (code != RPC_OK)
+            return code;
+        st->packets += info.packets;
+        st->bytes += b->blocks.len;
+    }
+    st->batches++;
+    st->have_seq = true;
+    st->last_seq = b->seq;
+    st->last_batch_ns = now_ns;
+    written(ig, b->seq);
+    return RPC_OK;
+}
+
+static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *user)
+{
+    struct store_ingest *ig = user;
+    Netreel__V1__PacketBatch *b;
+    char err[512] = "";
+    int code;
+
+    if (ig->finished)
+        return;
+    b = netreel__v1__packet_batch__unpack(NULL, len, msg);
+    if (!b) {
+        ig->s->batches_refused++;
+        finish(ig, RPC_INVALID_ARGUMENT, "cannot parse PacketBatch (%zu bytes)", len);
+        return;
+    }
+    code = handle(ig, b, err, sizeof(err));
+    if (code != RPC_OK)
+        finish(ig, code, "batch seq %llu: %s", (unsigned long long)b->seq, err);
+    netreel__v1__packet_batch__free_unpacked(b, NULL);
+}
+
+static void on_half_close(struct rpc_call *call, void *user)
+{
+    struct store_ingest *ig = user;
+
+    ig->half_closed = true;
+    if (all_acked(ig) && !ig->sync_pending && !ig->s->sync_running)
+        finish(ig, RPC_OK, NULL);
+    else
+        store_sync_request(ig->s);
+}
+
+static void on_done(struct rpc_call *call, int code, const char *message, void *user)
+{
+    struct store_ingest *ig = user;
+
+    if (ig->st) {
+        ig->st->in_call = false;
+        NR_INFO("ingest ended", "peer=%s capture=%s last_seq=%llu code=%s", ig->peer,
+                ig->st->capture_id, (unsigned long long)ig->st->last_seq,
+                rpc_code_name(code));
+    }
+    unlink_ingest(ig);
+    free(ig);
+}
+
+static const struct rpc_call_cbs ingest_cbs = {
+    .on_message = on_message,
+    .on_half_close = on_half_close,
+    .on_done = on_done,
+};
+
+int store_ingest_start(struct rpc_call *call, void *data)
+{
+    struct store *s = data;
+    struct store_ingest *ig = calloc(1, sizeof(*ig));
+
+    if (!ig)
+        return -ENOMEM;
+    ig->s = s;
+    ig->call = call;
+    snprintf(ig->peer, sizeof(ig->peer), "%s", rpc_call_peer(call));
+    ig->next = s->ingests;
+    s->ingests = ig;
+    rpc_call_set_cbs(call, &ingest_cbs, ig);
+    return 0;
+}
+
+void store_ingest_tick(struct store *s, int64_t now_ns)
+{
+    enum store_reason why;
+
+    /* Rotation without traffic: a quiet stream's segment is completed on time. */
+    for (struct store_stream *st = s->streams; st; st = st->next) {
+        if (st->active && now_ns - st->active->created_ns >= s->cfg.time_interval_ns)
+            store_segment_close(s, st->active, now_ns);
+    }
+    store_retention_make_room(s, 0, now_ns, &why);
+    if (s->n_sync_fds)
+        store_sync_request(s);
+}

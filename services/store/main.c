@@ -1,0 +1,285 @@
+/* netreel-store: the per-node store. Flags, start-up (recovery, then serving), and a clean
+ * stop on SIGTERM/SIGINT that completes the active segments and syncs them. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "rpc/server.h"
+#include "store/ingest.h"
+#include "store/recover.h"
+#include "store/segment.h"
+#include "store/snapshot.h"
+#include "store/stats.h"
+#include "store/store.h"
+#include "store/sync.h"
+#include "util/log.h"
+#include "util/parse.h"
+#include "util/version.h"
+
+#define MAX_BATCH_MESSAGE (16u << 20)
+
+static struct store store;
+static struct rpc_server *server;
+static uv_signal_t sigterm, sigint;
+
+static const char usage_text[] =
+    "usage: netreel-store [options]\n"
+    "Keeps the node's recording on disk: segments, retention, snapshots (DESIGN §4).\n"
+    "\n"
+    "  --listen ADDR          gRPC address (default 127.0.0.1:8897; \":8897\" = all addresses)\n"
+    "  --data-dir DIR         where segments live (default /var/lib/netreel)\n"
+    "  --time-interval DUR    rotate segments this often (default 1m)\n"
+    "  --max-time DUR         keep packets this long (default 1h; 0 = no limit)\n"
+    "  --max-size SIZE        all segments together stay below this (default 500MB)\n"
+    "  --min-free-disk PCT    delete oldest segments while the disk has less free (default 5%)\n"
+    "  --tls-cert FILE        serve TLS with this certificate (PEM) ...\n"
+    "  --tls-key FILE         ... and key\n"
+    "  --tls-ca FILE          require client certificates signed by this CA (mTLS)\n"
+    "  --metrics-listen ADDR  Prometheus /metrics and /healthz (default :9102; \"off\")\n"
+    "  --node NAME            this node's name (default $NODE_NAME, else the host name)\n"
+    "  --log-level LEVEL      debug, info, warn or error (default info)\n"
+    "  --version, --help\n";
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("netreel-store: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(2);
+}
+
+static int64_t duration_flag(const char *name, const char *v)
+{
+    char err[256];
+    int64_t ns;
+
+    if (nr_parse_duration(v, &ns, err, sizeof(err)) != 0)
+        die("--%s: %s", name, err);
+    return ns;
+}
+
+static double percent_flag(const char *name, const char *v)
+{
+    char *end;
+    double p;
+
+    errno = 0;
+    p = strtod(v, &end);
+    if (end == v || errno || (*end && strcmp(end, "%") != 0) || p < 0 || p >= 100)
+        die("--%s: \"%s\" is not a percentage from 0 to 99 (\"5%%\", \"2.5\")", name, v);
+    return p;
+}
+
+static void parse_flags(int argc, char **argv, struct store_config *cfg)
+{
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, 'l'},
+        {"data-dir", required_argument, NULL, 'd'},
+        {"time-interval", required_argument, NULL, 'i'},
+        {"max-time", required_argument, NULL, 't'},
+        {"max-size", required_argument, NULL, 's'},
+        {"min-free-disk", required_argument, NULL, 'f'},
+        {"tls-cert", required_argument, NULL, 'c'},
+        {"tls-key", required_argument, NULL, 'k'},
+        {"tls-ca", required_argument, NULL, 'a'},
+        {"metrics-listen", required_argument, NULL, 'm'},
+        {"node", required_argument, NULL, 'n'},
+        {"log-level", required_argument, NULL, 'L'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *node = getenv("NODE_NAME");
+    char err[256];
+    int c;
+
+    cfg->listen = "127.0.0.1:8897";
+    cfg->data_dir = "/var/lib/netreel";
+    cfg->metrics_listen = ":9102";
+    cfg->time_interval_ns = 60 * INT64_C(1000000000);
+    cfg->max_time_ns = 3600 * INT64_C(1000000000);
+    cfg->max_size = 500 * UINT64_C(1000000);
+    cfg->min_free_pct = 5;
+    cfg->max_future_ns = 3600 * INT64_C(1000000000);
+    cfg->max_past_ns = 30 * 86400 * INT64_C(1000000000);
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'l': cfg->listen = optarg; break;
+        case 'd': cfg->data_dir = optarg; break;
+        case 'i': cfg->time_interval_ns = duration_flag("time-interval", optarg); break;
+        case 't': cfg->max_time_ns = duration_flag("max-time", optarg); break;
+        case 's':
+            if (nr_parse_size(optarg, &cfg->max_size, err, sizeof(err)) != 0)
+                die("--max-size: %s", err);
+            break;
+        case 'f': cfg->min_free_pct = percent_flag("min-free-disk", optarg); break;
+        case 'c': cfg->tls_cert = optarg; break;
+        case 'k': cfg->tls_key = optarg; break;
+        case 'a': cfg->tls_ca = optarg; break;
+        case 'm': cfg->metrics_listen = optarg; break;
+        case 'n': node = optarg; break;
+        case 'L': {
+            enum nr_log_level level;
+            if (nr_log_parse_level(optarg, &level) != 0)
+                die("--log-level: \"%s\" is not debug, info, warn or error", optarg);
+            nr_log_set_level(level);
+            break;
+        }
+        case 'V': printf("netreel-store %s\n", NR_VERSION); exit(0);
+        case 'h': fputs(usage_text, stdout); exit(0);
+        default:
+            if (optopt)
+                die("option -%c is not known or needs a value (see --help)", optopt);
+            die("option %s is not known or needs a value (see --help)", argv[optind - 1]);
+        }
+    }
+    if (optind != argc)
+        die("unexpected argument \"%s\" (see --help)", argv[optind]);
+    if (cfg->time_interval_ns < 1000000000)
+        die("--time-interval: at least 1s");
+    if (cfg->max_size < STORE_MIN_MAX_SIZE)
+        die("--max-size: at least 16MiB (a batch and a segment's head must fit)");
+    if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL))
+        die("--tls-cert and --tls-key go together");
+    if (cfg->tls_ca && !cfg->tls_cert)
+        die("--tls-ca needs --tls-cert and --tls-key");
+    cfg->segment_cap = cfg->max_size / 16;
+    if (cfg->segment_cap > STORE_SEGMENT_CAP_MAX)
+        cfg->segment_cap = STORE_SEGMENT_CAP_MAX;
+    if (!node || !node[0]) {
+        static char host[256];
+        node = gethostname(host, sizeof(host) - 1) == 0 ? host : "unknown";
+    }
+    snprintf(cfg->node, sizeof(cfg->node), "%s", node);
+}
+
+/* One store per data directory: a second one would interleave writes with the first. */
+static void lock_data_dir(const char *dir)
+{
+    char path[600];
+    int fd;
+
+    if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+        die("cannot create --data-dir %s: %s", dir, strerror(errno));
+    snprintf(path, sizeof(path), "%s/.lock", dir);
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0)
+        die("cannot open %s: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0)
+        die("%s is in use by another netreel-store", dir);
+}
+
+/* Snapshots hold a descriptor per segment they read: allow as many as the system lets us. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    store_ingest_tick(&store, store_now_ns());
+}
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void server_closed(void *arg)
+{
+    int64_t now = store_now_ns();
+
+    for (struct store_stream *st = store.streams; st; st = st->next)
+        if (st->active)
+            store_segment_close(&store, st->active, now);
+    uv_walk(store.loop, close_walk, NULL);
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    NR_INFO("stopping", "signal=%d", signum);
+    uv_signal_stop(&sigterm);
+    uv_signal_stop(&sigint);
+    uv_timer_stop(&store.timer);
+    rpc_server_close(server, server_closed, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    static struct rpc_method methods[] = {
+        {"/netreel.v1.Store/Ingest", RPC_SHAPE_BIDI, store_ingest_start, &store,
+         MAX_BATCH_MESSAGE},
+        {"/netreel.v1.Store/Snapshot", RPC_SHAPE_SERVER_STREAM, store_snapshot_start, &store, 0},
+        {"/netreel.v1.Store/Stats", RPC_SHAPE_UNARY, store_stats_start, &store, 0},
+    };
+    struct rpc_server_config scfg;
+    char err[256];
+    int rc;
+
+    parse_flags(argc, argv, &store.cfg);
+    store.loop = uv_default_loop();
+    lock_data_dir(store.cfg.data_dir);
+    raise_nofile();
+    rc = store_recover(&store);
+    if (rc != 0)
+        die("cannot read --data-dir %s: %s", store.cfg.data_dir, strerror(-rc));
+
+    rpc_server_config_init(&scfg);
+    scfg.listen = store.cfg.listen;
+    scfg.tls_cert = store.cfg.tls_cert;
+    scfg.tls_key = store.cfg.tls_key;
+    scfg.tls_ca = store.cfg.tls_ca;
+    server = rpc_server_new(store.loop, &scfg, methods, sizeof(methods) / sizeof(methods[0]));
+    if (!server)
+        die("out of memory");
+    if (rpc_server_start(server, err, sizeof(err)) != 0)
+        die("%s", err);
+    rpc_server_set_health(server, "netreel.v1.Store", 1);
+
+    uv_timer_init(store.loop, &store.timer);
+    uv_timer_start(&store.timer, on_tick, 1000, 1000);
+    uv_signal_init(store.loop, &sigterm);
+    uv_signal_init(store.loop, &sigint);
+    uv_signal_start(&sigterm, on_signal, SIGTERM);
+    uv_signal_start(&sigint, on_signal, SIGINT);
+    {
+        char sz[32], mt[32], ti[32];
+        nr_format_size(store.cfg.max_size, sz, sizeof(sz));
+        nr_format_duration(store.cfg.max_time_ns, mt, sizeof(mt));
+        nr_format_duration(store.cfg.time_interval_ns, ti, sizeof(ti));
+        NR_INFO("serving", "listen=%s port=%d data_dir=%s node=%s max_size=%s max_time=%s "
+                           "time_interval=%s min_free_disk=%.1f%% tls=%s",
+                store.cfg.listen, rpc_server_port(server), store.cfg.data_dir, store.cfg.node, sz,
+                mt, ti, store.cfg.min_free_pct,
+                store.cfg.tls_ca ? "mtls" : store.cfg.tls_cert ? "tls" : "off");
+    }
+    uv_run(store.loop, UV_RUN_DEFAULT);
+    store_sync_free(&store);
+    uv_loop_close(store.loop);
+    NR_INFO("stopped", "segments=%u", store.n_segments);
+    return 0;
+}

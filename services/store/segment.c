@@ -1,0 +1,470 @@
+/* Segment files on disk: creation with a complete pcapng head, appends that are all-or-nothing,
+ * the closing statistics, deletion, and the read descriptors snapshots hold. */
+#include "store/segment.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pcapng/encode.h"
+#include "store/sync.h"
+#include "util/buf.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/version.h"
+
+const char *const store_reason_names[STORE_DEL_N] = {"max_time", "max_size", "min_free_disk"};
+
+uint64_t store_segment_disk(const struct store_segment *seg)
+{
+    return store_disk_bytes(seg->size) + store_disk_bytes(seg->idx_size);
+}
+
+struct store_segment *store_segment_new(struct store_stream *st, uint32_t segno,
+                                        const char *path)
+{
+    struct store_segment *seg = calloc(1, sizeof(*seg));
+
+    if (!seg)
+        return NULL;
+    seg->path = strdup(path);
+    if (!seg->path) {
+        free(seg);
+        return NULL;
+    }
+    seg->stream = st;
+    seg->segno = segno;
+    seg->fd = seg->idx_fd = seg->rfd = -1;
+    seg->refs = 1;
+    return seg;
+}
+
+static void segment_free(struct store_segment *seg)
+{
+    if (seg->fd >= 0)
+        close(seg->fd);
+    if (seg->idx_fd >= 0)
+        close(seg->idx_fd);
+    if (seg->rfd >= 0)
+        close(seg->rfd);
+    for (size_t i = 0; i < seg->n_pod_sets; i++)
+        store_pods_unref(seg->pod_sets[i]);
+    free(seg->pod_sets);
+    free(seg->runs);
+    free(seg->path);
+    free(seg);
+}
+
+void store_segment_unref(struct store_segment *seg)
+{
+    if (--seg->refs == 0)
+        segment_free(seg);
+}
+
+void store_segment_link(struct store *s, struct store_segment *seg)
+{
+    seg->prev = s->seg_tail;
+    seg->next = NULL;
+    if (s->seg_tail)
+        s->seg_tail->next = seg;
+    else
+        s->seg_head = seg;
+    s->seg_tail = seg;
+    s->n_segments++;
+    s->bytes += store_segment_disk(seg);
+}
+
+static void segment_unlink(struct store *s, struct store_segment *seg)
+{
+    if (seg->prev)
+        seg->prev->next = seg->next;
+    else
+        s->seg_head = seg->next;
+    if (seg->next)
+        seg->next->prev = seg->prev;
+    else
+        s->seg_tail = seg->prev;
+    seg->prev = seg->next = NULL;
+    s->n_segments--;
+    s->bytes -= store_segment_disk(seg);
+}
+
+int store_segment_add_run(struct store_segment *seg, const struct store_run *run)
+{
+    if (seg->n_runs == seg->cap_runs) {
+        size_t cap = seg->cap_runs ? seg->cap_runs * 2 : 64;
+        struct store_run *r = realloc(seg->runs, cap * sizeof(*r));
+        if (!r)
+            return -ENOMEM;
+        seg->runs = r;
+        seg->cap_runs = cap;
+    }
+    seg->runs[seg->n_runs++] = *run;
+    if (run->packets) {
+        if (!seg->first_ts_ns || run->first_ts_ns < seg->first_ts_ns)
+            seg->first_ts_ns = run->first_ts_ns;
+        if (run->last_ts_ns > seg->last_ts_ns)
+            seg->last_ts_ns = run->last_ts_ns;
+    }
+    seg->packets += run->packets;
+    return 0;
+}
+
+int store_segment_add_pods(struct store_segment *seg, struct store_pods *pods)
+{
+    struct store_pods **p = realloc(seg->pod_sets, (seg->n_pod_sets + 1) * sizeof(*p));
+
+    if (!p)
+        return -ENOMEM;
+    seg->pod_sets = p;
+    store_pods_ref(pods);
+    seg->pod_sets[seg->n_pod_sets++] = pods;
+    seg->pods_head = pods;
+    return 0;
+}
+
+/* Writes every byte of iov at `off`, or fails; short writes continue where they stopped. */
+static int write_all_at(int fd, const struct iovec *iov_in, int n, uint64_t off)
+{
+    struct iovec iov[8];
+    int i = 0;
+
+    if (n > 8)
+        return -EINVAL;
+    memcpy(iov, iov_in, (size_t)n * sizeof(*iov));
+    while (i < n) {
+        ssize_t w = pwritev(fd, iov + i, n - i, (off_t)off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (w == 0)
+            return -EIO;
+        off += (uint64_t)w;
+        while (i < n && (size_t)w >= iov[i].iov_len) {
+            w -= (ssize_t)iov[i].iov_len;
+            i++;
+        }
+        if (i < n) {
+            iov[i].iov_base = (uint8_t *)iov[i].iov_base + w;
+            iov[i].iov_len -= (size_t)w;
+        }
+    }
+    return 0;
+}
+
+/* Appends data (iov) to the segment and then its record to the index; on any failure both files
+ * are cut back to their committed sizes, so nothing half-written remains. */
+static int append(struct store *s, struct store_segment *seg, const struct iovec *iov, int n,
+                  size_t len, struct store_record *rec)
+{
+    uint8_t buf[STORE_INDEX_RECORD_LEN];
+    struct iovec riov = {buf, sizeof(buf)};
+    uint64_t before = store_segment_disk(seg);
+    int rc;
+
+    rec->offset = seg->size;
+    rec->length = len;
+    store_index_record_encode(buf, rec);
+    rc = write_all_at(seg->fd, iov, n, seg->size);
+    if (rc == 0)
+        rc = write_all_at(seg->idx_fd, &riov, 1, seg->idx_size);
+    if (rc != 0) {
+        s->write_errors++;
+        if (ftruncate(seg->fd, (off_t)seg->size) != 0 ||
+            ftruncate(seg->idx_fd, (off_t)seg->idx_size) != 0)
+            NR_ERROR("cannot cut a failed write back", "segment=%s err=\"%s\"", seg->path,
+                     strerror(errno));
+        return rc;
+    }
+    seg->size += len;
+    seg->idx_size += sizeof(buf);
+    seg->dirty = true;
+    s->bytes += store_segment_disk(seg) - before;
+    return 0;
+}
+
+static void segment_name(const struct store_stream *st, uint32_t segno, int64_t now_ns,
+                         char *buf, size_t len)
+{
+    time_t t = (time_t)(now_ns / 1000000000);
+    struct tm tm;
+    char stamp[32];
+
+    gmtime_r(&t, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+    snprintf(buf, len, "%s/%08u-%s", st->dir, segno, stamp);
+}
+
+static int pods_nrb(struct nr_buf *b, const struct store_pods *pods)
+{
+    struct pcapng_name names[64];
+    size_t done = 0;
+    int rc = 0;
+
+    /* One NRB per 64 names keeps every block far below PCAPNG_MAX_BLOCK. */
+    while (rc == 0 && done < pods->n) {
+        size_t k = 0;
+        for (; k < 64 && done + k < pods->n; k++) {
+            const struct store_pod *p = &pods->pods[done + k];
+            names[k].family = p->family;
+            memcpy(names[k].addr, p->ip, 16);
+            names[k].name = p->name;
+        }
+        rc = pcapng_nrb_append(b, names, k);
+        done += k;
+    }
+    return rc;
+}
+
+static int idb_of(struct nr_buf *b, const struct store_stream *st, uint32_t i)
+{
+    char desc[STORE_MAX_NAME + 64];
+
+    snprintf(desc, sizeof(desc), "%s/%s", st->node[0] ? st->node : "?", st->ifaces[i].name);
+    return pcapng_idb_append(b, (uint16_t)st->ifaces[i].link_type, st->ifaces[i].snaplen,
+                             st->ifaces[i].name, desc);
+}
+
+int store_segment_create(struct store *s, struct store_stream *st, int64_t now_ns)
+{
+    char path[600], file[640], comment[STORE_INDEX_MAX_ID + STORE_MAX_NAME + 64];
+    uint8_t hdr[STORE_INDEX_HEADER_MAX];
+    struct store_segment *seg = NULL;
+    struct nr_buf head;
+    struct store_record rec = {.kind = STORE_REC_HEAD};
+    int rc, hlen;
+
+    nr_buf_init(&head, PCAPNG_MAX_BLOCK * 4);
+    segment_name(st, st->next_segno, now_ns, path, sizeof(path));
+    seg = store_segment_new(st, st->next_segno, path);
+    if (!seg) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    snprintf(comment, sizeof(comment), "netreel-store node=%s capture=%s", s->cfg.node,
+             st->capture_id);
+    rc = pcapng_shb_append(&head, comment, NULL, NULL, "netreel-store " NR_VERSION);
+    for (uint32_t i = 0; rc == 0 && i < st->n_ifaces; i++)
+        rc = idb_of(&head, st, i);
+    if (rc == 0 && st->pods)
+        rc = pods_nrb(&head, st->pods);
+    if (rc != 0)
+        goto out;
+
+    snprintf(file, sizeof(file), "%s.idx", path);
+    seg->idx_fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (seg->idx_fd < 0) {
+        rc = -errno;
+        goto out;
+    }
+    snprintf(file, sizeof(file), "%s.pcapng", path);
+    seg->fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (seg->fd < 0) {
+        rc = -errno;
+        goto out;
+    }
+    hlen = store_index_header_encode(hdr, st->capture_id);
+    if (hlen < 0) {
+        rc = hlen;
+        goto out;
+    }
+    {
+        struct iovec iov = {hdr, (size_t)hlen};
+        rc = write_all_at(seg->idx_fd, &iov, 1, 0);
+        if (rc != 0)
+            goto out;
+        seg->idx_size = (uint64_t)hlen;
+    }
+    seg->created_ns = now_ns;
+    seg->active = true;
+    store_segment_link(s, seg);
+    rec.packets = st->n_ifaces;
+    rec.arrival_ns = now_ns;
+    {
+        struct iovec iov = {head.data, head.len};
+        rc = append(s, seg, &iov, 1, head.len, &rec);
+    }
+    if (rc != 0) {
+        segment_unlink(s, seg);
+        goto out;
+    }
+    seg->n_ifaces = st->n_ifaces;
+    if (st->pods)
+        rc = store_segment_add_pods(seg, st->pods);
+    if (rc != 0) {
+        segment_unlink(s, seg);
+        goto out;
+    }
+    st->next_segno++;
+    st->active = seg;
+    st->dir_dirty = true;
+    NR_DEBUG("segment opened", "segment=%s.pcapng", path);
+out:
+    nr_buf_free(&head);
+    if (rc != 0 && seg) {
+        if (seg->fd >= 0) {
+            snprintf(file, sizeof(file), "%s.pcapng", path);
+            unlink(file);
+        }
+        if (seg->idx_fd >= 0) {
+            snprintf(file, sizeof(file), "%s.idx", path);
+            unlink(file);
+        }
+        store_segment_unref(seg);
+    }
+    return rc;
+}
+
+int store_segment_update_meta(struct store *s, struct store_segment *seg, int64_t now_ns)
+{
+    const struct store_stream *st = seg->stream;
+    bool new_pods = st->pods && st->pods != seg->pods_head;
+    struct store_record rec = {.kind = STORE_REC_META, .arrival_ns = now_ns};
+    struct nr_buf b;
+    int rc = 0;
+
+    if (seg->n_ifaces == st->n_ifaces && !new_pods)
+        return 0;
+    nr_buf_init(&b, PCAPNG_MAX_BLOCK * 4);
+    for (uint32_t i = seg->n_ifaces; rc == 0 && i < st->n_ifaces; i++)
+        rc = idb_of(&b, st, i);
+    if (rc == 0 && new_pods)
+        rc = pods_nrb(&b, st->pods);
+    if (rc == 0) {
+        struct iovec iov = {b.data, b.len};
+        rec.packets = st->n_ifaces;
+        rc = append(s, seg, &iov, 1, b.len, &rec);
+    }
+    if (rc == 0) {
+        seg->n_ifaces = st->n_ifaces;
+        if (new_pods)
+            rc = store_segment_add_pods(seg, st->pods);
+    }
+    nr_buf_free(&b);
+    return rc;
+}
+
+int store_segment_append(struct store *s, struct store_segment *seg, const uint8_t *blocks,
+                         size_t len, const struct store_run *run, int64_t now_ns)
+{
+    struct store_record rec = {
+        .kind = STORE_REC_BATCH,
+        .packets = run->packets,
+        .first_ts_ns = run->first_ts_ns,
+        .last_ts_ns = run->last_ts_ns,
+        .seq = run->seq,
+        .counters = run->counters,
+        .arrival_ns = now_ns,
+    };
+    struct iovec iov = {(void *)blocks, len};
+    struct store_run r = *run;
+    int rc = append(s, seg, &iov, 1, len, &rec);
+
+    if (rc != 0)
+        return rc;
+    r.offset = rec.offset;
+    r.length = len;
+    return store_segment_add_run(seg, &r);
+}
+
+void store_segment_close(struct store *s, struct store_segment *seg, int64_t now_ns)
+{
+    struct store_stream *st = seg->stream;
+    struct store_record rec = {.kind = STORE_REC_CLOSE, .arrival_ns = now_ns};
+    struct nr_buf b;
+    int rc = 0;
+
+    if (!seg->active)
+        return;
+    nr_buf_init(&b, 64u << 10);
+    if (seg->n_ifaces > 0) {
+        /* A capture's counters cover all its interfaces: they go on the first one. */
+        struct pcapng_isb isb = {
+            .ifid = 0,
+            .ts_ns = seg->last_ts_ns ? seg->last_ts_ns : now_ns,
+            .end_ns = seg->last_ts_ns,
+            .ifrecv = st->counters.received,
+            .ifdrop = st->counters.interface_dropped,
+            .osdrop = st->counters.kernel_dropped + st->counters.capture_dropped,
+        };
+        rc = pcapng_isb_append(&b, &isb);
+        if (rc == 0) {
+            struct iovec iov = {b.data, b.len};
+            rec.counters = st->counters;
+            rc = append(s, seg, &iov, 1, b.len, &rec);
+        }
+    }
+    if (rc != 0)
+        NR_WARN("cannot write the closing statistics", "segment=%s.pcapng err=\"%s\"",
+                seg->path, nr_strerror(rc));
+    nr_buf_free(&b);
+    store_sync_adopt(s, seg->fd, seg->idx_fd);
+    seg->fd = seg->idx_fd = -1;
+    seg->active = false;
+    if (st->active == seg)
+        st->active = NULL;
+    NR_DEBUG("segment closed", "segment=%s.pcapng bytes=%llu packets=%llu", seg->path,
+             (unsigned long long)seg->size, (unsigned long long)seg->packets);
+}
+
+void store_segment_delete(struct store *s, struct store_segment *seg, enum store_reason why)
+{
+    char file[640];
+    uint64_t disk = store_segment_disk(seg);
+
+    if (seg->active)
+        store_segment_close(s, seg, store_now_ns());
+    snprintf(file, sizeof(file), "%s.pcapng", seg->path);
+    if (unlink(file) != 0 && errno != ENOENT)
+        NR_ERROR("cannot delete a segment", "segment=%s err=\"%s\"", file, strerror(errno));
+    snprintf(file, sizeof(file), "%s.idx", seg->path);
+    if (unlink(file) != 0 && errno != ENOENT)
+        NR_ERROR("cannot delete an index", "index=%s err=\"%s\"", file, strerror(errno));
+    s->deleted_segments[why]++;
+    s->deleted_bytes[why] += disk;
+    NR_INFO("segment deleted", "segment=%s.pcapng reason=%s bytes=%llu newest_ns=%lld",
+            seg->path, store_reason_names[why], (unsigned long long)seg->size,
+            (long long)seg->last_ts_ns);
+    segment_unlink(s, seg);
+    seg->deleted = true;
+    if (seg->readers > 0)
+        s->pending_free += disk; /* freed when the last snapshot lets go */
+    store_segment_unref(seg);
+}
+
+int store_segment_hold(struct store_segment *seg)
+{
+    if (seg->rfd < 0) {
+        char file[640];
+        snprintf(file, sizeof(file), "%s.pcapng", seg->path);
+        seg->rfd = open(file, O_RDONLY | O_CLOEXEC);
+        if (seg->rfd < 0)
+            return -errno;
+    }
+    seg->refs++;
+    seg->readers++;
+    return 0;
+}
+
+void store_segment_release(struct store_segment *seg)
+{
+    if (--seg->readers == 0) {
+        if (seg->rfd >= 0)
+            close(seg->rfd);
+        seg->rfd = -1;
+        if (seg->deleted) {
+            struct store *s = seg->stream->store;
+            uint64_t disk = store_segment_disk(seg);
+            s->pending_free -= disk < s->pending_free ? disk : s->pending_free;
+        }
+    }
+    store_segment_unref(seg);
+}

@@ -1,0 +1,53 @@
+/* Segment files: one pcapng file per capture stream and rotation period, with its sidecar
+ * index (index.h). Appends go to the end with pwritev at the committed size, so a failed write
+ * is cut back and leaves the file as it was; closed segments are immutable. */
+#ifndef NR_STORE_SEGMENT_H
+#define NR_STORE_SEGMENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+/* Creates the stream's next segment and makes it the active one: NAME.idx with its header,
+ * NAME.pcapng with SHB, one IDB per known interface and an NRB of the current pods. Returns 0,
+ * or a negative errno (the files are removed again). */
+int store_segment_create(struct store *s, struct store_stream *st, int64_t now_ns);
+
+/* Appends what the stream learnt since the segment's head: IDBs of new interfaces, an NRB when
+ * the pod set changed. 0 when there is nothing to do. Returns 0 or a negative errno. */
+int store_segment_update_meta(struct store *s, struct store_segment *seg, int64_t now_ns);
+
+/* Appends one validated batch of EPBs and its index record. Returns 0 or a negative errno
+ * (-ENOSPC among them); on failure neither file changed. */
+int store_segment_append(struct store *s, struct store_segment *seg, const uint8_t *blocks,
+                         size_t len, const struct store_run *run, int64_t now_ns);
+
+/* Completes the active segment: ISBs with the stream's counters, the CLOSE record; hands its
+ * descriptors to the syncer (which syncs and closes them). Errors are logged; the segment is
+ * closed in any case (what was committed stays readable). */
+void store_segment_close(struct store *s, struct store_segment *seg, int64_t now_ns);
+
+/* Deletes a segment for `why`: closes it if active, unlinks both files, logs and counts it,
+ * takes it out of the catalog. Snapshots holding it keep reading through their descriptor. */
+void store_segment_delete(struct store *s, struct store_segment *seg, enum store_reason why);
+
+/* Snapshot side: holds the segment and its read descriptor (opened on first use). Returns 0 or
+ * a negative errno; store_segment_release undoes it. */
+int store_segment_hold(struct store_segment *seg);
+void store_segment_release(struct store_segment *seg);
+
+/* Catalog membership and memory. */
+void store_segment_link(struct store *s, struct store_segment *seg);
+struct store_segment *store_segment_new(struct store_stream *st, uint32_t segno,
+                                        const char *path);
+void store_segment_unref(struct store_segment *seg);
+int store_segment_add_run(struct store_segment *seg, const struct store_run *run);
+int store_segment_add_pods(struct store_segment *seg, struct store_pods *pods);
+
+/* Accounted disk use of a segment (both files). */
+uint64_t store_segment_disk(const struct store_segment *seg);
+
+extern const char *const store_reason_names[STORE_DEL_N];
+
+#endif

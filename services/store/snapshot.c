@@ -1,0 +1,663 @@
+/* Store.Snapshot (see snapshot.h): plan the window's runs, send the header, merge, summarise. */
+#include "store/snapshot.h"
+
+#include <errno.h>
+#include <pcap/pcap.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "netreel/v1/store.pb-c.h"
+#include "pcapng/decode.h"
+#include "pcapng/encode.h"
+#include "pcapng/merge.h"
+#include "rpc/status.h"
+#include "store/segment.h"
+#include "util/buf.h"
+#include "util/error.h"
+#include "util/log.h"
+
+#define READ_CHUNK (128u << 10)
+#define TURN_BUDGET (8u << 20) /* bytes produced per loop turn before letting others run */
+
+/* One sorted run (a batch) being read. */
+struct snap_src {
+    struct store_segment *seg;
+    const struct store_run *run_info;
+    uint32_t stream; /* index into snap->streams */
+    uint64_t pos, end; /* file offsets still to read */
+    struct nr_buf buf;
+    size_t bpos;
+    struct pcapng_epb epb;
+    uint64_t rank;
+    bool held;
+};
+
+struct snap_stream {
+    struct store_stream *st;
+    uint32_t base; /* output id of its interface 0 */
+    const struct store_run *min_run, *max_run;
+    int64_t first_ts, last_ts;
+};
+
+struct snap_filter {
+    uint32_t link_type;
+    struct bpf_program prog;
+};
+
+struct store_snapshot {
+    struct store *s;
+    struct rpc_call *call;
+    int64_t since, until;
+    uint32_t snaplen;
+    char *filter;
+    struct snap_src *srcs;
+    size_t n_srcs, next_src;
+    struct snap_stream *streams;
+    size_t n_streams;
+    struct snap_filter *filters;
+    size_t n_filters;
+    int *iface_filter; /* output interface id -> index in filters */
+    uint32_t n_out_ifaces;
+    struct pcapng_merge heap;
+    struct nr_buf out;
+    uint64_t packets, bytes;
+    uv_timer_t turn;
+    bool started, finished, over;
+};
+
+static void src_release(struct snap_src *src)
+{
+    nr_buf_free(&src->buf);
+    if (src->held) {
+        store_segment_release(src->seg);
+        src->held = false;
+    }
+}
+
+static void snapshot_free(uv_handle_t *h)
+{
+    struct store_snapshot *snap = h->data;
+
+    for (size_t i = 0; i < snap->n_srcs; i++)
+        src_release(&snap->srcs[i]);
+    for (size_t i = 0; i < snap->n_filters; i++)
+        pcap_freecode(&snap->filters[i].prog);
+    free(snap->filters);
+    free(snap->iface_filter);
+    free(snap->srcs);
+    free(snap->streams);
+    free(snap->filter);
+    pcapng_merge_free(&snap->heap);
+    nr_buf_free(&snap->out);
+    free(snap);
+}
+
+static void finish(struct store_snapshot *snap, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void finish(struct store_snapshot *snap, int code, const char *fmt, ...)
+{
+    char msg[512] = "";
+    va_list ap;
+
+    if (snap->finished)
+        return;
+    snap->finished = true;
+    if (fmt) {
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+    }
+    rpc_call_finish(snap->call, code, msg[0] ? msg : NULL);
+}
+
+/* Reads the run's next EPB into src->epb: 1, 0 at its end, or a negative error. */
+static int src_next(struct snap_src *src)
+{
+    for (;;) {
+        size_t avail = src->buf.len - src->bpos;
+        uint32_t type;
+        size_t blen;
+        int k = pcapng_block_peek(src->buf.data + src->bpos, avail, &type, &blen);
+
+        if (k == 1) {
+            int rc = pcapng_epb_decode(src->buf.data + src->bpos, blen, &src->epb);
+            if (rc != 0)
+                return rc;
+            src->bpos += blen;
+            return 1;
+        }
+        if (k < 0)
+            return k;
+        if (src->pos == src->end)
+            return avail == 0 ? 0 : NR_EPARSE; /* a torn block inside a run: corruption */
+        /* Keep the partial block, read the next piece after it. */
+        nr_buf_consume(&src->buf, src->bpos);
+        src->bpos = 0;
+        {
+            size_t want = src->end - src->pos < READ_CHUNK ? (size_t)(src->end - src->pos)
+                                                           : READ_CHUNK;
+            ssize_t r;
+            int rc = nr_buf_reserve(&src->buf, want);
+            if (rc != 0)
+                return rc;
+            do
+                r = pread(src->seg->rfd, src->buf.data + src->buf.len, want, (off_t)src->pos);
+            while (r < 0 && errno == EINTR);
+            if (r < 0)
+                return -errno;
+            if (r == 0)
+                return NR_EPARSE;
+            src->buf.len += (size_t)r;
+            src->pos += (uint64_t)r;
+        }
+    }
+}
+
+/* Advances src and puts it back in the heap, or lets it go at its end (or past the window). */
+static void src_advance(struct store_snapshot *snap, struct snap_src *src)
+{
+    int rc = src_next(src);
+
+    if (rc == 1 && src->epb.ts_ns <= snap->until &&
+        pcapng_merge_push(&snap->heap, src, src->epb.ts_ns, src->rank) == 0)
+        return;
+    if (rc < 0)
+        NR_ERROR("a run cannot be read; its remaining packets are left out",
+                 "segment=%s.pcapng offset=%llu err=\"%s\"", src->seg->path,
+                 (unsigned long long)src->run_info->offset, nr_strerror(rc));
+    src_release(src);
+}
+
+/* Starts the runs that may hold the next packet in time order. */
+static void admit(struct store_snapshot *snap)
+{
+    while (snap->next_src < snap->n_srcs) {
+        struct snap_src *src = &snap->srcs[snap->next_src];
+        int64_t min;
+        if (pcapng_merge_peek(&snap->heap, &min, NULL) && src->run_info->first_ts_ns > min)
+            break;
+        snap->next_src++;
+        nr_buf_init(&src->buf, PCAPNG_MAX_BLOCK + READ_CHUNK);
+        src_advance(snap, src);
+    }
+}
+
+static bool passes(struct store_snapshot *snap, uint32_t out_id, const struct pcapng_epb *epb)
+{
+    struct pcap_pkthdr hdr = {.caplen = epb->caplen, .len = epb->origlen};
+
+    if (!snap->filters)
+        return true;
+    return pcap_offline_filter(&snap->filters[snap->iface_filter[out_id]].prog, &hdr,
+                               epb->data) != 0;
+}
+
+static int send_blocks(struct store_snapshot *snap)
+{
+    Netreel__V1__StoreChunk c = NETREEL__V1__STORE_CHUNK__INIT;
+
+    if (snap->out.len == 0)
+        return 0;
+    c.kind_case = NETREEL__V1__STORE_CHUNK__KIND_BLOCKS;
+    c.blocks.data = snap->out.data;
+    c.blocks.len = snap->out.len;
+    snap->out.len = 0;
+    return rpc_call_send(snap->call, &c.base);
+}
+
+static void send_summary(struct store_snapshot *snap);
+
+static void turn_cb(uv_timer_t *t);
+
+static void produce(struct store_snapshot *snap)
+{
+    size_t budget = TURN_BUDGET;
+
+    while (!snap->finished && rpc_call_writable(snap->call)) {
+        struct snap_src *src;
+        int64_t ts;
+
+        if (budget == 0) {
+            uv_timer_start(&snap->turn, turn_cb, 0, 0);
+            return;
+        }
+        admit(snap);
+        src = pcapng_merge_pop(&snap->heap, &ts);
+        if (!src) {
+            if (send_blocks(snap) != 0)
+                return;
+            send_summary(snap);
+            return;
+        }
+        if (ts >= snap->since) {
+            uint32_t out_id = snap->streams[src->stream].base + src->epb.ifid;
+            if (passes(snap, out_id, &src->epb)) {
+                size_t need = src->epb.block_len;
+                if (snap->out.len && snap->out.len + need > STORE_CHUNK_BYTES &&
+                    send_blocks(snap) != 0)
+                    return;
+                if (pcapng_epb_append_copy(&snap->out, &src->epb, out_id, snap->snaplen) != 0) {
+                    finish(snap, RPC_RESOURCE_EXHAUSTED, "out of memory");
+                    return;
+                }
+                snap->packets++;
+                snap->bytes += src->epb.block_len;
+                budget = budget > need ? budget - need : 0;
+            }
+        }
+        src_advance(snap, src);
+    }
+}
+
+static void turn_cb(uv_timer_t *t)
+{
+    produce(t->data);
+}
+
+static void on_writable(struct rpc_call *call, void *user)
+{
+    struct store_snapshot *snap = user;
+
+    if (snap->started)
+        produce(snap);
+}
+
+static void on_done(struct rpc_call *call, int code, const char *message, void *user)
+{
+    struct store_snapshot *snap = user;
+
+    snap->over = true;
+    snap->finished = true;
+    snap->s->snapshots_active--;
+    if (code != RPC_OK)
+        NR_INFO("snapshot ended", "code=%s packets=%llu message=\"%s\"", rpc_code_name(code),
+                (unsigned long long)snap->packets, message);
+    uv_timer_stop(&snap->turn);
+    uv_close((uv_handle_t *)&snap->turn, snapshot_free);
+}
+
+static int by_time(const void *a, const void *b)
+{
+    const struct snap_src *x = a, *y = b;
+
+    if (x->run_info->first_ts_ns != y->run_info->first_ts_ns)
+        return x->run_info->first_ts_ns < y->run_info->first_ts_ns ? -1 : 1;
+    if (x->stream != y->stream)
+        return x->stream < y->stream ? -1 : 1;
+    return x->run_info->seq < y->run_info->seq ? -1 : x->run_info->seq > y->run_info->seq;
+}
+
+static int stream_index(struct store_snapshot *snap, struct store_stream *st, size_t *idx)
+{
+    for (size_t i = 0; i < snap->n_streams; i++) {
+        if (snap->streams[i].st == st) {
+            *idx = i;
+            return 0;
+        }
+    }
+    struct snap_stream *p = realloc(snap->streams, (snap->n_streams + 1) * sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    snap->streams = p;
+    memset(&p[snap->n_streams], 0, sizeof(*p));
+    p[snap->n_streams].st = st;
+    *idx = snap->n_streams++;
+    return 0;
+}
+
+/* Collects every run that overlaps the window, holding its segment. */
+static int collect(struct store_snapshot *snap)
+{
+    size_t n = 0, cap = 0;
+
+    for (struct store_segment *seg = snap->s->seg_head; seg; seg = seg->next) {
+        size_t si;
+        if (!seg->packets || seg->last_ts_ns < snap->since || seg->first_ts_ns > snap->until)
+            continue;
+        if (stream_index(snap, seg->stream, &si) != 0)
+            return -ENOMEM;
+        for (size_t i = 0; i < seg->n_runs; i++) {
+            const struct store_run *r = &seg->runs[i];
+            struct snap_stream *ss = &snap->streams[si];
+            if (!r->packets || r->last_ts_ns < snap->since || r->first_ts_ns > snap->until)
+                continue;
+            if (n == cap) {
+                struct snap_src *p = realloc(snap->srcs, (cap = cap ? cap * 2 : 256) * sizeof(*p));
+                if (!p)
+                    return -ENOMEM;
+                snap->srcs = p;
+            }
+            if (store_segment_hold(seg) != 0) {
+                NR_ERROR("a segment cannot be opened; it is left out", "segment=%s.pcapng err=\"%s\"",
+                         seg->path, strerror(errno));
+                break;
+            }
+            memset(&snap->srcs[n], 0, sizeof(snap->srcs[n]));
+            snap->srcs[n].seg = seg;
+            snap->srcs[n].held = true;
+            snap->srcs[n].run_info = r;
+            snap->srcs[n].stream = (uint32_t)si;
+            snap->srcs[n].pos = r->offset;
+            snap->srcs[n].end = r->offset + r->length;
+            snap->n_srcs = ++n;
+            if (!ss->min_run || r->seq < ss->min_run->seq)
+                ss->min_run = r;
+            if (!ss->max_run || r->seq > ss->max_run->seq)
+                ss->max_run = r;
+            if (!ss->first_ts || r->first_ts_ns < ss->first_ts)
+                ss->first_ts = r->first_ts_ns;
+            if (r->last_ts_ns > ss->last_ts)
+                ss->last_ts = r->last_ts_ns;
+        }
+    }
+    qsort(snap->srcs, snap->n_srcs, sizeof(*snap->srcs), by_time);
+    for (size_t i = 0; i < snap->n_srcs; i++)
+        snap->srcs[i].rank = i;
+    for (size_t i = 0; i < snap->n_streams; i++) {
+        snap->streams[i].base = snap->n_out_ifaces;
+        snap->n_out_ifaces += snap->streams[i].st->n_ifaces;
+    }
+    return 0;
+}
+
+/* Compiles the filter once per link type of the window. */
+static int compile_filters(struct store_snapshot *snap, char *err, size_t errlen)
+{
+    uint32_t fallback = 1; /* LINKTYPE_ETHERNET: a window with no packets still checks it */
+
+    snap->iface_filter = calloc(snap->n_out_ifaces + 1, sizeof(int));
+    snap->filters = calloc(snap->n_out_ifaces + 1, sizeof(*snap->filters));
+    if (!snap->iface_filter || !snap->filters)
+        return -ENOMEM;
+    for (uint32_t o = 0; o <= snap->n_out_ifaces; o++) {
+        uint32_t lt = fallback;
+        size_t k;
+        if (o < snap->n_out_ifaces) {
+            for (size_t i = 0; i < snap->n_streams; i++) {
+                const struct snap_stream *ss = &snap->streams[i];
+                if (o >= ss->base && o < ss->base + ss->st->n_ifaces)
+                    lt = ss->st->ifaces[o - ss->base].link_type;
+            }
+        } else if (snap->n_out_ifaces > 0) {
+            break;
+        }
+        for (k = 0; k < snap->n_filters && snap->filters[k].link_type != lt; k++)
+            ;
+        if (k == snap->n_filters) {
+            pcap_t *p = pcap_open_dead((int)lt, PCAPNG_MAX_SNAPLEN);
+            if (!p)
+                return -ENOMEM;
+            if (pcap_compile(p, &snap->filters[k].prog, snap->filter, 1, PCAP_NETMASK_UNKNOWN) !=
+                0) {
+                snprintf(err, errlen, "filter \"%.200s\" does not compile for link type %u: %s",
+                         snap->filter, lt, pcap_geterr(p));
+                pcap_close(p);
+                return NR_EPARSE;
+            }
+            pcap_close(p);
+            snap->filters[k].link_type = lt;
+            snap->n_filters++;
+        }
+        if (o < snap->n_out_ifaces)
+            snap->iface_filter[o] = (int)k;
+    }
+    return 0;
+}
+
+static int cmp_pod(const void *a, const void *b)
+{
+    const struct store_pod *x = *(const struct store_pod *const *)a;
+    const struct store_pod *y = *(const struct store_pod *const *)b;
+    int c = x->family - y->family;
+
+    if (!c)
+        c = memcmp(x->ip, y->ip, 16);
+    if (!c)
+        c = strcmp(x->name, y->name);
+    return c;
+}
+
+static int send_header(struct store_snapshot *snap)
+{
+    Netreel__V1__StoreChunk c = NETREEL__V1__STORE_CHUNK__INIT;
+    Netreel__V1__WindowHeader h = NETREEL__V1__WINDOW_HEADER__INIT;
+    Netreel__V1__Interface *ifs = calloc(snap->n_out_ifaces + 1, sizeof(*ifs));
+    Netreel__V1__Interface **ifp = calloc(snap->n_out_ifaces + 1, sizeof(*ifp));
+    const struct store_pod **pods = NULL;
+    Netreel__V1__PodName *pn = NULL, **pnp = NULL;
+    char (*names)[2][STORE_MAX_NAME + 1] = NULL;
+    size_t n_pods = 0, cap = 0, n_out = 0;
+    int rc = -ENOMEM;
+
+    if (!ifs || !ifp)
+        goto out;
+    for (size_t i = 0; i < snap->n_streams; i++) {
+        const struct store_stream *st = snap->streams[i].st;
+        for (uint32_t k = 0; k < st->n_ifaces; k++) {
+            uint32_t o = snap->streams[i].base + k;
+            netreel__v1__interface__init(&ifs[o]);
+            ifs[o].id = o;
+            ifs[o].name = (char *)st->ifaces[k].name;
+            ifs[o].link_type = st->ifaces[k].link_type;
+            ifs[o].snaplen = snap->snaplen && snap->snaplen < st->ifaces[k].snaplen
+                                 ? snap->snaplen
+                                 : st->ifaces[k].snaplen;
+            ifs[o].node = (char *)(st->node[0] ? st->node : snap->s->cfg.node);
+            ifp[o] = &ifs[o];
+        }
+    }
+    /* The union of the pod sets of every segment in the window. */
+    for (struct store_segment *seg = snap->s->seg_head; seg; seg = seg->next) {
+        if (!seg->packets || seg->last_ts_ns < snap->since || seg->first_ts_ns > snap->until)
+            continue;
+        for (size_t i = 0; i < seg->n_pod_sets; i++) {
+            for (size_t k = 0; k < seg->pod_sets[i]->n; k++) {
+                if (n_pods == cap) {
+                    const struct store_pod **p =
+                        realloc(pods, (cap = cap ? cap * 2 : 64) * sizeof(*p));
+                    if (!p)
+                        goto out;
+                    pods = p;
+                }
+                pods[n_pods++] = &seg->pod_sets[i]->pods[k];
+            }
+        }
+    }
+    if (n_pods) {
+        qsort(pods, n_pods, sizeof(*pods), cmp_pod);
+        pn = calloc(n_pods, sizeof(*pn));
+        pnp = calloc(n_pods, sizeof(*pnp));
+        names = calloc(n_pods, sizeof(*names));
+        if (!pn || !pnp || !names)
+            goto out;
+        for (size_t i = 0; i < n_pods; i++) {
+            const char *slash;
+            if (i && cmp_pod(&pods[i - 1], &pods[i]) == 0)
+                continue;
+            netreel__v1__pod_name__init(&pn[n_out]);
+            pn[n_out].ip.data = (uint8_t *)pods[i]->ip;
+            pn[n_out].ip.len = pods[i]->family == 4 ? 4 : 16;
+            slash = strchr(pods[i]->name, '/');
+            snprintf(names[n_out][0], sizeof(names[0][0]), "%.*s",
+                     slash ? (int)(slash - pods[i]->name) : 0, pods[i]->name);
+            snprintf(names[n_out][1], sizeof(names[0][1]), "%s",
+                     slash ? slash + 1 : pods[i]->name);
+            pn[n_out].namespace_ = names[n_out][0];
+            pn[n_out].name = names[n_out][1];
+            pnp[n_out] = &pn[n_out];
+            n_out++;
+        }
+    }
+    h.node = snap->s->cfg.node;
+    h.n_interfaces = snap->n_out_ifaces;
+    h.interfaces = ifp;
+    h.n_pods = n_out;
+    h.pods = pnp;
+    c.kind_case = NETREEL__V1__STORE_CHUNK__KIND_HEADER;
+    c.header = &h;
+    rc = rpc_call_send(snap->call, &c.base);
+out:
+    free(ifs);
+    free(ifp);
+    free(pods);
+    free(pn);
+    free(pnp);
+    free(names);
+    return rc;
+}
+
+static void send_summary(struct store_snapshot *snap)
+{
+    Netreel__V1__StoreChunk c = NETREEL__V1__STORE_CHUNK__INIT;
+    Netreel__V1__StoreSummary sum = NETREEL__V1__STORE_SUMMARY__INIT;
+    Netreel__V1__InterfaceStats *is = calloc(snap->n_streams + 1, sizeof(*is));
+    Netreel__V1__InterfaceStats **isp = calloc(snap->n_streams + 1, sizeof(*isp));
+    size_t n = 0;
+
+    if (!is || !isp) {
+        free(is);
+        free(isp);
+        finish(snap, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    for (const struct store_segment *seg = snap->s->seg_head; seg; seg = seg->next) {
+        if (!seg->packets)
+            continue;
+        if (!sum.oldest_ns || seg->first_ts_ns < sum.oldest_ns)
+            sum.oldest_ns = seg->first_ts_ns;
+        if (seg->last_ts_ns > sum.newest_ns)
+            sum.newest_ns = seg->last_ts_ns;
+    }
+    /* A capture's counters cover all its interfaces; they go with its first one. The window's
+     * share is the difference between its last batch and the batch before its first. */
+    for (size_t i = 0; i < snap->n_streams; i++) {
+        const struct snap_stream *ss = &snap->streams[i];
+        struct store_counters from = {0}, to;
+        const struct store_run *before = NULL;
+        if (!ss->max_run || ss->st->n_ifaces == 0)
+            continue;
+        to = ss->max_run->counters;
+        for (const struct store_segment *seg = snap->s->seg_head; seg; seg = seg->next) {
+            if (seg->stream != ss->st)
+                continue;
+            for (size_t k = 0; k < seg->n_runs; k++)
+                if (seg->runs[k].seq < ss->min_run->seq &&
+                    (!before || seg->runs[k].seq > before->seq))
+                    before = &seg->runs[k];
+        }
+        from = before ? before->counters : ss->min_run->counters;
+        netreel__v1__interface_stats__init(&is[n]);
+        is[n].interface_id = ss->base;
+        is[n].start_ns = ss->first_ts > snap->since ? ss->first_ts : snap->since;
+        is[n].end_ns = ss->last_ts < snap->until ? ss->last_ts : snap->until;
+        is[n].received = to.received - (from.received < to.received ? from.received : to.received);
+        is[n].dropped = (to.kernel_dropped + to.interface_dropped) -
+                        (from.kernel_dropped + from.interface_dropped <=
+                                 to.kernel_dropped + to.interface_dropped
+                             ? from.kernel_dropped + from.interface_dropped
+                             : to.kernel_dropped + to.interface_dropped);
+        is[n].capture_dropped =
+            to.capture_dropped -
+            (from.capture_dropped < to.capture_dropped ? from.capture_dropped : to.capture_dropped);
+        isp[n] = &is[n];
+        n++;
+    }
+    sum.packets = snap->packets;
+    sum.bytes = snap->bytes;
+    sum.n_interface_stats = n;
+    sum.interface_stats = isp;
+    c.kind_case = NETREEL__V1__STORE_CHUNK__KIND_SUMMARY;
+    c.summary = &sum;
+    if (rpc_call_send(snap->call, &c.base) == 0) {
+        snap->s->snapshots_served++;
+        NR_INFO("snapshot served", "since_ns=%lld until_ns=%lld packets=%llu bytes=%llu runs=%zu",
+                (long long)snap->since, (long long)snap->until,
+                (unsigned long long)snap->packets, (unsigned long long)snap->bytes,
+                snap->n_srcs);
+        finish(snap, RPC_OK, NULL);
+    }
+    free(is);
+    free(isp);
+}
+
+static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *user)
+{
+    struct store_snapshot *snap = user;
+    Netreel__V1__SnapshotRequest *req;
+    char err[512] = "";
+    int rc;
+
+    if (snap->started || snap->finished)
+        return;
+    req = netreel__v1__snapshot_request__unpack(NULL, len, msg);
+    if (!req) {
+        finish(snap, RPC_INVALID_ARGUMENT, "cannot parse SnapshotRequest (%zu bytes)", len);
+        return;
+    }
+    snap->since = req->since_ns;
+    snap->until = req->until_ns ? req->until_ns : store_now_ns();
+    snap->snaplen = req->snaplen;
+    if (req->filter && strlen(req->filter) > STORE_MAX_FILTER) {
+        finish(snap, RPC_INVALID_ARGUMENT, "filter of %zu bytes: at most %u",
+               strlen(req->filter), STORE_MAX_FILTER);
+        goto out;
+    }
+    if (snap->since < 0 || snap->until < snap->since) {
+        finish(snap, RPC_INVALID_ARGUMENT,
+               "the window is empty or reversed: since_ns %lld, until_ns %lld",
+               (long long)snap->since, (long long)snap->until);
+        goto out;
+    }
+    if (req->filter && req->filter[0]) {
+        snap->filter = strdup(req->filter);
+        if (!snap->filter) {
+            finish(snap, RPC_RESOURCE_EXHAUSTED, "out of memory");
+            goto out;
+        }
+    }
+    rc = collect(snap);
+    if (rc == 0 && snap->filter)
+        rc = compile_filters(snap, err, sizeof(err));
+    if (rc == NR_EPARSE) {
+        finish(snap, RPC_INVALID_ARGUMENT, "%s", err);
+        goto out;
+    }
+    if (rc == 0)
+        rc = send_header(snap);
+    if (rc != 0) {
+        finish(snap, RPC_RESOURCE_EXHAUSTED, "cannot start the snapshot: %s", nr_strerror(rc));
+        goto out;
+    }
+    snap->started = true;
+    produce(snap);
+out:
+    netreel__v1__snapshot_request__free_unpacked(req, NULL);
+}
+
+static const struct rpc_call_cbs snapshot_cbs = {
+    .on_message = on_message,
+    .on_writable = on_writable,
+    .on_done = on_done,
+};
+
+int store_snapshot_start(struct rpc_call *call, void *data)
+{
+    struct store *s = data;
+    struct store_snapshot *snap = calloc(1, sizeof(*snap));
+
+    if (!snap)
+        return -ENOMEM;
+    snap->s = s;
+    snap->call = call;
+    pcapng_merge_init(&snap->heap, SIZE_MAX / 2);
+    nr_buf_init(&snap->out, STORE_CHUNK_BYTES + PCAPNG_MAX_BLOCK);
+    uv_timer_init(s->loop, &snap->turn);
+    snap->turn.data = snap;
+    s->snapshots_active++;
+    rpc_call_set_cbs(call, &snapshot_cbs, snap);
+    return 0;
+}

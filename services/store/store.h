@@ -1,0 +1,156 @@
+/* netreel-store's state: capture streams, their segments on disk, the retention limits and the
+ * calls being served. One loop thread owns all of it; only fdatasync runs elsewhere (sync.c). */
+#ifndef NR_STORE_STORE_H
+#define NR_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "store/index.h"
+
+#define STORE_MAX_INTERFACES 256u
+#define STORE_MAX_PODS 65536u
+#define STORE_MAX_NAME 253u        /* a Kubernetes name, a node name */
+#define STORE_MAX_IFNAME 127u
+#define STORE_MAX_FILTER 65536u    /* bytes of BPF filter text */
+#define STORE_CHUNK_BYTES (1u << 20) /* a snapshot message */
+#define STORE_MIN_MAX_SIZE (16u << 20)
+#define STORE_SEGMENT_CAP_MAX (64u << 20)
+
+struct store_config {
+    const char *listen;
+    const char *data_dir;
+    const char *metrics_listen;
+    const char *tls_cert, *tls_key, *tls_ca;
+    char node[STORE_MAX_NAME + 1];
+    int64_t time_interval_ns;
+    int64_t max_time_ns;
+    uint64_t max_size;
+    double min_free_pct; /* of the file system holding data_dir */
+    uint64_t segment_cap; /* max_size / 16, at most 64 MiB */
+    int64_t max_future_ns; /* packets later than now + this are refused */
+    int64_t max_past_ns;   /* packets earlier than now - this are refused */
+};
+
+struct store_iface {
+    char name[STORE_MAX_IFNAME + 1];
+    uint32_t link_type;
+    uint32_t snaplen;
+};
+
+/* An immutable set of pod names, shared by the segments it was current in. */
+struct store_pod {
+    uint8_t family; /* 4 or 6 */
+    uint8_t ip[16];
+    char *name; /* "namespace/name" */
+};
+struct store_pods {
+    unsigned refs;
+    size_t n;
+    struct store_pod pods[];
+};
+
+/* One batch as the index recorded it: a sorted run of EPBs inside a segment. */
+struct store_run {
+    uint64_t offset, length;
+    int64_t first_ts_ns, last_ts_ns;
+    uint64_t seq;
+    uint32_t packets;
+    struct store_counters counters;
+};
+
+struct store_stream;
+
+struct store_segment {
+    struct store_segment *prev, *next; /* the store's list, in creation order */
+    struct store_stream *stream;
+    uint32_t segno;
+    char *path; /* ".../NNNNNNNN-YYYYmmddTHHMMSSZ" without extension */
+    int fd, idx_fd; /* open for writing while active, else -1 */
+    int rfd;        /* read descriptor while snapshots hold the segment, else -1 */
+    unsigned refs;  /* the catalog's (until deleted) + one per snapshot */
+    unsigned readers;
+    bool active, deleted, dirty;
+    uint64_t size, idx_size; /* committed bytes */
+    int64_t created_ns;
+    int64_t first_ts_ns, last_ts_ns; /* over its batches; 0 when it has none */
+    uint64_t packets;
+    uint32_t n_ifaces; /* interfaces described in it so far */
+    struct store_pods *pods_head; /* the pod set its last NRB described (may be NULL) */
+    struct store_pods **pod_sets; /* every pod set described in it */
+    size_t n_pod_sets;
+    struct store_run *runs;
+    size_t n_runs, cap_runs;
+};
+
+struct store;
+
+struct store_stream {
+    struct store_stream *next;
+    struct store *store;
+    char capture_id[STORE_INDEX_MAX_ID + 1];
+    char dir[512];
+    char node[STORE_MAX_NAME + 1];
+    uint32_t next_segno;
+    bool have_seq;
+    uint64_t last_seq;
+    struct store_iface ifaces[STORE_MAX_INTERFACES];
+    uint32_t n_ifaces;
+    struct store_pods *pods; /* the current set, NULL when none was ever sent */
+    struct store_counters counters;
+    uint64_t batches, packets, bytes, duplicates;
+    int64_t last_batch_ns;
+    struct store_segment *active;
+    bool in_call;   /* an Ingest call is feeding it */
+    bool dir_dirty; /* a file was created in dir since the last sync */
+};
+
+enum store_reason { STORE_DEL_MAX_TIME, STORE_DEL_MAX_SIZE, STORE_DEL_MIN_FREE, STORE_DEL_N };
+
+struct store_ingest;
+struct store_snapshot;
+
+struct store {
+    uv_loop_t *loop;
+    struct store_config cfg;
+    struct store_stream *streams;
+    struct store_segment *seg_head, *seg_tail;
+    uint32_t n_segments;
+    uint64_t bytes; /* accounted disk use of every segment and index, 4 KiB blocks */
+    uint64_t pending_free; /* deleted segments' bytes that snapshots still hold open */
+    uint64_t deleted_segments[STORE_DEL_N], deleted_bytes[STORE_DEL_N];
+    uint64_t batches_refused, batches_duplicate, batches_expired, write_errors;
+    struct store_ingest *ingests; /* calls waiting for acks */
+    unsigned snapshots_active;
+    uint64_t snapshots_served;
+    /* group commit (sync.c) */
+    bool sync_running;
+    bool sync_again;
+    int *sync_fds; /* descriptors of closed segments still to be synced and closed */
+    size_t n_sync_fds, cap_sync_fds;
+    uv_timer_t timer; /* retention and rotation without traffic */
+};
+
+/* Wall-clock now in Unix nanoseconds. */
+int64_t store_now_ns(void);
+
+/* Disk accounting: a file of `size` bytes as du counts it (4 KiB blocks). */
+static inline uint64_t store_disk_bytes(uint64_t size)
+{
+    return (size + 4095) & ~(uint64_t)4095;
+}
+
+/* pods.c */
+struct store_pods *store_pods_new(size_t n);
+void store_pods_ref(struct store_pods *p);
+void store_pods_unref(struct store_pods *p);
+
+/* streams.c: the capture streams by id, created on first sight with their directory. */
+struct store_stream *store_stream_find(struct store *s, const char *capture_id);
+int store_stream_add(struct store *s, const char *capture_id, struct store_stream **out);
+/* The directory name of a capture id: its safe characters and a hash of the whole id. */
+void store_stream_dirname(const char *capture_id, char *buf, size_t len);
+
+#endif

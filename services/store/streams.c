@@ -1,0 +1,82 @@
+/* Pod name sets (shared, reference-counted) and the capture streams' registry. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store/store.h"
+
+struct store_pods *store_pods_new(size_t n)
+{
+    struct store_pods *p = calloc(1, sizeof(*p) + n * sizeof(p->pods[0]));
+
+    if (p)
+        p->refs = 1;
+    return p;
+}
+
+void store_pods_ref(struct store_pods *p)
+{
+    p->refs++;
+}
+
+void store_pods_unref(struct store_pods *p)
+{
+    if (!p || --p->refs > 0)
+        return;
+    for (size_t i = 0; i < p->n; i++)
+        free(p->pods[i].name);
+    free(p);
+}
+
+struct store_stream *store_stream_find(struct store *s, const char *capture_id)
+{
+    for (struct store_stream *st = s->streams; st; st = st->next)
+        if (strcmp(st->capture_id, capture_id) == 0)
+            return st;
+    return NULL;
+}
+
+void store_stream_dirname(const char *capture_id, char *buf, size_t len)
+{
+    uint32_t h = 2166136261u;
+    size_t o = 0;
+
+    for (const char *c = capture_id; *c; c++) {
+        h ^= (uint8_t)*c;
+        h *= 16777619u;
+    }
+    for (const char *c = capture_id; *c && o < 64 && o + 1 < len; c++) {
+        char x = *c;
+        bool safe = (x >= 'a' && x <= 'z') || (x >= 'A' && x <= 'Z') || (x >= '0' && x <= '9') ||
+                    x == '.' || x == '_' || x == '-';
+        buf[o++] = safe ? x : '_';
+    }
+    snprintf(buf + o, len - o, "-%08x", h);
+}
+
+int store_stream_add(struct store *s, const char *capture_id, struct store_stream **out)
+{
+    struct store_stream *st = calloc(1, sizeof(*st));
+    char name[128];
+
+    if (!st)
+        return -ENOMEM;
+    snprintf(st->capture_id, sizeof(st->capture_id), "%s", capture_id);
+    store_stream_dirname(capture_id, name, sizeof(name));
+    snprintf(st->dir, sizeof(st->dir), "%s/%s", s->cfg.data_dir, name);
+    st->store = s;
+    st->next = s->streams;
+    s->streams = st;
+    *out = st;
+    return 0;
+}
+
+int64_t store_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
