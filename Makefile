@@ -163,7 +163,12 @@ $(B)/tests/%: $(B)/tests/integration/bin/%.o $(patsubst %.c,$(B)/%.o,$(TESTBIN_C
 	$(call say,LD,$@)
 	$(Q)mkdir -p $(@D) && $(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/tests/unit/%: $(B)/tests/unit/%.o $(LIB_A)
+# A unit test of a service (tests/unit/test_SERVICE_*.c) also links that service's objects but
+# its main.o.
+unit_service = $(word 2,$(subst _, ,$(1)))
+unit_service_objs = $(if $(wildcard services/$(call unit_service,$(1))/main.c),$(filter-out \
+    %/main.o,$(call service_objs,$(call unit_service,$(1)))))
+$(B)/tests/unit/%: $(B)/tests/unit/%.o $$(call unit_service_objs,$$*) $(LIB_A)
 	$(call say,LD,$@)
 	$(Q)mkdir -p $(@D) && $(CC) $(ALL_LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 

@@ -71,14 +71,14 @@ static int check_interfaces(const struct store_stream *st, const Netreel__V1__Pa
                         in->id);
         if (!name_ok(in->name, STORE_MAX_IFNAME))
             return fail(err, errlen,
-                        "interface %zu: its name must be 1..%u bytes without control characters",
-                        i, STORE_MAX_IFNAME);
+                        "interface %zu: its name must be 1..%u bytes without control characters", i,
+                        STORE_MAX_IFNAME);
         if (in->link_type > 0xffff)
             return fail(err, errlen, "interface %zu: link type %u does not fit 16 bits", i,
                         in->link_type);
         if (in->snaplen == 0 || in->snaplen > PCAPNG_MAX_SNAPLEN)
-            return fail(err, errlen, "interface %zu: snaplen %u is not in 1..%u", i,
-                        in->snaplen, PCAPNG_MAX_SNAPLEN);
+            return fail(err, errlen, "interface %zu: snaplen %u is not in 1..%u", i, in->snaplen,
+                        PCAPNG_MAX_SNAPLEN);
         if (i < known) {
             const struct store_iface *k = &ifaces[i];
             if (strcmp(k->name, in->name) != 0 || k->link_type != in->link_type ||
@@ -121,9 +121,8 @@ static int check_pods(const Netreel__V1__PacketBatch *b, char *err, size_t errle
 }
 
 int store_batch_check(const struct store_config *cfg, const struct store_stream *st,
-                      const Netreel__V1__PacketBatch *b, int64_t now_ns,
-                      struct store_iface *ifaces, uint32_t *n_ifaces,
-                      struct pcapng_batch_info *info, char *err, size_t errlen)
+                      const Netreel__V1__PacketBatch *b, int64_t now_ns, struct store_iface *ifaces,
+                      uint32_t *n_ifaces, struct pcapng_batch_info *info, char *err, size_t errlen)
 {
     uint32_t snaplens[STORE_MAX_INTERFACES];
     struct pcapng_batch_rules rules = {0};

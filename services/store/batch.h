@@ -17,9 +17,8 @@
  * extended by the batch's list). Otherwise returns NR_EPARSE with one line in err saying what
  * is wrong ("interface 1 has id 5: ids must be 0..n-1", "block 3 at offset 96: ..."). */
 int store_batch_check(const struct store_config *cfg, const struct store_stream *st,
-                      const Netreel__V1__PacketBatch *b, int64_t now_ns,
-                      struct store_iface *ifaces, uint32_t *n_ifaces,
-                      struct pcapng_batch_info *info, char *err, size_t errlen);
+                      const Netreel__V1__PacketBatch *b, int64_t now_ns, struct store_iface *ifaces,
+                      uint32_t *n_ifaces, struct pcapng_batch_info *info, char *err, size_t errlen);
 
 /* A capture id the store accepts: 1..255 printable ASCII bytes without spaces. */
 int store_batch_check_id(const char *capture_id);

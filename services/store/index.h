@@ -10,9 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_INDEX_MAGIC "NRSEGIDX"
-#define STORE_INDEX_VERSION 1u
-#define STORE_INDEX_MAX_ID 255u /* bytes of a capture_id */
+#define STORE_INDEX_MAGIC      "NRSEGIDX"
+#define STORE_INDEX_VERSION    1u
+#define STORE_INDEX_MAX_ID     255u /* bytes of a capture_id */
 #define STORE_INDEX_RECORD_LEN 96u
 /* magic, version, id length, id padded to 8 */
 #define STORE_INDEX_HEADER_MAX (16u + 256u)

@@ -23,7 +23,7 @@ struct store_ingest {
     struct rpc_call *call;
     struct store_stream *st;
     char peer[64];
-    bool written;    /* written_seq is set */
+    bool written; /* written_seq is set */
     uint64_t written_seq;
     bool sync_pending; /* a running sync covers sync_seq */
     uint64_t sync_seq;
@@ -152,8 +152,8 @@ static int store_batch(struct store_ingest *ig, const Netreel__V1__PacketBatch *
 
     if (st->active && rotate_due(s, st->active, b->blocks.len, now_ns))
         store_segment_close(s, st->active, now_ns);
-    rc = store_retention_make_room(s, b->blocks.len + STORE_INDEX_RECORD_LEN + HEAD_RESERVE,
-                                   now_ns, &why);
+    rc = store_retention_make_room(s, b->blocks.len + STORE_INDEX_RECORD_LEN + HEAD_RESERVE, now_ns,
+                                   &why);
     if (rc != 0) {
         snprintf(err, errlen, "no room for %zu bytes: %s", b->blocks.len,
                  why == STORE_DEL_MIN_FREE ? "the disk is below its free-space floor"
@@ -165,8 +165,7 @@ static int store_batch(struct store_ingest *ig, const Netreel__V1__PacketBatch *
         if (rc == 0)
             rc = store_segment_create(s, st, now_ns);
         if (rc != 0) {
-            snprintf(err, errlen, "cannot create a segment in %s: %s", st->dir,
-                     nr_strerror(rc));
+            snprintf(err, errlen, "cannot create a segment in %s: %s", st->dir, nr_strerror(rc));
             return rc == -ENOSPC ? RPC_RESOURCE_EXHAUSTED : RPC_INTERNAL;
         }
     }
@@ -174,8 +173,7 @@ static int store_batch(struct store_ingest *ig, const Netreel__V1__PacketBatch *
     if (rc == 0)
         rc = store_segment_append(s, st->active, b->blocks.data, b->blocks.len, &run, now_ns);
     if (rc != 0) {
-        snprintf(err, errlen, "cannot write to %s.pcapng: %s", st->active->path,
-                 nr_strerror(rc));
+        snprintf(err, errlen, "cannot write to %s.pcapng: %s", st->active->path, nr_strerror(rc));
         /* A segment we could not append to is finished; the next batch starts a new one. */
         store_segment_close(s, st->active, now_ns);
         return rc == -ENOSPC || rc == -EDQUOT ? RPC_RESOURCE_EXHAUSTED : RPC_INTERNAL;
@@ -183,8 +181,7 @@ static int store_batch(struct store_ingest *ig, const Netreel__V1__PacketBatch *
     return RPC_OK;
 }
 
-static int bind_stream(struct store_ingest *ig, const char *capture_id, char *err,
-                       size_t errlen)
+static int bind_stream(struct store_ingest *ig, const char *capture_id, char *err, size_t errlen)
 {
     struct store *s = ig->s;
     int rc;
@@ -315,8 +312,7 @@ static void on_done(struct rpc_call *call, int code, const char *message, void *
     if (ig->st) {
         ig->st->in_call = false;
         NR_INFO("ingest ended", "peer=%s capture=%s last_seq=%llu code=%s", ig->peer,
-                ig->st->capture_id, (unsigned long long)ig->st->last_seq,
-                rpc_code_name(code));
+                ig->st->capture_id, (unsigned long long)ig->st->last_seq, rpc_code_name(code));
     }
     unlink_ingest(ig);
     free(ig);

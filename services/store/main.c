@@ -23,7 +23,9 @@
 #include "store/stats.h"
 #include "store/store.h"
 #include "store/sync.h"
+#include "util/httpd.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/parse.h"
 #include "util/version.h"
 
@@ -31,6 +33,7 @@
 
 static struct store store;
 static struct rpc_server *server;
+static struct nr_httpd *httpd;
 static uv_signal_t sigterm, sigint;
 
 static const char usage_text[] =
@@ -198,6 +201,48 @@ static void raise_nofile(void)
     }
 }
 
+static int serve_metrics(struct nr_buf *body, const char **content_type, void *data)
+{
+    int rc = store_metrics_write(data, body);
+
+    *content_type = NR_METRICS_CONTENT_TYPE;
+    return rc ? rc : 200;
+}
+
+/* Alive and able to write: the data directory is still there and writable. */
+static int serve_healthz(struct nr_buf *body, const char **content_type, void *data)
+{
+    const struct store *s = data;
+    bool ok = access(s->cfg.data_dir, W_OK) == 0;
+    const char *text = ok ? "ok\n" : "data directory not writable\n";
+
+    nr_buf_append(body, text, strlen(text));
+    return ok ? 200 : 503;
+}
+
+static const struct nr_httpd_route routes[] = {
+    {"/metrics", serve_metrics, &store},
+    {"/healthz", serve_healthz, &store},
+};
+
+static void start_metrics(void)
+{
+    struct nr_httpd_config cfg;
+    char err[256];
+
+    if (strcmp(store.cfg.metrics_listen, "off") == 0 || !store.cfg.metrics_listen[0])
+        return;
+    nr_httpd_config_init(&cfg);
+    cfg.listen = store.cfg.metrics_listen;
+    cfg.routes = routes;
+    cfg.n_routes = sizeof(routes) / sizeof(routes[0]);
+    httpd = nr_httpd_new(store.loop, &cfg);
+    if (!httpd)
+        die("out of memory");
+    if (nr_httpd_start(httpd, err, sizeof(err)) != 0)
+        die("--metrics-listen: %s", err);
+}
+
 static void on_tick(uv_timer_t *t)
 {
     store_ingest_tick(&store, store_now_ns());
@@ -225,14 +270,15 @@ static void on_signal(uv_signal_t *sig, int signum)
     uv_signal_stop(&sigterm);
     uv_signal_stop(&sigint);
     uv_timer_stop(&store.timer);
+    if (httpd)
+        nr_httpd_close(httpd, NULL, NULL);
     rpc_server_close(server, server_closed, NULL);
 }
 
 int main(int argc, char **argv)
 {
     static struct rpc_method methods[] = {
-        {"/netreel.v1.Store/Ingest", RPC_SHAPE_BIDI, store_ingest_start, &store,
-         MAX_BATCH_MESSAGE},
+        {"/netreel.v1.Store/Ingest", RPC_SHAPE_BIDI, store_ingest_start, &store, MAX_BATCH_MESSAGE},
         {"/netreel.v1.Store/Snapshot", RPC_SHAPE_SERVER_STREAM, store_snapshot_start, &store, 0},
         {"/netreel.v1.Store/Stats", RPC_SHAPE_UNARY, store_stats_start, &store, 0},
     };
@@ -259,6 +305,7 @@ int main(int argc, char **argv)
     if (rpc_server_start(server, err, sizeof(err)) != 0)
         die("%s", err);
     rpc_server_set_health(server, "netreel.v1.Store", 1);
+    start_metrics();
 
     uv_timer_init(store.loop, &store.timer);
     uv_timer_start(&store.timer, on_tick, 1000, 1000);
@@ -271,11 +318,15 @@ int main(int argc, char **argv)
         nr_format_size(store.cfg.max_size, sz, sizeof(sz));
         nr_format_duration(store.cfg.max_time_ns, mt, sizeof(mt));
         nr_format_duration(store.cfg.time_interval_ns, ti, sizeof(ti));
-        NR_INFO("serving", "listen=%s port=%d data_dir=%s node=%s max_size=%s max_time=%s "
-                           "time_interval=%s min_free_disk=%.1f%% tls=%s",
+        NR_INFO("serving",
+                "listen=%s port=%d data_dir=%s node=%s max_size=%s max_time=%s "
+                "time_interval=%s min_free_disk=%.1f%% tls=%s metrics_port=%d",
                 store.cfg.listen, rpc_server_port(server), store.cfg.data_dir, store.cfg.node, sz,
                 mt, ti, store.cfg.min_free_pct,
-                store.cfg.tls_ca ? "mtls" : store.cfg.tls_cert ? "tls" : "off");
+                store.cfg.tls_ca     ? "mtls"
+                : store.cfg.tls_cert ? "tls"
+                                     : "off",
+                httpd ? nr_httpd_port(httpd) : -1);
     }
     uv_run(store.loop, UV_RUN_DEFAULT);
     store_sync_free(&store);

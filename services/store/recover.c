@@ -221,8 +221,9 @@ int store_recover_segment(struct store *s, const char *dir, const char *stem,
         uint64_t end = recs[keep - 1].offset + recs[keep - 1].length;
         uint64_t iend = hlen + keep * STORE_INDEX_RECORD_LEN;
         if ((uint64_t)sb.st_size != end || idx.len != iend) {
-            NR_WARN("segment cut back to its last whole batch", "segment=%s.pcapng from=%lld to=%llu",
-                    path, (long long)sb.st_size, (unsigned long long)end);
+            NR_WARN("segment cut back to its last whole batch",
+                    "segment=%s.pcapng from=%lld to=%llu", path, (long long)sb.st_size,
+                    (unsigned long long)end);
             if (ftruncate(fd, (off_t)end) != 0 || ftruncate(ifd, (off_t)iend) != 0 ||
                 fdatasync(fd) != 0 || fdatasync(ifd) != 0) {
                 rc = -errno;

@@ -25,9 +25,9 @@ static struct store_segment *oldest(const struct store *s)
     return best;
 }
 
-struct store_segment *store_retention_pick(const struct store *s, int64_t now_ns,
-                                           uint64_t needed, uint64_t free_bytes,
-                                           uint64_t fs_bytes, enum store_reason *why)
+struct store_segment *store_retention_pick(const struct store *s, int64_t now_ns, uint64_t needed,
+                                           uint64_t free_bytes, uint64_t fs_bytes,
+                                           enum store_reason *why)
 {
     uint64_t floor = (uint64_t)((double)fs_bytes * s->cfg.min_free_pct / 100.0);
     uint64_t free_eff = free_bytes + s->pending_free;

@@ -11,9 +11,9 @@
 /* The next segment to delete to make room for `needed` more bytes at time now, given the bytes
  * free on the file system (`free_bytes`) and its size (`fs_bytes`), or NULL when every limit
  * holds. *why gets the reason. Pure: reads the catalog only. */
-struct store_segment *store_retention_pick(const struct store *s, int64_t now_ns,
-                                           uint64_t needed, uint64_t free_bytes,
-                                           uint64_t fs_bytes, enum store_reason *why);
+struct store_segment *store_retention_pick(const struct store *s, int64_t now_ns, uint64_t needed,
+                                           uint64_t free_bytes, uint64_t fs_bytes,
+                                           enum store_reason *why);
 
 /* Deletes segments until `needed` more bytes fit every limit. Returns 0, or -ENOSPC when they
  * cannot (nothing is left to delete and the limit still fails), with the reason in *why. */

@@ -26,8 +26,7 @@ uint64_t store_segment_disk(const struct store_segment *seg)
     return store_disk_bytes(seg->size) + store_disk_bytes(seg->idx_size);
 }
 
-struct store_segment *store_segment_new(struct store_stream *st, uint32_t segno,
-                                        const char *path)
+struct store_segment *store_segment_new(struct store_stream *st, uint32_t segno, const char *path)
 {
     struct store_segment *seg = calloc(1, sizeof(*seg));
 
@@ -191,8 +190,8 @@ static int append(struct store *s, struct store_segment *seg, const struct iovec
     return 0;
 }
 
-static void segment_name(const struct store_stream *st, uint32_t segno, int64_t now_ns,
-                         char *buf, size_t len)
+static void segment_name(const struct store_stream *st, uint32_t segno, int64_t now_ns, char *buf,
+                         size_t len)
 {
     time_t t = (time_t)(now_ns / 1000000000);
     struct tm tm;
@@ -403,8 +402,8 @@ void store_segment_close(struct store *s, struct store_segment *seg, int64_t now
         }
     }
     if (rc != 0)
-        NR_WARN("cannot write the closing statistics", "segment=%s.pcapng err=\"%s\"",
-                seg->path, nr_strerror(rc));
+        NR_WARN("cannot write the closing statistics", "segment=%s.pcapng err=\"%s\"", seg->path,
+                nr_strerror(rc));
     nr_buf_free(&b);
     store_sync_adopt(s, seg->fd, seg->idx_fd);
     seg->fd = seg->idx_fd = -1;
@@ -430,9 +429,8 @@ void store_segment_delete(struct store *s, struct store_segment *seg, enum store
         NR_ERROR("cannot delete an index", "index=%s err=\"%s\"", file, strerror(errno));
     s->deleted_segments[why]++;
     s->deleted_bytes[why] += disk;
-    NR_INFO("segment deleted", "segment=%s.pcapng reason=%s bytes=%llu newest_ns=%lld",
-            seg->path, store_reason_names[why], (unsigned long long)seg->size,
-            (long long)seg->last_ts_ns);
+    NR_INFO("segment deleted", "segment=%s.pcapng reason=%s bytes=%llu newest_ns=%lld", seg->path,
+            store_reason_names[why], (unsigned long long)seg->size, (long long)seg->last_ts_ns);
     segment_unlink(s, seg);
     seg->deleted = true;
     if (seg->readers > 0)

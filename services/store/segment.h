@@ -39,8 +39,7 @@ void store_segment_release(struct store_segment *seg);
 
 /* Catalog membership and memory. */
 void store_segment_link(struct store *s, struct store_segment *seg);
-struct store_segment *store_segment_new(struct store_stream *st, uint32_t segno,
-                                        const char *path);
+struct store_segment *store_segment_new(struct store_stream *st, uint32_t segno, const char *path);
 void store_segment_unref(struct store_segment *seg);
 int store_segment_add_run(struct store_segment *seg, const struct store_run *run);
 int store_segment_add_pods(struct store_segment *seg, struct store_pods *pods);

@@ -19,14 +19,14 @@
 #include "util/error.h"
 #include "util/log.h"
 
-#define READ_CHUNK (128u << 10)
+#define READ_CHUNK  (128u << 10)
 #define TURN_BUDGET (8u << 20) /* bytes produced per loop turn before letting others run */
 
 /* One sorted run (a batch) being read. */
 struct snap_src {
     struct store_segment *seg;
     const struct store_run *run_info;
-    uint32_t stream; /* index into snap->streams */
+    uint32_t stream;   /* index into snap->streams */
     uint64_t pos, end; /* file offsets still to read */
     struct nr_buf buf;
     size_t bpos;
@@ -138,8 +138,8 @@ static int src_next(struct snap_src *src)
         nr_buf_consume(&src->buf, src->bpos);
         src->bpos = 0;
         {
-            size_t want = src->end - src->pos < READ_CHUNK ? (size_t)(src->end - src->pos)
-                                                           : READ_CHUNK;
+            size_t want =
+                src->end - src->pos < READ_CHUNK ? (size_t)(src->end - src->pos) : READ_CHUNK;
             ssize_t r;
             int rc = nr_buf_reserve(&src->buf, want);
             if (rc != 0)
@@ -192,8 +192,8 @@ static bool passes(struct store_snapshot *snap, uint32_t out_id, const struct pc
 
     if (!snap->filters)
         return true;
-    return pcap_offline_filter(&snap->filters[snap->iface_filter[out_id]].prog, &hdr,
-                               epb->data) != 0;
+    return pcap_offline_filter(&snap->filters[snap->iface_filter[out_id]].prog, &hdr, epb->data) !=
+           0;
 }
 
 static int send_blocks(struct store_snapshot *snap)
@@ -332,8 +332,8 @@ static int collect(struct store_snapshot *snap)
                 snap->srcs = p;
             }
             if (store_segment_hold(seg) != 0) {
-                NR_ERROR("a segment cannot be opened; it is left out", "segment=%s.pcapng err=\"%s\"",
-                         seg->path, strerror(errno));
+                NR_ERROR("a segment cannot be opened; it is left out",
+                         "segment=%s.pcapng err=\"%s\"", seg->path, strerror(errno));
                 break;
             }
             memset(&snap->srcs[n], 0, sizeof(snap->srcs[n]));
@@ -429,7 +429,7 @@ static int send_header(struct store_snapshot *snap)
     Netreel__V1__Interface **ifp = calloc(snap->n_out_ifaces + 1, sizeof(*ifp));
     const struct store_pod **pods = NULL;
     Netreel__V1__PodName *pn = NULL, **pnp = NULL;
-    char (*names)[2][STORE_MAX_NAME + 1] = NULL;
+    char(*names)[2][STORE_MAX_NAME + 1] = NULL;
     size_t n_pods = 0, cap = 0, n_out = 0;
     int rc = -ENOMEM;
 
@@ -484,8 +484,7 @@ static int send_header(struct store_snapshot *snap)
             slash = strchr(pods[i]->name, '/');
             snprintf(names[n_out][0], sizeof(names[0][0]), "%.*s",
                      slash ? (int)(slash - pods[i]->name) : 0, pods[i]->name);
-            snprintf(names[n_out][1], sizeof(names[0][1]), "%s",
-                     slash ? slash + 1 : pods[i]->name);
+            snprintf(names[n_out][1], sizeof(names[0][1]), "%s", slash ? slash + 1 : pods[i]->name);
             pn[n_out].namespace_ = names[n_out][0];
             pn[n_out].name = names[n_out][1];
             pnp[n_out] = &pn[n_out];
@@ -575,9 +574,8 @@ static void send_summary(struct store_snapshot *snap)
     if (rpc_call_send(snap->call, &c.base) == 0) {
         snap->s->snapshots_served++;
         NR_INFO("snapshot served", "since_ns=%lld until_ns=%lld packets=%llu bytes=%llu runs=%zu",
-                (long long)snap->since, (long long)snap->until,
-                (unsigned long long)snap->packets, (unsigned long long)snap->bytes,
-                snap->n_srcs);
+                (long long)snap->since, (long long)snap->until, (unsigned long long)snap->packets,
+                (unsigned long long)snap->bytes, snap->n_srcs);
         finish(snap, RPC_OK, NULL);
     }
     free(is);
@@ -602,8 +600,8 @@ static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
     snap->until = req->until_ns ? req->until_ns : store_now_ns();
     snap->snaplen = req->snaplen;
     if (req->filter && strlen(req->filter) > STORE_MAX_FILTER) {
-        finish(snap, RPC_INVALID_ARGUMENT, "filter of %zu bytes: at most %u",
-               strlen(req->filter), STORE_MAX_FILTER);
+        finish(snap, RPC_INVALID_ARGUMENT, "filter of %zu bytes: at most %u", strlen(req->filter),
+               STORE_MAX_FILTER);
         goto out;
     }
     if (snap->since < 0 || snap->until < snap->since) {

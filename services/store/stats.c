@@ -6,7 +6,10 @@
 
 #include "netreel/v1/store.pb-c.h"
 #include "rpc/status.h"
+#include "store/retention.h"
 #include "store/segment.h"
+#include "util/metrics.h"
+#include "util/version.h"
 
 static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *user)
 {
@@ -81,4 +84,91 @@ int store_stats_start(struct rpc_call *call, void *data)
 {
     rpc_call_set_cbs(call, &stats_cbs, data);
     return 0;
+}
+
+int store_metrics_write(const struct store *s, struct nr_buf *b)
+{
+    struct nr_metrics m;
+    uint64_t packets = 0, free_bytes = 0, fs_bytes = 0;
+    int64_t oldest = 0, newest = 0;
+
+    for (const struct store_segment *seg = s->seg_head; seg; seg = seg->next) {
+        packets += seg->packets;
+        if (seg->packets && (!oldest || seg->first_ts_ns < oldest))
+            oldest = seg->first_ts_ns;
+        if (seg->last_ts_ns > newest)
+            newest = seg->last_ts_ns;
+    }
+    store_fs_space(s, &free_bytes, &fs_bytes);
+    nr_metrics_init(&m, b);
+    nr_metrics_family(&m, "netreel_store_info", NR_METRICS_GAUGE, "The store's version and node.");
+    nr_metrics_u64(&m, NR_METRICS_LABELS({"version", NR_VERSION}, {"node", s->cfg.node}), 1);
+    nr_metrics_family(&m, "netreel_store_bytes", NR_METRICS_GAUGE,
+                      "Disk used by all segments and their indexes, in 4 KiB blocks.");
+    nr_metrics_u64(&m, NULL, s->bytes);
+    nr_metrics_family(&m, "netreel_store_max_bytes", NR_METRICS_GAUGE, "The --max-size limit.");
+    nr_metrics_u64(&m, NULL, s->cfg.max_size);
+    nr_metrics_family(&m, "netreel_store_segments", NR_METRICS_GAUGE, "Segments on disk.");
+    nr_metrics_u64(&m, NULL, s->n_segments);
+    nr_metrics_family(&m, "netreel_store_packets", NR_METRICS_GAUGE, "Packets retained.");
+    nr_metrics_u64(&m, NULL, packets);
+    nr_metrics_family(&m, "netreel_store_oldest_timestamp_seconds", NR_METRICS_GAUGE,
+                      "Timestamp of the oldest packet retained (0: none).");
+    nr_metrics_double(&m, NULL, (double)oldest / 1e9);
+    nr_metrics_family(&m, "netreel_store_newest_timestamp_seconds", NR_METRICS_GAUGE,
+                      "Timestamp of the newest packet retained (0: none).");
+    nr_metrics_double(&m, NULL, (double)newest / 1e9);
+    nr_metrics_family(&m, "netreel_store_disk_free_bytes", NR_METRICS_GAUGE,
+                      "Free bytes on the data directory's file system.");
+    nr_metrics_u64(&m, NULL, free_bytes);
+    nr_metrics_family(&m, "netreel_store_deleted_segments_total", NR_METRICS_COUNTER,
+                      "Segments deleted by retention, by reason.");
+    for (int r = 0; r < STORE_DEL_N; r++)
+        nr_metrics_u64(&m, NR_METRICS_LABELS({"reason", store_reason_names[r]}),
+                       s->deleted_segments[r]);
+    nr_metrics_family(&m, "netreel_store_deleted_bytes_total", NR_METRICS_COUNTER,
+                      "Bytes deleted by retention, by reason.");
+    for (int r = 0; r < STORE_DEL_N; r++)
+        nr_metrics_u64(&m, NR_METRICS_LABELS({"reason", store_reason_names[r]}),
+                       s->deleted_bytes[r]);
+    nr_metrics_family(&m, "netreel_store_batches_total", NR_METRICS_COUNTER,
+                      "Batches received, by what became of them.");
+    {
+        uint64_t written = 0;
+        for (const struct store_stream *st = s->streams; st; st = st->next)
+            written += st->batches;
+        nr_metrics_u64(&m, NR_METRICS_LABELS({"result", "accepted"}), written);
+    }
+    nr_metrics_u64(&m, NR_METRICS_LABELS({"result", "duplicate"}), s->batches_duplicate);
+    nr_metrics_u64(&m, NR_METRICS_LABELS({"result", "refused"}), s->batches_refused);
+    nr_metrics_u64(&m, NR_METRICS_LABELS({"result", "expired"}), s->batches_expired);
+    nr_metrics_family(&m, "netreel_store_write_errors_total", NR_METRICS_COUNTER,
+                      "Appends that failed (and were cut back).");
+    nr_metrics_u64(&m, NULL, s->write_errors);
+    nr_metrics_family(&m, "netreel_store_snapshots_active", NR_METRICS_GAUGE,
+                      "Snapshots being served.");
+    nr_metrics_u64(&m, NULL, s->snapshots_active);
+    nr_metrics_family(&m, "netreel_store_snapshots_total", NR_METRICS_COUNTER,
+                      "Snapshots served to the end.");
+    nr_metrics_u64(&m, NULL, s->snapshots_served);
+    nr_metrics_family(&m, "netreel_store_capture_packets_total", NR_METRICS_COUNTER,
+                      "Packets stored per capture stream.");
+    for (const struct store_stream *st = s->streams; st; st = st->next)
+        nr_metrics_u64(&m, NR_METRICS_LABELS({"capture", st->capture_id}), st->packets);
+    nr_metrics_family(&m, "netreel_store_capture_dropped_total", NR_METRICS_COUNTER,
+                      "Packets the capture reports lost, per stream and where.");
+    for (const struct store_stream *st = s->streams; st; st = st->next) {
+        nr_metrics_u64(&m, NR_METRICS_LABELS({"capture", st->capture_id}, {"where", "kernel"}),
+                       st->counters.kernel_dropped);
+        nr_metrics_u64(&m, NR_METRICS_LABELS({"capture", st->capture_id}, {"where", "interface"}),
+                       st->counters.interface_dropped);
+        nr_metrics_u64(&m, NR_METRICS_LABELS({"capture", st->capture_id}, {"where", "capture"}),
+                       st->counters.capture_dropped);
+    }
+    nr_metrics_family(&m, "netreel_store_capture_last_batch_timestamp_seconds", NR_METRICS_GAUGE,
+                      "When each capture stream's last batch arrived.");
+    for (const struct store_stream *st = s->streams; st; st = st->next)
+        nr_metrics_double(&m, NR_METRICS_LABELS({"capture", st->capture_id}),
+                          (double)st->last_batch_ns / 1e9);
+    return m.err;
 }

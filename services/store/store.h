@@ -10,13 +10,13 @@
 
 #include "store/index.h"
 
-#define STORE_MAX_INTERFACES 256u
-#define STORE_MAX_PODS 65536u
-#define STORE_MAX_NAME 253u        /* a Kubernetes name, a node name */
-#define STORE_MAX_IFNAME 127u
-#define STORE_MAX_FILTER 65536u    /* bytes of BPF filter text */
-#define STORE_CHUNK_BYTES (1u << 20) /* a snapshot message */
-#define STORE_MIN_MAX_SIZE (16u << 20)
+#define STORE_MAX_INTERFACES  256u
+#define STORE_MAX_PODS        65536u
+#define STORE_MAX_NAME        253u /* a Kubernetes name, a node name */
+#define STORE_MAX_IFNAME      127u
+#define STORE_MAX_FILTER      65536u     /* bytes of BPF filter text */
+#define STORE_CHUNK_BYTES     (1u << 20) /* a snapshot message */
+#define STORE_MIN_MAX_SIZE    (16u << 20)
 #define STORE_SEGMENT_CAP_MAX (64u << 20)
 
 struct store_config {
@@ -28,8 +28,8 @@ struct store_config {
     int64_t time_interval_ns;
     int64_t max_time_ns;
     uint64_t max_size;
-    double min_free_pct; /* of the file system holding data_dir */
-    uint64_t segment_cap; /* max_size / 16, at most 64 MiB */
+    double min_free_pct;   /* of the file system holding data_dir */
+    uint64_t segment_cap;  /* max_size / 16, at most 64 MiB */
     int64_t max_future_ns; /* packets later than now + this are refused */
     int64_t max_past_ns;   /* packets earlier than now - this are refused */
 };
@@ -67,7 +67,7 @@ struct store_segment {
     struct store_segment *prev, *next; /* the store's list, in creation order */
     struct store_stream *stream;
     uint32_t segno;
-    char *path; /* ".../NNNNNNNN-YYYYmmddTHHMMSSZ" without extension */
+    char *path;     /* ".../NNNNNNNN-YYYYmmddTHHMMSSZ" without extension */
     int fd, idx_fd; /* open for writing while active, else -1 */
     int rfd;        /* read descriptor while snapshots hold the segment, else -1 */
     unsigned refs;  /* the catalog's (until deleted) + one per snapshot */
@@ -77,7 +77,7 @@ struct store_segment {
     int64_t created_ns;
     int64_t first_ts_ns, last_ts_ns; /* over its batches; 0 when it has none */
     uint64_t packets;
-    uint32_t n_ifaces; /* interfaces described in it so far */
+    uint32_t n_ifaces;            /* interfaces described in it so far */
     struct store_pods *pods_head; /* the pod set its last NRB described (may be NULL) */
     struct store_pods **pod_sets; /* every pod set described in it */
     size_t n_pod_sets;
@@ -118,7 +118,7 @@ struct store {
     struct store_stream *streams;
     struct store_segment *seg_head, *seg_tail;
     uint32_t n_segments;
-    uint64_t bytes; /* accounted disk use of every segment and index, 4 KiB blocks */
+    uint64_t bytes;        /* accounted disk use of every segment and index, 4 KiB blocks */
     uint64_t pending_free; /* deleted segments' bytes that snapshots still hold open */
     uint64_t deleted_segments[STORE_DEL_N], deleted_bytes[STORE_DEL_N];
     uint64_t batches_refused, batches_duplicate, batches_expired, write_errors;

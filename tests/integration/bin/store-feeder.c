@@ -125,7 +125,8 @@ static bool build_batch(void)
         const uint8_t *data = r.frame;
         int64_t ts;
 
-        if ((a.packets && r.index >= a.packets) || (a.bytes && r.sent_bytes + r.batch.len >= a.bytes) ||
+        if ((a.packets && r.index >= a.packets) ||
+            (a.bytes && r.sent_bytes + r.batch.len >= a.bytes) ||
             (a.duration_ns && now_ns() - r.started_ns >= a.duration_ns)) {
             r.input_done = true;
             break;
@@ -359,8 +360,8 @@ int main(int argc, char **argv)
 {
     struct rpc_channel_config cfg;
     struct rpc_call_opts co = {0};
-    struct rpc_call_cbs cbs = {.on_message = on_message, .on_writable = on_writable,
-                               .on_done = on_done};
+    struct rpc_call_cbs cbs = {
+        .on_message = on_message, .on_writable = on_writable, .on_done = on_done};
     char err[256];
     double secs;
 

@@ -55,7 +55,7 @@ static void header(const Netreel__V1__WindowHeader *h)
     }
     if (h->n_pods) {
         struct pcapng_name *names = calloc(h->n_pods, sizeof(*names));
-        char (*text)[512] = calloc(h->n_pods, sizeof(*text));
+        char(*text)[512] = calloc(h->n_pods, sizeof(*text));
         if (!names || !text)
             exit(1);
         for (size_t i = 0; i < h->n_pods; i++) {
@@ -134,10 +134,10 @@ static void on_done(struct rpc_call *call, int code, const char *message, void *
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"store", required_argument, NULL, 's'},  {"output", required_argument, NULL, 'o'},
-        {"since", required_argument, NULL, 'S'},  {"until", required_argument, NULL, 'U'},
-        {"filter", required_argument, NULL, 'f'}, {"snaplen", required_argument, NULL, 'n'},
-        {"tls-ca", required_argument, NULL, 'a'}, {"tls-cert", required_argument, NULL, 'C'},
+        {"store", required_argument, NULL, 's'},   {"output", required_argument, NULL, 'o'},
+        {"since", required_argument, NULL, 'S'},   {"until", required_argument, NULL, 'U'},
+        {"filter", required_argument, NULL, 'f'},  {"snaplen", required_argument, NULL, 'n'},
+        {"tls-ca", required_argument, NULL, 'a'},  {"tls-cert", required_argument, NULL, 'C'},
         {"tls-key", required_argument, NULL, 'k'}, {NULL, 0, NULL, 0},
     };
     Netreel__V1__SnapshotRequest req = NETREEL__V1__SNAPSHOT_REQUEST__INIT;
