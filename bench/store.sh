@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# netreel-store against its peers on this machine, in one run:
+#   bench/store.sh BUILD_DIR
+# Ingest: two store-feeders (two capture streams, interleaved timestamps, IMIX packets) stream
+# BENCH_STORE_MB (default 1024) MB into a store as fast as acks allow (every ack waits for
+# fdatasync); the peer is dd writing the same bytes (the segment files it made) onto the same
+# disk with conv=fdatasync — the physical ceiling. Snapshot: store-snapshot takes the whole
+# window (a k-way merge of both streams' sorted runs) into a pcapng file; the peer is mergecap
+# merging the same segment files into one pcapng file on the same disk.
+# Prints the MB/s, packets/s and ratios.
+set -euo pipefail
+
+build=${1:?usage: bench/store.sh BUILD_DIR}
+build=$(cd "$build" && pwd)
+mb=${BENCH_STORE_MB:-1024}
+py=/usr/bin/python3
+store_bin=$build/bin/netreel-store
+feeder_bin=$build/tests/store-feeder
+snap_bin=$build/tests/store-snapshot
+
+die() { echo "bench: $*" >&2; exit 1; }
+for b in "$store_bin" "$feeder_bin" "$snap_bin"; do
+    [ -x "$b" ] || die "$b is missing: build it with make"
+done
+command -v mergecap >/dev/null || die "mergecap is not installed (make deps)"
+
+# The work dir lives on the disk the store would use, not on a tmpfs.
+work=$(mktemp -d "${BENCH_DIR:-$PWD/build}/bench-store.XXXXXX")
+pids=()
+cleanup() {
+    local p
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+json() { "$py" -c 'import json, sys; j = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$@"; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+
+# ---- ingest ----------------------------------------------------------------------------------
+"$store_bin" --listen 127.0.0.1:0 --metrics-listen off --data-dir "$work/data" \
+    --max-size 64GB --time-interval 1h --max-time 0 --node bench 2>"$work/store.err" &
+store_pid=$!
+pids+=("$store_pid")
+port=
+for _ in $(seq 1 100); do
+    port=$(sed -n 's/.*msg=serving .* port=\([0-9]*\) .*/\1/p' "$work/store.err" | head -n 1)
+    [ -n "$port" ] && break
+    kill -0 "$store_pid" 2>/dev/null || die "netreel-store exited: $(cat "$work/store.err")"
+    sleep 0.1
+done
+[ -n "$port" ] || die "netreel-store did not start: $(cat "$work/store.err")"
+
+echo "bench: ingest of $mb MB from two feeders, then a snapshot of all of it" >&2
+t0=$(($(date +%s%N) - 60000000000))
+half=$((mb / 2))
+start=$(now)
+"$feeder_bin" --store "127.0.0.1:$port" --capture-id bench-a --bytes "${half}MB" \
+    --ts-start "$t0" --ts-step 1000 >"$work/feed-a.json" &
+fa=$!
+pids+=("$fa")
+"$feeder_bin" --store "127.0.0.1:$port" --capture-id bench-b --bytes "${half}MB" \
+    --ts-start $((t0 + 500)) --ts-step 1000 >"$work/feed-b.json" &
+fb=$!
+pids+=("$fb")
+wait "$fa" || die "feeder a failed: $(cat "$work/feed-a.json")"
+wait "$fb" || die "feeder b failed: $(cat "$work/feed-b.json")"
+ingest_s=$(elapsed "$start" "$(now)")
+bytes=$(($(json "$work/feed-a.json" 'j["bytes"]') + $(json "$work/feed-b.json" 'j["bytes"]')))
+packets=$(($(json "$work/feed-a.json" 'j["packets"]') + $(json "$work/feed-b.json" 'j["packets"]')))
+
+# ---- dd of the same bytes onto the same disk ----------------------------------------------------
+mapfile -t segs < <(ls "$work"/data/*/*.pcapng)
+cat "${segs[@]}" >/dev/null # both peers read from the page cache
+start=$(now)
+cat "${segs[@]}" | dd of="$work/dd.out" bs=1M iflag=fullblock conv=fdatasync status=none
+dd_s=$(elapsed "$start" "$(now)")
+dd_bytes=$(stat -c %s "$work/dd.out")
+rm -f "$work/dd.out"
+
+# ---- snapshot against mergecap -------------------------------------------------------------------
+start=$(now)
+"$snap_bin" --store "127.0.0.1:$port" -o "$work/snap.pcapng" >"$work/snap.json" ||
+    die "store-snapshot failed: $(cat "$work/snap.json")"
+snap_s=$(elapsed "$start" "$(now)")
+snap_packets=$(json "$work/snap.json" 'j["packets"]')
+[ "$snap_packets" = "$packets" ] || die "the snapshot has $snap_packets packets, $packets were fed"
+rm -f "$work/snap.pcapng"
+start=$(now)
+mergecap -F pcapng -w "$work/merge.pcapng" "${segs[@]}"
+merge_s=$(elapsed "$start" "$(now)")
+rm -f "$work/merge.pcapng"
+
+kill -TERM "$store_pid"
+wait "$store_pid" || die "netreel-store exited with status $? after SIGTERM"
+
+awk -v b="$bytes" -v p="$packets" -v is="$ingest_s" -v db="$dd_bytes" -v ds="$dd_s" \
+    -v ss="$snap_s" -v ms="$merge_s" -v n="${#segs[@]}" 'BEGIN {
+    printf "%-34s %10s %12s %10s\n", "what", "MB/s", "packets/s", "ratio"
+    printf "%-34s %10.1f %12s %10s\n", "dd conv=fdatasync (same bytes)", db / ds / 1e6, "-", "1.000"
+    printf "%-34s %10.1f %12.0f %10.3f\n", "store ingest (acked, synced)", b / is / 1e6, p / is, (b / is) / (db / ds)
+    printf "%-34s %10.1f %12.0f %10s\n", "mergecap, " n " segments", b / ms / 1e6, p / ms, "1.000"
+    printf "%-34s %10.1f %12.0f %10.3f\n", "store snapshot (k-way merge)", b / ss / 1e6, p / ss, ms / ss
+}'
