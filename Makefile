@@ -177,7 +177,8 @@ fuzz:
 	$(Q)$(MAKE) -j$(NPROC) --no-print-directory VARIANT=fuzz fuzz-bins
 .PHONY: fuzz-bins
 fuzz-bins: $(FUZZ_BINS)
-$(BUILD)/fuzz/tests/fuzz/%: $(BUILD)/fuzz/tests/fuzz/%.o $(LIB_A)
+# As unit tests, fuzz_SERVICE_* targets link that service's objects but its main.o.
+$(BUILD)/fuzz/tests/fuzz/%: $(BUILD)/fuzz/tests/fuzz/%.o $$(call unit_service_objs,$$*) $(LIB_A)
 	$(call say,LD,$@)
 	$(Q)$(CC) -fsanitize=fuzzer,address,undefined $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
