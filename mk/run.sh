@@ -14,9 +14,10 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
     cat >&2 <<MSG
 netreel: cannot record yet: ${missing[*]} do not exist in this version.
-netreel: what exists is the foundation every service will stand on: the public API (proto/),
-netreel: the gRPC transport (lib/rpc) and its tests (make test). Recording this machine needs
-netreel: the capture, store, hub and CLI, which are the next issues of the project.
+netreel: what exists is netreel-store (docs/store.md) and the foundation under it: the public
+netreel: API (proto/), the gRPC transport (lib/rpc), pcapng (lib/pcapng) and their tests (make test).
+netreel: Recording this machine also needs the capture, the hub and the CLI, the next issues of
+netreel: the project. The store can be tried by hand with store-feeder: see README.md.
 MSG
     exit 2
 fi
