@@ -310,7 +310,6 @@ static void on_done(struct rpc_call *call, int code, const char *message, void *
     struct store_ingest *ig = user;
 
     if (ig->st) {
-        ig->st->in_call = false;
         NR_INFO("ingest ended", "peer=%s capture=%s last_seq=%llu code=%s", ig->peer,
                 ig->st->capture_id, (unsigned long long)ig->st->last_seq, rpc_code_name(code));
     }

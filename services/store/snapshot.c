@@ -25,7 +25,7 @@
 /* One sorted run (a batch) being read. */
 struct snap_src {
     struct store_segment *seg;
-    const struct store_run *run_info;
+    struct store_run run; /* a copy: the active segment's run array may move */
     uint32_t stream;   /* index into snap->streams */
     uint64_t pos, end; /* file offsets still to read */
     struct nr_buf buf;
@@ -38,7 +38,8 @@ struct snap_src {
 struct snap_stream {
     struct store_stream *st;
     uint32_t base; /* output id of its interface 0 */
-    const struct store_run *min_run, *max_run;
+    struct store_run min_run, max_run; /* by seq; valid when has_runs */
+    bool has_runs;
     int64_t first_ts, last_ts;
 };
 
@@ -168,7 +169,7 @@ static void src_advance(struct store_snapshot *snap, struct snap_src *src)
     if (rc < 0)
         NR_ERROR("a run cannot be read; its remaining packets are left out",
                  "segment=%s.pcapng offset=%llu err=\"%s\"", src->seg->path,
-                 (unsigned long long)src->run_info->offset, nr_strerror(rc));
+                 (unsigned long long)src->run.offset, nr_strerror(rc));
     src_release(src);
 }
 
@@ -178,7 +179,7 @@ static void admit(struct store_snapshot *snap)
     while (snap->next_src < snap->n_srcs) {
         struct snap_src *src = &snap->srcs[snap->next_src];
         int64_t min;
-        if (pcapng_merge_peek(&snap->heap, &min, NULL) && src->run_info->first_ts_ns > min)
+        if (pcapng_merge_peek(&snap->heap, &min, NULL) && src->run.first_ts_ns > min)
             break;
         snap->next_src++;
         nr_buf_init(&src->buf, PCAPNG_MAX_BLOCK + READ_CHUNK);
@@ -284,11 +285,11 @@ static int by_time(const void *a, const void *b)
 {
     const struct snap_src *x = a, *y = b;
 
-    if (x->run_info->first_ts_ns != y->run_info->first_ts_ns)
-        return x->run_info->first_ts_ns < y->run_info->first_ts_ns ? -1 : 1;
+    if (x->run.first_ts_ns != y->run.first_ts_ns)
+        return x->run.first_ts_ns < y->run.first_ts_ns ? -1 : 1;
     if (x->stream != y->stream)
         return x->stream < y->stream ? -1 : 1;
-    return x->run_info->seq < y->run_info->seq ? -1 : x->run_info->seq > y->run_info->seq;
+    return x->run.seq < y->run.seq ? -1 : x->run.seq > y->run.seq;
 }
 
 static int stream_index(struct store_snapshot *snap, struct store_stream *st, size_t *idx)
@@ -339,15 +340,16 @@ static int collect(struct store_snapshot *snap)
             memset(&snap->srcs[n], 0, sizeof(snap->srcs[n]));
             snap->srcs[n].seg = seg;
             snap->srcs[n].held = true;
-            snap->srcs[n].run_info = r;
+            snap->srcs[n].run = *r;
             snap->srcs[n].stream = (uint32_t)si;
             snap->srcs[n].pos = r->offset;
             snap->srcs[n].end = r->offset + r->length;
             snap->n_srcs = ++n;
-            if (!ss->min_run || r->seq < ss->min_run->seq)
-                ss->min_run = r;
-            if (!ss->max_run || r->seq > ss->max_run->seq)
-                ss->max_run = r;
+            if (!ss->has_runs || r->seq < ss->min_run.seq)
+                ss->min_run = *r;
+            if (!ss->has_runs || r->seq > ss->max_run.seq)
+                ss->max_run = *r;
+            ss->has_runs = true;
             if (!ss->first_ts || r->first_ts_ns < ss->first_ts)
                 ss->first_ts = r->first_ts_ns;
             if (r->last_ts_ns > ss->last_ts)
@@ -537,18 +539,18 @@ static void send_summary(struct store_snapshot *snap)
         const struct snap_stream *ss = &snap->streams[i];
         struct store_counters from = {0}, to;
         const struct store_run *before = NULL;
-        if (!ss->max_run || ss->st->n_ifaces == 0)
+        if (!ss->has_runs || ss->st->n_ifaces == 0)
             continue;
-        to = ss->max_run->counters;
+        to = ss->max_run.counters;
         for (const struct store_segment *seg = snap->s->seg_head; seg; seg = seg->next) {
             if (seg->stream != ss->st)
                 continue;
             for (size_t k = 0; k < seg->n_runs; k++)
-                if (seg->runs[k].seq < ss->min_run->seq &&
+                if (seg->runs[k].seq < ss->min_run.seq &&
                     (!before || seg->runs[k].seq > before->seq))
                     before = &seg->runs[k];
         }
-        from = before ? before->counters : ss->min_run->counters;
+        from = before ? before->counters : ss->min_run.counters;
         netreel__v1__interface_stats__init(&is[n]);
         is[n].interface_id = ss->base;
         is[n].start_ns = ss->first_ts > snap->since ? ss->first_ts : snap->since;

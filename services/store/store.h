@@ -103,7 +103,6 @@ struct store_stream {
     uint64_t batches, packets, bytes, duplicates;
     int64_t last_batch_ns;
     struct store_segment *active;
-    bool in_call;   /* an Ingest call is feeding it */
     bool dir_dirty; /* a file was created in dir since the last sync */
 };
 
