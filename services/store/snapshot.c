@@ -241,12 +241,13 @@ static void produce(struct store_snapshot *snap)
                 if (snap->out.len && snap->out.len + need > STORE_CHUNK_BYTES &&
                     send_blocks(snap) != 0)
                     return;
+                size_t before = snap->out.len;
                 if (pcapng_epb_append_copy(&snap->out, &src->epb, out_id, snap->snaplen) != 0) {
                     finish(snap, RPC_RESOURCE_EXHAUSTED, "out of memory");
                     return;
                 }
                 snap->packets++;
-                snap->bytes += src->epb.block_len;
+                snap->bytes += snap->out.len - before; /* as sent: after a snaplen cut */
                 budget = budget > need ? budget - need : 0;
             }
         }
