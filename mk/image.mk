@@ -7,8 +7,14 @@ IMAGE_VERSION := $(shell sed -n 's/^\#define NR_VERSION "\(.*\)"/\1/p' lib/util/
 IMAGE ?= netreel:$(IMAGE_VERSION)
 TEST_IMAGE ?= localhost/netreel-test:$(IMAGE_VERSION)
 
-.PHONY: programs image test-image
-programs: $(BINS)
+.PHONY: programs image test-image image-check-pkgs
+programs: image-check-pkgs $(BINS)
+
+# An empty PKG_LIBS (a -dev package missing) would fail late, at the link, with hundreds of
+# undefined references: say which package is missing instead.
+image-check-pkgs:
+	$(Q)pkg-config --print-errors --exists $(PKGS) || \
+	    { echo "netreel: a -dev package for one of '$(PKGS)' is missing (mk/deps.sh)" >&2; exit 1; }
 
 image:
 	$(Q)./mk/image.sh build $(IMAGE)
