@@ -1,0 +1,88 @@
+/* netreel-capture's shared state: its configuration, its packet sources (one libpcap handle and
+ * capture thread per interface), the spool of batches not yet acknowledged by the store, and the
+ * counters /metrics exports. The loop thread owns everything but what source.h says a capture
+ * thread touches. */
+#ifndef NR_CAPTURE_CAPTURE_H
+#define NR_CAPTURE_CAPTURE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define CAPTURE_MAX_IFACES  16
+#define CAPTURE_MAX_EXCLUDE 8
+#define CAPTURE_MAX_FILTER  65536
+
+struct capture_config {
+    const char *ifaces[CAPTURE_MAX_IFACES];
+    unsigned n_ifaces;
+    uint32_t snaplen;
+    uint64_t buffer_size;
+    const char *filter;       /* --filter: the user's BPF expression, or NULL */
+    const char *bpf_override; /* --bpf-override: wins over pod targeting */
+    bool record_self;
+    uint64_t batch_bytes;
+    int64_t batch_time_ns;
+    int block_timeout_ms; /* TPACKET_V3 block timeout: how long a quiet ring holds packets */
+    const char *store;
+    const char *tls_ca, *tls_cert, *tls_key;
+    uint64_t spool_size;
+    const char *metrics_listen;
+    const char *user; /* drop to this user after opening the handles ("" or "root": stay) */
+    char node[254];
+    char capture_id[128];
+    uint16_t exclude_ports[CAPTURE_MAX_EXCLUDE]; /* TCP ports never recorded */
+    unsigned n_exclude;
+    /* pod targeting */
+    bool kube;
+    const char *kubeconfig;
+    const char *pod_regex;
+    const char *namespaces;
+    const char *excluded_namespaces;
+};
+
+/* Counters the capture adds to what libpcap reports. */
+struct capture_counters {
+    uint64_t packets, bytes; /* captured and put in batches */
+    uint64_t buffer_dropped; /* no free batch buffer in a capture thread */
+    uint64_t spool_dropped;  /* packets of batches dropped whole: the spool was full */
+    uint64_t spool_dropped_batches;
+    uint64_t batches, acked;
+    uint64_t refused_batches; /* the store said INVALID_ARGUMENT */
+    uint64_t store_errors;    /* Ingest calls that ended with an error */
+    uint64_t filter_changes;
+};
+
+struct capture_source;
+struct capture_spool;
+struct capture_uplink;
+
+struct capture {
+    uv_loop_t *loop;
+    struct capture_config cfg;
+    struct capture_source *sources[CAPTURE_MAX_IFACES];
+    unsigned n_sources;
+    uv_async_t ready; /* a capture thread has a full batch, or stopped */
+    struct capture_spool *spool;
+    struct capture_uplink *uplink;
+    uint64_t next_seq;
+    char *filter_text; /* the expression applied to every handle now */
+    bool pods_dirty;   /* the pod set changed and no batch carrying it is in the spool yet */
+    struct capture_pod *pods;
+    size_t n_pods;
+    struct capture_counters c;
+    bool stopping;
+};
+
+/* A targeted pod: what the NRB names. */
+struct capture_pod {
+    int family; /* 4 or 6 */
+    uint8_t ip[16];
+    char name_space[64];
+    char name[254];
+};
+
+int64_t capture_now_ns(void);
+
+#endif

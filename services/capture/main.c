@@ -1,0 +1,488 @@
+/* netreel-capture: records this node's interfaces with libpcap and streams the packets to its
+ * store. Flags, start-up (open the handles, apply the filter, give up privilege, start the
+ * threads), metrics, and a clean stop that delivers what it still holds. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "capture/capture.h"
+#include "capture/filter.h"
+#include "capture/pipeline.h"
+#include "capture/privs.h"
+#include "capture/source.h"
+#include "capture/spool.h"
+#include "capture/uplink.h"
+#include "rpc/addr.h"
+#include "util/httpd.h"
+#include "util/log.h"
+#include "util/metrics.h"
+#include "util/parse.h"
+#include "util/version.h"
+
+#define HEARTBEAT_NS (5 * INT64_C(1000000000))
+
+static struct capture cap;
+static struct capture_spool spool;
+static struct nr_httpd *httpd;
+static uv_signal_t sigterm, sigint;
+static uv_timer_t tick;
+static int exit_status;
+static uint64_t last_batches;
+static int64_t last_batch_ns;
+
+static const char usage_text[] =
+    "usage: netreel-capture [options]\n"
+    "Records this node's traffic with libpcap and streams it to netreel-store (DESIGN §1, §6).\n"
+    "\n"
+    "  -i, --interface IFACE     any (default), or names; repeat or separate with commas\n"
+    "  --snaplen N               bytes kept of each packet (default 262144)\n"
+    "  --buffer-size SIZE        kernel ring per interface (default 64MiB)\n"
+    "  --filter BPF              record only what this expression matches\n"
+    "  --bpf-override BPF        a raw expression that replaces pod targeting\n"
+    "  --record-self             also record netreel's own connections (debugging)\n"
+    "  --exclude-port PORT       never record TCP on this port (repeat; default: the store's)\n"
+    "  --batch-bytes SIZE        send a batch at this size (default 1MiB) ...\n"
+    "  --batch-time DUR          ... or this long after its first packet (default 200ms)\n"
+    "  --store ADDR              the store (default 127.0.0.1:8897)\n"
+    "  --tls-ca F                verify the store against this CA (turns TLS on) ...\n"
+    "  --tls-cert F --tls-key F  ... and present this client certificate (mTLS)\n"
+    "  --spool-size SIZE         batches kept until the store acknowledges them (default 256MiB)\n"
+    "  --metrics-listen ADDR     Prometheus /metrics and /healthz (default :9101; \"off\")\n"
+    "  --kube                    pod targeting from the Kubernetes API (in-cluster config) ...\n"
+    "  --kubeconfig FILE         ... or from this kubeconfig\n"
+    "  --pod-regex ERE           pods whose name matches (default .*)\n"
+    "  --namespaces NS,...       only these namespaces\n"
+    "  --excluded-namespaces NS,...\n"
+    "  --user NAME               drop to this user once the interfaces are open (default nobody)\n"
+    "  --node NAME               this node's name (default $NODE_NAME, else the host name)\n"
+    "  --log-level LEVEL         debug, info, warn or error (default info)\n"
+    "  --version, --help\n";
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("netreel-capture: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(2);
+}
+
+int64_t capture_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static uint64_t size_flag(const char *name, const char *v)
+{
+    char err[256];
+    uint64_t n;
+
+    if (nr_parse_size(v, &n, err, sizeof(err)) != 0)
+        die("--%s: %s", name, err);
+    return n;
+}
+
+static unsigned long number_flag(const char *name, const char *v, unsigned long min,
+                                 unsigned long max)
+{
+    char *end;
+    unsigned long n;
+
+    errno = 0;
+    n = strtoul(v, &end, 10);
+    if (end == v || *end || errno || n < min || n > max)
+        die("--%s: \"%s\" is not a number from %lu to %lu", name, v, min, max);
+    return n;
+}
+
+static void add_interfaces(struct capture_config *cfg, char *list)
+{
+    for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (!t[0])
+            continue;
+        if (cfg->n_ifaces == CAPTURE_MAX_IFACES)
+            die("--interface: at most %d interfaces", CAPTURE_MAX_IFACES);
+        cfg->ifaces[cfg->n_ifaces++] = t;
+    }
+}
+
+static void parse_flags(int argc, char **argv, struct capture_config *cfg)
+{
+    enum {
+        O_SNAPLEN = 256,
+        O_BUFSIZE,
+        O_FILTER,
+        O_OVERRIDE,
+        O_SELF,
+        O_EXCLUDE,
+        O_BBYTES,
+        O_BTIME,
+        O_STORE,
+        O_CA,
+        O_CERT,
+        O_KEY,
+        O_SPOOL,
+        O_METRICS,
+        O_KUBE,
+        O_KUBECONFIG,
+        O_REGEX,
+        O_NS,
+        O_XNS,
+        O_USER,
+        O_NODE,
+        O_LOG,
+        O_VERSION
+    };
+    static const struct option opts[] = {
+        {"interface", required_argument, NULL, 'i'},
+        {"snaplen", required_argument, NULL, O_SNAPLEN},
+        {"buffer-size", required_argument, NULL, O_BUFSIZE},
+        {"filter", required_argument, NULL, O_FILTER},
+        {"bpf-override", required_argument, NULL, O_OVERRIDE},
+        {"record-self", no_argument, NULL, O_SELF},
+        {"exclude-port", required_argument, NULL, O_EXCLUDE},
+        {"batch-bytes", required_argument, NULL, O_BBYTES},
+        {"batch-time", required_argument, NULL, O_BTIME},
+        {"store", required_argument, NULL, O_STORE},
+        {"tls-ca", required_argument, NULL, O_CA},
+        {"tls-cert", required_argument, NULL, O_CERT},
+        {"tls-key", required_argument, NULL, O_KEY},
+        {"spool-size", required_argument, NULL, O_SPOOL},
+        {"metrics-listen", required_argument, NULL, O_METRICS},
+        {"kube", no_argument, NULL, O_KUBE},
+        {"kubeconfig", required_argument, NULL, O_KUBECONFIG},
+        {"pod-regex", required_argument, NULL, O_REGEX},
+        {"namespaces", required_argument, NULL, O_NS},
+        {"excluded-namespaces", required_argument, NULL, O_XNS},
+        {"user", required_argument, NULL, O_USER},
+        {"node", required_argument, NULL, O_NODE},
+        {"log-level", required_argument, NULL, O_LOG},
+        {"version", no_argument, NULL, O_VERSION},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *node = getenv("NODE_NAME");
+    bool ports_given = false;
+    char err[256];
+    int c;
+
+    cfg->snaplen = 262144;
+    cfg->buffer_size = 64u << 20;
+    cfg->batch_bytes = 1u << 20;
+    cfg->batch_time_ns = 200 * INT64_C(1000000);
+    cfg->block_timeout_ms = 100;
+    cfg->store = "127.0.0.1:8897";
+    cfg->spool_size = 256u << 20;
+    cfg->metrics_listen = ":9101";
+    cfg->user = "nobody";
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "i:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'i': add_interfaces(cfg, optarg); break;
+        case O_SNAPLEN: cfg->snaplen = (uint32_t)number_flag("snaplen", optarg, 64, 262144); break;
+        case O_BUFSIZE: cfg->buffer_size = size_flag("buffer-size", optarg); break;
+        case O_FILTER: cfg->filter = optarg; break;
+        case O_OVERRIDE: cfg->bpf_override = optarg; break;
+        case O_SELF: cfg->record_self = true; break;
+        case O_EXCLUDE:
+            if (cfg->n_exclude == CAPTURE_MAX_EXCLUDE)
+                die("--exclude-port: at most %d ports", CAPTURE_MAX_EXCLUDE);
+            cfg->exclude_ports[cfg->n_exclude++] =
+                (uint16_t)number_flag("exclude-port", optarg, 1, 65535);
+            ports_given = true;
+            break;
+        case O_BBYTES: cfg->batch_bytes = size_flag("batch-bytes", optarg); break;
+        case O_BTIME:
+            if (nr_parse_duration(optarg, &cfg->batch_time_ns, err, sizeof(err)) != 0)
+                die("--batch-time: %s", err);
+            break;
+        case O_STORE: cfg->store = optarg; break;
+        case O_CA: cfg->tls_ca = optarg; break;
+        case O_CERT: cfg->tls_cert = optarg; break;
+        case O_KEY: cfg->tls_key = optarg; break;
+        case O_SPOOL: cfg->spool_size = size_flag("spool-size", optarg); break;
+        case O_METRICS: cfg->metrics_listen = optarg; break;
+        case O_KUBE: cfg->kube = true; break;
+        case O_KUBECONFIG:
+            cfg->kubeconfig = optarg;
+            cfg->kube = true;
+            break;
+        case O_REGEX: cfg->pod_regex = optarg; break;
+        case O_NS: cfg->namespaces = optarg; break;
+        case O_XNS: cfg->excluded_namespaces = optarg; break;
+        case O_USER: cfg->user = optarg; break;
+        case O_NODE: node = optarg; break;
+        case O_LOG: {
+            enum nr_log_level level;
+            if (nr_log_parse_level(optarg, &level) != 0)
+                die("--log-level: \"%s\" is not debug, info, warn or error", optarg);
+            nr_log_set_level(level);
+            break;
+        }
+        case O_VERSION: printf("netreel-capture %s\n", NR_VERSION); exit(0);
+        case 'h': fputs(usage_text, stdout); exit(0);
+        default:
+            if (optopt && optopt < 256)
+                die("option -%c is not known or needs a value (see --help)", optopt);
+            die("option %s is not known or needs a value (see --help)", argv[optind - 1]);
+        }
+    }
+    if (optind != argc)
+        die("unexpected argument \"%s\" (see --help)", argv[optind]);
+    if (cfg->n_ifaces == 0)
+        cfg->ifaces[cfg->n_ifaces++] = "any";
+    if (cfg->batch_bytes < 4096 || cfg->batch_bytes > (8u << 20))
+        die("--batch-bytes: from 4KiB to 8MiB");
+    if (cfg->batch_time_ns < 1000000 || cfg->batch_time_ns > 60 * INT64_C(1000000000))
+        die("--batch-time: from 1ms to 1m");
+    if (cfg->spool_size < 2 * cfg->batch_bytes + (1u << 20))
+        die("--spool-size: at least two batches (2 x --batch-bytes + 1MiB)");
+    if (cfg->buffer_size < (1u << 20))
+        die("--buffer-size: at least 1MiB");
+    if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL))
+        die("--tls-cert and --tls-key go together");
+    if (cfg->filter && strlen(cfg->filter) > CAPTURE_MAX_FILTER)
+        die("--filter: at most %d bytes", CAPTURE_MAX_FILTER);
+    if (cfg->bpf_override && strlen(cfg->bpf_override) > CAPTURE_MAX_FILTER)
+        die("--bpf-override: at most %d bytes", CAPTURE_MAX_FILTER);
+    if (cfg->filter && (cfg->bpf_override || cfg->kube))
+        die("--filter is for recording without a cluster; with --kube use --bpf-override");
+    if (cfg->kube)
+        die("--kube: pod targeting is not in this build yet (use --filter or --bpf-override)");
+    if (!ports_given) {
+        char host[256];
+        uint16_t port = 0;
+        if (rpc_addr_split(cfg->store, host, sizeof(host), &port, err, sizeof(err)) != 0)
+            die("--store: %s", err);
+        cfg->exclude_ports[cfg->n_exclude++] = port;
+    }
+    if (!node || !node[0]) {
+        static char hostname[256];
+        node = gethostname(hostname, sizeof(hostname) - 1) == 0 ? hostname : "unknown";
+    }
+    snprintf(cfg->node, sizeof(cfg->node), "%s", node);
+    snprintf(cfg->capture_id, sizeof(cfg->capture_id), "%.100s@%lld", cfg->node,
+             (long long)capture_now_ns());
+    for (char *p = cfg->capture_id; *p; p++)
+        if (*p <= ' ' || *p >= 0x7f)
+            *p = '_';
+}
+
+static int serve_metrics(struct nr_buf *body, const char **content_type, void *data)
+{
+    struct capture *c = data;
+    struct nr_metrics m;
+    uint64_t recv, kdrop, ifdrop, own;
+
+    capture_pipeline_counters(c, &recv, &kdrop, &ifdrop, &own);
+    nr_metrics_init(&m, body);
+    nr_metrics_family(&m, "netreel_capture_info", NR_METRICS_GAUGE,
+                      "The capture's version, node, capture id and filter.");
+    nr_metrics_u64(&m,
+                   NR_METRICS_LABELS({"version", NR_VERSION}, {"node", c->cfg.node},
+                                     {"capture_id", c->cfg.capture_id},
+                                     {"filter", c->filter_text ? c->filter_text : ""}),
+                   1);
+    nr_metrics_family(&m, "netreel_capture_packets_total", NR_METRICS_COUNTER,
+                      "Packets captured into batches.");
+    nr_metrics_u64(&m, NULL, c->c.packets);
+    nr_metrics_family(&m, "netreel_capture_bytes_total", NR_METRICS_COUNTER,
+                      "Captured bytes put in batches.");
+    nr_metrics_u64(&m, NULL, c->c.bytes);
+    nr_metrics_family(&m, "netreel_capture_kernel_received_total", NR_METRICS_COUNTER,
+                      "Packets the kernel passed the filter (pcap_stats ps_recv; counts packets "
+                      "not read yet).");
+    nr_metrics_u64(&m, NULL, recv);
+    nr_metrics_family(&m, "netreel_capture_dropped_total", NR_METRICS_COUNTER,
+                      "Packets lost, by where: kernel ring full, interface, capture buffers, "
+                      "spool full.");
+    nr_metrics_u64(&m, NR_METRICS_LABELS({"where", "kernel"}), kdrop);
+    nr_metrics_u64(&m, NR_METRICS_LABELS({"where", "interface"}), ifdrop);
+    nr_metrics_u64(&m, NR_METRICS_LABELS({"where", "buffer"}), own - c->c.spool_dropped);
+    nr_metrics_u64(&m, NR_METRICS_LABELS({"where", "spool"}), c->c.spool_dropped);
+    nr_metrics_family(&m, "netreel_capture_batches_total", NR_METRICS_COUNTER,
+                      "Batches, by what became of them.");
+    nr_metrics_u64(&m, NR_METRICS_LABELS({"result", "spooled"}), c->c.batches);
+    nr_metrics_u64(&m, NR_METRICS_LABELS({"result", "acked"}), c->c.acked);
+    nr_metrics_u64(&m, NR_METRICS_LABELS({"result", "dropped"}), c->c.spool_dropped_batches);
+    nr_metrics_u64(&m, NR_METRICS_LABELS({"result", "refused"}), c->c.refused_batches);
+    nr_metrics_family(&m, "netreel_capture_spool_bytes", NR_METRICS_GAUGE,
+                      "Bytes of batches the store has not acknowledged.");
+    nr_metrics_u64(&m, NULL, c->spool->bytes);
+    nr_metrics_family(&m, "netreel_capture_spool_max_bytes", NR_METRICS_GAUGE,
+                      "The --spool-size limit.");
+    nr_metrics_u64(&m, NULL, c->cfg.spool_size);
+    nr_metrics_family(&m, "netreel_capture_store_connected", NR_METRICS_GAUGE,
+                      "1 while the Ingest stream to the store works.");
+    nr_metrics_u64(&m, NULL, capture_uplink_connected(c->uplink) ? 1 : 0);
+    nr_metrics_family(&m, "netreel_capture_store_errors_total", NR_METRICS_COUNTER,
+                      "Ingest calls that ended with an error.");
+    nr_metrics_u64(&m, NULL, c->c.store_errors);
+    nr_metrics_family(&m, "netreel_capture_filter_changes_total", NR_METRICS_COUNTER,
+                      "Filters swapped onto the live handles.");
+    nr_metrics_u64(&m, NULL, c->c.filter_changes);
+    *content_type = NR_METRICS_CONTENT_TYPE;
+    return m.err ? m.err : 200;
+}
+
+static int serve_healthz(struct nr_buf *body, const char **content_type, void *data)
+{
+    const char *text = "ok\n";
+
+    nr_buf_append(body, text, strlen(text));
+    return 200;
+}
+
+static const struct nr_httpd_route routes[] = {
+    {"/metrics", serve_metrics, &cap},
+    {"/healthz", serve_healthz, &cap},
+};
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void uplink_closed(void *arg)
+{
+    if (httpd)
+        nr_httpd_close(httpd, NULL, NULL);
+    httpd = NULL;
+    uv_walk(cap.loop, close_walk, NULL);
+}
+
+/* Stops the threads, sends what they held, waits (5 s at most) for the store's acks. */
+static void stop(int status)
+{
+    if (cap.stopping)
+        return;
+    cap.stopping = true;
+    exit_status = status;
+    uv_signal_stop(&sigterm);
+    uv_signal_stop(&sigint);
+    uv_timer_stop(&tick);
+    for (unsigned i = 0; i < cap.n_sources; i++)
+        capture_source_stop(cap.sources[i]);
+    capture_pipeline_ready(&cap.ready);
+    capture_uplink_close(cap.uplink, 5000, uplink_closed, NULL);
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    NR_INFO("stopping", "signal=%d", signum);
+    stop(0);
+}
+
+static void on_ready(uv_async_t *a)
+{
+    char err[512];
+
+    capture_pipeline_ready(a);
+    for (unsigned i = 0; i < cap.n_sources && !cap.stopping; i++) {
+        if (capture_source_failed(cap.sources[i], err, sizeof(err))) {
+            NR_ERROR("capture failed", "err=\"%s\"", err);
+            stop(1);
+        }
+    }
+}
+
+/* An empty batch now and then keeps the store's counters and liveness current. */
+static void on_tick(uv_timer_t *t)
+{
+    int64_t now = capture_now_ns();
+
+    if (cap.c.batches != last_batches) {
+        last_batches = cap.c.batches;
+        last_batch_ns = now;
+    } else if (now - last_batch_ns >= HEARTBEAT_NS || cap.pods_dirty) {
+        capture_pipeline_heartbeat(&cap);
+        last_batches = cap.c.batches;
+        last_batch_ns = now;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    char err[1024];
+    const char *base;
+
+    parse_flags(argc, argv, &cap.cfg);
+    cap.loop = uv_default_loop();
+    cap.next_seq = 1;
+    capture_spool_init(&spool, cap.cfg.spool_size);
+    cap.spool = &spool;
+    uv_async_init(cap.loop, &cap.ready, on_ready);
+    cap.ready.data = &cap;
+    for (unsigned i = 0; i < cap.cfg.n_ifaces; i++) {
+        cap.sources[i] = capture_source_open(&cap, i, cap.cfg.ifaces[i], err, sizeof(err));
+        if (!cap.sources[i])
+            die("cannot capture on %s", err);
+        cap.n_sources++;
+    }
+    base = cap.cfg.bpf_override ? cap.cfg.bpf_override : cap.cfg.filter;
+    if (capture_filter_apply(&cap, base, err, sizeof(err)) != 0)
+        die("%s", err);
+    if (capture_drop_privileges(cap.cfg.user, err, sizeof(err)) != 0)
+        die("%s", err);
+    cap.uplink = capture_uplink_new(&cap, err, sizeof(err));
+    if (!cap.uplink)
+        die("--store: %s", err);
+    if (strcmp(cap.cfg.metrics_listen, "off") != 0 && cap.cfg.metrics_listen[0]) {
+        struct nr_httpd_config hc;
+        nr_httpd_config_init(&hc);
+        hc.listen = cap.cfg.metrics_listen;
+        hc.routes = routes;
+        hc.n_routes = sizeof(routes) / sizeof(routes[0]);
+        httpd = nr_httpd_new(cap.loop, &hc);
+        if (!httpd || nr_httpd_start(httpd, err, sizeof(err)) != 0)
+            die("--metrics-listen: %s", httpd ? err : "out of memory");
+    }
+    for (unsigned i = 0; i < cap.n_sources; i++)
+        if (capture_source_start(cap.sources[i]) != 0)
+            die("cannot start the capture thread of %s", cap.cfg.ifaces[i]);
+    uv_timer_init(cap.loop, &tick);
+    uv_timer_start(&tick, on_tick, 1000, 1000);
+    uv_signal_init(cap.loop, &sigterm);
+    uv_signal_init(cap.loop, &sigint);
+    uv_signal_start(&sigterm, on_signal, SIGTERM);
+    uv_signal_start(&sigint, on_signal, SIGINT);
+    {
+        char ifs[256] = "", sz[32];
+        size_t o = 0;
+        for (unsigned i = 0; i < cap.n_sources; i++)
+            o += (size_t)snprintf(ifs + o, sizeof(ifs) - o, "%s%s", i ? "," : "",
+                                  capture_source_name(cap.sources[i]));
+        nr_format_size(cap.cfg.spool_size, sz, sizeof(sz));
+        NR_INFO("capturing",
+                "interfaces=%s capture_id=%s store=%s uid=%d spool=%s "
+                "metrics_port=%d",
+                ifs, cap.cfg.capture_id, cap.cfg.store, (int)getuid(), sz,
+                httpd ? nr_httpd_port(httpd) : -1);
+    }
+    uv_run(cap.loop, UV_RUN_DEFAULT);
+    for (unsigned i = 0; i < cap.n_sources; i++)
+        capture_source_close(cap.sources[i]);
+    capture_spool_free(&spool);
+    free(cap.filter_text);
+    free(cap.pods);
+    uv_loop_close(cap.loop);
+    NR_INFO("stopped", "packets=%llu batches=%llu acked=%llu", (unsigned long long)cap.c.packets,
+            (unsigned long long)cap.c.batches, (unsigned long long)cap.c.acked);
+    return exit_status;
+}

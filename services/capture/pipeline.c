@@ -1,0 +1,130 @@
+/* Batches into the spool (see pipeline.h). */
+#include "capture/pipeline.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "capture/source.h"
+#include "capture/spool.h"
+#include "capture/uplink.h"
+#include "netreel/v1/store.pb-c.h"
+#include "util/log.h"
+
+void capture_pipeline_counters(struct capture *cap, uint64_t *received, uint64_t *kernel_dropped,
+                               uint64_t *interface_dropped, uint64_t *capture_dropped)
+{
+    uint64_t own = cap->c.spool_dropped;
+
+    *received = *kernel_dropped = *interface_dropped = 0;
+    for (unsigned i = 0; i < cap->n_sources; i++) {
+        struct pcap_stat st;
+        uint64_t dropped, packets, bytes;
+        capture_source_stats(cap->sources[i], &st, &dropped, &packets, &bytes);
+        *received += st.ps_recv;
+        *kernel_dropped += st.ps_drop;
+        *interface_dropped += st.ps_ifdrop;
+        own += dropped;
+    }
+    *capture_dropped = own;
+}
+
+/* Encodes and spools one batch (b may be NULL: an empty one). */
+static void spool_batch(struct capture *cap, struct capture_batch *b)
+{
+    Netreel__V1__PacketBatch m = NETREEL__V1__PACKET_BATCH__INIT;
+    Netreel__V1__Interface ifs[CAPTURE_MAX_IFACES], *ifp[CAPTURE_MAX_IFACES];
+    Netreel__V1__CaptureCounters cc = NETREEL__V1__CAPTURE_COUNTERS__INIT;
+    Netreel__V1__PodName *pods = NULL, **podp = NULL;
+    bool with_pods = cap->pods_dirty;
+    uint32_t packets = b ? b->packets : 0;
+    uint8_t *bytes = NULL;
+    size_t len;
+
+    m.capture_id = cap->cfg.capture_id;
+    m.node = cap->cfg.node;
+    m.seq = cap->next_seq;
+    for (unsigned i = 0; i < cap->n_sources; i++) {
+        netreel__v1__interface__init(&ifs[i]);
+        ifs[i].id = i;
+        ifs[i].name = (char *)capture_source_name(cap->sources[i]);
+        ifs[i].link_type = (uint32_t)capture_source_link_type(cap->sources[i]);
+        ifs[i].snaplen = cap->cfg.snaplen;
+        ifs[i].node = cap->cfg.node;
+        ifp[i] = &ifs[i];
+    }
+    m.n_interfaces = cap->n_sources;
+    m.interfaces = ifp;
+    if (with_pods) {
+        pods = calloc(cap->n_pods + 1, sizeof(*pods));
+        podp = calloc(cap->n_pods + 1, sizeof(*podp));
+        if (!pods || !podp)
+            goto dropped;
+        for (size_t i = 0; i < cap->n_pods; i++) {
+            netreel__v1__pod_name__init(&pods[i]);
+            pods[i].ip.data = cap->pods[i].ip;
+            pods[i].ip.len = cap->pods[i].family == 4 ? 4 : 16;
+            pods[i].namespace_ = cap->pods[i].name_space;
+            pods[i].name = cap->pods[i].name;
+            podp[i] = &pods[i];
+        }
+        m.pods_update = true;
+        m.n_pods = cap->n_pods;
+        m.pods = podp;
+    }
+    if (b) {
+        m.blocks.data = b->blocks.data;
+        m.blocks.len = b->blocks.len;
+        m.packet_count = b->packets;
+        m.first_ts_ns = b->first_ts_ns;
+        m.last_ts_ns = b->last_ts_ns;
+    }
+    capture_pipeline_counters(cap, &cc.received, &cc.kernel_dropped, &cc.interface_dropped,
+                              &cc.capture_dropped);
+    m.counters = &cc;
+    len = netreel__v1__packet_batch__get_packed_size(&m);
+    bytes = malloc(len ? len : 1);
+    if (!bytes)
+        goto dropped;
+    netreel__v1__packet_batch__pack(&m, bytes);
+    if (capture_spool_push(cap->spool, m.seq, bytes, len, packets, with_pods) != 0)
+        goto dropped;
+    cap->next_seq++;
+    cap->c.batches++;
+    if (with_pods)
+        cap->pods_dirty = false;
+    free(pods);
+    free(podp);
+    capture_uplink_kick(cap->uplink);
+    return;
+dropped:
+    /* Whole batches go, newest first: the spool keeps the oldest for the store. */
+    if (cap->c.spool_dropped_batches++ == 0 || cap->c.spool_dropped_batches % 1000 == 0)
+        NR_WARN("spool full: batches dropped", "dropped_batches=%llu spool_bytes=%zu",
+                (unsigned long long)cap->c.spool_dropped_batches, cap->spool->bytes);
+    cap->c.spool_dropped += packets;
+    free(bytes);
+    free(pods);
+    free(podp);
+}
+
+void capture_pipeline_ready(uv_async_t *a)
+{
+    struct capture *cap = a->data;
+
+    for (unsigned i = 0; i < cap->n_sources; i++) {
+        struct capture_batch *b = capture_source_take(cap->sources[i]), *next;
+        for (; b; b = next) {
+            next = b->next;
+            cap->c.packets += b->packets;
+            cap->c.bytes += b->bytes;
+            spool_batch(cap, b);
+            capture_source_recycle(cap->sources[i], b);
+        }
+    }
+}
+
+void capture_pipeline_heartbeat(struct capture *cap)
+{
+    spool_batch(cap, NULL);
+}

@@ -1,0 +1,21 @@
+/* From the capture threads' batches to the spool: each batch becomes a PacketBatch (capture id,
+ * the next seq, the interfaces, the pod names when they changed, the EPBs, the counters) encoded
+ * once into the spool, or dropped whole and counted when the spool is full. Also sends an empty
+ * batch with the counters (and pods) when the capture has been quiet for a while, so the store
+ * knows the capture is alive and what it dropped. */
+#ifndef NR_CAPTURE_PIPELINE_H
+#define NR_CAPTURE_PIPELINE_H
+
+#include "capture/capture.h"
+
+/* The uv_async callback of cap->ready: takes every source's handed-over batches. */
+void capture_pipeline_ready(uv_async_t *a);
+
+/* Queues an empty batch (counters, and the pod set when it changed). */
+void capture_pipeline_heartbeat(struct capture *cap);
+
+/* The counters as the store receives them (sums over the sources plus the capture's drops). */
+void capture_pipeline_counters(struct capture *cap, uint64_t *received, uint64_t *kernel_dropped,
+                               uint64_t *interface_dropped, uint64_t *capture_dropped);
+
+#endif

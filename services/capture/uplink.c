@@ -1,0 +1,241 @@
+/* The Ingest call and its reconnection (see uplink.h). */
+#include "capture/uplink.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "capture/spool.h"
+#include "netreel/v1/store.pb-c.h"
+#include "rpc/client.h"
+#include "rpc/status.h"
+#include "util/log.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+
+struct capture_uplink {
+    struct capture *cap;
+    struct rpc_channel *ch;
+    struct rpc_call *call;
+    uv_timer_t retry, deadline;
+    uint64_t backoff_ms;
+    bool acked_on_call, failing, closing;
+    void (*close_cb)(void *arg);
+    void *close_arg;
+    int handles;
+};
+
+static void start_call(struct capture_uplink *up);
+
+static void send_spool(struct capture_uplink *up)
+{
+    struct capture_spool_entry *e;
+
+    while (up->call && rpc_call_writable(up->call) && (e = capture_spool_next(up->cap->spool)))
+        if (rpc_call_send_raw(up->call, e->bytes, e->len) != 0)
+            break;
+    if (up->closing && up->call && !up->cap->spool->cursor)
+        rpc_call_close_send(up->call);
+}
+
+static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *user)
+{
+    struct capture_uplink *up = user;
+    Netreel__V1__IngestAck *ack = netreel__v1__ingest_ack__unpack(NULL, len, msg);
+
+    if (!ack) {
+        NR_WARN("the store sent an ack that does not parse", "bytes=%zu", len);
+        return;
+    }
+    up->cap->c.acked += capture_spool_ack(up->cap->spool, ack->seq);
+    netreel__v1__ingest_ack__free_unpacked(ack, NULL);
+    if (!up->acked_on_call) {
+        up->acked_on_call = true;
+        up->backoff_ms = BACKOFF_MIN_MS;
+        if (up->failing)
+            NR_INFO("store reachable again", "store=%s spool_batches=%zu", up->cap->cfg.store,
+                    up->cap->spool->entries);
+        up->failing = false;
+    }
+}
+
+static void on_writable(struct rpc_call *call, void *user)
+{
+    send_spool(user);
+}
+
+static void retry_cb(uv_timer_t *t)
+{
+    start_call(t->data);
+}
+
+static void finished(struct capture_uplink *up);
+
+static void on_done(struct rpc_call *call, int code, const char *message, void *user)
+{
+    struct capture_uplink *up = user;
+    unsigned long long seq;
+
+    up->call = NULL;
+    if (up->closing) {
+        finished(up);
+        return;
+    }
+    if (code == RPC_INVALID_ARGUMENT) {
+        /* The store refused a batch: resending it would fail forever. */
+        up->cap->c.refused_batches++;
+        if (sscanf(message, "batch seq %llu", &seq) == 1 && capture_spool_drop(up->cap->spool, seq))
+            NR_ERROR("the store refused a batch; it is dropped", "seq=%llu reason=\"%s\"", seq,
+                     message);
+        else if (up->cap->spool->head) {
+            NR_ERROR("the store refused a batch; the oldest is dropped",
+                     "seq=%" PRIu64 " reason=\"%s\"", up->cap->spool->head->seq, message);
+            capture_spool_drop(up->cap->spool, up->cap->spool->head->seq);
+        }
+    } else {
+        up->cap->c.store_errors++;
+        if (!up->failing)
+            NR_WARN("store unreachable; batches wait in the spool",
+                    "store=%s code=%s "
+                    "reason=\"%s\"",
+                    up->cap->cfg.store, rpc_code_name(code), message);
+        up->failing = true;
+    }
+    capture_spool_rewind(up->cap->spool);
+    uv_timer_start(&up->retry, retry_cb, up->backoff_ms, 0);
+    up->backoff_ms = up->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : up->backoff_ms * 2;
+}
+
+static const struct rpc_call_cbs cbs = {
+    .on_message = on_message,
+    .on_writable = on_writable,
+    .on_done = on_done,
+};
+
+static void start_call(struct capture_uplink *up)
+{
+    struct rpc_call_opts opts = {.path = "/netreel.v1.Store/Ingest", .shape = RPC_SHAPE_BIDI};
+
+    if (up->call || up->closing)
+        return;
+    up->acked_on_call = false;
+    capture_spool_rewind(up->cap->spool);
+    up->call = rpc_channel_call(up->ch, &opts, &cbs, up);
+    if (!up->call) {
+        uv_timer_start(&up->retry, retry_cb, up->backoff_ms, 0);
+        return;
+    }
+    send_spool(up);
+}
+
+struct capture_uplink *capture_uplink_new(struct capture *cap, char *err, size_t errlen)
+{
+    struct capture_uplink *up = calloc(1, sizeof(*up));
+    struct rpc_channel_config cfg;
+
+    if (!up) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    up->cap = cap;
+    up->backoff_ms = BACKOFF_MIN_MS;
+    rpc_channel_config_init(&cfg);
+    cfg.target = cap->cfg.store;
+    cfg.tls_ca = cap->cfg.tls_ca;
+    cfg.tls_cert = cap->cfg.tls_cert;
+    cfg.tls_key = cap->cfg.tls_key;
+    cfg.backoff_initial_ms = BACKOFF_MIN_MS;
+    cfg.backoff_max_ms = BACKOFF_MAX_MS;
+    cfg.limits.max_recv_size = 1 << 16; /* acks are small */
+    up->ch = rpc_channel_new(cap->loop, &cfg, err, errlen);
+    if (!up->ch) {
+        free(up);
+        return NULL;
+    }
+    uv_timer_init(cap->loop, &up->retry);
+    uv_timer_init(cap->loop, &up->deadline);
+    up->retry.data = up->deadline.data = up;
+    return up;
+}
+
+void capture_uplink_kick(struct capture_uplink *up)
+{
+    if (up->call)
+        send_spool(up);
+    else if (!uv_is_active((uv_handle_t *)&up->retry))
+        start_call(up);
+}
+
+bool capture_uplink_connected(const struct capture_uplink *up)
+{
+    return up->call && !up->failing;
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    struct capture_uplink *up = h->data;
+
+    if (--up->handles == 0) {
+        void (*cb)(void *) = up->close_cb;
+        void *arg = up->close_arg;
+        free(up);
+        if (cb)
+            cb(arg);
+    }
+}
+
+static void channel_closed(void *arg)
+{
+    struct capture_uplink *up = arg;
+
+    up->handles = 2;
+    uv_close((uv_handle_t *)&up->retry, handle_closed);
+    uv_close((uv_handle_t *)&up->deadline, handle_closed);
+}
+
+static void finished(struct capture_uplink *up)
+{
+    uv_timer_stop(&up->retry);
+    uv_timer_stop(&up->deadline);
+    if (up->ch) {
+        struct rpc_channel *ch = up->ch;
+        up->ch = NULL;
+        rpc_channel_close(ch, channel_closed, up);
+    }
+}
+
+static void deadline_cb(uv_timer_t *t)
+{
+    struct capture_uplink *up = t->data;
+
+    if (up->cap->spool->entries)
+        NR_WARN("stopping with batches the store has not acknowledged", "batches=%zu",
+                up->cap->spool->entries);
+    if (up->call)
+        rpc_call_cancel(up->call); /* on_done follows and finishes */
+    else
+        finished(up);
+}
+
+void capture_uplink_close(struct capture_uplink *up, uint64_t timeout_ms, void (*cb)(void *arg),
+                          void *arg)
+{
+    up->closing = true;
+    up->close_cb = cb;
+    up->close_arg = arg;
+    uv_timer_stop(&up->retry);
+    uv_timer_start(&up->deadline, deadline_cb, timeout_ms, 0);
+    if (!up->call && up->cap->spool->entries) {
+        /* One last try to deliver what is left. */
+        struct rpc_call_opts opts = {.path = "/netreel.v1.Store/Ingest", .shape = RPC_SHAPE_BIDI};
+        capture_spool_rewind(up->cap->spool);
+        up->call = rpc_channel_call(up->ch, &opts, &cbs, up);
+    }
+    if (up->call)
+        send_spool(up);
+    else
+        finished(up);
+}
