@@ -191,7 +191,7 @@ static void parse_flags(int argc, char **argv, struct capture_config *cfg)
     cfg->metrics_listen = ":9101";
     cfg->user = "nobody";
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "i:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":i:h", opts, NULL)) != -1) {
         switch (c) {
         case 'i': add_interfaces(cfg, optarg); break;
         case O_SNAPLEN: cfg->snaplen = (uint32_t)number_flag("snaplen", optarg, 64, 262144); break;
@@ -236,10 +236,8 @@ static void parse_flags(int argc, char **argv, struct capture_config *cfg)
         }
         case O_VERSION: printf("netreel-capture %s\n", NR_VERSION); exit(0);
         case 'h': fputs(usage_text, stdout); exit(0);
-        default:
-            if (optopt && optopt < 256)
-                die("option -%c is not known or needs a value (see --help)", optopt);
-            die("option %s is not known or needs a value (see --help)", argv[optind - 1]);
+        case ':': die("option %s needs a value (see --help)", argv[optind - 1]);
+        default: die("option %s is not known (see --help)", argv[optind - 1]);
         }
     }
     if (optind != argc)

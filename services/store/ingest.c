@@ -181,11 +181,10 @@ static int store_batch(struct store_ingest *ig, const Netreel__V1__PacketBatch *
     return RPC_OK;
 }
 
+/* Checks that the call's batches keep to one capture id, and finds its stream (NULL for a
+ * capture id the store has not seen: it is added once a batch of it passed the checks). */
 static int bind_stream(struct store_ingest *ig, const char *capture_id, char *err, size_t errlen)
 {
-    struct store *s = ig->s;
-    int rc;
-
     if (ig->st) {
         if (strcmp(ig->st->capture_id, capture_id) == 0)
             return RPC_OK;
@@ -198,16 +197,30 @@ static int bind_stream(struct store_ingest *ig, const char *capture_id, char *er
                  STORE_INDEX_MAX_ID);
         return RPC_INVALID_ARGUMENT;
     }
-    ig->st = store_stream_find(s, capture_id);
-    if (!ig->st) {
-        rc = store_stream_add(s, capture_id, &ig->st);
-        if (rc != 0) {
-            snprintf(err, errlen, "out of memory");
-            return RPC_RESOURCE_EXHAUSTED;
-        }
+    ig->st = store_stream_find(ig->s, capture_id);
+    if (ig->st)
+        NR_INFO("ingest resumed", "peer=%s capture=%s last_seq=%llu", ig->peer, capture_id,
+                (unsigned long long)ig->st->last_seq);
+    return RPC_OK;
+}
+
+/* A new capture id whose first batch passed the checks becomes a stream. */
+static int add_stream(struct store_ingest *ig, const char *capture_id, char *err, size_t errlen)
+{
+    size_t n = 0;
+
+    for (const struct store_stream *st = ig->s->streams; st; st = st->next)
+        n++;
+    if (n >= STORE_MAX_STREAMS) {
+        snprintf(err, errlen,
+                 "too many capture streams (%zu); restart the store to forget old ones", n);
+        return RPC_RESOURCE_EXHAUSTED;
     }
-    NR_INFO("ingest started", "peer=%s capture=%s last_seq=%llu", ig->peer, capture_id,
-            (unsigned long long)ig->st->last_seq);
+    if (store_stream_add(ig->s, capture_id, &ig->st) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return RPC_RESOURCE_EXHAUSTED;
+    }
+    NR_INFO("ingest started", "peer=%s capture=%s", ig->peer, capture_id);
     return RPC_OK;
 }
 
@@ -225,7 +238,7 @@ static int handle(struct store_ingest *ig, const Netreel__V1__PacketBatch *b, ch
     if (code != RPC_OK)
         return code;
     st = ig->st;
-    if (st->have_seq && b->seq <= st->last_seq) {
+    if (st && st->have_seq && b->seq <= st->last_seq) {
         st->duplicates++;
         s->batches_duplicate++;
         written(ig, st->last_seq);
@@ -234,6 +247,12 @@ static int handle(struct store_ingest *ig, const Netreel__V1__PacketBatch *b, ch
     if (store_batch_check(&s->cfg, st, b, now_ns, ifaces, &n_ifaces, &info, err, errlen) != 0) {
         s->batches_refused++;
         return RPC_INVALID_ARGUMENT;
+    }
+    if (!st) {
+        code = add_stream(ig, b->capture_id, err, errlen);
+        if (code != RPC_OK)
+            return code;
+        st = ig->st;
     }
     if (b->pods_update) {
         struct store_pods *pods = store_batch_pods(b);

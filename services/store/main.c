@@ -123,7 +123,7 @@ static void parse_flags(int argc, char **argv, struct store_config *cfg)
     cfg->max_future_ns = 3600 * INT64_C(1000000000);
     cfg->max_past_ns = 30 * 86400 * INT64_C(1000000000);
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'l': cfg->listen = optarg; break;
         case 'd': cfg->data_dir = optarg; break;
@@ -148,10 +148,8 @@ static void parse_flags(int argc, char **argv, struct store_config *cfg)
         }
         case 'V': printf("netreel-store %s\n", NR_VERSION); exit(0);
         case 'h': fputs(usage_text, stdout); exit(0);
-        default:
-            if (optopt)
-                die("option -%c is not known or needs a value (see --help)", optopt);
-            die("option %s is not known or needs a value (see --help)", argv[optind - 1]);
+        case ':': die("option %s needs a value (see --help)", argv[optind - 1]);
+        default: die("option %s is not known (see --help)", argv[optind - 1]);
         }
     }
     if (optind != argc)

@@ -26,8 +26,8 @@
 struct snap_src {
     struct store_segment *seg;
     struct store_run run; /* a copy: the active segment's run array may move */
-    uint32_t stream;   /* index into snap->streams */
-    uint64_t pos, end; /* file offsets still to read */
+    uint32_t stream;      /* index into snap->streams */
+    uint64_t pos, end;    /* file offsets still to read */
     struct nr_buf buf;
     size_t bpos;
     struct pcapng_epb epb;
@@ -37,7 +37,7 @@ struct snap_src {
 
 struct snap_stream {
     struct store_stream *st;
-    uint32_t base; /* output id of its interface 0 */
+    uint32_t base;                     /* output id of its interface 0 */
     struct store_run min_run, max_run; /* by seq; valid when has_runs */
     bool has_runs;
     int64_t first_ts, last_ts;

@@ -100,7 +100,8 @@ static void start(struct store *s)
     job->s = s;
     job->n = 0;
     job->errors = 0;
-    memcpy(job->fds, s->sync_fds, s->n_sync_fds * sizeof(int));
+    if (s->n_sync_fds)
+        memcpy(job->fds, s->sync_fds, s->n_sync_fds * sizeof(int));
     job->n = s->n_sync_fds;
     s->n_sync_fds = 0;
     for (struct store_segment *seg = s->seg_head; seg; seg = seg->next) {
