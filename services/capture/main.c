@@ -62,6 +62,8 @@ static const char usage_text[] =
     "  --excluded-namespaces NS,...\n"
     "  --user NAME               drop to this user once the interfaces are open (default nobody)\n"
     "  --node NAME               this node's name (default $NODE_NAME, else the host name)\n"
+    "  --read-mode thread|poll   read each interface in its own thread (default) or on the\n"
+    "                            event loop; for measuring (docs/benchmarks.md)\n"
     "  --log-level LEVEL         debug, info, warn or error (default info)\n"
     "  --version, --help\n";
 
@@ -146,7 +148,8 @@ static void parse_flags(int argc, char **argv, struct capture_config *cfg)
         O_USER,
         O_NODE,
         O_LOG,
-        O_VERSION
+        O_VERSION,
+        O_READ
     };
     static const struct option opts[] = {
         {"interface", required_argument, NULL, 'i'},
@@ -172,6 +175,7 @@ static void parse_flags(int argc, char **argv, struct capture_config *cfg)
         {"user", required_argument, NULL, O_USER},
         {"node", required_argument, NULL, O_NODE},
         {"log-level", required_argument, NULL, O_LOG},
+        {"read-mode", required_argument, NULL, O_READ},
         {"version", no_argument, NULL, O_VERSION},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -234,6 +238,11 @@ static void parse_flags(int argc, char **argv, struct capture_config *cfg)
             nr_log_set_level(level);
             break;
         }
+        case O_READ:
+            if (strcmp(optarg, "thread") != 0 && strcmp(optarg, "poll") != 0)
+                die("--read-mode: \"%s\" is not thread or poll", optarg);
+            cfg->read_mode_poll = strcmp(optarg, "poll") == 0;
+            break;
         case O_VERSION: printf("netreel-capture %s\n", NR_VERSION); exit(0);
         case 'h': fputs(usage_text, stdout); exit(0);
         case ':': die("option %s needs a value (see --help)", argv[optind - 1]);

@@ -24,6 +24,9 @@ struct capture_source {
     int link_type;
     pthread_t thread;
     bool started;
+    bool polling; /* --read-mode poll: read on the loop when the ring has a block */
+    uv_poll_t poll;
+    uv_timer_t poll_timer; /* batch-time flushes and filter swaps in poll mode */
     /* thread-owned */
     struct capture_batch *cur;
     struct nr_buf scratch;
@@ -353,10 +356,53 @@ int capture_source_set_filter(struct capture_source *src, struct bpf_program *pr
     return 0;
 }
 
+/* Poll mode: one read of what the ring holds, then the same bookkeeping as the thread. */
+static void poll_read(struct capture_source *src)
+{
+    int n = pcap_dispatch(src->pcap, -1, on_packet, (u_char *)src);
+
+    if (n < 0 && n != PCAP_ERROR_BREAK) {
+        pthread_mutex_lock(&src->lock);
+        snprintf(src->error, sizeof(src->error), "%s", pcap_geterr(src->pcap));
+        pthread_mutex_unlock(&src->lock);
+        uv_poll_stop(&src->poll);
+        uv_async_send(&src->cap->ready);
+        return;
+    }
+    apply_pending(src);
+    if (src->cur && now_mono_ns() - src->cur->started_ns >= src->cap->cfg.batch_time_ns)
+        flush(src);
+}
+
+static void on_readable(uv_poll_t *p, int status, int events)
+{
+    poll_read(p->data);
+}
+
+static void on_poll_timer(uv_timer_t *t)
+{
+    poll_read(t->data);
+}
+
 int capture_source_start(struct capture_source *src)
 {
-    int rc = pthread_create(&src->thread, NULL, run, src);
+    int rc;
 
+    if (src->cap->cfg.read_mode_poll) {
+        char perr[PCAP_ERRBUF_SIZE];
+        int fd = pcap_get_selectable_fd(src->pcap);
+        if (fd < 0 || pcap_setnonblock(src->pcap, 1, perr) != 0)
+            return -EINVAL;
+        uv_poll_init(src->cap->loop, &src->poll, fd);
+        uv_timer_init(src->cap->loop, &src->poll_timer);
+        src->poll.data = src->poll_timer.data = src;
+        uv_poll_start(&src->poll, UV_READABLE, on_readable);
+        uv_timer_start(&src->poll_timer, on_poll_timer, (uint64_t)src->cap->cfg.block_timeout_ms,
+                       (uint64_t)src->cap->cfg.block_timeout_ms);
+        src->polling = src->started = true;
+        return 0;
+    }
+    rc = pthread_create(&src->thread, NULL, run, src);
     if (rc != 0)
         return -rc;
     src->started = true;
@@ -419,6 +465,16 @@ void capture_source_stop(struct capture_source *src)
 {
     if (!src->started)
         return;
+    if (src->polling) {
+        poll_read(src);
+        flush(src);
+        uv_poll_stop(&src->poll);
+        uv_timer_stop(&src->poll_timer);
+        uv_close((uv_handle_t *)&src->poll, NULL);
+        uv_close((uv_handle_t *)&src->poll_timer, NULL);
+        src->started = src->polling = false;
+        return;
+    }
     __atomic_store_n(&src->stop, 1, __ATOMIC_RELEASE);
     pcap_breakloop(src->pcap);
     pthread_join(src->thread, NULL);
