@@ -445,11 +445,12 @@ int main(int argc, char **argv)
     base = cap.cfg.bpf_override ? cap.cfg.bpf_override : cap.cfg.filter;
     if (capture_filter_apply(&cap, base, err, sizeof(err)) != 0)
         die("%s", err);
-    if (capture_drop_privileges(cap.cfg.user, err, sizeof(err)) != 0)
-        die("%s", err);
+    /* TLS material is read now, while the files are still readable to us. */
     cap.uplink = capture_uplink_new(&cap, err, sizeof(err));
     if (!cap.uplink)
         die("--store: %s", err);
+    if (capture_drop_privileges(cap.cfg.user, err, sizeof(err)) != 0)
+        die("%s", err);
     if (strcmp(cap.cfg.metrics_listen, "off") != 0 && cap.cfg.metrics_listen[0]) {
         struct nr_httpd_config hc;
         nr_httpd_config_init(&hc);

@@ -33,7 +33,7 @@ CHART = REPO / "helm" / "netreel"
 FULL_VALUES = REPO / "tests" / "helm" / "values-full.yaml"
 VALIDATOR = REPO / "tests" / "helm" / "validate.mjs"
 NS = "recorder"
-CAPS = {"capture": ["NET_RAW", "NET_ADMIN"], "data-owner": ["CHOWN"]}
+CAPS = {"capture": ["NET_RAW", "NET_ADMIN", "SETUID", "SETGID"], "data-owner": ["CHOWN"]}
 
 
 def cache_dir():
