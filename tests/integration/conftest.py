@@ -637,3 +637,129 @@ def start_grpc_server(rpctest, certs):
 def grpc_server(start_grpc_server):
     """A plaintext grpcio server implementing netreel.rpctest.Test (and Health)."""
     return start_grpc_server("plaintext")
+
+
+# ---- netreel-store (tests/integration/test_store_*.py) -----------------------------------------
+# The processes, tools and pcapng reader are in store_helpers.py; these fixtures own their
+# lifetimes: every store is stopped on teardown (SIGTERM, exit 0, no sanitizer report).
+
+import store_helpers  # noqa: E402  (beside this file; pytest puts this directory on sys.path)
+
+
+@pytest.fixture(scope="session")
+def store_bins(build_dir):
+    """Paths of netreel-store, store-feeder and store-snapshot in NETREEL_BUILD."""
+    b = types.SimpleNamespace(store=build_dir / "bin" / "netreel-store",
+                              feeder=build_dir / "tests" / "store-feeder",
+                              snapshot=build_dir / "tests" / "store-snapshot")
+    missing = [str(p) for p in vars(b).values() if not (p.is_file() and os.access(p, os.X_OK))]
+    if missing:
+        pytest.fail("missing program(s): " + ", ".join(missing) + " -- build them with `make`",
+                    pytrace=False)
+    return b
+
+
+@pytest.fixture(scope="session")
+def store_pb(tmp_path_factory, protos):
+    """netreel.v1 messages (common.proto and store.proto) as one namespace, generated with protoc
+    at test time; .health is grpc.health.v1."""
+    out = tmp_path_factory.mktemp("pb-store")
+    cmd = ["protoc", f"--python_out={out}", "-Iproto", "proto/netreel/v1/common.proto",
+           "proto/netreel/v1/store.proto"]
+    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stderr}", pytrace=False)
+    # store_pb2 imports "netreel.v1.common_pb2": make the generated tree importable.
+    sys.path.insert(0, str(out))
+    import importlib
+    mods = [importlib.import_module("netreel.v1.common_pb2"),
+            importlib.import_module("netreel.v1.store_pb2")]
+    ns = types.SimpleNamespace(health=protos.health)
+    for m in mods:
+        for name in list(m.DESCRIPTOR.message_types_by_name) + list(m.DESCRIPTOR.enum_types_by_name):
+            setattr(ns, name, getattr(m, name))
+    return ns
+
+
+@pytest.fixture
+def stores(store_bins, tmp_path):
+    """start(*args, data_dir=None, node='node-a', metrics=True, wait=True) -> StoreProc:
+    netreel-store --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 (or off) --node NODE
+    --data-dir DATA_DIR(tmp_path/data) ARGS, waited for until its msg=serving line."""
+    started = []
+
+    def start(*args, data_dir=None, node="node-a", metrics=True, wait=True):
+        data_dir = Path(data_dir or tmp_path / "data")
+        argv = [store_bins.store, "--listen", "127.0.0.1:0",
+                "--metrics-listen", "127.0.0.1:0" if metrics else "off",
+                "--node", node, "--data-dir", data_dir, *args]
+        s = store_helpers.StoreProc(argv, data_dir, tmp_path / f"store-{len(started)}.stderr")
+        started.append(s)
+        if wait:
+            s.wait_serving()
+        return s
+
+    yield start
+    problems = []
+    for s in started:
+        problems += s.stop()
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def feeder(store_bins):
+    """feed(store, *args, capture_id='cap-1', node='node-a', expect_ok=True, timeout=300) ->
+    dict: runs store-feeder --store ADDR --capture-id ID --node NODE ARGS and returns its JSON
+    line (plus 'rc' and 'stderr'). expect_ok: exit 0, status OK, every batch acked."""
+
+    def feed(store, *args, capture_id="cap-1", node="node-a", expect_ok=True, timeout=300,
+             addr=None):
+        argv = [store_bins.feeder, "--store", addr or store.addr, "--capture-id", capture_id,
+                "--node", node, *args]
+        r, obj = store_helpers.run_tool(argv, timeout=timeout)
+        where = (f"{' '.join(map(str, argv))} (exit {r.returncode})\nstdout: {r.stdout!r}\n"
+                 f"stderr:\n{tail(r.stderr)}")
+        if obj is None:
+            pytest.fail(f"store-feeder printed no JSON line: {where}", pytrace=False)
+        if expect_ok and (r.returncode != 0 or obj["status"] != 0 or
+                          obj["acked_seq"] != obj["last_seq"]):
+            pytest.fail(f"store-feeder did not get everything acked: {where}", pytrace=False)
+        obj["rc"] = r.returncode
+        obj["stderr"] = r.stderr
+        return obj
+
+    return feed
+
+
+@pytest.fixture
+def snapshot_tool(store_bins):
+    """snap(store, out, *args, expect_ok=True) -> dict: store-snapshot --store ADDR -o OUT ARGS,
+    its JSON line (plus 'rc' and 'stderr')."""
+
+    def snap(store, out, *args, expect_ok=True, timeout=300):
+        argv = [store_bins.snapshot, "--store", store.addr, "-o", out, *args]
+        r, obj = store_helpers.run_tool(argv, timeout=timeout)
+        where = (f"{' '.join(map(str, argv))} (exit {r.returncode})\nstdout: {r.stdout!r}\n"
+                 f"stderr:\n{tail(r.stderr)}")
+        if obj is None:
+            pytest.fail(f"store-snapshot printed no JSON line: {where}", pytrace=False)
+        if expect_ok and (r.returncode != 0 or obj["status"] != 0 or not obj["header"] or
+                          not obj["summary"]):
+            pytest.fail(f"store-snapshot failed: {where}", pytrace=False)
+        obj["rc"] = r.returncode
+        obj["stderr"] = r.stderr
+        return obj
+
+    return snap
+
+
+@pytest.fixture
+def store_client(grpc_channel, store_pb):
+    """client(store, mode='plaintext', client='client') -> store_helpers.StoreStub (grpcio)."""
+
+    def make(store, mode="plaintext", client="client"):
+        return store_helpers.StoreStub(grpc_channel(store.port, mode, client), store_pb,
+                                       store_pb.health)
+
+    return make

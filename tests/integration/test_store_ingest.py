@@ -1,0 +1,177 @@
+"""netreel-store: what goes in comes out (DESIGN §3-§5, issue 3).
+
+  * ingest -> snapshot round trip, byte-exact per packet, against store-feeder's --dump; the
+    segments on disk hold the same packets;
+  * two capture streams with interleaved timestamps merge into one non-decreasing stream;
+  * a stock grpcio client: Snapshot (chunks <= 1 MiB), Stats consistent with what was fed,
+    grpc.health.v1 Check;
+  * a resend of batches already written is acked and not stored twice.
+"""
+
+import threading
+
+import grpc
+import pytest
+
+import store_helpers as sh
+
+
+def ts_base():
+    """A whole second ten minutes ago: inside the store's sane range and its 1h max-time."""
+    return (sh.now_ns() // 10**9 - 600) * 10**9
+
+
+def test_round_trip_is_byte_exact(stores, feeder, snapshot_tool, tmp_path):
+    store = stores("--max-size", "64MiB")
+    n = int(20000 * sh.SCALE)
+    t0, step = ts_base(), 1000
+    dump = tmp_path / "sent.pcapng"
+    fed = feeder(store, "--packets", n, "--ts-start", t0, "--ts-step", step,
+                 "--batch-bytes", "256KiB", "--iface", "eth7", "--dump", dump,
+                 capture_id="roundtrip", node="node-x")
+    assert fed["packets"] == n and fed["batches"] > 3, fed
+
+    sent = sh.read_pcapng(dump).packets
+    assert len(sent) == n
+    assert [p.ts_ns for p in sent] == [t0 + i * step for i in range(n)]
+
+    out = tmp_path / "snap.pcapng"
+    snap = snapshot_tool(store, out)
+    got = sh.read_pcapng(out)
+    assert snap["packets"] == n, snap
+    assert len(got.packets) == n, f"snapshot holds {len(got.packets)} packets, {n} were sent"
+    for i, (a, b) in enumerate(zip(sent, got.packets)):
+        assert a.key() == b.key(), (f"packet {i} differs: sent ts={a.ts_ns} caplen={a.caplen} "
+                                    f"origlen={a.origlen}, got ts={b.ts_ns} caplen={b.caplen} "
+                                    f"origlen={b.origlen}; data equal: {a.data == b.data}")
+    assert snap["oldest_ns"] == t0 and snap["newest_ns"] == t0 + (n - 1) * step, snap
+    # The interface keeps its name, its node and its link type.
+    assert [(i.name, i.link_type) for i in got.interfaces] == [("node-x/eth7", 1)]
+    assert snap["bytes"] == sum(32 + sh.pad4(p.caplen) for p in sent), snap
+
+    # The segments on disk hold exactly the same packets, in order.
+    on_disk = []
+    for seg in sh.segment_files(store.data_dir):
+        on_disk += sh.read_pcapng(seg).keys()
+    assert on_disk == [p.key() for p in sent], "the segment files do not hold what was sent"
+
+
+def test_two_captures_merge_in_time_order(stores, feeder, snapshot_tool, tmp_path):
+    store = stores("--max-size", "64MiB")
+    n = int(12000 * sh.SCALE)
+    t0 = ts_base()
+    # a: t0, t0+3us, ...; b: t0+1us, t0+3us, t0+5us, ...: interleaved, with equal timestamps.
+    runs = {"cap-a": dict(ts=t0, step=3000, iface="eth0", node="node-a"),
+            "cap-b": dict(ts=t0 + 1000, step=2000, iface="eth1", node="node-b")}
+    results, errors = {}, []
+
+    def run(cid, r):
+        try:
+            results[cid] = feeder(store, "--packets", n, "--ts-start", r["ts"], "--ts-step",
+                                  r["step"], "--batch-bytes", "128KiB", "--iface", r["iface"],
+                                  "--dump", tmp_path / f"{cid}.pcapng", capture_id=cid,
+                                  node=r["node"])
+        except BaseException as e:  # pytest.fail raises a BaseException
+            errors.append(f"{cid}: {e}")
+
+    threads = [threading.Thread(target=run, args=kv) for kv in runs.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+    assert not errors, "\n".join(errors)
+
+    out = tmp_path / "snap.pcapng"
+    snap = snapshot_tool(store, out)
+    got = sh.read_pcapng(out)
+    names = sorted(i.name for i in got.interfaces)
+    assert names == ["node-a/eth0", "node-b/eth1"], f"header interfaces: {names}"
+    ts = [p.ts_ns for p in got.packets]
+    back = [i for i in range(1, len(ts)) if ts[i] < ts[i - 1]]
+    assert not back, f"timestamps go backwards at packets {back[:10]}"
+    assert len(got.packets) == 2 * n == snap["packets"], snap
+
+    by_name = {i.name: k for k, i in enumerate(got.interfaces)}
+    for cid, r in runs.items():
+        ifid = by_name[f"{r['node']}/{r['iface']}"]
+        sent = sh.read_pcapng(tmp_path / f"{cid}.pcapng").keys()
+        mine = [p.key() for p in got.packets if p.ifid == ifid]
+        assert mine == sent, f"{cid}: the snapshot's packets on its interface differ from --dump"
+    assert min(ts) == t0 and max(ts) == max(t0 + (n - 1) * 3000, t0 + 1000 + (n - 1) * 2000)
+
+
+def test_grpcio_snapshot_stats_and_health(stores, feeder, store_client, store_pb, tmp_path):
+    store = stores("--max-size", "256MiB", node="node-g")
+    client = store_client(store)
+    n = int(30000 * sh.SCALE)
+    t0, step = ts_base(), 500
+    dump = tmp_path / "sent.pcapng"
+    fed = feeder(store, "--packets", n, "--ts-start", t0, "--ts-step", step, "--dump", dump,
+                 capture_id="grpcio-1", node="node-g")
+    sent = sh.read_pcapng(dump)
+
+    # Snapshot, reassembled from its chunks (shape and the 1 MiB bound checked by the helper).
+    res = client.snapshot()
+    assert res.keys() == sent.keys(), "grpcio snapshot differs from what was sent"
+    if not sh.ASAN:
+        assert len(res.chunk_sizes) > 1, "a window of several MiB came in one message"
+    assert res.header.node == "node-g"
+    assert [(i.name, i.node, i.link_type) for i in res.header.interfaces] == \
+        [("eth0", "node-g", 1)]
+    assert res.summary.packets == n
+    assert res.summary.bytes == sum(res.chunk_sizes) == fed["bytes"]
+    assert res.summary.oldest_ns == t0 and res.summary.newest_ns == t0 + (n - 1) * step
+
+    # Stats: what was fed, where it is.
+    st = client.stats()
+    segs = sh.segment_files(store.data_dir)
+    assert st.node == "node-g"
+    assert st.packets == n, st
+    assert st.segments == len(segs), f"Stats.segments {st.segments}, {len(segs)} on disk"
+    assert st.oldest_ns == t0 and st.newest_ns == t0 + (n - 1) * step, st
+    assert st.max_bytes == 256 * sh.MIB
+    assert st.max_time_ns == 3600 * 10**9
+    on_disk = sum(-(-f.stat().st_size // 4096) * 4096
+                  for f in store.data_dir.glob("*/*") if f.suffix in (".pcapng", ".idx"))
+    assert st.bytes == on_disk, f"Stats.bytes {st.bytes}, segments+indexes in 4 KiB blocks {on_disk}"
+    assert len(st.captures) == 1, st
+    c = st.captures[0]
+    assert c.capture_id == "grpcio-1"
+    assert (c.last_seq, c.batches, c.packets, c.bytes) == \
+        (fed["last_seq"], fed["batches"], n, fed["bytes"]), c
+    assert c.counters.received == n, c
+    assert c.last_batch_ns > 0
+    assert all(d.segments == 0 for d in st.deletions), st.deletions
+
+    # grpc.health.v1: the store's service and the server as a whole are SERVING.
+    H = store_pb.health.HealthCheckResponse
+    for svc in ("netreel.v1.Store", ""):
+        r = client.Check(store_pb.health.HealthCheckRequest(service=svc), timeout=10)
+        assert r.status == H.SERVING, f"Check({svc!r}) -> {r}"
+    with pytest.raises(grpc.RpcError) as e:
+        client.Check(store_pb.health.HealthCheckRequest(service="no.such.Service"), timeout=10)
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND, e.value
+
+
+def test_resend_is_acked_and_not_duplicated(stores, feeder, store_client, tmp_path):
+    store = stores("--max-size", "64MiB")
+    client = store_client(store)
+    n = int(8000 * sh.SCALE)
+    args = ["--packets", n, "--ts-start", ts_base(), "--batch-bytes", "64KiB"]
+    first = feeder(store, *args, "--dump", tmp_path / "a.pcapng", capture_id="dup")
+    before = sh.dir_state(store.data_dir)
+    again = feeder(store, *args, "--dump", tmp_path / "b.pcapng", capture_id="dup")
+    assert again["acked_seq"] == first["last_seq"], again
+    assert sh.dir_state(store.data_dir) == before, "a resend changed the data directory"
+    # The stream goes on after the resend: the next seqs are stored after what was there.
+    t1 = ts_base() + 10**9
+    more = feeder(store, "--packets", n, "--ts-start", t1, "--batch-bytes", "64KiB",
+                  "--seq-start", first["last_seq"] + 1, "--dump", tmp_path / "c.pcapng",
+                  capture_id="dup")
+    assert more["acked_seq"] == more["last_seq"] > first["last_seq"], more
+    res = client.snapshot()
+    want = sh.read_pcapng(tmp_path / "a.pcapng").keys() + sh.read_pcapng(tmp_path / "c.pcapng").keys()
+    assert res.keys() == want, \
+        "after a resend and more batches, the store does not hold each packet exactly once"
+    c = client.stats().captures[0]
+    assert (c.last_seq, c.packets) == (more["last_seq"], 2 * n), c
