@@ -258,3 +258,37 @@ def test_store_keeps_serving_after_the_lies(ctx):
     H = ctx.pb.health.HealthCheckResponse
     assert ctx.stub.Check(ctx.pb.health.HealthCheckRequest(service="netreel.v1.Store"),
                           timeout=10).status == H.SERVING
+
+
+def test_capture_id_cannot_leave_the_data_dir(stores, store_client, store_pb, tmp_path):
+    """capture_id is the capture's to choose (printable ASCII): path separators and dot-dots in
+    it name a stream, never a place outside the data directory; it survives a restart as it
+    was, and so does the resend check."""
+    data = tmp_path / "deep" / "data"
+    data.parent.mkdir()
+    store = stores("--max-size", "64MiB", data_dir=data)
+    client = store_client(store)
+    ids = ["../../../escape", "a/b", "..", ".", "x/../../y"]
+    t = (sh.now_ns() // 10**9 - 300) * 10**9
+    for k, cid in enumerate(ids):
+        pk = [(0, t + k * 10**6 + i, sh.frame(i, 100)) for i in range(10)]
+        acks, err = sh.ingest(client, [sh.make_batch(store_pb, cid, 1, pk, interfaces=IFACES)])
+        assert err is None and acks[-1].seq == 1, (cid, err)
+    outside = [p for p in tmp_path.rglob("*")
+               if not (p == data or data in p.parents or p == data.parent or
+                       p.name.endswith(".stderr"))]
+    assert not outside, f"files outside the data directory: {outside}"
+    assert sorted(c.capture_id for c in client.stats().captures) == sorted(ids)
+    assert len(client.snapshot().packets) == 10 * len(ids)
+
+    assert store.stop() == []
+    store = stores("--max-size", "64MiB", data_dir=data)
+    client = store_client(store)
+    st = client.stats()
+    assert sorted((c.capture_id, c.last_seq) for c in st.captures) == sorted((i, 1) for i in ids)
+    before = sh.dir_state(data)
+    for cid in ids:  # a resend after the restart is recognised as one
+        pk = [(0, t + 5, sh.frame(1, 100))]
+        acks, err = sh.ingest(client, [sh.make_batch(store_pb, cid, 1, pk, interfaces=IFACES)])
+        assert err is None and acks[-1].seq == 1, (cid, err)
+    assert sh.dir_state(data) == before

@@ -175,3 +175,65 @@ def test_resend_is_acked_and_not_duplicated(stores, feeder, store_client, tmp_pa
         "after a resend and more batches, the store does not hold each packet exactly once"
     c = client.stats().captures[0]
     assert (c.last_seq, c.packets) == (more["last_seq"], 2 * n), c
+
+
+def test_interfaces_extended_and_pod_names_reach_files_and_snapshots(stores, store_client,
+                                                                     snapshot_tool, store_pb,
+                                                                     tmp_path):
+    """A capture that adds an interface mid-stream and changes its pod set: the segment gets the
+    new IDB and NRBs, the snapshot header names both interfaces and the pods of the window."""
+    store = stores("--max-size", "64MiB")
+    client = store_client(store)
+    t = ts_base()
+    web = (bytes([10, 0, 0, 1]), "default", "web")
+    dns = (bytes([10, 0, 0, 2]), "kube-system", "dns")
+    api = (bytes.fromhex("fd000000000000000000000000000001"), "default", "api")
+    one = [("eth0", 1, 65535)]
+    two = one + [("eth1", 1, 65535)]
+
+    def pk(ifid, k):
+        return (ifid, t + k * 1000, sh.frame(k, 60 + 10 * (k % 50)))
+
+    b1 = [pk(0, k) for k in range(0, 100)]
+    b2 = [pk(k % 2, k) for k in range(100, 200)]
+    b3 = [pk(k % 2, k) for k in range(200, 300)]
+    batches = [sh.make_batch(store_pb, "ifx", 1, b1, interfaces=one, node="node-p", pods=[web]),
+               sh.make_batch(store_pb, "ifx", 2, b2, interfaces=two, node="node-p"),
+               sh.make_batch(store_pb, "ifx", 3, [], node="node-p", pods=[dns, api]),
+               sh.make_batch(store_pb, "ifx", 4, b3, node="node-p")]
+    acks, err = sh.ingest(client, batches)
+    assert err is None, f"{err.code()}: {err.details()}"
+    assert acks and acks[-1].seq == 4, acks
+    sent = b1 + b2 + b3
+
+    # The segment: a pcapng with both IDBs and the pod names, that tshark reads.
+    segs = sh.segment_files(store.data_dir)
+    problems, parsed = sh.wireshark_check(segs)
+    assert not problems, "\n".join(problems)
+    ifnames = [i.name for s in segs for i in parsed[s].interfaces]
+    assert any(n.endswith("eth0") for n in ifnames) and any(n.endswith("eth1") for n in ifnames), \
+        ifnames
+    names = {n for s in segs for _, n in parsed[s].names}
+    assert {"default/web", "kube-system/dns", "default/api"} <= names, names
+    on_disk = [p for s in segs for p in parsed[s].packets]
+    assert [(p.ts_ns, p.data) for p in on_disk] == [(t, d) for _, t, d in sent]
+
+    # The snapshot: both interfaces (of node-p), every packet on its own interface.
+    res = client.snapshot()
+    assert [(i.name, i.node) for i in res.header.interfaces] == \
+        [("eth0", "node-p"), ("eth1", "node-p")], res.header
+    assert [(p.ifid, p.ts_ns, p.data) for p in res.packets] == sent
+    pods = {(bytes(p.ip), p.namespace, p.name) for p in res.header.pods}
+    assert {dns, api} <= pods, f"the current pods are not in the header: {pods}"
+    # A window of the first batch only: the pods known then.
+    early = client.snapshot(since_ns=t, until_ns=t + 99 * 1000)
+    assert len(early.packets) == 100
+    assert web in {(bytes(p.ip), p.namespace, p.name) for p in early.header.pods}, early.header
+
+    out = tmp_path / "snap.pcapng"
+    snapshot_tool(store, out)
+    problems, parsed = sh.wireshark_check([out])
+    assert not problems, "\n".join(problems)
+    f = parsed[out]
+    assert [i.name for i in f.interfaces] == ["node-p/eth0", "node-p/eth1"]
+    assert {"kube-system/dns", "default/api"} <= {n for _, n in f.names}

@@ -228,3 +228,42 @@ def test_max_time_deletes_what_is_older(stores, feeder, store_client, tmp_path):
     assert deletions(st, "max_size")[0] == 0, st.deletions
     text = sh.scrape(store, "/metrics")[1]
     assert sh.metric_value(text, "netreel_store_deleted_segments_total", reason="max_time") == segs
+
+
+def test_segments_from_before_a_restart_count_and_go_first(stores, feeder, store_client,
+                                                           tmp_path):
+    max_size = 16 * sh.MIB
+    data = tmp_path / "data"
+    store = stores("--max-size", "16MiB", data_dir=data)
+    t0, step = ts_base(), 1000
+    first = feeder(store, "--bytes", "12MiB", "--ts-start", t0, "--ts-step", step,
+                   capture_id="reborn")
+    assert store.stop() == []
+    old = set(sh.segment_files(data))
+
+    store = stores("--max-size", "16MiB", data_dir=data)
+    client = store_client(store)
+    st = client.stats()
+    assert st.packets == first["packets"] and st.segments == len(old), st
+    sampler = DuSampler(data)
+    sampler.start()
+    try:
+        second = feeder(store, "--bytes", "12MiB", "--ts-start", t0 + first["packets"] * step,
+                        "--ts-step", step, "--seq-start", first["last_seq"] + 1,
+                        capture_id="reborn")
+    finally:
+        sampler.stop()
+    worst = max(max(a, b) for _, a, b in sampler.samples + [(0, *sh.du(data))])
+    assert worst <= max_size, f"du of the data dir reached {worst} > --max-size {max_size}"
+    # The oldest segments (from before the restart) went first; the newest data is all there.
+    left = set(sh.segment_files(data))
+    assert old - left, "no segment from before the restart was deleted"
+    n = first["packets"] + second["packets"]
+    ts = client.snapshot().timestamps()
+    k = (ts[0] - t0) // step
+    assert ts == [t0 + i * step for i in range(k, n)], \
+        "the retained packets are not the newest, contiguous run"
+    st = client.stats()
+    segs, _ = deletions(st, "max_size")
+    assert segs == len(deleted_lines(store, "max_size")) == len(old - left), st.deletions
+    assert st.bytes <= max_size

@@ -23,9 +23,10 @@ def ts_base():
 
 @pytest.fixture
 def fed_store(stores, feeder, store_client, tmp_path):
-    """A store holding N packets at t0 + i*STEP (many small batches), their --dump, a client."""
-    store = stores("--max-size", "64MiB")
-    n, t0, step = 3000, ts_base(), 1000
+    """A store holding N packets at t0 + i*STEP (many small batches, a few 1 MiB segments),
+    their --dump, a client."""
+    store = stores("--max-size", "16MiB")
+    n, t0, step = 6000, ts_base(), 1000
     dump = tmp_path / "sent.pcapng"
     fed = feeder(store, "--packets", n, "--ts-start", t0, "--ts-step", step,
                  "--batch-bytes", "16KiB", "--dump", dump, capture_id="win")
@@ -55,8 +56,16 @@ def test_bounds_are_packet_precise(fed_store, snapshot_tool, tmp_path):
         ("until 1 ns before the first packet", ts[0] - 10**9, ts[0] - 1),
         ("until 1 ns after the first packet", 0, ts[0] + 1),
     ]
-    for k in (40, 999, 2999):  # batch edges and the end are all alike to the window
+    for k in (40, 999, 2999, n - 1):  # batch edges and the end are all alike to the window
         cases.append((f"single packet {k}", ts[k], ts[k]))
+    # Segment edges too: exactly one segment, and the nothing between two.
+    segs = [sh.read_pcapng(p).packets for p in sh.segment_files(f["store"].data_dir)]
+    assert len(segs) >= 3, f"want a few segments, have {len(segs)}"
+    for k, seg in enumerate(segs):
+        cases.append((f"segment {k} exactly", seg[0].ts_ns, seg[-1].ts_ns))
+        cases.append((f"segment {k} without its ends", seg[0].ts_ns + 1, seg[-1].ts_ns - 1))
+        if k:
+            cases.append((f"across segments {k - 1}/{k}", segs[k - 1][-1].ts_ns, seg[0].ts_ns))
     failures = []
     for what, since, until in cases:
         res = client.snapshot(since_ns=since, until_ns=until)
