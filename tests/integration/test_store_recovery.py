@@ -47,12 +47,14 @@ def check_files(data_dir):
     return parsed
 
 
-def test_kill9_during_ingest_then_full_resend(stores, feeder, store_client, tmp_path):
+@pytest.mark.parametrize("how", ["kill-9", "sigterm"])
+def test_stop_during_ingest_then_full_resend(stores, feeder, store_client, tmp_path, how):
+    """kill -9 (a crash) or SIGTERM (a pod deletion) while a capture streams into the store."""
     data = tmp_path / "data"
     store = stores("--max-size", "64MiB", data_dir=data)
     batch_bytes = 256 << 10
-    n = int(100000 * sh.SCALE)
-    rate = 200 * sh.SCALE  # about 1.6 s of ingest: long enough to be killed in the middle
+    n = int(50000 * sh.SCALE)
+    rate = 100 * sh.SCALE  # about 1.5 s of ingest: long enough to be stopped in the middle
     args = ["--packets", n, "--ts-start", ts_base(), "--batch-bytes", "256KiB",
             "--rate-mbps", rate]
     first = {}
@@ -72,7 +74,11 @@ def test_kill9_during_ingest_then_full_resend(stores, feeder, store_client, tmp_
         time.sleep(0.02)
     else:
         pytest.fail("the feeder did not get going")
-    store.kill9()
+    if how == "kill-9":
+        store.kill9()
+    else:
+        problems = store.stop()
+        assert not problems, "\n".join(problems)
     th.join(60)
     assert first, "the first feeder did not finish"
     assert first["rc"] != 0, f"the feeder finished before the kill: {first}"
@@ -80,6 +86,10 @@ def test_kill9_during_ingest_then_full_resend(stores, feeder, store_client, tmp_
     assert acked > 0, first
 
     # Restarted on the same directory: every file whole and readable.
+    if how == "sigterm":  # a clean stop closes every segment: each ends with its ISB
+        parsed = check_files(data)
+        assert all(f.blocks[-1] == "ISB" for f in parsed.values()), \
+            {p.name: f.blocks[-1] for p, f in parsed.items()}
     store2 = stores("--max-size", "64MiB", data_dir=data)
     check_files(data)
     client2 = store_client(store2)

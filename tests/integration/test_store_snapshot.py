@@ -216,3 +216,31 @@ def test_every_segment_and_snapshot_opens_in_wireshark(stores, feeder, snapshot_
     for s in segs:
         assert parsed[s].blocks[-1] == "ISB", f"{s.name} ends with {parsed[s].blocks[-1]} after SIGTERM"
     assert [k for s in segs for k in parsed[s].keys()] == sent.keys()
+
+
+def test_snapshots_during_ingest_are_whole_prefixes(stores, feeder, store_client):
+    """While a capture streams in, every snapshot is some prefix of the stream: batches whole,
+    none skipped, none twice."""
+    import threading
+
+    store = stores("--max-size", "256MiB")
+    client = store_client(store)
+    t0, step = ts_base(), 1000
+    n = int(60000 * sh.SCALE)
+    done = {}
+    th = threading.Thread(target=lambda: done.update(feeder(
+        store, "--packets", n, "--ts-start", t0, "--ts-step", step, "--batch-bytes", "64KiB",
+        "--rate-mbps", 100 * sh.SCALE, capture_id="live")))
+    th.start()
+    sizes = []
+    try:
+        while th.is_alive():
+            ts = client.snapshot().timestamps()
+            assert ts == [t0 + i * step for i in range(len(ts))], \
+                f"a snapshot during ingest is not a prefix of the stream ({len(ts)} packets)"
+            sizes.append(len(ts))
+    finally:
+        th.join(120)
+    assert done, "the feeder did not finish"
+    assert len(set(sizes)) >= 3, f"too few distinct snapshots during the ingest: {sizes}"
+    assert client.snapshot().timestamps() == [t0 + i * step for i in range(n)]
