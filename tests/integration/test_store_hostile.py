@@ -285,7 +285,8 @@ def test_capture_id_cannot_leave_the_data_dir(stores, store_client, store_pb, tm
     store = stores("--max-size", "64MiB", data_dir=data)
     client = store_client(store)
     st = client.stats()
-    assert sorted((c.capture_id, c.last_seq) for c in st.captures) == sorted((i, 1) for i in ids)
+    assert sorted((c.capture_id, c.last_seq) for c in st.captures) == sorted((i, 1) for i in ids), \
+        "after a restart the store does not know every capture (id, last seq) it had"
     before = sh.dir_state(data)
     for cid in ids:  # a resend after the restart is recognised as one
         pk = [(0, t + 5, sh.frame(1, 100))]
