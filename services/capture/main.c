@@ -3,6 +3,7 @@
  * threads), metrics, and a clean stop that delivers what it still holds. */
 #include <errno.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -271,6 +272,13 @@ static void parse_flags(int argc, char **argv, struct capture_config *cfg)
         die("--filter is for recording without a cluster; with --kube use --bpf-override");
     if (cfg->kube)
         die("--kube: pod targeting is not in this build yet (use --filter or --bpf-override)");
+    if (getuid() == 0 && cfg->user[0] && strcmp(cfg->user, "root") != 0) {
+        const struct passwd *pw = getpwnam(cfg->user);
+        if (!pw)
+            die("--user %s: no such user", cfg->user);
+        if (pw->pw_uid == 0)
+            die("--user %s: is root; say --user root to stay root", cfg->user);
+    }
     if (!ports_given) {
         char host[256];
         uint16_t port = 0;

@@ -3,11 +3,14 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "pcapng/encode.h"
 #include "pcapng/pcapng.h"
@@ -23,6 +26,7 @@ struct capture_source {
     pcap_t *pcap;
     int link_type;
     pthread_t thread;
+    int wake_fd; /* eventfd: wakes the thread for a stop or a new filter */
     bool started;
     bool polling; /* --read-mode poll: read on the loop when the ring has a block */
     uv_poll_t poll;
@@ -230,13 +234,39 @@ static void apply_pending(struct capture_source *src)
     pcap_freecode(&prog);
 }
 
+/* Time the thread may sleep: the ring's block timeout, or less when the batch it holds must go
+ * out sooner (the kernel does not wake a reader for an empty ring). */
+static int poll_timeout_ms(const struct capture_source *src)
+{
+    int ms = src->cap->cfg.block_timeout_ms;
+
+    if (src->cur) {
+        int64_t left = src->cap->cfg.batch_time_ns - (now_mono_ns() - src->cur->started_ns);
+        int left_ms = left <= 0 ? 0 : (int)(left / 1000000) + 1;
+        if (left_ms < ms)
+            ms = left_ms;
+    }
+    return ms;
+}
+
 static void *run(void *arg)
 {
     struct capture_source *src = arg;
-    int64_t batch_time = src->cap->cfg.batch_time_ns;
+    struct pollfd fds[2] = {
+        {.fd = pcap_get_selectable_fd(src->pcap), .events = POLLIN},
+        {.fd = src->wake_fd, .events = POLLIN},
+    };
 
     while (!__atomic_load_n(&src->stop, __ATOMIC_ACQUIRE)) {
-        int n = pcap_dispatch(src->pcap, -1, on_packet, (u_char *)src);
+        int n;
+        if (poll(fds, 2, poll_timeout_ms(src)) < 0 && errno != EINTR)
+            break;
+        if (fds[1].revents) {
+            uint64_t v;
+            if (read(src->wake_fd, &v, sizeof(v)) < 0) { /* drained; nothing else to do */
+            }
+        }
+        n = pcap_dispatch(src->pcap, -1, on_packet, (u_char *)src);
         if (n < 0 && n != PCAP_ERROR_BREAK) {
             pthread_mutex_lock(&src->lock);
             snprintf(src->error, sizeof(src->error), "%s", pcap_geterr(src->pcap));
@@ -246,12 +276,20 @@ static void *run(void *arg)
             break;
         }
         apply_pending(src);
-        if (src->cur && now_mono_ns() - src->cur->started_ns >= batch_time)
+        if (src->cur && now_mono_ns() - src->cur->started_ns >= src->cap->cfg.batch_time_ns)
             flush(src);
     }
     flush(src);
     uv_async_send(&src->cap->ready);
     return NULL;
+}
+
+static void wake(struct capture_source *src)
+{
+    uint64_t one = 1;
+
+    if (write(src->wake_fd, &one, sizeof(one)) < 0) { /* already pending: enough */
+    }
 }
 
 struct capture_source *capture_source_open(struct capture *cap, uint32_t ifid, const char *iface,
@@ -268,10 +306,15 @@ struct capture_source *capture_source_open(struct capture *cap, uint32_t ifid, c
     }
     src->cap = cap;
     src->ifid = ifid;
+    src->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     snprintf(src->name, sizeof(src->name), "%s", iface);
     pthread_mutex_init(&src->lock, NULL);
     nr_buf_init(&src->scratch, cfg->batch_bytes + PCAPNG_EPB_MIN + PCAPNG_MAX_SNAPLEN + 64);
     src->pcap = pcap_create(iface, perr);
+    if (src->wake_fd < 0) {
+        snprintf(err, errlen, "%s: eventfd: %s", iface, strerror(errno));
+        goto fail;
+    }
     if (!src->pcap) {
         snprintf(err, errlen, "%s: %s", iface, perr);
         goto fail;
@@ -287,8 +330,9 @@ struct capture_source *capture_source_open(struct capture *cap, uint32_t ifid, c
     }
     rc = pcap_activate(src->pcap);
     if (rc < 0) {
+        /* libpcap's own message when it has one (it often repeats the status's text). */
         const char *why = pcap_geterr(src->pcap);
-        snprintf(err, errlen, "%s: %s%s%s", iface, pcap_statustostr(rc), why[0] ? ": " : "", why);
+        snprintf(err, errlen, "%s: %s", iface, why[0] ? why : pcap_statustostr(rc));
         goto fail;
     }
     if (rc > 0)
@@ -352,7 +396,7 @@ int capture_source_set_filter(struct capture_source *src, struct bpf_program *pr
     src->has_pending = true;
     pthread_mutex_unlock(&src->lock);
     memset(prog, 0, sizeof(*prog));
-    pcap_breakloop(src->pcap); /* apply it now rather than after the block timeout */
+    wake(src); /* apply it now rather than after the block timeout */
     return 0;
 }
 
@@ -401,6 +445,12 @@ int capture_source_start(struct capture_source *src)
                        (uint64_t)src->cap->cfg.block_timeout_ms);
         src->polling = src->started = true;
         return 0;
+    }
+    {
+        char perr[PCAP_ERRBUF_SIZE];
+        /* The thread polls the ring itself, with a timeout, and reads without blocking. */
+        if (pcap_get_selectable_fd(src->pcap) < 0 || pcap_setnonblock(src->pcap, 1, perr) != 0)
+            return -EINVAL;
     }
     rc = pthread_create(&src->thread, NULL, run, src);
     if (rc != 0)
@@ -476,7 +526,7 @@ void capture_source_stop(struct capture_source *src)
         return;
     }
     __atomic_store_n(&src->stop, 1, __ATOMIC_RELEASE);
-    pcap_breakloop(src->pcap);
+    wake(src);
     pthread_join(src->thread, NULL);
     src->started = false;
 }
@@ -501,6 +551,8 @@ void capture_source_close(struct capture_source *src)
     if (src->pcap)
         pcap_close(src->pcap);
     nr_buf_free(&src->scratch);
+    if (src->wake_fd >= 0)
+        close(src->wake_fd);
     pthread_mutex_destroy(&src->lock);
     free(src);
 }

@@ -122,7 +122,7 @@ static int src_next(struct snap_src *src)
         size_t avail = src->buf.len - src->bpos;
         uint32_t type;
         size_t blen;
-        int k = pcapng_block_peek(src->buf.data + src->bpos, avail, &type, &blen);
+        int k = avail ? pcapng_block_peek(src->buf.data + src->bpos, avail, &type, &blen) : 0;
 
         if (k == 1) {
             int rc = pcapng_epb_decode(src->buf.data + src->bpos, blen, &src->epb);
@@ -357,7 +357,8 @@ static int collect(struct store_snapshot *snap)
                 ss->last_ts = r->last_ts_ns;
         }
     }
-    qsort(snap->srcs, snap->n_srcs, sizeof(*snap->srcs), by_time);
+    if (snap->n_srcs)
+        qsort(snap->srcs, snap->n_srcs, sizeof(*snap->srcs), by_time);
     for (size_t i = 0; i < snap->n_srcs; i++)
         snap->srcs[i].rank = i;
     for (size_t i = 0; i < snap->n_streams; i++) {

@@ -51,7 +51,9 @@ void store_stream_dirname(const char *capture_id, char *buf, size_t len)
         char x = *c;
         bool safe = (x >= 'a' && x <= 'z') || (x >= 'A' && x <= 'Z') || (x >= '0' && x <= '9') ||
                     x == '.' || x == '_' || x == '-';
-        buf[o++] = safe ? x : '_';
+        /* Never a leading dot: no "." or "..", no hidden directory recovery would skip. */
+        buf[o] = safe && !(o == 0 && x == '.') ? x : '_';
+        o++;
     }
     snprintf(buf + o, len - o, "-%08x", h);
 }
