@@ -7,7 +7,7 @@ set -euo pipefail
 build=${1:?usage: bench/run.sh BUILD_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 status=0
-for b in rpc store; do
+for b in rpc store capture; do
     echo "== bench/$b.sh"
     "$here/$b.sh" "$build" || status=1
 done

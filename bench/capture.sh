@@ -1,0 +1,299 @@
+#!/usr/bin/env bash
+# netreel-capture (+ netreel-store writing to disk) against tcpdump -w and dumpcap -w, on the
+# same traffic, in one run:
+#   bench/capture.sh BUILD_DIR
+# Two network namespaces joined by a veth pair; iperf3 from B to A: TCP at 1, 2 and 3 Gbit/s and
+# unlimited, and UDP with 64-byte payloads unlimited, BENCH_SECONDS (default 5) each. Every
+# recorder listens on A's end of the veth with the same snaplen (262144) and kernel buffer
+# (64 MiB) and writes to the disk under BENCH_DIR (default ./build).
+#
+# The recorders run one at a time, each on its own iperf3 run of the same profile (profile by
+# profile, recorders interleaved), not all three at once: on a 2-core machine three recorders
+# plus iperf3's sender and receiver would fight for the cores, and the figures would say more
+# about the scheduler than about the recorders; a packet socket per recorder would also tax the
+# traffic itself. The cost is that the unlimited profiles do not carry exactly the same packets
+# for each recorder, so the share is always against the packets that crossed the interface
+# during that recorder's own run (the veth's rx+tx counters).
+#
+# For each run it prints the share of packets recorded
+#   stats: as the recorder counts it: tcpdump captured / received by filter (pcap_stats);
+#          dumpcap received / (received + dropped); netreel from /metrics: packets in batches
+#          minus batches the spool dropped, over those plus kernel and buffer drops;
+#   files: packets in the files it wrote (netreel: the store's segments, after every batch was
+#          acknowledged) over the packets the veth counted.
+set -euo pipefail
+
+build=${1:?usage: bench/capture.sh BUILD_DIR}
+build=$(cd "$build" && pwd)
+secs=${BENCH_SECONDS:-5}
+py=/usr/bin/python3
+capture_bin=$build/bin/netreel-capture
+store_bin=$build/bin/netreel-store
+snaplen=262144
+buf_mib=64
+a_ip=10.78.0.1
+b_ip=10.78.0.2
+store_port=18897
+
+die() { echo "bench: $*" >&2; exit 1; }
+for b in "$capture_bin" "$store_bin"; do
+    [ -x "$b" ] || die "$b is missing: build it with make"
+done
+for t in iperf3 tcpdump dumpcap ip; do
+    command -v "$t" >/dev/null || die "$t is not installed (make deps)"
+done
+[ "$(id -u)" = 0 ] || die "needs root (network namespaces, packet capture)"
+
+work=$(mktemp -d "${BENCH_DIR:-$PWD/build}/bench-capture.XXXXXX")
+nsa=nrb$$a
+nsb=nrb$$b
+pids=()
+cleanup() {
+    local p
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    for ns in "$nsa" "$nsb"; do
+        if ip netns list | grep -qw "$ns"; then
+            for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+            ip netns del "$ns" 2>/dev/null || true
+        fi
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- the two namespaces ----------------------------------------------------------------------
+for ns in "$nsa" "$nsb"; do
+    ip netns add "$ns"
+    ip netns exec "$ns" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    ip -n "$ns" link set lo up
+done
+ip link add "$nsa" type veth peer name "$nsb"
+ip link set "$nsa" netns "$nsa"
+ip link set "$nsb" netns "$nsb"
+ip -n "$nsa" addr add "$a_ip/24" dev "$nsa"
+ip -n "$nsb" addr add "$b_ip/24" dev "$nsb"
+ip -n "$nsa" link set "$nsa" up
+ip -n "$nsb" link set "$nsb" up
+# (A process started in the background is started with `ip netns exec` itself, which execs it,
+# so that $! is its pid; a shell function in the background would be a subshell.)
+inA() { ip netns exec "$nsa" "$@"; }
+inB() { ip netns exec "$nsb" "$@"; }
+
+# ---- helpers ---------------------------------------------------------------------------------
+cat >"$work/count.py" <<'EOF'
+"""count.py FILE...: packets (EPBs, SPBs, pcap records) in pcapng or pcap files, summed."""
+import mmap, struct, sys
+total = 0
+for path in sys.argv[1:]:
+    with open(path, "rb") as f:
+        try:
+            m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:  # empty file
+            continue
+    n, size = 0, len(m)
+    magic = struct.unpack_from("<I", m, 0)[0] if size >= 4 else 0
+    if magic == 0x0A0D0D0A:  # pcapng (little-endian here); a torn last block is not counted
+        off = 0
+        while off + 12 <= size:
+            btype, blen = struct.unpack_from("<II", m, off)
+            if blen < 12 or off + blen > size:
+                break
+            if btype in (3, 6):
+                n += 1
+            off += blen
+    elif magic in (0xA1B2C3D4, 0xA1B23C4D):
+        off = 24
+        while off + 16 <= size:
+            caplen = struct.unpack_from("<I", m, off + 8)[0]
+            if off + 16 + caplen > size:
+                break
+            n += 1
+            off += 16 + caplen
+    total += n
+print(total)
+EOF
+cat >"$work/metrics.py" <<'EOF'
+"""metrics.py PORT: the capture's /metrics as 'name{labels} value' lines -> shell variables."""
+import re, sys, urllib.request
+body = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=10).read().decode()
+want = {"netreel_capture_packets_total": "m_packets",
+        "netreel_capture_kernel_received_total": "m_recv",
+        'netreel_capture_dropped_total{where="kernel"}': "m_kernel",
+        'netreel_capture_dropped_total{where="interface"}': "m_ifdrop",
+        'netreel_capture_dropped_total{where="buffer"}': "m_buffer",
+        'netreel_capture_dropped_total{where="spool"}': "m_spool",
+        "netreel_capture_spool_bytes": "m_spool_bytes"}
+for ln in body.splitlines():
+    k, _, v = ln.rpartition(" ")
+    if k in want:
+        print(f"{want[k]}={int(float(v))}")
+EOF
+
+wire_packets() { # rx + tx packets of A's end of the veth
+    inA cat "/sys/class/net/$nsa/statistics/rx_packets" "/sys/class/net/$nsa/statistics/tx_packets" |
+        awk '{ s += $1 } END { print s }'
+}
+
+wait_for() { # wait_for FILE PATTERN PID WHAT
+    local i
+    for i in $(seq 1 200); do
+        grep -q "$2" "$1" 2>/dev/null && return 0
+        kill -0 "$3" 2>/dev/null || die "$4 exited: $(cat "$1")"
+        sleep 0.05
+    done
+    die "$4 did not start: $(cat "$1")"
+}
+
+# run_iperf PROFILE_ARGS...: one iperf3 run B -> A; sets gbps (receiver's rate) and wire.
+run_iperf() {
+    local before after
+    ip netns exec "$nsa" iperf3 -s -1 -B "$a_ip" >"$work/iperf-s.out" 2>&1 &
+    local spid=$!
+    pids+=("$spid")
+    sleep 0.3
+    before=$(wire_packets)
+    inB iperf3 -c "$a_ip" -t "$secs" -J "$@" >"$work/iperf.json" 2>"$work/iperf.err" ||
+        die "iperf3 $*: $(cat "$work/iperf.err" "$work/iperf.json" | tail -n 5)"
+    after=$(wire_packets)
+    wait "$spid" 2>/dev/null || true
+    wire=$((after - before))
+    gbps=$("$py" -c '
+import json, sys
+e = json.load(open(sys.argv[1]))["end"]
+s = e.get("sum_received") or e.get("sum")
+print("%.2f" % (s["bits_per_second"] / 1e9))' "$work/iperf.json")
+}
+
+# Each recorder function runs one iperf3 profile under its recorder and sets
+# stats_rec stats_all (the recorder's own count) and file_pkts.
+rec_tcpdump() {
+    local out=$work/tcpdump.pcap
+    ip netns exec "$nsa" tcpdump -n -i "$nsa" -s "$snaplen" -B $((buf_mib * 1024)) --time-stamp-precision=nano \
+        -w "$out" 2>"$work/tcpdump.err" &
+    local tpid=$!
+    pids+=("$tpid")
+    wait_for "$work/tcpdump.err" "listening on" "$tpid" tcpdump
+    run_iperf "$@"
+    sleep 1.5 # its ring's 1 s block timeout: the last packets reach it, then it stops
+    kill -INT "$tpid"
+    wait "$tpid" || true
+    local captured received
+    captured=$(sed -n 's/^\([0-9]*\) packets\{0,1\} captured.*/\1/p' "$work/tcpdump.err")
+    received=$(sed -n 's/^\([0-9]*\) packets\{0,1\} received by filter.*/\1/p' "$work/tcpdump.err")
+    stats_rec=$captured
+    stats_all=$received
+    note="kernel $((received - captured))"
+    file_pkts=$("$py" "$work/count.py" "$out")
+    rm -f "$out"
+}
+
+rec_dumpcap() {
+    local out=$work/dumpcap.pcapng
+    ip netns exec "$nsa" dumpcap -q -i "$nsa" -s "$snaplen" -B "$buf_mib" -w "$out" 2>"$work/dumpcap.err" &
+    local dpid=$!
+    pids+=("$dpid")
+    wait_for "$work/dumpcap.err" "Capturing on" "$dpid" dumpcap
+    sleep 0.2
+    run_iperf "$@"
+    sleep 1.5
+    kill -INT "$dpid"
+    wait "$dpid" || true
+    local line r d
+    line=$(grep "Packets received/dropped" "$work/dumpcap.err" | tail -n 1)
+    r=$(sed -n 's#.*: \([0-9]*\)/\([0-9]*\) .*#\1#p' <<<"$line")
+    d=$(sed -n 's#.*: \([0-9]*\)/\([0-9]*\) .*#\2#p' <<<"$line")
+    [ -n "$r" ] || die "dumpcap printed no statistics: $(cat "$work/dumpcap.err")"
+    stats_rec=$r
+    stats_all=$((r + d))
+    note="pcap $d"
+    file_pkts=$("$py" "$work/count.py" "$out")
+    rm -f "$out"
+}
+
+rec_netreel() {
+    local data=$work/data
+    rm -rf "$data"
+    ip netns exec "$nsa" "$store_bin" --listen "127.0.0.1:$store_port" --metrics-listen off --data-dir "$data" \
+        --max-size 40GB --max-time 0 --node bench 2>"$work/store.err" &
+    local spid=$!
+    pids+=("$spid")
+    wait_for "$work/store.err" "msg=serving" "$spid" netreel-store
+    ip netns exec "$nsa" "$capture_bin" -i "$nsa" --snaplen "$snaplen" --buffer-size "${buf_mib}MiB" \
+        --store "127.0.0.1:$store_port" --metrics-listen 127.0.0.1:0 --node bench \
+        2>"$work/capture.err" &
+    local cpid=$!
+    pids+=("$cpid")
+    wait_for "$work/capture.err" "msg=capturing" "$cpid" netreel-capture
+    local mport
+    mport=$(sed -n 's/.*msg=capturing.* metrics_port=\([0-9]*\).*/\1/p' "$work/capture.err")
+    run_iperf "$@"
+    sleep 1.5
+    # What the capture still spools goes to the store first (the spool is part of netreel).
+    local i m_packets=0 m_recv=0 m_kernel=0 m_ifdrop=0 m_buffer=0 m_spool=0 m_spool_bytes=-1
+    for i in $(seq 1 600); do
+        eval "$(inA "$py" "$work/metrics.py" "$mport")"
+        [ "$m_spool_bytes" = 0 ] && break
+        sleep 0.1
+    done
+    kill -TERM "$cpid"
+    wait "$cpid" || die "netreel-capture exited with status $?: $(tail -n 5 "$work/capture.err")"
+    kill -TERM "$spid"
+    wait "$spid" || die "netreel-store exited with status $?: $(tail -n 5 "$work/store.err")"
+    stats_rec=$((m_packets - m_spool))
+    stats_all=$((m_packets + m_kernel + m_buffer))
+    note="kernel $m_kernel buffer $m_buffer spool $m_spool"
+    file_pkts=$("$py" "$work/count.py" "$data"/*/*.pcapng)
+    rm -rf "$data"
+}
+
+# ---- the runs --------------------------------------------------------------------------------
+profiles=("tcp 1G:-b 1G" "tcp 2G:-b 2G" "tcp 3G:-b 3G" "tcp max:-b 0" "udp64 max:-u -b 0 -l 64")
+recorders=(netreel tcpdump dumpcap)
+results=$work/results.tsv
+: >"$results"
+echo "bench: $((${#profiles[@]} * ${#recorders[@]})) runs of ${secs}s; snaplen $snaplen, buffer ${buf_mib}MiB, files under $work" >&2
+for p in "${profiles[@]}"; do
+    name=${p%%:*}
+    read -r -a args <<<"${p#*:}"
+    for r in "${recorders[@]}"; do
+        "rec_$r" "${args[@]}"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$r" "$gbps" "$wire" "$stats_rec" \
+            "$stats_all" "$file_pkts" "$note" >>"$results"
+        printf 'bench: %-9s %-8s %6s Gbit/s  wire %9s  stats %9s/%-9s  file %9s  drops: %s\n' \
+            "$name" "$r" "$gbps" "$wire" "$stats_rec" "$stats_all" "$file_pkts" "$note" >&2
+    done
+done
+
+# ---- the table -------------------------------------------------------------------------------
+"$py" - "$results" <<'EOF'
+import sys
+rows = [ln.rstrip("\n").split("\t") for ln in open(sys.argv[1]) if ln.strip()]
+def pct(a, b):
+    return 100.0 * a / b if b else float("nan")
+print(f"{'profile':<10} {'recorder':<8} {'Gbit/s':>7} {'wire pkts':>10} {'stats %':>8} "
+      f"{'files %':>8} {'in files':>10}  drops counted")
+share = {}
+for prof, rec, gbps, wire, srec, sall, files, note in rows:
+    wire, srec, sall, files = int(wire), int(srec), int(sall), int(files)
+    share[prof, rec] = (files, wire)
+    print(f"{prof:<10} {rec:<8} {float(gbps):>7.2f} {wire:>10} {pct(srec, sall):>8.2f} "
+          f"{pct(files, wire):>8.2f} {files:>10}  {note}")
+profiles = list(dict.fromkeys(r[0] for r in rows))
+print()
+for prof in profiles:
+    n, t = share.get((prof, "netreel")), share.get((prof, "tcpdump"))
+    if n and t:
+        verdict = "ok" if pct(*n) >= pct(*t) - 0.005 else "BELOW tcpdump"
+        print(f"{prof:<10} netreel {pct(*n):6.2f}% of the wire, tcpdump {pct(*t):6.2f}%: {verdict}")
+def lossless(rec):
+    best = None
+    for prof in profiles:
+        f = share.get((prof, rec))
+        if f and f[0] >= f[1] and prof.startswith("tcp"):
+            best = prof
+    return best or "none"
+for rec in ("netreel", "tcpdump", "dumpcap"):
+    print(f"highest lossless TCP rate, {rec}: {lossless(rec)}")
+EOF
