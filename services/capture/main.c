@@ -19,7 +19,9 @@
 #include "capture/privs.h"
 #include "capture/source.h"
 #include "capture/spool.h"
+#include "capture/targeting.h"
 #include "capture/uplink.h"
+#include "kube/filter.h"
 #include "rpc/addr.h"
 #include "util/httpd.h"
 #include "util/log.h"
@@ -270,8 +272,6 @@ static void parse_flags(int argc, char **argv, struct capture_config *cfg)
         die("--bpf-override: at most %d bytes", CAPTURE_MAX_FILTER);
     if (cfg->filter && (cfg->bpf_override || cfg->kube))
         die("--filter is for recording without a cluster; with --kube use --bpf-override");
-    if (cfg->kube)
-        die("--kube: pod targeting is not in this build yet (use --filter or --bpf-override)");
     if (getuid() == 0 && cfg->user[0] && strcmp(cfg->user, "root") != 0) {
         const struct passwd *pw = getpwnam(cfg->user);
         if (!pw)
@@ -351,6 +351,7 @@ static int serve_metrics(struct nr_buf *body, const char **content_type, void *d
     nr_metrics_family(&m, "netreel_capture_filter_changes_total", NR_METRICS_COUNTER,
                       "Filters swapped onto the live handles.");
     nr_metrics_u64(&m, NULL, c->c.filter_changes);
+    capture_targeting_metrics(c, &m);
     *content_type = NR_METRICS_CONTENT_TYPE;
     return m.err ? m.err : 200;
 }
@@ -382,6 +383,11 @@ static void uplink_closed(void *arg)
     uv_walk(cap.loop, close_walk, NULL);
 }
 
+static void targeting_closed(void *arg)
+{
+    capture_uplink_close(cap.uplink, 5000, uplink_closed, NULL);
+}
+
 /* Stops the threads, sends what they held, waits (5 s at most) for the store's acks. */
 static void stop(int status)
 {
@@ -395,7 +401,7 @@ static void stop(int status)
     for (unsigned i = 0; i < cap.n_sources; i++)
         capture_source_stop(cap.sources[i]);
     capture_pipeline_ready(&cap.ready);
-    capture_uplink_close(cap.uplink, 5000, uplink_closed, NULL);
+    capture_targeting_close(&cap, targeting_closed, NULL);
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
@@ -450,13 +456,18 @@ int main(int argc, char **argv)
             die("cannot capture on %s", err);
         cap.n_sources++;
     }
-    base = cap.cfg.bpf_override ? cap.cfg.bpf_override : cap.cfg.filter;
+    /* With targeting, nothing is recorded until the first pod list says what to record. */
+    base = cap.cfg.bpf_override ? cap.cfg.bpf_override
+           : cap.cfg.kube       ? KUBE_FILTER_NOTHING
+                                : cap.cfg.filter;
     if (capture_filter_apply(&cap, base, err, sizeof(err)) != 0)
         die("%s", err);
     /* TLS material is read now, while the files are still readable to us. */
     cap.uplink = capture_uplink_new(&cap, err, sizeof(err));
     if (!cap.uplink)
         die("--store: %s", err);
+    if (capture_targeting_new(&cap, err, sizeof(err)) != 0)
+        die("--kube: %s", err);
     if (capture_drop_privileges(cap.cfg.user, err, sizeof(err)) != 0)
         die("%s", err);
     if (strcmp(cap.cfg.metrics_listen, "off") != 0 && cap.cfg.metrics_listen[0]) {
@@ -472,6 +483,8 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < cap.n_sources; i++)
         if (capture_source_start(cap.sources[i]) != 0)
             die("cannot start the capture thread of %s", cap.cfg.ifaces[i]);
+    if (capture_targeting_start(&cap) != 0)
+        die("--kube: cannot start the pod watch");
     uv_timer_init(cap.loop, &tick);
     uv_timer_start(&tick, on_tick, 1000, 1000);
     uv_signal_init(cap.loop, &sigterm);

@@ -17,7 +17,10 @@
 #include "util/error.h"
 #include "util/log.h"
 
-#define POOL_BUFFERS 4
+/* Batch buffers per interface: the loop encodes and returns them within milliseconds; more
+ * only bridge its slower moments. With none free, the thread waits and the kernel ring (of
+ * --buffer-size) holds the packets meanwhile: a loss, if any, is the kernel's, and counted. */
+#define POOL_BUFFERS 8
 
 struct capture_source {
     struct capture *cap;
@@ -36,6 +39,7 @@ struct capture_source {
     struct nr_buf scratch;
     /* shared, under lock */
     pthread_mutex_t lock;
+    pthread_cond_t freed; /* a buffer came back to free_list */
     struct capture_batch *free_list;
     struct capture_batch *ready_head, *ready_tail;
     struct bpf_program pending;
@@ -95,12 +99,24 @@ static void batch_reset(struct capture_batch *b)
     b->sorted = true;
 }
 
+/* A free buffer, waiting for the loop to return one (NULL only when the source stops, or in
+ * poll mode, where waiting would stall the loop that returns them). */
 static struct capture_batch *pool_get(struct capture_source *src)
 {
     struct capture_batch *b;
 
     pthread_mutex_lock(&src->lock);
-    b = src->free_list;
+    while (!(b = src->free_list) && !src->polling &&
+           !__atomic_load_n(&src->stop, __ATOMIC_ACQUIRE)) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 100000000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&src->freed, &src->lock, &until);
+    }
     if (b)
         src->free_list = b->next;
     pthread_mutex_unlock(&src->lock);
@@ -309,6 +325,7 @@ struct capture_source *capture_source_open(struct capture *cap, uint32_t ifid, c
     src->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     snprintf(src->name, sizeof(src->name), "%s", iface);
     pthread_mutex_init(&src->lock, NULL);
+    pthread_cond_init(&src->freed, NULL);
     nr_buf_init(&src->scratch, cfg->batch_bytes + PCAPNG_EPB_MIN + PCAPNG_MAX_SNAPLEN + 64);
     src->pcap = pcap_create(iface, perr);
     if (src->wake_fd < 0) {
@@ -475,6 +492,7 @@ void capture_source_recycle(struct capture_source *src, struct capture_batch *b)
     pthread_mutex_lock(&src->lock);
     b->next = src->free_list;
     src->free_list = b;
+    pthread_cond_signal(&src->freed);
     pthread_mutex_unlock(&src->lock);
 }
 
@@ -553,6 +571,7 @@ void capture_source_close(struct capture_source *src)
     nr_buf_free(&src->scratch);
     if (src->wake_fd >= 0)
         close(src->wake_fd);
+    pthread_cond_destroy(&src->freed);
     pthread_mutex_destroy(&src->lock);
     free(src);
 }

@@ -1,0 +1,207 @@
+/* Pod targeting glued to the capture (see targeting.h). */
+#include "capture/targeting.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "capture/filter.h"
+#include "kube/config.h"
+#include "kube/filter.h"
+#include "kube/watch.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/metrics.h"
+
+static struct {
+    struct kube_config cfg;
+    struct kube_selector sel;
+    struct kube_watch *watch;
+    struct nr_buf text;
+    uint64_t filter_errors;
+    bool active;
+    void (*close_cb)(void *arg);
+    void *close_arg;
+} t;
+
+/* Reads a file the config names into a blob, so it need not be readable after the capture
+ * gave up root. */
+static int inline_file(char **path, struct kube_blob *blob, char *err, size_t errlen)
+{
+    struct stat sb;
+    int fd, rc = 0;
+
+    if (!*path)
+        return 0;
+    fd = open(*path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &sb) != 0 || sb.st_size > KUBE_CONFIG_FILE_MAX) {
+        snprintf(err, errlen, "cannot read %s: %s", *path,
+                 fd < 0 || errno ? strerror(errno) : "too large");
+        rc = -EINVAL;
+        goto out;
+    }
+    free(blob->data);
+    blob->len = (size_t)sb.st_size;
+    blob->data = malloc(blob->len + 1);
+    if (!blob->data || read(fd, blob->data, blob->len) != (ssize_t)blob->len) {
+        snprintf(err, errlen, "cannot read %s", *path);
+        rc = -EIO;
+        goto out;
+    }
+    free(*path);
+    *path = NULL;
+out:
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+static void on_change(const struct kube_target_set *set, void *arg)
+{
+    struct capture *cap = arg;
+    struct capture_pod *pods = calloc(set->n + 1, sizeof(*pods));
+    char err[512];
+    int rc;
+
+    if (!pods) {
+        NR_ERROR("out of memory for the pod set; the last filter stays", "pods=%zu", set->n);
+        return;
+    }
+    rc = kube_filter_build(set, &t.text);
+    if (rc == 0)
+        rc = capture_filter_apply(cap, (const char *)t.text.data, err, sizeof(err));
+    else
+        snprintf(err, sizeof(err),
+                 "%zu addresses: at most %d can be targeted (use "
+                 "--bpf-override)",
+                 set->n, KUBE_FILTER_HOSTS_MAX);
+    if (rc != 0) {
+        t.filter_errors++;
+        NR_ERROR("the targeted pods' filter cannot be applied; the last filter stays",
+                 "pods=%zu err=\"%s\"", set->n, err);
+        free(pods);
+        return;
+    }
+    for (size_t i = 0; i < set->n; i++) {
+        const struct kube_target_entry *e = &set->entries[i];
+        pods[i].family = e->ip.family == AF_INET ? 4 : 6;
+        memcpy(pods[i].ip, e->ip.addr, 16);
+        snprintf(pods[i].name_space, sizeof(pods[i].name_space), "%s", e->namespace);
+        snprintf(pods[i].name, sizeof(pods[i].name), "%s", e->name);
+    }
+    free(cap->pods);
+    cap->pods = pods;
+    cap->n_pods = set->n;
+    cap->pods_dirty = true;
+    NR_INFO("targeted pods changed", "addresses=%zu", set->n);
+}
+
+static void on_health(bool healthy, const char *error, void *arg)
+{
+    if (healthy)
+        NR_INFO("Kubernetes API reachable again", "source=\"%s\"", t.cfg.source);
+    else
+        NR_WARN("Kubernetes API failing; the last filter stays", "source=\"%s\" err=\"%s\"",
+                t.cfg.source, error ? error : "");
+}
+
+int capture_targeting_new(struct capture *cap, char *err, size_t errlen)
+{
+    const struct capture_config *c = &cap->cfg;
+    struct kube_watch_options opt = {
+        .node = c->node,
+        .on_change = on_change,
+        .on_health = on_health,
+        .arg = cap,
+    };
+    int rc;
+
+    if (!c->kube || c->bpf_override)
+        return 0;
+    kube_config_init(&t.cfg);
+    nr_buf_init(&t.text, 1u << 20);
+    rc = c->kubeconfig ? kube_config_load(&t.cfg, c->kubeconfig, NULL, 0, err, errlen)
+                       : kube_config_in_cluster(&t.cfg, NULL, err, errlen);
+    if (rc == 0)
+        rc = inline_file(&t.cfg.ca_file, &t.cfg.ca_data, err, errlen);
+    if (rc == 0)
+        rc = inline_file(&t.cfg.cert_file, &t.cfg.cert_data, err, errlen);
+    if (rc == 0)
+        rc = inline_file(&t.cfg.key_file, &t.cfg.key_data, err, errlen);
+    if (rc != 0)
+        return rc;
+    rc = kube_selector_init(&t.sel, c->pod_regex, c->namespaces, c->excluded_namespaces, err,
+                            errlen);
+    if (rc != 0)
+        return rc;
+    t.watch = kube_watch_new(cap->loop, &t.cfg, &t.sel, &opt, err, errlen);
+    if (!t.watch)
+        return -EINVAL;
+    t.active = true;
+    return 0;
+}
+
+int capture_targeting_start(struct capture *cap)
+{
+    if (!t.active)
+        return 0;
+    NR_INFO("pod targeting started", "source=\"%s\" node=%s", t.cfg.source, cap->cfg.node);
+    return kube_watch_start(t.watch);
+}
+
+void capture_targeting_metrics(const struct capture *cap, struct nr_metrics *m)
+{
+    struct kube_watch_stats st;
+
+    if (!t.active || !t.watch)
+        return;
+    kube_watch_get_stats(t.watch, &st);
+    nr_metrics_family(m, "netreel_capture_kube_healthy", NR_METRICS_GAUGE,
+                      "1 while the Kubernetes API answers the pod list and watch.");
+    nr_metrics_u64(m, NULL, st.healthy ? 1 : 0);
+    nr_metrics_family(m, "netreel_capture_kube_errors_total", NR_METRICS_COUNTER,
+                      "Failed requests to the Kubernetes API (the last filter stays).");
+    nr_metrics_u64(m, NULL, st.errors);
+    nr_metrics_family(m, "netreel_capture_kube_relists_total", NR_METRICS_COUNTER,
+                      "Pod lists after the first (410 Gone, failures).");
+    nr_metrics_u64(m, NULL, st.relists);
+    nr_metrics_family(m, "netreel_capture_kube_events_total", NR_METRICS_COUNTER,
+                      "Watch events received.");
+    nr_metrics_u64(m, NULL, st.events);
+    nr_metrics_family(m, "netreel_capture_kube_last_success_timestamp_seconds", NR_METRICS_GAUGE,
+                      "When the API last answered.");
+    nr_metrics_double(m, NULL, (double)st.last_success_ns / 1e9);
+    nr_metrics_family(m, "netreel_capture_targeted_addresses", NR_METRICS_GAUGE,
+                      "Pod addresses the filter records.");
+    nr_metrics_u64(m, NULL, st.addresses);
+    nr_metrics_family(m, "netreel_capture_kube_filter_errors_total", NR_METRICS_COUNTER,
+                      "Pod sets whose filter could not be applied (the last one stayed).");
+    nr_metrics_u64(m, NULL, t.filter_errors);
+}
+
+static void watch_closed(void *arg)
+{
+    t.watch = NULL;
+    kube_selector_free(&t.sel);
+    kube_config_free(&t.cfg);
+    nr_buf_free(&t.text);
+    if (t.close_cb)
+        t.close_cb(t.close_arg);
+}
+
+void capture_targeting_close(struct capture *cap, void (*cb)(void *arg), void *arg)
+{
+    if (!t.active) {
+        cb(arg);
+        return;
+    }
+    t.active = false;
+    t.close_cb = cb;
+    t.close_arg = arg;
+    kube_watch_close(t.watch, watch_closed, NULL);
+}
