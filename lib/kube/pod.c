@@ -164,12 +164,8 @@ static int pod_from_json(const json_t *obj, struct kube_pod *pod, char *err, siz
     pod->host_network = json_is_true(json_object_get(spec, "hostNetwork"));
     s = str_member(status, "phase", NULL);
     pod->finished = s != NULL && (strcmp(s, "Succeeded") == 0 || strcmp(s, "Failed") == 0);
-    if (json_is_array(ips)) {
-        size_t i;
-        const json_t *v;
-
-        json_array_foreach(ips, i, v) add_ip(pod, str_member(v, "ip", NULL));
-    }
+    for (size_t i = 0; i < json_array_size(ips); i++)
+        add_ip(pod, str_member(json_array_get(ips, i), "ip", NULL));
     if (pod->n_ips == 0)
         add_ip(pod, str_member(status, "podIP", NULL));
     return 0;
@@ -259,7 +255,7 @@ int kube_pod_list_parse(const char *body, size_t len, kube_pod_list_cb cb, void 
                         size_t *skipped, char *err, size_t errlen)
 {
     json_t *j = load(body, len, err, errlen);
-    const json_t *items, *item;
+    const json_t *items;
     const char *kind;
     size_t i, bad = 0;
     int rc = 0;
@@ -291,8 +287,8 @@ int kube_pod_list_parse(const char *body, size_t len, kube_pod_list_cb cb, void 
         rc = NR_EPARSE;
         goto out;
     }
-    json_array_foreach(items, i, item)
-    {
+    for (i = 0; i < json_array_size(items); i++) {
+        const json_t *item = json_array_get(items, i);
         struct kube_pod pod;
 
         if (pod_from_json(item, &pod, NULL, 0) != 0) {

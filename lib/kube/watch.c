@@ -60,6 +60,7 @@ struct kube_watch {
     char rv[KUBE_RV_MAX + 1]; /* "" when a list is needed */
     int64_t backoff_ns;
     bool started, failing, dirty, retried_401, closing;
+    bool listed;          /* a list has succeeded: later ones are relists */
     unsigned gone_streak; /* 410s without a good event in between */
     uint64_t watch_start_ms, watch_events;
     int open_handles;
@@ -94,9 +95,14 @@ static void succeed(struct kube_watch *w)
     }
 }
 
+static void on_retry_timer(uv_timer_t *t)
+{
+    run_request(t->data);
+}
+
 static void schedule(struct kube_watch *w, int64_t delay_ns)
 {
-    uv_timer_start(&w->retry_timer, (uv_timer_cb)run_request,
+    uv_timer_start(&w->retry_timer, on_retry_timer,
                    (uint64_t)((delay_ns + NS_PER_MS - 1) / NS_PER_MS), 0);
 }
 
@@ -365,6 +371,8 @@ static void run_request(struct kube_watch *w)
     if (w->closing)
         return;
     w->phase = w->rv[0] == '\0' ? PHASE_LIST : PHASE_WATCH;
+    if (w->phase == PHASE_LIST && w->listed)
+        w->st.relists++;
     nr_buf_init(&url, 16384);
     rc = kube_config_token(w->cfg, token, sizeof(token), err, sizeof(err));
     if (rc != 0) {
@@ -483,6 +491,7 @@ static void end_list(struct kube_watch *w)
         NR_WARN("kube: pod list items that are not valid pods were skipped", "count=%zu", skipped);
     w->st.skipped_pods += skipped;
     memcpy(w->rv, rv, sizeof(w->rv));
+    w->listed = true;
     succeed(w);
     if (w->closing)
         return;
@@ -510,7 +519,6 @@ static void end_request(struct kube_watch *w, CURLcode result)
     if (w->abort == ABORT_GONE || (status == 410 && result == CURLE_OK)) {
         /* The resourceVersion is too old: relist now, but not in a loop. */
         w->rv[0] = '\0';
-        w->st.relists++;
         if (w->gone_streak++ == 0) {
             run_request(w);
             return;
