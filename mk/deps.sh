@@ -20,7 +20,7 @@ test_pkgs=(
     libcmocka-dev
     protobuf-compiler python3-pytest python3-grpcio python3-protobuf python3-h2
     iperf3 iproute2
-    tshark tcpdump
+    tshark tcpdump wireshark-common
     python3-yaml unzip
 )
 

@@ -14,10 +14,10 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
     cat >&2 <<MSG
 netreel: cannot record yet: ${missing[*]} do not exist in this version.
-netreel: what exists is netreel-store (docs/store.md) and the foundation under it: the public
-netreel: API (proto/), the gRPC transport (lib/rpc), pcapng (lib/pcapng) and their tests (make test).
-netreel: Recording this machine also needs the capture, the hub and the CLI, the next issues of
-netreel: the project. The store can be tried by hand with store-feeder: see README.md.
+netreel: what exists: netreel-capture (docs/capture.md) and netreel-store (docs/store.md),
+netreel: on the gRPC transport (lib/rpc), pcapng (lib/pcapng) and pod targeting (lib/kube).
+netreel: Recording this machine with one command needs the hub and the CLI (netreel tap
+netreel: --local), the next issue. Until then the two can be run by hand: see README.md.
 MSG
     exit 2
 fi
