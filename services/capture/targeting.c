@@ -73,13 +73,16 @@ static void on_change(const struct kube_target_set *set, void *arg)
         return;
     }
     rc = kube_filter_build(set, &t.text);
-    if (rc == 0)
+    if (rc == NR_EOVERSIZE) {
+        /* Too many addresses for one filter: record the whole node rather than miss pods. */
+        NR_WARN("more targeted addresses than a filter can hold; recording everything",
+                "addresses=%zu max=%d", set->n, KUBE_FILTER_HOSTS_MAX);
+        rc = capture_filter_apply(cap, NULL, err, sizeof(err));
+    } else if (rc == 0) {
         rc = capture_filter_apply(cap, (const char *)t.text.data, err, sizeof(err));
-    else
-        snprintf(err, sizeof(err),
-                 "%zu addresses: at most %d can be targeted (use "
-                 "--bpf-override)",
-                 set->n, KUBE_FILTER_HOSTS_MAX);
+    } else {
+        snprintf(err, sizeof(err), "%s", nr_strerror(rc));
+    }
     if (rc != 0) {
         t.filter_errors++;
         NR_ERROR("the targeted pods' filter cannot be applied; the last filter stays",
