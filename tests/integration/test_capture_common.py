@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+import kube_api
 import store_helpers as sh
 
 ASAN = sh.ASAN
@@ -388,6 +389,7 @@ class Lab:
         self.captures = []
         self.tcpdumps = []
         self.sockets = []
+        self.apis = []  # fixture Kubernetes API servers (kube_api.KubeAPI)
         self.n = 0
 
     def _path(self, stem):
@@ -432,8 +434,22 @@ class Lab:
             f"stderr:\n{sh.tail(r.stderr)}")
         return obj, sh.read_pcapng(out), out
 
+    def kube_api(self, net, pki):
+        """A fixture Kubernetes API server (kube_api.KubeAPI, not yet holding pods) listening on
+        127.0.0.1 of namespace net.a, where the capture runs; stopped on teardown. Start it again
+        after .stop() with start_kube_api(api, net.a)."""
+        api = kube_api.KubeAPI(pki)
+        start_kube_api(api, net.a)
+        self.apis.append(api)
+        return api
+
     def close(self):
         problems = []
+        for a in self.apis:
+            try:
+                a.stop()
+            except OSError:
+                pass
         for s in self.sockets:
             try:
                 s.close()
@@ -517,12 +533,14 @@ class UdpReceiver:
         return self.seqs
 
 
-def send_udp(lab, ns, seqs, pps, sizes=None, stop=None):
+def send_udp(lab, ns, seqs, pps, sizes=None, stop=None, src=None):
     """Sends datagram(seq, size) for seq in seqs from ns to A_IP:UDP_PORT at about pps
-    (0: as fast as it goes). Returns how many it sent."""
+    (0: as fast as it goes), from address src of ns when given. Returns how many it sent."""
     sock = ns_socket(ns)
     lab.sockets.append(sock)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * MIB)
+    if src:
+        sock.bind((src, 0))
     sock.connect((A_IP, UDP_PORT))
     t0 = time.monotonic()
     sent = 0
@@ -742,3 +760,74 @@ def store_port_packets(packets, port=STORE_PORT):
 
 def status_fields(text):
     return {k: v.strip() for k, v in (ln.split(":", 1) for ln in text.splitlines() if ":" in ln)}
+
+
+# ---- pod targeting ------------------------------------------------------------------------------
+
+def add_address(ns, ip, iface=None):
+    """Adds ip/24 to the veth end of namespace ns (another "pod" on that side)."""
+    run(["ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", iface or ns])
+
+
+def start_kube_api(api, ns):
+    """api.start() from a thread inside namespace ns: its listener (and every connection it
+    accepts) lives in ns, so a capture running there reaches it at api.url. Also after
+    api.stop(), on the same port."""
+    return in_netns(ns, api.start)
+
+
+def write_kubeconfig(path, api, token="token-1"):
+    """A kubeconfig for the fixture API server: its URL, CA file, a fixed bearer token."""
+    Path(path).write_text(
+        "apiVersion: v1\n"
+        "kind: Config\n"
+        f"clusters: [{{name: c, cluster: {{server: '{api.url}', "
+        f"certificate-authority: '{api.pki / 'ca.pem'}'}}}}]\n"
+        f"users: [{{name: u, user: {{token: {token}}}}}]\n"
+        "contexts: [{name: x, context: {cluster: c, user: u}}]\n"
+        "current-context: x\n")
+    return Path(path)
+
+
+def targeting_filter(hosts, store_port=STORE_PORT):
+    """The filter the capture applies for pod addresses hosts (in the target set's order:
+    IPv4 before IPv6, by bytes) with its own store port excluded; 'less 0' for none."""
+    def key(h):
+        fam = socket.AF_INET6 if ":" in h else socket.AF_INET
+        return (fam == socket.AF_INET6, socket.inet_pton(fam, h))
+    base = " or ".join(f"{'ip6' if ':' in h else 'ip'} host {h}"
+                       for h in sorted(set(hosts), key=key)) or "less 0"
+    return f"({base}) and not (tcp port {store_port})"
+
+
+def filters_applied(cap):
+    """The filter of every msg="filter applied" line, in order."""
+    return [_logfmt(ln).get("filter", "") for ln in cap.lines("filter applied")]
+
+
+def wait_filter(cap, hosts, timeout=5.0, since=0):
+    """Waits until the capture's last applied filter (among lines after the first `since`) is
+    targeting_filter(hosts). Returns the number of filter lines then."""
+    want = targeting_filter(hosts)
+    deadline = time.monotonic() + timeout
+    while True:
+        got = filters_applied(cap)
+        if len(got) > since and got[-1] == want:
+            return len(got)
+        if time.monotonic() > deadline or not cap.alive():
+            raise AssertionError(f"no filter {want!r} applied within {timeout:g} s; the capture "
+                                 f"applied {got[since:][-5:]}\nstderr:\n{sh.tail(cap.stderr())}")
+        time.sleep(0.01)
+
+
+def udp_datagrams(packets):
+    """(source address, seq, timestamp) of our datagrams among packets (first fragments)."""
+    out = []
+    for p in packets:
+        ip = ipv4(p.data)
+        if not ip or ip[2] != 17 or ip[3] != 0:
+            continue
+        pl = ip[4][8:]
+        if pl[:4] == MAGIC:
+            out.append((ip[0], struct.unpack("!Q", pl[4:12])[0], p.ts_ns))
+    return out
