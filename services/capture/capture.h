@@ -68,8 +68,11 @@ struct capture {
     struct capture_spool *spool;
     struct capture_uplink *uplink;
     uint64_t next_seq;
-    char *filter_text; /* the expression applied to every handle now */
-    bool pods_dirty;   /* the pod set changed and no batch carrying it is in the spool yet */
+    char *filter_text;   /* the expression applied to every handle now */
+    char *filter_base;   /* what it was composed from (NULL: everything) */
+    char *filter_wanted; /* the base to narrow to when filter_timer fires */
+    uv_timer_t filter_timer;
+    bool pods_dirty; /* the pod set changed and no batch carrying it is in the spool yet */
     struct capture_pod *pods;
     size_t n_pods;
     struct capture_counters c;

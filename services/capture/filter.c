@@ -31,7 +31,8 @@ int capture_filter_compose(const struct capture_config *cfg, const char *base, c
     return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 }
 
-int capture_filter_apply(struct capture *cap, const char *base, char *err, size_t errlen)
+/* Compiles `base` (composed) for every source and swaps it onto all of them. */
+static int apply_now(struct capture *cap, const char *base, char *err, size_t errlen)
 {
     struct bpf_program progs[CAPTURE_MAX_IFACES];
     size_t len = (base ? strlen(base) : 0) + 512;
@@ -67,9 +68,88 @@ int capture_filter_apply(struct capture *cap, const char *base, char *err, size_
             cap->c.filter_changes++;
         free(cap->filter_text);
         cap->filter_text = expr;
+        free(cap->filter_base);
+        cap->filter_base = base && base[0] ? strdup(base) : NULL;
         NR_INFO("filter applied", "filter=\"%.1000s\"", expr);
     } else {
         free(expr);
     }
+    return rc;
+}
+
+/* Checks that `base` compiles for every source, without applying it. */
+static int check(struct capture *cap, const char *base, char *err, size_t errlen)
+{
+    size_t len = (base ? strlen(base) : 0) + 512;
+    char *expr = malloc(len);
+    char why[512];
+    int rc;
+
+    if (!expr)
+        return -ENOMEM;
+    rc = capture_filter_compose(&cap->cfg, base, expr, len);
+    for (unsigned i = 0; rc == 0 && i < cap->n_sources; i++) {
+        struct bpf_program prog;
+        rc = capture_source_compile(cap->sources[i], expr, &prog, why, sizeof(why));
+        if (rc == 0)
+            pcap_freecode(&prog);
+        else
+            snprintf(err, errlen, "filter \"%.300s\" does not compile for %s: %s", expr,
+                     capture_source_name(cap->sources[i]), why);
+    }
+    free(expr);
+    return rc;
+}
+
+static void narrow_cb(uv_timer_t *t)
+{
+    struct capture *cap = t->data;
+    char err[512];
+
+    if (apply_now(cap, cap->filter_wanted, err, sizeof(err)) != 0)
+        NR_ERROR("cannot narrow the filter; the wider one stays", "err=\"%s\"", err);
+}
+
+void capture_filter_init(struct capture *cap)
+{
+    uv_timer_init(cap->loop, &cap->filter_timer);
+    cap->filter_timer.data = cap;
+}
+
+/* libpcap filters the blocks already in a ring with the *new* filter when it is swapped, and a
+ * ring block is handed over only when full or after the block timeout: narrowing the filter at
+ * once would lose packets that passed the old one moments before (a deleted pod's last
+ * packets). So a change first widens to (old or new), which drops nothing either would keep,
+ * and narrows to the new filter once every block taken with the old one has been read. */
+int capture_filter_apply(struct capture *cap, const char *base, char *err, size_t errlen)
+{
+    char *wanted;
+    int rc;
+
+    if (!cap->filter_text)
+        return apply_now(cap, base, err, errlen); /* the first filter: nothing to keep */
+    rc = check(cap, base, err, errlen);
+    if (rc != 0)
+        return rc;
+    wanted = base && base[0] ? strdup(base) : NULL;
+    if (base && base[0] && !wanted)
+        return -ENOMEM;
+    free(cap->filter_wanted);
+    cap->filter_wanted = wanted;
+    if (cap->filter_base && wanted) {
+        size_t len = strlen(cap->filter_base) + strlen(wanted) + 16;
+        char *wide = len <= 2 * CAPTURE_MAX_FILTER ? malloc(len) : NULL;
+        if (wide) {
+            snprintf(wide, len, "(%s) or (%s)", cap->filter_base, wanted);
+            rc = apply_now(cap, wide, err, errlen);
+            free(wide);
+        }
+        if (!wide || rc != 0)
+            rc = apply_now(cap, wanted, err, errlen); /* too long to widen: narrow at once */
+    } else if (!wanted) {
+        return apply_now(cap, NULL, err, errlen); /* everything: nothing to narrow later */
+    }
+    /* The old filter was "everything": it stays until the blocks taken with it are read. */
+    uv_timer_start(&cap->filter_timer, narrow_cb, 3 * (uint64_t)cap->cfg.block_timeout_ms + 50, 0);
     return rc;
 }

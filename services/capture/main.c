@@ -449,6 +449,7 @@ int main(int argc, char **argv)
     capture_spool_init(&spool, cap.cfg.spool_size);
     cap.spool = &spool;
     uv_async_init(cap.loop, &cap.ready, on_ready);
+    capture_filter_init(&cap);
     cap.ready.data = &cap;
     for (unsigned i = 0; i < cap.cfg.n_ifaces; i++) {
         cap.sources[i] = capture_source_open(&cap, i, cap.cfg.ifaces[i], err, sizeof(err));
@@ -509,6 +510,8 @@ int main(int argc, char **argv)
         capture_source_close(cap.sources[i]);
     capture_spool_free(&spool);
     free(cap.filter_text);
+    free(cap.filter_base);
+    free(cap.filter_wanted);
     free(cap.pods);
     uv_loop_close(cap.loop);
     NR_INFO("stopped", "packets=%llu batches=%llu acked=%llu", (unsigned long long)cap.c.packets,
