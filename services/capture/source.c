@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "capture/kfilter.h"
 #include "pcapng/encode.h"
 #include "pcapng/pcapng.h"
 #include "util/error.h"
@@ -232,6 +233,19 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *d
         flush(src);
 }
 
+/* Puts a program on the handle: straight onto the socket, which the kernel swaps atomically
+ * (kfilter.h); through libpcap only when the kernel cannot run it (libpcap then filters in user
+ * space). Returns 0 or -1 with libpcap's message in its errbuf. */
+static int swap_filter(struct capture_source *src, struct bpf_program *prog)
+{
+    int rc = capture_kfilter_attach(src->pcap, src->link_type, prog);
+
+    if (rc == 0)
+        return 0;
+    NR_DEBUG("filter goes through libpcap", "iface=%s reason=\"%s\"", src->name, strerror(-rc));
+    return pcap_setfilter(src->pcap, prog);
+}
+
 static void apply_pending(struct capture_source *src)
 {
     struct bpf_program prog;
@@ -244,7 +258,7 @@ static void apply_pending(struct capture_source *src)
     pthread_mutex_unlock(&src->lock);
     if (!has)
         return;
-    if (pcap_setfilter(src->pcap, &prog) != 0)
+    if (swap_filter(src, &prog) != 0)
         NR_ERROR("cannot apply the new filter; the old one stays", "iface=%s err=\"%s\"", src->name,
                  pcap_geterr(src->pcap));
     pcap_freecode(&prog);
@@ -378,19 +392,14 @@ fail:
 int capture_source_compile(const struct capture_source *src, const char *expr,
                            struct bpf_program *prog, char *err, size_t errlen)
 {
-    pcap_t *dead = pcap_open_dead(src->link_type, (int)src->cap->cfg.snaplen);
-    int rc = 0;
-
-    if (!dead) {
-        snprintf(err, errlen, "out of memory");
-        return -ENOMEM;
+    /* On the live handle, not a dead one of the same link type: libpcap generates Linux's
+     * special VLAN loads (the kernel strips the tags) only for live handles. Compiling reads
+     * the handle's settings, which the capture thread never changes. */
+    if (pcap_compile(src->pcap, prog, expr, 1, PCAP_NETMASK_UNKNOWN) != 0) {
+        snprintf(err, errlen, "%s", pcap_geterr(src->pcap));
+        return NR_EPARSE;
     }
-    if (pcap_compile(dead, prog, expr, 1, PCAP_NETMASK_UNKNOWN) != 0) {
-        snprintf(err, errlen, "%s", pcap_geterr(dead));
-        rc = NR_EPARSE;
-    }
-    pcap_close(dead);
-    return rc;
+    return 0;
 }
 
 int capture_source_set_filter(struct capture_source *src, struct bpf_program *prog, char *err,
@@ -399,7 +408,7 @@ int capture_source_set_filter(struct capture_source *src, struct bpf_program *pr
     int rc = 0;
 
     if (!src->started) {
-        if (pcap_setfilter(src->pcap, prog) != 0) {
+        if (swap_filter(src, prog) != 0) {
             snprintf(err, errlen, "%s: %s", src->name, pcap_geterr(src->pcap));
             rc = NR_EPARSE;
         }
