@@ -32,7 +32,8 @@ struct capture_source {
     pthread_t thread;
     int wake_fd; /* eventfd: wakes the thread for a stop or a new filter */
     bool started;
-    bool polling; /* --read-mode poll: read on the loop when the ring has a block */
+    bool polling;     /* --read-mode poll: read on the loop when the ring has a block */
+    bool poll_paused; /* poll mode: no free buffer, the ring holds the packets */
     uv_poll_t poll;
     uv_timer_t poll_timer; /* batch-time flushes and filter swaps in poll mode */
     /* thread-owned */
@@ -192,6 +193,10 @@ static void flush(struct capture_source *src)
         src->ready_head = b;
     src->ready_tail = b;
     src->last_stats = b->stats;
+    /* Poll mode cannot wait for a buffer: stop reading before the ring's packets meet none
+     * (they stay in the kernel's ring until one comes back). */
+    if (src->polling && !src->free_list)
+        pcap_breakloop(src->pcap);
     pthread_mutex_unlock(&src->lock);
     uv_async_send(&src->cap->ready);
 }
@@ -429,7 +434,15 @@ int capture_source_set_filter(struct capture_source *src, struct bpf_program *pr
 /* Poll mode: one read of what the ring holds, then the same bookkeeping as the thread. */
 static void poll_read(struct capture_source *src)
 {
-    int n = pcap_dispatch(src->pcap, -1, on_packet, (u_char *)src);
+    int n;
+
+    if (!src->cur && !src->free_list) { /* the loop still holds every buffer */
+        if (!src->poll_paused)
+            uv_poll_stop(&src->poll);
+        src->poll_paused = true;
+        return;
+    }
+    n = pcap_dispatch(src->pcap, -1, on_packet, (u_char *)src);
 
     if (n < 0 && n != PCAP_ERROR_BREAK) {
         pthread_mutex_lock(&src->lock);
@@ -503,6 +516,10 @@ void capture_source_recycle(struct capture_source *src, struct capture_batch *b)
     src->free_list = b;
     pthread_cond_signal(&src->freed);
     pthread_mutex_unlock(&src->lock);
+    if (src->poll_paused && src->polling) { /* on the loop, like poll mode itself */
+        src->poll_paused = false;
+        uv_poll_start(&src->poll, UV_READABLE, on_readable);
+    }
 }
 
 void capture_source_stats(struct capture_source *src, struct pcap_stat *st, uint64_t *dropped,
