@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rpc/addr.h"
+#include "util/addr.h"
 #include "rpc/internal.h"
 #include "rpc/status.h"
 #include "rpc/tls.h"
@@ -78,7 +78,7 @@ struct rpc_channel *rpc_channel_new(uv_loop_t *loop, const struct rpc_channel_co
     ch->backoff_ms = ch->backoff_initial;
     ch->target = strdup(cfg->target ? cfg->target : "");
     if (!ch->target ||
-        rpc_addr_split(ch->target, ch->host, sizeof(ch->host), &ch->port, err, errlen) != 0)
+        nr_addr_split(ch->target, ch->host, sizeof(ch->host), &ch->port, err, errlen) != 0)
         goto fail;
     if (cfg->authority)
         snprintf(ch->authority, sizeof(ch->authority), "%s", cfg->authority);
@@ -151,7 +151,7 @@ static void tls_name(const struct rpc_channel *ch, char *out, size_t len)
     uint16_t port;
     char err[8];
 
-    if (rpc_addr_split(ch->authority, host, sizeof(host), &port, err, sizeof(err)) == 0)
+    if (nr_addr_split(ch->authority, host, sizeof(host), &port, err, sizeof(err)) == 0)
         snprintf(out, len, "%s", host);
     else
         snprintf(out, len, "%s", ch->authority);

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rpc/addr.h"
+#include "util/addr.h"
 #include "rpc/health.h"
 #include "rpc/internal.h"
 #include "rpc/status.h"
@@ -311,7 +311,7 @@ static int bind_listener(struct rpc_server *s, char *err, size_t errlen)
     char portstr[8];
     int rv;
 
-    rv = rpc_addr_split(s->listen, host, sizeof(host), &port, err, errlen);
+    rv = nr_addr_split(s->listen, host, sizeof(host), &port, err, errlen);
     if (rv != 0)
         return rv;
     snprintf(portstr, sizeof(portstr), "%u", port);

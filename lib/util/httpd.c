@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/addr.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -552,50 +553,6 @@ static void on_connection(uv_stream_t *listener, int status)
         conn_close(c, uv_strerror(rv));
 }
 
-/* "host:port", "[ipv6]:port" or ":port" (any address): the rules of rpc_addr_split, which
- * lib/util may not use. host is "" when omitted. */
-static int split_listen(const char *addr, char *host, size_t hostlen, unsigned *port, char *err,
-                        size_t errlen)
-{
-    const char *h = addr, *colon, *d;
-    size_t hlen;
-    unsigned long p = 0;
-
-    if (addr[0] == '[') {
-        const char *close = strchr(addr, ']');
-
-        if (!close || close[1] != ':') {
-            snprintf(err, errlen, "invalid address \"%s\": want [ipv6]:port", addr);
-            return -EINVAL;
-        }
-        h = addr + 1;
-        hlen = (size_t)(close - h);
-        colon = close + 1;
-    } else {
-        colon = strchr(addr, ':');
-        if (!colon || strrchr(addr, ':') != colon) {
-            snprintf(err, errlen, "invalid address \"%s\": want host:port (IPv6 in brackets)",
-                     addr);
-            return -EINVAL;
-        }
-        hlen = (size_t)(colon - addr);
-    }
-    if (hlen >= hostlen) {
-        snprintf(err, errlen, "invalid address \"%s\": host name too long", addr);
-        return -EINVAL;
-    }
-    for (d = colon + 1; *d >= '0' && *d <= '9' && p <= 65535; d++)
-        p = p * 10 + (unsigned long)(*d - '0');
-    if (d == colon + 1 || *d != '\0' || p > 65535) {
-        snprintf(err, errlen, "invalid address \"%s\": port must be a number 0-65535", addr);
-        return -EINVAL;
-    }
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    *port = (unsigned)p;
-    return 0;
-}
-
 /* A listening socket on one address, or a negative errno. */
 static int listen_socket(const struct addrinfo *ai, bool any)
 {
@@ -656,7 +613,7 @@ static int bind_listen(const char *host, unsigned port, char *err, size_t errlen
 int nr_httpd_start(struct nr_httpd *h, char *err, size_t errlen)
 {
     char host[256];
-    unsigned port;
+    uint16_t port;
     struct sockaddr_storage ss;
     int len = sizeof(ss);
     int fd, rv;
@@ -670,7 +627,7 @@ int nr_httpd_start(struct nr_httpd *h, char *err, size_t errlen)
                  h->closing ? "the server is closing" : "already started");
         return h->closing ? -ECANCELED : -EALREADY;
     }
-    rv = split_listen(h->listen, host, sizeof(host), &port, err, errlen);
+    rv = nr_addr_split(h->listen, host, sizeof(host), &port, err, errlen);
     if (rv != 0)
         return rv;
     fd = bind_listen(host, port, err, errlen, h->listen);

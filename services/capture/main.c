@@ -22,7 +22,7 @@
 #include "capture/targeting.h"
 #include "capture/uplink.h"
 #include "kube/filter.h"
-#include "rpc/addr.h"
+#include "util/addr.h"
 #include "util/httpd.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -282,7 +282,7 @@ static void parse_flags(int argc, char **argv, struct capture_config *cfg)
     if (!ports_given) {
         char host[256];
         uint16_t port = 0;
-        if (rpc_addr_split(cfg->store, host, sizeof(host), &port, err, sizeof(err)) != 0)
+        if (nr_addr_split(cfg->store, host, sizeof(host), &port, err, sizeof(err)) != 0)
             die("--store: %s", err);
         cfg->exclude_ports[cfg->n_exclude++] = port;
     }

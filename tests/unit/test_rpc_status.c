@@ -9,7 +9,7 @@
 #include <nghttp2/nghttp2.h>
 #include <string.h>
 
-#include "rpc/addr.h"
+#include "util/addr.h"
 #include "rpc/status.h"
 
 static void test_code_names(void **state)
@@ -141,31 +141,31 @@ static void test_addr_split(void **state)
     char host[64], err[128];
     uint16_t port;
 
-    assert_int_equal(rpc_addr_split("127.0.0.1:8897", host, sizeof(host), &port, err, 128), 0);
+    assert_int_equal(nr_addr_split("127.0.0.1:8897", host, sizeof(host), &port, err, 128), 0);
     assert_string_equal(host, "127.0.0.1");
     assert_int_equal(port, 8897);
-    assert_int_equal(rpc_addr_split(":8898", host, sizeof(host), &port, err, 128), 0);
+    assert_int_equal(nr_addr_split(":8898", host, sizeof(host), &port, err, 128), 0);
     assert_string_equal(host, "");
     assert_int_equal(port, 8898);
-    assert_int_equal(rpc_addr_split("[::1]:0", host, sizeof(host), &port, err, 128), 0);
+    assert_int_equal(nr_addr_split("[::1]:0", host, sizeof(host), &port, err, 128), 0);
     assert_string_equal(host, "::1");
     assert_int_equal(port, 0);
     assert_int_equal(
-        rpc_addr_split("netreel-store.ns.svc:8897", host, sizeof(host), &port, err, 128), 0);
+        nr_addr_split("netreel-store.ns.svc:8897", host, sizeof(host), &port, err, 128), 0);
     assert_string_equal(host, "netreel-store.ns.svc");
 
-    assert_int_equal(rpc_addr_split("localhost", host, sizeof(host), &port, err, 128), -EINVAL);
+    assert_int_equal(nr_addr_split("localhost", host, sizeof(host), &port, err, 128), -EINVAL);
     assert_non_null(strstr(err, "want host:port"));
-    assert_int_equal(rpc_addr_split("h:70000", host, sizeof(host), &port, err, 128), -EINVAL);
+    assert_int_equal(nr_addr_split("h:70000", host, sizeof(host), &port, err, 128), -EINVAL);
     assert_non_null(strstr(err, "0-65535"));
-    assert_int_equal(rpc_addr_split("h:", host, sizeof(host), &port, err, 128), -EINVAL);
+    assert_int_equal(nr_addr_split("h:", host, sizeof(host), &port, err, 128), -EINVAL);
     assert_non_null(strstr(err, "missing port"));
-    assert_int_equal(rpc_addr_split("::1:80", host, sizeof(host), &port, err, 128), -EINVAL);
+    assert_int_equal(nr_addr_split("::1:80", host, sizeof(host), &port, err, 128), -EINVAL);
     assert_non_null(strstr(err, "brackets"));
-    assert_int_equal(rpc_addr_split("[::1]80", host, sizeof(host), &port, err, 128), -EINVAL);
-    assert_int_equal(rpc_addr_split("", host, sizeof(host), &port, err, 128), -EINVAL);
-    assert_int_equal(rpc_addr_split("h:8x", host, sizeof(host), &port, err, 128), -EINVAL);
-    assert_int_equal(rpc_addr_split("h:99999999999999999999", host, sizeof(host), &port, err, 128),
+    assert_int_equal(nr_addr_split("[::1]80", host, sizeof(host), &port, err, 128), -EINVAL);
+    assert_int_equal(nr_addr_split("", host, sizeof(host), &port, err, 128), -EINVAL);
+    assert_int_equal(nr_addr_split("h:8x", host, sizeof(host), &port, err, 128), -EINVAL);
+    assert_int_equal(nr_addr_split("h:99999999999999999999", host, sizeof(host), &port, err, 128),
                      -EINVAL);
 }
 

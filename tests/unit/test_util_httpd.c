@@ -841,7 +841,7 @@ static void test_start_errors(void **state)
     close(fd);
 
     start_fails(NULL, -EINVAL, "no listen address");
-    start_fails("", -EINVAL, "invalid address \"\": want host:port (IPv6 in brackets)");
+    start_fails("", -EINVAL, "empty address (want host:port)");
     start_fails("9102", -EINVAL, "invalid address \"9102\": want host:port (IPv6 in brackets)");
     start_fails("::1:9102", -EINVAL,
                 "invalid address \"::1:9102\": want host:port (IPv6 in brackets)");

@@ -1,11 +1,11 @@
 /* Parsing of host:port addresses, IPv6 literals in brackets included. */
-#include "rpc/addr.h"
+#include "util/addr.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
-int rpc_addr_split(const char *addr, char *host, size_t hostlen, uint16_t *port, char *err,
+int nr_addr_split(const char *addr, char *host, size_t hostlen, uint16_t *port, char *err,
                    size_t errlen)
 {
     const char *colon, *h = addr;
