@@ -10,16 +10,7 @@
 #include "pcapng/decode.h"
 #include "pcapng/encode.h"
 #include "util/error.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                                 \
-        }                                                                            \
-    } while (0)
+#include "fuzz.h"
 
 static const uint32_t snaplen_choices[4] = {0, 64, 1500, 65535};
 static const int64_t ts_ranges[4][2] = {

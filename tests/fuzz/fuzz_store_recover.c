@@ -1,9 +1,9 @@
 /* libFuzzer target for netreel-store's recovery reader (services/store/recover.c, index.c):
  * whatever a crash, a full disk or a hostile hand left in a segment and its index, recovery
- * either refuses it or keeps a segment cut to what its index vouches for (its last record checked to be
- * whole pcapng blocks), whose runs lie inside it, in
- * order, and that a second recovery leaves exactly as it is. Input: 2 bytes (little-endian)
- * giving the index's length, the index, then the segment's bytes. */
+ * either refuses it or keeps a segment cut to what its index vouches for (its last record checked
+ * to be whole pcapng blocks), whose runs lie inside it, in order, and that a second recovery leaves
+ * exactly as it is. Input: 2 bytes (little-endian) giving the index's length, the index, then the
+ * segment's bytes. */
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,16 +16,7 @@
 #include "store/recover.h"
 #include "store/segment.h"
 #include "util/log.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                                 \
-        }                                                                            \
-    } while (0)
+#include "fuzz.h"
 
 static char dir[64];
 

@@ -10,16 +10,7 @@
 
 #include "util/error.h"
 #include "util/httpd.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                                 \
-        }                                                                            \
-    } while (0)
+#include "fuzz.h"
 
 static bool inside(struct nr_httpd_slice s, const char *buf, size_t len)
 {

@@ -8,18 +8,9 @@
 #include <string.h>
 
 #include "util/parse.h"
+#include "fuzz.h"
 
 #define NS INT64_C(1000000000)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                                 \
-        }                                                                            \
-    } while (0)
 
 /* What every parser promises about a failure: -EINVAL or -ERANGE, a message on one line that
  * names the kind of input, and the same message cut to fit a small buffer. */
