@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# netreel-capture (+ netreel-store writing to disk) against tcpdump -w and dumpcap -w, on the
-# same traffic, in one run:
+# netreel-capture (+ netreel-store writing to disk), with each of its two ways of reading the
+# ring (--read-mode thread and poll), against tcpdump -w and dumpcap -w, on the same traffic, in
+# one run:
 #   bench/capture.sh BUILD_DIR
 # Two network namespaces joined by a veth pair; iperf3 from B to A: TCP at 1, 2 and 3 Gbit/s and
 # unlimited, and UDP with 64-byte payloads unlimited, BENCH_SECONDS (default 5) each. Every
@@ -8,7 +9,7 @@
 # (64 MiB) and writes to the disk under BENCH_DIR (default ./build).
 #
 # The recorders run one at a time, each on its own iperf3 run of the same profile (profile by
-# profile, recorders interleaved), not all three at once: on a 2-core machine three recorders
+# profile, recorders interleaved), not all four at once: on a 2-core machine four recorders
 # plus iperf3's sender and receiver would fight for the cores, and the figures would say more
 # about the scheduler than about the recorders; a packet socket per recorder would also tax the
 # traffic itself. The cost is that the unlimited profiles do not carry exactly the same packets
@@ -17,8 +18,9 @@
 #
 # For each run it prints the share of packets recorded
 #   stats: as the recorder counts it: tcpdump captured / received by filter (pcap_stats);
-#          dumpcap received / (received + dropped); netreel from /metrics: packets in batches
-#          minus batches the spool dropped, over those plus kernel and buffer drops;
+#          dumpcap received / (received + dropped); netreel (either read mode) from /metrics:
+#          packets in batches minus batches the spool dropped, over those plus kernel and buffer
+#          drops;
 #   files: packets in the files it wrote (netreel: the store's segments, after every batch was
 #          acknowledged) over the packets the veth counted.
 set -euo pipefail
@@ -212,6 +214,11 @@ rec_dumpcap() {
     rm -f "$out"
 }
 
+# netreel reads its ring in a thread per interface (the default, "netreel") or on the event
+# loop when pcap's selectable descriptor is readable ("netreel-poll": --read-mode poll): the
+# issue asks which of the two drops less under load.
+rec_netreel_poll() { read_mode=poll rec_netreel "$@"; }
+
 rec_netreel() {
     local data=$work/data
     rm -rf "$data"
@@ -222,7 +229,7 @@ rec_netreel() {
     wait_for "$work/store.err" "msg=serving" "$spid" netreel-store
     ip netns exec "$nsa" "$capture_bin" -i "$nsa" --snaplen "$snaplen" --buffer-size "${buf_mib}MiB" \
         --store "127.0.0.1:$store_port" --metrics-listen 127.0.0.1:0 --node bench \
-        2>"$work/capture.err" &
+        --read-mode "${read_mode:-thread}" 2>"$work/capture.err" &
     local cpid=$!
     pids+=("$cpid")
     wait_for "$work/capture.err" "msg=capturing" "$cpid" netreel-capture
@@ -250,7 +257,7 @@ rec_netreel() {
 
 # ---- the runs --------------------------------------------------------------------------------
 profiles=("tcp 1G:-b 1G" "tcp 2G:-b 2G" "tcp 3G:-b 3G" "tcp max:-b 0" "udp64 max:-u -b 0 -l 64")
-recorders=(netreel tcpdump dumpcap)
+recorders=(netreel netreel-poll tcpdump dumpcap)
 results=$work/results.tsv
 : >"$results"
 echo "bench: $((${#profiles[@]} * ${#recorders[@]})) runs of ${secs}s; snaplen $snaplen, buffer ${buf_mib}MiB, files under $work" >&2
@@ -258,10 +265,10 @@ for p in "${profiles[@]}"; do
     name=${p%%:*}
     read -r -a args <<<"${p#*:}"
     for r in "${recorders[@]}"; do
-        "rec_$r" "${args[@]}"
+        "rec_${r//-/_}" "${args[@]}"
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$r" "$gbps" "$wire" "$stats_rec" \
             "$stats_all" "$file_pkts" "$note" >>"$results"
-        printf 'bench: %-9s %-8s %6s Gbit/s  wire %9s  stats %9s/%-9s  file %9s  drops: %s\n' \
+        printf 'bench: %-9s %-12s %6s Gbit/s  wire %9s  stats %9s/%-9s  file %9s  drops: %s\n' \
             "$name" "$r" "$gbps" "$wire" "$stats_rec" "$stats_all" "$file_pkts" "$note" >&2
     done
 done
@@ -272,21 +279,32 @@ import sys
 rows = [ln.rstrip("\n").split("\t") for ln in open(sys.argv[1]) if ln.strip()]
 def pct(a, b):
     return 100.0 * a / b if b else float("nan")
-print(f"{'profile':<10} {'recorder':<8} {'Gbit/s':>7} {'wire pkts':>10} {'stats %':>8} "
+print(f"{'profile':<10} {'recorder':<12} {'Gbit/s':>7} {'wire pkts':>10} {'stats %':>8} "
       f"{'files %':>8} {'in files':>10}  drops counted")
 share = {}
 for prof, rec, gbps, wire, srec, sall, files, note in rows:
     wire, srec, sall, files = int(wire), int(srec), int(sall), int(files)
     share[prof, rec] = (files, wire)
-    print(f"{prof:<10} {rec:<8} {float(gbps):>7.2f} {wire:>10} {pct(srec, sall):>8.2f} "
+    print(f"{prof:<10} {rec:<12} {float(gbps):>7.2f} {wire:>10} {pct(srec, sall):>8.2f} "
           f"{pct(files, wire):>8.2f} {files:>10}  {note}")
 profiles = list(dict.fromkeys(r[0] for r in rows))
 print()
 for prof in profiles:
-    n, t = share.get((prof, "netreel")), share.get((prof, "tcpdump"))
-    if n and t:
-        verdict = "ok" if pct(*n) >= pct(*t) - 0.005 else "BELOW tcpdump"
-        print(f"{prof:<10} netreel {pct(*n):6.2f}% of the wire, tcpdump {pct(*t):6.2f}%: {verdict}")
+    t = share.get((prof, "tcpdump"))
+    for rec in ("netreel", "netreel-poll"):
+        n = share.get((prof, rec))
+        if n and t:
+            verdict = "ok" if pct(*n) >= pct(*t) - 0.005 else "BELOW tcpdump"
+            print(f"{prof:<10} {rec:<12} {pct(*n):6.2f}% of the wire, tcpdump {pct(*t):6.2f}%: "
+                  f"{verdict}")
+    th, po = share.get((prof, "netreel")), share.get((prof, "netreel-poll"))
+    if th and po:
+        # Shares, not counts: at the unlimited rates each run carries its own wire.
+        s_th, s_po = pct(*th), pct(*po)
+        better = ("neither" if abs(s_th - s_po) < 0.005 else
+                  "thread" if s_th > s_po else "poll")
+        print(f"{prof:<10} thread {s_th:6.2f}%, poll {s_po:6.2f}% of the wire "
+              f"(lost {th[1] - th[0]} / {po[1] - po[0]}): {better} drops less")
 def lossless(rec):
     best = None
     for prof in profiles:
@@ -294,6 +312,6 @@ def lossless(rec):
         if f and f[0] >= f[1] and prof.startswith("tcp"):
             best = prof
     return best or "none"
-for rec in ("netreel", "tcpdump", "dumpcap"):
+for rec in ("netreel", "netreel-poll", "tcpdump", "dumpcap"):
     print(f"highest lossless TCP rate, {rec}: {lossless(rec)}")
 EOF
