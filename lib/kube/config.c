@@ -6,7 +6,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,20 +16,6 @@
 
 #include "util/error.h"
 #include "util/log.h"
-
-static void say(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void say(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 void kube_config_init(struct kube_config *c)
 {
@@ -125,19 +110,20 @@ int kube_config_in_cluster(struct kube_config *c, const char *sa_dir, char *err,
     if (sa_dir == NULL)
         sa_dir = KUBE_SA_DIR;
     if (host == NULL || host[0] == '\0' || port == NULL || port[0] == '\0') {
-        say(err, errlen,
-            "not running in a Kubernetes pod: KUBERNETES_SERVICE_HOST and "
-            "KUBERNETES_SERVICE_PORT are not set (use --kubeconfig outside a cluster)");
+        nr_errf(0, err, errlen,
+                "not running in a Kubernetes pod: KUBERNETES_SERVICE_HOST and "
+                "KUBERNETES_SERVICE_PORT are not set (use --kubeconfig outside a cluster)");
         return -ENOENT;
     }
     errno = 0;
     p = strtol(port, &end, 10);
     if (errno != 0 || *end != '\0' || p < 1 || p > 65535) {
-        say(err, errlen, "invalid KUBERNETES_SERVICE_PORT \"%.32s\": not a port number", port);
+        nr_errf(0, err, errlen, "invalid KUBERNETES_SERVICE_PORT \"%.32s\": not a port number",
+                port);
         return -EINVAL;
     }
     if (strpbrk(host, "/?#@ []") != NULL || strlen(host) > 253) {
-        say(err, errlen, "invalid KUBERNETES_SERVICE_HOST \"%.64s\"", host);
+        nr_errf(0, err, errlen, "invalid KUBERNETES_SERVICE_HOST \"%.64s\"", host);
         return -EINVAL;
     }
     if (asprintf(&c->server, strchr(host, ':') ? "https://[%s]:%ld" : "https://%s:%ld", host, p) <
@@ -155,13 +141,13 @@ int kube_config_in_cluster(struct kube_config *c, const char *sa_dir, char *err,
     }
     if (access(c->ca_file, R_OK) != 0 || access(c->token_file, R_OK) != 0) {
         rc = -errno;
-        say(err, errlen, "in-cluster service account: cannot read %s: %s",
-            access(c->ca_file, R_OK) != 0 ? c->ca_file : c->token_file, strerror(errno));
+        nr_errf(0, err, errlen, "in-cluster service account: cannot read %s: %s",
+                access(c->ca_file, R_OK) != 0 ? c->ca_file : c->token_file, strerror(errno));
         goto out;
     }
 out:
     if (rc == -ENOMEM)
-        say(err, errlen, "out of memory");
+        nr_errf(0, err, errlen, "out of memory");
     if (rc != 0)
         kube_config_free(c);
     return rc;
@@ -311,7 +297,7 @@ static int file_or_data(struct kc *k, yaml_node_t *m, const char *what, const ch
     if (d != NULL) {
         rc = b64_decode(d, strlen(d), data);
         if (rc == -EINVAL)
-            say(k->err, k->errlen, "kubeconfig: %s: %s is not valid base64", what, data_key);
+            nr_errf(0, k->err, k->errlen, "kubeconfig: %s: %s is not valid base64", what, data_key);
         return rc;
     }
     if (f != NULL) {
@@ -329,19 +315,19 @@ static int parse_cluster(struct kc *k, struct kube_config *c, yaml_node_t *cl, c
     int rc;
 
     if (server == NULL) {
-        say(k->err, k->errlen, "kubeconfig: cluster \"%.64s\" has no server", name);
+        nr_errf(0, k->err, k->errlen, "kubeconfig: cluster \"%.64s\" has no server", name);
         return -EINVAL;
     }
     if (strncmp(server, "https://", 8) != 0 && strncmp(server, "http://", 7) != 0) {
-        say(k->err, k->errlen,
-            "kubeconfig: cluster \"%.64s\": server \"%.128s\" is not an "
-            "http:// or https:// URL",
-            name, server);
+        nr_errf(0, k->err, k->errlen,
+                "kubeconfig: cluster \"%.64s\": server \"%.128s\" is not an "
+                "http:// or https:// URL",
+                name, server);
         return -EINVAL;
     }
     len = strlen(server);
     if (len > 2048 || strpbrk(server, " \t\r\n?#") != NULL) {
-        say(k->err, k->errlen, "kubeconfig: cluster \"%.64s\": invalid server URL", name);
+        nr_errf(0, k->err, k->errlen, "kubeconfig: cluster \"%.64s\": invalid server URL", name);
         return -EINVAL;
     }
     while (len > 0 && server[len - 1] == '/')
@@ -353,10 +339,10 @@ static int parse_cluster(struct kc *k, struct kube_config *c, yaml_node_t *cl, c
         NR_WARN("kubeconfig: proxy-url is ignored", "cluster=%.64s", name);
     if (yaml_true(map_get(k, cl, "insecure-skip-tls-verify"))) {
         if (!(flags & KUBE_CONFIG_ALLOW_INSECURE)) {
-            say(k->err, k->errlen,
-                "kubeconfig: cluster \"%.64s\" sets insecure-skip-tls-verify: "
-                "refused (give its certificate-authority instead)",
-                name);
+            nr_errf(0, k->err, k->errlen,
+                    "kubeconfig: cluster \"%.64s\" sets insecure-skip-tls-verify: "
+                    "refused (give its certificate-authority instead)",
+                    name);
             return -EINVAL;
         }
         NR_WARN("kubeconfig: insecure-skip-tls-verify: the API server's certificate is NOT "
@@ -378,25 +364,25 @@ static int parse_user(struct kc *k, struct kube_config *c, yaml_node_t *u, const
     if (map_get(k, u, "exec") != NULL) {
         const char *cmd = map_str(k, map_get(k, u, "exec"), "command");
 
-        say(k->err, k->errlen,
-            "kubeconfig: user \"%.64s\" gets its credentials from an exec "
-            "plugin (%.64s), which is not supported: use a token, tokenFile or client "
-            "certificate (e.g. a service account token)",
-            name, cmd ? cmd : "?");
+        nr_errf(0, k->err, k->errlen,
+                "kubeconfig: user \"%.64s\" gets its credentials from an exec "
+                "plugin (%.64s), which is not supported: use a token, tokenFile or client "
+                "certificate (e.g. a service account token)",
+                name, cmd ? cmd : "?");
         return -EINVAL;
     }
     if (map_get(k, u, "auth-provider") != NULL) {
-        say(k->err, k->errlen,
-            "kubeconfig: user \"%.64s\" uses an auth-provider plugin, which "
-            "is not supported: use a token, tokenFile or client certificate",
-            name);
+        nr_errf(0, k->err, k->errlen,
+                "kubeconfig: user \"%.64s\" uses an auth-provider plugin, which "
+                "is not supported: use a token, tokenFile or client certificate",
+                name);
         return -EINVAL;
     }
     if (map_get(k, u, "username") != NULL || map_get(k, u, "password") != NULL) {
-        say(k->err, k->errlen,
-            "kubeconfig: user \"%.64s\": basic authentication (username/"
-            "password) is not supported",
-            name);
+        nr_errf(0, k->err, k->errlen,
+                "kubeconfig: user \"%.64s\": basic authentication (username/"
+                "password) is not supported",
+                name);
         return -EINVAL;
     }
     if (token != NULL) {
@@ -416,10 +402,10 @@ static int parse_user(struct kc *k, struct kube_config *c, yaml_node_t *u, const
     if (rc != 0)
         return rc;
     if ((c->cert_file || c->cert_data.len) != (c->key_file || c->key_data.len)) {
-        say(k->err, k->errlen,
-            "kubeconfig: user \"%.64s\" has a client certificate without a "
-            "key or a key without a certificate",
-            name);
+        nr_errf(0, k->err, k->errlen,
+                "kubeconfig: user \"%.64s\" has a client certificate without a "
+                "key or a key without a certificate",
+                name);
         return -EINVAL;
     }
     return 0;
@@ -439,29 +425,29 @@ int kube_config_parse(struct kube_config *c, const char *text, size_t len, const
         return -ENOMEM;
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (!yaml_parser_load(&parser, &k.doc)) {
-        say(err, errlen, "kubeconfig: not YAML: %.100s at line %zu",
-            parser.problem ? parser.problem : "?", parser.problem_mark.line + 1);
+        nr_errf(0, err, errlen, "kubeconfig: not YAML: %.100s at line %zu",
+                parser.problem ? parser.problem : "?", parser.problem_mark.line + 1);
         rc = parser.error == YAML_MEMORY_ERROR ? -ENOMEM : NR_EPARSE;
         goto out;
     }
     have_doc = true;
     root = yaml_document_get_root_node(&k.doc);
     if (root == NULL || root->type != YAML_MAPPING_NODE) {
-        say(err, errlen, "kubeconfig: not a kubeconfig (no top-level mapping)");
+        nr_errf(0, err, errlen, "kubeconfig: not a kubeconfig (no top-level mapping)");
         rc = NR_EPARSE;
         goto out;
     }
     if (context == NULL || context[0] == '\0') {
         context = map_str(&k, root, "current-context");
         if (context == NULL) {
-            say(err, errlen, "kubeconfig: no current-context (choose one with --context)");
+            nr_errf(0, err, errlen, "kubeconfig: no current-context (choose one with --context)");
             rc = -EINVAL;
             goto out;
         }
     }
     ctx = named_entry(&k, "contexts", "context", context);
     if (ctx == NULL || ctx->type != YAML_MAPPING_NODE) {
-        say(err, errlen, "kubeconfig: no context named \"%.64s\"", context);
+        nr_errf(0, err, errlen, "kubeconfig: no context named \"%.64s\"", context);
         rc = -EINVAL;
         goto out;
     }
@@ -469,8 +455,8 @@ int kube_config_parse(struct kube_config *c, const char *text, size_t len, const
     user_name = map_str(&k, ctx, "user");
     cl = cluster_name ? named_entry(&k, "clusters", "cluster", cluster_name) : NULL;
     if (cl == NULL || cl->type != YAML_MAPPING_NODE) {
-        say(err, errlen, "kubeconfig: context \"%.64s\": no cluster named \"%.64s\"", context,
-            cluster_name ? cluster_name : "");
+        nr_errf(0, err, errlen, "kubeconfig: context \"%.64s\": no cluster named \"%.64s\"",
+                context, cluster_name ? cluster_name : "");
         rc = -EINVAL;
         goto out;
     }
@@ -480,8 +466,8 @@ int kube_config_parse(struct kube_config *c, const char *text, size_t len, const
     if (user_name != NULL) {
         u = named_entry(&k, "users", "user", user_name);
         if (u == NULL || u->type != YAML_MAPPING_NODE) {
-            say(err, errlen, "kubeconfig: context \"%.64s\": no user named \"%.64s\"", context,
-                user_name);
+            nr_errf(0, err, errlen, "kubeconfig: context \"%.64s\": no user named \"%.64s\"",
+                    context, user_name);
             rc = -EINVAL;
             goto out;
         }
@@ -490,10 +476,10 @@ int kube_config_parse(struct kube_config *c, const char *text, size_t len, const
             goto out;
     }
     if (strncmp(c->server, "http://", 7) == 0 && (c->token || c->token_file)) {
-        say(err, errlen,
-            "kubeconfig: context \"%.64s\": refusing to send a bearer token over "
-            "plain http (%.128s)",
-            context, c->server);
+        nr_errf(0, err, errlen,
+                "kubeconfig: context \"%.64s\": refusing to send a bearer token over "
+                "plain http (%.128s)",
+                context, c->server);
         rc = -EINVAL;
         goto out;
     }
@@ -503,7 +489,7 @@ int kube_config_parse(struct kube_config *c, const char *text, size_t len, const
     }
 out:
     if (rc == -ENOMEM)
-        say(err, errlen, "out of memory");
+        nr_errf(0, err, errlen, "out of memory");
     if (have_doc)
         yaml_document_delete(&k.doc);
     yaml_parser_delete(&parser);
@@ -520,8 +506,8 @@ int kube_config_load(struct kube_config *c, const char *path, const char *contex
     int rc = read_file(path, KUBE_CONFIG_FILE_MAX, &text, &len);
 
     if (rc != 0) {
-        say(err, errlen, "kubeconfig %.200s: %s", path,
-            rc == NR_EOVERSIZE ? "larger than 4 MiB" : nr_strerror(rc));
+        nr_errf(0, err, errlen, "kubeconfig %.200s: %s", path,
+                rc == NR_EOVERSIZE ? "larger than 4 MiB" : nr_strerror(rc));
         return rc;
     }
     dir = strdup(path);
@@ -557,8 +543,8 @@ int kube_config_token(const struct kube_config *c, char *buf, size_t len, char *
     } else if (c->token_file != NULL) {
         rc = read_file(c->token_file, KUBE_TOKEN_MAX, &text, &n);
         if (rc != 0) {
-            say(err, errlen, "token file %.200s: %s", c->token_file,
-                rc == NR_EOVERSIZE ? "longer than 16 KiB" : nr_strerror(rc));
+            nr_errf(0, err, errlen, "token file %.200s: %s", c->token_file,
+                    rc == NR_EOVERSIZE ? "longer than 16 KiB" : nr_strerror(rc));
             return rc;
         }
         s = text;
@@ -572,19 +558,19 @@ int kube_config_token(const struct kube_config *c, char *buf, size_t len, char *
     while (n > 0 && isspace((unsigned char)s[n - 1]))
         n--;
     if (n == 0) {
-        say(err, errlen, "the bearer token is empty");
+        nr_errf(0, err, errlen, "the bearer token is empty");
         rc = NR_EPARSE;
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
         if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e) {
-            say(err, errlen, "the bearer token holds a space or a control byte");
+            nr_errf(0, err, errlen, "the bearer token holds a space or a control byte");
             rc = NR_EPARSE;
             goto out;
         }
     }
     if (n >= len) {
-        say(err, errlen, "the bearer token is longer than %zu bytes", len - 1);
+        nr_errf(0, err, errlen, "the bearer token is longer than %zu bytes", len - 1);
         rc = NR_EOVERSIZE;
         goto out;
     }

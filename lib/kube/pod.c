@@ -5,26 +5,11 @@
 
 #include <arpa/inet.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "util/error.h"
-
-static void say(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void say(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* jansson's defaults: the top level must be an object or array, "\u0000" in strings is refused
  * (a name with a NUL would be cut silently), input past `len` is never read. */
@@ -36,7 +21,7 @@ static json_t *load(const char *text, size_t len, char *err, size_t errlen)
     json_t *j = json_loadb(text, len, LOAD_FLAGS, &je);
 
     if (j == NULL)
-        say(err, errlen, "not JSON: %.80s (line %d column %d)", je.text, je.line, je.column);
+        nr_errf(0, err, errlen, "not JSON: %.80s (line %d column %d)", je.text, je.line, je.column);
     return j;
 }
 
@@ -129,7 +114,7 @@ static bool copy_rv(char *rv, const json_t *meta, char *err, size_t errlen)
     if (s == NULL)
         return true;
     if (n > KUBE_RV_MAX) {
-        say(err, errlen, "resourceVersion longer than %d bytes", KUBE_RV_MAX);
+        nr_errf(0, err, errlen, "resourceVersion longer than %d bytes", KUBE_RV_MAX);
         return false;
     }
     memcpy(rv, s, n + 1);
@@ -148,17 +133,18 @@ static int pod_from_json(const json_t *obj, struct kube_pod *pod, char *err, siz
 
     memset(pod, 0, sizeof(*pod));
     if (!json_is_object(obj) || !json_is_object(meta)) {
-        say(err, errlen, "a pod without metadata");
+        nr_errf(0, err, errlen, "a pod without metadata");
         return NR_EPARSE;
     }
     s = str_member(meta, "namespace", &n);
     if (!copy_name(pod->namespace, sizeof(pod->namespace), s, n)) {
-        say(err, errlen, "a pod without a valid metadata.namespace");
+        nr_errf(0, err, errlen, "a pod without a valid metadata.namespace");
         return NR_EPARSE;
     }
     s = str_member(meta, "name", &n);
     if (!copy_name(pod->name, sizeof(pod->name), s, n)) {
-        say(err, errlen, "a pod without a valid metadata.name (namespace %s)", pod->namespace);
+        nr_errf(0, err, errlen, "a pod without a valid metadata.name (namespace %s)",
+                pod->namespace);
         return NR_EPARSE;
     }
     pod->host_network = json_is_true(json_object_get(spec, "hostNetwork"));
@@ -214,7 +200,7 @@ int kube_event_parse(const char *line, size_t len, struct kube_event *ev, char *
     type = str_member(j, "type", NULL);
     obj = json_object_get(j, "object");
     if (type == NULL || !json_is_object(obj)) {
-        say(err, errlen, "a watch event without type or object");
+        nr_errf(0, err, errlen, "a watch event without type or object");
         rc = NR_EPARSE;
         goto out;
     }
@@ -234,13 +220,13 @@ int kube_event_parse(const char *line, size_t len, struct kube_event *ev, char *
         if (!copy_rv(ev->resource_version, json_object_get(obj, "metadata"), err, errlen))
             rc = NR_EPARSE;
         else if (ev->resource_version[0] == '\0') {
-            say(err, errlen, "a BOOKMARK without metadata.resourceVersion");
+            nr_errf(0, err, errlen, "a BOOKMARK without metadata.resourceVersion");
             rc = NR_EPARSE;
         }
         break;
     case KUBE_EVENT_ERROR: status_fields(obj, &ev->code, ev->message, sizeof(ev->message)); break;
     default:
-        say(err, errlen, "unknown watch event type \"%.32s\"", type);
+        nr_errf(0, err, errlen, "unknown watch event type \"%.32s\"", type);
         rc = NR_EPARSE;
         break;
     }
@@ -268,13 +254,13 @@ int kube_pod_list_parse(const char *body, size_t len, kube_pod_list_cb cb, void 
     kind = str_member(j, "kind", NULL);
     items = json_object_get(j, "items");
     if (kind == NULL || strcmp(kind, "PodList") != 0 || !json_is_array(items)) {
-        say(err, errlen, "not a PodList (kind %.32s)", kind ? kind : "missing");
+        nr_errf(0, err, errlen, "not a PodList (kind %.32s)", kind ? kind : "missing");
         rc = NR_EPARSE;
         goto out;
     }
     if (json_array_size(items) > KUBE_LIST_ITEMS_MAX) {
-        say(err, errlen, "a PodList of %zu items (more than %d)", json_array_size(items),
-            KUBE_LIST_ITEMS_MAX);
+        nr_errf(0, err, errlen, "a PodList of %zu items (more than %d)", json_array_size(items),
+                KUBE_LIST_ITEMS_MAX);
         rc = NR_EOVERSIZE;
         goto out;
     }
@@ -283,7 +269,7 @@ int kube_pod_list_parse(const char *body, size_t len, kube_pod_list_cb cb, void 
         goto out;
     }
     if (rv[0] == '\0') {
-        say(err, errlen, "a PodList without metadata.resourceVersion");
+        nr_errf(0, err, errlen, "a PodList without metadata.resourceVersion");
         rc = NR_EPARSE;
         goto out;
     }
@@ -303,7 +289,7 @@ int kube_pod_list_parse(const char *body, size_t len, kube_pod_list_cb cb, void 
         *skipped = bad;
 out:
     if (rc != 0 && rc != NR_EPARSE && rc != NR_EOVERSIZE)
-        say(err, errlen, "%s", nr_strerror(rc));
+        nr_errf(0, err, errlen, "%s", nr_strerror(rc));
     json_decref(j);
     return rc;
 }

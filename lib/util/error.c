@@ -1,6 +1,7 @@
 /* nr_strerror: one function for errno values and netreel's own codes. */
 #include "util/error.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,4 +20,16 @@ const char *nr_strerror(int err)
         return strerror(-err);
     snprintf(buf, sizeof(buf), "unknown error %d", err);
     return buf;
+}
+
+int nr_errf(int code, char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err && errlen) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
 }

@@ -2,25 +2,11 @@
 #include "store/batch.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util/error.h"
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return NR_EPARSE;
-}
 
 /* A name we put in files and logs: 1..max bytes, no control characters. */
 static bool name_ok(const char *s, size_t max)
@@ -59,35 +45,35 @@ static int check_interfaces(const struct store_stream *st, const Netreel__V1__Pa
     if (b->n_interfaces == 0)
         return 0;
     if (b->n_interfaces > STORE_MAX_INTERFACES)
-        return fail(err, errlen, "%zu interfaces: at most %u", b->n_interfaces,
-                    STORE_MAX_INTERFACES);
+        return nr_errf(NR_EPARSE, err, errlen, "%zu interfaces: at most %u", b->n_interfaces,
+                       STORE_MAX_INTERFACES);
     if (b->n_interfaces < known)
-        return fail(err, errlen, "the interface list shrank from %u to %zu", known,
-                    b->n_interfaces);
+        return nr_errf(NR_EPARSE, err, errlen, "the interface list shrank from %u to %zu", known,
+                       b->n_interfaces);
     for (size_t i = 0; i < b->n_interfaces; i++) {
         const Netreel__V1__Interface *in = b->interfaces[i];
         if (in->id != i)
-            return fail(err, errlen, "interface %zu has id %u: ids must be 0..n-1 in order", i,
-                        in->id);
+            return nr_errf(NR_EPARSE, err, errlen,
+                           "interface %zu has id %u: ids must be 0..n-1 in order", i, in->id);
         if (!name_ok(in->name, STORE_MAX_IFNAME))
-            return fail(err, errlen,
-                        "interface %zu: its name must be 1..%u bytes without control characters", i,
-                        STORE_MAX_IFNAME);
+            return nr_errf(NR_EPARSE, err, errlen,
+                           "interface %zu: its name must be 1..%u bytes without control characters",
+                           i, STORE_MAX_IFNAME);
         if (in->link_type > 0xffff)
-            return fail(err, errlen, "interface %zu: link type %u does not fit 16 bits", i,
-                        in->link_type);
+            return nr_errf(NR_EPARSE, err, errlen,
+                           "interface %zu: link type %u does not fit 16 bits", i, in->link_type);
         if (in->snaplen == 0 || in->snaplen > PCAPNG_MAX_SNAPLEN)
-            return fail(err, errlen, "interface %zu: snaplen %u is not in 1..%u", i, in->snaplen,
-                        PCAPNG_MAX_SNAPLEN);
+            return nr_errf(NR_EPARSE, err, errlen, "interface %zu: snaplen %u is not in 1..%u", i,
+                           in->snaplen, PCAPNG_MAX_SNAPLEN);
         if (i < known) {
             const struct store_iface *k = &ifaces[i];
             if (strcmp(k->name, in->name) != 0 || k->link_type != in->link_type ||
                 k->snaplen != in->snaplen)
-                return fail(err, errlen,
-                            "interface %zu changed from %s (link type %u, snaplen %u) to %s "
-                            "(link type %u, snaplen %u); a new interface needs a new id",
-                            i, k->name, k->link_type, k->snaplen, in->name, in->link_type,
-                            in->snaplen);
+                return nr_errf(NR_EPARSE, err, errlen,
+                               "interface %zu changed from %s (link type %u, snaplen %u) to %s "
+                               "(link type %u, snaplen %u); a new interface needs a new id",
+                               i, k->name, k->link_type, k->snaplen, in->name, in->link_type,
+                               in->snaplen);
             continue;
         }
         snprintf(ifaces[i].name, sizeof(ifaces[i].name), "%s", in->name);
@@ -102,20 +88,21 @@ static int check_pods(const Netreel__V1__PacketBatch *b, char *err, size_t errle
 {
     if (!b->pods_update) {
         if (b->n_pods)
-            return fail(err, errlen, "pods are sent without pods_update");
+            return nr_errf(NR_EPARSE, err, errlen, "pods are sent without pods_update");
         return 0;
     }
     if (b->n_pods > STORE_MAX_PODS)
-        return fail(err, errlen, "%zu pods: at most %u", b->n_pods, STORE_MAX_PODS);
+        return nr_errf(NR_EPARSE, err, errlen, "%zu pods: at most %u", b->n_pods, STORE_MAX_PODS);
     for (size_t i = 0; i < b->n_pods; i++) {
         const Netreel__V1__PodName *p = b->pods[i];
         if (p->ip.len != 4 && p->ip.len != 16)
-            return fail(err, errlen, "pod %zu: an address of %zu bytes (4 or 16)", i, p->ip.len);
+            return nr_errf(NR_EPARSE, err, errlen, "pod %zu: an address of %zu bytes (4 or 16)", i,
+                           p->ip.len);
         if (!name_ok(p->namespace_, STORE_MAX_NAME) || !name_ok(p->name, STORE_MAX_NAME))
-            return fail(err, errlen,
-                        "pod %zu: namespace and name must be 1..%u bytes without control "
-                        "characters",
-                        i, STORE_MAX_NAME);
+            return nr_errf(NR_EPARSE, err, errlen,
+                           "pod %zu: namespace and name must be 1..%u bytes without control "
+                           "characters",
+                           i, STORE_MAX_NAME);
     }
     return 0;
 }
@@ -129,18 +116,19 @@ int store_batch_check(const struct store_config *cfg, const struct store_stream 
     int rc;
 
     if (store_batch_check_id(b->capture_id) != 0)
-        return fail(err, errlen, "capture_id must be 1..%u printable ASCII bytes without spaces",
-                    STORE_INDEX_MAX_ID);
+        return nr_errf(NR_EPARSE, err, errlen,
+                       "capture_id must be 1..%u printable ASCII bytes without spaces",
+                       STORE_INDEX_MAX_ID);
     if (b->node && b->node[0] && !name_ok(b->node, STORE_MAX_NAME))
-        return fail(err, errlen, "node must be 1..%u bytes without control characters",
-                    STORE_MAX_NAME);
+        return nr_errf(NR_EPARSE, err, errlen,
+                       "node must be 1..%u bytes without control characters", STORE_MAX_NAME);
     rc = check_interfaces(st, b, ifaces, n_ifaces, err, errlen);
     if (rc == 0)
         rc = check_pods(b, err, errlen);
     if (rc != 0)
         return rc;
     if (b->blocks.len > 0 && *n_ifaces == 0)
-        return fail(err, errlen, "packets before any interface was described");
+        return nr_errf(NR_EPARSE, err, errlen, "packets before any interface was described");
     for (uint32_t i = 0; i < *n_ifaces; i++)
         snaplens[i] = ifaces[i].snaplen;
     rules.snaplens = snaplens;
@@ -152,14 +140,14 @@ int store_batch_check(const struct store_config *cfg, const struct store_stream 
     if (rc != 0)
         return rc;
     if (info->packets != b->packet_count)
-        return fail(err, errlen, "packet_count says %u, the blocks hold %u", b->packet_count,
-                    info->packets);
+        return nr_errf(NR_EPARSE, err, errlen, "packet_count says %u, the blocks hold %u",
+                       b->packet_count, info->packets);
     if (info->packets > 0 &&
         (info->first_ts_ns != b->first_ts_ns || info->last_ts_ns != b->last_ts_ns))
-        return fail(err, errlen,
-                    "first_ts_ns/last_ts_ns say %lld..%lld, the blocks hold %lld..%lld",
-                    (long long)b->first_ts_ns, (long long)b->last_ts_ns,
-                    (long long)info->first_ts_ns, (long long)info->last_ts_ns);
+        return nr_errf(NR_EPARSE, err, errlen,
+                       "first_ts_ns/last_ts_ns say %lld..%lld, the blocks hold %lld..%lld",
+                       (long long)b->first_ts_ns, (long long)b->last_ts_ns,
+                       (long long)info->first_ts_ns, (long long)info->last_ts_ns);
     return 0;
 }
 
