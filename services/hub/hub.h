@@ -1,0 +1,47 @@
+/* netreel-hub's state: its configuration, the store channels it keeps (one per address), and
+ * the counters /metrics exports. The loop thread owns all of it. */
+#ifndef NR_HUB_HUB_H
+#define NR_HUB_HUB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define HUB_MAX_STORES  1024 /* addresses one snapshot may fan out to */
+#define HUB_CHUNK_BYTES (1u << 20)
+
+struct hub_config {
+    const char *listen;
+    const char *stores; /* "host:port,dns:NAME:PORT,..." */
+    const char *token_file;
+    const char *tls_cert, *tls_key, *tls_ca;
+    const char *store_tls_ca, *store_tls_cert, *store_tls_key;
+    const char *metrics_listen;
+    unsigned max_snapshots;
+    int64_t store_timeout_ns; /* a store silent this long while awaited is left out */
+    char node[254];
+};
+
+/* One store address as a snapshot or a status call uses it. */
+struct hub_store_addr {
+    char addr[300];      /* "10.0.0.7:8897", "[fd00::7]:8897" */
+    char authority[300]; /* what TLS verifies: "NAME:PORT" for dns: entries, else addr */
+};
+
+struct hub_channel;
+
+struct hub {
+    uv_loop_t *loop;
+    struct hub_config cfg;
+    char *token; /* NULL: no token required */
+    struct hub_channel *channels;
+    unsigned snapshots_active;
+    uint64_t snapshots_total, snapshots_failed, snapshots_partial;
+    uint64_t bytes_total, packets_total;
+    uint64_t status_total, auth_failures, refused_busy;
+};
+
+int64_t hub_now_ns(void);
+
+#endif

@@ -1,0 +1,326 @@
+/* netreel-hub: the front door. Flags, the token, the gRPC server (Hub.Snapshot, Hub.Status,
+ * health), /metrics, and a clean stop on SIGTERM/SIGINT. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "hub/hub.h"
+#include "hub/snapshot.h"
+#include "hub/status.h"
+#include "hub/stores.h"
+#include "rpc/server.h"
+#include "util/httpd.h"
+#include "util/log.h"
+#include "util/metrics.h"
+#include "util/parse.h"
+#include "util/version.h"
+
+static struct hub hub;
+static struct rpc_server *server;
+static struct nr_httpd *httpd;
+static uv_signal_t sigterm, sigint;
+
+static const char usage_text[] =
+    "usage: netreel-hub --stores LIST [options]\n"
+    "Takes one window from every store at once and merges it into one time-ordered file.\n"
+    "\n"
+    "  --listen ADDR             gRPC address (default :8898)\n"
+    "  --stores LIST             the stores: host:port and dns:NAME:PORT (every address of\n"
+    "                            NAME, resolved for each request), separated by commas\n"
+    "  --token-file F            require this bearer token on Snapshot and Status\n"
+    "  --tls-cert F --tls-key F  serve TLS ...\n"
+    "  --tls-ca F                ... and require client certificates signed by this CA\n"
+    "  --store-tls-ca F          TLS to the stores, verified against this CA ...\n"
+    "  --store-tls-cert F --store-tls-key F   ... with this client certificate (mTLS)\n"
+    "  --max-snapshots N         snapshots served at once (default 4)\n"
+    "  --store-timeout DUR       a store silent this long while awaited is left out (10s)\n"
+    "  --metrics-listen ADDR     Prometheus /metrics and /healthz (default :9103; \"off\")\n"
+    "  --node NAME               this node's name (default $NODE_NAME, else the host name)\n"
+    "  --log-level LEVEL         debug, info, warn or error (default info)\n"
+    "  --version, --help\n";
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("netreel-hub: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(2);
+}
+
+int64_t hub_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The token: the file's first line without surrounding white space. */
+static char *read_token(const char *path)
+{
+    char buf[4097];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n;
+    char *p, *end;
+
+    if (fd < 0)
+        die("--token-file %s: %s", path, strerror(errno));
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n < 0)
+        die("--token-file %s: %s", path, strerror(errno));
+    if (n == (ssize_t)sizeof(buf) - 1)
+        die("--token-file %s: longer than 4096 bytes", path);
+    buf[n] = '\0';
+    for (p = buf; *p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'; p++)
+        ;
+    end = p + strcspn(p, "\r\n");
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    *end = '\0';
+    if (!*p)
+        die("--token-file %s: empty", path);
+    return strdup(p);
+}
+
+static void parse_flags(int argc, char **argv, struct hub_config *cfg)
+{
+    enum {
+        O_LISTEN = 256,
+        O_STORES,
+        O_TOKEN,
+        O_CERT,
+        O_KEY,
+        O_CA,
+        O_SCA,
+        O_SCERT,
+        O_SKEY,
+        O_MAX,
+        O_TIMEOUT,
+        O_METRICS,
+        O_NODE,
+        O_LOG,
+        O_VERSION
+    };
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, O_LISTEN},
+        {"stores", required_argument, NULL, O_STORES},
+        {"token-file", required_argument, NULL, O_TOKEN},
+        {"tls-cert", required_argument, NULL, O_CERT},
+        {"tls-key", required_argument, NULL, O_KEY},
+        {"tls-ca", required_argument, NULL, O_CA},
+        {"store-tls-ca", required_argument, NULL, O_SCA},
+        {"store-tls-cert", required_argument, NULL, O_SCERT},
+        {"store-tls-key", required_argument, NULL, O_SKEY},
+        {"max-snapshots", required_argument, NULL, O_MAX},
+        {"store-timeout", required_argument, NULL, O_TIMEOUT},
+        {"metrics-listen", required_argument, NULL, O_METRICS},
+        {"node", required_argument, NULL, O_NODE},
+        {"log-level", required_argument, NULL, O_LOG},
+        {"version", no_argument, NULL, O_VERSION},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *node = getenv("NODE_NAME");
+    char err[256];
+    int c;
+
+    cfg->listen = ":8898";
+    cfg->metrics_listen = ":9103";
+    cfg->max_snapshots = 4;
+    cfg->store_timeout_ns = 10 * INT64_C(1000000000);
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case O_LISTEN: cfg->listen = optarg; break;
+        case O_STORES: cfg->stores = optarg; break;
+        case O_TOKEN: cfg->token_file = optarg; break;
+        case O_CERT: cfg->tls_cert = optarg; break;
+        case O_KEY: cfg->tls_key = optarg; break;
+        case O_CA: cfg->tls_ca = optarg; break;
+        case O_SCA: cfg->store_tls_ca = optarg; break;
+        case O_SCERT: cfg->store_tls_cert = optarg; break;
+        case O_SKEY: cfg->store_tls_key = optarg; break;
+        case O_MAX: {
+            char *end;
+            unsigned long n = strtoul(optarg, &end, 10);
+            if (end == optarg || *end || n < 1 || n > 1000)
+                die("--max-snapshots: \"%s\" is not a number from 1 to 1000", optarg);
+            cfg->max_snapshots = (unsigned)n;
+            break;
+        }
+        case O_TIMEOUT:
+            if (nr_parse_duration(optarg, &cfg->store_timeout_ns, err, sizeof(err)) != 0)
+                die("--store-timeout: %s", err);
+            if (cfg->store_timeout_ns < 100000000)
+                die("--store-timeout: at least 100ms");
+            break;
+        case O_METRICS: cfg->metrics_listen = optarg; break;
+        case O_NODE: node = optarg; break;
+        case O_LOG: {
+            enum nr_log_level level;
+            if (nr_log_parse_level(optarg, &level) != 0)
+                die("--log-level: \"%s\" is not debug, info, warn or error", optarg);
+            nr_log_set_level(level);
+            break;
+        }
+        case O_VERSION: printf("netreel-hub %s\n", NR_VERSION); exit(0);
+        case 'h': fputs(usage_text, stdout); exit(0);
+        case ':': die("option %s needs a value (see --help)", argv[optind - 1]);
+        default: die("option %s is not known (see --help)", argv[optind - 1]);
+        }
+    }
+    if (optind != argc)
+        die("unexpected argument \"%s\" (see --help)", argv[optind]);
+    if (hub_stores_check(cfg->stores, err, sizeof(err)) != 0)
+        die("%s", err);
+    if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL))
+        die("--tls-cert and --tls-key go together");
+    if (cfg->tls_ca && !cfg->tls_cert)
+        die("--tls-ca needs --tls-cert and --tls-key");
+    if ((cfg->store_tls_cert == NULL) != (cfg->store_tls_key == NULL))
+        die("--store-tls-cert and --store-tls-key go together");
+    if (!node || !node[0]) {
+        static char host[256];
+        node = gethostname(host, sizeof(host) - 1) == 0 ? host : "unknown";
+    }
+    snprintf(cfg->node, sizeof(cfg->node), "%s", node);
+}
+
+static int serve_metrics(struct nr_buf *body, const char **content_type, void *data)
+{
+    const struct hub *h = data;
+    struct nr_metrics m;
+
+    nr_metrics_init(&m, body);
+    nr_metrics_family(&m, "netreel_hub_info", NR_METRICS_GAUGE, "The hub's version and node.");
+    nr_metrics_u64(&m, NR_METRICS_LABELS({"version", NR_VERSION}, {"node", h->cfg.node}), 1);
+    nr_metrics_family(&m, "netreel_hub_snapshots_active", NR_METRICS_GAUGE,
+                      "Snapshots being served.");
+    nr_metrics_u64(&m, NULL, h->snapshots_active);
+    nr_metrics_family(&m, "netreel_hub_snapshots_total", NR_METRICS_COUNTER,
+                      "Snapshots, by how they ended.");
+    nr_metrics_u64(&m, NR_METRICS_LABELS({"result", "complete"}),
+                   h->snapshots_total - h->snapshots_partial);
+    nr_metrics_u64(&m, NR_METRICS_LABELS({"result", "partial"}), h->snapshots_partial);
+    nr_metrics_u64(&m, NR_METRICS_LABELS({"result", "failed"}), h->snapshots_failed);
+    nr_metrics_u64(&m, NR_METRICS_LABELS({"result", "refused_busy"}), h->refused_busy);
+    nr_metrics_u64(&m, NR_METRICS_LABELS({"result", "unauthenticated"}), h->auth_failures);
+    nr_metrics_family(&m, "netreel_hub_packets_total", NR_METRICS_COUNTER,
+                      "Packets written into snapshots.");
+    nr_metrics_u64(&m, NULL, h->packets_total);
+    nr_metrics_family(&m, "netreel_hub_bytes_total", NR_METRICS_COUNTER,
+                      "Bytes of snapshot files written.");
+    nr_metrics_u64(&m, NULL, h->bytes_total);
+    nr_metrics_family(&m, "netreel_hub_status_total", NR_METRICS_COUNTER, "Status calls answered.");
+    nr_metrics_u64(&m, NULL, h->status_total);
+    *content_type = NR_METRICS_CONTENT_TYPE;
+    return m.err ? m.err : 200;
+}
+
+static int serve_healthz(struct nr_buf *body, const char **content_type, void *data)
+{
+    nr_buf_append(body, "ok\n", 3);
+    return 200;
+}
+
+static const struct nr_httpd_route routes[] = {
+    {"/metrics", serve_metrics, &hub},
+    {"/healthz", serve_healthz, &hub},
+};
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void stores_closed(void *arg)
+{
+    uv_walk(hub.loop, close_walk, NULL);
+}
+
+static void server_closed(void *arg)
+{
+    hub_stores_close(&hub, stores_closed, NULL);
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    NR_INFO("stopping", "signal=%d", signum);
+    uv_signal_stop(&sigterm);
+    uv_signal_stop(&sigint);
+    if (httpd)
+        nr_httpd_close(httpd, NULL, NULL);
+    httpd = NULL;
+    rpc_server_close(server, server_closed, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    static struct rpc_method methods[] = {
+        {"/netreel.v1.Hub/Snapshot", RPC_SHAPE_SERVER_STREAM, hub_snapshot_start, &hub, 0},
+        {"/netreel.v1.Hub/Status", RPC_SHAPE_UNARY, hub_status_start, &hub, 0},
+    };
+    struct rpc_server_config scfg;
+    char err[256];
+
+    parse_flags(argc, argv, &hub.cfg);
+    hub.loop = uv_default_loop();
+    if (hub.cfg.token_file)
+        hub.token = read_token(hub.cfg.token_file);
+    rpc_server_config_init(&scfg);
+    scfg.listen = hub.cfg.listen;
+    scfg.tls_cert = hub.cfg.tls_cert;
+    scfg.tls_key = hub.cfg.tls_key;
+    scfg.tls_ca = hub.cfg.tls_ca;
+    server = rpc_server_new(hub.loop, &scfg, methods, sizeof(methods) / sizeof(methods[0]));
+    if (!server)
+        die("out of memory");
+    if (rpc_server_start(server, err, sizeof(err)) != 0)
+        die("%s", err);
+    rpc_server_set_health(server, "netreel.v1.Hub", 1);
+    if (strcmp(hub.cfg.metrics_listen, "off") != 0 && hub.cfg.metrics_listen[0]) {
+        struct nr_httpd_config hc;
+        nr_httpd_config_init(&hc);
+        hc.listen = hub.cfg.metrics_listen;
+        hc.routes = routes;
+        hc.n_routes = sizeof(routes) / sizeof(routes[0]);
+        httpd = nr_httpd_new(hub.loop, &hc);
+        if (!httpd || nr_httpd_start(httpd, err, sizeof(err)) != 0)
+            die("--metrics-listen: %s", httpd ? err : "out of memory");
+    }
+    uv_signal_init(hub.loop, &sigterm);
+    uv_signal_init(hub.loop, &sigint);
+    uv_signal_start(&sigterm, on_signal, SIGTERM);
+    uv_signal_start(&sigint, on_signal, SIGINT);
+    NR_INFO("serving",
+            "listen=%s port=%d stores=\"%s\" node=%s tls=%s token=%s "
+            "max_snapshots=%u metrics_port=%d",
+            hub.cfg.listen, rpc_server_port(server), hub.cfg.stores, hub.cfg.node,
+            hub.cfg.tls_ca     ? "mtls"
+            : hub.cfg.tls_cert ? "tls"
+                               : "off",
+            hub.token ? "required" : "none", hub.cfg.max_snapshots,
+            httpd ? nr_httpd_port(httpd) : -1);
+    uv_run(hub.loop, UV_RUN_DEFAULT);
+    uv_loop_close(hub.loop);
+    free(hub.token);
+    NR_INFO("stopped", "snapshots=%llu", (unsigned long long)hub.snapshots_total);
+    return 0;
+}

@@ -1,0 +1,698 @@
+/* Hub.Snapshot (see snapshot.h): resolve the stores, call Store.Snapshot on each, wait for
+ * every header, write the file's head, merge, write the statistics and the summary. */
+#include "hub/snapshot.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hub/stores.h"
+#include "netreel/v1/hub.pb-c.h"
+#include "pcapng/decode.h"
+#include "pcapng/encode.h"
+#include "pcapng/merge.h"
+#include "pcapng/pcap.h"
+#include "rpc/client.h"
+#include "rpc/status.h"
+#include "util/buf.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/parse.h"
+
+#define TURN_BUDGET (8u << 20)
+
+enum src_state { S_WAIT_HEADER, S_STREAM, S_DONE, S_FAILED };
+
+struct hub_snap;
+
+/* One store's stream within a snapshot. */
+struct hub_src {
+    struct hub_snap *snap;
+    struct hub_store_addr addr;
+    struct rpc_call *call; /* NULL once its call is over */
+    enum src_state state;
+    char error[256];
+    Netreel__V1__StoreChunk *header; /* its WindowHeader, kept for the file's head */
+    Netreel__V1__StoreChunk *summary;
+    Netreel__V1__StoreChunk *msg; /* the blocks message being merged */
+    size_t pos;
+    struct pcapng_epb epb; /* its next packet, in the heap when `ready` */
+    bool ready;
+    bool blocked; /* counted in snap->blocked: streaming, no packet ready, none held */
+    bool timed_out;
+    uint32_t base; /* output id of its interface 0 */
+    uint64_t packets;
+    int64_t waiting_since; /* when the merge started waiting for it (0: not waiting) */
+};
+
+struct hub_snap {
+    struct hub *h;
+    struct rpc_call *call;
+    int64_t since, until;
+    char *filter;
+    uint32_t snaplen;
+    bool pcap;
+    uint16_t pcap_link_type;
+    struct hub_src *srcs;
+    size_t n;
+    size_t waiting_headers; /* stores whose header has not come */
+    size_t blocked;         /* streaming stores without a packet ready */
+    size_t live_calls;
+    bool resolving, head_sent, finished, over;
+    struct pcapng_merge heap;
+    struct nr_buf out;
+    uint64_t packets, file_bytes;
+    uv_timer_t timer;
+    int64_t started_ns;
+};
+
+static void produce(struct hub_snap *s);
+
+static void set_blocked(struct hub_src *src, bool blocked)
+{
+    if (src->blocked == blocked)
+        return;
+    src->blocked = blocked;
+    if (blocked) {
+        src->snap->blocked++;
+        src->waiting_since = hub_now_ns();
+    } else {
+        src->snap->blocked--;
+        src->waiting_since = 0;
+    }
+}
+
+int hub_check_token(const struct hub *h, struct rpc_call *call)
+{
+    const char *auth = h->token ? rpc_call_header(call, "authorization") : NULL;
+    size_t tl, al;
+    unsigned diff = 0;
+
+    if (!h->token)
+        return 0;
+    if (!auth || strncmp(auth, "Bearer ", 7) != 0)
+        return -EACCES;
+    auth += 7;
+    tl = strlen(h->token);
+    al = strlen(auth);
+    /* Constant time in the token's length: no early exit on the first difference. */
+    for (size_t i = 0; i < tl; i++)
+        diff |= (unsigned)(h->token[i] ^ (i < al ? auth[i] : 0));
+    return diff == 0 && al == tl ? 0 : -EACCES;
+}
+
+static void snap_free(uv_handle_t *t)
+{
+    struct hub_snap *s = t->data;
+
+    for (size_t i = 0; i < s->n; i++) {
+        struct hub_src *src = &s->srcs[i];
+        if (src->header)
+            netreel__v1__store_chunk__free_unpacked(src->header, NULL);
+        if (src->summary)
+            netreel__v1__store_chunk__free_unpacked(src->summary, NULL);
+        if (src->msg)
+            netreel__v1__store_chunk__free_unpacked(src->msg, NULL);
+    }
+    free(s->srcs);
+    free(s->filter);
+    pcapng_merge_free(&s->heap);
+    nr_buf_free(&s->out);
+    free(s);
+}
+
+/* Frees the snapshot once its caller and every store call are gone. */
+static void maybe_free(struct hub_snap *s)
+{
+    if (s->over && !s->resolving && s->live_calls == 0 && !uv_is_closing((uv_handle_t *)&s->timer))
+        uv_close((uv_handle_t *)&s->timer, snap_free);
+}
+
+static void finish(struct hub_snap *s, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void finish(struct hub_snap *s, int code, const char *fmt, ...)
+{
+    char msg[512] = "";
+    va_list ap;
+
+    if (s->finished)
+        return;
+    s->finished = true;
+    if (fmt) {
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+    }
+    if (code != RPC_OK) {
+        s->h->snapshots_failed++;
+        NR_WARN("snapshot failed", "code=%s reason=\"%s\"", rpc_code_name(code), msg);
+    }
+    rpc_call_finish(s->call, code, msg[0] ? msg : NULL);
+    /* Stores still streaming are of no use now. */
+    for (size_t i = 0; i < s->n; i++)
+        if (s->srcs[i].call)
+            rpc_call_cancel(s->srcs[i].call);
+}
+
+static int send_out(struct hub_snap *s, Netreel__V1__SnapshotSummary *summary)
+{
+    Netreel__V1__FileChunk c = NETREEL__V1__FILE_CHUNK__INIT;
+    int rc;
+
+    if (s->out.len == 0 && !summary)
+        return 0;
+    c.data.data = s->out.data;
+    c.data.len = s->out.len;
+    c.summary = summary;
+    rc = rpc_call_send(s->call, &c.base);
+    s->file_bytes += s->out.len;
+    s->out.len = 0;
+    return rc;
+}
+
+/* ---- the stores' streams ------------------------------------------------------------------- */
+
+static void src_fail(struct hub_src *src, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void src_fail(struct hub_src *src, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (src->state == S_FAILED)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(src->error, sizeof(src->error), fmt, ap);
+    va_end(ap);
+    if (src->state == S_WAIT_HEADER)
+        src->snap->waiting_headers--;
+    set_blocked(src, false);
+    src->state = S_FAILED;
+    NR_WARN("store left out of a snapshot", "store=%s reason=\"%s\"", src->addr.addr, src->error);
+    if (src->call)
+        rpc_call_cancel(src->call);
+}
+
+/* Puts the next packet of the held message in the heap, or lets the message go. */
+static void src_next(struct hub_src *src)
+{
+    struct hub_snap *s = src->snap;
+    size_t len = src->msg ? src->msg->blocks.len : 0;
+    uint32_t type;
+    size_t blen;
+
+    if (src->msg && src->pos < len) {
+        const uint8_t *p = src->msg->blocks.data + src->pos;
+        size_t n_ifaces = src->header->header->n_interfaces;
+        if (pcapng_block_peek(p, len - src->pos, &type, &blen) != 1 ||
+            pcapng_epb_decode(p, blen, &src->epb) != 0 || src->epb.ifid >= n_ifaces) {
+            src_fail(src, "%s sent blocks that are not whole EPBs of its interfaces",
+                     src->addr.addr);
+        } else if (pcapng_merge_push(&s->heap, src, src->epb.ts_ns, (uint64_t)(src - s->srcs)) ==
+                   0) {
+            src->pos += blen;
+            src->ready = true;
+            return;
+        }
+    }
+    if (src->msg) {
+        netreel__v1__store_chunk__free_unpacked(src->msg, NULL);
+        src->msg = NULL;
+    }
+    src->ready = false;
+    if (src->state == S_STREAM) {
+        set_blocked(src, true);
+        if (src->call)
+            rpc_call_resume_recv(src->call);
+    }
+}
+
+static void try_head(struct hub_snap *s);
+
+static void src_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *user)
+{
+    struct hub_src *src = user;
+    struct hub_snap *s = src->snap;
+    Netreel__V1__StoreChunk *c =
+        (Netreel__V1__StoreChunk *)rpc_unpack(&netreel__v1__store_chunk__descriptor, msg, len);
+
+    if (!c) {
+        src_fail(src, "%s sent a StoreChunk that does not parse", src->addr.addr);
+        produce(s);
+        return;
+    }
+    switch (c->kind_case) {
+    case NETREEL__V1__STORE_CHUNK__KIND_HEADER:
+        if (src->state != S_WAIT_HEADER || !c->header)
+            break;
+        src->header = c;
+        src->state = S_STREAM;
+        s->waiting_headers--;
+        set_blocked(src, true); /* no packet yet */
+        try_head(s);
+        return;
+    case NETREEL__V1__STORE_CHUNK__KIND_BLOCKS:
+        if (src->state != S_STREAM || src->msg)
+            break;
+        src->msg = c;
+        src->pos = 0;
+        rpc_call_pause_recv(call); /* one message per store at a time: back-pressure */
+        set_blocked(src, false);
+        src_next(src);
+        produce(s);
+        return;
+    case NETREEL__V1__STORE_CHUNK__KIND_SUMMARY:
+        if (src->summary)
+            break;
+        src->summary = c;
+        return;
+    default: break;
+    }
+    netreel__v1__store_chunk__free_unpacked(c, NULL);
+    if (src->state == S_STREAM || src->state == S_WAIT_HEADER)
+        src_fail(src, "%s sent its stream out of order", src->addr.addr);
+    produce(s);
+}
+
+static void src_done(struct rpc_call *call, int code, const char *message, void *user)
+{
+    struct hub_src *src = user;
+    struct hub_snap *s = src->snap;
+
+    src->call = NULL;
+    s->live_calls--;
+    if (code == RPC_OK && src->state == S_STREAM) {
+        set_blocked(src, false); /* what it holds is still merged; nothing more comes */
+        src->state = S_DONE;
+    } else if (code != RPC_OK) {
+        if (src->timed_out)
+            src_fail(src, "%s did not answer within %lld s", src->addr.addr,
+                     (long long)(s->h->cfg.store_timeout_ns / 1000000000));
+        else
+            src_fail(src, "%s: %s: %s", src->addr.addr, rpc_code_name(code), message);
+    } else if (src->state == S_WAIT_HEADER) {
+        src_fail(src, "%s ended its stream without a header", src->addr.addr);
+    }
+    try_head(s);
+    produce(s);
+    maybe_free(s);
+}
+
+static const struct rpc_call_cbs src_cbs = {
+    .on_message = src_message,
+    .on_done = src_done,
+};
+
+/* Stores silent for --store-timeout while the snapshot waits for them are left out. */
+static void timer_cb(uv_timer_t *t)
+{
+    struct hub_snap *s = t->data;
+    int64_t now = hub_now_ns();
+
+    for (size_t i = 0; i < s->n; i++) {
+        struct hub_src *src = &s->srcs[i];
+        bool waiting = src->state == S_WAIT_HEADER || src->blocked;
+        if (waiting && src->call && src->waiting_since &&
+            now - src->waiting_since > s->h->cfg.store_timeout_ns) {
+            src->timed_out = true;
+            rpc_call_cancel(src->call);
+        }
+    }
+}
+
+/* ---- the file -------------------------------------------------------------------------------- */
+
+static int head_pcapng(struct hub_snap *s, char *err, size_t errlen)
+{
+    char comment[2048], from[40], to[40];
+    size_t o;
+    uint32_t base = 0;
+    int rc;
+
+    if (s->since > 0)
+        nr_format_time(s->since, 9, from, sizeof(from));
+    else
+        snprintf(from, sizeof(from), "the oldest retained");
+    nr_format_time(s->until, 9, to, sizeof(to));
+    o = (size_t)snprintf(comment, sizeof(comment), "netreel snapshot %s .. %s; stores:", from, to);
+    for (size_t i = 0; i < s->n && o < sizeof(comment); i++) {
+        const struct hub_src *src = &s->srcs[i];
+        o += (size_t)snprintf(comment + o, sizeof(comment) - o, " %s (%s)%s",
+                              src->header ? src->header->header->node : "?", src->addr.addr,
+                              src->state == S_FAILED ? " missing" : "");
+    }
+    rc = pcapng_shb_append(&s->out, comment, NULL, NULL, "netreel-hub");
+    for (size_t i = 0; rc == 0 && i < s->n; i++) {
+        struct hub_src *src = &s->srcs[i];
+        const Netreel__V1__WindowHeader *hd;
+        if (!src->header)
+            continue;
+        hd = src->header->header;
+        src->base = base;
+        for (size_t k = 0; rc == 0 && k < hd->n_interfaces; k++) {
+            const Netreel__V1__Interface *in = hd->interfaces[k];
+            char name[512];
+            snprintf(name, sizeof(name), "%s/%s", in->node && in->node[0] ? in->node : hd->node,
+                     in->name);
+            rc = pcapng_idb_append(&s->out, (uint16_t)in->link_type,
+                                   in->snaplen ? in->snaplen : PCAPNG_MAX_SNAPLEN, name, NULL);
+            base++;
+        }
+    }
+    /* Pod names: every store's, 64 to a block. */
+    for (size_t i = 0; rc == 0 && i < s->n; i++) {
+        const Netreel__V1__WindowHeader *hd = s->srcs[i].header ? s->srcs[i].header->header : NULL;
+        struct pcapng_name names[64];
+        char text[64][512];
+        size_t k = 0;
+        for (size_t p = 0; hd && rc == 0 && p < hd->n_pods; p++) {
+            const Netreel__V1__PodName *pn = hd->pods[p];
+            if (pn->ip.len != 4 && pn->ip.len != 16)
+                continue;
+            names[k].family = pn->ip.len == 4 ? 4 : 6;
+            memset(names[k].addr, 0, 16);
+            memcpy(names[k].addr, pn->ip.data, pn->ip.len);
+            snprintf(text[k], sizeof(text[k]), "%s/%s", pn->namespace_, pn->name);
+            names[k].name = text[k];
+            if (++k == 64 || p + 1 == hd->n_pods) {
+                rc = pcapng_nrb_append(&s->out, names, k);
+                k = 0;
+            }
+        }
+    }
+    if (rc != 0)
+        snprintf(err, errlen, "cannot write the file's head: %s", strerror(-rc));
+    return rc;
+}
+
+static int head_pcap(struct hub_snap *s, char *err, size_t errlen)
+{
+    int link = -1;
+    uint32_t snaplen = 0, base = 0;
+
+    for (size_t i = 0; i < s->n; i++) {
+        struct hub_src *src = &s->srcs[i];
+        if (!src->header)
+            continue;
+        src->base = base;
+        for (size_t k = 0; k < src->header->header->n_interfaces; k++, base++) {
+            const Netreel__V1__Interface *in = src->header->header->interfaces[k];
+            if (link >= 0 && (uint32_t)link != in->link_type) {
+                snprintf(err, errlen,
+                         "--format pcap holds one link type, this window has %d and %u "
+                         "(interface %s/%s): use pcapng",
+                         link, in->link_type, in->node, in->name);
+                return NR_EPARSE;
+            }
+            link = (int)in->link_type;
+            if (in->snaplen > snaplen)
+                snaplen = in->snaplen;
+        }
+    }
+    s->pcap_link_type = (uint16_t)(link < 0 ? 1 : link);
+    return pcap_file_header_append(&s->out, s->pcap_link_type,
+                                   snaplen ? snaplen : PCAPNG_MAX_SNAPLEN);
+}
+
+/* Every store has answered with its header (or failed): write the file's head. */
+static void try_head(struct hub_snap *s)
+{
+    char err[512];
+    int rc;
+
+    if (s->head_sent || s->resolving || s->waiting_headers > 0 || s->finished)
+        return;
+    rc = s->pcap ? head_pcap(s, err, sizeof(err)) : head_pcapng(s, err, sizeof(err));
+    if (rc != 0) {
+        finish(s, rc == NR_EPARSE ? RPC_FAILED_PRECONDITION : RPC_INTERNAL, "%s", err);
+        return;
+    }
+    s->head_sent = true;
+}
+
+static int trailer(struct hub_snap *s)
+{
+    int rc = 0;
+
+    for (size_t i = 0; !s->pcap && rc == 0 && i < s->n; i++) {
+        const Netreel__V1__StoreSummary *sum =
+            s->srcs[i].summary ? s->srcs[i].summary->summary : NULL;
+        for (size_t k = 0; sum && rc == 0 && k < sum->n_interface_stats; k++) {
+            const Netreel__V1__InterfaceStats *is = sum->interface_stats[k];
+            struct pcapng_isb isb = {
+                .ifid = s->srcs[i].base + is->interface_id,
+                .ts_ns = is->end_ns > 0 ? is->end_ns : 0,
+                .start_ns = is->start_ns > 0 ? is->start_ns : 0,
+                .end_ns = is->end_ns > 0 ? is->end_ns : 0,
+                .ifrecv = is->received,
+                .ifdrop = is->dropped,
+                .osdrop = is->capture_dropped,
+            };
+            if (is->interface_id < s->srcs[i].header->header->n_interfaces)
+                rc = pcapng_isb_append(&s->out, &isb);
+        }
+    }
+    return rc;
+}
+
+static void send_summary(struct hub_snap *s)
+{
+    Netreel__V1__SnapshotSummary sum = NETREEL__V1__SNAPSHOT_SUMMARY__INIT;
+    Netreel__V1__StoreResult *res = calloc(s->n + 1, sizeof(*res));
+    Netreel__V1__StoreResult **resp = calloc(s->n + 1, sizeof(*resp));
+    size_t missing = 0;
+
+    if (!res || !resp || trailer(s) != 0) {
+        free(res);
+        free(resp);
+        finish(s, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < s->n; i++) {
+        struct hub_src *src = &s->srcs[i];
+        netreel__v1__store_result__init(&res[i]);
+        res[i].store = src->addr.addr;
+        res[i].node = src->header ? src->header->header->node : (char *)"";
+        res[i].ok = src->state == S_DONE;
+        res[i].error = src->state == S_DONE ? (char *)"" : src->error;
+        res[i].packets = src->packets;
+        resp[i] = &res[i];
+        missing += src->state != S_DONE;
+    }
+    sum.packets = s->packets;
+    sum.bytes = s->file_bytes + s->out.len;
+    sum.n_stores = s->n;
+    sum.stores = resp;
+    sum.since_ns = s->since;
+    sum.until_ns = s->until;
+    if (send_out(s, &sum) == 0) {
+        s->h->snapshots_total++;
+        s->h->packets_total += s->packets;
+        s->h->bytes_total += sum.bytes;
+        if (missing)
+            s->h->snapshots_partial++;
+        NR_INFO("snapshot served", "stores=%zu missing=%zu packets=%llu bytes=%llu ms=%lld", s->n,
+                missing, (unsigned long long)s->packets, (unsigned long long)sum.bytes,
+                (long long)((hub_now_ns() - s->started_ns) / 1000000));
+        finish(s, RPC_OK, NULL);
+    }
+    free(res);
+    free(resp);
+}
+
+static void turn_cb(uv_timer_t *t);
+
+/* Merges while the caller can take more and every streaming store has a packet ready. */
+static void produce(struct hub_snap *s)
+{
+    size_t budget = TURN_BUDGET;
+
+    while (s->head_sent && !s->finished && rpc_call_writable(s->call)) {
+        struct hub_src *src;
+        int64_t ts;
+        int rc;
+
+        if (s->blocked > 0) { /* a store's next packet may be the oldest: wait for it */
+            send_out(s, NULL);
+            return;
+        }
+        if (budget == 0) {
+            uv_timer_stop(&s->timer);
+            uv_timer_start(&s->timer, turn_cb, 0, 1000);
+            return;
+        }
+        src = pcapng_merge_pop(&s->heap, &ts);
+        if (!src) {
+            send_summary(s);
+            return;
+        }
+        if (s->pcap)
+            rc = pcap_record_append(&s->out, ts, src->epb.data, src->epb.caplen, src->epb.origlen);
+        else
+            rc = pcapng_epb_append_copy(&s->out, &src->epb, src->base + src->epb.ifid, 0);
+        if (rc != 0) {
+            finish(s, RPC_INTERNAL, "cannot write a packet: %s", strerror(-rc));
+            return;
+        }
+        s->packets++;
+        src->packets++;
+        budget = budget > src->epb.block_len ? budget - src->epb.block_len : 0;
+        src->ready = false;
+        src_next(src);
+        if (s->out.len >= HUB_CHUNK_BYTES && send_out(s, NULL) != 0)
+            return;
+    }
+}
+
+static void turn_cb(uv_timer_t *t)
+{
+    struct hub_snap *s = t->data;
+
+    uv_timer_start(&s->timer, timer_cb, 1000, 1000);
+    produce(s);
+}
+
+/* ---- the caller's call ----------------------------------------------------------------------- */
+
+static void resolved(struct hub_resolved *r, void *arg)
+{
+    struct hub_snap *s = arg;
+    Netreel__V1__SnapshotRequest req = NETREEL__V1__SNAPSHOT_REQUEST__INIT;
+    char err[256];
+
+    s->resolving = false;
+    if (s->over || s->finished) {
+        maybe_free(s);
+        return;
+    }
+    s->srcs = calloc(r->n + 1, sizeof(*s->srcs));
+    if (!s->srcs) {
+        finish(s, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    s->n = r->n;
+    req.since_ns = s->since;
+    req.until_ns = s->until;
+    req.filter = s->filter ? s->filter : (char *)"";
+    req.snaplen = s->snaplen;
+    for (size_t i = 0; i < r->n; i++) {
+        struct hub_src *src = &s->srcs[i];
+        struct rpc_call_opts opts = {.path = "/netreel.v1.Store/Snapshot",
+                                     .shape = RPC_SHAPE_SERVER_STREAM};
+        struct rpc_channel *ch;
+        src->snap = s;
+        src->addr = r->addrs[i];
+        src->state = S_WAIT_HEADER;
+        s->waiting_headers++;
+        if (r->failed[i][0]) {
+            src_fail(src, "%s", r->failed[i]);
+            continue;
+        }
+        ch = hub_stores_channel(s->h, &src->addr, err, sizeof(err));
+        src->call = ch ? rpc_channel_call(ch, &opts, &src_cbs, src) : NULL;
+        if (!src->call) {
+            src_fail(src, "%s: %s", src->addr.addr, ch ? "out of memory" : err);
+            continue;
+        }
+        s->live_calls++;
+        src->waiting_since = hub_now_ns();
+        if (rpc_call_send(src->call, &req.base) != 0 || rpc_call_close_send(src->call) != 0)
+            src_fail(src, "%s: cannot send the request", src->addr.addr);
+    }
+    try_head(s);
+    produce(s);
+}
+
+static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *user)
+{
+    struct hub_snap *s = user;
+    Netreel__V1__SnapshotRequest *req;
+
+    if (s->resolving || s->srcs || s->finished)
+        return;
+    req = (Netreel__V1__SnapshotRequest *)rpc_unpack(&netreel__v1__snapshot_request__descriptor,
+                                                     msg, len);
+    if (!req) {
+        finish(s, RPC_INVALID_ARGUMENT, "cannot parse SnapshotRequest (%zu bytes)", len);
+        return;
+    }
+    s->since = req->since_ns;
+    s->until = req->until_ns ? req->until_ns : hub_now_ns(); /* one "now" for every store */
+    s->snaplen = req->snaplen;
+    s->pcap = req->format == NETREEL__V1__FORMAT__FORMAT_PCAP;
+    if (req->format != NETREEL__V1__FORMAT__FORMAT_PCAP &&
+        req->format != NETREEL__V1__FORMAT__FORMAT_PCAPNG) {
+        finish(s, RPC_INVALID_ARGUMENT, "format %d is neither PCAPNG nor PCAP", req->format);
+    } else if (s->since < 0 || s->until < s->since) {
+        finish(s, RPC_INVALID_ARGUMENT, "the window is reversed: since_ns %lld, until_ns %lld",
+               (long long)s->since, (long long)s->until);
+    } else if (req->filter && strlen(req->filter) > 65536) {
+        finish(s, RPC_INVALID_ARGUMENT, "filter of %zu bytes: at most 65536", strlen(req->filter));
+    } else if (req->filter && req->filter[0] && !(s->filter = strdup(req->filter))) {
+        finish(s, RPC_RESOURCE_EXHAUSTED, "out of memory");
+    } else if (hub_stores_resolve(s->h, resolved, s) != 0) {
+        finish(s, RPC_RESOURCE_EXHAUSTED, "out of memory");
+    } else {
+        s->resolving = true;
+    }
+    protobuf_c_message_free_unpacked(&req->base, NULL);
+}
+
+static void on_writable(struct rpc_call *call, void *user)
+{
+    produce(user);
+}
+
+static void on_done(struct rpc_call *call, int code, const char *message, void *user)
+{
+    struct hub_snap *s = user;
+
+    s->over = true;
+    s->finished = true;
+    s->h->snapshots_active--;
+    if (code != RPC_OK)
+        NR_INFO("snapshot ended early", "code=%s message=\"%s\" packets=%llu", rpc_code_name(code),
+                message, (unsigned long long)s->packets);
+    for (size_t i = 0; i < s->n; i++)
+        if (s->srcs[i].call)
+            rpc_call_cancel(s->srcs[i].call);
+    uv_timer_stop(&s->timer);
+    maybe_free(s);
+}
+
+static const struct rpc_call_cbs snap_cbs = {
+    .on_message = on_message,
+    .on_writable = on_writable,
+    .on_done = on_done,
+};
+
+int hub_snapshot_start(struct rpc_call *call, void *data)
+{
+    struct hub *h = data;
+    struct hub_snap *s = calloc(1, sizeof(*s));
+
+    if (!s)
+        return -ENOMEM;
+    s->h = h;
+    s->call = call;
+    s->started_ns = hub_now_ns();
+    pcapng_merge_init(&s->heap, HUB_MAX_STORES);
+    nr_buf_init(&s->out, HUB_CHUNK_BYTES + PCAPNG_MAX_BLOCK + (1u << 20));
+    uv_timer_init(h->loop, &s->timer);
+    s->timer.data = s;
+    uv_timer_start(&s->timer, timer_cb, 1000, 1000);
+    h->snapshots_active++;
+    rpc_call_set_cbs(call, &snap_cbs, s);
+    if (hub_check_token(h, call) != 0) {
+        h->auth_failures++;
+        finish(s, RPC_UNAUTHENTICATED, "a valid bearer token is required (--token-file)");
+    } else if (h->snapshots_active > h->cfg.max_snapshots) {
+        h->refused_busy++;
+        finish(s, RPC_RESOURCE_EXHAUSTED, "%u snapshots are running (--max-snapshots)",
+               h->cfg.max_snapshots);
+    }
+    return 0;
+}

@@ -1,0 +1,190 @@
+/* Hub.Status (see status.h). */
+#include "hub/status.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hub/snapshot.h"
+#include "hub/stores.h"
+#include "netreel/v1/hub.pb-c.h"
+#include "rpc/client.h"
+#include "rpc/status.h"
+#include "util/log.h"
+
+struct status_one {
+    struct status_req *req;
+    struct hub_store_addr addr;
+    struct rpc_call *call;
+    bool reachable;
+    char error[256];
+    Netreel__V1__StoreStats *stats;
+};
+
+struct status_req {
+    struct hub *h;
+    struct rpc_call *call;
+    struct status_one *ones;
+    size_t n, left;
+    bool resolving, asked, over;
+};
+
+static void req_free(struct status_req *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (r->ones[i].stats)
+            netreel__v1__store_stats__free_unpacked(r->ones[i].stats, NULL);
+    free(r->ones);
+    free(r);
+}
+
+static void maybe_free(struct status_req *r)
+{
+    if (r->over && !r->resolving && r->left == 0)
+        req_free(r);
+}
+
+static void reply(struct status_req *r)
+{
+    Netreel__V1__ClusterStatus out = NETREEL__V1__CLUSTER_STATUS__INIT;
+    Netreel__V1__StoreStatus *st = calloc(r->n + 1, sizeof(*st));
+    Netreel__V1__StoreStatus **stp = calloc(r->n + 1, sizeof(*stp));
+
+    if (!st || !stp) {
+        rpc_call_finish(r->call, RPC_RESOURCE_EXHAUSTED, "out of memory");
+    } else {
+        for (size_t i = 0; i < r->n; i++) {
+            netreel__v1__store_status__init(&st[i]);
+            st[i].store = r->ones[i].addr.addr;
+            st[i].reachable = r->ones[i].reachable;
+            st[i].error = r->ones[i].error;
+            st[i].stats = r->ones[i].stats;
+            stp[i] = &st[i];
+        }
+        out.n_stores = r->n;
+        out.stores = stp;
+        rpc_call_reply(r->call, &out.base);
+        r->h->status_total++;
+    }
+    free(st);
+    free(stp);
+}
+
+static void one_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *user)
+{
+    struct status_one *o = user;
+
+    if (o->stats)
+        return;
+    o->stats =
+        (Netreel__V1__StoreStats *)rpc_unpack(&netreel__v1__store_stats__descriptor, msg, len);
+    if (!o->stats)
+        snprintf(o->error, sizeof(o->error), "%s sent StoreStats that do not parse", o->addr.addr);
+}
+
+static void one_done(struct rpc_call *call, int code, const char *message, void *user)
+{
+    struct status_one *o = user;
+    struct status_req *r = o->req;
+
+    o->call = NULL;
+    o->reachable = code == RPC_OK && o->stats;
+    if (code != RPC_OK)
+        snprintf(o->error, sizeof(o->error), "%s: %s", rpc_code_name(code), message);
+    if (--r->left == 0 && !r->over)
+        reply(r);
+    maybe_free(r);
+}
+
+static const struct rpc_call_cbs one_cbs = {.on_message = one_message, .on_done = one_done};
+
+static void resolved(struct hub_resolved *res, void *arg)
+{
+    struct status_req *r = arg;
+    Netreel__V1__StatsRequest sreq = NETREEL__V1__STATS_REQUEST__INIT;
+    char err[256];
+
+    r->resolving = false;
+    if (r->over) {
+        maybe_free(r);
+        return;
+    }
+    r->ones = calloc(res->n + 1, sizeof(*r->ones));
+    if (!r->ones) {
+        rpc_call_finish(r->call, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    r->n = res->n;
+    r->left = 1; /* until every call is started */
+    for (size_t i = 0; i < res->n; i++) {
+        struct status_one *o = &r->ones[i];
+        struct rpc_call_opts opts = {
+            .path = "/netreel.v1.Store/Stats",
+            .shape = RPC_SHAPE_UNARY,
+            .timeout_ms = r->h->cfg.store_timeout_ns / 1000000,
+        };
+        struct rpc_channel *ch;
+        o->req = r;
+        o->addr = res->addrs[i];
+        if (res->failed[i][0]) {
+            snprintf(o->error, sizeof(o->error), "%s", res->failed[i]);
+            continue;
+        }
+        ch = hub_stores_channel(r->h, &o->addr, err, sizeof(err));
+        o->call = ch ? rpc_channel_call(ch, &opts, &one_cbs, o) : NULL;
+        if (!o->call) {
+            snprintf(o->error, sizeof(o->error), "%s", ch ? "out of memory" : err);
+            continue;
+        }
+        r->left++;
+        rpc_call_send(o->call, &sreq.base);
+        rpc_call_close_send(o->call);
+    }
+    if (--r->left == 0)
+        reply(r);
+}
+
+static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *user)
+{
+    struct status_req *r = user;
+
+    if (r->asked)
+        return;
+    r->asked = true;
+    if (hub_stores_resolve(r->h, resolved, r) != 0)
+        rpc_call_finish(call, RPC_RESOURCE_EXHAUSTED, "out of memory");
+    else
+        r->resolving = true;
+}
+
+static void on_done(struct rpc_call *call, int code, const char *message, void *user)
+{
+    struct status_req *r = user;
+
+    r->over = true;
+    for (size_t i = 0; i < r->n; i++)
+        if (r->ones[i].call)
+            rpc_call_cancel(r->ones[i].call);
+    maybe_free(r);
+}
+
+static const struct rpc_call_cbs status_cbs = {.on_message = on_message, .on_done = on_done};
+
+int hub_status_start(struct rpc_call *call, void *data)
+{
+    struct hub *h = data;
+    struct status_req *r = calloc(1, sizeof(*r));
+
+    if (!r)
+        return -ENOMEM;
+    r->h = h;
+    r->call = call;
+    rpc_call_set_cbs(call, &status_cbs, r);
+    if (hub_check_token(h, call) != 0) {
+        h->auth_failures++;
+        rpc_call_finish(call, RPC_UNAUTHENTICATED,
+                        "a valid bearer token is required (--token-file)");
+    }
+    return 0;
+}

@@ -1,0 +1,12 @@
+/* Hub.Status: every store's Stats and whether it could be reached, in parallel, each with a
+ * deadline (--store-timeout). */
+#ifndef NR_HUB_STATUS_H
+#define NR_HUB_STATUS_H
+
+#include "hub/hub.h"
+#include "rpc/call.h"
+
+/* The Status method's start function; data is the struct hub. */
+int hub_status_start(struct rpc_call *call, void *data);
+
+#endif

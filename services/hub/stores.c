@@ -1,0 +1,350 @@
+/* Store lists and their channels (see stores.h). */
+#include "hub/stores.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/addr.h"
+#include "util/log.h"
+
+struct hub_channel {
+    struct hub_channel *next;
+    char key[620]; /* addr + authority */
+    struct rpc_channel *ch;
+};
+
+/* One entry of --stores: a host:port or dns:NAME:PORT. */
+struct entry {
+    bool dns;
+    char name[256];
+    uint16_t port;
+    char text[300];
+};
+
+static int parse_entry(const char *s, size_t len, struct entry *e, char *err, size_t errlen)
+{
+    char buf[300];
+
+    memset(e, 0, sizeof(*e));
+    if (len == 0 || len >= sizeof(buf)) {
+        snprintf(err, errlen, "--stores: an empty or too long entry");
+        return -EINVAL;
+    }
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    snprintf(e->text, sizeof(e->text), "%s", buf);
+    if (strncmp(buf, "dns:", 4) == 0) {
+        e->dns = true;
+        if (nr_addr_split(buf + 4, e->name, sizeof(e->name), &e->port, err, errlen) != 0)
+            return -EINVAL;
+        if (!e->name[0] || e->port == 0) {
+            snprintf(err, errlen, "--stores: \"%s\": want dns:NAME:PORT", buf);
+            return -EINVAL;
+        }
+        return 0;
+    }
+    if (nr_addr_split(buf, e->name, sizeof(e->name), &e->port, err, errlen) != 0)
+        return -EINVAL;
+    if (!e->name[0] || e->port == 0) {
+        snprintf(err, errlen, "--stores: \"%s\": want host:port", buf);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Calls fn for each entry of the spec; stops at the first error. */
+static int each_entry(const char *spec, int (*fn)(const struct entry *e, void *arg), void *arg,
+                      char *err, size_t errlen)
+{
+    const char *p = spec;
+
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        struct entry e;
+        int rc;
+        while (len && (*p == ' ')) {
+            p++;
+            len--;
+        }
+        while (len && p[len - 1] == ' ')
+            len--;
+        if (len) {
+            rc = parse_entry(p, len, &e, err, errlen);
+            if (rc == 0 && fn)
+                rc = fn(&e, arg);
+            if (rc != 0)
+                return rc;
+        }
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    return 0;
+}
+
+int hub_stores_check(const char *spec, char *err, size_t errlen)
+{
+    if (!spec || !spec[0]) {
+        snprintf(err, errlen, "--stores: no store given");
+        return -EINVAL;
+    }
+    return each_entry(spec, NULL, NULL, err, errlen);
+}
+
+/* ---- resolution ---------------------------------------------------------------------------- */
+
+struct resolve {
+    struct hub *h;
+    hub_resolve_cb cb;
+    void *arg;
+    struct entry *entries;
+    size_t n_entries, cap_entries;
+    size_t pending;
+    struct hub_resolved out;
+    size_t cap_out;
+    uv_timer_t later; /* answers without DNS from the loop, never inside the call */
+};
+
+struct lookup {
+    uv_getaddrinfo_t req;
+    struct resolve *r;
+    size_t entry;
+};
+
+static int add_entry(const struct entry *e, void *arg)
+{
+    struct resolve *r = arg;
+
+    if (r->n_entries == r->cap_entries) {
+        size_t cap = r->cap_entries ? r->cap_entries * 2 : 8;
+        struct entry *p = realloc(r->entries, cap * sizeof(*p));
+        if (!p)
+            return -ENOMEM;
+        r->entries = p;
+        r->cap_entries = cap;
+    }
+    r->entries[r->n_entries++] = *e;
+    return 0;
+}
+
+static int add_out(struct resolve *r, const char *addr, const char *authority, const char *fail)
+{
+    if (r->out.n == HUB_MAX_STORES)
+        return -E2BIG;
+    if (r->out.n == r->cap_out) {
+        size_t cap = r->cap_out ? r->cap_out * 2 : 8;
+        struct hub_store_addr *a = realloc(r->out.addrs, cap * sizeof(*a));
+        char(*f)[256];
+        if (!a)
+            return -ENOMEM;
+        r->out.addrs = a;
+        f = realloc(r->out.failed, cap * sizeof(*f));
+        if (!f)
+            return -ENOMEM;
+        r->out.failed = f;
+        r->cap_out = cap;
+    }
+    snprintf(r->out.addrs[r->out.n].addr, sizeof(r->out.addrs[0].addr), "%s", addr);
+    snprintf(r->out.addrs[r->out.n].authority, sizeof(r->out.addrs[0].authority), "%s", authority);
+    snprintf(r->out.failed[r->out.n], sizeof(r->out.failed[0]), "%s", fail ? fail : "");
+    r->out.n++;
+    return 0;
+}
+
+static void resolve_free_cb(uv_handle_t *t)
+{
+    struct resolve *r = t->data;
+
+    free(r->entries);
+    free(r);
+}
+
+static void finish(struct resolve *r)
+{
+    struct hub_resolved out = r->out;
+
+    memset(&r->out, 0, sizeof(r->out));
+    r->cb(&out, r->arg);
+    hub_resolved_free(&out);
+    uv_close((uv_handle_t *)&r->later, resolve_free_cb);
+}
+
+static void later_cb(uv_timer_t *t)
+{
+    finish(t->data);
+}
+
+static void looked_up(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    struct lookup *l = (struct lookup *)req;
+    struct resolve *r = l->r;
+    const struct entry *e = &r->entries[l->entry];
+    char authority[300];
+    bool any = false;
+
+    snprintf(authority, sizeof(authority), "%s:%u", e->name, e->port);
+    for (struct addrinfo *ai = status == 0 ? res : NULL; ai; ai = ai->ai_next) {
+        char ip[INET6_ADDRSTRLEN], addr[300];
+        const void *src = ai->ai_family == AF_INET
+                              ? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
+                              : (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+        if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
+            continue;
+        inet_ntop(ai->ai_family, src, ip, sizeof(ip));
+        snprintf(addr, sizeof(addr), ai->ai_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, e->port);
+        /* getaddrinfo gives one record per socket type: keep each address once. */
+        bool seen = false;
+        for (size_t i = 0; i < r->out.n; i++)
+            seen |= strcmp(r->out.addrs[i].addr, addr) == 0;
+        if (!seen && add_out(r, addr, authority, NULL) == 0)
+            any = true;
+    }
+    if (!any) {
+        char why[256];
+        snprintf(why, sizeof(why), "%s does not resolve: %s", e->name,
+                 status ? uv_strerror(status) : "no address");
+        add_out(r, e->text, authority, why);
+    }
+    if (res)
+        uv_freeaddrinfo(res);
+    free(l);
+    if (--r->pending == 0)
+        finish(r);
+}
+
+int hub_stores_resolve(struct hub *h, hub_resolve_cb cb, void *arg)
+{
+    struct resolve *r = calloc(1, sizeof(*r));
+    char err[256];
+
+    if (!r)
+        return -ENOMEM;
+    r->h = h;
+    r->cb = cb;
+    r->arg = arg;
+    uv_timer_init(h->loop, &r->later);
+    r->later.data = r;
+    if (each_entry(h->cfg.stores, add_entry, r, err, sizeof(err)) != 0) {
+        uv_close((uv_handle_t *)&r->later, resolve_free_cb);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < r->n_entries; i++) {
+        const struct entry *e = &r->entries[i];
+        if (!e->dns) {
+            add_out(r, e->text, e->text, NULL);
+            continue;
+        }
+        struct lookup *l = calloc(1, sizeof(*l));
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+        if (!l) {
+            add_out(r, e->text, e->text, "out of memory");
+            continue;
+        }
+        l->r = r;
+        l->entry = i;
+        r->pending++;
+        if (uv_getaddrinfo(h->loop, &l->req, looked_up, e->name, NULL, &hints) != 0) {
+            r->pending--;
+            free(l);
+            add_out(r, e->text, e->text, "cannot start a DNS lookup");
+        }
+    }
+    if (r->pending == 0)
+        uv_timer_start(&r->later, later_cb, 0, 0);
+    return 0;
+}
+
+void hub_resolved_free(struct hub_resolved *r)
+{
+    free(r->addrs);
+    free(r->failed);
+    memset(r, 0, sizeof(*r));
+}
+
+/* ---- channels ------------------------------------------------------------------------------- */
+
+struct rpc_channel *hub_stores_channel(struct hub *h, const struct hub_store_addr *a, char *err,
+                                       size_t errlen)
+{
+    struct rpc_channel_config cfg;
+    struct hub_channel *c;
+    char key[620];
+
+    snprintf(key, sizeof(key), "%s|%s", a->addr, a->authority);
+    for (c = h->channels; c; c = c->next)
+        if (strcmp(c->key, key) == 0)
+            return c->ch;
+    c = calloc(1, sizeof(*c));
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    rpc_channel_config_init(&cfg);
+    cfg.target = a->addr;
+    cfg.authority = a->authority;
+    cfg.tls_ca = h->cfg.store_tls_ca;
+    cfg.tls_cert = h->cfg.store_tls_cert;
+    cfg.tls_key = h->cfg.store_tls_key;
+    cfg.backoff_initial_ms = 200;
+    cfg.backoff_max_ms = 5000;
+    /* A paused store holds at most its window: keep them small, the merge holds one message
+     * per store and waits for the slowest. */
+    cfg.limits.stream_window = 4u << 20;
+    cfg.limits.conn_window = 8u << 20;
+    cfg.limits.max_recv_size = 8u << 20;
+    c->ch = rpc_channel_new(h->loop, &cfg, err, errlen);
+    if (!c->ch) {
+        free(c);
+        return NULL;
+    }
+    snprintf(c->key, sizeof(c->key), "%s", key);
+    c->next = h->channels;
+    h->channels = c;
+    return c->ch;
+}
+
+struct closing {
+    size_t left;
+    void (*cb)(void *arg);
+    void *arg;
+};
+
+static void one_closed(void *arg)
+{
+    struct closing *cl = arg;
+
+    if (--cl->left == 0) {
+        if (cl->cb)
+            cl->cb(cl->arg);
+        free(cl);
+    }
+}
+
+void hub_stores_close(struct hub *h, void (*cb)(void *arg), void *arg)
+{
+    struct closing *cl = calloc(1, sizeof(*cl));
+    struct hub_channel *c = h->channels;
+
+    h->channels = NULL;
+    if (!cl) {
+        if (cb)
+            cb(arg);
+        return;
+    }
+    cl->cb = cb;
+    cl->arg = arg;
+    cl->left = 1;
+    while (c) {
+        struct hub_channel *next = c->next;
+        cl->left++;
+        rpc_channel_close(c->ch, one_closed, cl);
+        free(c);
+        c = next;
+    }
+    one_closed(cl);
+}

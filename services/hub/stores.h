@@ -1,0 +1,37 @@
+/* The stores a request goes to: --stores resolved afresh for every request (dns:NAME:PORT to
+ * every A/AAAA record of NAME, as a headless Service answers), and one gRPC channel kept per
+ * address, with the store TLS settings. */
+#ifndef NR_HUB_STORES_H
+#define NR_HUB_STORES_H
+
+#include <stddef.h>
+
+#include "hub/hub.h"
+#include "rpc/client.h"
+
+/* Checks the --stores syntax. Returns 0 or -EINVAL with a reason in err. */
+int hub_stores_check(const char *spec, char *err, size_t errlen);
+
+/* Resolves the list; cb gets the addresses (n may be 0) or an error message (one line) when
+ * nothing could be resolved at all. Entries that do not resolve are passed as failed entries
+ * (failed[i] set with the reason) so a snapshot can name them. */
+struct hub_resolved {
+    struct hub_store_addr *addrs;
+    char (*failed)[256]; /* "" when resolved */
+    size_t n;
+};
+typedef void (*hub_resolve_cb)(struct hub_resolved *r, void *arg);
+
+/* Starts resolving; cb runs from the loop (never inside this call). Returns 0 or -ENOMEM. */
+int hub_stores_resolve(struct hub *h, hub_resolve_cb cb, void *arg);
+
+void hub_resolved_free(struct hub_resolved *r);
+
+/* The channel for an address (made on first use). NULL with err on a TLS or address error. */
+struct rpc_channel *hub_stores_channel(struct hub *h, const struct hub_store_addr *a, char *err,
+                                       size_t errlen);
+
+/* Closes every channel; cb(arg) once all are closed. */
+void hub_stores_close(struct hub *h, void (*cb)(void *arg), void *arg);
+
+#endif
