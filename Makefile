@@ -107,7 +107,11 @@ HEADERS := $(wildcard lib/*/*.h services/*/*.h cli/*.h)
 .SECONDARY:
 .PHONY: all help deps test test-unit test-integration test-fuzz asan check format fuzz bench \
         install uninstall run clean
-all: $(BINS) $(TESTBINS) $(UNIT_BINS)
+all: $(BINS) $(TESTBINS) $(UNIT_BINS) $(if $(and $(CLI_BIN),$(filter release,$(VARIANT))),$(BUILD)/netreel)
+
+# The README's `build/netreel pcapdump ...`: the release CLI one step from the repository.
+$(BUILD)/netreel: $(B)/bin/netreel
+	$(Q)ln -sfn $(VARIANT)/bin/netreel $@
 
 help:
 	@echo 'make              build every program (build/release/bin) and the test programs'
