@@ -1,0 +1,111 @@
+/* netreel: the command users type. A table of subcommands, each in its own file (as wg(8) does),
+ * and the few helpers they all use to report errors the same way. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const struct cli_command commands[] = {
+    {"tap", cli_tap, "record: install the chart into the kube context (or --local: this machine)"},
+    {"pcapdump", cli_pcapdump, "take a snapshot: one time-ordered pcapng file from every node"},
+    {"status", cli_status, "per node: retained window, disk use, packets, drops, reachability"},
+    {"clean", cli_clean, "uninstall the release from the kube context"},
+    {"version", cli_version, "print netreel's version"},
+};
+
+int cli_error(int code, const char *fmt, ...)
+{
+    char line[2048];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    /* One line, whatever a peer or a program put in the message. */
+    for (char *p = line; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    fprintf(stderr, "netreel: %s\n", line);
+    return code;
+}
+
+void cli_warn(const char *fmt, ...)
+{
+    char line[2048];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    for (char *p = line; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    fprintf(stderr, "netreel: WARNING: %s\n", line);
+}
+
+int cli_bad_option(const char *cmd, int c, char **argv)
+{
+    const char *opt = argv[optind - 1];
+
+    /* A short option glued to others ("-xq"): name the letter. */
+    if (optopt && opt[0] == '-' && opt[1] != '-') {
+        char s[3] = {'-', (char)optopt, 0};
+        opt = s;
+        if (c == ':')
+            return cli_error(CLI_EXIT_USAGE, "%s: option %s needs a value (netreel %s --help)", cmd,
+                             opt, cmd);
+        return cli_error(CLI_EXIT_USAGE, "%s: unknown option %s (netreel %s --help)", cmd, opt,
+                         cmd);
+    }
+    if (c == ':')
+        return cli_error(CLI_EXIT_USAGE, "%s: option %s needs a value (netreel %s --help)", cmd,
+                         opt, cmd);
+    return cli_error(CLI_EXIT_USAGE, "%s: unknown option %s (netreel %s --help)", cmd, opt, cmd);
+}
+
+static void usage(FILE *f)
+{
+    fputs("usage: netreel COMMAND [options]   (netreel COMMAND --help for each)\n"
+          "A continuous packet recorder for Kubernetes: every node keeps a rolling recording,\n"
+          "and one command brings back any window of it as one time-ordered capture file.\n\n",
+          f);
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fputs("\nExamples:\n"
+          "  netreel tap                      start recording the cluster (helm)\n"
+          "  netreel tap --local -i eth0      or record this machine, in the foreground\n"
+          "  netreel pcapdump --time=5m       the last 5 minutes of every node, one file\n"
+          "\nExit codes: 0 ok, 1 failed, 2 bad usage, 3 a store is missing, 4 a tool or kube\n"
+          "context is missing, 130 interrupted (docs/cli.md).\n",
+          f);
+}
+
+int main(int argc, char **argv)
+{
+    const char *name = argc > 1 ? argv[1] : NULL;
+
+    if (!name) {
+        usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
+        /* `netreel help pcapdump` is `netreel pcapdump --help`. */
+        if (strcmp(name, "help") == 0 && argc > 2) {
+            char *args[] = {argv[2], "--help", NULL};
+            for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+                if (strcmp(argv[2], commands[i].name) == 0)
+                    return commands[i].fn(2, args);
+            return cli_error(CLI_EXIT_USAGE, "unknown command \"%s\" (netreel --help)", argv[2]);
+        }
+        usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(name, "--version") == 0)
+        return cli_version(1, argv + 1);
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(name, commands[i].name) == 0)
+            return commands[i].fn(argc - 1, argv + 1);
+    return cli_error(CLI_EXIT_USAGE, "unknown command \"%s\" (netreel --help lists them)", name);
+}
