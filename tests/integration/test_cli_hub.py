@@ -1,0 +1,158 @@
+"""`netreel status` and how pcapdump and status find the hub (DESIGN §7, docs/cli.md): --hub,
+else $NETREEL_HUB, else a hub answering on the local address, else `kubectl port-forward` to
+service/netreel-hub in the release namespace with the token and client certificate read from
+the chart's Secrets (a fake kubectl answers, and forwards for real to a fake hub); a missing
+kubectl or kube context is one line and exit 4.
+"""
+
+import time
+
+import pytest
+
+import cli_helpers as ch
+from cli_helpers import cli_bin, fake_hub, hub_pb, fake_tools  # noqa: F401 (fixtures)
+
+NS = 1_000_000_000
+
+
+def cluster(pb, reachable_b=True):
+    now = time.time_ns()
+    a = pb.StoreStatus(store="10.0.0.1:8897", reachable=True, stats=pb.StoreStats(
+        node="node-a", oldest_ns=now - 3600 * NS, newest_ns=now, bytes=300 << 20,
+        max_bytes=500_000_000, segments=61, packets=1234567,
+        captures=[pb.CaptureStats(capture_id="node-a@1", counters=pb.CaptureCounters(
+            received=2000000, kernel_dropped=7, interface_dropped=1, capture_dropped=2)),
+                  pb.CaptureStats(capture_id="node-a@2", counters=pb.CaptureCounters(
+                      kernel_dropped=3))]))
+    if reachable_b:
+        b = pb.StoreStatus(store="10.0.0.2:8897", reachable=True,
+                           stats=pb.StoreStats(node="node-b", max_bytes=500_000_000))
+    else:
+        b = pb.StoreStatus(store="10.0.0.2:8897", reachable=False,
+                           error="connect: connection refused")
+    return pb.ClusterStatus(stores=[a, b])
+
+
+def test_status_table(cli_bin, fake_hub, hub_pb):
+    h = fake_hub()
+    h.cluster = cluster(hub_pb)
+    r = ch.run(cli_bin, "status", "--hub", h.addr, env=ch.base_env(), expect=0)
+    lines = r.stdout.splitlines()
+    assert len(lines) == 3, r.where()
+    for col in ("NODE", "STORE", "OLDEST", "NEWEST", "DISK / MAX", "SEGMENTS", "PACKETS",
+                "DROPS kernel/iface/capture"):
+        assert col in lines[0]
+    a = lines[1].split()
+    assert a[0] == "node-a" and a[1] == "10.0.0.1:8897" and a[2] == "ok", r.where()
+    assert a[5] == "1h"  # the span of the retained window
+    assert "300.0MiB / 476.8MiB" in lines[1] and " 61 " in lines[1] and "1234567" in lines[1]
+    assert lines[1].endswith("10/1/2"), r.where()  # summed over the node's captures
+    b = lines[2].split()
+    assert b[0] == "node-b" and b[3] == "-" and b[4] == "-", r.where()  # empty: no window
+    assert r.stderr == ""
+
+
+def test_status_unreachable_store_exit_3(cli_bin, fake_hub, hub_pb):
+    h = fake_hub()
+    h.cluster = cluster(hub_pb, reachable_b=False)
+    r = ch.run(cli_bin, "status", "--hub", h.addr, env=ch.base_env(), expect=3)
+    row = r.stdout.splitlines()[2]
+    assert "10.0.0.2:8897" in row and "UNREACHABLE: connect: connection refused" in row
+    assert "1 of 2 stores is unreachable" in r.stderr
+
+
+def test_status_token_and_unreachable_hub(cli_bin, fake_hub, hub_pb):
+    h = fake_hub()
+    h.cluster = cluster(hub_pb)
+    h.token = "tok"
+    r = ch.run(cli_bin, "status", "--hub", h.addr, env=ch.base_env(), expect=1)
+    assert "UNAUTHENTICATED" in ch.one_error_line(r)
+    ch.run(cli_bin, "status", "--hub", h.addr, env=ch.base_env(NETREEL_TOKEN="tok"), expect=0)
+    r = ch.run(cli_bin, "status", "--hub", f"127.0.0.1:{ch.closed_port()}", env=ch.base_env(),
+               expect=1)
+    assert "cannot reach the hub" in ch.one_error_line(r)
+    r = ch.run(cli_bin, "status", "extra", env=ch.base_env(), expect=2)
+    ch.one_error_line(r)
+
+
+def test_env_hub_and_local_hub(cli_bin, fake_hub, hub_pb, tmp_path):
+    h = fake_hub()
+    h.cluster = cluster(hub_pb)
+    ch.run(cli_bin, "status", env=ch.base_env(NETREEL_HUB=h.addr), expect=0)
+    assert len(h.metadata) == 1
+    # No --hub, no $NETREEL_HUB: the local address is tried (here moved off 127.0.0.1:8898 so
+    # that a hub running on this machine is left alone).
+    ch.run(cli_bin, "status", env=ch.base_env(NETREEL_LOCAL_HUB=h.addr), expect=0)
+    assert len(h.metadata) == 2
+    # --hub wins over the environment.
+    ch.run(cli_bin, "status", "--hub", h.addr,
+           env=ch.base_env(NETREEL_HUB=f"127.0.0.1:{ch.closed_port()}"), expect=0)
+
+
+def test_cluster_port_forward_with_token_and_mtls(cli_bin, fake_hub, hub_pb, certs,
+                                                  fake_tools, tmp_path):
+    """Nothing local: kubectl port-forward to service/netreel-hub in the release namespace,
+    the token from Secret netreel-hub-token, the CA and client certificate from netreel-tls."""
+    h = fake_hub("mtls")
+    h.token = "cluster-token"
+    h.chunks = [ch.pcapng_bytes(4)]
+    h.summary = ch.summary(hub_pb, packets=4)
+    h.cluster = cluster(hub_pb)
+    tools = fake_tools()
+    tools.state["forward_to"] = h.addr
+    tools.save()
+    tools.set_secret("rec", "netreel-hub-token", token="cluster-token")
+    tools.set_secret("rec", "netreel-tls", ca_crt=certs.ca.read_bytes(),
+                     client_crt=certs.client_cert.read_bytes(),
+                     client_key=certs.client_key.read_bytes())
+    out = tmp_path / "out"
+    out.mkdir()
+    r = ch.run(cli_bin, "pcapdump", "--time=1m", "--dest", out, "--release-namespace", "rec",
+               env=tools.env(TMPDIR=tmp_path), expect=0)
+    assert len(list(out.iterdir())) == 1, r.where()
+    assert h.metadata[-1]["authorization"] == "Bearer cluster-token"
+    calls = [c for c in tools.calls() if c[0] == "kubectl"]
+    pf = [c for c in calls if "port-forward" in c]
+    assert pf == [["kubectl", "port-forward", "--namespace", "rec", "--address", "127.0.0.1",
+                   "service/netreel-hub", ":8898"]], calls
+    # The certificates were in a private folder that is gone now.
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("netreel-tls-")]
+    # $NETREEL_NAMESPACE names the release namespace too; status goes the same way.
+    r = ch.run(cli_bin, "status", env=tools.env(TMPDIR=tmp_path, NETREEL_NAMESPACE="rec"),
+               expect=0)
+    assert "node-a" in r.stdout
+    # The port-forwards were stopped.
+    time.sleep(0.2)
+    import subprocess
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(tools.bin / "kubectl") not in ps
+
+
+def test_cluster_without_secrets_is_plaintext(cli_bin, fake_hub, hub_pb, fake_tools):
+    h = fake_hub()
+    h.cluster = cluster(hub_pb)
+    tools = fake_tools()
+    tools.state["forward_to"] = h.addr
+    tools.save()
+    ch.run(cli_bin, "status", env=tools.env(), expect=0)
+    assert "authorization" not in h.metadata[-1]
+
+
+def test_cluster_release_missing(cli_bin, fake_tools):
+    tools = fake_tools()  # no service to forward to
+    r = ch.run(cli_bin, "status", "--release-namespace", "nope", env=tools.env(), expect=1)
+    line = ch.one_error_line(r)
+    assert "port-forward" in line and "nope" in line and "not found" in line
+
+
+def test_no_kubectl_or_context_exit_4(cli_bin, fake_tools, tmp_path):
+    tools = fake_tools(kubectl=False)
+    for cmd in ("status", "pcapdump"):
+        r = ch.run(cli_bin, cmd, cwd=tmp_path, env=tools.env(), expect=4)
+        assert "kubectl is not on PATH" in ch.one_error_line(r)
+    tools = ch.FakeTools(tmp_path / "t2")
+    tools.state["context"] = ""
+    tools.save()
+    r = ch.run(cli_bin, "status", env=tools.env(), expect=4)
+    assert "no current context" in ch.one_error_line(r)
+    assert list(p for p in tmp_path.iterdir() if p.suffix == ".part") == []

@@ -1,0 +1,315 @@
+"""`netreel tap`, `tap --local` and `clean` (DESIGN §6, §7; issue 5).
+
+Cluster mode runs against fake helm and kubectl on PATH that record their arguments: the chart
+found beside the build, POD_REGEX/-n/-e in a values file, --set passed on, headless=true
+accepted, the release namespace made when missing; helm or a kube context missing is one line
+and exit 4. Local mode runs the real netreel-capture, netreel-store and netreel-hub on `-i lo`
+with ports of its own: "recording" once store and hub answer, the capture never records their
+ports, Ctrl-C stops all three (exit 0), and a child killed with SIGKILL makes tap exit 1 naming
+it.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+import cli_helpers as ch
+from cli_helpers import cli_bin, fake_tools  # noqa: F401 (fixtures)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+# ---- cluster: tap and clean ----------------------------------------------------------------
+
+def helm_calls(tools):
+    return [c for c in tools.calls() if c[0] == "helm"]
+
+
+def test_tap_installs_the_chart(cli_bin, fake_tools, tmp_path):
+    tools = fake_tools()
+    r = ch.run(cli_bin, "tap", "^(web|api)-[a-z]{1,3}\\d", "-n", "shop,payments", "-e",
+               "kube-system", "--set", "pcapdump.maxTime=2h", "--set", "headless=true",
+               "--set", "tap.bpfOverride=net 10.0.0.0/8", env=tools.env(TMPDIR=tmp_path),
+               expect=0)
+    (call,) = helm_calls(tools)
+    values = call[-1]["values"]
+    args = call[1:-1]
+    assert args[:3] == ["upgrade", "--install", "netreel"], call
+    assert Path(args[3]).resolve() == (REPO / "helm" / "netreel").resolve()
+    assert args[4:6] == ["--namespace", "netreel"] and args[6] == "--values"
+    assert args[8:] == ["--set", "pcapdump.maxTime=2h", "--set",
+                        "tap.bpfOverride=net 10.0.0.0/8"], call  # headless=true dropped
+    assert json.loads(values) == {"tap": {"regex": "^(web|api)-[a-z]{1,3}\\d",
+                                          "namespaces": ["shop", "payments"],
+                                          "excludedNamespaces": ["kube-system"]}}
+    assert not Path(args[7]).exists(), "the values file is left behind"
+    assert "netreel pcapdump --time=5m" in r.stdout
+    # The namespace existed: it was not touched.
+    assert not [c for c in tools.calls() if c[:2] in (["kubectl", "create"], ["kubectl", "label"])]
+
+
+def test_tap_defaults_and_new_namespace(cli_bin, fake_tools):
+    tools = fake_tools()
+    r = ch.run(cli_bin, "tap", "--release-namespace", "rec", env=tools.env(), expect=0)
+    (call,) = helm_calls(tools)
+    assert call[5:7] == ["--namespace", "rec"] and json.loads(call[-1]["values"]) == {"tap": {}}
+    kc = [c for c in tools.calls() if c[0] == "kubectl"]
+    assert ["kubectl", "create", "namespace", "rec"] in kc
+    assert ["kubectl", "label", "--overwrite", "namespace", "rec",
+            "pod-security.kubernetes.io/enforce=privileged"] in kc
+    assert "--release-namespace rec" in r.stdout
+
+
+def test_tap_missing_helm_kubectl_context(cli_bin, fake_tools, tmp_path):
+    tools = ch.FakeTools(tmp_path / "a", helm=False)
+    r = ch.run(cli_bin, "tap", env=tools.env(), expect=4)
+    assert "helm is not on PATH" in ch.one_error_line(r)
+    tools = ch.FakeTools(tmp_path / "b", kubectl=False)
+    r = ch.run(cli_bin, "tap", env=tools.env(), expect=4)
+    assert "kubectl is not on PATH" in ch.one_error_line(r)
+    tools = ch.FakeTools(tmp_path / "c")
+    tools.state["context"] = ""
+    tools.save()
+    r = ch.run(cli_bin, "tap", env=tools.env(), expect=4)
+    assert "no kube context" in ch.one_error_line(r)
+    assert helm_calls(tools) == []
+    r = ch.run(cli_bin, "clean", env=ch.FakeTools(tmp_path / "d", helm=False).env(), expect=4)
+    assert "helm is not on PATH" in ch.one_error_line(r)
+
+
+def test_tap_helm_fails(cli_bin, fake_tools):
+    tools = fake_tools()
+    tools.state["helm_exit"] = 1
+    tools.save()
+    r = ch.run(cli_bin, "tap", env=tools.env(), expect=1)
+    assert "helm upgrade --install failed" in r.stderr.splitlines()[-1]
+
+
+@pytest.mark.parametrize("args,word", [
+    (["(unclosed"], "POD_REGEX"),
+    (["-n", "Bad_Name"], "Bad_Name"),
+    (["--set", "novalue"], "--set"),
+    (["a", "b"], "\"b\""),
+    (["--chart", "/nonexistent"], "--chart"),
+    (["--bogus"], "--bogus"),
+])
+def test_tap_bad_usage(cli_bin, fake_tools, args, word):
+    tools = fake_tools()
+    r = ch.run(cli_bin, "tap", *args, env=tools.env(), expect=2)
+    assert word in ch.one_error_line(r)
+    assert helm_calls(tools) == []
+
+
+def test_clean(cli_bin, fake_tools):
+    tools = fake_tools()
+    r = ch.run(cli_bin, "clean", "--release-namespace", "rec", env=tools.env(), expect=0)
+    assert helm_calls(tools) == [["helm", "uninstall", "netreel", "--namespace", "rec"]]
+    assert "uninstalled" in r.stdout
+    tools.state["installed"] = False
+    tools.save()
+    r = ch.run(cli_bin, "clean", env=tools.env(), expect=0)
+    assert "nothing to clean" in r.stdout
+
+
+# ---- local -----------------------------------------------------------------------------------
+
+@pytest.fixture
+def local_bins(build_dir):
+    hub = build_dir / "bin" / "netreel-hub"
+    if not os.access(hub, os.X_OK):
+        pytest.skip(f"tap --local needs netreel-hub: the hub binary is missing ({hub}); "
+                    "build it with `make` once services/hub exists")
+    if os.geteuid() != 0:
+        pytest.skip("tap --local records with libpcap: run as root")
+    return build_dir / "bin"
+
+
+class Tap:
+    def __init__(self, cli, tmp_path, *args):
+        self.store_port, self.hub_port = ch.free_port(), ch.free_port()
+        self.data = tmp_path / "data"
+        self.err_path = tmp_path / "tap.stderr"
+        self.argv = [str(cli), "tap", "--local", "-i", "lo", "--data", str(self.data),
+                     "--store-port", str(self.store_port), "--hub-port", str(self.hub_port),
+                     "--metrics-ports", "off", *map(str, args)]
+        with open(self.err_path, "wb") as f:
+            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=f,
+                                         env=ch.base_env())
+
+    def stderr(self):
+        return self.err_path.read_text(errors="replace")
+
+    def wait_recording(self, timeout=40):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "netreel: recording " in self.stderr():
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"no 'recording' line (exit {self.proc.poll()}):\n"
+                             f"{ch.tail(self.stderr())}")
+
+    def children(self):
+        """{name: pid} of tap's children."""
+        out = {}
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            try:
+                stat = (d / "stat").read_text()
+                ppid = int(stat.rsplit(")", 1)[1].split()[1])
+                if ppid == self.proc.pid:
+                    args = (d / "cmdline").read_bytes().split(b"\0")
+                    out[Path(args[0].decode()).name] = (int(d.name), [a.decode() for a in args])
+            except (OSError, IndexError, ValueError):
+                pass
+        return out
+
+    def wait(self, timeout=40):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError(f"tap did not exit within {timeout} s:\n{ch.tail(self.stderr())}")
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture
+def tap_local(cli_bin, local_bins, tmp_path):
+    taps = []
+
+    def start(*args):
+        t = Tap(cli_bin, tmp_path, *args)
+        taps.append(t)
+        return t
+
+    yield start
+    for t in taps:
+        t.kill()
+        ch.check_sanitizer(t.stderr(), " ".join(t.argv))
+
+
+def gone(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # A zombie (not yet reaped) counts as alive only while it runs.
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_tap_local_records_and_stops_on_ctrl_c(cli_bin, tap_local, tmp_path):
+    t = tap_local("--set", "pcapdump.maxTime=2h", "--set", "tap.snaplen=128")
+    t.wait_recording()
+    err = t.stderr()
+    assert f"netreel pcapdump --time=5m --hub 127.0.0.1:{t.hub_port}" in err
+    kids = t.children()
+    assert set(kids) == {"netreel-capture", "netreel-store", "netreel-hub"}, kids
+    cap = kids["netreel-capture"][1]
+    assert ["--exclude-port", str(t.store_port)] == cap[cap.index("--exclude-port"):][:2]
+    assert f"--exclude-port\x00{t.hub_port}" in "\0".join(cap)
+    assert "--snaplen\x00128" in "\0".join(cap)
+    assert "--max-time\x002h" in "\0".join(kids["netreel-store"][1])
+    # Traffic, then a snapshot through the hub: the packets are there, the hub's port is not.
+    port = ch.free_port()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for i in range(100):
+            s.sendto(b"netreel %d" % i, ("127.0.0.1", port))
+    time.sleep(1.5)
+    out = tmp_path / "out"
+    out.mkdir()
+    hub = f"127.0.0.1:{t.hub_port}"
+    r = ch.run(cli_bin, "pcapdump", "--time=1m", "--hub", hub, "--dest", out,
+               "--filter", f"udp port {port}", env=ch.base_env(), expect=0)
+    assert " 100 packets" in r.stdout, r.where()
+    (f,) = out.iterdir()
+    n = subprocess.run(["tshark", "-r", str(f), "-Y", f"udp.port == {port}"], capture_output=True,
+                       text=True, timeout=60)
+    assert len(n.stdout.splitlines()) == 100, n.stderr
+    r = ch.run(cli_bin, "pcapdump", "--time=1m", "--hub", hub, "-o", out / "self.pcapng",
+               "--filter", f"tcp port {t.hub_port} or tcp port {t.store_port}",
+               env=ch.base_env(), expect=0)
+    assert " 0 packets" in r.stdout, r.where()
+    # Ctrl-C: all three stop, tap exits 0.
+    t.proc.send_signal(signal.SIGINT)
+    assert t.wait() == 0, t.stderr()
+    for name, (pid, _) in kids.items():
+        assert gone(pid), f"{name} (pid {pid}) still runs after tap exited"
+    assert "netreel: stopped" in t.stderr()
+
+
+@pytest.mark.parametrize("victim", ["netreel-store", "netreel-capture"])
+def test_tap_local_child_killed(tap_local, victim):
+    t = tap_local()
+    t.wait_recording()
+    kids = t.children()
+    os.kill(kids[victim][0], signal.SIGKILL)
+    assert t.wait() == 1, t.stderr()
+    err = t.stderr()
+    assert re.search(rf"netreel: tap --local: {victim} was killed by signal 9", err), err
+    for name, (pid, _) in kids.items():
+        assert gone(pid), f"{name} (pid {pid}) still runs after tap exited"
+
+
+def test_tap_local_sigterm(tap_local):
+    t = tap_local()
+    t.wait_recording()
+    kids = t.children()
+    t.proc.send_signal(signal.SIGTERM)
+    assert t.wait() == 0, t.stderr()
+    for name, (pid, _) in kids.items():
+        assert gone(pid), name
+
+
+def test_tap_local_child_fails_to_start(cli_bin, local_bins, tmp_path):
+    """A store that cannot start (its port taken): tap says which and why, exit 1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        t = Tap(cli_bin, tmp_path, "--store-port", s.getsockname()[1])  # the last one counts
+        rc = t.wait()
+    ch.check_sanitizer(t.stderr(), " ".join(t.argv))
+    assert rc == 1, t.stderr()
+    line = [ln for ln in t.stderr().splitlines() if ln.startswith("netreel: tap --local:")]
+    assert line and "netreel-store exited with status" in line[0], t.stderr()
+
+
+@pytest.mark.parametrize("args,word", [
+    (["--set", "storage.type=emptyDir"], "storage.type"),
+    (["--set", "tap.regex=web"], "pod targeting needs a cluster"),
+    (["--set", "pcapdump.maxTime=soon"], "pcapdump.maxTime"),
+    (["--set", "pcapdump.maxSize=lots"], "pcapdump.maxSize"),
+    (["--store-port", "0"], "--store-port"),
+    (["--store-port", "9000", "--hub-port", "9000"], "both"),
+    (["web-.*"], "POD_REGEX"),
+])
+def test_tap_local_bad_usage(cli_bin, tmp_path, args, word):
+    r = ch.run(cli_bin, "tap", "--local", "-i", "lo", "--data", tmp_path, *args,
+               env=ch.base_env(), expect=2)
+    assert word in ch.one_error_line(r)
+
+
+def test_tap_local_missing_program(cli_bin, tmp_path):
+    lone = tmp_path / "bin"
+    lone.mkdir()
+    shutil.copy(cli_bin, lone / "netreel")
+    r = ch.run(lone / "netreel", "tap", "--local", "-i", "lo", "--data", tmp_path / "d",
+               env=ch.base_env(), expect=4)
+    assert "netreel-capture is not beside netreel" in ch.one_error_line(r)
