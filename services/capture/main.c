@@ -65,8 +65,8 @@ static const char usage_text[] =
     "  --excluded-namespaces NS,...\n"
     "  --user NAME               drop to this user once the interfaces are open (default nobody)\n"
     "  --node NAME               this node's name (default $NODE_NAME, else the host name)\n"
-    "  --read-mode thread|poll   read each interface in its own thread (default) or on the\n"
-    "                            event loop; for measuring (docs/benchmarks.md)\n"
+    "  --read-mode poll|thread   read the rings on the event loop (default) or in a thread per\n"
+    "                            interface (docs/benchmarks.md compares them)\n"
     "  --log-level LEVEL         debug, info, warn or error (default info)\n"
     "  --version, --help\n";
 
@@ -197,6 +197,7 @@ static void parse_flags(int argc, char **argv, struct capture_config *cfg)
     cfg->spool_size = 256u << 20;
     cfg->metrics_listen = ":9101";
     cfg->user = "nobody";
+    cfg->read_mode_poll = true; /* measured to drop less than a thread (docs/benchmarks.md) */
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":i:h", opts, NULL)) != -1) {
         switch (c) {

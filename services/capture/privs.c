@@ -41,6 +41,11 @@ int capture_drop_privileges(const char *user, char *err, size_t errlen)
 {
     int rc;
 
+    int pdeathsig = 0;
+
+    /* Becoming another user clears the signal asked for when the parent dies (tap --local
+     * asks for one): keep it. */
+    prctl(PR_GET_PDEATHSIG, &pdeathsig, 0, 0, 0);
     if (getuid() == 0 && geteuid() == 0 && user && user[0] && strcmp(user, "root") != 0) {
         struct passwd *pw = getpwnam(user);
         if (!pw) {
@@ -56,6 +61,8 @@ int capture_drop_privileges(const char *user, char *err, size_t errlen)
             snprintf(err, errlen, "cannot become %s: %s", user, strerror(errno));
             return rc;
         }
+        if (pdeathsig)
+            prctl(PR_SET_PDEATHSIG, pdeathsig, 0, 0, 0);
         if (setuid(0) == 0 || getuid() != pw->pw_uid || geteuid() != pw->pw_uid ||
             getgid() != pw->pw_gid || getegid() != pw->pw_gid) {
             snprintf(err, errlen, "became %s but root could be regained", user);

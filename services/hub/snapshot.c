@@ -64,6 +64,7 @@ struct hub_snap {
     struct pcapng_merge heap;
     struct nr_buf out;
     uint64_t packets, file_bytes;
+    int64_t first_ts; /* of the first packet written */
     uv_timer_t timer;
     int64_t started_ns;
 };
@@ -486,7 +487,8 @@ static void send_summary(struct hub_snap *s)
     sum.bytes = s->file_bytes + s->out.len;
     sum.n_stores = s->n;
     sum.stores = resp;
-    sum.since_ns = s->since;
+    /* The whole retained window (since 0) starts where its first packet does. */
+    sum.since_ns = s->since > 0 || !s->packets ? s->since : s->first_ts;
     sum.until_ns = s->until;
     if (send_out(s, &sum) == 0) {
         s->h->snapshots_total++;
@@ -537,7 +539,8 @@ static void produce(struct hub_snap *s)
             finish(s, RPC_INTERNAL, "cannot write a packet: %s", strerror(-rc));
             return;
         }
-        s->packets++;
+        if (s->packets++ == 0)
+            s->first_ts = ts;
         src->packets++;
         budget = budget > src->epb.block_len ? budget - src->epb.block_len : 0;
         src->ready = false;
