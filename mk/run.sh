@@ -13,11 +13,7 @@ for b in netreel netreel-capture netreel-store netreel-hub; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
     cat >&2 <<MSG
-netreel: cannot record yet: ${missing[*]} do not exist in this version.
-netreel: what exists: netreel-capture (docs/capture.md) and netreel-store (docs/store.md),
-netreel: on the gRPC transport (lib/rpc), pcapng (lib/pcapng) and pod targeting (lib/kube).
-netreel: Recording this machine with one command needs the hub and the CLI (netreel tap
-netreel: --local), the next issue. Until then the two can be run by hand: see README.md.
+netreel: cannot record: ${missing[*]} did not build (see the output of make above).
 MSG
     exit 2
 fi
