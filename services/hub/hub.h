@@ -30,12 +30,15 @@ struct hub_store_addr {
 };
 
 struct hub_channel;
+struct hub_node_name;
 
 struct hub {
     uv_loop_t *loop;
     struct hub_config cfg;
     char *token; /* NULL: no token required */
     struct hub_channel *channels;
+    struct hub_node_name *node_names; /* the node each store address answered with last */
+    size_t n_node_names;
     unsigned snapshots_active;
     uint64_t snapshots_total, snapshots_failed, snapshots_partial;
     uint64_t bytes_total, packets_total;

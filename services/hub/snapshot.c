@@ -210,8 +210,7 @@ static void src_next(struct hub_src *src)
         size_t n_ifaces = src->header->header->n_interfaces;
         if (pcapng_block_peek(p, len - src->pos, &type, &blen) != 1 ||
             pcapng_epb_decode(p, blen, &src->epb) != 0 || src->epb.ifid >= n_ifaces) {
-            src_fail(src, "%s sent blocks that are not whole EPBs of its interfaces",
-                     src->addr.addr);
+            src_fail(src, "it sent blocks that are not whole EPBs of its interfaces");
         } else if (pcapng_merge_push(&s->heap, src, src->epb.ts_ns, (uint64_t)(src - s->srcs)) ==
                    0) {
             src->pos += blen;
@@ -233,6 +232,27 @@ static void src_next(struct hub_src *src)
 
 static void try_head(struct hub_snap *s);
 
+/* lib/rpc's messages start with the address; the summary names it already. */
+static const char *without_addr(const char *message, const char *addr)
+{
+    size_t n = strlen(addr);
+
+    if (strncmp(message, addr, n) == 0 && message[n] == ':' && message[n + 1] == ' ')
+        return message + n + 2;
+    return message;
+}
+
+/* The store's node: from this snapshot's header, else from an earlier answer at its address. */
+static const char *src_node(const struct hub_src *src)
+{
+    const char *n;
+
+    if (src->header && src->header->header->node && src->header->header->node[0])
+        return src->header->header->node;
+    n = hub_stores_node(src->snap->h, src->addr.addr);
+    return n ? n : "";
+}
+
 static void src_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *user)
 {
     struct hub_src *src = user;
@@ -241,7 +261,7 @@ static void src_message(struct rpc_call *call, const uint8_t *msg, size_t len, v
         (Netreel__V1__StoreChunk *)rpc_unpack(&netreel__v1__store_chunk__descriptor, msg, len);
 
     if (!c) {
-        src_fail(src, "%s sent a StoreChunk that does not parse", src->addr.addr);
+        src_fail(src, "it sent a StoreChunk that does not parse");
         produce(s);
         return;
     }
@@ -250,6 +270,7 @@ static void src_message(struct rpc_call *call, const uint8_t *msg, size_t len, v
         if (src->state != S_WAIT_HEADER || !c->header)
             break;
         src->header = c;
+        hub_stores_remember(s->h, src->addr.addr, c->header->node);
         src->state = S_STREAM;
         s->waiting_headers--;
         set_blocked(src, true); /* no packet yet */
@@ -274,7 +295,7 @@ static void src_message(struct rpc_call *call, const uint8_t *msg, size_t len, v
     }
     netreel__v1__store_chunk__free_unpacked(c, NULL);
     if (src->state == S_STREAM || src->state == S_WAIT_HEADER)
-        src_fail(src, "%s sent its stream out of order", src->addr.addr);
+        src_fail(src, "it sent its stream out of order");
     produce(s);
 }
 
@@ -290,12 +311,12 @@ static void src_done(struct rpc_call *call, int code, const char *message, void 
         src->state = S_DONE;
     } else if (code != RPC_OK) {
         if (src->timed_out)
-            src_fail(src, "%s did not answer within %lld s", src->addr.addr,
+            src_fail(src, "no answer within %lld s (--store-timeout)",
                      (long long)(s->h->cfg.store_timeout_ns / 1000000000));
         else
-            src_fail(src, "%s: %s: %s", src->addr.addr, rpc_code_name(code), message);
+            src_fail(src, "%s: %s", rpc_code_name(code), without_addr(message, src->addr.addr));
     } else if (src->state == S_WAIT_HEADER) {
-        src_fail(src, "%s ended its stream without a header", src->addr.addr);
+        src_fail(src, "it ended its stream without a header");
     }
     try_head(s);
     produce(s);
@@ -341,9 +362,9 @@ static int head_pcapng(struct hub_snap *s, char *err, size_t errlen)
     o = (size_t)snprintf(comment, sizeof(comment), "netreel snapshot %s .. %s; stores:", from, to);
     for (size_t i = 0; i < s->n && o < sizeof(comment); i++) {
         const struct hub_src *src = &s->srcs[i];
-        o += (size_t)snprintf(comment + o, sizeof(comment) - o, " %s (%s)%s",
-                              src->header ? src->header->header->node : "?", src->addr.addr,
-                              src->state == S_FAILED ? " missing" : "");
+        const char *node = src_node(src);
+        o += (size_t)snprintf(comment + o, sizeof(comment) - o, " %s (%s)%s", node[0] ? node : "?",
+                              src->addr.addr, src->state == S_FAILED ? " missing" : "");
     }
     rc = pcapng_shb_append(&s->out, comment, NULL, NULL, "netreel-hub");
     for (size_t i = 0; rc == 0 && i < s->n; i++) {
@@ -476,7 +497,7 @@ static void send_summary(struct hub_snap *s)
         struct hub_src *src = &s->srcs[i];
         netreel__v1__store_result__init(&res[i]);
         res[i].store = src->addr.addr;
-        res[i].node = src->header ? src->header->header->node : (char *)"";
+        res[i].node = (char *)src_node(src);
         res[i].ok = src->state == S_DONE;
         res[i].error = src->state == S_DONE ? (char *)"" : src->error;
         res[i].packets = src->packets;
@@ -597,13 +618,13 @@ static void resolved(struct hub_resolved *r, void *arg)
         ch = hub_stores_channel(s->h, &src->addr, err, sizeof(err));
         src->call = ch ? rpc_channel_call(ch, &opts, &src_cbs, src) : NULL;
         if (!src->call) {
-            src_fail(src, "%s: %s", src->addr.addr, ch ? "out of memory" : err);
+            src_fail(src, "%s", ch ? "out of memory" : err);
             continue;
         }
         s->live_calls++;
         src->waiting_since = hub_now_ns();
         if (rpc_call_send(src->call, &req.base) != 0 || rpc_call_close_send(src->call) != 0)
-            src_fail(src, "%s: cannot send the request", src->addr.addr);
+            src_fail(src, "cannot send the request");
     }
     try_head(s);
     produce(s);

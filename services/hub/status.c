@@ -50,8 +50,9 @@ static void reply(struct status_req *r)
     Netreel__V1__ClusterStatus out = NETREEL__V1__CLUSTER_STATUS__INIT;
     Netreel__V1__StoreStatus *st = calloc(r->n + 1, sizeof(*st));
     Netreel__V1__StoreStatus **stp = calloc(r->n + 1, sizeof(*stp));
+    Netreel__V1__StoreStats *known = calloc(r->n + 1, sizeof(*known));
 
-    if (!st || !stp) {
+    if (!st || !stp || !known) {
         rpc_call_finish(r->call, RPC_RESOURCE_EXHAUSTED, "out of memory");
     } else {
         for (size_t i = 0; i < r->n; i++) {
@@ -60,6 +61,12 @@ static void reply(struct status_req *r)
             st[i].reachable = r->ones[i].reachable;
             st[i].error = r->ones[i].error;
             st[i].stats = r->ones[i].stats;
+            if (!st[i].stats && hub_stores_node(r->h, r->ones[i].addr.addr)) {
+                /* Unreachable now: at least the node it answered for before. */
+                netreel__v1__store_stats__init(&known[i]);
+                known[i].node = (char *)hub_stores_node(r->h, r->ones[i].addr.addr);
+                st[i].stats = &known[i];
+            }
             stp[i] = &st[i];
         }
         out.n_stores = r->n;
@@ -69,6 +76,7 @@ static void reply(struct status_req *r)
     }
     free(st);
     free(stp);
+    free(known);
 }
 
 static void one_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *user)

@@ -308,6 +308,50 @@ struct rpc_channel *hub_stores_channel(struct hub *h, const struct hub_store_add
     return c->ch;
 }
 
+struct hub_node_name {
+    struct hub_node_name *next;
+    char addr[300];
+    char node[254];
+};
+
+#define NODE_NAMES_MAX 4096
+
+void hub_stores_remember(struct hub *h, const char *addr, const char *node)
+{
+    struct hub_node_name *n;
+
+    if (!node || !node[0])
+        return;
+    for (n = h->node_names; n; n = n->next) {
+        if (strcmp(n->addr, addr) == 0) {
+            snprintf(n->node, sizeof(n->node), "%s", node);
+            return;
+        }
+    }
+    if (h->n_node_names >= NODE_NAMES_MAX) /* addresses come and go: start over, bounded */
+        while ((n = h->node_names)) {
+            h->node_names = n->next;
+            free(n);
+            h->n_node_names--;
+        }
+    n = calloc(1, sizeof(*n));
+    if (!n)
+        return;
+    snprintf(n->addr, sizeof(n->addr), "%s", addr);
+    snprintf(n->node, sizeof(n->node), "%s", node);
+    n->next = h->node_names;
+    h->node_names = n;
+    h->n_node_names++;
+}
+
+const char *hub_stores_node(const struct hub *h, const char *addr)
+{
+    for (const struct hub_node_name *n = h->node_names; n; n = n->next)
+        if (strcmp(n->addr, addr) == 0)
+            return n->node;
+    return NULL;
+}
+
 struct closing {
     size_t left;
     void (*cb)(void *arg);
@@ -329,8 +373,14 @@ void hub_stores_close(struct hub *h, void (*cb)(void *arg), void *arg)
 {
     struct closing *cl = calloc(1, sizeof(*cl));
     struct hub_channel *c = h->channels;
+    struct hub_node_name *n;
 
     h->channels = NULL;
+    while ((n = h->node_names)) {
+        h->node_names = n->next;
+        free(n);
+    }
+    h->n_node_names = 0;
     if (!cl) {
         if (cb)
             cb(arg);

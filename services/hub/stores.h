@@ -31,7 +31,12 @@ void hub_resolved_free(struct hub_resolved *r);
 struct rpc_channel *hub_stores_channel(struct hub *h, const struct hub_store_addr *a, char *err,
                                        size_t errlen);
 
-/* Closes every channel; cb(arg) once all are closed. */
+/* Remembers which node answered at an address, so a store that is down later can be named by
+ * its node. hub_stores_node returns it, or NULL when the address never answered. */
+void hub_stores_remember(struct hub *h, const char *addr, const char *node);
+const char *hub_stores_node(const struct hub *h, const char *addr);
+
+/* Closes every channel (and forgets the node names); cb(arg) once all are closed. */
 void hub_stores_close(struct hub *h, void (*cb)(void *arg), void *arg);
 
 #endif
