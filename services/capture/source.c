@@ -374,6 +374,9 @@ struct capture_source *capture_source_open(struct capture *cap, uint32_t ifid, c
     if (rc > 0)
         NR_WARN("capture opened with a warning", "iface=%s warning=\"%s\"", iface,
                 pcap_statustostr(rc));
+    /* "any": the cooked header that carries the interface index (as tcpdump 4.99 asks). */
+    if (strcmp(iface, "any") == 0)
+        pcap_set_datalink(src->pcap, DLT_LINUX_SLL2);
     src->link_type = pcap_datalink(src->pcap);
     for (int i = 0; i < POOL_BUFFERS; i++) {
         struct capture_batch *b = batch_new(src);

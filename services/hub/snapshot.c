@@ -310,10 +310,11 @@ static void src_done(struct rpc_call *call, int code, const char *message, void 
         set_blocked(src, false); /* what it holds is still merged; nothing more comes */
         src->state = S_DONE;
     } else if (code != RPC_OK) {
-        if (src->timed_out)
-            src_fail(src, "no answer within %lld s (--store-timeout)",
-                     (long long)(s->h->cfg.store_timeout_ns / 1000000000));
-        else
+        if (src->timed_out) {
+            char d[32];
+            nr_format_duration(s->h->cfg.store_timeout_ns, d, sizeof(d));
+            src_fail(src, "no answer within %s (--store-timeout)", d);
+        } else
             src_fail(src, "%s: %s", rpc_code_name(code), without_addr(message, src->addr.addr));
     } else if (src->state == S_WAIT_HEADER) {
         src_fail(src, "it ended its stream without a header");

@@ -27,7 +27,7 @@ struct entry {
 
 static int parse_entry(const char *s, size_t len, struct entry *e, char *err, size_t errlen)
 {
-    char buf[300];
+    char buf[300], why[256];
 
     memset(e, 0, sizeof(*e));
     if (len == 0 || len >= sizeof(buf)) {
@@ -37,20 +37,12 @@ static int parse_entry(const char *s, size_t len, struct entry *e, char *err, si
     memcpy(buf, s, len);
     buf[len] = '\0';
     snprintf(e->text, sizeof(e->text), "%s", buf);
-    if (strncmp(buf, "dns:", 4) == 0) {
-        e->dns = true;
-        if (nr_addr_split(buf + 4, e->name, sizeof(e->name), &e->port, err, errlen) != 0)
-            return -EINVAL;
-        if (!e->name[0] || e->port == 0) {
-            snprintf(err, errlen, "--stores: \"%s\": want dns:NAME:PORT", buf);
-            return -EINVAL;
-        }
-        return 0;
-    }
-    if (nr_addr_split(buf, e->name, sizeof(e->name), &e->port, err, errlen) != 0)
-        return -EINVAL;
-    if (!e->name[0] || e->port == 0) {
-        snprintf(err, errlen, "--stores: \"%s\": want host:port", buf);
+    e->dns = strncmp(buf, "dns:", 4) == 0;
+    if (nr_addr_split(buf + (e->dns ? 4 : 0), e->name, sizeof(e->name), &e->port, why,
+                      sizeof(why)) != 0 ||
+        !e->name[0] || e->port == 0) {
+        snprintf(err, errlen, "--stores: \"%s\": want %s", buf,
+                 e->dns ? "dns:NAME:PORT" : "host:port (IPv6 in brackets), port 1-65535");
         return -EINVAL;
     }
     return 0;
