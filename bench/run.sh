@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Every benchmark, each next to its peer in the same run (DESIGN §10):
 #   bench/run.sh BUILD_DIR
-# bench/rpc.sh: lib/rpc against iperf3; bench/store.sh: the store against dd and mergecap.
+# bench/rpc.sh: lib/rpc against iperf3; bench/store.sh: the store against dd and mergecap;
+# bench/capture.sh: the capture against tcpdump and dumpcap; bench/export.sh: pcapdump through the
+# hub against mergecap and cat.
 set -euo pipefail
 
 build=${1:?usage: bench/run.sh BUILD_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 status=0
-for b in rpc store capture; do
+for b in rpc store capture export; do
     echo "== bench/$b.sh"
     "$here/$b.sh" "$build" || status=1
 done
