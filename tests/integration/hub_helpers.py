@@ -118,6 +118,9 @@ def hubs(hub_bin, tmp_path):
     problems = []
     for h in started:
         problems += h.stop()
+        if h.killed and ASAN and sh.sanitizer_reports(h.stderr()):  # a report before the kill
+            problems.append(f"{h.cmdline()}: sanitizer report before SIGKILL:\n"
+                            f"{sh.tail(h.stderr())}")
     if problems:
         pytest.fail("\n\n".join(problems), pytrace=False)
 
@@ -264,6 +267,17 @@ def feed_stores(stores, feeder, tmp_path, n=3, store_args=(), **kw):
     ss = start_stores(stores, tmp_path, n, store_args)
     fed, t0 = feed(ss, feeder, **kw)
     return ss, fed, t0
+
+
+def dispose(ss):
+    """Stops the stores of ss (SIGTERM, exit 0, no sanitizer report) and deletes their data:
+    large windows do not stay behind in pytest's kept temporary folders. Returns the problems
+    (see sh.StoreProc.stop)."""
+    problems = []
+    for s in ss:
+        problems += s.stop()
+        shutil.rmtree(s.data_dir, ignore_errors=True)
+    return problems
 
 
 def store_list(ss):

@@ -16,11 +16,13 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 import cli_helpers as ch
 from cli_helpers import cli_bin  # noqa: F401 (fixture)
-from hub_helpers import (SCALE, by_interface, closing_line, feed_stores, hub_bin,  # noqa: F401
-                         hubs, non_decreasing, only_file, pcapdump, shb_window, store_list,
-                         store_window, wireshark_ok)
+from hub_helpers import (SCALE, by_interface, closing_line, dispose, feed,  # noqa: F401
+                         feed_stores, hub_bin, hubs, non_decreasing, only_file, pcapdump,
+                         shb_window, start_stores, store_list, store_window, wireshark_ok)
 
 MIB = 1 << 20
 
@@ -73,19 +75,27 @@ def test_store_killed_is_named_and_left_out(stores, feeder, hubs, cli_bin, store
     assert "node-2" in warn[0], f"the missing node is not named: {warn[0]!r}"
 
 
+@pytest.fixture
 def big_window(stores, feeder, tmp_path):
     """Three stores holding a window far larger than what the sockets and the flow-control
-    windows between stores, hub and CLI can hold."""
-    per = max(int(32 * SCALE), 16)
-    return feed_stores(stores, feeder, tmp_path, n=3, nbytes=f"{per}MiB", batch="1MiB")
+    windows between stores, hub and CLI can hold: (stores, feeder results). Deleted after the
+    test."""
+    ss = start_stores(stores, tmp_path, 3)
+    try:
+        fed, _ = feed(ss, feeder, nbytes=f"{max(int(32 * SCALE), 16)}MiB", batch="1MiB")
+        yield ss, fed
+    finally:
+        problems = dispose(ss)
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
 
 
 def served(hub):
     return hub.log_lines("snapshot served")
 
 
-def test_hub_killed_mid_stream_leaves_no_file(stores, feeder, hubs, cli_bin, tmp_path):
-    ss, fed, _ = big_window(stores, feeder, tmp_path)
+def test_hub_killed_mid_stream_leaves_no_file(big_window, hubs, cli_bin, tmp_path):
+    ss, fed = big_window
     hub = hubs(store_list(ss))
     d = tmp_path / "out"
     d.mkdir()
@@ -125,8 +135,8 @@ def test_hub_killed_mid_stream_leaves_no_file(stores, feeder, hubs, cli_bin, tmp
     assert out == b"", f"a closing line on stdout: {out[:300]!r}"
 
 
-def test_hub_killed_mid_stream_to_a_pipe(stores, feeder, hubs, cli_bin, tmp_path):
-    ss, fed, _ = big_window(stores, feeder, tmp_path)
+def test_hub_killed_mid_stream_to_a_pipe(big_window, hubs, cli_bin, tmp_path):
+    ss, fed = big_window
     hub = hubs(store_list(ss))
     err = tmp_path / "cli.stderr"
     with open(err, "wb") as ef:

@@ -27,8 +27,8 @@ from pathlib import Path
 import cli_helpers as ch
 import store_helpers as sh
 from cli_helpers import cli_bin  # noqa: F401 (fixture)
-from hub_helpers import (ASAN, closing_line, feed, hub_bin, hubs, start_stores,  # noqa: F401
-                         store_list, vm_hwm_kib)
+from hub_helpers import (ASAN, closing_line, dispose, feed, hub_bin, hubs,  # noqa: F401
+                         start_stores, store_list, vm_hwm_kib)
 
 MIB = 1 << 20
 TOTAL = (256 if ASAN else 2048) * MIB
@@ -118,7 +118,5 @@ def test_two_gib_window_in_flat_memory(stores, feeder, hubs, cli_bin, tmp_path):
     finally:
         if out.exists():
             out.unlink()
-        for s in ss:
-            problems += s.stop()
-            shutil.rmtree(s.data_dir, ignore_errors=True)
+        problems += dispose(ss)
     assert not problems, "\n\n".join(problems)
