@@ -286,9 +286,10 @@ struct rpc_channel *hub_stores_channel(struct hub *h, const struct hub_store_add
     cfg.backoff_max_ms = 5000;
     /* A paused store holds at most its window: keep them small, the merge holds one message
      * per store and waits for the slowest. */
-    cfg.limits.stream_window = 4u << 20;
-    cfg.limits.conn_window = 8u << 20;
+    cfg.limits.stream_window = 2u << 20;
+    cfg.limits.conn_window = 4u << 20;
     cfg.limits.max_recv_size = 8u << 20;
+    cfg.limits.max_kept = 2u << 20; /* buffers kept for reuse, per store connection */
     c->ch = rpc_channel_new(h->loop, &cfg, err, errlen);
     if (!c->ch) {
         free(c);
