@@ -87,6 +87,4 @@ struct capture_pod {
     char name[254];
 };
 
-int64_t capture_now_ns(void);
-
 #endif

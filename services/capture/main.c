@@ -27,6 +27,7 @@
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/parse.h"
+#include "util/prog.h"
 #include "util/version.h"
 
 #define HEARTBEAT_NS (5 * INT64_C(1000000000))
@@ -70,35 +71,13 @@ static const char usage_text[] =
     "  --log-level LEVEL         debug, info, warn or error (default info)\n"
     "  --version, --help\n";
 
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("netreel-capture: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(2);
-}
-
-int64_t capture_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static uint64_t size_flag(const char *name, const char *v)
 {
     char err[256];
     uint64_t n;
 
     if (nr_parse_size(v, &n, err, sizeof(err)) != 0)
-        die("--%s: %s", name, err);
+        nr_die("--%s: %s", name, err);
     return n;
 }
 
@@ -111,7 +90,7 @@ static unsigned long number_flag(const char *name, const char *v, unsigned long 
     errno = 0;
     n = strtoul(v, &end, 10);
     if (end == v || *end || errno || n < min || n > max)
-        die("--%s: \"%s\" is not a number from %lu to %lu", name, v, min, max);
+        nr_die("--%s: \"%s\" is not a number from %lu to %lu", name, v, min, max);
     return n;
 }
 
@@ -121,7 +100,7 @@ static void add_interfaces(struct capture_config *cfg, char *list)
         if (!t[0])
             continue;
         if (cfg->n_ifaces == CAPTURE_MAX_IFACES)
-            die("--interface: at most %d interfaces", CAPTURE_MAX_IFACES);
+            nr_die("--interface: at most %d interfaces", CAPTURE_MAX_IFACES);
         cfg->ifaces[cfg->n_ifaces++] = t;
     }
 }
@@ -209,7 +188,7 @@ static void parse_flags(int argc, char **argv, struct capture_config *cfg)
         case O_SELF: cfg->record_self = true; break;
         case O_EXCLUDE:
             if (cfg->n_exclude == CAPTURE_MAX_EXCLUDE)
-                die("--exclude-port: at most %d ports", CAPTURE_MAX_EXCLUDE);
+                nr_die("--exclude-port: at most %d ports", CAPTURE_MAX_EXCLUDE);
             cfg->exclude_ports[cfg->n_exclude++] =
                 (uint16_t)number_flag("exclude-port", optarg, 1, 65535);
             ports_given = true;
@@ -217,7 +196,7 @@ static void parse_flags(int argc, char **argv, struct capture_config *cfg)
         case O_BBYTES: cfg->batch_bytes = size_flag("batch-bytes", optarg); break;
         case O_BTIME:
             if (nr_parse_duration(optarg, &cfg->batch_time_ns, err, sizeof(err)) != 0)
-                die("--batch-time: %s", err);
+                nr_die("--batch-time: %s", err);
             break;
         case O_STORE: cfg->store = optarg; break;
         case O_CA: cfg->tls_ca = optarg; break;
@@ -238,53 +217,53 @@ static void parse_flags(int argc, char **argv, struct capture_config *cfg)
         case O_LOG: {
             enum nr_log_level level;
             if (nr_log_parse_level(optarg, &level) != 0)
-                die("--log-level: \"%s\" is not debug, info, warn or error", optarg);
+                nr_die("--log-level: \"%s\" is not debug, info, warn or error", optarg);
             nr_log_set_level(level);
             break;
         }
         case O_READ:
             if (strcmp(optarg, "thread") != 0 && strcmp(optarg, "poll") != 0)
-                die("--read-mode: \"%s\" is not thread or poll", optarg);
+                nr_die("--read-mode: \"%s\" is not thread or poll", optarg);
             cfg->read_mode_poll = strcmp(optarg, "poll") == 0;
             break;
         case O_VERSION: printf("netreel-capture %s\n", NR_VERSION); exit(0);
         case 'h': fputs(usage_text, stdout); exit(0);
-        case ':': die("option %s needs a value (see --help)", argv[optind - 1]);
-        default: die("option %s is not known (see --help)", argv[optind - 1]);
+        case ':': nr_die("option %s needs a value (see --help)", argv[optind - 1]);
+        default: nr_die("option %s is not known (see --help)", argv[optind - 1]);
         }
     }
     if (optind != argc)
-        die("unexpected argument \"%s\" (see --help)", argv[optind]);
+        nr_die("unexpected argument \"%s\" (see --help)", argv[optind]);
     if (cfg->n_ifaces == 0)
         cfg->ifaces[cfg->n_ifaces++] = "any";
     if (cfg->batch_bytes < 4096 || cfg->batch_bytes > (8u << 20))
-        die("--batch-bytes: from 4KiB to 8MiB");
+        nr_die("--batch-bytes: from 4KiB to 8MiB");
     if (cfg->batch_time_ns < 1000000 || cfg->batch_time_ns > 60 * INT64_C(1000000000))
-        die("--batch-time: from 1ms to 1m");
+        nr_die("--batch-time: from 1ms to 1m");
     if (cfg->spool_size < 2 * cfg->batch_bytes + (1u << 20))
-        die("--spool-size: at least two batches (2 x --batch-bytes + 1MiB)");
+        nr_die("--spool-size: at least two batches (2 x --batch-bytes + 1MiB)");
     if (cfg->buffer_size < (1u << 20))
-        die("--buffer-size: at least 1MiB");
+        nr_die("--buffer-size: at least 1MiB");
     if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL))
-        die("--tls-cert and --tls-key go together");
+        nr_die("--tls-cert and --tls-key go together");
     if (cfg->filter && strlen(cfg->filter) > CAPTURE_MAX_FILTER)
-        die("--filter: at most %d bytes", CAPTURE_MAX_FILTER);
+        nr_die("--filter: at most %d bytes", CAPTURE_MAX_FILTER);
     if (cfg->bpf_override && strlen(cfg->bpf_override) > CAPTURE_MAX_FILTER)
-        die("--bpf-override: at most %d bytes", CAPTURE_MAX_FILTER);
+        nr_die("--bpf-override: at most %d bytes", CAPTURE_MAX_FILTER);
     if (cfg->filter && (cfg->bpf_override || cfg->kube))
-        die("--filter is for recording without a cluster; with --kube use --bpf-override");
+        nr_die("--filter is for recording without a cluster; with --kube use --bpf-override");
     if (getuid() == 0 && cfg->user[0] && strcmp(cfg->user, "root") != 0) {
         const struct passwd *pw = getpwnam(cfg->user);
         if (!pw)
-            die("--user %s: no such user", cfg->user);
+            nr_die("--user %s: no such user", cfg->user);
         if (pw->pw_uid == 0)
-            die("--user %s: is root; say --user root to stay root", cfg->user);
+            nr_die("--user %s: is root; say --user root to stay root", cfg->user);
     }
     if (!ports_given) {
         char host[256];
         uint16_t port = 0;
         if (nr_addr_split(cfg->store, host, sizeof(host), &port, err, sizeof(err)) != 0)
-            die("--store: %s", err);
+            nr_die("--store: %s", err);
         cfg->exclude_ports[cfg->n_exclude++] = port;
     }
     if (!node || !node[0]) {
@@ -293,7 +272,7 @@ static void parse_flags(int argc, char **argv, struct capture_config *cfg)
     }
     snprintf(cfg->node, sizeof(cfg->node), "%s", node);
     snprintf(cfg->capture_id, sizeof(cfg->capture_id), "%.100s@%lld", cfg->node,
-             (long long)capture_now_ns());
+             (long long)nr_now_ns());
     for (char *p = cfg->capture_id; *p; p++)
         if (*p <= ' ' || *p >= 0x7f)
             *p = '_';
@@ -427,7 +406,7 @@ static void on_ready(uv_async_t *a)
 /* An empty batch now and then keeps the store's counters and liveness current. */
 static void on_tick(uv_timer_t *t)
 {
-    int64_t now = capture_now_ns();
+    int64_t now = nr_now_ns();
 
     if (cap.c.batches != last_batches) {
         last_batches = cap.c.batches;
@@ -444,6 +423,7 @@ int main(int argc, char **argv)
     char err[1024];
     const char *base;
 
+    nr_prog_set_name("netreel-capture");
     parse_flags(argc, argv, &cap.cfg);
     cap.loop = uv_default_loop();
     cap.next_seq = 1;
@@ -455,7 +435,7 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < cap.cfg.n_ifaces; i++) {
         cap.sources[i] = capture_source_open(&cap, i, cap.cfg.ifaces[i], err, sizeof(err));
         if (!cap.sources[i])
-            die("cannot capture on %s", err);
+            nr_die("cannot capture on %s", err);
         cap.n_sources++;
     }
     /* With targeting, nothing is recorded until the first pod list says what to record. */
@@ -463,15 +443,15 @@ int main(int argc, char **argv)
            : cap.cfg.kube       ? KUBE_FILTER_NOTHING
                                 : cap.cfg.filter;
     if (capture_filter_apply(&cap, base, err, sizeof(err)) != 0)
-        die("%s", err);
+        nr_die("%s", err);
     /* TLS material is read now, while the files are still readable to us. */
     cap.uplink = capture_uplink_new(&cap, err, sizeof(err));
     if (!cap.uplink)
-        die("--store: %s", err);
+        nr_die("--store: %s", err);
     if (capture_targeting_new(&cap, err, sizeof(err)) != 0)
-        die("--kube: %s", err);
+        nr_die("--kube: %s", err);
     if (capture_drop_privileges(cap.cfg.user, err, sizeof(err)) != 0)
-        die("%s", err);
+        nr_die("%s", err);
     if (strcmp(cap.cfg.metrics_listen, "off") != 0 && cap.cfg.metrics_listen[0]) {
         struct nr_httpd_config hc;
         nr_httpd_config_init(&hc);
@@ -480,13 +460,13 @@ int main(int argc, char **argv)
         hc.n_routes = sizeof(routes) / sizeof(routes[0]);
         httpd = nr_httpd_new(cap.loop, &hc);
         if (!httpd || nr_httpd_start(httpd, err, sizeof(err)) != 0)
-            die("--metrics-listen: %s", httpd ? err : "out of memory");
+            nr_die("--metrics-listen: %s", httpd ? err : "out of memory");
     }
     for (unsigned i = 0; i < cap.n_sources; i++)
         if (capture_source_start(cap.sources[i]) != 0)
-            die("cannot start the capture thread of %s", cap.cfg.ifaces[i]);
+            nr_die("cannot start the capture thread of %s", cap.cfg.ifaces[i]);
     if (capture_targeting_start(&cap) != 0)
-        die("--kube: cannot start the pod watch");
+        nr_die("--kube: cannot start the pod watch");
     uv_timer_init(cap.loop, &tick);
     uv_timer_start(&tick, on_tick, 1000, 1000);
     uv_signal_init(cap.loop, &sigterm);

@@ -45,6 +45,4 @@ struct hub {
     uint64_t status_total, auth_failures, refused_busy;
 };
 
-int64_t hub_now_ns(void);
-
 #endif

@@ -22,6 +22,7 @@
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/parse.h"
+#include "util/prog.h"
 #include "util/version.h"
 
 static struct hub hub;
@@ -48,28 +49,6 @@ static const char usage_text[] =
     "  --log-level LEVEL         debug, info, warn or error (default info)\n"
     "  --version, --help\n";
 
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("netreel-hub: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(2);
-}
-
-int64_t hub_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* The token: the file's first line without surrounding white space. */
 static char *read_token(const char *path)
 {
@@ -79,13 +58,13 @@ static char *read_token(const char *path)
     char *p, *end;
 
     if (fd < 0)
-        die("--token-file %s: %s", path, strerror(errno));
+        nr_die("--token-file %s: %s", path, strerror(errno));
     n = read(fd, buf, sizeof(buf) - 1);
     close(fd);
     if (n < 0)
-        die("--token-file %s: %s", path, strerror(errno));
+        nr_die("--token-file %s: %s", path, strerror(errno));
     if (n == (ssize_t)sizeof(buf) - 1)
-        die("--token-file %s: longer than 4096 bytes", path);
+        nr_die("--token-file %s: longer than 4096 bytes", path);
     buf[n] = '\0';
     for (p = buf; *p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'; p++)
         ;
@@ -94,7 +73,7 @@ static char *read_token(const char *path)
         end--;
     *end = '\0';
     if (!*p)
-        die("--token-file %s: empty", path);
+        nr_die("--token-file %s: empty", path);
     return strdup(p);
 }
 
@@ -160,41 +139,41 @@ static void parse_flags(int argc, char **argv, struct hub_config *cfg)
             char *end;
             unsigned long n = strtoul(optarg, &end, 10);
             if (end == optarg || *end || n < 1 || n > 1000)
-                die("--max-snapshots: \"%s\" is not a number from 1 to 1000", optarg);
+                nr_die("--max-snapshots: \"%s\" is not a number from 1 to 1000", optarg);
             cfg->max_snapshots = (unsigned)n;
             break;
         }
         case O_TIMEOUT:
             if (nr_parse_duration(optarg, &cfg->store_timeout_ns, err, sizeof(err)) != 0)
-                die("--store-timeout: %s", err);
+                nr_die("--store-timeout: %s", err);
             if (cfg->store_timeout_ns < 100000000)
-                die("--store-timeout: at least 100ms");
+                nr_die("--store-timeout: at least 100ms");
             break;
         case O_METRICS: cfg->metrics_listen = optarg; break;
         case O_NODE: node = optarg; break;
         case O_LOG: {
             enum nr_log_level level;
             if (nr_log_parse_level(optarg, &level) != 0)
-                die("--log-level: \"%s\" is not debug, info, warn or error", optarg);
+                nr_die("--log-level: \"%s\" is not debug, info, warn or error", optarg);
             nr_log_set_level(level);
             break;
         }
         case O_VERSION: printf("netreel-hub %s\n", NR_VERSION); exit(0);
         case 'h': fputs(usage_text, stdout); exit(0);
-        case ':': die("option %s needs a value (see --help)", argv[optind - 1]);
-        default: die("option %s is not known (see --help)", argv[optind - 1]);
+        case ':': nr_die("option %s needs a value (see --help)", argv[optind - 1]);
+        default: nr_die("option %s is not known (see --help)", argv[optind - 1]);
         }
     }
     if (optind != argc)
-        die("unexpected argument \"%s\" (see --help)", argv[optind]);
+        nr_die("unexpected argument \"%s\" (see --help)", argv[optind]);
     if (hub_stores_check(cfg->stores, err, sizeof(err)) != 0)
-        die("%s", err);
+        nr_die("%s", err);
     if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL))
-        die("--tls-cert and --tls-key go together");
+        nr_die("--tls-cert and --tls-key go together");
     if (cfg->tls_ca && !cfg->tls_cert)
-        die("--tls-ca needs --tls-cert and --tls-key");
+        nr_die("--tls-ca needs --tls-cert and --tls-key");
     if ((cfg->store_tls_cert == NULL) != (cfg->store_tls_key == NULL))
-        die("--store-tls-cert and --store-tls-key go together");
+        nr_die("--store-tls-cert and --store-tls-key go together");
     if (!node || !node[0]) {
         static char host[256];
         node = gethostname(host, sizeof(host) - 1) == 0 ? host : "unknown";
@@ -280,6 +259,7 @@ int main(int argc, char **argv)
     struct rpc_server_config scfg;
     char err[256];
 
+    nr_prog_set_name("netreel-hub");
     parse_flags(argc, argv, &hub.cfg);
     hub.loop = uv_default_loop();
     if (hub.cfg.token_file)
@@ -291,9 +271,9 @@ int main(int argc, char **argv)
     scfg.tls_ca = hub.cfg.tls_ca;
     server = rpc_server_new(hub.loop, &scfg, methods, sizeof(methods) / sizeof(methods[0]));
     if (!server)
-        die("out of memory");
+        nr_die("out of memory");
     if (rpc_server_start(server, err, sizeof(err)) != 0)
-        die("%s", err);
+        nr_die("%s", err);
     rpc_server_set_health(server, "netreel.v1.Hub", 1);
     if (strcmp(hub.cfg.metrics_listen, "off") != 0 && hub.cfg.metrics_listen[0]) {
         struct nr_httpd_config hc;
@@ -303,7 +283,7 @@ int main(int argc, char **argv)
         hc.n_routes = sizeof(routes) / sizeof(routes[0]);
         httpd = nr_httpd_new(hub.loop, &hc);
         if (!httpd || nr_httpd_start(httpd, err, sizeof(err)) != 0)
-            die("--metrics-listen: %s", httpd ? err : "out of memory");
+            nr_die("--metrics-listen: %s", httpd ? err : "out of memory");
     }
     uv_signal_init(hub.loop, &sigterm);
     uv_signal_init(hub.loop, &sigint);

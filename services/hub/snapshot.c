@@ -20,6 +20,7 @@
 #include "util/error.h"
 #include "util/log.h"
 #include "util/parse.h"
+#include "util/prog.h"
 
 #define TURN_BUDGET (8u << 20)
 
@@ -78,7 +79,7 @@ static void set_blocked(struct hub_src *src, bool blocked)
     src->blocked = blocked;
     if (blocked) {
         src->snap->blocked++;
-        src->waiting_since = hub_now_ns();
+        src->waiting_since = nr_now_ns();
     } else {
         src->snap->blocked--;
         src->waiting_since = 0;
@@ -333,7 +334,7 @@ static const struct rpc_call_cbs src_cbs = {
 static void timer_cb(uv_timer_t *t)
 {
     struct hub_snap *s = t->data;
-    int64_t now = hub_now_ns();
+    int64_t now = nr_now_ns();
 
     for (size_t i = 0; i < s->n; i++) {
         struct hub_src *src = &s->srcs[i];
@@ -520,7 +521,7 @@ static void send_summary(struct hub_snap *s)
             s->h->snapshots_partial++;
         NR_INFO("snapshot served", "stores=%zu missing=%zu packets=%llu bytes=%llu ms=%lld", s->n,
                 missing, (unsigned long long)s->packets, (unsigned long long)sum.bytes,
-                (long long)((hub_now_ns() - s->started_ns) / 1000000));
+                (long long)((nr_now_ns() - s->started_ns) / 1000000));
         finish(s, RPC_OK, NULL);
     }
     free(res);
@@ -623,7 +624,7 @@ static void resolved(struct hub_resolved *r, void *arg)
             continue;
         }
         s->live_calls++;
-        src->waiting_since = hub_now_ns();
+        src->waiting_since = nr_now_ns();
         if (rpc_call_send(src->call, &req.base) != 0 || rpc_call_close_send(src->call) != 0)
             src_fail(src, "cannot send the request");
     }
@@ -645,7 +646,7 @@ static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
         return;
     }
     s->since = req->since_ns;
-    s->until = req->until_ns ? req->until_ns : hub_now_ns(); /* one "now" for every store */
+    s->until = req->until_ns ? req->until_ns : nr_now_ns(); /* one "now" for every store */
     s->snaplen = req->snaplen;
     s->pcap = req->format == NETREEL__V1__FORMAT__FORMAT_PCAP;
     if (req->format != NETREEL__V1__FORMAT__FORMAT_PCAP &&
@@ -703,7 +704,7 @@ int hub_snapshot_start(struct rpc_call *call, void *data)
         return -ENOMEM;
     s->h = h;
     s->call = call;
-    s->started_ns = hub_now_ns();
+    s->started_ns = nr_now_ns();
     pcapng_merge_init(&s->heap, HUB_MAX_STORES);
     nr_buf_init(&s->out, HUB_CHUNK_BYTES + PCAPNG_MAX_BLOCK + (1u << 20));
     uv_timer_init(h->loop, &s->timer);

@@ -16,6 +16,7 @@
 #include "store/sync.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/prog.h"
 
 struct store_ingest {
     struct store_ingest *next;
@@ -231,7 +232,7 @@ static int handle(struct store_ingest *ig, const Netreel__V1__PacketBatch *b, ch
     struct store_iface ifaces[STORE_MAX_INTERFACES];
     struct pcapng_batch_info info;
     uint32_t n_ifaces = 0;
-    int64_t now_ns = store_now_ns();
+    int64_t now_ns = nr_now_ns();
     struct store_stream *st;
     int code = bind_stream(ig, b->capture_id, err, errlen);
 

@@ -27,6 +27,7 @@
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/parse.h"
+#include "util/prog.h"
 #include "util/version.h"
 
 #define MAX_BATCH_MESSAGE (16u << 20)
@@ -54,27 +55,13 @@ static const char usage_text[] =
     "  --log-level LEVEL      debug, info, warn or error (default info)\n"
     "  --version, --help\n";
 
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("netreel-store: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(2);
-}
-
 static int64_t duration_flag(const char *name, const char *v)
 {
     char err[256];
     int64_t ns;
 
     if (nr_parse_duration(v, &ns, err, sizeof(err)) != 0)
-        die("--%s: %s", name, err);
+        nr_die("--%s: %s", name, err);
     return ns;
 }
 
@@ -86,7 +73,7 @@ static double percent_flag(const char *name, const char *v)
     errno = 0;
     p = strtod(v, &end);
     if (end == v || errno || (*end && strcmp(end, "%") != 0) || p < 0 || p >= 100)
-        die("--%s: \"%s\" is not a percentage from 0 to 99 (\"5%%\", \"2.5\")", name, v);
+        nr_die("--%s: \"%s\" is not a percentage from 0 to 99 (\"5%%\", \"2.5\")", name, v);
     return p;
 }
 
@@ -131,7 +118,7 @@ static void parse_flags(int argc, char **argv, struct store_config *cfg)
         case 't': cfg->max_time_ns = duration_flag("max-time", optarg); break;
         case 's':
             if (nr_parse_size(optarg, &cfg->max_size, err, sizeof(err)) != 0)
-                die("--max-size: %s", err);
+                nr_die("--max-size: %s", err);
             break;
         case 'f': cfg->min_free_pct = percent_flag("min-free-disk", optarg); break;
         case 'c': cfg->tls_cert = optarg; break;
@@ -142,26 +129,26 @@ static void parse_flags(int argc, char **argv, struct store_config *cfg)
         case 'L': {
             enum nr_log_level level;
             if (nr_log_parse_level(optarg, &level) != 0)
-                die("--log-level: \"%s\" is not debug, info, warn or error", optarg);
+                nr_die("--log-level: \"%s\" is not debug, info, warn or error", optarg);
             nr_log_set_level(level);
             break;
         }
         case 'V': printf("netreel-store %s\n", NR_VERSION); exit(0);
         case 'h': fputs(usage_text, stdout); exit(0);
-        case ':': die("option %s needs a value (see --help)", argv[optind - 1]);
-        default: die("option %s is not known (see --help)", argv[optind - 1]);
+        case ':': nr_die("option %s needs a value (see --help)", argv[optind - 1]);
+        default: nr_die("option %s is not known (see --help)", argv[optind - 1]);
         }
     }
     if (optind != argc)
-        die("unexpected argument \"%s\" (see --help)", argv[optind]);
+        nr_die("unexpected argument \"%s\" (see --help)", argv[optind]);
     if (cfg->time_interval_ns < 1000000000)
-        die("--time-interval: at least 1s");
+        nr_die("--time-interval: at least 1s");
     if (cfg->max_size < STORE_MIN_MAX_SIZE)
-        die("--max-size: at least 16MiB (a batch and a segment's head must fit)");
+        nr_die("--max-size: at least 16MiB (a batch and a segment's head must fit)");
     if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL))
-        die("--tls-cert and --tls-key go together");
+        nr_die("--tls-cert and --tls-key go together");
     if (cfg->tls_ca && !cfg->tls_cert)
-        die("--tls-ca needs --tls-cert and --tls-key");
+        nr_die("--tls-ca needs --tls-cert and --tls-key");
     cfg->segment_cap = cfg->max_size / 16;
     if (cfg->segment_cap > STORE_SEGMENT_CAP_MAX)
         cfg->segment_cap = STORE_SEGMENT_CAP_MAX;
@@ -179,13 +166,13 @@ static void lock_data_dir(const char *dir)
     int fd;
 
     if (mkdir(dir, 0750) != 0 && errno != EEXIST)
-        die("cannot create --data-dir %s: %s", dir, strerror(errno));
+        nr_die("cannot create --data-dir %s: %s", dir, strerror(errno));
     snprintf(path, sizeof(path), "%s/.lock", dir);
     fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
     if (fd < 0)
-        die("cannot open %s: %s", path, strerror(errno));
+        nr_die("cannot open %s: %s", path, strerror(errno));
     if (flock(fd, LOCK_EX | LOCK_NB) != 0)
-        die("%s is in use by another netreel-store", dir);
+        nr_die("%s is in use by another netreel-store", dir);
 }
 
 /* Snapshots hold a descriptor per segment they read: allow as many as the system lets us. */
@@ -236,14 +223,14 @@ static void start_metrics(void)
     cfg.n_routes = sizeof(routes) / sizeof(routes[0]);
     httpd = nr_httpd_new(store.loop, &cfg);
     if (!httpd)
-        die("out of memory");
+        nr_die("out of memory");
     if (nr_httpd_start(httpd, err, sizeof(err)) != 0)
-        die("--metrics-listen: %s", err);
+        nr_die("--metrics-listen: %s", err);
 }
 
 static void on_tick(uv_timer_t *t)
 {
-    store_ingest_tick(&store, store_now_ns());
+    store_ingest_tick(&store, nr_now_ns());
 }
 
 static void close_walk(uv_handle_t *h, void *arg)
@@ -254,7 +241,7 @@ static void close_walk(uv_handle_t *h, void *arg)
 
 static void server_closed(void *arg)
 {
-    int64_t now = store_now_ns();
+    int64_t now = nr_now_ns();
 
     for (struct store_stream *st = store.streams; st; st = st->next)
         if (st->active)
@@ -284,13 +271,14 @@ int main(int argc, char **argv)
     char err[256];
     int rc;
 
+    nr_prog_set_name("netreel-store");
     parse_flags(argc, argv, &store.cfg);
     store.loop = uv_default_loop();
     lock_data_dir(store.cfg.data_dir);
     raise_nofile();
     rc = store_recover(&store);
     if (rc != 0)
-        die("cannot read --data-dir %s: %s", store.cfg.data_dir, strerror(-rc));
+        nr_die("cannot read --data-dir %s: %s", store.cfg.data_dir, strerror(-rc));
 
     rpc_server_config_init(&scfg);
     scfg.listen = store.cfg.listen;
@@ -299,9 +287,9 @@ int main(int argc, char **argv)
     scfg.tls_ca = store.cfg.tls_ca;
     server = rpc_server_new(store.loop, &scfg, methods, sizeof(methods) / sizeof(methods[0]));
     if (!server)
-        die("out of memory");
+        nr_die("out of memory");
     if (rpc_server_start(server, err, sizeof(err)) != 0)
-        die("%s", err);
+        nr_die("%s", err);
     rpc_server_set_health(server, "netreel.v1.Store", 1);
     start_metrics();
 

@@ -18,6 +18,7 @@
 #include "util/error.h"
 #include "util/log.h"
 #include "util/version.h"
+#include "util/prog.h"
 
 const char *const store_reason_names[STORE_DEL_N] = {"max_time", "max_size", "min_free_disk"};
 
@@ -420,7 +421,7 @@ void store_segment_delete(struct store *s, struct store_segment *seg, enum store
     uint64_t disk = store_segment_disk(seg);
 
     if (seg->active)
-        store_segment_close(s, seg, store_now_ns());
+        store_segment_close(s, seg, nr_now_ns());
     snprintf(file, sizeof(file), "%s.pcapng", seg->path);
     if (unlink(file) != 0 && errno != ENOENT)
         NR_ERROR("cannot delete a segment", "segment=%s err=\"%s\"", file, strerror(errno));

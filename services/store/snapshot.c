@@ -18,6 +18,7 @@
 #include "util/buf.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/prog.h"
 
 #define READ_CHUNK  (128u << 10)
 #define TURN_BUDGET (8u << 20) /* bytes produced per loop turn before letting others run */
@@ -601,7 +602,7 @@ static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
         return;
     }
     snap->since = req->since_ns;
-    snap->until = req->until_ns ? req->until_ns : store_now_ns();
+    snap->until = req->until_ns ? req->until_ns : nr_now_ns();
     snap->snaplen = req->snaplen;
     if (req->filter && strlen(req->filter) > STORE_MAX_FILTER) {
         finish(snap, RPC_INVALID_ARGUMENT, "filter of %zu bytes: at most %u", strlen(req->filter),

@@ -133,9 +133,6 @@ struct store {
     uv_timer_t timer; /* retention and rotation without traffic */
 };
 
-/* Wall-clock now in Unix nanoseconds. */
-int64_t store_now_ns(void);
-
 /* Disk accounting: a file of `size` bytes as du counts it (4 KiB blocks). */
 static inline uint64_t store_disk_bytes(uint64_t size)
 {

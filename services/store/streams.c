@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "store/store.h"
 
@@ -73,12 +72,4 @@ int store_stream_add(struct store *s, const char *capture_id, struct store_strea
     s->streams = st;
     *out = st;
     return 0;
-}
-
-int64_t store_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
