@@ -25,11 +25,12 @@ base_runtime=docker.io/library/debian:bookworm-slim
 say() { printf 'image: %s\n' "$*" >&2; }
 die() { printf 'image: %s\n' "$*" >&2; exit 1; }
 
-# Debian's podman and debootstrap: only `make test-image` and `make image` need them, and they
-# bring a container stack (conmon, crun, iptables, ...) that `make test` has no use for.
+# Debian's podman and debootstrap (and getcap, to check the image): only `make test-image` and
+# `make image` need them, and they bring a container stack (conmon, crun, iptables, ...) that
+# `make test` has no use for.
 install_tools() {
     local missing=() p
-    for p in podman debootstrap; do
+    for p in podman debootstrap libcap2-bin; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
@@ -164,6 +165,20 @@ check() {
     "" | 0 | root) fail "the default user is '${user}' (root)" ;;
     *) ok "default user $user ($(chroot "$root" getent passwd "${user%%:*}" | cut -d: -f1))" ;;
     esac
+    # The capture's file capabilities, exactly, and no other program with any.
+    local caps others
+    caps=$(getcap "$root/usr/local/bin/netreel-capture" 2>/dev/null | awk '{print $2}')
+    if [ "$caps" = "cap_net_admin,cap_net_raw=ep" ]; then
+        ok "netreel-capture carries file capabilities $caps"
+    else
+        fail "netreel-capture's file capabilities are '${caps}', want cap_net_admin,cap_net_raw=ep"
+    fi
+    others=$(getcap -r "$root/usr" 2>/dev/null | grep -v "/usr/local/bin/netreel-capture " || true)
+    if [ -z "$others" ]; then
+        ok "no other file in /usr carries file capabilities"
+    else
+        fail "other files carry file capabilities: $others"
+    fi
     local tools
     tools=$(cd "$root" && ls -d usr/bin/cc usr/bin/gcc* usr/bin/clang* usr/bin/cpp* usr/bin/ld \
         usr/bin/ld.bfd usr/bin/ld.gold usr/bin/as usr/bin/make usr/bin/pkg-config usr/bin/protoc* \
