@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static const char *prog_name = "netreel";
@@ -31,4 +32,36 @@ int64_t nr_now_ns(void)
 
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+struct nr_httpd *nr_prog_metrics(uv_loop_t *loop, const char *listen,
+                                 const struct nr_httpd_route *routes, size_t n_routes)
+{
+    struct nr_httpd_config cfg;
+    struct nr_httpd *h;
+    char err[256];
+
+    if (!listen || !listen[0] || strcmp(listen, "off") == 0)
+        return NULL;
+    nr_httpd_config_init(&cfg);
+    cfg.listen = listen;
+    cfg.routes = routes;
+    cfg.n_routes = n_routes;
+    h = nr_httpd_new(loop, &cfg);
+    if (!h)
+        nr_die("out of memory");
+    if (nr_httpd_start(h, err, sizeof(err)) != 0)
+        nr_die("--metrics-listen: %s", err);
+    return h;
+}
+
+static void close_one(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+void nr_prog_close_handles(uv_loop_t *loop)
+{
+    uv_walk(loop, close_one, NULL);
 }

@@ -349,18 +349,12 @@ static const struct nr_httpd_route routes[] = {
     {"/healthz", serve_healthz, &cap},
 };
 
-static void close_walk(uv_handle_t *h, void *arg)
-{
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
-}
-
 static void uplink_closed(void *arg)
 {
     if (httpd)
         nr_httpd_close(httpd, NULL, NULL);
     httpd = NULL;
-    uv_walk(cap.loop, close_walk, NULL);
+    nr_prog_close_handles(cap.loop);
 }
 
 static void targeting_closed(void *arg)
@@ -452,16 +446,8 @@ int main(int argc, char **argv)
         nr_die("--kube: %s", err);
     if (capture_drop_privileges(cap.cfg.user, err, sizeof(err)) != 0)
         nr_die("%s", err);
-    if (strcmp(cap.cfg.metrics_listen, "off") != 0 && cap.cfg.metrics_listen[0]) {
-        struct nr_httpd_config hc;
-        nr_httpd_config_init(&hc);
-        hc.listen = cap.cfg.metrics_listen;
-        hc.routes = routes;
-        hc.n_routes = sizeof(routes) / sizeof(routes[0]);
-        httpd = nr_httpd_new(cap.loop, &hc);
-        if (!httpd || nr_httpd_start(httpd, err, sizeof(err)) != 0)
-            nr_die("--metrics-listen: %s", httpd ? err : "out of memory");
-    }
+    httpd = nr_prog_metrics(cap.loop, cap.cfg.metrics_listen, routes,
+                            sizeof(routes) / sizeof(routes[0]));
     for (unsigned i = 0; i < cap.n_sources; i++)
         if (capture_source_start(cap.sources[i]) != 0)
             nr_die("cannot start the capture thread of %s", cap.cfg.ifaces[i]);

@@ -223,15 +223,9 @@ static const struct nr_httpd_route routes[] = {
     {"/healthz", serve_healthz, &hub},
 };
 
-static void close_walk(uv_handle_t *h, void *arg)
-{
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
-}
-
 static void stores_closed(void *arg)
 {
-    uv_walk(hub.loop, close_walk, NULL);
+    nr_prog_close_handles(hub.loop);
 }
 
 static void server_closed(void *arg)
@@ -275,16 +269,8 @@ int main(int argc, char **argv)
     if (rpc_server_start(server, err, sizeof(err)) != 0)
         nr_die("%s", err);
     rpc_server_set_health(server, "netreel.v1.Hub", 1);
-    if (strcmp(hub.cfg.metrics_listen, "off") != 0 && hub.cfg.metrics_listen[0]) {
-        struct nr_httpd_config hc;
-        nr_httpd_config_init(&hc);
-        hc.listen = hub.cfg.metrics_listen;
-        hc.routes = routes;
-        hc.n_routes = sizeof(routes) / sizeof(routes[0]);
-        httpd = nr_httpd_new(hub.loop, &hc);
-        if (!httpd || nr_httpd_start(httpd, err, sizeof(err)) != 0)
-            nr_die("--metrics-listen: %s", httpd ? err : "out of memory");
-    }
+    httpd = nr_prog_metrics(hub.loop, hub.cfg.metrics_listen, routes,
+                            sizeof(routes) / sizeof(routes[0]));
     uv_signal_init(hub.loop, &sigterm);
     uv_signal_init(hub.loop, &sigint);
     uv_signal_start(&sigterm, on_signal, SIGTERM);

@@ -210,33 +210,9 @@ static const struct nr_httpd_route routes[] = {
     {"/healthz", serve_healthz, &store},
 };
 
-static void start_metrics(void)
-{
-    struct nr_httpd_config cfg;
-    char err[256];
-
-    if (strcmp(store.cfg.metrics_listen, "off") == 0 || !store.cfg.metrics_listen[0])
-        return;
-    nr_httpd_config_init(&cfg);
-    cfg.listen = store.cfg.metrics_listen;
-    cfg.routes = routes;
-    cfg.n_routes = sizeof(routes) / sizeof(routes[0]);
-    httpd = nr_httpd_new(store.loop, &cfg);
-    if (!httpd)
-        nr_die("out of memory");
-    if (nr_httpd_start(httpd, err, sizeof(err)) != 0)
-        nr_die("--metrics-listen: %s", err);
-}
-
 static void on_tick(uv_timer_t *t)
 {
     store_ingest_tick(&store, nr_now_ns());
-}
-
-static void close_walk(uv_handle_t *h, void *arg)
-{
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
 }
 
 static void server_closed(void *arg)
@@ -246,7 +222,7 @@ static void server_closed(void *arg)
     for (struct store_stream *st = store.streams; st; st = st->next)
         if (st->active)
             store_segment_close(&store, st->active, now);
-    uv_walk(store.loop, close_walk, NULL);
+    nr_prog_close_handles(store.loop);
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
@@ -291,7 +267,8 @@ int main(int argc, char **argv)
     if (rpc_server_start(server, err, sizeof(err)) != 0)
         nr_die("%s", err);
     rpc_server_set_health(server, "netreel.v1.Store", 1);
-    start_metrics();
+    httpd = nr_prog_metrics(store.loop, store.cfg.metrics_listen, routes,
+                            sizeof(routes) / sizeof(routes[0]));
 
     uv_timer_init(store.loop, &store.timer);
     uv_timer_start(&store.timer, on_tick, 1000, 1000);
