@@ -214,7 +214,7 @@ rec_dumpcap() {
     rm -f "$out"
 }
 
-# netreel reads its ring in a thread per interface (the default, "netreel") or on the event
+# netreel reads its ring in a thread per interface ("netreel") or on the event
 # loop when pcap's selectable descriptor is readable ("netreel-poll": --read-mode poll): the
 # issue asks which of the two drops less under load.
 rec_netreel_poll() { read_mode=poll rec_netreel "$@"; }
@@ -258,6 +258,16 @@ rec_netreel() {
 # ---- the runs --------------------------------------------------------------------------------
 profiles=("tcp 1G:-b 1G" "tcp 2G:-b 2G" "tcp 3G:-b 3G" "tcp max:-b 0" "udp64 max:-u -b 0 -l 64")
 recorders=(netreel netreel-poll tcpdump dumpcap)
+# BENCH_PROFILES="tcp max,udp64 max" and BENCH_RECORDERS="netreel-poll tcpdump" pick a subset.
+if [ -n "${BENCH_PROFILES:-}" ]; then
+    picked=()
+    for p in "${profiles[@]}"; do
+        case ",$BENCH_PROFILES," in *",${p%%:*},"*) picked+=("$p") ;; esac
+    done
+    [ "${#picked[@]}" -gt 0 ] || die "BENCH_PROFILES=$BENCH_PROFILES names no profile"
+    profiles=("${picked[@]}")
+fi
+[ -z "${BENCH_RECORDERS:-}" ] || read -r -a recorders <<<"$BENCH_RECORDERS"
 results=$work/results.tsv
 : >"$results"
 echo "bench: $((${#profiles[@]} * ${#recorders[@]})) runs of ${secs}s; snaplen $snaplen, buffer ${buf_mib}MiB, files under $work" >&2

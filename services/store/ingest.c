@@ -122,7 +122,7 @@ static void written(struct store_ingest *ig, uint64_t seq)
 
 static int ensure_dir(const char *dir)
 {
-    if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
         return -errno;
     return 0;
 }

@@ -165,10 +165,10 @@ static void lock_data_dir(const char *dir)
     char path[600];
     int fd;
 
-    if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
         nr_die("cannot create --data-dir %s: %s", dir, strerror(errno));
     snprintf(path, sizeof(path), "%s/.lock", dir);
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0)
         nr_die("cannot open %s: %s", path, strerror(errno));
     if (flock(fd, LOCK_EX | LOCK_NB) != 0)
