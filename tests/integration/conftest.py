@@ -763,3 +763,21 @@ def store_client(grpc_channel, store_pb):
                                        store_pb.health)
 
     return make
+
+
+# ---- fault injection (test_faults_*.py) ----------------------------------------------------------
+# Long fault tests carry @pytest.mark.faults: `make test` skips them, `make test-faults`
+# (NETREEL_FAULTS=1, -m faults) runs them.
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "faults: a long fault-injection test; runs only with "
+                            "NETREEL_FAULTS=1 (make test-faults)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("NETREEL_FAULTS", "0") not in ("", "0"):
+        return
+    skip = pytest.mark.skip(reason="long fault test: NETREEL_FAULTS=1 (make test-faults)")
+    for item in items:
+        if "faults" in item.keywords:
+            item.add_marker(skip)
