@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "store/append.h"
 #include "store/index.h"
 
 #define STORE_MAX_INTERFACES  256u
@@ -70,6 +71,7 @@ struct store_segment {
     uint32_t segno;
     char *path;     /* ".../NNNNNNNN-YYYYmmddTHHMMSSZ" without extension */
     int fd, idx_fd; /* open for writing while active, else -1 */
+    struct store_append out; /* how fd is written (append.h) */
     int rfd;        /* read descriptor while snapshots hold the segment, else -1 */
     unsigned refs;  /* the catalog's (until deleted) + one per snapshot */
     unsigned readers;
@@ -125,6 +127,7 @@ struct store {
     struct store_ingest *ingests; /* calls waiting for acks */
     unsigned snapshots_active;
     uint64_t snapshots_served;
+    struct store_stage stage; /* direct writes are built here (append.h) */
     /* group commit (sync.c) */
     bool sync_running;
     bool sync_again;

@@ -150,10 +150,14 @@ def test_torn_write_is_cut_back_on_restart(stores, feeder, store_client, tmp_pat
         want_seg, want_idx = seg_size, idx_size
     else:
         kind, packets, offset, length, seq = recs[-1]
-        assert kind == REC_BATCH and seq == len(batches) and offset + length == seg_size, recs[-1]
+        # With direct I/O the active segment ends with a padding block (less than 8 KiB).
+        assert kind == REC_BATCH and seq == len(batches), recs[-1]
+        assert offset + length <= seg_size < offset + length + 8192, (recs[-1], seg_size)
         # The last batch's bytes are followed by half of a block, as a torn write leaves them.
         half = sh.epb(0, sent[-1].ts_ns + 1, sent[-1].data)[:50]
-        with open(seg, "ab") as f:
+        with open(seg, "r+b") as f:
+            f.truncate(offset + length)
+            f.seek(offset + length)
             f.write(half)
         with open(idx, "r+b") as f:
             if tear == "torn-index-record":
