@@ -13,6 +13,7 @@ This module holds no tests. Fault tests that take long are marked @pytest.mark.f
 only with NETREEL_FAULTS=1 (`make test-faults`); conftest.py skips them otherwise.
 """
 
+import errno
 import hashlib
 import http.client
 import os
@@ -26,8 +27,8 @@ from pathlib import Path
 
 import store_helpers as sh
 from hub_helpers import HubProc, Node, non_decreasing, only_file, pcapdump
-from test_capture_common import (A_IP, MIB, UDP_PORT, TCP_PORT, B_IP, datagram, metrics, mval,
-                                 ns_socket, tcp_stream, udp_seqs)
+from test_capture_common import (A_IP, B_IP, MIB, STORE_PORT, TCP_PORT, UDP_PORT, datagram,
+                                 metrics, mval, ns_socket, start_store, tcp_stream, udp_seqs)
 
 ASAN = sh.ASAN
 SCALE = sh.SCALE
@@ -62,21 +63,26 @@ class Rig:
     in the root namespace, each of which a test may SIGKILL and start again on the same data.
     Everything is stopped by Lab.close() and close() on teardown."""
 
-    def __init__(self, lab, hub_bin, cli_bin, store_args=(), capture_args=(), hub_args=()):
+    def __init__(self, lab, hub_bin, cli_bin, store_args=(), capture_args=(), hub_args=(),
+                 data_dir=None):
         self.lab, self.hub_bin, self.cli_bin = lab, hub_bin, cli_bin
         self.store_args, self.capture_args, self.hub_args = store_args, capture_args, hub_args
         self.node = Node(lab, "node-1")
         self.net = self.node.net
-        self.data_dir = lab.tmp / "data-node-1"
+        self.data_dir = Path(data_dir) if data_dir else lab.tmp / "data-node-1"
         self.hubs = []
         self.hub = None
         self.store = self.capture = None
 
     # The store serves /metrics on its management address, which the root namespace reaches.
-    def start_store(self):
-        self.store = self.node.start_store("--metrics-listen", f"{self.node.ip}:0",
-                                           *self.store_args)
-        return self.store
+    def start_store(self, *extra):
+        s = start_store(self.lab.store_bins, self.net.a, self.data_dir,
+                        self.lab._path("store.stderr"), STORE_PORT, "--listen",
+                        self.node.store_addr, "--node", self.node.name, "--metrics-listen",
+                        f"{self.node.ip}:0", *self.store_args, *extra)
+        self.lab.stores.append(s)
+        self.node.store = self.store = s
+        return s
 
     def start_capture(self):
         self.capture = self.node.start_capture("--buffer-size", "32MiB", *self.capture_args)
@@ -359,3 +365,40 @@ def dd_fill(path, mib):
     subprocess.run(["dd", "if=/dev/zero", f"of={path}", "bs=1M", f"count={mib}"],
                    capture_output=True, timeout=60)
     return Path(path).stat().st_size if Path(path).exists() else 0
+
+
+class Eater(threading.Thread):
+    """Another writer that takes every byte of path's file system as soon as it is free (the
+    store's deletions included), 64 KiB at a time, until stop(). Its file is deleted by
+    release()."""
+
+    def __init__(self, path):
+        super().__init__(daemon=True)
+        self.path = Path(path)
+        self.halt = threading.Event()
+        self.bytes = 0
+        self.error = None
+
+    def run(self):
+        chunk = b"\0" * (64 << 10)
+        try:
+            with open(self.path, "ab", buffering=0) as f:
+                while not self.halt.is_set():
+                    try:
+                        self.bytes += f.write(chunk)
+                    except OSError as e:
+                        if e.errno != errno.ENOSPC:
+                            raise
+                        time.sleep(0.005)
+        except BaseException as e:  # noqa: B902 - reported by stop()
+            self.error = e
+
+    def stop(self):
+        self.halt.set()
+        self.join(10)
+        if self.error:
+            raise self.error
+        return self.bytes
+
+    def release(self):
+        self.path.unlink(missing_ok=True)
