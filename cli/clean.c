@@ -1,10 +1,10 @@
 /* netreel clean: uninstalls the release `netreel tap` installed (helm uninstall). The
  * recordings on the nodes' disks stay (hostPath): the message says where. */
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "args.h"
 #include "cli.h"
 #include "hub.h"
 #include "kube.h"
@@ -24,32 +24,18 @@ static const char usage_text[] =
 
 int cli_clean(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"release-namespace", required_argument, NULL, 'r'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *ns_flag = NULL, *ns;
+    const char *ns_flag, *ns;
     char helm[PATH_MAX], kubectl[PATH_MAX], context[256], line[512];
     const char *args[8];
     struct cli_output o;
-    int c, rc;
+    int rc = cli_clean_args_parse(argc, argv, &ns_flag);
 
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'r': ns_flag = optarg; break;
-        case 'h': fputs(usage_text, stdout); return CLI_EXIT_OK;
-        default: return cli_bad_option("clean", c, argv);
-        }
+    if (rc == CLI_ARGS_HELP) {
+        fputs(usage_text, stdout);
+        return CLI_EXIT_OK;
     }
-    if (optind != argc)
-        return cli_error(CLI_EXIT_USAGE,
-                         "clean: unexpected argument \"%s\" (netreel clean "
-                         "--help)",
-                         argv[optind]);
-    if (ns_flag && !ns_flag[0])
-        return cli_error(CLI_EXIT_USAGE, "clean: --release-namespace is empty");
+    if (rc != 0)
+        return rc;
     ns = cli_release_namespace(ns_flag);
     rc = cli_kube_ready("clean", helm, kubectl, sizeof(helm), context, sizeof(context));
     if (rc != 0)

@@ -1,6 +1,7 @@
-/* Finding the hub for pcapdump and status (docs/cli.md "How the hub is found"), including the
- * cluster case: kubectl port-forward on a free local port, the bearer token and the client
- * certificate read from the chart's Secrets into a private temporary folder. */
+/* Finding the hub for pcapdump and status (docs/cli.md "How the hub is found"): the local case
+ * (the data folder of `tap --local` says where its hub is and holds the client certificate and
+ * token), and the cluster case: kubectl port-forward on a free local port, the bearer token and
+ * the client certificate read from the chart's Secrets into a private temporary folder. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "certs.h"
 #include "cli.h"
 #include "hub.h"
 #include "proc.h"
@@ -22,54 +24,14 @@
 #include "util/addr.h"
 
 #define LOCAL_HUB       "127.0.0.1:8898"
+#define ROOT_DATA       "/var/lib/netreel"
+#define LOCAL_NONE      (-1) /* find_local: no local recorder there, go on */
 #define HUB_SERVICE     "service/netreel-hub"
 #define HUB_PORT        "8898"
 #define TOKEN_SECRET    "netreel-hub-token"
 #define TLS_SECRET      "netreel-tls"
 #define TOKEN_MAX       4096
 #define FORWARD_WAIT_MS 30000
-
-const char cli_hub_usage[] =
-    "  --hub ADDR                the hub (default: $NETREEL_HUB, else 127.0.0.1:8898 when a\n"
-    "                            hub answers there, else kubectl port-forward to\n"
-    "                            service/netreel-hub in the release namespace)\n"
-    "  --release-namespace NS    where `netreel tap` installed (default $NETREEL_NAMESPACE,\n"
-    "                            else netreel)\n"
-    "  --token-file FILE         the hub's bearer token (default $NETREEL_TOKEN; in a cluster\n"
-    "                            read from Secret netreel-hub-token)\n"
-    "  --tls-ca FILE             verify the hub against this CA (turns TLS on) ...\n"
-    "  --tls-cert FILE --tls-key FILE  ... and present this client certificate (mTLS; in a\n"
-    "                            cluster read from Secret netreel-tls)\n";
-
-bool cli_hub_opt(struct cli_hub_opts *o, int c, const char *arg)
-{
-    switch (c) {
-    case CLI_OPT_HUB: o->hub = arg; return true;
-    case CLI_OPT_TLS_CA: o->tls_ca = arg; return true;
-    case CLI_OPT_TLS_CERT: o->tls_cert = arg; return true;
-    case CLI_OPT_TLS_KEY: o->tls_key = arg; return true;
-    case CLI_OPT_TOKEN_FILE: o->token_file = arg; return true;
-    case CLI_OPT_RELEASE_NS: o->release_ns = arg; return true;
-    default: return false;
-    }
-}
-
-int cli_hub_opts_check(const char *cmd, const struct cli_hub_opts *o)
-{
-    char host[256], err[256];
-    uint16_t port;
-
-    if ((o->tls_cert == NULL) != (o->tls_key == NULL))
-        return cli_error(CLI_EXIT_USAGE, "%s: --tls-cert and --tls-key go together", cmd);
-    if (o->hub && nr_addr_split(o->hub, host, sizeof(host), &port, err, sizeof(err)) != 0)
-        return cli_error(CLI_EXIT_USAGE, "%s: --hub: %s", cmd, err);
-    if (o->hub && !host[0])
-        return cli_error(CLI_EXIT_USAGE, "%s: --hub \"%s\": give a host (127.0.0.1:8898)", cmd,
-                         o->hub);
-    if (o->release_ns && !o->release_ns[0])
-        return cli_error(CLI_EXIT_USAGE, "%s: --release-namespace is empty", cmd);
-    return 0;
-}
 
 const char *cli_release_namespace(const char *flag)
 {
@@ -414,16 +376,16 @@ static int find_in_cluster(const struct cli_hub_opts *o, struct cli_hub *h)
 
     if (cli_find_program("kubectl", kc, sizeof(kc)) != 0)
         return cli_error(CLI_EXIT_ENV,
-                         "no hub: none answers on %s and kubectl is not on PATH to reach a "
-                         "cluster's (give --hub ADDR or $NETREEL_HUB, or record this machine: "
-                         "netreel tap --local)",
-                         LOCAL_HUB);
+                         "no hub: no local `netreel tap --local` runs and kubectl is not on "
+                         "PATH to reach a cluster's (give --hub ADDR or $NETREEL_HUB, or record "
+                         "this machine: netreel tap --local)");
     rc = kubectl(kc, &out, NULL, "config", "current-context", NULL, NULL, NULL);
     if (rc != 0) {
         rc = cli_error(CLI_EXIT_ENV,
-                       "no hub: none answers on %s and kubectl has no current context (%s) "
-                       "(give --hub ADDR, or record this machine: netreel tap --local)",
-                       LOCAL_HUB, cli_last_line(out.err, line, sizeof(line)));
+                       "no hub: no local `netreel tap --local` runs and kubectl has no current "
+                       "context (%s) (give --hub ADDR, or record this machine: netreel tap "
+                       "--local)",
+                       cli_last_line(out.err, line, sizeof(line)));
         cli_output_free(&out);
         return rc;
     }
@@ -435,11 +397,91 @@ static int find_in_cluster(const struct cli_hub_opts *o, struct cli_hub *h)
     return port_forward(h, kc, ns);
 }
 
+/* The client certificate, the CA and the token of the local recorder in `data`, for what the
+ * flags and $NETREEL_TOKEN did not give. 0, or an exit code with the message printed. */
+static int local_credentials(const struct cli_hub_opts *o, struct cli_hub *h, const char *data)
+{
+    struct cli_certs c;
+    char token[PATH_MAX];
+
+    cli_certs_paths(data, &c);
+    if (!o->tls_ca) {
+        snprintf(h->ca_file, sizeof(h->ca_file), "%s", c.ca);
+        h->tls_ca = h->ca_file;
+    }
+    if (!o->tls_cert) {
+        snprintf(h->cert_file, sizeof(h->cert_file), "%s", c.cert[CLI_CERT_CLIENT]);
+        snprintf(h->key_file, sizeof(h->key_file), "%s", c.key[CLI_CERT_CLIENT]);
+        h->tls_cert = h->cert_file;
+        h->tls_key = h->key_file;
+    }
+    for (int i = 0; i < 3; i++) {
+        const char *f = i == 0 ? h->tls_ca : i == 1 ? h->tls_cert : h->tls_key;
+        if (access(f, R_OK) != 0)
+            return cli_error(CLI_EXIT_FAIL,
+                             "cannot read %s: %s (the local hub's credentials: run netreel as "
+                             "the user of `netreel tap --local`, root for `make run`)",
+                             f, strerror(errno));
+    }
+    snprintf(token, sizeof(token), "%s/hub.token", data);
+    if (!h->token && access(token, F_OK) == 0)
+        return read_token_file(h, token);
+    return 0;
+}
+
+/* The hub of the local recorder whose data folder is `data` (given: --data or $NETREEL_DATA;
+ * else tap --local's default). Returns 0 (found, h filled), LOCAL_NONE (nothing there: go on
+ * to the cluster), or an exit code with the message printed. */
+static int find_local(const struct cli_hub_opts *o, struct cli_hub *h, const char *data,
+                      bool given)
+{
+    char addr[300];
+    int rc = cli_hub_addr_read(data, addr, sizeof(addr));
+
+    if (rc == -ENOENT && !given) {
+        /* `make run` is root's: a user's netreel finds /var/lib/netreel closed to it. */
+        if (geteuid() != 0 && access(ROOT_DATA "/hub.addr", F_OK) != 0 && errno == EACCES &&
+            tcp_answers(LOCAL_HUB, 500))
+            return cli_error(CLI_EXIT_FAIL,
+                             "a hub answers on %s, but its credentials in %s are root's: run "
+                             "netreel as root (sudo), or give --hub with --tls-* and "
+                             "--token-file",
+                             LOCAL_HUB, ROOT_DATA);
+        return LOCAL_NONE;
+    }
+    if (rc == -ENOENT)
+        return cli_error(CLI_EXIT_FAIL,
+                         "no local hub in %s: there is no %s/hub.addr (is `netreel tap --local "
+                         "--data %s` running?)",
+                         data, data, data);
+    if (rc == -EINVAL)
+        return cli_error(CLI_EXIT_FAIL, "%s/hub.addr does not hold a host:port", data);
+    if (rc != 0)
+        return cli_error(CLI_EXIT_FAIL, "cannot read %s/hub.addr: %s%s", data, strerror(-rc),
+                         rc == -EACCES ? " (run netreel as the user of `netreel tap --local`, "
+                                         "root for `make run`)"
+                                       : "");
+    if (!tcp_answers(addr, 500)) {
+        if (!given)
+            return LOCAL_NONE; /* left by a tap --local that was killed */
+        return cli_error(CLI_EXIT_FAIL,
+                         "the local hub of %s (%s) does not answer: is `netreel tap --local` "
+                         "still running?",
+                         data, addr);
+    }
+    snprintf(h->target, sizeof(h->target), "%s", addr);
+    snprintf(h->how, sizeof(h->how), "the local hub of %s", data);
+    return local_credentials(o, h, data);
+}
+
 int cli_hub_find(const struct cli_hub_opts *o, struct cli_hub *h)
 {
     const char *env_hub = getenv("NETREEL_HUB");
     const char *env_token = getenv("NETREEL_TOKEN");
+    const char *env_data = getenv("NETREEL_DATA");
     const char *local = getenv("NETREEL_LOCAL_HUB");
+    bool given = o->data || (env_data && *env_data);
+    char data[PATH_MAX] = "";
     int rc;
 
     memset(h, 0, sizeof(*h));
@@ -455,24 +497,28 @@ int cli_hub_find(const struct cli_hub_opts *o, struct cli_hub *h)
         rc = 0;
     if (rc != 0)
         return rc;
-    if (!local || !*local)
-        local = LOCAL_HUB;
+    if (o->data)
+        snprintf(data, sizeof(data), "%s", o->data);
+    else if (cli_local_data_default(data, sizeof(data)) != 0)
+        data[0] = 0;
     if (o->hub) {
         snprintf(h->target, sizeof(h->target), "%s", o->hub);
         snprintf(h->how, sizeof(h->how), "--hub");
     } else if (env_hub && *env_hub) {
         snprintf(h->target, sizeof(h->target), "%s", env_hub);
         snprintf(h->how, sizeof(h->how), "$NETREEL_HUB");
-    } else if (strcmp(local, "off") != 0 && tcp_answers(local, 500)) {
-        snprintf(h->target, sizeof(h->target), "%s", local);
-        snprintf(h->how, sizeof(h->how), "the local hub");
+    }
+    if (h->target[0]) {
+        rc = given ? local_credentials(o, h, data) : 0;
+    } else if (data[0] && (given || !local || strcmp(local, "off") != 0) &&
+               (rc = find_local(o, h, data, given)) != LOCAL_NONE) {
+        /* found, or an error */
     } else {
         rc = find_in_cluster(o, h);
-        if (rc != 0)
-            cli_hub_release(h);
-        return rc;
     }
-    return 0;
+    if (rc != 0)
+        cli_hub_release(h);
+    return rc;
 }
 
 static void remove_tmpdir(struct cli_hub *h)

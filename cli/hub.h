@@ -1,6 +1,8 @@
-/* Finding the hub and talking to it: --hub, else $NETREEL_HUB, else a hub on 127.0.0.1:8898,
- * else `kubectl port-forward` to service/netreel-hub in the release namespace with the token and
- * client certificate read from the chart's Secrets. Shared by pcapdump and status. */
+/* Finding the hub and talking to it: --hub, else $NETREEL_HUB, else the hub of a local
+ * `netreel tap --local` (its data folder says where it is, and holds the client certificate and
+ * the token), else `kubectl port-forward` to service/netreel-hub in the release namespace with
+ * the token and client certificate read from the chart's Secrets. Shared by pcapdump and
+ * status. */
 #ifndef NR_CLI_HUB_H
 #define NR_CLI_HUB_H
 
@@ -10,40 +12,8 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "args.h"
 #include "rpc/client.h"
-
-/* The flags every hub client takes (their long-option values start here). */
-enum {
-    CLI_OPT_HUB = 1000,
-    CLI_OPT_TLS_CA,
-    CLI_OPT_TLS_CERT,
-    CLI_OPT_TLS_KEY,
-    CLI_OPT_TOKEN_FILE,
-    CLI_OPT_RELEASE_NS,
-};
-
-#define CLI_HUB_LONGOPTS                                                 \
-    {"hub", required_argument, NULL, CLI_OPT_HUB},                       \
-        {"tls-ca", required_argument, NULL, CLI_OPT_TLS_CA},             \
-        {"tls-cert", required_argument, NULL, CLI_OPT_TLS_CERT},         \
-        {"tls-key", required_argument, NULL, CLI_OPT_TLS_KEY},           \
-        {"token-file", required_argument, NULL, CLI_OPT_TOKEN_FILE},     \
-    {                                                                    \
-        "release-namespace", required_argument, NULL, CLI_OPT_RELEASE_NS \
-    }
-
-/* Their --help lines. */
-extern const char cli_hub_usage[];
-
-struct cli_hub_opts {
-    const char *hub, *tls_ca, *tls_cert, *tls_key, *token_file, *release_ns;
-};
-
-/* Takes getopt's value c if it is one of the hub flags: returns true (and keeps arg). */
-bool cli_hub_opt(struct cli_hub_opts *o, int c, const char *arg);
-
-/* Checks the flags that go together. 0, or CLI_EXIT_USAGE with the message printed. */
-int cli_hub_opts_check(const char *cmd, const struct cli_hub_opts *o);
 
 /* --release-namespace, else $NETREEL_NAMESPACE, else "netreel". */
 const char *cli_release_namespace(const char *flag);
@@ -63,7 +33,9 @@ struct cli_hub {
     int forward_fd;
 };
 
-/* Finds the hub (see above). Returns 0, or an exit code with the message printed. */
+/* Finds the hub (see above; docs/cli.md "How the hub is found"). With --data or $NETREEL_DATA
+ * and --hub/$NETREEL_HUB, that folder's credentials are used for the hub given. Returns 0, or an
+ * exit code with the message printed. */
 int cli_hub_find(const struct cli_hub_opts *o, struct cli_hub *h);
 
 /* Stops the port-forward and removes the temporary certificates. Safe to call twice. */

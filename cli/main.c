@@ -1,6 +1,5 @@
-/* netreel: the command users type. A table of subcommands, each in its own file (as wg(8) does),
- * and the few helpers they all use to report errors the same way. */
-#include <stdarg.h>
+/* netreel: the command users type. A table of subcommands, each in its own file (as wg(8) does);
+ * how they report errors is error.c, how they read their flags args.c. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -14,56 +13,6 @@ static const struct cli_command commands[] = {
     {"clean", cli_clean, "uninstall the release from the kube context"},
     {"version", cli_version, "print netreel's version"},
 };
-
-int cli_error(int code, const char *fmt, ...)
-{
-    char line[2048];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    /* One line, whatever a peer or a program put in the message. */
-    for (char *p = line; *p; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
-    fprintf(stderr, "netreel: %s\n", line);
-    return code;
-}
-
-void cli_warn(const char *fmt, ...)
-{
-    char line[2048];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    for (char *p = line; *p; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
-    fprintf(stderr, "netreel: WARNING: %s\n", line);
-}
-
-int cli_bad_option(const char *cmd, int c, char **argv)
-{
-    const char *opt = argv[optind - 1];
-
-    /* A short option glued to others ("-xq"): name the letter. */
-    if (optopt && opt[0] == '-' && opt[1] != '-') {
-        char s[3] = {'-', (char)optopt, 0};
-        opt = s;
-        if (c == ':')
-            return cli_error(CLI_EXIT_USAGE, "%s: option %s needs a value (netreel %s --help)", cmd,
-                             opt, cmd);
-        return cli_error(CLI_EXIT_USAGE, "%s: unknown option %s (netreel %s --help)", cmd, opt,
-                         cmd);
-    }
-    if (c == ':')
-        return cli_error(CLI_EXIT_USAGE, "%s: option %s needs a value (netreel %s --help)", cmd,
-                         opt, cmd);
-    return cli_error(CLI_EXIT_USAGE, "%s: unknown option %s (netreel %s --help)", cmd, opt, cmd);
-}
 
 static void usage(FILE *f)
 {

@@ -1,20 +1,23 @@
 /* netreel pcapdump: one snapshot of every node as one file (DESIGN §5, §7). The hub streams the
  * file's bytes; they go to DIR/netreel-<start>-<end>.pcapng through a .part file that becomes
- * the final name only after the hub's last message said the file is whole, and after fsync. */
+ * the final name only after the hub's last message said the file is whole, and after fsync.
+ * Every file is made relative to one descriptor of DIR, never replaces a file without --force,
+ * and is named only from the flags and the CLI's own time stamps, never from the network. */
 #include <errno.h>
 #include <signal.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/random.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include "args.h"
 #include "cli.h"
 #include "hub.h"
 #include "netreel/v1/hub.pb-c.h"
@@ -26,7 +29,8 @@
 
 static const char usage_text[] =
     "usage: netreel pcapdump [--time=5m | --since T [--until T]] [--dest DIR] [-o FILE|-]\n"
-    "                        [--filter BPF] [--format pcapng|pcap] [--hub ADDR] [--strict]\n"
+    "                        [--force] [--filter BPF] [--format pcapng|pcap] [--hub ADDR]\n"
+    "                        [--strict]\n"
     "Takes a snapshot of the recording: every node's packets in the window, merged in time\n"
     "order by the hub, as one file. Without --time or --since: everything retained.\n"
     "\n"
@@ -34,7 +38,10 @@ static const char usage_text[] =
     "  --since T         from T (RFC 3339: 2026-11-26T06:30:00Z, 2026-11-26T07:30:00+01:00) ...\n"
     "  --until T         ... up to T (default: now)\n"
     "  --dest DIR        write DIR/netreel-<start>-<end>.pcapng (UTC; default: this folder)\n"
-    "  -o, --output F    write F instead; \"-\" streams to stdout (| wireshark -k -i -)\n"
+    "  -o, --output F    write F instead (with --dest: a file name inside DIR); \"-\" streams\n"
+    "                    to stdout (| wireshark -k -i -)\n"
+    "  --force           replace a file of that name (without: an existing -o F is an error,\n"
+    "                    and the default name gets -2, -3, ...)\n"
     "  --filter BPF      only the packets this expression matches (applied on every node)\n"
     "  --format F        pcapng (default) or pcap (classic, nanosecond; one link type)\n"
     "  --snaplen N       cut every packet to N bytes\n"
@@ -42,17 +49,13 @@ static const char usage_text[] =
     "%s"
     "  --help\n"
     "\n"
-    "The file appears under its name only when it is complete; a failure leaves none.\n"
+    "The file (mode 0600) appears under its name only when it is complete; a failure leaves\n"
+    "none.\n"
     "Exit: 0 written (a missing store is named on stderr), 1 failed, 2 bad usage, 3 a store\n"
     "missing with --strict, 4 no hub and no kubectl or kube context, 130 interrupted.\n";
 
 static struct {
-    /* flags */
-    const char *dest, *output, *filter;
-    int64_t since, until;
-    bool have_since, have_until, have_time, strict, pcap;
-    uint32_t snaplen;
-    struct cli_hub_opts hubopts;
+    struct cli_pcapdump_args a;
     /* the run */
     struct cli_hub hub;
     uv_loop_t *loop;
@@ -60,8 +63,10 @@ static struct {
     struct rpc_call *call;
     uv_timer_t progress, connect;
     uv_signal_t sigint, sigterm;
-    int fd;
-    char part[PATH_MAX];
+    int fd, dirfd;
+    char dir[PATH_MAX];   /* the folder, as given (for messages) */
+    const char *name;     /* -o's file name in it, or NULL: the default name */
+    char part[NAME_MAX + 1];
     uint64_t received;
     bool got_message, progress_shown, interrupted, timed_out;
     int write_errno;
@@ -87,121 +92,56 @@ static int64_t wall_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* ---- flags ---- */
-
-static int parse_flags(int argc, char **argv)
-{
-    static const struct option opts[] = {
-        {"time", required_argument, NULL, 't'},
-        {"since", required_argument, NULL, 'S'},
-        {"until", required_argument, NULL, 'U'},
-        {"dest", required_argument, NULL, 'd'},
-        {"output", required_argument, NULL, 'o'},
-        {"filter", required_argument, NULL, 'f'},
-        {"format", required_argument, NULL, 'F'},
-        {"snaplen", required_argument, NULL, 'n'},
-        {"strict", no_argument, NULL, 's'},
-        {"help", no_argument, NULL, 'h'},
-        CLI_HUB_LONGOPTS,
-        {NULL, 0, NULL, 0},
-    };
-    char err[256];
-    int64_t dur = 0;
-    int c;
-
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
-        if (cli_hub_opt(&s.hubopts, c, optarg))
-            continue;
-        switch (c) {
-        case 't':
-            if (nr_parse_duration(optarg, &dur, err, sizeof(err)) != 0)
-                return cli_error(CLI_EXIT_USAGE, "pcapdump: --time: %s", err);
-            if (dur <= 0)
-                return cli_error(CLI_EXIT_USAGE, "pcapdump: --time: must be above zero (5m)");
-            s.have_time = true;
-            break;
-        case 'S':
-            if (nr_parse_time(optarg, &s.since, err, sizeof(err)) != 0)
-                return cli_error(CLI_EXIT_USAGE, "pcapdump: --since: %s", err);
-            s.have_since = true;
-            break;
-        case 'U':
-            if (nr_parse_time(optarg, &s.until, err, sizeof(err)) != 0)
-                return cli_error(CLI_EXIT_USAGE, "pcapdump: --until: %s", err);
-            s.have_until = true;
-            break;
-        case 'd': s.dest = optarg; break;
-        case 'o': s.output = optarg; break;
-        case 'f': s.filter = optarg; break;
-        case 'F':
-            if (strcmp(optarg, "pcap") == 0)
-                s.pcap = true;
-            else if (strcmp(optarg, "pcapng") == 0)
-                s.pcap = false;
-            else
-                return cli_error(CLI_EXIT_USAGE, "pcapdump: --format \"%s\": pcapng or pcap",
-                                 optarg);
-            break;
-        case 'n': {
-            char *end;
-            unsigned long v;
-            errno = 0;
-            v = strtoul(optarg, &end, 10);
-            if (errno || end == optarg || *end || optarg[0] == '-' || v == 0 || v > 0x7fffffff)
-                return cli_error(CLI_EXIT_USAGE,
-                                 "pcapdump: --snaplen \"%s\": a number of bytes above zero",
-                                 optarg);
-            s.snaplen = (uint32_t)v;
-            break;
-        }
-        case 's': s.strict = true; break;
-        case 'h': printf(usage_text, cli_hub_usage); exit(CLI_EXIT_OK);
-        default: return cli_bad_option("pcapdump", c, argv);
-        }
-    }
-    if (optind != argc)
-        return cli_error(CLI_EXIT_USAGE,
-                         "pcapdump: unexpected argument \"%s\" (netreel "
-                         "pcapdump --help)",
-                         argv[optind]);
-    if (s.have_time && (s.have_since || s.have_until))
-        return cli_error(CLI_EXIT_USAGE,
-                         "pcapdump: --time is the last DUR up to now: it goes without --since "
-                         "and --until");
-    if (s.have_until && !s.have_since)
-        return cli_error(CLI_EXIT_USAGE, "pcapdump: --until needs --since (or use --time)");
-    if (s.dest && s.output)
-        return cli_error(CLI_EXIT_USAGE,
-                         "pcapdump: --dest and -o exclude each other (-o names the file itself)");
-    if (s.output && !s.output[0])
-        return cli_error(CLI_EXIT_USAGE, "pcapdump: -o needs a file name or \"-\"");
-    if (s.filter && strlen(s.filter) > 64 * 1024)
-        return cli_error(CLI_EXIT_USAGE, "pcapdump: --filter is longer than 64 KiB");
-    /* The window: absolute nanoseconds, as the hub wants them. */
-    if (!s.have_until)
-        s.until = wall_ns();
-    if (s.have_time)
-        s.since = s.until - dur > 0 ? s.until - dur : 1;
-    if (s.have_since && s.since > s.until)
-        return cli_error(CLI_EXIT_USAGE, "pcapdump: --since is after --until");
-    return cli_hub_opts_check("pcapdump", &s.hubopts);
-}
-
 /* ---- the output ---- */
 
 static bool to_stdout(void)
 {
-    return s.output && strcmp(s.output, "-") == 0;
+    return s.a.output && strcmp(s.a.output, "-") == 0;
 }
 
 static void remove_part(void);
 
-/* What can be checked before the hub is asked: the folder, and stdout not a terminal. */
+/* The folder and the name: --dest DIR [-o NAME], -o PATH, or this folder. */
+static int split_output(void)
+{
+    const char *out = s.a.output;
+
+    if (out && !s.a.dest) {
+        const char *slash = strrchr(out, '/');
+        if (slash) {
+            snprintf(s.dir, sizeof(s.dir), "%.*s", slash == out ? 1 : (int)(slash - out), out);
+            s.name = slash + 1;
+        } else {
+            snprintf(s.dir, sizeof(s.dir), ".");
+            s.name = out;
+        }
+        if (!s.name[0] || strcmp(s.name, ".") == 0 || strcmp(s.name, "..") == 0)
+            return cli_error(CLI_EXIT_USAGE, "pcapdump: -o %s names a folder: give a file", out);
+        return 0;
+    }
+    snprintf(s.dir, sizeof(s.dir), "%s", s.a.dest ? s.a.dest : ".");
+    s.name = out; /* with --dest, a plain name (args.c checked) */
+    return 0;
+}
+
+/* The path to show for NAME in the folder. */
+static void shown_path(const char *name, char *buf, size_t len)
+{
+    if (s.a.output && !s.a.dest)
+        snprintf(buf, len, "%s", s.a.output);
+    else if (!s.a.dest)
+        snprintf(buf, len, "%s", name);
+    else
+        snprintf(buf, len, "%s%s%s", s.dir, s.dir[strlen(s.dir) - 1] == '/' ? "" : "/", name);
+}
+
+/* What can be checked before the hub is asked: the folder, an existing -o file (refused
+ * without --force), stdout not a terminal. */
 static int check_output(void)
 {
-    const char *dir = s.dest ? s.dest : ".";
+    char shown[PATH_MAX + NAME_MAX + 2];
     struct stat st;
+    int rc;
 
     if (to_stdout()) {
         if (isatty(1))
@@ -210,39 +150,78 @@ static int check_output(void)
                              "terminal: pipe it (-o - | wireshark -k -i -) or give a file");
         return 0;
     }
-    if (s.output)
-        return 0;
-    if (stat(dir, &st) != 0)
-        return cli_error(CLI_EXIT_FAIL, "pcapdump: --dest %s: %s", dir, strerror(errno));
-    if (!S_ISDIR(st.st_mode))
-        return cli_error(CLI_EXIT_FAIL, "pcapdump: --dest %s is not a folder", dir);
+    if ((rc = split_output()) != 0)
+        return rc;
+    /* The folder is opened once: every file below is made in it, whatever its path turns into
+     * meanwhile. */
+    s.dirfd = open(s.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s.dirfd < 0) {
+        int e = errno;
+        if (s.a.dest && e == ENOTDIR)
+            return cli_error(CLI_EXIT_FAIL, "pcapdump: --dest %s is not a folder", s.dir);
+        if (s.a.dest)
+            return cli_error(CLI_EXIT_FAIL, "pcapdump: --dest %s: %s", s.dir, strerror(e));
+        if (s.name)
+            return cli_error(CLI_EXIT_FAIL, "pcapdump: -o %s: the folder %s: %s", s.a.output,
+                             s.dir, strerror(e));
+        return cli_error(CLI_EXIT_FAIL, "pcapdump: this folder: %s", strerror(e));
+    }
+    if (s.name && fstatat(s.dirfd, s.name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        shown_path(s.name, shown, sizeof(shown));
+        if (S_ISDIR(st.st_mode))
+            return cli_error(CLI_EXIT_FAIL, "pcapdump: %s is a folder: give a file name", shown);
+        if (!s.a.force)
+            return cli_error(CLI_EXIT_FAIL,
+                             "pcapdump: %s exists: give --force to replace it (nothing was "
+                             "written)",
+                             shown);
+    }
     return 0;
+}
+
+/* A new file NAME.XXXXXX.part (or netreel-XXXXXX.part) in the folder: O_EXCL and O_NOFOLLOW,
+ * so never a file or a link that was there. */
+static int make_part(void)
+{
+    static const char abc[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+    for (int tries = 0; tries < 100; tries++) {
+        unsigned char r[6];
+        char x[7];
+        if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+            return -EIO;
+        for (int i = 0; i < 6; i++)
+            x[i] = abc[r[i] % (sizeof(abc) - 1)];
+        x[6] = 0;
+        if ((size_t)snprintf(s.part, sizeof(s.part), "%s%s%s.part", s.name ? s.name : "netreel",
+                             s.name ? "." : "-", x) >= sizeof(s.part))
+            return -ENAMETOOLONG;
+        s.fd = openat(s.dirfd, s.part, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (s.fd >= 0)
+            return 0;
+        if (errno != EEXIST)
+            return -errno;
+    }
+    return -EEXIST;
 }
 
 static int open_output(void)
 {
-    const char *dir = s.dest ? s.dest : ".";
-    mode_t um;
+    int rc;
 
     if (to_stdout()) {
         s.fd = 1;
         return 0;
     }
-    if (s.output)
-        snprintf(s.part, sizeof(s.part), "%s.XXXXXX.part", s.output);
-    else
-        snprintf(s.part, sizeof(s.part), "%s/netreel-XXXXXX.part", dir);
-    s.fd = mkostemps(s.part, 5, O_CLOEXEC);
-    if (s.fd < 0) {
-        int e = errno;
+    rc = make_part();
+    if (rc != 0) {
         s.part[0] = 0;
-        return cli_error(CLI_EXIT_FAIL, "pcapdump: cannot create %s: %s", s.output ? s.output : dir,
-                         strerror(e));
+        s.fd = -1;
+        return cli_error(CLI_EXIT_FAIL, "pcapdump: cannot create a file in %s: %s", s.dir,
+                         strerror(-rc));
     }
-    /* mkstemp makes 0600; a capture gets what tcpdump -w gives it (0666 less the umask). */
-    um = umask(0);
-    umask(um);
-    if (fchmod(s.fd, 0666 & ~um) != 0) {
+    /* A capture holds whatever crossed the wire: 0600, whatever the umask. */
+    if (fchmod(s.fd, 0600) != 0) {
         int e = errno;
         remove_part();
         return cli_error(CLI_EXIT_FAIL, "pcapdump: cannot set the file's mode: %s", strerror(e));
@@ -255,8 +234,8 @@ static void remove_part(void)
     if (s.fd > 1)
         close(s.fd);
     s.fd = -1;
-    if (s.part[0])
-        unlink(s.part);
+    if (s.part[0] && s.dirfd >= 0)
+        unlinkat(s.dirfd, s.part, 0);
     s.part[0] = 0;
 }
 
@@ -275,62 +254,51 @@ static int write_all(const uint8_t *p, size_t n)
     return 0;
 }
 
+/* 20261126T063000Z; a time gmtime cannot take is written as 0. */
 static void stamp(int64_t ns, char *buf, size_t len)
 {
     time_t t = (time_t)(ns / 1000000000);
     struct tm tm;
 
-    gmtime_r(&t, &tm);
+    if (!gmtime_r(&t, &tm) || tm.tm_year < 0 || tm.tm_year > 8099) {
+        t = 0;
+        gmtime_r(&t, &tm);
+    }
     strftime(buf, len, "%Y%m%dT%H%M%SZ", &tm);
 }
 
-/* Renames the .part to DIR/netreel-<start>-<end>.EXT, never over an existing file ("-2"... then).
- */
-static int place_default(char *final, size_t len, int64_t start, int64_t end)
+/* Renames the .part to name in the folder: never over a file without --force (RENAME_NOREPLACE,
+ * or link + unlink where the file system lacks it). 0 or a negative errno (-EEXIST). */
+static int place(const char *name)
 {
-    const char *dir = s.dest ? s.dest : ".";
-    const char *ext = s.pcap ? "pcap" : "pcapng";
+    if (renameat2(s.dirfd, s.part, s.dirfd, name, s.a.force ? 0 : RENAME_NOREPLACE) == 0)
+        return 0;
+    if (!s.a.force && (errno == EINVAL || errno == ENOSYS)) {
+        if (linkat(s.dirfd, s.part, s.dirfd, name, 0) != 0)
+            return -errno;
+        unlinkat(s.dirfd, s.part, 0);
+        return 0;
+    }
+    return -errno;
+}
+
+/* netreel-<start>-<end>.EXT, or -2, -3... when that exists (without --force). */
+static int place_default(char *name, size_t len, int64_t start, int64_t end)
+{
+    const char *ext = s.a.pcap ? "pcap" : "pcapng";
     char a[32], b[32];
+    int rc = -EEXIST;
 
     stamp(start, a, sizeof(a));
     stamp(end, b, sizeof(b));
-    for (int i = 1; i < 1000; i++) {
+    for (int i = 1; i < 1000 && rc == -EEXIST; i++) {
         if (i == 1)
-            snprintf(final, len, "%s/netreel-%s-%s.%s", dir, a, b, ext);
+            snprintf(name, len, "netreel-%s-%s.%s", a, b, ext);
         else
-            snprintf(final, len, "%s/netreel-%s-%s-%d.%s", dir, a, b, i, ext);
-        if (renameat2(AT_FDCWD, s.part, AT_FDCWD, final, RENAME_NOREPLACE) == 0)
-            return 0;
-        if (errno == EINVAL || errno == ENOSYS) { /* a file system without NOREPLACE */
-            if (access(final, F_OK) == 0)
-                continue;
-            return rename(s.part, final) == 0 ? 0 : -errno;
-        }
-        if (errno != EEXIST)
-            return -errno;
+            snprintf(name, len, "netreel-%s-%s-%d.%s", a, b, i, ext);
+        rc = place(name);
     }
-    return -EEXIST;
-}
-
-static void sync_dir(const char *path)
-{
-    char dir[PATH_MAX];
-    char *slash;
-    int fd;
-
-    snprintf(dir, sizeof(dir), "%s", path);
-    slash = strrchr(dir, '/');
-    if (slash)
-        *slash = 0;
-    else
-        snprintf(dir, sizeof(dir), ".");
-    if (!dir[0])
-        snprintf(dir, sizeof(dir), "/");
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
+    return rc;
 }
 
 /* ---- the call ---- */
@@ -431,11 +399,11 @@ static int run_call(void)
     s.ch = cli_hub_channel(s.loop, &s.hub, err, sizeof(err));
     if (!s.ch)
         return cli_error(CLI_EXIT_USAGE, "pcapdump: %s", err);
-    req.since_ns = s.since;
-    req.until_ns = s.until;
-    req.filter = (char *)(s.filter ? s.filter : "");
-    req.format = s.pcap ? NETREEL__V1__FORMAT__FORMAT_PCAP : NETREEL__V1__FORMAT__FORMAT_PCAPNG;
-    req.snaplen = s.snaplen;
+    req.since_ns = s.a.since;
+    req.until_ns = s.a.until;
+    req.filter = (char *)(s.a.filter ? s.a.filter : "");
+    req.format = s.a.pcap ? NETREEL__V1__FORMAT__FORMAT_PCAP : NETREEL__V1__FORMAT__FORMAT_PCAPNG;
+    req.snaplen = s.a.snaplen;
     co.path = "/netreel.v1.Hub/Snapshot";
     co.shape = RPC_SHAPE_SERVER_STREAM;
     co.max_recv_size = 64u << 20;
@@ -526,7 +494,7 @@ static void closing_line(FILE *f, const char *path, const Netreel__V1__SnapshotS
 static int finish(void)
 {
     const Netreel__V1__SnapshotSummary *sum;
-    char final[PATH_MAX];
+    char final[PATH_MAX + NAME_MAX + 2], name[NAME_MAX + 1];
     size_t missing;
     int64_t start;
     int rc;
@@ -540,7 +508,7 @@ static int finish(void)
         remove_part();
         return cli_error(CLI_EXIT_FAIL, "pcapdump: cannot write %s: %s",
                          to_stdout() ? "to stdout"
-                         : s.output  ? s.output
+                         : s.name      ? s.name
                                      : "the file",
                          strerror(s.write_errno));
     }
@@ -563,7 +531,7 @@ static int finish(void)
     }
     sum = s.last->summary;
     missing = report_missing(sum);
-    if (missing && s.strict) {
+    if (missing && s.a.strict) {
         remove_part();
         return cli_error(CLI_EXIT_INCOMPLETE,
                          "pcapdump: %zu store%s missing and --strict: no file written", missing,
@@ -580,21 +548,31 @@ static int finish(void)
         return cli_error(CLI_EXIT_FAIL, "pcapdump: cannot write the file: %s", strerror(e));
     }
     s.fd = -1;
-    if (s.output) {
-        snprintf(final, sizeof(final), "%s", s.output);
-        rc = rename(s.part, final) == 0 ? 0 : -errno;
+    if (s.name) {
+        snprintf(name, sizeof(name), "%s", s.name);
+        rc = place(name);
     } else {
-        start = s.since > 0 ? s.since : sum->since_ns > 0 ? sum->since_ns : s.until;
-        rc = place_default(final, sizeof(final), start, s.until);
+        /* The whole window starts at the oldest packet the summary reports: taken only as a
+         * number inside the window, and written by stamp() as digits. */
+        start = s.a.since > 0                                          ? s.a.since
+                : sum->since_ns > 0 && sum->since_ns <= s.a.until ? sum->since_ns
+                                                                   : s.a.until;
+        rc = place_default(name, sizeof(name), start, s.a.until);
     }
+    shown_path(name, final, sizeof(final));
     if (rc != 0) {
         remove_part();
+        if (rc == -EEXIST)
+            return cli_error(CLI_EXIT_FAIL,
+                             "pcapdump: %s appeared while the snapshot ran: give --force to "
+                             "replace it (no file written)",
+                             final);
         return cli_error(CLI_EXIT_FAIL, "pcapdump: cannot rename the file to %s: %s", final,
                          strerror(-rc));
     }
     s.part[0] = 0;
-    sync_dir(final);
-    closing_line(stdout, final[0] == '.' && final[1] == '/' ? final + 2 : final, sum, missing);
+    fsync(s.dirfd);
+    closing_line(stdout, final, sum, missing);
     return CLI_EXIT_OK;
 }
 
@@ -605,19 +583,27 @@ int cli_pcapdump(int argc, char **argv)
 
     memset(&s, 0, sizeof(s));
     s.fd = -1;
-    rc = parse_flags(argc, argv);
+    s.dirfd = -1;
+    rc = cli_pcapdump_args_parse(argc, argv, wall_ns(), &s.a);
+    if (rc == CLI_ARGS_HELP) {
+        printf(usage_text, cli_hub_usage);
+        return CLI_EXIT_OK;
+    }
     if (rc != 0)
         return rc;
     rc = check_output();
-    if (rc != 0)
+    if (rc != 0) {
+        if (s.dirfd >= 0)
+            close(s.dirfd);
         return rc;
+    }
     /* Ctrl-C while the hub is being found (kubectl) waits for the loop's handler, which then
      * cleans up: no port-forward or certificate is left behind. */
     sigemptyset(&stop);
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGTERM);
     sigprocmask(SIG_BLOCK, &stop, NULL);
-    rc = cli_hub_find(&s.hubopts, &s.hub);
+    rc = cli_hub_find(&s.a.hub, &s.hub);
     if (rc == 0)
         rc = open_output();
     if (rc == 0)
@@ -629,5 +615,7 @@ int cli_pcapdump(int argc, char **argv)
     if (s.last)
         netreel__v1__file_chunk__free_unpacked(s.last, NULL);
     cli_hub_release(&s.hub);
+    if (s.dirfd >= 0)
+        close(s.dirfd);
     return rc;
 }

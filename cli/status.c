@@ -1,6 +1,5 @@
 /* netreel status: one row per store from Hub.Status (DESIGN §7): the retained window, disk use
  * against its limit, segments, packets, the captures' drops, and whether the hub reached it. */
-#include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -8,6 +7,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "args.h"
 #include "cli.h"
 #include "hub.h"
 #include "netreel/v1/hub.pb-c.h"
@@ -154,35 +154,19 @@ static int print_table(const Netreel__V1__ClusterStatus *st)
 
 int cli_status(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"help", no_argument, NULL, 'h'},
-        CLI_HUB_LONGOPTS,
-        {NULL, 0, NULL, 0},
-    };
     static const struct rpc_call_cbs cbs = {.on_message = on_message, .on_done = on_done};
     Netreel__V1__StatusRequest req = NETREEL__V1__STATUS_REQUEST__INIT;
-    struct cli_hub_opts ho = {0};
+    struct cli_hub_opts ho;
     struct rpc_call_opts co = {0};
     struct cli_hub hub;
     struct rpc_call *call;
     char err[512];
-    int c, rc;
+    int rc = cli_status_args_parse(argc, argv, &ho);
 
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if (cli_hub_opt(&ho, c, optarg))
-            continue;
-        if (c == 'h') {
-            printf(usage_text, cli_hub_usage);
-            return CLI_EXIT_OK;
-        }
-        return cli_bad_option("status", c, argv);
+    if (rc == CLI_ARGS_HELP) {
+        printf(usage_text, cli_hub_usage);
+        return CLI_EXIT_OK;
     }
-    if (optind != argc)
-        return cli_error(CLI_EXIT_USAGE,
-                         "status: unexpected argument \"%s\" (netreel status --help)",
-                         argv[optind]);
-    rc = cli_hub_opts_check("status", &ho);
     if (rc != 0)
         return rc;
     rc = cli_hub_find(&ho, &hub);

@@ -3,22 +3,18 @@
  * whole, where --set would split it at commas) and --set passed on. `tap --local` is
  * tap_local.c. */
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "cli.h"
 #include "hub.h"
 #include "kube.h"
 #include "proc.h"
-
-#define MAX_SETS       256
-#define MAX_NAMESPACES 256
 
 static const char usage_text[] =
     "usage: netreel tap [POD_REGEX] [-n NS,...] [-e NS,...] [--set key=value]...\n"
@@ -42,109 +38,6 @@ static const char usage_text[] =
     "Exit: 0 installed, 1 helm or kubectl failed, 2 bad usage, 4 helm, kubectl or a kube\n"
     "context is missing.\n";
 
-struct tap_opts {
-    const char *regex, *ns_flag, *chart;
-    const char *namespaces[MAX_NAMESPACES], *excluded[MAX_NAMESPACES];
-    size_t n_namespaces, n_excluded;
-    const char *sets[MAX_SETS];
-    size_t n_sets;
-};
-
-static bool namespace_name(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
-            return false;
-    return true;
-}
-
-/* Splits "a,b" into list (the strings point into arg, which getopt keeps). */
-static int add_namespaces(const char *flag, char *arg, const char **list, size_t *n)
-{
-    for (char *save = NULL, *ns = strtok_r(arg, ",", &save); ns; ns = strtok_r(NULL, ",", &save)) {
-        if (!namespace_name(ns))
-            return cli_error(CLI_EXIT_USAGE,
-                             "tap: %s: \"%s\" is not a namespace name "
-                             "(lower-case letters, digits and '-')",
-                             flag, ns);
-        if (*n == MAX_NAMESPACES)
-            return cli_error(CLI_EXIT_USAGE, "tap: %s: more than %d namespaces", flag,
-                             MAX_NAMESPACES);
-        list[(*n)++] = ns;
-    }
-    return 0;
-}
-
-static int parse_flags(int argc, char **argv, struct tap_opts *o)
-{
-    static const struct option opts[] = {
-        {"namespaces", required_argument, NULL, 'n'},
-        {"excluded-namespaces", required_argument, NULL, 'e'},
-        {"set", required_argument, NULL, 's'},
-        {"release-namespace", required_argument, NULL, 'r'},
-        {"chart", required_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int c, rc;
-
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":n:e:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'n':
-            if ((rc = add_namespaces("-n", optarg, o->namespaces, &o->n_namespaces)) != 0)
-                return rc;
-            break;
-        case 'e':
-            if ((rc = add_namespaces("-e", optarg, o->excluded, &o->n_excluded)) != 0)
-                return rc;
-            break;
-        case 's': {
-            const char *eq = strchr(optarg, '=');
-            if (!eq || eq == optarg)
-                return cli_error(CLI_EXIT_USAGE, "tap: --set \"%s\": want key=value", optarg);
-            if (strncmp(optarg, "headless=", 9) == 0)
-                break; /* Kubeshark's habit: netreel is always headless */
-            if (o->n_sets == MAX_SETS)
-                return cli_error(CLI_EXIT_USAGE, "tap: more than %d --set", MAX_SETS);
-            o->sets[o->n_sets++] = optarg;
-            break;
-        }
-        case 'r': o->ns_flag = optarg; break;
-        case 'c': o->chart = optarg; break;
-        case 'h': fputs(usage_text, stdout); exit(CLI_EXIT_OK);
-        default: return cli_bad_option("tap", c, argv);
-        }
-    }
-    if (optind < argc)
-        o->regex = argv[optind++];
-    if (optind < argc)
-        return cli_error(CLI_EXIT_USAGE,
-                         "tap: one POD_REGEX at most, and \"%s\" is a second "
-                         "(netreel tap --help)",
-                         argv[optind]);
-    if (o->regex) {
-        regex_t re;
-        char err[256];
-        int e = regcomp(&re, o->regex, REG_EXTENDED | REG_NOSUB);
-        if (e != 0) {
-            regerror(e, &re, err, sizeof(err));
-            return cli_error(CLI_EXIT_USAGE, "tap: POD_REGEX \"%s\": %s", o->regex, err);
-        }
-        regfree(&re);
-    }
-    if (o->ns_flag && !namespace_name(o->ns_flag))
-        return cli_error(CLI_EXIT_USAGE,
-                         "tap: --release-namespace \"%s\" is not a namespace "
-                         "name",
-                         o->ns_flag);
-    return 0;
-}
-
 static bool is_chart(const char *dir)
 {
     char path[PATH_MAX];
@@ -156,7 +49,7 @@ static bool is_chart(const char *dir)
 
 /* --chart, else beside the binary (bin/../share/netreel/netreel), else the usual prefixes,
  * else the source tree's helm/netreel when run from build/<variant>/bin. */
-static int find_chart(const struct tap_opts *o, char *chart, size_t len)
+static int find_chart(const struct cli_tap_args *o, char *chart, size_t len)
 {
     char exe[PATH_MAX] = "";
 
@@ -190,11 +83,11 @@ static int find_chart(const struct tap_opts *o, char *chart, size_t len)
                      "it with --chart DIR");
 }
 
-static void json_string(FILE *f, const char *s)
+static void json_string(FILE *f, const char *s, size_t len)
 {
     fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
         if (c == '"' || c == '\\')
             fprintf(f, "\\%c", c);
         else if (c < 0x20)
@@ -205,19 +98,19 @@ static void json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
-static void json_list(FILE *f, const char *const *list, size_t n)
+static void json_list(FILE *f, const char *const *list, const size_t *lens, size_t n)
 {
     fputc('[', f);
     for (size_t i = 0; i < n; i++) {
         if (i)
             fputc(',', f);
-        json_string(f, list[i]);
+        json_string(f, list[i], lens[i]);
     }
     fputc(']', f);
 }
 
 /* The values of POD_REGEX, -n and -e as a file for helm -f (JSON is YAML). */
-static int write_values(const struct tap_opts *o, char *path, size_t len)
+static int write_values(const struct cli_tap_args *o, char *path, size_t len)
 {
     const char *tmp = getenv("TMPDIR");
     bool first = true;
@@ -236,17 +129,17 @@ static int write_values(const struct tap_opts *o, char *path, size_t len)
     fputs("{\"tap\": {", f);
     if (o->regex) {
         fputs("\"regex\": ", f);
-        json_string(f, o->regex);
+        json_string(f, o->regex, strlen(o->regex));
         first = false;
     }
     if (o->n_namespaces) {
         fputs(first ? "\"namespaces\": " : ", \"namespaces\": ", f);
-        json_list(f, o->namespaces, o->n_namespaces);
+        json_list(f, o->namespaces, o->namespaces_len, o->n_namespaces);
         first = false;
     }
     if (o->n_excluded) {
         fputs(first ? "\"excludedNamespaces\": " : ", \"excludedNamespaces\": ", f);
-        json_list(f, o->excluded, o->n_excluded);
+        json_list(f, o->excluded, o->excluded_len, o->n_excluded);
     }
     fputs("}}\n", f);
     if (fclose(f) != 0) {
@@ -300,20 +193,20 @@ static int ensure_namespace(const char *kubectl, const char *ns)
 
 int cli_tap(int argc, char **argv)
 {
-    struct tap_opts o = {0};
+    static struct cli_tap_args o;
     char helm[PATH_MAX], kubectl[PATH_MAX], context[256], chart[PATH_MAX], values[PATH_MAX];
-    const char *args[16 + 2 * MAX_SETS];
+    const char *args[16 + 2 * CLI_TAP_MAX_SETS];
     const char *ns;
     size_t n = 0;
     int rc;
 
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--") == 0)
-            break;
-        if (strcmp(argv[i], "--local") == 0)
-            return cli_tap_local(argc, argv);
+    if (cli_tap_is_local(argc, argv))
+        return cli_tap_local(argc, argv);
+    rc = cli_tap_args_parse(argc, argv, &o);
+    if (rc == CLI_ARGS_HELP) {
+        fputs(usage_text, stdout);
+        return CLI_EXIT_OK;
     }
-    rc = parse_flags(argc, argv, &o);
     if (rc != 0)
         return rc;
     ns = cli_release_namespace(o.ns_flag);

@@ -20,14 +20,14 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "args.h"
+#include "certs.h"
 #include "cli.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "proc.h"
 #include "rpc/client.h"
 #include "rpc/health.h"
 #include "rpc/status.h"
-#include "util/log.h"
-#include "util/parse.h"
 
 #define MAX_ARGS      64
 #define TAIL_LINES    8
@@ -35,7 +35,8 @@
 #define PROBE_MS      200
 #define STOP_WAIT_MS  15000
 
-enum { CAPTURE, STORE, HUB, NCHILD };
+enum { CAPTURE = CLI_LOCAL_CAPTURE, STORE = CLI_LOCAL_STORE, HUB = CLI_LOCAL_HUB,
+       NCHILD = CLI_LOCAL_NCHILD };
 
 static const char usage_text[] =
     "usage: netreel tap --local [-i IFACE] [--data DIR] [--set key=value]...\n"
@@ -45,8 +46,9 @@ static const char usage_text[] =
     "\n"
     "  -i, --interface IFACE  what to record: a name, names with commas, or any (default: the\n"
     "                         first interface that is up and not loopback)\n"
-    "  --data DIR             the recording (default /var/lib/netreel as root, else\n"
-    "                         $XDG_DATA_HOME/netreel or ~/.local/share/netreel)\n"
+    "  --data DIR             the recording, certificates and token (default $NETREEL_DATA,\n"
+    "                         else /var/lib/netreel as root, else $XDG_DATA_HOME/netreel or\n"
+    "                         ~/.local/share/netreel); made 0700\n"
     "  --set key=value        chart values that apply here: pcapdump.maxTime, pcapdump.maxSize,\n"
     "                         pcapdump.timeInterval, pcapdump.minFreeDisk, tap.interface,\n"
     "                         tap.snaplen, tap.bufferSize, tap.bpfOverride, capture.batchBytes,\n"
@@ -58,6 +60,8 @@ static const char usage_text[] =
     "                         (default 9101; \"off\": none)\n"
     "  --help\n"
     "\n"
+    "The three talk mTLS with a CA and certificates made on first start in DIR/tls; the hub\n"
+    "wants the token in DIR/hub.token; pcapdump and status find both through DIR/hub.addr.\n"
     "The capture never records the store's and the hub's ports. Exit: 0 stopped by Ctrl-C or\n"
     "SIGTERM, 1 a program died or did not start (named on stderr), 2 bad usage, 4 a program is\n"
     "missing.\n";
@@ -83,15 +87,16 @@ struct child {
 
 static struct {
     struct child c[NCHILD];
+    struct cli_tap_local_args a;
     const char *iface, *data;
     char data_buf[PATH_MAX], iface_buf[IF_NAMESIZE];
+    bool data_default; /* the folder pcapdump finds without --data */
     unsigned store_port, hub_port, metrics_base;
+    struct cli_certs certs;
+    char token_file[PATH_MAX];
+    bool addr_written;
     char store_addr[32], hub_addr[32], store_port_s[8], hub_port_s[8];
     char metrics[NCHILD][32];
-    char args_buf[32][64]; /* flags made up here (numbers) */
-    int n_args_buf;
-    const char *sets[NCHILD][MAX_ARGS];
-    int n_sets[NCHILD];
     uv_loop_t *loop;
     uv_signal_t sigint, sigterm, sigchld;
     uv_timer_t tick, stop_timer;
@@ -100,140 +105,7 @@ static struct {
     int stop_phase; /* 1: the capture is stopping, 2: the hub and the store */
 } t;
 
-/* ---- --set ---- */
-
-enum value_kind { V_DURATION, V_SIZE, V_COUNT, V_TEXT, V_BOOL, V_PERCENT, V_LEVEL };
-
-static const struct set_key {
-    const char *key;
-    int child; /* CAPTURE, STORE, HUB, or NCHILD for all three */
-    const char *flag;
-    enum value_kind kind;
-} set_keys[] = {
-    {"pcapdump.maxTime", STORE, "--max-time", V_DURATION},
-    {"pcapdump.maxSize", STORE, "--max-size", V_SIZE},
-    {"pcapdump.timeInterval", STORE, "--time-interval", V_DURATION},
-    {"pcapdump.minFreeDisk", STORE, "--min-free-disk", V_PERCENT},
-    {"tap.interface", CAPTURE, "-i", V_TEXT},
-    {"tap.snaplen", CAPTURE, "--snaplen", V_COUNT},
-    {"tap.bufferSize", CAPTURE, "--buffer-size", V_SIZE},
-    {"tap.bpfOverride", CAPTURE, "--bpf-override", V_TEXT},
-    {"capture.batchBytes", CAPTURE, "--batch-bytes", V_SIZE},
-    {"capture.batchTime", CAPTURE, "--batch-time", V_DURATION},
-    {"capture.spoolSize", CAPTURE, "--spool-size", V_SIZE},
-    {"capture.recordSelf", CAPTURE, "--record-self", V_BOOL},
-    {"hub.maxSnapshots", HUB, "--max-snapshots", V_COUNT},
-    {"logLevel", NCHILD, "--log-level", V_LEVEL},
-};
-
-static int check_value(const struct set_key *k, const char *v)
-{
-    char err[256];
-    int64_t ns;
-    uint64_t bytes;
-    enum nr_log_level level;
-    char *end;
-
-    switch (k->kind) {
-    case V_DURATION:
-        if (nr_parse_duration(v, &ns, err, sizeof(err)) != 0)
-            return cli_error(CLI_EXIT_USAGE, "tap --local: --set %s: %s", k->key, err);
-        return 0;
-    case V_SIZE:
-        if (nr_parse_size(v, &bytes, err, sizeof(err)) != 0)
-            return cli_error(CLI_EXIT_USAGE, "tap --local: --set %s: %s", k->key, err);
-        return 0;
-    case V_COUNT:
-        errno = 0;
-        if (!*v || *v == '-' || strtoul(v, &end, 10) == 0 || errno || *end)
-            return cli_error(CLI_EXIT_USAGE, "tap --local: --set %s=%s: want a number above 0",
-                             k->key, v);
-        return 0;
-    case V_BOOL:
-        if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0)
-            return cli_error(CLI_EXIT_USAGE, "tap --local: --set %s=%s: want true or false", k->key,
-                             v);
-        return 0;
-    case V_LEVEL:
-        if (nr_log_parse_level(v, &level) != 0)
-            return cli_error(CLI_EXIT_USAGE,
-                             "tap --local: --set %s=%s: want debug, info, warn or error", k->key,
-                             v);
-        return 0;
-    case V_TEXT:
-    case V_PERCENT:
-        if (!*v)
-            return cli_error(CLI_EXIT_USAGE, "tap --local: --set %s: empty value", k->key);
-        return 0; /* the program checks it and says so */
-    }
-    return 0;
-}
-
-static void add_set(int child, const char *flag, const char *value)
-{
-    t.sets[child][t.n_sets[child]++] = flag;
-    if (value)
-        t.sets[child][t.n_sets[child]++] = value;
-}
-
-static int apply_set(char *kv)
-{
-    char *eq = strchr(kv, '=');
-    const char *v;
-
-    if (!eq || eq == kv)
-        return cli_error(CLI_EXIT_USAGE, "tap --local: --set \"%s\": want key=value", kv);
-    *eq = 0;
-    v = eq + 1;
-    if (strcmp(kv, "headless") == 0)
-        return 0; /* there is no dashboard: headless is the only mode */
-    if (strcmp(kv, "tap.regex") == 0 || strcmp(kv, "tap.namespaces") == 0 ||
-        strcmp(kv, "tap.excludedNamespaces") == 0)
-        return cli_error(CLI_EXIT_USAGE,
-                         "tap --local: --set %s: pod targeting needs a cluster "
-                         "(netreel tap); on this machine give a BPF expression: --set "
-                         "tap.bpfOverride='host 10.0.0.5'",
-                         kv);
-    for (size_t i = 0; i < sizeof(set_keys) / sizeof(set_keys[0]); i++) {
-        const struct set_key *k = &set_keys[i];
-        int rc;
-        if (strcmp(kv, k->key) != 0)
-            continue;
-        if ((rc = check_value(k, v)) != 0)
-            return rc;
-        if (strcmp(k->key, "tap.interface") == 0) {
-            t.iface = v;
-        } else if (k->kind == V_BOOL) {
-            if (strcmp(v, "true") == 0)
-                add_set(k->child, k->flag, NULL);
-        } else if (k->child == NCHILD) {
-            for (int c = 0; c < NCHILD; c++)
-                add_set(c, k->flag, v);
-        } else {
-            add_set(k->child, k->flag, v);
-        }
-        return 0;
-    }
-    return cli_error(CLI_EXIT_USAGE,
-                     "tap --local: --set %s: not a value --local knows "
-                     "(netreel tap --local --help lists them)",
-                     kv);
-}
-
 /* ---- flags and defaults ---- */
-
-static int port_flag(const char *flag, const char *v, unsigned *port)
-{
-    char *end;
-    unsigned long p;
-
-    errno = 0;
-    p = strtoul(v, &end, 10);
-    if (errno || end == v || *end || v[0] == '-' || p == 0 || p > 65535)
-        return cli_error(CLI_EXIT_USAGE, "tap --local: %s \"%s\": a port from 1 to 65535", flag, v);
-    *port = (unsigned)p;
-    return 0;
-}
 
 /* The first interface that is up and is not loopback, in index order. */
 static int default_interface(void)
@@ -263,110 +135,74 @@ static int default_interface(void)
     return 0;
 }
 
-static int mkdir_p(char *path)
+/* DIR: made 0700 when missing. An existing one is left as it is (it may be anything the user
+ * chose), with a warning when others can look into it. */
+static int data_dir(void)
 {
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        if (mkdir(path, 0750) != 0 && errno != EEXIST) {
-            *p = '/';
-            return -errno;
-        }
-        *p = '/';
+    char def[PATH_MAX];
+    struct stat st;
+    int rc;
+
+    if (cli_local_data_default(def, sizeof(def)) != 0)
+        def[0] = 0;
+    if (t.a.data) {
+        snprintf(t.data_buf, sizeof(t.data_buf), "%s", t.a.data);
+    } else if (def[0]) {
+        snprintf(t.data_buf, sizeof(t.data_buf), "%s", def);
+    } else {
+        return cli_error(CLI_EXIT_USAGE, "tap --local: no $HOME for the recording: give --data");
     }
-    if (mkdir(path, 0750) != 0 && errno != EEXIST)
-        return -errno;
+    t.data = t.data_buf;
+    t.data_default = def[0] && strcmp(def, t.data) == 0;
+    rc = cli_mkdir_private(t.data_buf);
+    if (rc != 0)
+        return cli_error(CLI_EXIT_FAIL, "tap --local: cannot make %s: %s", t.data, strerror(-rc));
+    if (stat(t.data, &st) != 0)
+        return cli_error(CLI_EXIT_FAIL, "tap --local: %s: %s", t.data, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return cli_error(CLI_EXIT_FAIL, "tap --local: --data %s is not a folder", t.data);
+    if (st.st_mode & 077)
+        cli_warn("%s is open to others (mode %04o): the recording is readable by them; "
+                 "chmod 700 %s",
+                 t.data, (unsigned)(st.st_mode & 07777), t.data);
     return 0;
 }
 
-static int default_data(void)
+/* The CA, the certificates and the token: made on first start, reused after. */
+static int credentials(void)
 {
-    const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
-    int rc;
+    char made[PATH_MAX + 256], err[PATH_MAX + 256];
+    bool token_made;
 
-    if (t.data)
-        snprintf(t.data_buf, sizeof(t.data_buf), "%s", t.data);
-    else if (geteuid() == 0)
-        snprintf(t.data_buf, sizeof(t.data_buf), "/var/lib/netreel");
-    else if (xdg && xdg[0] == '/')
-        snprintf(t.data_buf, sizeof(t.data_buf), "%s/netreel", xdg);
-    else if (home && *home)
-        snprintf(t.data_buf, sizeof(t.data_buf), "%s/.local/share/netreel", home);
-    else
-        return cli_error(CLI_EXIT_USAGE, "tap --local: no $HOME for the recording: give --data");
-    t.data = t.data_buf;
-    rc = mkdir_p(t.data_buf);
-    if (rc != 0)
-        return cli_error(CLI_EXIT_FAIL, "tap --local: cannot make %s: %s", t.data, strerror(-rc));
+    if (cli_certs_ensure(t.data, &t.certs, made, sizeof(made), err, sizeof(err)) != 0)
+        return cli_error(CLI_EXIT_FAIL, "tap --local: %s", err);
+    if (made[0])
+        fprintf(stderr, "netreel: %s\n", made);
+    if (cli_token_ensure(t.data, t.token_file, sizeof(t.token_file), &token_made, err,
+                         sizeof(err)) != 0)
+        return cli_error(CLI_EXIT_FAIL, "tap --local: %s", err);
+    if (token_made)
+        fprintf(stderr, "netreel: made the hub's token in %s\n", t.token_file);
     return 0;
 }
 
 static int parse_flags(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"local", no_argument, NULL, 'L'},
-        {"interface", required_argument, NULL, 'i'},
-        {"data", required_argument, NULL, 'd'},
-        {"set", required_argument, NULL, 's'},
-        {"store-port", required_argument, NULL, 'S'},
-        {"hub-port", required_argument, NULL, 'H'},
-        {"metrics-ports", required_argument, NULL, 'M'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *iface_flag = NULL;
-    int c, rc;
+    int rc = cli_tap_local_args_parse(argc, argv, &t.a);
 
-    t.store_port = 8897;
-    t.hub_port = 8898;
-    t.metrics_base = 9101;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":i:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'L': break;
-        case 'i': iface_flag = optarg; break;
-        case 'd': t.data = optarg; break;
-        case 's':
-            if (t.n_sets[CAPTURE] > MAX_ARGS - 24 || t.n_sets[STORE] > MAX_ARGS - 24 ||
-                t.n_sets[HUB] > MAX_ARGS - 24)
-                return cli_error(CLI_EXIT_USAGE, "tap --local: too many --set");
-            if ((rc = apply_set(optarg)) != 0)
-                return rc;
-            break;
-        case 'S':
-            if ((rc = port_flag("--store-port", optarg, &t.store_port)) != 0)
-                return rc;
-            break;
-        case 'H':
-            if ((rc = port_flag("--hub-port", optarg, &t.hub_port)) != 0)
-                return rc;
-            break;
-        case 'M':
-            if (strcmp(optarg, "off") == 0)
-                t.metrics_base = 0;
-            else if ((rc = port_flag("--metrics-ports", optarg, &t.metrics_base)) != 0)
-                return rc;
-            else if (t.metrics_base > 65533)
-                return cli_error(CLI_EXIT_USAGE, "tap --local: --metrics-ports: at most 65533");
-            break;
-        case 'h': fputs(usage_text, stdout); exit(CLI_EXIT_OK);
-        default: return cli_bad_option("tap --local", c, argv);
-        }
+    if (rc == CLI_ARGS_HELP) {
+        fputs(usage_text, stdout);
+        exit(CLI_EXIT_OK);
     }
-    if (optind != argc)
-        return cli_error(CLI_EXIT_USAGE,
-                         "tap --local: unexpected argument \"%s\" (POD_REGEX "
-                         "needs a cluster: netreel tap)",
-                         argv[optind]);
-    if (t.store_port == t.hub_port)
-        return cli_error(CLI_EXIT_USAGE, "tap --local: --store-port and --hub-port are both %u",
-                         t.store_port);
-    if (iface_flag)
-        t.iface = iface_flag;
+    if (rc != 0)
+        return rc;
+    t.store_port = t.a.store_port;
+    t.hub_port = t.a.hub_port;
+    t.metrics_base = t.a.metrics_base;
+    t.iface = t.a.iface;
     if (!t.iface && (rc = default_interface()) != 0)
         return rc;
-    return default_data();
+    return data_dir();
 }
 
 /* ---- the children ---- */
@@ -419,16 +255,43 @@ static void build_argv(void)
     arg(st, t.data);
     arg(st, "--metrics-listen");
     arg(st, t.metrics[STORE]);
+    /* mTLS: the store serves only peers with a certificate of our CA */
+    arg(st, "--tls-cert");
+    arg(st, t.certs.cert[CLI_CERT_STORE]);
+    arg(st, "--tls-key");
+    arg(st, t.certs.key[CLI_CERT_STORE]);
+    arg(st, "--tls-ca");
+    arg(st, t.certs.ca);
     arg(hub, "--listen");
     arg(hub, t.hub_addr);
     arg(hub, "--stores");
     arg(hub, t.store_addr);
     arg(hub, "--metrics-listen");
     arg(hub, t.metrics[HUB]);
+    arg(hub, "--tls-cert");
+    arg(hub, t.certs.cert[CLI_CERT_HUB]);
+    arg(hub, "--tls-key");
+    arg(hub, t.certs.key[CLI_CERT_HUB]);
+    arg(hub, "--tls-ca");
+    arg(hub, t.certs.ca);
+    arg(hub, "--store-tls-ca");
+    arg(hub, t.certs.ca);
+    arg(hub, "--store-tls-cert");
+    arg(hub, t.certs.cert[CLI_CERT_HUB]);
+    arg(hub, "--store-tls-key");
+    arg(hub, t.certs.key[CLI_CERT_HUB]);
+    arg(hub, "--token-file");
+    arg(hub, t.token_file);
     arg(cap, "-i");
     arg(cap, t.iface);
     arg(cap, "--store");
     arg(cap, t.store_addr);
+    arg(cap, "--tls-ca");
+    arg(cap, t.certs.ca);
+    arg(cap, "--tls-cert");
+    arg(cap, t.certs.cert[CLI_CERT_CAPTURE]);
+    arg(cap, "--tls-key");
+    arg(cap, t.certs.key[CLI_CERT_CAPTURE]);
     /* Local mode: never record what goes to the store and the hub (DESIGN §6). */
     arg(cap, "--exclude-port");
     arg(cap, t.store_port_s);
@@ -437,8 +300,8 @@ static void build_argv(void)
     arg(cap, "--metrics-listen");
     arg(cap, t.metrics[CAPTURE]);
     for (int i = 0; i < NCHILD; i++) {
-        for (int j = 0; j < t.n_sets[i]; j++)
-            arg(&t.c[i], t.sets[i][j]);
+        for (int j = 0; j < t.a.n_sets[i]; j++)
+            arg(&t.c[i], t.a.sets[i][j]);
         t.c[i].argv[t.c[i].argc] = NULL;
     }
 }
@@ -698,6 +561,9 @@ static void probe(struct child *c, const char *target)
         char err[256];
         rpc_channel_config_init(&cfg);
         cfg.target = target;
+        cfg.tls_ca = t.certs.ca;
+        cfg.tls_cert = t.certs.cert[CLI_CERT_CLIENT];
+        cfg.tls_key = t.certs.key[CLI_CERT_CLIENT];
         cfg.backoff_initial_ms = 100;
         cfg.backoff_max_ms = 200;
         c->probe = rpc_channel_new(t.loop, &cfg, err, sizeof(err));
@@ -732,11 +598,23 @@ static void advance(void)
                 t.c[i].probe = NULL;
             }
         uv_timer_stop(&t.tick);
+        {
+            char err[PATH_MAX + 64];
+            if (cli_hub_addr_write(t.data, t.hub_addr, err, sizeof(err)) != 0) {
+                cli_error(CLI_EXIT_FAIL, "tap --local: %s", err);
+                stop_all(true);
+                return;
+            }
+            t.addr_written = true;
+        }
+        /* pcapdump finds the hub and its credentials through the data folder: --data only
+         * when it is not the one it looks in by default. */
         fprintf(stderr,
-                "netreel: recording %s into %s (store %s, hub %s); Ctrl-C stops.\n"
+                "netreel: recording %s into %s (store %s, hub %s, mTLS and token); Ctrl-C "
+                "stops.\n"
                 "netreel: take a snapshot from another terminal: netreel pcapdump --time=5m%s%s\n",
-                t.iface, t.data, t.store_addr, t.hub_addr, t.hub_port != 8898 ? " --hub " : "",
-                t.hub_port != 8898 ? t.hub_addr : "");
+                t.iface, t.data, t.store_addr, t.hub_addr, t.data_default ? "" : " --data ",
+                t.data_default ? "" : t.data);
     }
 }
 
@@ -775,6 +653,8 @@ int cli_tap_local(int argc, char **argv)
         if ((rc = find_binary(&t.c[i])) != 0)
             return rc;
     }
+    if ((rc = credentials()) != 0)
+        return rc;
     build_argv();
     t.loop = uv_default_loop();
     uv_signal_init(t.loop, &t.sigint);
@@ -796,6 +676,8 @@ int cli_tap_local(int argc, char **argv)
         uv_timer_start(&t.tick, on_tick, PROBE_MS, PROBE_MS);
     uv_run(t.loop, UV_RUN_DEFAULT);
     uv_loop_close(t.loop);
+    if (t.addr_written)
+        cli_hub_addr_remove(t.data);
     if (t.failed)
         return CLI_EXIT_FAIL;
     fprintf(stderr, "netreel: stopped; the recording stays in %s\n", t.data);

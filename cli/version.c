@@ -1,18 +1,20 @@
 /* netreel version. */
 #include <stdio.h>
-#include <string.h>
 
+#include "args.h"
 #include "cli.h"
 #include "util/version.h"
 
 int cli_version(int argc, char **argv)
 {
-    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+    int rc = cli_version_args_parse(argc, argv);
+
+    if (rc == CLI_ARGS_HELP) {
         puts("usage: netreel version\nPrints netreel's version (the same for every program).");
         return CLI_EXIT_OK;
     }
-    if (argc > 1)
-        return cli_error(CLI_EXIT_USAGE, "version: unexpected argument \"%s\"", argv[1]);
+    if (rc != 0)
+        return rc;
     printf("netreel %s\n", NR_VERSION);
     return CLI_EXIT_OK;
 }
