@@ -411,6 +411,15 @@ static int parse_user(struct kc *k, struct kube_config *c, yaml_node_t *u, const
     return 0;
 }
 
+/* Names quoted in messages come from the file: a control byte in one (a newline, say) must not
+ * break the message's one line, nor forge a line in a log. */
+static void one_line(char *s, size_t len)
+{
+    for (size_t i = 0; s && i < len && s[i]; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            s[i] = '?';
+}
+
 int kube_config_parse(struct kube_config *c, const char *text, size_t len, const char *base_dir,
                       const char *context, unsigned flags, char *err, size_t errlen)
 {
@@ -487,9 +496,12 @@ int kube_config_parse(struct kube_config *c, const char *text, size_t len, const
         c->source = NULL;
         rc = -ENOMEM;
     }
+    one_line(c->source, SIZE_MAX);
 out:
     if (rc == -ENOMEM)
         nr_errf(0, err, errlen, "out of memory");
+    if (rc != 0)
+        one_line(err, errlen);
     if (have_doc)
         yaml_document_delete(&k.doc);
     yaml_parser_delete(&parser);

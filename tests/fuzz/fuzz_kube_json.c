@@ -13,6 +13,7 @@
 #include "kube/pod.h"
 #include "kube/target.h"
 #include "util/buf.h"
+#include "util/error.h"
 #include "util/log.h"
 #include "fuzz.h"
 
@@ -70,6 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t len = size - 1;
     struct kube_target t;
     char err[256], rv[KUBE_RV_MAX + 1];
+    int rc;
 
     if (!ready) {
         nr_log_set_level(NR_LOG_ERROR);
@@ -116,15 +118,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     }
     default: {
+        /* Bit 2: insecure-skip-tls-verify refused; bit 3: the context named "dev", not
+         * current-context; bit 4: a relative name's base is the current directory. */
+        unsigned flags = data[0] & 4 ? 0 : KUBE_CONFIG_ALLOW_INSECURE;
+        const char *context = data[0] & 8 ? "dev" : NULL;
+        const char *base = data[0] & 16 ? NULL : "/base";
         struct kube_config c;
+        char token[64];
 
         kube_config_init(&c);
-        if (kube_config_parse(&c, text, len, "/base", NULL, KUBE_CONFIG_ALLOW_INSECURE, err,
-                              sizeof(err)) == 0) {
+        err[0] = '\0';
+        rc = kube_config_parse(&c, text, len, base, context, flags, err, sizeof(err));
+        if (rc == 0) {
             CHECK(c.server != NULL && strncmp(c.server, "http", 4) == 0);
+            CHECK(c.server[strlen(c.server) - 1] != '/');
             CHECK(c.source != NULL);
+            CHECK(!c.insecure || flags == KUBE_CONFIG_ALLOW_INSECURE);
+            CHECK(c.ca_data.data == NULL || c.ca_data.len > 0);
+            CHECK(c.cert_data.data == NULL || c.cert_data.len > 0);
+            CHECK(c.key_data.data == NULL || c.key_data.len > 0);
+            if (base && c.ca_file)
+                CHECK(c.ca_file[0] == '/');
+            /* A token written in the file (a token file would be read from disk). */
+            if (c.token && !c.token_file) {
+                rc = kube_config_token(&c, token, sizeof(token), err, sizeof(err));
+                if (rc == 0)
+                    CHECK(strlen(token) > 0 && strlen(token) < sizeof(token) &&
+                          strpbrk(token, " \t\r\n") == NULL);
+                else
+                    CHECK(rc == NR_EPARSE || rc == NR_EOVERSIZE);
+            }
         } else {
-            CHECK(c.server == NULL);
+            CHECK(c.server == NULL && c.token == NULL && c.ca_data.data == NULL);
+            CHECK(err[0] != '\0' && strchr(err, '\n') == NULL);
         }
         kube_config_free(&c);
         break;

@@ -143,6 +143,9 @@ static void refused(void **state)
     parse_bad(HEAD "clusters:\n- name: c1\n  cluster: {server: 'http://h'}\n"
                    "users:\n- name: u1\n  user: {token: t}\n",
               0, -EINVAL, "bearer token over plain http");
+    /* A name from the file with a line break in it stays on the message's one line. */
+    parse_bad("current-context: dev\ncontexts:\n- name: dev\n  context: {cluster: \"c\\r\\n1\"}\n",
+              0, -EINVAL, "no cluster named \"c??1\"");
     parse_bad("a: [b\n", 0, NR_EPARSE, "not YAML");
     parse_bad("- 1\n", 0, NR_EPARSE, "no top-level mapping");
 }
