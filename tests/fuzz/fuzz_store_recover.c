@@ -2,8 +2,10 @@
  * whatever a crash, a full disk or a hostile hand left in a segment and its index, recovery
  * either refuses it or keeps a segment cut to what its index vouches for (its last record checked
  * to be whole pcapng blocks), whose runs lie inside it, in order, and that a second recovery leaves
- * exactly as it is. Input: 2 bytes (little-endian) giving the index's length, the index, then the
- * segment's bytes. */
+ * exactly as it is. Input: 2 bytes (little-endian) giving the index's length in their low 15 bits
+ * (the top bit: give every whole record after the header a correct checksum, so that mutated
+ * records reach the checks behind it), the index, then the segment's bytes. FUZZ_VERBOSE=1 prints
+ * each verdict (to check seeds). */
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,6 +15,7 @@
 #include <unistd.h>
 
 #include "pcapng/decode.h"
+#include "store/index.h"
 #include "store/recover.h"
 #include "store/segment.h"
 #include "util/log.h"
@@ -30,6 +33,17 @@ static void put(const char *name, const uint8_t *p, size_t len)
     CHECK(fd >= 0);
     CHECK(write(fd, p, len) == (ssize_t)len);
     close(fd);
+}
+
+static uint32_t fnv1a(const uint8_t *p, size_t len)
+{
+    uint32_t h = 2166136261u;
+
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 16777619u;
+    }
+    return h;
 }
 
 static size_t file_size(const char *name)
@@ -59,6 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct store s = {0};
     struct store_segment *seg = NULL;
     size_t ilen;
+    int rc;
 
     if (!dir[0]) {
         snprintf(dir, sizeof(dir), "/dev/shm/fuzz-store-XXXXXX");
@@ -67,13 +82,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (size < 2)
         return 0;
-    ilen = (size_t)data[0] | (size_t)data[1] << 8;
+    ilen = (size_t)data[0] | (size_t)(data[1] & 0x7f) << 8;
     if (ilen > size - 2)
         ilen = size - 2;
-    put("00000001-x.idx", data + 2, ilen);
+    if (data[1] & 0x80) {
+        uint8_t *idx = malloc(ilen ? ilen : 1);
+        char id[STORE_INDEX_MAX_ID + 1];
+        size_t hlen = 0;
+
+        CHECK(idx != NULL);
+        memcpy(idx, data + 2, ilen);
+        if (store_index_header_decode(idx, ilen, id, &hlen) == 1)
+            for (size_t o = hlen; o + STORE_INDEX_RECORD_LEN <= ilen; o += STORE_INDEX_RECORD_LEN)
+                pcapng_put32(idx + o + 92, fnv1a(idx + o, 92));
+        put("00000001-x.idx", idx, ilen);
+        free(idx);
+    } else {
+        put("00000001-x.idx", data + 2, ilen);
+    }
     put("00000001-x.pcapng", data + 2 + ilen, size - 2 - ilen);
     s.cfg.data_dir = dir;
-    if (store_recover_segment(&s, dir, "00000001-x", &seg) == 0) {
+    rc = store_recover_segment(&s, dir, "00000001-x", &seg);
+    if (getenv("FUZZ_VERBOSE"))
+        fprintf(stderr, "recovery: %d, %zu runs, %u interfaces, %zu pod sets\n", rc,
+                seg ? seg->n_runs : 0, seg ? seg->n_ifaces : 0, seg ? seg->n_pod_sets : 0);
+    if (rc == 0) {
         uint64_t end = 0;
 
         /* The file is cut to what the index vouches for; runs lie inside it, in order. */

@@ -1,7 +1,8 @@
 /* libFuzzer target for the request parser of lib/util/httpd.c: any bytes a client sends are
  * either a head whose slices lie inside it and hold what the grammar allows, a valid beginning,
  * or refused with the status the server answers; and bytes arriving in pieces never change
- * the verdict (every prefix of a head needs more, every longer buffer parses the same). */
+ * the verdict (every prefix of a head needs more, every longer buffer parses the same); repeated
+ * past the head's cap, they get a verdict, never "needs more". */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -84,5 +85,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     free(buf);
+
+    /* The bytes again and again, past the head's cap: a verdict always, never "needs more" (a
+     * client that never ends its head gets 431, whatever it sends). */
+    if (size > 0) {
+        size_t big = NR_HTTPD_MAX_HEAD + 1 + data[0];
+        char *rep = malloc(big);
+
+        if (!rep)
+            return 0;
+        for (size_t off = 0; off < big; off += size)
+            memcpy(rep + off, data, big - off < size ? big - off : size);
+        rc = nr_httpd_parse_request(rep, big, &req);
+        if (rc > 0)
+            check_head(rep, big, rc, &req);
+        else if (rc == NR_EOVERSIZE)
+            CHECK(req.status == 431);
+        else
+            CHECK(rc == NR_EPARSE && (req.status == 400 || req.status == 505));
+        free(rep);
+    }
     return 0;
 }
