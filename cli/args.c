@@ -234,8 +234,7 @@ int cli_clean_args_parse(int argc, char **argv, const char **release_ns)
         }
     }
     if (optind != argc)
-        return cli_error(CLI_EXIT_USAGE,
-                         "clean: unexpected argument \"%s\" (netreel clean --help)",
+        return cli_error(CLI_EXIT_USAGE, "clean: unexpected argument \"%s\" (netreel clean --help)",
                          argv[optind]);
     if (*release_ns && !(*release_ns)[0])
         return cli_error(CLI_EXIT_USAGE, "clean: --release-namespace is empty");
@@ -289,6 +288,127 @@ static int add_namespaces(const char *flag, const char *arg, const char **list, 
             p++;
     }
     return 0;
+}
+
+/* glibc's regcomp copies a repeated expression once per repetition, and repetitions stacked on
+ * one another multiply ("z+++++..." doubles per '+', "((a{1,200}){1,200}){1,200}" is 8 million
+ * copies; optional copies also cost their square in closures: "((a?){1,100}){1,100}" takes
+ * 2.4 GB): a short POD_REGEX can take gigabytes, here and in the capture of every node, which
+ * compiles the same regex (lib/kube). This estimates the copies, saturating above the cap;
+ * 1000 keeps the worst found under ~40 MB and any pod regex one writes far below it. */
+#define REGEX_MAX_COST  1000
+#define REGEX_MAX_DEPTH 32
+
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+    return a + b > REGEX_MAX_COST ? REGEX_MAX_COST + 1 : a + b;
+}
+
+static uint64_t sat_mul(uint64_t a, uint64_t b)
+{
+    return b && a > REGEX_MAX_COST / b ? REGEX_MAX_COST + 1 : a * b;
+}
+
+/* Skips a bracket expression from its '[' and returns what follows it. */
+static const char *skip_bracket(const char *p)
+{
+    p++;
+    if (*p == '^')
+        p++;
+    if (*p == ']')
+        p++;
+    while (*p && *p != ']') {
+        if (p[0] == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
+            char end = p[1];
+            p += 2;
+            while (*p && !(p[0] == end && p[1] == ']'))
+                p++;
+            if (*p)
+                p += 2;
+            continue;
+        }
+        p++;
+    }
+    return *p ? p + 1 : p;
+}
+
+/* Also refuses (cost above the cap) a repetition right after another ("a+*", "a??", "a{2}+"):
+ * POSIX leaves it undefined, and glibc takes exponential time on it ("x??????????+++++++++"
+ * runs for minutes under a cost of 512). */
+static uint64_t regex_cost(const char *re)
+{
+    uint64_t sum[REGEX_MAX_DEPTH + 1] = {0}, last[REGEX_MAX_DEPTH + 1] = {0};
+    int d = 0;
+    const char *p = re;
+    bool after_dup = false;
+
+    while (*p) {
+        bool dup = *p == '*' || *p == '+' || *p == '?' || *p == '{';
+        if (dup && after_dup)
+            return REGEX_MAX_COST + 1;
+        after_dup = dup;
+        switch (*p) {
+        case '(':
+            if (d == REGEX_MAX_DEPTH)
+                return REGEX_MAX_COST + 1;
+            d++;
+            sum[d] = last[d] = 0;
+            p++;
+            break;
+        case ')':
+            if (d > 0) {
+                uint64_t group = sat_add(sum[d], last[d]);
+                d--;
+                sum[d] = sat_add(sum[d], last[d]);
+                last[d] = group ? group : 1;
+            }
+            p++;
+            break;
+        case '|':
+            sum[d] = sat_add(sum[d], last[d]);
+            last[d] = 0;
+            p++;
+            break;
+        case '+':
+            last[d] = sat_mul(last[d], 2);
+            p++;
+            break;
+        case '*':
+        case '?': p++; break;
+        case '{': {
+            char *end;
+            unsigned long m = strtoul(p + 1, &end, 10), n = m;
+            const char *close = strchr(p, '}');
+            if (*end == ',')
+                n = end[1] == '}' ? m + 1 : strtoul(end + 1, NULL, 10);
+            last[d] = sat_mul(last[d], n > m ? n : m ? m : 1);
+            p = close ? close + 1 : p + strlen(p);
+            break;
+        }
+        case '[':
+            sum[d] = sat_add(sum[d], last[d]);
+            last[d] = 1;
+            p = skip_bracket(p);
+            break;
+        case '\\':
+            sum[d] = sat_add(sum[d], last[d]);
+            last[d] = 1;
+            p += p[1] ? 2 : 1;
+            break;
+        default:
+            sum[d] = sat_add(sum[d], last[d]);
+            last[d] = 1;
+            p++;
+            break;
+        }
+    }
+    while (d > 0) {
+        uint64_t group = sat_add(sum[d], last[d]);
+        d--;
+        sum[d] = sat_add(sum[d], sat_add(last[d], group));
+        last[d] = 0;
+    }
+    return sat_add(sum[0], last[0]);
 }
 
 bool cli_tap_is_local(int argc, char **argv)
@@ -353,6 +473,12 @@ int cli_tap_args_parse(int argc, char **argv, struct cli_tap_args *a)
                          "tap: one POD_REGEX at most, and \"%s\" is a second "
                          "(netreel tap --help)",
                          argv[optind]);
+    if (a->regex && regex_cost(a->regex) > REGEX_MAX_COST)
+        return cli_error(CLI_EXIT_USAGE,
+                         "tap: POD_REGEX \"%.100s%s\" repeats too much (a repetition right after "
+                         "another, \"a+*\", or nested ones, \"(a{1,200}){1,200}\", make every "
+                         "node's capture build a huge matcher): simplify it",
+                         a->regex, strlen(a->regex) > 100 ? "..." : "");
     if (a->regex) {
         regex_t re;
         char err[256];

@@ -26,15 +26,15 @@ enum {
     CLI_OPT_DATA,
 };
 
-#define CLI_HUB_LONGOPTS                                             \
-    {"hub", required_argument, NULL, CLI_OPT_HUB},                   \
-        {"tls-ca", required_argument, NULL, CLI_OPT_TLS_CA},         \
-        {"tls-cert", required_argument, NULL, CLI_OPT_TLS_CERT},     \
-        {"tls-key", required_argument, NULL, CLI_OPT_TLS_KEY},       \
-        {"token-file", required_argument, NULL, CLI_OPT_TOKEN_FILE}, \
+#define CLI_HUB_LONGOPTS                                                    \
+    {"hub", required_argument, NULL, CLI_OPT_HUB},                          \
+        {"tls-ca", required_argument, NULL, CLI_OPT_TLS_CA},                \
+        {"tls-cert", required_argument, NULL, CLI_OPT_TLS_CERT},            \
+        {"tls-key", required_argument, NULL, CLI_OPT_TLS_KEY},              \
+        {"token-file", required_argument, NULL, CLI_OPT_TOKEN_FILE},        \
         {"release-namespace", required_argument, NULL, CLI_OPT_RELEASE_NS}, \
-    {                                                                \
-        "data", required_argument, NULL, CLI_OPT_DATA                \
+    {                                                                       \
+        "data", required_argument, NULL, CLI_OPT_DATA                       \
     }
 
 /* Their --help lines. */

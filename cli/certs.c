@@ -377,8 +377,8 @@ static int make_set(const struct cli_certs *c, char *err, size_t errlen)
 {
     static const char *const ekus[CLI_CERT_N] = {"serverAuth", "serverAuth,clientAuth",
                                                  "clientAuth", "clientAuth"};
-    static const char *const cns[CLI_CERT_N] = {"netreel-store", "netreel-hub",
-                                                "netreel-capture", "netreel CLI"};
+    static const char *const cns[CLI_CERT_N] = {"netreel-store", "netreel-hub", "netreel-capture",
+                                                "netreel CLI"};
     EVP_PKEY *ca_key = EVP_EC_gen("P-256");
     X509 *ca = ca_key ? make_cert("netreel local CA", ca_key, NULL, NULL, NULL) : NULL;
     int rc = ca ? 0 : -EPROTO;
@@ -410,8 +410,8 @@ static int make_set(const struct cli_certs *c, char *err, size_t errlen)
     return rc;
 }
 
-int cli_certs_ensure(const char *data, struct cli_certs *c, char *made, size_t made_len,
-                     char *err, size_t errlen)
+int cli_certs_ensure(const char *data, struct cli_certs *c, char *made, size_t made_len, char *err,
+                     size_t errlen)
 {
     char why[PATH_MAX + 128];
     struct stat st;
@@ -426,8 +426,9 @@ int cli_certs_ensure(const char *data, struct cli_certs *c, char *made, size_t m
     if (!first && check_set(c, why, sizeof(why)) == 0)
         return 0;
     if (first || (access(c->ca, F_OK) != 0 && errno == ENOENT))
-        snprintf(made, made_len, "made a CA and certificates for store, hub, capture and the "
-                                 "CLI in %s (mTLS between all of them)",
+        snprintf(made, made_len,
+                 "made a CA and certificates for store, hub, capture and the "
+                 "CLI in %s (mTLS between all of them)",
                  c->dir);
     else
         snprintf(made, made_len, "%s: made a new CA and certificates in %s", why, c->dir);
@@ -448,8 +449,7 @@ static bool is_token(const char *s, size_t n)
     return true;
 }
 
-int cli_token_ensure(const char *data, char *path, size_t len, bool *made, char *err,
-                     size_t errlen)
+int cli_token_ensure(const char *data, char *path, size_t len, bool *made, char *err, size_t errlen)
 {
     unsigned char rnd[CLI_TOKEN_BYTES];
     char text[2 * CLI_TOKEN_BYTES + 2], buf[256];

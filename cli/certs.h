@@ -38,8 +38,8 @@ void cli_certs_paths(const char *data, struct cli_certs *c);
  * chain to the CA and stay valid for at least another day; otherwise makes a new set. `made`
  * is set to "" when the set was reused, else to one line saying why a new one was made.
  * Returns 0, or a negative errno with a one-line reason in err. */
-int cli_certs_ensure(const char *data, struct cli_certs *c, char *made, size_t made_len,
-                     char *err, size_t errlen);
+int cli_certs_ensure(const char *data, struct cli_certs *c, char *made, size_t made_len, char *err,
+                     size_t errlen);
 
 /* Makes sure DATA/hub.token holds a token (64 hex digits); makes one when it does not.
  * `path` gets the file's name, *made whether it was made now. 0, or a negative errno. */

@@ -401,7 +401,7 @@ static int find_in_cluster(const struct cli_hub_opts *o, struct cli_hub *h)
  * flags and $NETREEL_TOKEN did not give. 0, or an exit code with the message printed. */
 static int local_credentials(const struct cli_hub_opts *o, struct cli_hub *h, const char *data)
 {
-    struct cli_certs c;
+    struct cli_certs c = {0};
     char token[PATH_MAX];
 
     cli_certs_paths(data, &c);
@@ -432,8 +432,7 @@ static int local_credentials(const struct cli_hub_opts *o, struct cli_hub *h, co
 /* The hub of the local recorder whose data folder is `data` (given: --data or $NETREEL_DATA;
  * else tap --local's default). Returns 0 (found, h filled), LOCAL_NONE (nothing there: go on
  * to the cluster), or an exit code with the message printed. */
-static int find_local(const struct cli_hub_opts *o, struct cli_hub *h, const char *data,
-                      bool given)
+static int find_local(const struct cli_hub_opts *o, struct cli_hub *h, const char *data, bool given)
 {
     char addr[300];
     int rc = cli_hub_addr_read(data, addr, sizeof(addr));

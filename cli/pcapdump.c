@@ -64,8 +64,8 @@ static struct {
     uv_timer_t progress, connect;
     uv_signal_t sigint, sigterm;
     int fd, dirfd;
-    char dir[PATH_MAX];   /* the folder, as given (for messages) */
-    const char *name;     /* -o's file name in it, or NULL: the default name */
+    char dir[PATH_MAX]; /* the folder, as given (for messages) */
+    const char *name;   /* -o's file name in it, or NULL: the default name */
     char part[NAME_MAX + 1];
     uint64_t received;
     bool got_message, progress_shown, interrupted, timed_out;
@@ -162,8 +162,8 @@ static int check_output(void)
         if (s.a.dest)
             return cli_error(CLI_EXIT_FAIL, "pcapdump: --dest %s: %s", s.dir, strerror(e));
         if (s.name)
-            return cli_error(CLI_EXIT_FAIL, "pcapdump: -o %s: the folder %s: %s", s.a.output,
-                             s.dir, strerror(e));
+            return cli_error(CLI_EXIT_FAIL, "pcapdump: -o %s: the folder %s: %s", s.a.output, s.dir,
+                             strerror(e));
         return cli_error(CLI_EXIT_FAIL, "pcapdump: this folder: %s", strerror(e));
     }
     if (s.name && fstatat(s.dirfd, s.name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
@@ -508,7 +508,7 @@ static int finish(void)
         remove_part();
         return cli_error(CLI_EXIT_FAIL, "pcapdump: cannot write %s: %s",
                          to_stdout() ? "to stdout"
-                         : s.name      ? s.name
+                         : s.name    ? s.name
                                      : "the file",
                          strerror(s.write_errno));
     }
@@ -554,9 +554,9 @@ static int finish(void)
     } else {
         /* The whole window starts at the oldest packet the summary reports: taken only as a
          * number inside the window, and written by stamp() as digits. */
-        start = s.a.since > 0                                          ? s.a.since
+        start = s.a.since > 0                                     ? s.a.since
                 : sum->since_ns > 0 && sum->since_ns <= s.a.until ? sum->since_ns
-                                                                   : s.a.until;
+                                                                  : s.a.until;
         rc = place_default(name, sizeof(name), start, s.a.until);
     }
     shown_path(name, final, sizeof(final));

@@ -35,8 +35,12 @@
 #define PROBE_MS      200
 #define STOP_WAIT_MS  15000
 
-enum { CAPTURE = CLI_LOCAL_CAPTURE, STORE = CLI_LOCAL_STORE, HUB = CLI_LOCAL_HUB,
-       NCHILD = CLI_LOCAL_NCHILD };
+enum {
+    CAPTURE = CLI_LOCAL_CAPTURE,
+    STORE = CLI_LOCAL_STORE,
+    HUB = CLI_LOCAL_HUB,
+    NCHILD = CLI_LOCAL_NCHILD
+};
 
 static const char usage_text[] =
     "usage: netreel tap --local [-i IFACE] [--data DIR] [--set key=value]...\n"

@@ -233,9 +233,10 @@ import json, os, sys
 args = sys.argv[1:]
 values = None
 if "--values" in args:
-    values = open(args[args.index("--values") + 1]).read()
+    path = args[args.index("--values") + 1]
+    values = {"values": open(path).read(), "values_mode": oct(os.stat(path).st_mode & 0o777)}
 with open(os.environ["FAKE_KUBE_LOG"], "a") as f:
-    f.write(json.dumps(["helm"] + args + ([{"values": values}] if values is not None else [])) + "\n")
+    f.write(json.dumps(["helm"] + args + ([values] if values is not None else [])) + "\n")
 state = json.load(open(os.environ["FAKE_KUBE_STATE"]))
 if args[:1] == ["uninstall"] and not state.get("installed", True):
     sys.stderr.write("Error: uninstall: Release not loaded: netreel: release: not found\n")

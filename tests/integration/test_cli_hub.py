@@ -1,10 +1,12 @@
 """`netreel status` and how pcapdump and status find the hub (DESIGN §7, docs/cli.md): --hub,
-else $NETREEL_HUB, else a hub answering on the local address, else `kubectl port-forward` to
+else $NETREEL_HUB, else the hub of a local `tap --local` named by its data folder (hub.addr, with
+the client certificate and token there), else `kubectl port-forward` to
 service/netreel-hub in the release namespace with the token and client certificate read from
 the chart's Secrets (a fake kubectl answers, and forwards for real to a fake hub); a missing
 kubectl or kube context is one line and exit 4.
 """
 
+import os
 import time
 
 import pytest
@@ -75,18 +77,71 @@ def test_status_token_and_unreachable_hub(cli_bin, fake_hub, hub_pb):
     ch.one_error_line(r)
 
 
-def test_env_hub_and_local_hub(cli_bin, fake_hub, hub_pb, tmp_path):
+def local_data(d, certs, addr, token="local-token"):
+    """A data folder as `tap --local` leaves it while it runs: hub.addr, tls/ and hub.token
+    (here the test CA's files, which the fake hub's certificate chains to)."""
+    tls = d / "tls"
+    tls.mkdir(parents=True)
+    d.chmod(0o700)
+    tls.chmod(0o700)
+    for name, src in (("ca.crt", certs.ca), ("client.crt", certs.client_cert),
+                      ("client.key", certs.client_key)):
+        (tls / name).write_bytes(src.read_bytes())
+        (tls / name).chmod(0o600)
+    (d / "hub.token").write_text(token + "\n")
+    (d / "hub.addr").write_text(addr + "\n")
+    return d
+
+
+def test_env_hub_and_local_hub(cli_bin, fake_hub, hub_pb, certs, tmp_path):
     h = fake_hub()
     h.cluster = cluster(hub_pb)
     ch.run(cli_bin, "status", env=ch.base_env(NETREEL_HUB=h.addr), expect=0)
     assert len(h.metadata) == 1
-    # No --hub, no $NETREEL_HUB: the local address is tried (here moved off 127.0.0.1:8898 so
-    # that a hub running on this machine is left alone).
-    ch.run(cli_bin, "status", env=ch.base_env(NETREEL_LOCAL_HUB=h.addr), expect=0)
-    assert len(h.metadata) == 2
     # --hub wins over the environment.
     ch.run(cli_bin, "status", "--hub", h.addr,
            env=ch.base_env(NETREEL_HUB=f"127.0.0.1:{ch.closed_port()}"), expect=0)
+    # No --hub, no $NETREEL_HUB: the local recorder's data folder says where its hub is, with
+    # mTLS and the token from the same folder ($NETREEL_DATA or --data name it; by default it
+    # is tap --local's default folder, which $NETREEL_LOCAL_HUB=off keeps the tests from).
+    m = fake_hub("mtls")
+    m.cluster = cluster(hub_pb)
+    m.token = "local-token"
+    data = local_data(tmp_path / "data", certs, m.addr)
+    ch.run(cli_bin, "status", env=ch.base_env(NETREEL_DATA=data), expect=0)
+    assert m.metadata[-1]["authorization"] == "Bearer local-token"
+    ch.run(cli_bin, "status", "--data", data, env=ch.base_env(), expect=0)
+    assert len(m.metadata) == 2
+    # --hub with --data: that folder's credentials for the hub given.
+    ch.run(cli_bin, "status", "--hub", m.addr, "--data", data, env=ch.base_env(), expect=0)
+    # A flag or $NETREEL_TOKEN wins over the folder's token: the hub refuses the wrong one.
+    r = ch.run(cli_bin, "status", "--data", data, env=ch.base_env(NETREEL_TOKEN="wrong"),
+               expect=1)
+    assert "UNAUTHENTICATED" in ch.one_error_line(r)
+
+
+def test_local_hub_missing_or_gone(cli_bin, certs, tmp_path, fake_tools):
+    d = tmp_path / "empty"
+    d.mkdir()
+    r = ch.run(cli_bin, "status", "--data", d, env=ch.base_env(), expect=1)
+    line = ch.one_error_line(r)
+    assert "no local hub" in line and "hub.addr" in line, line
+    # Left by a tap --local that was killed: named, when the folder was given ...
+    gone = local_data(tmp_path / "gone", certs, f"127.0.0.1:{ch.closed_port()}")
+    r = ch.run(cli_bin, "pcapdump", "--data", gone, cwd=tmp_path, env=ch.base_env(), expect=1)
+    assert "does not answer" in ch.one_error_line(r)
+    # ... and skipped when it is only the default folder: on to the cluster.
+    tools = fake_tools(kubectl=False)
+    env = tools.env(HOME=tmp_path / "home", XDG_DATA_HOME=tmp_path / "xdg")
+    del env["NETREEL_LOCAL_HUB"]
+    if os.geteuid() != 0:
+        local_data(tmp_path / "xdg" / "netreel", certs, f"127.0.0.1:{ch.closed_port()}")
+        r = ch.run(cli_bin, "status", env=env, expect=4)
+        assert "kubectl is not on PATH" in ch.one_error_line(r)
+    d = tmp_path / "badaddr"
+    local_data(d, certs, "not an address")
+    r = ch.run(cli_bin, "status", "--data", d, env=ch.base_env(), expect=1)
+    assert "hub.addr" in ch.one_error_line(r)
 
 
 def test_cluster_port_forward_with_token_and_mtls(cli_bin, fake_hub, hub_pb, certs,

@@ -240,7 +240,8 @@ BAD = [
     (["--time", "5m", "--since", "2026-11-26T06:30:00Z"], "--time"),
     (["--since", "2026-11-26T07:00:00Z", "--until", "2026-11-26T06:00:00Z"], "--since"),
     (["--format", "json"], "--format"),
-    (["--dest", "/", "-o", "x"], "--dest"),
+    (["--dest", "/", "-o", "../x"], "--dest"),  # -o with --dest: a name inside DIR
+    (["--dest", "d", "-o", "-"], "--dest"),
     (["--snaplen", "-1"], "--snaplen"),
     (["--tls-cert", "/x.pem"], "--tls-key"),
     (["--hub", "nowhere"], "--hub"),

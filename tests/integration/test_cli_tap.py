@@ -133,17 +133,25 @@ def local_bins(build_dir):
 
 
 class Tap:
-    def __init__(self, cli, tmp_path, *args):
+    """netreel tap --local -i lo on ports of its own, its data in tmp_path/data: given with
+    --data, or (data_flag=False) through $NETREEL_DATA, as the default folder. `env` adds to
+    its environment."""
+
+    def __init__(self, cli, tmp_path, *args, env=None, data_flag=True, name="tap"):
         self.store_port, self.hub_port = ch.free_port(), ch.free_port()
         self.data = tmp_path / "data"
-        self.err_path = tmp_path / "tap.stderr"
-        self.argv = [str(cli), "tap", "--local", "-i", "lo", "--data", str(self.data),
+        self.err_path = tmp_path / f"{name}.stderr"
+        self.argv = [str(cli), "tap", "--local", "-i", "lo",
+                     *(["--data", str(self.data)] if data_flag else []),
                      "--store-port", str(self.store_port), "--hub-port", str(self.hub_port),
                      "--metrics-ports", "off", *map(str, args)]
+        self.env = ch.base_env(**(env or {}))
+        if not data_flag:
+            self.env["NETREEL_DATA"] = str(self.data)
         with open(self.err_path, "wb") as f:
             self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL, stderr=f,
-                                         env=ch.base_env())
+                                         env=self.env)
 
     def stderr(self):
         return self.err_path.read_text(errors="replace")
@@ -195,8 +203,8 @@ class Tap:
 def tap_local(cli_bin, local_bins, tmp_path):
     taps = []
 
-    def start(*args):
-        t = Tap(cli_bin, tmp_path, *args)
+    def start(*args, **kw):
+        t = Tap(cli_bin, tmp_path, *args, name=f"tap{len(taps)}", **kw)
         taps.append(t)
         return t
 
@@ -219,7 +227,9 @@ def test_tap_local_records_and_stops_on_ctrl_c(cli_bin, tap_local, tmp_path):
     t = tap_local("--set", "pcapdump.maxTime=2h", "--set", "tap.snaplen=128")
     t.wait_recording()
     err = t.stderr()
-    assert f"netreel pcapdump --time=5m --hub 127.0.0.1:{t.hub_port}" in err
+    # The hint: the data folder is not the default one, so pcapdump needs --data (and nothing
+    # else: DATA/hub.addr says where the hub is, DATA/tls and DATA/hub.token how to talk to it).
+    assert f"netreel pcapdump --time=5m --data {t.data}\n" in err
     kids = t.children()
     assert set(kids) == {"netreel-capture", "netreel-store", "netreel-hub"}, kids
     cap = kids["netreel-capture"][1]
@@ -235,15 +245,15 @@ def test_tap_local_records_and_stops_on_ctrl_c(cli_bin, tap_local, tmp_path):
     time.sleep(1.5)
     out = tmp_path / "out"
     out.mkdir()
-    hub = f"127.0.0.1:{t.hub_port}"
-    r = ch.run(cli_bin, "pcapdump", "--time=1m", "--hub", hub, "--dest", out,
+    hub = ["--data", t.data]
+    r = ch.run(cli_bin, "pcapdump", "--time=1m", *hub, "--dest", out,
                "--filter", f"udp port {port}", env=ch.base_env(), expect=0)
     assert " 100 packets" in r.stdout, r.where()
     (f,) = out.iterdir()
     n = subprocess.run(["tshark", "-r", str(f), "-Y", f"udp.port == {port}"], capture_output=True,
                        text=True, timeout=60)
     assert len(n.stdout.splitlines()) == 100, n.stderr
-    r = ch.run(cli_bin, "pcapdump", "--time=1m", "--hub", hub, "-o", out / "self.pcapng",
+    r = ch.run(cli_bin, "pcapdump", "--time=1m", *hub, "-o", out / "self.pcapng",
                "--filter", f"tcp port {t.hub_port} or tcp port {t.store_port}",
                env=ch.base_env(), expect=0)
     assert " 0 packets" in r.stdout, r.where()

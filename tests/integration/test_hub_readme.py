@@ -8,8 +8,11 @@ build/netreel status
 ```
 
 `make run` is `netreel tap --local` with the default ports and /var/lib/netreel; here the same
-runs on ports of its own and a temporary --data (test_cli_tap's Tap), and the snapshot is taken
-with the command tap prints, `--time=1m` as the README has it, in an empty folder: one
+runs on ports of its own and a temporary data folder given as the default one ($NETREEL_DATA,
+test_cli_tap's Tap), and the snapshot is taken with the command tap prints, which is the
+README's with no flag at all (the hub, its CA, the client certificate and the token are found
+through the data folder: tap --local runs everything with mTLS and a token), `--time=1m` as the
+README has it, in an empty folder: one
 ./netreel-<start>-<end>.pcapng appears, which tshark and capinfos read without a warning and
 which holds the traffic made meanwhile (UDP datagrams with sequence numbers and a TCP
 exchange on 127.0.0.1). `status` shows the one store, ok. Ctrl-C ends it all with exit 0.
@@ -36,14 +39,15 @@ N_UDP = 300
 
 
 def test_readme_sequence(tap_local, cli_bin, tmp_path):
-    t = tap_local()
+    t = tap_local(data_flag=False)
     t.wait_recording()
     m = re.search(r"take a snapshot from another terminal: (netreel pcapdump --time=5m.*)$",
                   t.stderr(), re.M)
     assert m, t.stderr()
     hint = m.group(1).split()
-    assert hint[:3] == ["netreel", "pcapdump", "--time=5m"] and \
-        hint[3:] == ["--hub", f"127.0.0.1:{t.hub_port}"], hint
+    assert hint == ["netreel", "pcapdump", "--time=5m"], hint
+    # The other terminal: the same user, the same default data folder, no flag.
+    env = ch.base_env(NETREEL_DATA=t.data)
 
     # Traffic: datagrams with sequence numbers, and a TCP exchange, on 127.0.0.1.
     rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -77,8 +81,7 @@ def test_readme_sequence(tap_local, cli_bin, tmp_path):
     # The user's command in another terminal, with the --time=1m of the README.
     work = tmp_path / "work"
     work.mkdir()
-    r = ch.run(cli_bin.resolve(), "pcapdump", "--time=1m", *hint[3:], cwd=work, env=ch.base_env(),
-               expect=0)
+    r = ch.run(cli_bin.resolve(), "pcapdump", "--time=1m", cwd=work, env=env, expect=0)
     files = sorted(work.glob("netreel-*.pcapng"))
     assert len(files) == 1 and list(work.iterdir()) == files, r.where()
     assert re.fullmatch(r"netreel-\d{8}T\d{6}Z-\d{8}T\d{6}Z\.pcapng", files[0].name)
@@ -96,7 +99,7 @@ def test_readme_sequence(tap_local, cli_bin, tmp_path):
     assert tail.returncode == 0 and len(tail.stdout.splitlines()) == 10, tail
 
     # build/netreel status: the one store, ok.
-    r = ch.run(cli_bin, "status", *hint[3:], env=ch.base_env(), expect=0)
+    r = ch.run(cli_bin, "status", env=env, expect=0)
     rows = r.stdout.splitlines()
     assert len(rows) == 2 and rows[0].startswith("NODE") and \
         rows[1].split()[1:3] == [f"127.0.0.1:{t.store_port}", "ok"], r.where()
