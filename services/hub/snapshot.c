@@ -32,7 +32,8 @@ struct hub_snap;
 struct hub_src {
     struct hub_snap *snap;
     struct hub_store_addr addr;
-    struct rpc_call *call; /* NULL once its call is over */
+    struct rpc_call *call;  /* NULL once its call is over */
+    struct rpc_channel *ch; /* held for the call (hub_stores_channel), NULL once given back */
     enum src_state state;
     char error[256];
     Netreel__V1__StoreChunk *header; /* its WindowHeader, kept for the file's head */
@@ -306,6 +307,10 @@ static void src_done(struct rpc_call *call, int code, const char *message, void 
     struct hub_snap *s = src->snap;
 
     src->call = NULL;
+    if (src->ch) {
+        hub_stores_release(s->h, src->ch);
+        src->ch = NULL;
+    }
     s->live_calls--;
     if (code == RPC_OK && src->state == S_STREAM) {
         set_blocked(src, false); /* what it holds is still merged; nothing more comes */
@@ -620,9 +625,12 @@ static void resolved(struct hub_resolved *r, void *arg)
         ch = hub_stores_channel(s->h, &src->addr, err, sizeof(err));
         src->call = ch ? rpc_channel_call(ch, &opts, &src_cbs, src) : NULL;
         if (!src->call) {
+            if (ch)
+                hub_stores_release(s->h, ch);
             src_fail(src, "%s", ch ? "out of memory" : err);
             continue;
         }
+        src->ch = ch;
         s->live_calls++;
         src->waiting_since = nr_now_ns();
         if (rpc_call_send(src->call, &req.base) != 0 || rpc_call_close_send(src->call) != 0)

@@ -17,6 +17,7 @@ struct status_one {
     struct status_req *req;
     struct hub_store_addr addr;
     struct rpc_call *call;
+    struct rpc_channel *ch; /* held for the call, NULL once given back */
     bool reachable;
     char error[256];
     Netreel__V1__StoreStats *stats;
@@ -97,6 +98,10 @@ static void one_done(struct rpc_call *call, int code, const char *message, void 
     struct status_req *r = o->req;
 
     o->call = NULL;
+    if (o->ch) {
+        hub_stores_release(r->h, o->ch);
+        o->ch = NULL;
+    }
     o->reachable = code == RPC_OK && o->stats;
     if (code != RPC_OK)
         snprintf(o->error, sizeof(o->error), "%s: %s", rpc_code_name(code), message);
@@ -142,9 +147,12 @@ static void resolved(struct hub_resolved *res, void *arg)
         ch = hub_stores_channel(r->h, &o->addr, err, sizeof(err));
         o->call = ch ? rpc_channel_call(ch, &opts, &one_cbs, o) : NULL;
         if (!o->call) {
+            if (ch)
+                hub_stores_release(r->h, ch);
             snprintf(o->error, sizeof(o->error), "%s", ch ? "out of memory" : err);
             continue;
         }
+        o->ch = ch;
         r->left++;
         rpc_call_send(o->call, &sreq.base);
         rpc_call_close_send(o->call);

@@ -15,7 +15,11 @@ struct hub_channel {
     struct hub_channel *next;
     char key[620]; /* addr + authority */
     struct rpc_channel *ch;
+    unsigned users; /* calls that hold it (hub_stores_channel .. hub_stores_release) */
 };
+
+/* Connections to one store beyond --max-snapshots, for Status calls; past that, calls share. */
+#define SPARE_CHANNELS 4u
 
 /* One entry of --stores: a host:port or dns:NAME:PORT. */
 struct entry {
@@ -267,10 +271,30 @@ struct rpc_channel *hub_stores_channel(struct hub *h, const struct hub_store_add
     struct hub_channel *c;
     char key[620];
 
+    struct hub_channel *least = NULL;
+    unsigned n = 0;
+
+    /* A call paused by the merge holds its connection's window (up to conn_window) until the
+     * merge takes its messages: on a connection it shares, every other call starves meanwhile —
+     * two snapshots waiting for a slow store would leave this one out of every other snapshot
+     * after --store-timeout. So each call gets a connection no other call is using; idle ones
+     * are kept for the next calls. */
     snprintf(key, sizeof(key), "%s|%s", a->addr, a->authority);
-    for (c = h->channels; c; c = c->next)
-        if (strcmp(c->key, key) == 0)
+    for (c = h->channels; c; c = c->next) {
+        if (strcmp(c->key, key) != 0)
+            continue;
+        if (c->users == 0) {
+            c->users++;
             return c->ch;
+        }
+        if (!least || c->users < least->users)
+            least = c;
+        n++;
+    }
+    if (least && n >= h->cfg.max_snapshots + SPARE_CHANNELS) {
+        least->users++; /* a flood of Status calls: bounded connections, shared */
+        return least->ch;
+    }
     c = calloc(1, sizeof(*c));
     if (!c) {
         snprintf(err, errlen, "out of memory");
@@ -296,9 +320,21 @@ struct rpc_channel *hub_stores_channel(struct hub *h, const struct hub_store_add
         return NULL;
     }
     snprintf(c->key, sizeof(c->key), "%s", key);
+    c->users = 1;
     c->next = h->channels;
     h->channels = c;
     return c->ch;
+}
+
+void hub_stores_release(struct hub *h, struct rpc_channel *ch)
+{
+    for (struct hub_channel *c = h->channels; c; c = c->next) {
+        if (c->ch == ch) {
+            if (c->users > 0)
+                c->users--;
+            return;
+        }
+    }
 }
 
 struct hub_node_name {

@@ -27,9 +27,13 @@ int hub_stores_resolve(struct hub *h, hub_resolve_cb cb, void *arg);
 
 void hub_resolved_free(struct hub_resolved *r);
 
-/* The channel for an address (made on first use). NULL with err on a TLS or address error. */
+/* A channel to an address that no other call holds (an idle one kept from before, else a new
+ * connection; past --max-snapshots + 4 of them, the least used is shared), for one call. The
+ * caller gives it back with hub_stores_release once that call is over. NULL with err on a TLS
+ * or address error. */
 struct rpc_channel *hub_stores_channel(struct hub *h, const struct hub_store_addr *a, char *err,
                                        size_t errlen);
+void hub_stores_release(struct hub *h, struct rpc_channel *ch);
 
 /* Remembers which node answered at an address, so a store that is down later can be named by
  * its node. hub_stores_node returns it, or NULL when the address never answered. */
