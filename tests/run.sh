@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs netreel's tests and ends with one line: "N passed, N failed".
-#   tests/run.sh [--asan] [--asan-build DIR] [--only unit,integration,fuzz] BUILD_DIR
+#   tests/run.sh [--asan] [--asan-build DIR] [--only unit,integration,fuzz,faults] BUILD_DIR
 # Unit tests are cmocka programs; integration tests are pytest under /usr/bin/python3 (Debian's
-# python3-grpcio); fuzz targets each run FUZZ_SECONDS (default 5) under ASan+UBSan.
+# python3-grpcio); fuzz targets each run FUZZ_SECONDS (default 5) under ASan+UBSan; faults (only
+# when asked for: make test-faults) are the long fault-injection tests (NETREEL_FAULTS=1).
 # --asan: BUILD_DIR is a sanitizer build. --asan-build DIR: also run the unit and integration
 # suites against the sanitizer build in DIR, counted in the same total.
 set -uo pipefail
@@ -33,6 +34,23 @@ fi
 
 want() { [[ ",$only," == *",$1,"* ]]; }
 
+# count_pytest LOG RC LABEL: adds pytest's summary line in LOG to the totals.
+count_pytest() {
+    local log=$1 rc=$2 label=$3 last p f e
+    # pytest's summary line; grpc-core may print after it.
+    last=$(grep -E '[0-9]+ (passed|failed|errors?)' "$log" | tail -n 1)
+    p=$(grep -oP '[0-9]+(?= passed)' <<<"$last")
+    f=$(grep -oP '[0-9]+(?= failed)' <<<"$last")
+    e=$(grep -oP '[0-9]+(?= error)' <<<"$last")
+    passed=$((passed + ${p:-0}))
+    failed=$((failed + ${f:-0} + ${e:-0}))
+    # No test collected (exit 5) or no count at all is a failure, not a pass.
+    if { [ "$rc" -ne 0 ] && [ -z "$f$e" ]; } || [ -z "$p$f$e" ]; then
+        failed=$((failed + 1))
+        failures+=("$label: pytest exited $rc")
+    fi
+}
+
 # run_suites BUILD_DIR LABEL: the unit and integration suites against one build.
 run_suites() {
     local b=$1 label=$2 is_asan=$3
@@ -60,18 +78,7 @@ run_suites() {
         NETREEL_BUILD="$b" NETREEL_ASAN=$is_asan timeout 1800 /usr/bin/python3 -m pytest -q \
             -p no:cacheprovider "$top/tests/integration" 2>&1 | tee "$log"
         rc=${PIPESTATUS[0]}
-        # pytest's summary line; grpc-core may print after it.
-        last=$(grep -E '[0-9]+ (passed|failed|errors?)' "$log" | tail -n 1)
-        p=$(grep -oP '[0-9]+(?= passed)' <<<"$last")
-        f=$(grep -oP '[0-9]+(?= failed)' <<<"$last")
-        e=$(grep -oP '[0-9]+(?= error)' <<<"$last")
-        passed=$((passed + ${p:-0}))
-        failed=$((failed + ${f:-0} + ${e:-0}))
-        # No test collected (exit 5) or no count at all is a failure, not a pass.
-        if { [ "$rc" -ne 0 ] && [ -z "$f$e" ]; } || [ -z "$p$f$e" ]; then
-            failed=$((failed + 1))
-            failures+=("$label integration: pytest exited $rc")
-        fi
+        count_pytest "$log" "$rc" "$label integration"
         rm -f "$log"
     fi
 }
@@ -81,6 +88,14 @@ if [ -n "$asan_build" ]; then
     export ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1:halt_on_error=1
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
     run_suites "$(cd "$asan_build" && pwd)" asan 1
+fi
+
+if want faults; then
+    log=$(mktemp)
+    NETREEL_BUILD="$build" NETREEL_FAULTS=1 timeout 900 /usr/bin/python3 -m pytest -q -rs \
+        -p no:cacheprovider -m faults "$top"/tests/integration/test_faults_*.py 2>&1 | tee "$log"
+    count_pytest "$log" "${PIPESTATUS[0]}" "faults"
+    rm -f "$log"
 fi
 
 if want fuzz; then
