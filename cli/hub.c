@@ -281,8 +281,8 @@ static int secret_tls(struct cli_hub *h, const char *kc, const char *ns)
             break;
         }
         snprintf(files[i], PATH_MAX, "%s/%s", h->tmpdir, keys[i]);
-        if (write_file(files[i], p, (size_t)n) != 0) {
-            rc = cli_error(CLI_EXIT_FAIL, "cannot write %s: %s", files[i], strerror(errno));
+        if ((rc = write_file(files[i], p, (size_t)n)) != 0) {
+            rc = cli_error(CLI_EXIT_FAIL, "cannot write %s: %s", files[i], strerror(-rc));
             break;
         }
         p = end ? end + 1 : p + strlen(p);
@@ -580,8 +580,13 @@ int cli_hub_failed(const struct cli_hub *h, const char *what, int code, const ch
 {
     switch (code) {
     case RPC_UNAVAILABLE:
-        return cli_error(CLI_EXIT_FAIL, "%s: cannot reach the hub at %s (%s): %s", what, h->target,
-                         h->how, message[0] ? message : "unavailable");
+        /* A TLS server closes a plaintext client at once: say what it most likely wants. */
+        return cli_error(CLI_EXIT_FAIL, "%s: cannot reach the hub at %s (%s): %s%s", what,
+                         h->target, h->how, message[0] ? message : "unavailable",
+                         !h->tls_ca && !h->tls_cert && strstr(message, "closed")
+                             ? " (a hub with TLS closes plaintext connections: give --tls-ca, "
+                               "--tls-cert and --tls-key, or --data DIR for a local tap --local)"
+                             : "");
     case RPC_UNAUTHENTICATED:
         return cli_error(CLI_EXIT_FAIL,
                          "%s: the hub at %s refused us (UNAUTHENTICATED%s%s): give its token "

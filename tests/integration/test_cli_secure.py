@@ -179,7 +179,8 @@ def test_local_hub_and_store_refuse_strangers(tap_local, cli_bin, certs):
     # The CLI: plaintext or without the token it is refused, with one line saying so; with the
     # data folder it needs nothing else.
     r = ch.run(cli_bin, "status", "--hub", hubaddr, env=ch.base_env(), expect=1)
-    assert "cannot reach the hub" in ch.one_error_line(r)
+    line = ch.one_error_line(r)
+    assert "cannot reach the hub" in line and "a hub with TLS closes plaintext" in line, line
     r = ch.run(cli_bin, "status", "--hub", hubaddr, "--tls-ca", tls / "ca.crt", "--tls-cert",
                tls / "client.crt", "--tls-key", tls / "client.key", env=ch.base_env(), expect=1)
     assert "UNAUTHENTICATED" in ch.one_error_line(r)
