@@ -295,8 +295,9 @@ static int add_namespaces(const char *flag, const char *arg, const char **list, 
  * copies; optional copies also cost their square in closures: "((a?){1,100}){1,100}" takes
  * 2.4 GB): a short POD_REGEX can take gigabytes, here and in the capture of every node, which
  * compiles the same regex (lib/kube). This estimates the copies, saturating above the cap;
- * 1000 keeps the worst found under ~40 MB and any pod regex one writes far below it. */
-#define REGEX_MAX_COST  1000
+ * 256 (a{1,255} passes) keeps the worst found near 4 MB, and any pod regex one writes far
+ * below it. */
+#define REGEX_MAX_COST  256
 #define REGEX_MAX_DEPTH 32
 
 static uint64_t sat_add(uint64_t a, uint64_t b)
