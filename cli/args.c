@@ -28,7 +28,7 @@ const char cli_hub_usage[] =
     "  --hub ADDR                the hub (default: $NETREEL_HUB, else the hub of a local\n"
     "                            `netreel tap --local` (see --data), else kubectl\n"
     "                            port-forward to service/netreel-hub in the release namespace)\n"
-    "  --data DIR                the local recorder's folder, whose hub.addr, tls/ and\n"
+    "  --data DIR                the local recorder's folder, whose hub.addr, .tls/ and\n"
     "                            hub.token say where its hub is and how to talk to it (default\n"
     "                            $NETREEL_DATA, else tap --local's default folder)\n"
     "  --release-namespace NS    where `netreel tap` installed (default $NETREEL_NAMESPACE,\n"
@@ -37,7 +37,7 @@ const char cli_hub_usage[] =
     "                            DIR/hub.token; in a cluster Secret netreel-hub-token)\n"
     "  --tls-ca FILE             verify the hub against this CA (turns TLS on) ...\n"
     "  --tls-cert FILE --tls-key FILE  ... and present this client certificate (mTLS; locally\n"
-    "                            DIR/tls; in a cluster read from Secret netreel-tls)\n";
+    "                            DIR/.tls; in a cluster read from Secret netreel-tls)\n";
 
 bool cli_hub_opt(struct cli_hub_opts *o, int c, const char *arg)
 {

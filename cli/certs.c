@@ -160,7 +160,7 @@ static ssize_t read_private(const char *path, char *buf, size_t cap)
     return rc < 0 ? rc : (ssize_t)n;
 }
 
-/* The folder DATA/tls: made 0700, or an existing one of ours closed to others. */
+/* The folder DATA/.tls: made 0700, or an existing one of ours closed to others. */
 static int private_dir(const char *dir, char *err, size_t errlen)
 {
     struct stat st;
@@ -189,7 +189,7 @@ static int private_dir(const char *dir, char *err, size_t errlen)
 
 void cli_certs_paths(const char *data, struct cli_certs *c)
 {
-    snprintf(c->dir, sizeof(c->dir), "%s/tls", data);
+    snprintf(c->dir, sizeof(c->dir), "%s/.tls", data);
     snprintf(c->ca, sizeof(c->ca), "%s/ca.crt", c->dir);
     for (int i = 0; i < CLI_CERT_N; i++) {
         snprintf(c->cert[i], sizeof(c->cert[i]), "%s/%s.crt", c->dir, role_names[i]);

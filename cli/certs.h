@@ -1,10 +1,12 @@
 /* The local recorder's credentials, in its data folder DATA (`tap --local --data DATA`):
- *   DATA/tls/ca.crt                       the private CA every program trusts (its key is never
+ *   DATA/.tls/ca.crt                       the private CA every program trusts (its key is never
  *                                         written: a new set is made whenever one is needed)
- *   DATA/tls/{store,hub,capture,client}.{crt,key}   one certificate each (EC P-256, one year,
+ *   DATA/.tls/{store,hub,capture,client}.{crt,key}   one certificate each (EC P-256, one year,
  *                                         127.0.0.1, ::1 and localhost), client = this CLI
  *   DATA/hub.token                        the hub's bearer token (32 random bytes, hex)
  *   DATA/hub.addr                         the hub's address while tap --local runs
+ * .tls has a dot because DATA is also the store's --data-dir, and the store takes every folder
+ * there whose name does not start with one for a stream of segments.
  * Files 0600 in 0700 folders, each written to a temporary name and renamed. tap --local makes
  * them (cli_certs_ensure, cli_token_ensure, cli_hub_addr_write); pcapdump and status read them
  * to reach the local hub without flags (hub.c). */
@@ -20,7 +22,7 @@ enum cli_cert_role { CLI_CERT_STORE, CLI_CERT_HUB, CLI_CERT_CAPTURE, CLI_CERT_CL
 #define CLI_TOKEN_BYTES 32
 
 struct cli_certs {
-    char dir[PATH_MAX]; /* DATA/tls */
+    char dir[PATH_MAX]; /* DATA/.tls */
     char ca[PATH_MAX];
     char cert[CLI_CERT_N][PATH_MAX];
     char key[CLI_CERT_N][PATH_MAX];
@@ -34,7 +36,7 @@ int cli_local_data_default(char *buf, size_t len);
 /* Fills the paths of DATA's certificates (nothing is read). */
 void cli_certs_paths(const char *data, struct cli_certs *c);
 
-/* Makes sure DATA/tls holds a CA and a certificate and key for every role that load, match,
+/* Makes sure DATA/.tls holds a CA and a certificate and key for every role that load, match,
  * chain to the CA and stay valid for at least another day; otherwise makes a new set. `made`
  * is set to "" when the set was reused, else to one line saying why a new one was made.
  * Returns 0, or a negative errno with a one-line reason in err. */

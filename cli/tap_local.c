@@ -64,7 +64,7 @@ static const char usage_text[] =
     "                         (default 9101; \"off\": none)\n"
     "  --help\n"
     "\n"
-    "The three talk mTLS with a CA and certificates made on first start in DIR/tls; the hub\n"
+    "The three talk mTLS with a CA and certificates made on first start in DIR/.tls; the hub\n"
     "wants the token in DIR/hub.token; pcapdump and status find both through DIR/hub.addr.\n"
     "The capture never records the store's and the hub's ports. Exit: 0 stopped by Ctrl-C or\n"
     "SIGTERM, 1 a program died or did not start (named on stderr), 2 bad usage, 4 a program is\n"

@@ -78,9 +78,9 @@ def test_status_token_and_unreachable_hub(cli_bin, fake_hub, hub_pb):
 
 
 def local_data(d, certs, addr, token="local-token"):
-    """A data folder as `tap --local` leaves it while it runs: hub.addr, tls/ and hub.token
+    """A data folder as `tap --local` leaves it while it runs: hub.addr, .tls/ and hub.token
     (here the test CA's files, which the fake hub's certificate chains to)."""
-    tls = d / "tls"
+    tls = d / ".tls"
     tls.mkdir(parents=True)
     d.chmod(0o700)
     tls.chmod(0o700)

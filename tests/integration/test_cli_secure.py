@@ -1,7 +1,7 @@
 """Secure defaults of the CLI and of `netreel tap --local` (issue 7, DESIGN §9).
 
 tap --local: capture -> store, hub -> store and CLI -> hub are mTLS with a CA and certificates made
-on first start in DATA/tls, and the hub wants the token of DATA/hub.token; the children's command
+on first start in DATA/.tls, and the hub wants the token of DATA/hub.token; the children's command
 lines say so, and a plaintext client, a TLS client without a certificate, one with a certificate
 of another CA, one that does not trust the server, and one without the token are each refused
 with a clear status. Everything tap --local and the store make is 0600 in 0700 folders. The
@@ -80,7 +80,7 @@ def test_tap_local_runs_mtls_and_token(tap_local, cli_bin):
     t = tap_local()
     t.wait_recording()
     err = t.stderr()
-    d, tls = t.data, t.data / "tls"
+    d, tls = t.data, t.data / ".tls"
     assert f"netreel: made a CA and certificates for store, hub, capture and the CLI in {tls}" \
         in err, err
     assert f"netreel: made the hub's token in {d}/hub.token" in err, err
@@ -148,7 +148,7 @@ def test_tap_local_runs_mtls_and_token(tap_local, cli_bin):
 def test_local_hub_and_store_refuse_strangers(tap_local, cli_bin, certs):
     t = tap_local()
     t.wait_recording()
-    tls = t.data / "tls"
+    tls = t.data / ".tls"
     hubaddr, storeaddr = f"127.0.0.1:{t.hub_port}", f"127.0.0.1:{t.store_port}"
     ca = (tls / "ca.crt").read_bytes()
     good = grpc.ssl_channel_credentials(ca, (tls / "client.key").read_bytes(),
@@ -204,9 +204,9 @@ def test_default_folder_found_as_another_user(tap_local, cli_bin):
     home = Path(tempfile.mkdtemp(prefix="netreel-home-"))
     try:
         data = home / ".local" / "share" / "netreel"
-        (data / "tls").mkdir(parents=True)
+        (data / ".tls").mkdir(parents=True)
         for name in ("ca.crt", "client.crt", "client.key"):
-            shutil.copy(t.data / "tls" / name, data / "tls" / name)
+            shutil.copy(t.data / ".tls" / name, data / ".tls" / name)
         for name in ("hub.token", "hub.addr"):
             shutil.copy(t.data / name, data / name)
         for root, dirs, files in os.walk(home):
@@ -268,7 +268,7 @@ def expired_ca(path):
 
 def test_credentials_reused_and_remade(local_bins, cli_bin, tmp_path):
     quick_tap(cli_bin, tmp_path, "first")
-    tls = tmp_path / "data" / "tls"
+    tls = tmp_path / "data" / ".tls"
     ca, token = (tls / "ca.crt").read_bytes(), (tmp_path / "data" / "hub.token").read_bytes()
     # Sound: reused, nothing said.
     err = quick_tap(cli_bin, tmp_path, "again")
@@ -322,7 +322,7 @@ def test_data_folder_made_private(local_bins, cli_bin, tmp_path):
         argv[6] = open_dir
         r = ch.run(*argv, env=ch.base_env(), expect=1)
         assert f"WARNING: {open_dir} is open to others (mode 0755)" in r.stderr, r.where()
-        assert mode(open_dir) == 0o755 and mode(open_dir / "tls") == 0o700
+        assert mode(open_dir) == 0o755 and mode(open_dir / ".tls") == 0o700
 
 
 # ---- pcapdump: never over a file without --force, never outside --dest ------------------------

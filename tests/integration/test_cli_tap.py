@@ -228,7 +228,7 @@ def test_tap_local_records_and_stops_on_ctrl_c(cli_bin, tap_local, tmp_path):
     t.wait_recording()
     err = t.stderr()
     # The hint: the data folder is not the default one, so pcapdump needs --data (and nothing
-    # else: DATA/hub.addr says where the hub is, DATA/tls and DATA/hub.token how to talk to it).
+    # else: DATA/hub.addr says where the hub is, DATA/.tls and DATA/hub.token how to talk to it).
     assert f"netreel pcapdump --time=5m --data {t.data}\n" in err
     kids = t.children()
     assert set(kids) == {"netreel-capture", "netreel-store", "netreel-hub"}, kids
