@@ -30,6 +30,11 @@ int cli_version(int argc, char **argv);
 /* Prints "netreel: " and the message as one line on stderr; returns `code`. */
 int cli_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Makes text from a peer (a hub, a store, a program) safe to print on a terminal, in place:
+ * line breaks and tabs become spaces, other control characters (C0, DEL, and C1 as UTF-8,
+ * which would start escape sequences) become '?'. cli_error and cli_warn do it to their line. */
+void cli_sanitize(char *s);
+
 /* "netreel: WARNING: ..." on stderr. */
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -1,6 +1,7 @@
 /* How every subcommand reports: one line on stderr starting "netreel: ", whatever a peer or a
- * program put in the message. Apart from main.c so that the fuzz target of the argument parsers
- * (which has its own main) links it; there the line is formatted but not printed. */
+ * program put in the message (no line break, no terminal control sequence). Apart from main.c so
+ * that the fuzz target of the argument parsers (which has its own main) links it; there the line is
+ * formatted but not printed. */
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,11 +10,21 @@
 
 #include "cli.h"
 
+void cli_sanitize(char *s)
+{
+    for (unsigned char *p = (unsigned char *)s; *p; p++) {
+        if (*p == '\n' || *p == '\r' || *p == '\t')
+            *p = ' ';
+        else if (*p < 0x20 || *p == 0x7f)
+            *p = '?';
+        else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) /* U+0080..U+009F, e.g. CSI */
+            p[0] = p[1] = '?';
+    }
+}
+
 static void emit(const char *prefix, char *line)
 {
-    for (char *p = line; *p; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
+    cli_sanitize(line);
 #ifndef NR_FUZZING
     fprintf(stderr, "netreel: %s%s\n", prefix, line);
 #else

@@ -481,6 +481,7 @@ static void closing_line(FILE *f, const char *path, const Netreel__V1__SnapshotS
     }
     if (used >= sizeof(nodes))
         snprintf(nodes + sizeof(nodes) - 5, 5, "...");
+    cli_sanitize(nodes); /* the hub names them */
     fprintf(f, "%s: %" PRIu64 " packets, %s (%" PRIu64 " bytes), ", path, sum->packets, size,
             s.received);
     if (missing)

@@ -120,6 +120,10 @@ static int print_table(const Netreel__V1__ClusterStatus *st)
         width[c] = strlen(head[c]);
     for (size_t i = 0; i < n; i++) {
         row(st->stores[i], cells[i], reasons[i], sizeof(reasons[i]));
+        /* Names and reasons come from the hub and the stores: nothing that steers a terminal. */
+        cli_sanitize(reasons[i]);
+        for (int c = 0; c < COLS; c++)
+            cli_sanitize(cells[i][c]);
         for (int c = 0; c < COLS; c++)
             if (strlen(cells[i][c]) > width[c])
                 width[c] = strlen(cells[i][c]);

@@ -1,7 +1,8 @@
 /* libFuzzer target for the CLI's option parsers (cli/args.c): every subcommand's command line.
  * The input's first byte picks the parser, the rest is its argv, NUL-separated (argv[0] the
  * subcommand's name). A parser either refuses with CLI_EXIT_USAGE, asks for --help, or accepts,
- * and then what it filled holds what the subcommand relies on. The parsers are pure: nothing
+ * and then what it filled holds what the subcommand relies on. The same bytes, as text from a
+ * peer, must come out of cli_sanitize unable to steer a terminal. The parsers are pure: nothing
  * is run, connected or written. As wireguard-tools' fuzzers do, the parsers' files are compiled
  * in here (there is no cli library to link), with NR_FUZZING keeping their error lines quiet. */
 #include <stdbool.h>
@@ -187,8 +188,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         }
     }
-    for (int i = 0; i < nargs; i++)
+    /* What a peer says goes through cli_sanitize before a terminal: nothing of it may steer
+     * one. The arguments stand in for such text. */
+    for (int i = 0; i < nargs; i++) {
+        size_t len = strlen(args[i]);
+        cli_sanitize(args[i]);
+        CHECK(strlen(args[i]) == len);
+        for (const unsigned char *q = (const unsigned char *)args[i]; *q; q++)
+            CHECK(*q >= 0x20 && *q != 0x7f && !(q[0] == 0xc2 && q[1] >= 0x80 && q[1] <= 0x9f));
         free(args[i]);
+    }
     nargs = 0;
     return 0;
 }

@@ -439,3 +439,25 @@ def test_cli_temp_files_are_private(cli_bin, fake_tools):
     ch.run(cli_bin, "tap", "web", env=tools.env(), expect=0)
     (call_,) = [c for c in tools.calls() if c[0] == "helm"]
     assert call_[-1]["values_mode"] == "0o600", call_
+
+
+def test_peer_text_cannot_steer_the_terminal(cli_bin, hub, hub_pb, tmp_path):
+    """Node names, store names and errors come from the hub and the stores: escape sequences
+    and line breaks in them never reach the terminal as such."""
+    evil = "node\x1b]0;owned\x07\x1b[2J\u009b31m\nsecond line"
+    hub.summary = ch.summary(hub_pb, packets=3, stores=[(evil, True, ""),
+                                                        ("b", False, "refused\x1b[5m\r")])
+    r = ch.run(cli_bin, "pcapdump", "--time=1m", "--hub", hub.addr, "--dest", tmp_path,
+               env=ch.base_env(), expect=0)
+    for text in (r.stdout, r.stderr):
+        assert "\x1b" not in text and "\x07" not in text and "\u009b" not in text, r.where()
+    assert len(r.stdout.splitlines()) == 1 and len(r.stderr.splitlines()) == 1, r.where()
+    assert "node?]0;owned??[2J??31m second line" in r.stdout, r.where()
+    hub.cluster = hub_pb.ClusterStatus(stores=[
+        hub_pb.StoreStatus(store="10.0.0.1:8897\x1b[1m", reachable=True,
+                           stats=hub_pb.StoreStats(node=evil)),
+        hub_pb.StoreStatus(store="10.0.0.2:8897", reachable=False, error="gone\x1b[8m\nx")])
+    r = ch.run(cli_bin, "status", "--hub", hub.addr, env=ch.base_env(), expect=3)
+    assert "\x1b" not in r.stdout + r.stderr and "\x07" not in r.stdout, r.where()
+    assert len(r.stdout.splitlines()) == 3, r.where()
+
