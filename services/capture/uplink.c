@@ -15,14 +15,18 @@
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
+/* A store that takes batches but acknowledges none for this long is hung (stopped, its disk
+ * stuck, its node gone without a reset): said once, and counted, while the spool holds on. */
+#define STALL_MS 10000
 
 struct capture_uplink {
     struct capture *cap;
     struct rpc_channel *ch;
     struct rpc_call *call;
-    uv_timer_t retry, deadline;
+    uv_timer_t retry, deadline, stall;
     uint64_t backoff_ms;
-    bool acked_on_call, failing, closing;
+    uint64_t progress_ms; /* the last ack, or when nothing sent was waiting for one */
+    bool acked_on_call, failing, stalled, closing;
     void (*close_cb)(void *arg);
     void *close_arg;
     int handles;
@@ -52,6 +56,13 @@ static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
     }
     up->cap->c.acked += capture_spool_ack(up->cap->spool, ack->seq);
     netreel__v1__ingest_ack__free_unpacked(ack, NULL);
+    up->progress_ms = uv_now(up->cap->loop);
+    if (up->stalled) {
+        up->stalled = false;
+        up->failing = false;
+        NR_INFO("store reachable again", "store=%s spool_batches=%zu", up->cap->cfg.store,
+                up->cap->spool->entries);
+    }
     if (!up->acked_on_call) {
         up->acked_on_call = true;
         up->backoff_ms = BACKOFF_MIN_MS;
@@ -70,6 +81,29 @@ static void on_writable(struct rpc_call *call, void *user)
 static void retry_cb(uv_timer_t *t)
 {
     start_call(t->data);
+}
+
+/* Every second: batches sent on a live call, none acknowledged for STALL_MS? */
+static void stall_cb(uv_timer_t *t)
+{
+    struct capture_uplink *up = t->data;
+    const struct capture_spool *sp = up->cap->spool;
+    uint64_t now = uv_now(up->cap->loop);
+    bool waiting = up->call && sp->head && sp->cursor != sp->head;
+
+    if (!waiting || up->closing) {
+        up->progress_ms = now;
+        return;
+    }
+    if (up->stalled || now - up->progress_ms < STALL_MS)
+        return;
+    up->stalled = true;
+    up->cap->c.store_errors++;
+    if (!up->failing)
+        NR_WARN("store not acknowledging; batches wait in the spool",
+                "store=%s seconds=%llu spool_batches=%zu", up->cap->cfg.store,
+                (unsigned long long)((now - up->progress_ms) / 1000), sp->entries);
+    up->failing = true;
 }
 
 static void finished(struct capture_uplink *up);
@@ -122,6 +156,8 @@ static void start_call(struct capture_uplink *up)
     if (up->call || up->closing)
         return;
     up->acked_on_call = false;
+    up->stalled = false;
+    up->progress_ms = uv_now(up->cap->loop);
     capture_spool_rewind(up->cap->spool);
     up->call = rpc_channel_call(up->ch, &opts, &cbs, up);
     if (!up->call) {
@@ -157,7 +193,10 @@ struct capture_uplink *capture_uplink_new(struct capture *cap, char *err, size_t
     }
     uv_timer_init(cap->loop, &up->retry);
     uv_timer_init(cap->loop, &up->deadline);
-    up->retry.data = up->deadline.data = up;
+    uv_timer_init(cap->loop, &up->stall);
+    up->retry.data = up->deadline.data = up->stall.data = up;
+    up->progress_ms = uv_now(cap->loop);
+    uv_timer_start(&up->stall, stall_cb, 1000, 1000);
     return up;
 }
 
@@ -191,15 +230,17 @@ static void channel_closed(void *arg)
 {
     struct capture_uplink *up = arg;
 
-    up->handles = 2;
+    up->handles = 3;
     uv_close((uv_handle_t *)&up->retry, handle_closed);
     uv_close((uv_handle_t *)&up->deadline, handle_closed);
+    uv_close((uv_handle_t *)&up->stall, handle_closed);
 }
 
 static void finished(struct capture_uplink *up)
 {
     uv_timer_stop(&up->retry);
     uv_timer_stop(&up->deadline);
+    uv_timer_stop(&up->stall);
     if (up->ch) {
         struct rpc_channel *ch = up->ch;
         up->ch = NULL;

@@ -15,7 +15,8 @@ struct capture_uplink *capture_uplink_new(struct capture *cap, char *err, size_t
 /* Something was added to the spool: send it if the call can take it. */
 void capture_uplink_kick(struct capture_uplink *up);
 
-/* True while a call is open and has been acknowledged since it opened or sent nothing yet. */
+/* True while a call is open and has been acknowledged since it opened or sent nothing yet, and
+ * its store has not left sent batches unacknowledged for 10 s (a hung store). */
 bool capture_uplink_connected(const struct capture_uplink *up);
 
 /* Shutting down: ends the call after the spool is sent and acknowledged, or after timeout_ms,

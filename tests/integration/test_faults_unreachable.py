@@ -4,7 +4,8 @@ One node records numbered UDP datagrams and a TCP transfer (~2.5 MB/s together) 
 independent tcpdump; the store is stopped with SIGSTOP for 30 s (its socket stays open and
 silent: no acknowledgement, no reset, as a hung process or a dead link looks) and then continued.
 Meanwhile the capture keeps capturing and holds everything in its spool (--spool-size 128MiB,
-more than the 30 s need); afterwards it delivers: the final snapshot through the hub holds every
+more than the 30 s need), and after 10 s without an acknowledgement says so (a warning,
+netreel_capture_store_connected 0, an error counted); afterwards it delivers: the final snapshot through the hub holds every
 datagram once and exactly tcpdump's packets, the TCP stream rebuilds byte for byte, nothing was
 dropped anywhere (spool, kernel), and the capture's memory stayed within the spool plus a margin.
 
@@ -94,6 +95,15 @@ def test_store_stopped_30s_spools_and_delivers(rig):
     assert mval(cap_ms, "netreel_capture_dropped_total", where="spool") == 0, table
     assert mval(cap_ms, "netreel_capture_dropped_total", where="kernel") == 0, table
     assert td["dropped"] == 0, td
+    # And it said so: not acknowledging after 10 s (store_connected 0, an error counted), then
+    # reachable again.
+    assert all(c == 1 for t, _, _, c, _ in samples if t < 9), table
+    assert all(c == 0 for t, _, _, c, _ in samples if t >= 12), table
+    assert rig.capture.lines("store not acknowledging; batches wait in the spool"), \
+        rig.capture.stderr()
+    assert rig.capture.lines("store reachable again"), rig.capture.stderr()
+    assert mval(cap_ms, "netreel_capture_store_errors_total") >= 1
+    assert mval(cap_ms, "netreel_capture_store_connected") == 1
 
     # Everything arrived, once.
     segments_clean(rig.data_dir)
