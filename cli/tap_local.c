@@ -139,10 +139,13 @@ static int default_interface(void)
     return 0;
 }
 
-/* DIR: made 0700 when missing. An existing one is left as it is (it may be anything the user
- * chose), with a warning when others can look into it. */
+/* DIR: made 0700 when missing. The default folder is ours: one an older netreel made 0750 is
+ * closed to others. One the user chose (--data, $NETREEL_DATA) may be anything and is left as
+ * it is, with a warning when others can look into it. */
 static int data_dir(void)
 {
+    const char *env = getenv("NETREEL_DATA");
+    bool chosen = t.a.data || (env && *env);
     char def[PATH_MAX];
     struct stat st;
     int rc;
@@ -165,10 +168,17 @@ static int data_dir(void)
         return cli_error(CLI_EXIT_FAIL, "tap --local: %s: %s", t.data, strerror(errno));
     if (!S_ISDIR(st.st_mode))
         return cli_error(CLI_EXIT_FAIL, "tap --local: --data %s is not a folder", t.data);
-    if (st.st_mode & 077)
+    if ((st.st_mode & 077) && !chosen && st.st_uid == geteuid()) {
+        if (chmod(t.data, 0700) != 0)
+            return cli_error(CLI_EXIT_FAIL, "tap --local: cannot close %s to others: %s", t.data,
+                             strerror(errno));
+        fprintf(stderr, "netreel: closed %s to others (it was mode %04o)\n", t.data,
+                (unsigned)(st.st_mode & 07777));
+    } else if (st.st_mode & 077) {
         cli_warn("%s is open to others (mode %04o): the recording is readable by them; "
                  "chmod 700 %s",
                  t.data, (unsigned)(st.st_mode & 07777), t.data);
+    }
     return 0;
 }
 

@@ -323,6 +323,32 @@ def test_data_folder_made_private(local_bins, cli_bin, tmp_path):
         r = ch.run(*argv, env=ch.base_env(), expect=1)
         assert f"WARNING: {open_dir} is open to others (mode 0755)" in r.stderr, r.where()
         assert mode(open_dir) == 0o755 and mode(open_dir / ".tls") == 0o700
+        # The default folder is tap's own: one an older netreel made 0750 is closed. (As
+        # nobody, whose default is ~/.local/share/netreel: the store fails on its port before
+        # anything needs root.)
+        if not shutil.which("setpriv"):
+            return
+        home = Path(tempfile.mkdtemp(prefix="netreel-home-"))
+        try:
+            data = home / ".local" / "share" / "netreel"
+            data.mkdir(parents=True)
+            data.chmod(0o750)
+            for p in (home, home / ".local", home / ".local" / "share", data):
+                os.chown(p, 65534, 65534)
+            home.chmod(0o755)
+            env = ch.base_env(HOME=home)
+            env.pop("XDG_DATA_HOME", None)
+            r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                str(cli_bin), "tap", "--local", "-i", "lo", "--store-port",
+                                str(s.getsockname()[1]), "--metrics-ports", "off"],
+                               env=env, capture_output=True, text=True, timeout=60)
+            assert r.returncode == 1, r.stderr
+            assert f"netreel: closed {data} to others (it was mode 0750)" in r.stderr, r.stderr
+            assert mode(data) == 0o700 and mode(data / ".tls") == 0o700
+            assert (data / ".tls" / "client.key").stat().st_uid == 65534
+            ch.check_sanitizer(r.stderr, "tap --local as nobody")
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 # ---- pcapdump: never over a file without --force, never outside --dest ------------------------
