@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "rpc/status.h"
+#include "util/log.h"
 
 #define SEND_CHUNK (16u << 10)
 
@@ -226,6 +227,19 @@ static void reset(struct rpc_call *call, int code, const char *message)
     }
 }
 
+void rpc_call__stall(struct rpc_call *call, uint64_t stalled_ms)
+{
+    char msg[160];
+
+    snprintf(msg, sizeof(msg),
+             "the client read nothing for %llu.%us (%zu bytes waiting): call reset (stall timeout)",
+             (unsigned long long)(stalled_ms / 1000), (unsigned)(stalled_ms % 1000 / 100),
+             call->queued);
+    NR_WARN("call stalled", "peer=%s path=%s queued=%zu reason=\"%s\"", call->peer,
+            rpc_call_path(call), call->queued, msg);
+    reset(call, RPC_DEADLINE_EXCEEDED, msg);
+}
+
 void rpc_call_cancel(struct rpc_call *call)
 {
     if (call->handler_done || call->local_ended)
@@ -353,6 +367,8 @@ static uint8_t *send_begin(struct rpc_call *call, size_t len, int *rv)
         *rv = -EMSGSIZE;
         return NULL;
     }
+    if (call->queued == 0 && call->conn)
+        call->send_progress_ms = uv_now(call->conn->loop); /* the stall clock starts now */
     p = send_reserve(call, RPC_FRAME_PREFIX + len);
     if (!p) {
         *rv = -ENOMEM;

@@ -21,6 +21,7 @@
 #define OUTBOUND_ITEMS_MAX 1024
 
 static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf);
+static void handle_closed(uv_handle_t *h);
 static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
 /* ---- nghttp2 callbacks shared by both sides ---- */
@@ -62,6 +63,7 @@ static int send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const ui
         seg->len -= n;
         length -= n;
         call->queued -= n;
+        call->send_progress_ms = uv_now(conn->loop);
         if (seg->len == 0) {
             rpc_wbuf_unref(seg->buf);
             seg->buf = NULL;
@@ -184,8 +186,15 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
 
     if (!call)
         return 0;
-    if (!rpc_call__count_header(call, conn->limits.max_header_list, namelen, valuelen))
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    if (!rpc_call__count_header(call, conn->limits.max_header_list, namelen, valuelen)) {
+        if (!conn->is_server)
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        /* Decoded (HPACK's state depends on it) but not kept: dispatch answers with a status. */
+        call->headers_overflow = true;
+        return 0;
+    }
+    if (call->headers_overflow)
+        return 0;
     return conn->ops->on_header(call, name, namelen, value, valuelen) == 0
                ? 0
                : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
@@ -219,9 +228,11 @@ struct rpc_conn *rpc_conn_new(uv_loop_t *loop, bool is_server, const struct rpc_
         return NULL;
     }
     uv_idle_init(loop, &conn->idle);
+    uv_timer_init(loop, &conn->timer);
     conn->tcp.data = conn;
     conn->idle.data = conn;
-    conn->handles_open = 2;
+    conn->timer.data = conn;
+    conn->handles_open = 3;
     return conn;
 }
 
@@ -303,6 +314,16 @@ static void close_deferred(struct rpc_conn *conn)
     }
 }
 
+/* Queues a GOAWAY (unless nghttp2 already has one) and stages it for the socket, for a
+ * connection about to close. */
+static void goaway_now(struct rpc_conn *conn, uint32_t code)
+{
+    nghttp2_session_terminate_session(conn->session, code);
+    conn->in_nghttp2 = true;
+    nghttp2_session_send(conn->session);
+    conn->in_nghttp2 = false;
+}
+
 /* Feeds plaintext HTTP/2 bytes to nghttp2. Returns 0 or closes the connection and returns < 0. */
 static int feed(struct rpc_conn *conn, const uint8_t *data, size_t len)
 {
@@ -316,7 +337,18 @@ static int feed(struct rpc_conn *conn, const uint8_t *data, size_t len)
         const char *why = rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC ? "not an HTTP/2 client preface"
                           : rv == NGHTTP2_ERR_FLOODED        ? "flooded with control frames"
                                                              : nghttp2_strerror((int)rv);
+        uint32_t code = NGHTTP2_PROTOCOL_ERROR;
+#ifdef HAVE_NGHTTP2_MAX_CONTINUATIONS
+        if (rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) {
+            why = "too many CONTINUATION frames";
+            code = NGHTTP2_ENHANCE_YOUR_CALM;
+        }
+#endif
         NR_INFO("closing connection", "peer=%s reason=\"%s\"", conn->peer, why);
+        /* Tell an HTTP/2 peer why with a GOAWAY; not one that does not speak it, nor one that
+         * reads nothing (a flood). */
+        if (rv != NGHTTP2_ERR_BAD_CLIENT_MAGIC && rv != NGHTTP2_ERR_FLOODED)
+            goaway_now(conn, code);
         rpc_conn_close(conn, NR_EPROTO_H2, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE, why);
         return -1;
     }
@@ -421,6 +453,7 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (conn->closing || nread == 0)
         return;
     if (nread < 0) {
+        conn->peer_gone = true;
         rpc_conn_close(conn, (int)nread, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE,
                        nread == UV_EOF ? "connection closed by peer" : uv_strerror((int)nread));
         return;
@@ -508,6 +541,108 @@ void rpc_conn_schedule(struct rpc_conn *conn)
         uv_idle_start(&conn->idle, idle_cb);
 }
 
+/* ---- timeouts (server): a peer that says or reads nothing gives its slot back ---- */
+
+/* Closes with the reason "<what> <ms as seconds>s". */
+static void close_timed_out(struct rpc_conn *conn, uint64_t *counter, const char *what,
+                            uint64_t ms)
+{
+    char why[160];
+
+    snprintf(why, sizeof(why), "%s %llu.%us", what, (unsigned long long)(ms / 1000),
+             (unsigned)(ms % 1000 / 100));
+    if (conn->stats)
+        (*counter)++;
+    NR_INFO("closing connection", "peer=%s reason=\"%s\"", conn->peer, why);
+    rpc_conn_close(conn, -ETIMEDOUT, RPC_UNAVAILABLE, why);
+}
+
+/* The socket took nothing for stall_timeout while output waited: the peer does not read. */
+static bool write_stalled(struct rpc_conn *conn, uint64_t now)
+{
+    size_t wq = uv_stream_get_write_queue_size((uv_stream_t *)&conn->tcp);
+
+    if (conn->inflight == 0 || !conn->limits.stall_timeout_ms)
+        return false;
+    if (wq != conn->write_queue_seen) {
+        conn->write_queue_seen = wq;
+        conn->write_progress_ms = now;
+    }
+    return now - conn->write_progress_ms >= conn->limits.stall_timeout_ms;
+}
+
+static void conn_tick(uv_timer_t *t)
+{
+    struct rpc_conn *conn = t->data;
+    const struct rpc_limits *l = &conn->limits;
+    struct rpc_conn_stats dummy, *st = conn->stats ? conn->stats : &dummy;
+    uint64_t now = uv_now(conn->loop);
+    struct rpc_call *c, *next;
+
+    if (conn->closing || conn->in_nghttp2)
+        return;
+    if (!conn->settings_received) {
+        if (l->handshake_timeout_ms && now - conn->started_ms >= l->handshake_timeout_ms)
+            close_timed_out(conn, &st->handshake_timeouts,
+                            conn->ready ? "no HTTP/2 preface within"
+                                        : "TLS handshake not finished within",
+                            l->handshake_timeout_ms);
+        return;
+    }
+    if (write_stalled(conn, now)) {
+        close_timed_out(conn, &st->stalled_conns, "the peer read nothing for",
+                        now - conn->write_progress_ms);
+        return;
+    }
+    for (c = conn->calls; c; c = next) {
+        next = c->next;
+        if (l->handshake_timeout_ms && !c->dispatched && !c->stream_closed &&
+            now - c->born_ms >= l->handshake_timeout_ms) {
+            /* A header block left open blocks the whole connection (RFC 9113 §6.10). */
+            close_timed_out(conn, &st->handshake_timeouts,
+                            "request headers not finished within",
+                            l->handshake_timeout_ms);
+            return;
+        }
+        if (l->stall_timeout_ms && c->queued > 0 && !c->local_ended && !c->stream_closed &&
+            now - c->send_progress_ms >= l->stall_timeout_ms) {
+            st->stalled_calls++;
+            rpc_call__stall(c, now - c->send_progress_ms);
+        }
+    }
+    if (!l->idle_timeout_ms || conn->n_calls > 0 || now - conn->idle_since_ms < l->idle_timeout_ms)
+        return;
+    if (!conn->drain_ms) {
+        /* GOAWAY with the largest stream id first: a request already on its way is still
+         * served, and a client learns not to start more before the final GOAWAY. */
+        conn->drain_ms = now;
+        nghttp2_submit_shutdown_notice(conn->session);
+    } else if (now - conn->drain_ms >= 1000) {
+        st->idle_closed++;
+        NR_DEBUG("closing idle connection", "peer=%s", conn->peer);
+        nghttp2_session_terminate_session(conn->session, NGHTTP2_NO_ERROR);
+    }
+    rpc_conn_flush(conn);
+}
+
+static void timer_start(struct rpc_conn *conn)
+{
+    const struct rpc_limits *l = &conn->limits;
+    uint64_t period = UINT64_MAX;
+
+    if (l->handshake_timeout_ms)
+        period = l->handshake_timeout_ms;
+    if (l->idle_timeout_ms && l->idle_timeout_ms < period)
+        period = l->idle_timeout_ms;
+    if (l->stall_timeout_ms && l->stall_timeout_ms < period)
+        period = l->stall_timeout_ms;
+    if (period == UINT64_MAX)
+        return;
+    /* A timeout fires within a quarter of itself (and a second) after it passed. */
+    period = period / 4 < 50 ? 50 : period / 4 > 1000 ? 1000 : period / 4;
+    uv_timer_start(&conn->timer, conn_tick, period, period);
+}
+
 int rpc_conn_start(struct rpc_conn *conn, SSL_CTX *ssl_ctx, const char *host)
 {
     struct sockaddr_storage ss;
@@ -527,6 +662,9 @@ int rpc_conn_start(struct rpc_conn *conn, SSL_CTX *ssl_ctx, const char *host)
         }
     }
     uv_tcp_nodelay(&conn->tcp, 1);
+    conn->started_ms = conn->idle_since_ms = uv_now(conn->loop);
+    if (conn->is_server)
+        timer_start(conn);
     rv = session_new(conn);
     if (rv != 0)
         return rv;
@@ -595,7 +733,8 @@ void rpc_conn_remove_call(struct rpc_conn *conn, struct rpc_call *call)
         call->next->prev = call->prev;
     call->next = call->prev = NULL;
     call->conn = NULL;
-    conn->n_calls--;
+    if (--conn->n_calls == 0)
+        conn->idle_since_ms = uv_now(conn->loop);
 }
 
 static void handle_closed(uv_handle_t *h)
@@ -614,12 +753,66 @@ static void handle_closed(uv_handle_t *h)
     free(conn);
 }
 
+/* ---- closing: a server lingers so that its last frames reach the peer ---- */
+
+/* Closing a socket with unread bytes in it makes the kernel send RST, and a peer that is still
+ * sending (a flood) then loses the GOAWAY that said why. So a server connection we close sends
+ * FIN after its last frames and reads and drops what comes for up to LINGER_MS, as HTTP servers
+ * do (nginx's lingering_close). */
+#define LINGER_MS 1000
+
+static void linger_end(struct rpc_conn *conn)
+{
+    if (!conn->lingering)
+        return;
+    conn->lingering = false;
+    uv_timer_stop(&conn->timer);
+    if (conn->ops->on_close)
+        conn->ops->on_close(conn, conn->close_err, conn->why);
+    uv_close((uv_handle_t *)&conn->timer, handle_closed);
+    uv_close((uv_handle_t *)&conn->tcp, handle_closed);
+}
+
+static void linger_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    if (nread < 0)
+        linger_end(stream->data); /* the peer is done too */
+}
+
+static void linger_timer_cb(uv_timer_t *t)
+{
+    linger_end(t->data);
+}
+
+static void shutdown_cb(uv_shutdown_t *req, int status)
+{
+    /* Nothing: the linger ends on the peer's EOF or on the timer. */
+}
+
+static bool linger_start(struct rpc_conn *conn, int err)
+{
+    if (!conn->is_server || conn->peer_gone || err == -ECANCELED || err == -EMFILE ||
+        !conn->session)
+        return false;
+    if (uv_shutdown(&conn->shutdown_req, (uv_stream_t *)&conn->tcp, shutdown_cb) != 0)
+        return false;
+    conn->lingering = true;
+    conn->close_err = err;
+    uv_read_start((uv_stream_t *)&conn->tcp, alloc_cb, linger_read_cb);
+    uv_timer_start(&conn->timer, linger_timer_cb, LINGER_MS, 0);
+    return true;
+}
+
 void rpc_conn_close(struct rpc_conn *conn, int err, int code, const char *why)
 {
     struct rpc_call *call;
+    bool linger;
 
-    if (conn->closing)
+    if (conn->closing) {
+        if (err == -ECANCELED)
+            linger_end(conn); /* the owner shuts down: no more waiting */
         return;
+    }
     if (why != conn->why)
         snprintf(conn->why, sizeof(conn->why), "%s", why ? why : "");
     if (conn->in_nghttp2) {
@@ -633,6 +826,7 @@ void rpc_conn_close(struct rpc_conn *conn, int err, int code, const char *why)
     rpc_out_submit(conn);
     uv_read_stop((uv_stream_t *)&conn->tcp);
     uv_idle_stop(&conn->idle);
+    uv_timer_stop(&conn->timer);
     while ((call = conn->calls) != NULL) {
         if (conn->session)
             nghttp2_session_set_stream_user_data(conn->session, call->stream_id, NULL);
@@ -644,10 +838,14 @@ void rpc_conn_close(struct rpc_conn *conn, int err, int code, const char *why)
             rpc_call__done(call, code, conn->why);
         rpc_call__maybe_free(call);
     }
-    if (conn->ops->on_close)
+    linger = linger_start(conn, err);
+    if (!linger && conn->ops->on_close)
         conn->ops->on_close(conn, err, conn->why);
     nghttp2_session_del(conn->session);
     conn->session = NULL;
     uv_close((uv_handle_t *)&conn->idle, handle_closed);
-    uv_close((uv_handle_t *)&conn->tcp, handle_closed);
+    if (!linger) {
+        uv_close((uv_handle_t *)&conn->timer, handle_closed);
+        uv_close((uv_handle_t *)&conn->tcp, handle_closed);
+    }
 }

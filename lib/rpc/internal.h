@@ -80,6 +80,7 @@ struct rpc_call {
     size_t sendq_head;
     size_t sendq_n;
     size_t queued;      /* bytes in sendq */
+    uint64_t send_progress_ms; /* uv_now() when the queue last moved or became non-empty */
     bool headers_sent;  /* server: response headers; client: request */
     bool local_closed;  /* server: finish called; client: close_send called */
     bool eof_sent;      /* the data provider reported EOF */
@@ -99,6 +100,9 @@ struct rpc_call {
     bool done_pending;  /* client: on_done waits for held messages to be read */
     bool stream_closed; /* the stream is gone (or never existed) */
     bool timer_closing;
+    bool dispatched;       /* server: the request's header block was complete */
+    bool headers_overflow; /* server: the header list passed its limit (answered, not stored) */
+    uint64_t born_ms;      /* server: uv_now() when its HEADERS began */
     size_t header_bytes;
     struct rpc_header *headers;
     size_t n_headers;
@@ -141,6 +145,9 @@ void rpc_call__fit_window(struct rpc_call *call);
 void rpc_call__stream_closed(struct rpc_call *call);
 /* Sends on_writable if it was wanted and the queue drained. */
 void rpc_call__notify_writable(struct rpc_call *call);
+/* Server: the call's output made no progress for stalled_ms: reset it (RST_STREAM CANCEL, on_done
+ * DEADLINE_EXCEEDED) and log it. */
+void rpc_call__stall(struct rpc_call *call, uint64_t stalled_ms);
 /* Starts the deadline timer for timeout_ns. */
 void rpc_call__start_deadline(struct rpc_call *call);
 void rpc_call__set_local_status(struct rpc_call *call, int code, const char *message);
@@ -182,9 +189,18 @@ struct rpc_conn_ops {
     void (*on_stream_close)(struct rpc_conn *conn, struct rpc_call *call, uint32_t error_code);
 };
 
+/* What the server's connections count for its metrics (rpc_server_get_stats). */
+struct rpc_conn_stats {
+    uint64_t handshake_timeouts;
+    uint64_t idle_closed;
+    uint64_t stalled_calls;
+    uint64_t stalled_conns;
+};
+
 struct rpc_conn {
     uv_tcp_t tcp;
     uv_idle_t idle;
+    uv_timer_t timer; /* server: handshake, idle and stall timeouts */
     uv_loop_t *loop;
     const struct rpc_conn_ops *ops;
     void *owner;           /* the server or the channel */
@@ -202,6 +218,10 @@ struct rpc_conn {
     bool goaway_received;
     bool settings_received; /* the peer's first SETTINGS arrived */
     bool read_paused;       /* reading stopped until our output drains (read_pace) */
+    bool peer_gone;         /* reading or writing failed: nothing more gets through */
+    bool lingering;         /* closed by us: FIN sent, the peer's bytes read and dropped */
+    int close_err;          /* rpc_conn_close's err, for on_close after the linger */
+    uv_shutdown_t shutdown_req;
     int handles_open;
     struct rpc_call *calls; /* calls with a stream on this connection */
     size_t n_calls;
@@ -217,6 +237,12 @@ struct rpc_conn {
     uint8_t *tlsbuf;
     char peer[64];
     char why[160]; /* why it closed */
+    struct rpc_conn_stats *stats; /* the server's, or NULL */
+    uint64_t started_ms;          /* uv_now() at rpc_conn_start */
+    uint64_t idle_since_ms;       /* when its last call ended (or it started) */
+    uint64_t drain_ms;            /* when the idle shutdown notice went out, or 0 */
+    uint64_t write_progress_ms;   /* when the socket last took bytes (or output began waiting) */
+    size_t write_queue_seen;      /* libuv's write queue size at the last check */
     bool close_deferred; /* rpc_conn_close was called inside nghttp2 */
     int deferred_err;
     int deferred_code;

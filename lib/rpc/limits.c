@@ -1,5 +1,5 @@
 /* Defaults for the per-connection bounds: windows large enough for bulk streams, caps on what a
- * peer can make us hold. */
+ * peer can make us hold, and how long it may hold it without making progress. */
 #include "rpc/limits.h"
 
 #include "rpc/frame.h"
@@ -16,4 +16,7 @@ void rpc_limits_init(struct rpc_limits *l)
     l->max_kept = 8u << 20;
     l->write_high = 4u << 20;
     l->call_send_high = 1u << 20;
+    l->handshake_timeout_ms = 10 * 1000;
+    l->idle_timeout_ms = 5 * 60 * 1000;
+    l->stall_timeout_ms = 60 * 1000;
 }

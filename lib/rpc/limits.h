@@ -1,4 +1,5 @@
-/* The sizes that bound what one HTTP/2 connection may cost us, shared by servers and clients. */
+/* The sizes and times that bound what one HTTP/2 connection may cost us, shared by servers and
+ * clients (the timeouts are enforced on the server side only). */
 #ifndef NR_RPC_LIMITS_H
 #define NR_RPC_LIMITS_H
 
@@ -22,6 +23,16 @@ struct rpc_limits {
                                         frames (default 4 MiB) */
     size_t call_send_high;           /* a call's send queue is "not writable" above this
                                         (default 1 MiB) */
+    /* Server only; 0 turns one off. A peer that says nothing must not keep a connection slot. */
+    uint64_t handshake_timeout_ms;   /* TLS handshake and the client's preface and SETTINGS, and
+                                        any request's header block, must be complete within this
+                                        (default 10 s); else the connection is closed */
+    uint64_t idle_timeout_ms;        /* a connection without calls this long is sent GOAWAY and
+                                        closed (default 5 min) */
+    uint64_t stall_timeout_ms;       /* a call whose queued output made no progress this long
+                                        (the peer's window stayed closed) is reset, and a
+                                        connection whose socket took nothing this long is closed
+                                        (default 60 s) */
 };
 
 void rpc_limits_init(struct rpc_limits *l);

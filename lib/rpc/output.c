@@ -166,10 +166,12 @@ static void write_cb(uv_write_t *req, int status)
     for (size_t i = 0; i < w->n; i++)
         rpc_wbuf_unref(w->segs[i].buf);
     conn->inflight -= w->bytes;
+    conn->write_progress_ms = uv_now(conn->loop);
     free(w);
     if (conn->closing)
         return;
     if (status < 0) {
+        conn->peer_gone = true;
         rpc_conn_close(conn, status, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE,
                        uv_strerror(status));
         return;
@@ -198,6 +200,8 @@ int rpc_out_submit(struct rpc_conn *conn)
         bufs[i] =
             uv_buf_init((char *)w->segs[i].buf->data + w->segs[i].off, (unsigned)w->segs[i].len);
     conn->out_n = 0;
+    if (conn->inflight == 0)
+        conn->write_progress_ms = uv_now(conn->loop); /* the wait for the peer starts now */
     conn->inflight += conn->staged;
     conn->staged = 0;
     rv = uv_write(&w->req, (uv_stream_t *)&conn->tcp, bufs, (unsigned)w->n, write_cb);

@@ -32,6 +32,8 @@ struct rpc_server {
     size_t n_conns;
     int port;
     struct rpc_health health;
+    struct rpc_conn_stats cstats;
+    uint64_t refused; /* connections over max_connections */
     bool closing;
     bool in_close; /* rpc_server_close is running: do not free yet */
     void (*close_cb)(void *arg);
@@ -103,6 +105,41 @@ int rpc_server_port(const struct rpc_server *s)
     return s->port;
 }
 
+void rpc_server_get_stats(const struct rpc_server *s, struct rpc_server_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    for (const struct rpc_conn *c = s->conns; c; c = c->next) {
+        st->connections++;
+        st->calls += c->n_calls;
+    }
+    st->refused_connections = s->refused;
+    st->handshake_timeouts = s->cstats.handshake_timeouts;
+    st->idle_closed = s->cstats.idle_closed;
+    st->stalled_calls = s->cstats.stalled_calls;
+    st->stalled_connections = s->cstats.stalled_conns;
+}
+
+int rpc_server_metrics_write(const struct rpc_server *s, struct nr_metrics *m)
+{
+    struct rpc_server_stats st;
+
+    rpc_server_get_stats(s, &st);
+    nr_metrics_family(m, "netreel_rpc_connections", NR_METRICS_GAUGE,
+                      "gRPC connections open now.");
+    nr_metrics_u64(m, NULL, st.connections);
+    nr_metrics_family(m, "netreel_rpc_calls", NR_METRICS_GAUGE, "gRPC calls open now.");
+    nr_metrics_u64(m, NULL, st.calls);
+    nr_metrics_family(m, "netreel_rpc_connections_closed_total", NR_METRICS_COUNTER,
+                      "gRPC connections the server closed on its own, by reason.");
+    nr_metrics_u64(m, NR_METRICS_LABELS({"reason", "too_many"}), st.refused_connections);
+    nr_metrics_u64(m, NR_METRICS_LABELS({"reason", "handshake_timeout"}), st.handshake_timeouts);
+    nr_metrics_u64(m, NR_METRICS_LABELS({"reason", "idle_timeout"}), st.idle_closed);
+    nr_metrics_u64(m, NR_METRICS_LABELS({"reason", "stall_timeout"}), st.stalled_connections);
+    nr_metrics_family(m, "netreel_rpc_calls_stalled_total", NR_METRICS_COUNTER,
+                      "gRPC calls reset because the client read nothing (--stall-timeout).");
+    return nr_metrics_u64(m, NULL, st.stalled_calls);
+}
+
 /* ---- per-request header handling ---- */
 
 static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
@@ -125,6 +162,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     if (!call)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     call->stream_id = frame->hd.stream_id;
+    call->born_ms = uv_now(s->loop);
     snprintf(call->peer, sizeof(call->peer), "%s", conn->peer);
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, call);
     rpc_conn_add_call(conn, call);
@@ -183,6 +221,13 @@ static void dispatch(struct rpc_conn *conn, struct rpc_call *call)
     const struct rpc_method *m;
     char msg[256];
 
+    call->dispatched = true;
+    if (call->headers_overflow) {
+        snprintf(msg, sizeof(msg), "request header list larger than %u bytes",
+                 conn->limits.max_header_list);
+        rpc_call_finish(call, RPC_RESOURCE_EXHAUSTED, msg);
+        return;
+    }
     if (!method || strcmp(method, "POST") != 0) {
         reply_http(call, "405");
         return;
@@ -289,9 +334,11 @@ static void on_connection(uv_stream_t *listener, int status)
         s->conns->prev = conn;
     s->conns = conn;
     s->n_conns++;
+    conn->stats = &s->cstats;
     rv = uv_accept(listener, (uv_stream_t *)&conn->tcp);
     if (rv == 0 && s->n_conns > s->cfg.max_connections) {
         NR_WARN("too many connections", "limit=%u", s->cfg.max_connections);
+        s->refused++;
         rv = -EMFILE;
     }
     if (rv == 0)

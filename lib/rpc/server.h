@@ -9,6 +9,7 @@
 
 #include "rpc/call.h"
 #include "rpc/limits.h"
+#include "util/metrics.h"
 
 struct rpc_server;
 
@@ -29,7 +30,7 @@ struct rpc_server_config {
     const char *tls_cert; /* PEM; with tls_key turns TLS on */
     const char *tls_key;
     const char *tls_ca; /* PEM; requires client certificates signed by it (mTLS) */
-    struct rpc_limits limits;
+    struct rpc_limits limits; /* also the handshake, idle and stall timeouts */
     unsigned max_connections; /* default 1024; more are closed as they come */
 };
 
@@ -47,6 +48,22 @@ int rpc_server_start(struct rpc_server *s, char *err, size_t errlen);
 
 /* The port actually bound (useful with port 0), or -1 before start. */
 int rpc_server_port(const struct rpc_server *s);
+
+/* What the server holds now and what it has closed on its own (timeouts, too many). */
+struct rpc_server_stats {
+    uint64_t connections; /* open now */
+    uint64_t calls;       /* open now */
+    uint64_t refused_connections; /* over max_connections */
+    uint64_t handshake_timeouts;  /* no TLS handshake, preface or request headers in time */
+    uint64_t idle_closed;         /* no calls for limits.idle_timeout_ms */
+    uint64_t stalled_calls;       /* reset: their output made no progress (stall timeout) */
+    uint64_t stalled_connections; /* closed: the socket took nothing (stall timeout) */
+};
+
+void rpc_server_get_stats(const struct rpc_server *s, struct rpc_server_stats *st);
+
+/* Writes those as the netreel_rpc_* families. Returns m->err. */
+int rpc_server_metrics_write(const struct rpc_server *s, struct nr_metrics *m);
 
 /* Health of a service ("" is the whole server) for grpc.health.v1: 1 SERVING, 2 NOT_SERVING.
  * Watchers hear of changes. Returns 0 or -ENOMEM. */
