@@ -17,6 +17,7 @@ import errno
 import hashlib
 import http.client
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -154,6 +155,40 @@ def cut_lines(store):
     """The store's log lines saying it cut or left a segment at start-up."""
     return [ln for ln in store.stderr().splitlines()
             if "segment cut back" in ln or "cannot be recovered" in ln]
+
+
+PADDING_BLOCK = 0x8E7E0001  # the store's local-use block that fills an active segment's 4 KiB
+
+
+def segment_tails(data_dir):
+    """{segment path: (file size, length of its last block when that is the store's padding
+    block, else 0)}, by walking the blocks (the files are whole: see segments_clean)."""
+    out = {}
+    for p in sh.segment_files(data_dir):
+        b = p.read_bytes()
+        off, last = 0, None
+        while off + 12 <= len(b):
+            btype, total = struct.unpack_from("<II", b, off)
+            if total < 12 or off + total > len(b):
+                break
+            last = (btype, total)
+            off += total
+        pad = last[1] if last and last[0] == PADDING_BLOCK else 0
+        out[str(p)] = (len(b), pad)
+    return out
+
+
+def unexpected_cuts(store, tails):
+    """Recovery's cuts other than taking off an active segment's padding block, as it was
+    before the kill (tails: segment_tails then). A torn block would be one of these."""
+    bad = []
+    for ln in cut_lines(store):
+        f = dict(re.findall(r"(\w+)=(\S+)", ln))
+        seg, frm, to = f.get("segment"), int(f.get("from", -1)), int(f.get("to", -1))
+        size, pad = tails.get(seg, (None, 0))
+        if "segment cut back" not in ln or size != frm or not pad or frm - to != pad:
+            bad.append(f"{ln} (before the kill: {size} bytes, padding {pad})")
+    return bad
 
 
 # ---- traffic ----------------------------------------------------------------------------------
