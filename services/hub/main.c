@@ -27,6 +27,7 @@
 
 static struct hub hub;
 static struct rpc_server *server;
+static struct rpc_limits rpc_limits; /* the server's, with the timeouts from the flags */
 static struct nr_httpd *httpd;
 static uv_signal_t sigterm, sigint;
 
@@ -44,6 +45,12 @@ static const char usage_text[] =
     "  --store-tls-cert F --store-tls-key F   ... with this client certificate (mTLS)\n"
     "  --max-snapshots N         snapshots served at once (default 4)\n"
     "  --store-timeout DUR       a store silent this long while awaited is left out (10s)\n"
+    "  --handshake-timeout DUR   close connections without a TLS handshake and HTTP/2\n"
+    "                            preface within DUR (default 10s; 0 = never)\n"
+    "  --idle-timeout DUR        close connections without calls for DUR (default 5m;\n"
+    "                            0 = never)\n"
+    "  --stall-timeout DUR       reset calls whose client read nothing for DUR (default 1m;\n"
+    "                            0 = never)\n"
     "  --metrics-listen ADDR     Prometheus /metrics and /healthz (default :9103; \"off\")\n"
     "  --node NAME               this node's name (default $NODE_NAME, else the host name)\n"
     "  --log-level LEVEL         debug, info, warn or error (default info)\n"
@@ -77,6 +84,19 @@ static char *read_token(const char *path)
     return strdup(p);
 }
 
+/* A server timeout in milliseconds: 0 (never) or at least 100ms. */
+static uint64_t timeout_flag(const char *name, const char *v)
+{
+    char err[256];
+    int64_t ns;
+
+    if (nr_parse_duration(v, &ns, err, sizeof(err)) != 0)
+        nr_die("--%s: %s", name, err);
+    if (ns != 0 && ns < 100000000)
+        nr_die("--%s: at least 100ms (or 0 for never)", name);
+    return (uint64_t)ns / 1000000;
+}
+
 static void parse_flags(int argc, char **argv, struct hub_config *cfg)
 {
     enum {
@@ -91,6 +111,9 @@ static void parse_flags(int argc, char **argv, struct hub_config *cfg)
         O_SKEY,
         O_MAX,
         O_TIMEOUT,
+        O_HANDSHAKE,
+        O_IDLE,
+        O_STALL,
         O_METRICS,
         O_NODE,
         O_LOG,
@@ -108,6 +131,9 @@ static void parse_flags(int argc, char **argv, struct hub_config *cfg)
         {"store-tls-key", required_argument, NULL, O_SKEY},
         {"max-snapshots", required_argument, NULL, O_MAX},
         {"store-timeout", required_argument, NULL, O_TIMEOUT},
+        {"handshake-timeout", required_argument, NULL, O_HANDSHAKE},
+        {"idle-timeout", required_argument, NULL, O_IDLE},
+        {"stall-timeout", required_argument, NULL, O_STALL},
         {"metrics-listen", required_argument, NULL, O_METRICS},
         {"node", required_argument, NULL, O_NODE},
         {"log-level", required_argument, NULL, O_LOG},
@@ -149,6 +175,11 @@ static void parse_flags(int argc, char **argv, struct hub_config *cfg)
             if (cfg->store_timeout_ns < 100000000)
                 nr_die("--store-timeout: at least 100ms");
             break;
+        case O_HANDSHAKE:
+            rpc_limits.handshake_timeout_ms = timeout_flag("handshake-timeout", optarg);
+            break;
+        case O_IDLE: rpc_limits.idle_timeout_ms = timeout_flag("idle-timeout", optarg); break;
+        case O_STALL: rpc_limits.stall_timeout_ms = timeout_flag("stall-timeout", optarg); break;
         case O_METRICS: cfg->metrics_listen = optarg; break;
         case O_NODE: node = optarg; break;
         case O_LOG: {
@@ -208,6 +239,8 @@ static int serve_metrics(struct nr_buf *body, const char **content_type, void *d
     nr_metrics_u64(&m, NULL, h->bytes_total);
     nr_metrics_family(&m, "netreel_hub_status_total", NR_METRICS_COUNTER, "Status calls answered.");
     nr_metrics_u64(&m, NULL, h->status_total);
+    if (server)
+        rpc_server_metrics_write(server, &m);
     *content_type = NR_METRICS_CONTENT_TYPE;
     return m.err ? m.err : 200;
 }
@@ -254,11 +287,13 @@ int main(int argc, char **argv)
     char err[256];
 
     nr_prog_set_name("netreel-hub");
+    rpc_limits_init(&rpc_limits);
     parse_flags(argc, argv, &hub.cfg);
     hub.loop = uv_default_loop();
     if (hub.cfg.token_file)
         hub.token = read_token(hub.cfg.token_file);
     rpc_server_config_init(&scfg);
+    scfg.limits = rpc_limits;
     scfg.listen = hub.cfg.listen;
     scfg.tls_cert = hub.cfg.tls_cert;
     scfg.tls_key = hub.cfg.tls_key;

@@ -34,6 +34,7 @@
 
 static struct store store;
 static struct rpc_server *server;
+static struct rpc_limits rpc_limits; /* the server's, with the timeouts from the flags */
 static struct nr_httpd *httpd;
 static uv_signal_t sigterm, sigint;
 
@@ -50,6 +51,11 @@ static const char usage_text[] =
     "  --tls-cert FILE        serve TLS with this certificate (PEM) ...\n"
     "  --tls-key FILE         ... and key\n"
     "  --tls-ca FILE          require client certificates signed by this CA (mTLS)\n"
+    "  --handshake-timeout DUR  close connections without a TLS handshake and HTTP/2 preface\n"
+    "                         within DUR (default 10s; 0 = never)\n"
+    "  --idle-timeout DUR     close connections without calls for DUR (default 5m; 0 = never)\n"
+    "  --stall-timeout DUR    reset calls whose client read nothing for DUR (default 1m;\n"
+    "                         0 = never)\n"
     "  --metrics-listen ADDR  Prometheus /metrics and /healthz (default :9102; \"off\")\n"
     "  --node NAME            this node's name (default $NODE_NAME, else the host name)\n"
     "  --log-level LEVEL      debug, info, warn or error (default info)\n"
@@ -63,6 +69,16 @@ static int64_t duration_flag(const char *name, const char *v)
     if (nr_parse_duration(v, &ns, err, sizeof(err)) != 0)
         nr_die("--%s: %s", name, err);
     return ns;
+}
+
+/* A server timeout in milliseconds: 0 (never) or at least 100ms. */
+static uint64_t timeout_flag(const char *name, const char *v)
+{
+    int64_t ns = duration_flag(name, v);
+
+    if (ns != 0 && ns < 100000000)
+        nr_die("--%s: at least 100ms (or 0 for never)", name);
+    return (uint64_t)ns / 1000000;
 }
 
 static double percent_flag(const char *name, const char *v)
@@ -89,6 +105,9 @@ static void parse_flags(int argc, char **argv, struct store_config *cfg)
         {"tls-cert", required_argument, NULL, 'c'},
         {"tls-key", required_argument, NULL, 'k'},
         {"tls-ca", required_argument, NULL, 'a'},
+        {"handshake-timeout", required_argument, NULL, 'H'},
+        {"idle-timeout", required_argument, NULL, 'I'},
+        {"stall-timeout", required_argument, NULL, 'S'},
         {"metrics-listen", required_argument, NULL, 'm'},
         {"node", required_argument, NULL, 'n'},
         {"log-level", required_argument, NULL, 'L'},
@@ -124,6 +143,9 @@ static void parse_flags(int argc, char **argv, struct store_config *cfg)
         case 'c': cfg->tls_cert = optarg; break;
         case 'k': cfg->tls_key = optarg; break;
         case 'a': cfg->tls_ca = optarg; break;
+        case 'H': rpc_limits.handshake_timeout_ms = timeout_flag("handshake-timeout", optarg); break;
+        case 'I': rpc_limits.idle_timeout_ms = timeout_flag("idle-timeout", optarg); break;
+        case 'S': rpc_limits.stall_timeout_ms = timeout_flag("stall-timeout", optarg); break;
         case 'm': cfg->metrics_listen = optarg; break;
         case 'n': node = optarg; break;
         case 'L': {
@@ -189,7 +211,12 @@ static void raise_nofile(void)
 static int serve_metrics(struct nr_buf *body, const char **content_type, void *data)
 {
     int rc = store_metrics_write(data, body);
+    struct nr_metrics m;
 
+    if (rc == 0 && server) {
+        nr_metrics_init(&m, body);
+        rc = rpc_server_metrics_write(server, &m);
+    }
     *content_type = NR_METRICS_CONTENT_TYPE;
     return rc ? rc : 200;
 }
@@ -248,6 +275,7 @@ int main(int argc, char **argv)
     int rc;
 
     nr_prog_set_name("netreel-store");
+    rpc_limits_init(&rpc_limits);
     parse_flags(argc, argv, &store.cfg);
     store.loop = uv_default_loop();
     lock_data_dir(store.cfg.data_dir);
@@ -257,6 +285,7 @@ int main(int argc, char **argv)
         nr_die("cannot read --data-dir %s: %s", store.cfg.data_dir, strerror(-rc));
 
     rpc_server_config_init(&scfg);
+    scfg.limits = rpc_limits;
     scfg.listen = store.cfg.listen;
     scfg.tls_cert = store.cfg.tls_cert;
     scfg.tls_key = store.cfg.tls_key;

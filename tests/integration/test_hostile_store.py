@@ -1,16 +1,37 @@
-"""netreel-store against lying batches (DESIGN §9, issue 3): batches built by hand in Python and
-sent with a stock grpcio client. Each lie ends the Ingest call with INVALID_ARGUMENT and a message
-that names the batch and what is wrong; nothing of it reaches the disk (the data directory is
-byte for byte the same) and Stats do not move; the store keeps serving.
+"""netreel-store against hostile clients (issue 7 "Hostile input", DESIGN §9). Two kinds of case:
+
+  * the HTTP/2 and gRPC framing cases of hostile_helpers.GENERIC_CASES (bytes before the preface,
+    invalid frames, rapid reset, CONTINUATION/SETTINGS/PING floods, 10 000 streams, header bombs,
+    a 4 GiB length prefix, truncated messages, malformed protobuf, silent peers and the
+    handshake/idle timeouts), each on its own connection made by hand;
+  * the store's own: lying Ingest batches (EPB lengths, interface ids, timestamps far in the
+    future or past, counts, time ranges; issue 3), oversized batches, Snapshot requests with
+    filters that do not compile or are megabytes long, reversed and absurd windows, and a TLS
+    handshake that never finishes.
+
+Every case expects one exact verdict: a gRPC status code with words of its message, a GOAWAY
+with its error code, or a close within a stated time. After each, the store must be alive, answer
+a well-formed Snapshot with exactly the packets it was given, stay under RSS_CAP_KB (not checked
+under NETREEL_ASAN=1), and its data directory must be byte for byte what it was: nothing of the
+bad input reaches the disk. The lying batches also leave Stats unchanged. Floods run while a
+well-formed client calls the store again and again.
+
+The last line names how many cases ran: "hostile: N cases against store, M against hub".
 """
 
 import random
 import struct
+import time
 
 import grpc
 import pytest
 
+import hostile_helpers as hh
 import store_helpers as sh
+
+# The store's peak over the whole suite: its own ~10 MiB, 64 MiB of unfinished messages one
+# connection may make it hold (lib/rpc limits.max_unfinished), and the floods' queues.
+RSS_CAP_KB = 160 * 1024
 
 SNAPLEN = 256
 IFACES = [("eth0", 1, SNAPLEN)]
@@ -41,11 +62,24 @@ class Ctx:
         return c.last_seq + 1
 
 
+def good_snapshot(c):
+    """A well-formed Snapshot on a fresh connection returns exactly what the store took."""
+    channel = grpc.insecure_channel(c.store.addr)
+    try:
+        got = sh.StoreStub(channel, c.pb, c.pb.health).snapshot(timeout=10)
+    finally:
+        channel.close()
+    want = [sh.Packet(i, t, len(d), len(d), d).key() for i, t, d in c.sent]
+    assert got.keys() == want, f"snapshot holds {len(got.keys())} packets, want {len(want)}"
+
+
 @pytest.fixture(scope="module")
-def ctx(store_bins, store_pb, tmp_path_factory):
+def ctx(store_bins, store_pb, tmp_path_factory, request):
     d = tmp_path_factory.mktemp("hostile")
-    store = sh.StoreProc([store_bins.store, "--listen", "127.0.0.1:0", "--metrics-listen", "off",
-                          "--node", "node-h", "--data-dir", d / "data", "--max-size", "64MiB"],
+    store = sh.StoreProc([store_bins.store, "--listen", "127.0.0.1:0",
+                          "--metrics-listen", "127.0.0.1:0", "--time-interval", "1h",
+                          "--node", "node-h", "--data-dir", d / "data", "--max-size", "64MiB",
+                          *hh.TIMEOUT_ARGS],
                          d / "data", d / "store.stderr")
     channel = None
     try:
@@ -60,11 +94,17 @@ def ctx(store_bins, store_pb, tmp_path_factory):
             c.sent += pk
         acks, err = sh.ingest(c.stub, batches)
         assert err is None and acks and acks[-1].seq == 3, (acks, err)
+        c.target = hh.Target("store", store, lambda: good_snapshot(c), RSS_CAP_KB,
+                             data_dir=store.data_dir, snapshot_path="/netreel.v1.Store/Snapshot",
+                             unary_path="/netreel.v1.Store/Stats", unary_body=b"")
         yield c
     finally:
         if channel is not None:
             channel.close()
         problems = store.stop()
+        if "c" in locals() and hasattr(c, "target"):
+            print(f"store: VmHWM {c.target.rss_peak} KiB over the suite (cap {RSS_CAP_KB} KiB)")
+        hh.report_counts(request)
         if problems:
             pytest.fail("\n".join(problems), pytrace=False)
 
@@ -243,7 +283,151 @@ def test_lie_is_refused_and_nothing_written(ctx, case):
         "the data directory changed:\n" + sh.state_diff(before_dir, after_dir)
     after = ctx.stats()
     assert after == before, f"Stats changed:\nbefore: {before}\nafter: {after}"
-    assert ctx.store.alive()
+    ctx.target.check(case.__name__)
+    hh.COUNTS["store"] += 1
+
+
+# ---- HTTP/2 and gRPC framing (hostile_helpers.GENERIC_CASES) ------------------------------------
+
+@pytest.mark.parametrize("case", hh.GENERIC_CASES, ids=[f.__name__ for f in hh.GENERIC_CASES])
+def test_generic(ctx, case):
+    what = case(ctx.target)
+    if what:
+        print(f"{case.__name__}: {what}")
+    ctx.target.check(case.__name__)
+    hh.COUNTS["store"] += 1
+
+
+# ---- the store's own requests ----------------------------------------------------------------
+
+SNAP = "/netreel.v1.Store/Snapshot"
+INGEST = "/netreel.v1.Store/Ingest"
+INT64_MAX = (1 << 63) - 1
+
+
+def snap_req(c, **kw):
+    return hh.grpc_msg(c.pb.SnapshotRequest(**kw).SerializeToString())
+
+
+def filter_not_compiling(c):
+    return SNAP, snap_req(c, filter="tcp port nonsense"), hh.INVALID_ARGUMENT, \
+        ["filter \"tcp port nonsense\" does not compile"]
+
+
+def filter_unbalanced(c):
+    return SNAP, snap_req(c, filter="(tcp and (udp"), hh.INVALID_ARGUMENT, ["does not compile"]
+
+
+def filter_two_mib(c):
+    f = "tcp or " * (2 * hh.MIB // 7) + "udp"
+    return SNAP, snap_req(c, filter=f), hh.INVALID_ARGUMENT, \
+        [f"filter of {len(f)} bytes: at most 65536"]
+
+
+def filter_over_4mib(c):
+    f = "tcp or " * (5 * hh.MIB // 7) + "udp"
+    return SNAP, snap_req(c, filter=f), hh.RESOURCE_EXHAUSTED, ["larger than max"]
+
+
+def filter_nul_bytes(c):
+    # a string field with invalid UTF-8 / NUL: protobuf-c refuses or the filter does not compile
+    body = b"\x1a\x05tc\x00p\xff"
+    return SNAP, hh.grpc_msg(body), hh.INVALID_ARGUMENT, []
+
+
+def window_reversed(c):
+    return SNAP, snap_req(c, since_ns=2000, until_ns=1000), hh.INVALID_ARGUMENT, \
+        ["reversed", "since_ns 2000, until_ns 1000"]
+
+
+def window_negative(c):
+    return SNAP, snap_req(c, since_ns=-5, until_ns=1000), hh.INVALID_ARGUMENT, ["since_ns -5"]
+
+
+def window_since_max(c):
+    # since the end of time, until "now": reversed
+    return SNAP, snap_req(c, since_ns=INT64_MAX), hh.INVALID_ARGUMENT, ["reversed"]
+
+
+def window_both_negative(c):
+    return SNAP, snap_req(c, since_ns=-(1 << 62), until_ns=-1), hh.INVALID_ARGUMENT, ["since_ns"]
+
+
+def batch_over_16mib(c):
+    return INGEST, hh.grpc_msg(b"", length=17 * hh.MIB), hh.RESOURCE_EXHAUSTED, \
+        ["larger than max (17825792 vs. 16777216)"]
+
+
+def batch_4gib_prefix(c):
+    return INGEST, hh.grpc_msg(b"", length=0xFFFFFFFF), hh.RESOURCE_EXHAUSTED, \
+        ["larger than max (4294967295 vs. 16777216)"]
+
+
+def batch_truncated(c):
+    b = sh.make_batch(c.pb, "good", 10**6, c.packets(3)).SerializeToString()
+    return INGEST, hh.grpc_msg(b[:-20], length=len(b)), hh.INTERNAL, \
+        ["stream ended in the middle of a message"]
+
+
+STORE_CASES = [filter_not_compiling, filter_unbalanced, filter_two_mib, filter_over_4mib,
+               filter_nul_bytes, window_reversed, window_negative, window_since_max,
+               window_both_negative, batch_over_16mib, batch_4gib_prefix, batch_truncated]
+
+
+@pytest.mark.parametrize("case", STORE_CASES, ids=[f.__name__ for f in STORE_CASES])
+def test_store_request(ctx, case):
+    path, body, code, words = case(ctx)
+    w = ctx.target.wire()
+    w.request(1, path, body)
+    hh.expect_status(w, 1, code, *words)
+    w.close()
+    ctx.target.check(case.__name__)
+    hh.COUNTS["store"] += 1
+
+
+def test_window_absurd_but_valid(ctx):
+    """since 0 .. until the end of time is the whole retained window: served, OK."""
+    w = ctx.target.wire()
+    w.request(1, SNAP, snap_req(ctx, since_ns=0, until_ns=INT64_MAX, snaplen=0xFFFFFFFF))
+    hh.expect_status(w, 1, hh.OK)
+    msgs = ctx.pb.StoreChunk.FromString(w.data[1][5:5 + struct.unpack(">I", w.data[1][1:5])[0]])
+    assert msgs.WhichOneof("kind") == "header", msgs
+    w.close()
+    ctx.target.check("an absurd window")
+    hh.COUNTS["store"] += 1
+
+
+SLOW_FILTER_HOSTS = 300   # 5.5 KB of "host A or host B ...": libpcap takes ~3.5 s on it
+
+
+def slow_filter(n=SLOW_FILTER_HOSTS):
+    return " or ".join(f"host 10.{i // 250}.{i % 250}.1" for i in range(n))
+
+
+@pytest.mark.xfail(reason="services/store/snapshot.c compiles the BPF filter with pcap_compile "
+                   "on the store's only loop thread; its cost grows with the cube of the "
+                   "filter's terms (5.5 KB: 3.5 s, 18 KB: 52 s, the 64 KiB allowed: hours), and "
+                   "the store serves nobody meanwhile (/tmp/hostile-bugs.md #1)", strict=False)
+def test_slow_filter_does_not_stall_others(ctx):
+    """A filter far below the 64 KiB the store allows, whose compilation takes seconds: while
+    the store compiles it, a well-formed call from somebody else must still be answered
+    within a second."""
+    f = slow_filter()
+    w = ctx.target.wire()
+    try:
+        w.request(1, SNAP, snap_req(ctx, filter=f))
+        time.sleep(0.2)  # the store has it and is compiling
+        t0 = time.monotonic()
+        try:
+            ctx.target.good("a well-formed call while a long filter compiles", within=1.0)
+        finally:
+            took = time.monotonic() - t0
+            st = hh.expect_status(w, 1, hh.OK, timeout=60)
+            print(f"{len(f)}-byte filter: {st}; the other call took {took:.2f} s")
+    finally:
+        w.close()
+    ctx.target.check("a slow filter")
+    hh.COUNTS["store"] += 1
 
 
 def test_store_keeps_serving_after_the_lies(ctx):
@@ -253,11 +437,27 @@ def test_store_keeps_serving_after_the_lies(ctx):
     acks, err = sh.ingest(ctx.stub, [sh.make_batch(ctx.pb, "good", seq, pk)])
     assert err is None and acks[-1].seq == seq, (acks, err)
     ctx.sent += pk
+    ctx.target.disk = sh.dir_state(ctx.store.data_dir)
     got = ctx.stub.snapshot()
     assert got.keys() == [sh.Packet(i, t, len(d), len(d), d).key() for i, t, d in ctx.sent]
     H = ctx.pb.health.HealthCheckResponse
     assert ctx.stub.Check(ctx.pb.health.HealthCheckRequest(service="netreel.v1.Store"),
                           timeout=10).status == H.SERVING
+
+
+# ---- TLS: a handshake that never finishes ----------------------------------------------------
+
+@pytest.mark.parametrize("how", [hh.tls_silent, hh.tls_half_hello, hh.tls_hello_then_silence],
+                         ids=["silent", "half_hello", "hello_then_silence"])
+def test_tls_handshake_never_finished(ctx, stores, certs, how):
+    store = stores("--tls-cert", certs.server_cert, "--tls-key", certs.server_key,
+                   "--tls-ca", certs.ca, *hh.TIMEOUT_ARGS)
+    took = how(store.port)
+    print(f"{how.__name__}: closed after {took:.2f} s")
+    assert hh.metric(store, "netreel_rpc_connections_closed_total",
+                     reason="handshake_timeout") == 1
+    assert hh.metric(store, "netreel_rpc_connections") == 0
+    hh.COUNTS["store"] += 1
 
 
 def test_capture_id_cannot_leave_the_data_dir(stores, store_client, store_pb, tmp_path):
