@@ -131,8 +131,11 @@ static void on_done(struct rpc_call *call, int code, const char *message, void *
         }
     } else {
         up->cap->c.store_errors++;
+        /* RESOURCE_EXHAUSTED: the store is there but its disk is full (or the batch does not
+         * fit its max-size); said as such, not as an unreachable store. */
         if (!up->failing)
-            NR_WARN("store unreachable; batches wait in the spool",
+            NR_WARN(code == RPC_RESOURCE_EXHAUSTED ? "store has no room; batches wait in the spool"
+                                                   : "store unreachable; batches wait in the spool",
                     "store=%s code=%s "
                     "reason=\"%s\"",
                     up->cap->cfg.store, rpc_code_name(code), message);
