@@ -362,6 +362,9 @@ static uint64_t regex_cost(const char *re)
                 d--;
                 sum[d] = sat_add(sum[d], last[d]);
                 last[d] = group ? group : 1;
+            } else { /* unmatched: an ordinary character to glibc, which can be repeated */
+                sum[d] = sat_add(sum[d], last[d]);
+                last[d] = 1;
             }
             p++;
             break;
@@ -371,7 +374,7 @@ static uint64_t regex_cost(const char *re)
             p++;
             break;
         case '+':
-            last[d] = sat_mul(last[d], 2);
+            last[d] = sat_mul(last[d] ? last[d] : 1, 2);
             p++;
             break;
         case '*':
@@ -382,7 +385,7 @@ static uint64_t regex_cost(const char *re)
             const char *close = strchr(p, '}');
             if (*end == ',')
                 n = end[1] == '}' ? m + 1 : strtoul(end + 1, NULL, 10);
-            last[d] = sat_mul(last[d], n > m ? n : m ? m : 1);
+            last[d] = sat_mul(last[d] ? last[d] : 1, n > m ? n : m ? m : 1);
             p = close ? close + 1 : p + strlen(p);
             break;
         }

@@ -95,6 +95,11 @@ def test_tap_helm_fails(cli_bin, fake_tools):
 
 @pytest.mark.parametrize("args,word", [
     (["(unclosed"], "POD_REGEX"),
+    # A regex that would make every node's capture build a huge matcher (found by fuzzing):
+    (["z" + "+" * 80], "repeats too much"),
+    (["x??????????+++++++++"], "repeats too much"),
+    (["((a?){1,100}){1,100}"], "repeats too much"),
+    (["){1,10000}){1,10}"], "repeats too much"),
     (["-n", "Bad_Name"], "Bad_Name"),
     (["--set", "novalue"], "--set"),
     (["a", "b"], "\"b\""),
