@@ -280,6 +280,8 @@ static int handle(struct store_ingest *ig, const Netreel__V1__PacketBatch *b, ch
         s->batches_expired++;
     } else if (info.packets > 0) {
         code = store_batch(ig, b, &info, now_ns, err, errlen);
+        if (code == RPC_RESOURCE_EXHAUSTED)
+            s->batches_no_room++;
         if (code != RPC_OK)
             return code;
         st->packets += info.packets;

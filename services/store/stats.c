@@ -142,6 +142,7 @@ int store_metrics_write(const struct store *s, struct nr_buf *b)
     nr_metrics_u64(&m, NR_METRICS_LABELS({"result", "duplicate"}), s->batches_duplicate);
     nr_metrics_u64(&m, NR_METRICS_LABELS({"result", "refused"}), s->batches_refused);
     nr_metrics_u64(&m, NR_METRICS_LABELS({"result", "expired"}), s->batches_expired);
+    nr_metrics_u64(&m, NR_METRICS_LABELS({"result", "no_room"}), s->batches_no_room);
     nr_metrics_family(&m, "netreel_store_write_errors_total", NR_METRICS_COUNTER,
                       "Appends that failed (and were cut back).");
     nr_metrics_u64(&m, NULL, s->write_errors);

@@ -7,14 +7,15 @@ TCP transfer (~10 MB/s) into it, the hub in front. Another writer (dd) then eats
      by deleting its oldest segments (reason min_free_disk, in its log and /metrics), ingest
      goes on, a snapshot through the hub answers;
   2. another writer takes every byte left and every byte the store frees: the store deletes
-     what it has, then refuses batches
-     (RESOURCE_EXHAUSTED, logged) or has a write fail and cut back (write_errors_total); a
+     what it has, then refuses batches (RESOURCE_EXHAUSTED, logged, counted as
+     batches_total{result="no_room"}) or has a write fail and cut back (write_errors_total); a
      snapshot still answers; the capture keeps the batches in its spool;
   3. dd's file goes: the capture's spool arrives, nothing spooled is lost.
 
 Afterwards every segment reads clean in tshark (no torn block), the store killed with SIGKILL
-and restarted finds nothing to cut but the active segment's padding block, and the datagrams retained are an unbroken run up to the last
-one sent, none twice: what went is the oldest, and only by a logged deletion.
+and restarted finds nothing to cut but the active segment's padding block, and the datagrams
+retained are an unbroken run up to the last one sent, none twice: what went is the oldest, and
+only by a logged deletion.
 """
 
 import time
@@ -156,7 +157,9 @@ def run_disk_fill(rig, disk):
     dels = labelled(after, "netreel_store_deleted_segments_total")
     refused = store.log_lines("ingest refused")
     write_errors = mval(after, "netreel_store_write_errors_total")
+    no_room = mval(after, "netreel_store_batches_total", result="no_room")
     assert refused or write_errors > 0
+    assert no_room == len(refused), (no_room, refused)
     for ln in refused:
         assert "RESOURCE_EXHAUSTED" in ln, ln
 
@@ -174,7 +177,7 @@ def run_disk_fill(rig, disk):
     segments_clean(rig.data_dir)
     print(f"\ndisk full: sent={n} kept={len(kept)} first_kept={kept[0]} segments={nseg} "
           f"deleted={ {dict(k)['reason']: v for k, v in dels.items()} } "
-          f"write_errors={write_errors:g} refused_calls={len(refused)} "
+          f"write_errors={write_errors:g} refused_calls={len(refused)} no_room={no_room:g} "
           f"spool_at_full={mval(cap_full, 'netreel_capture_spool_bytes'):g} "
           f"store_bytes_at_full={mval(full_ms, 'netreel_store_bytes'):g} "
           f"full_s={t_free - t_full:.1f} eaten={eaten}")
