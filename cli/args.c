@@ -415,6 +415,25 @@ static uint64_t regex_cost(const char *re)
     return sat_add(sum[0], last[0]);
 }
 
+/* True when the regex holds a back-reference (\1..\9, outside brackets): glibc matches those
+ * by backtracking, and "(a*)(a*)(a*)(a*)\1\2\3\4b" takes longer than 10 s on a 30-character
+ * name, a name anyone who may create a pod chooses. */
+static bool has_backref(const char *p)
+{
+    while (*p) {
+        if (*p == '[') {
+            p = skip_bracket(p);
+        } else if (*p == '\\') {
+            if (p[1] >= '1' && p[1] <= '9')
+                return true;
+            p += p[1] ? 2 : 1;
+        } else {
+            p++;
+        }
+    }
+    return false;
+}
+
 bool cli_tap_is_local(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
@@ -477,6 +496,12 @@ int cli_tap_args_parse(int argc, char **argv, struct cli_tap_args *a)
                          "tap: one POD_REGEX at most, and \"%s\" is a second "
                          "(netreel tap --help)",
                          argv[optind]);
+    if (a->regex && has_backref(a->regex))
+        return cli_error(CLI_EXIT_USAGE,
+                         "tap: POD_REGEX \"%.100s%s\" has a back-reference (\\1...\\9): every "
+                         "node's capture would match it by backtracking, for seconds on a pod "
+                         "name made for it; netreel does without them",
+                         a->regex, strlen(a->regex) > 100 ? "..." : "");
     if (a->regex && regex_cost(a->regex) > REGEX_MAX_COST)
         return cli_error(CLI_EXIT_USAGE,
                          "tap: POD_REGEX \"%.100s%s\" repeats too much (a repetition right after "

@@ -100,6 +100,7 @@ def test_tap_helm_fails(cli_bin, fake_tools):
     (["x??????????+++++++++"], "repeats too much"),
     (["((a?){1,100}){1,100}"], "repeats too much"),
     (["){1,10000}){1,10}"], "repeats too much"),
+    (["(a*)(a*)\\1\\2b"], "back-reference"),
     (["-n", "Bad_Name"], "Bad_Name"),
     (["--set", "novalue"], "--set"),
     (["a", "b"], "\"b\""),
