@@ -338,6 +338,8 @@ static uint8_t *send_reserve(struct rpc_call *call, size_t need)
             b->len += need;
             tail->len += need;
             call->queued += need;
+            if (call->conn)
+                call->conn->queued += need;
             return p;
         }
     }
@@ -350,6 +352,8 @@ static uint8_t *send_reserve(struct rpc_call *call, size_t need)
     }
     b->len = need;
     call->queued += need;
+    if (call->conn)
+        call->conn->queued += need;
     return b->data;
 }
 
@@ -381,7 +385,7 @@ static uint8_t *send_begin(struct rpc_call *call, size_t len, int *rv)
 /* The message is queued: mark back-pressure, make sure headers and DATA get going. */
 static void send_end(struct rpc_call *call)
 {
-    if (call->queued >= call->send_high)
+    if (!rpc_call_writable(call))
         call->want_writable = true;
     if (call->side == RPC_SIDE_SERVER && !call->headers_sent && call->conn)
         rpc_call__server_submit(call);
@@ -416,7 +420,10 @@ int rpc_call_send(struct rpc_call *call, const ProtobufCMessage *msg)
 
 bool rpc_call_writable(const struct rpc_call *call)
 {
-    return call->queued < call->send_high;
+    const struct rpc_conn *conn = call->conn;
+
+    return call->queued < call->send_high &&
+           (!conn || conn->queued < conn->limits.conn_send_high);
 }
 
 size_t rpc_call_queued(const struct rpc_call *call)
@@ -426,7 +433,8 @@ size_t rpc_call_queued(const struct rpc_call *call)
 
 void rpc_call__notify_writable(struct rpc_call *call)
 {
-    if (!call->want_writable || call->queued > call->send_high / 2 || call->handler_done)
+    if (!call->want_writable || call->queued > call->send_high / 2 || call->handler_done ||
+        (call->conn && call->conn->queued >= call->conn->limits.conn_send_high))
         return;
     call->want_writable = false;
     if (call->cbs && call->cbs->on_writable)

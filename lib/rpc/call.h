@@ -26,7 +26,8 @@ struct rpc_call_cbs {
     void (*on_message)(struct rpc_call *call, const uint8_t *msg, size_t len, void *user);
     /* The peer has sent its last message (server: the client half-closed). */
     void (*on_half_close)(struct rpc_call *call, void *user);
-    /* The send queue fell below its low mark after rpc_call_writable() had said false. */
+    /* rpc_call_writable() is true again (the call's queue fell below its low mark, and the
+     * connection's below its high mark) after it had said false. */
     void (*on_writable)(struct rpc_call *call, void *user);
     /* The call is over, exactly once: finished (the status sent or received), cancelled, past
      * its deadline, or its connection lost. `message` may be empty, never NULL. The call is
@@ -45,7 +46,8 @@ void *rpc_call_user(const struct rpc_call *call);
 int rpc_call_send(struct rpc_call *call, const ProtobufCMessage *msg);
 int rpc_call_send_raw(struct rpc_call *call, const void *data, size_t len);
 
-/* True while the send queue is below its high mark (1 MiB + one message by default). */
+/* True while the send queue is below its high mark (1 MiB + one message by default) and the
+ * queues of all the connection's calls together below theirs (16 MiB by default). */
 bool rpc_call_writable(const struct rpc_call *call);
 size_t rpc_call_queued(const struct rpc_call *call);
 

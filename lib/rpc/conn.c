@@ -63,6 +63,7 @@ static int send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const ui
         seg->len -= n;
         length -= n;
         call->queued -= n;
+        conn->queued -= n;
         call->send_progress_ms = uv_now(conn->loop);
         if (seg->len == 0) {
             rpc_wbuf_unref(seg->buf);
@@ -721,6 +722,7 @@ void rpc_conn_add_call(struct rpc_conn *conn, struct rpc_call *call)
         conn->calls->prev = call;
     conn->calls = call;
     conn->n_calls++;
+    conn->queued += call->queued;
 }
 
 void rpc_conn_remove_call(struct rpc_conn *conn, struct rpc_call *call)
@@ -733,6 +735,7 @@ void rpc_conn_remove_call(struct rpc_conn *conn, struct rpc_call *call)
         call->next->prev = call->prev;
     call->next = call->prev = NULL;
     call->conn = NULL;
+    conn->queued -= call->queued; /* freed with the call */
     if (--conn->n_calls == 0)
         conn->idle_since_ms = uv_now(conn->loop);
 }

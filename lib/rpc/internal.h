@@ -225,6 +225,7 @@ struct rpc_conn {
     int handles_open;
     struct rpc_call *calls; /* calls with a stream on this connection */
     size_t n_calls;
+    size_t queued;       /* bytes in its calls' send queues (limits.conn_send_high) */
     size_t unfinished;   /* bytes of unfinished messages across its calls */
     size_t kept;         /* bytes of gathering buffers kept between messages */
     struct rpc_seg *out; /* staged output, not yet handed to uv_write */

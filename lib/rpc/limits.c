@@ -16,6 +16,7 @@ void rpc_limits_init(struct rpc_limits *l)
     l->max_kept = 8u << 20;
     l->write_high = 4u << 20;
     l->call_send_high = 1u << 20;
+    l->conn_send_high = 16u << 20;
     l->handshake_timeout_ms = 10 * 1000;
     l->idle_timeout_ms = 5 * 60 * 1000;
     l->stall_timeout_ms = 60 * 1000;

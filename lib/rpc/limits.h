@@ -23,6 +23,9 @@ struct rpc_limits {
                                         frames (default 4 MiB) */
     size_t call_send_high;           /* a call's send queue is "not writable" above this
                                         (default 1 MiB) */
+    size_t conn_send_high;           /* and every call of a connection is "not writable" while
+                                        their queues hold this much together (default 16 MiB):
+                                        100 streams whose reader is stuck would hold 100 queues */
     /* Server only; 0 turns one off. A peer that says nothing must not keep a connection slot. */
     uint64_t handshake_timeout_ms;   /* TLS handshake and the client's preface and SETTINGS, and
                                         any request's header block, must be complete within this

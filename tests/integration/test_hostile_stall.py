@@ -180,3 +180,33 @@ def test_hub_stuck_consumer(stores, feeder, hubs, hub_pb, how):  # noqa: F811
     finally:
         w.close()
     hh.COUNTS["hub"] += 1
+
+
+def test_store_many_stuck_snapshots_on_one_connection(stores, feeder, store_pb):
+    """100 Snapshot streams on one connection (the most it allows), none read: each would queue
+    its 1 MiB and a message (340 MB in all before lib/rpc bounded what one connection's calls
+    queue together, limits.conn_send_high). Memory stays flat, somebody else is served, and
+    after the stall timeout every stuck stream is reset and freed."""
+    store, packets = fill(stores, feeder, *STALL)
+    w = hh.Wire(store.port)
+    w.until(lambda: w.settings_seen, 2)
+    ids = list(range(1, 2 * hh.MAX_CONCURRENT, 2))
+    body = snapshot_req(store_pb)
+    w.send(b"".join(w.headers_frame(sid, hh.grpc_headers("/netreel.v1.Store/Snapshot")) +
+                    hh.frame(hh.DATA, hh.END_STREAM, sid, body) for sid in ids))
+    t0 = time.monotonic()
+    try:
+        w.until(lambda: False, 1.0)   # read what fits the windows; the rest stays queued
+        assert hh.metric(store, "netreel_rpc_calls") == len(ids)
+        check_rss(store, f"store with {len(ids)} stuck snapshots on one connection")
+        store_snapshot_ok(store, store_pb, packets)
+        w.until(lambda: all(sid in w.rst for sid in ids), hh.STALL_S + hh.TIMEOUT_SLACK_S + 5)
+        not_reset = [sid for sid in ids if w.rst.get(sid) != hh.CANCEL]
+        assert not not_reset, f"not reset with CANCEL: {not_reset[:10]} ({w.describe()})"
+        assert wait_metric(store, 0, "netreel_rpc_calls") == 0
+        assert hh.metric(store, "netreel_rpc_calls_stalled_total") == len(ids)
+        print(f"{len(ids)} stuck snapshots freed after {time.monotonic() - t0:.2f} s")
+        check_rss(store, "store after")
+    finally:
+        w.close()
+    hh.COUNTS["store"] += 1
