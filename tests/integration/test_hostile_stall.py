@@ -34,6 +34,12 @@ RSS_CAP_KB = 96 * 1024
 WAIT_S = hh.STALL_S + hh.TIMEOUT_SLACK_S + 1
 
 
+@pytest.fixture(scope="module", autouse=True)
+def count_line(request):
+    yield
+    hh.report_counts(request)
+
+
 def fill(stores, feeder, *args):
     store = stores("--max-size", "256MiB", "--time-interval", "1h", *args)
     fed = feeder(store, "--bytes", FEED, "--ts-start", ts_base(), "--ts-step", 1000,
