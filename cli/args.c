@@ -333,6 +333,34 @@ static const char *skip_bracket(const char *p)
     return *p ? p + 1 : p;
 }
 
+/* The copies "{m}", "{m,}", "{m,n}" make, the bounds read as glibc reads them: a backslash in
+ * the braces escapes the next character, and an escaped digit is a digit ("{0,10\\000}" is
+ * {0,10000}, 790 MB). *after is what follows the '}'. */
+static uint64_t interval_copies(const char *p, const char **after)
+{
+    uint64_t m = 0, n = 0;
+    bool comma = false, upper = false;
+
+    for (p++; *p && *p != '}'; p++) {
+        char c = *p;
+        if (c == '\\' && p[1])
+            c = *++p;
+        if (c >= '0' && c <= '9') {
+            uint64_t *x = comma ? &n : &m;
+            *x = *x > REGEX_MAX_COST ? REGEX_MAX_COST + 1 : *x * 10 + (uint64_t)(c - '0');
+            upper = upper || comma;
+        } else if (c == ',') {
+            comma = true;
+        }
+    }
+    *after = *p ? p + 1 : p;
+    if (!comma)
+        return m ? m : 1;
+    if (!upper)
+        return m + 1;
+    return n > m ? n : m ? m : 1;
+}
+
 /* Also refuses (cost above the cap) a repetition right after another ("a+*", "a??", "a{2}+"):
  * POSIX leaves it undefined, and glibc takes exponential time on it ("x??????????+++++++++"
  * runs for minutes under a cost of 512). */
@@ -379,16 +407,7 @@ static uint64_t regex_cost(const char *re)
             break;
         case '*':
         case '?': p++; break;
-        case '{': {
-            char *end;
-            unsigned long m = strtoul(p + 1, &end, 10), n = m;
-            const char *close = strchr(p, '}');
-            if (*end == ',')
-                n = end[1] == '}' ? m + 1 : strtoul(end + 1, NULL, 10);
-            last[d] = sat_mul(last[d] ? last[d] : 1, n > m ? n : m ? m : 1);
-            p = close ? close + 1 : p + strlen(p);
-            break;
-        }
+        case '{': last[d] = sat_mul(last[d] ? last[d] : 1, interval_copies(p, &p)); break;
         case '[':
             sum[d] = sat_add(sum[d], last[d]);
             last[d] = 1;

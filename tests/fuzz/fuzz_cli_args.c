@@ -98,6 +98,21 @@ static void check_tap(int argc, char **argv)
             CHECK(in_argv(ns) && len >= 1 && len <= 63);
             CHECK(namespace_name(ns, len));
         }
+        /* An accepted POD_REGEX is what every node's capture compiles and runs on pod names
+         * that anyone who may create a pod chooses: it must compile, and match such names in
+         * no time (-timeout and -rss_limit_mb make a slow or huge one a finding). */
+        if (a->regex) {
+            static const char *const names[] = {
+                "web-7d4b9c6f5-x2x9z",
+                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab",
+                "a-a-a-a-a-a-a-a-a-a-a-a-a-a-a-a-a-a-a-a-a-a-a-a-a-a-a-a-a-a-a-!",
+            };
+            regex_t re;
+            CHECK(regcomp(&re, a->regex, REG_EXTENDED | REG_NOSUB) == 0);
+            for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+                regexec(&re, names[i], 0, NULL, 0);
+            regfree(&re);
+        }
     }
     free(a);
 }

@@ -101,6 +101,7 @@ def test_tap_helm_fails(cli_bin, fake_tools):
     (["((a?){1,100}){1,100}"], "repeats too much"),
     (["){1,10000}){1,10}"], "repeats too much"),
     (["(a*)(a*)\\1\\2b"], "back-reference"),
+    (["a{0,10\\000}"], "repeats too much"),  # glibc reads {0,10000}
     (["-n", "Bad_Name"], "Bad_Name"),
     (["--set", "novalue"], "--set"),
     (["a", "b"], "\"b\""),
