@@ -106,6 +106,13 @@ def grpc_headers(path, extra=()):
             ("te", "trailers"), *extra]
 
 
+def wait_fd(sock, events, timeout):
+    """poll() one socket (select() cannot take descriptors past 1024)."""
+    p = select.poll()
+    p.register(sock, events | select.POLLERR | select.POLLHUP)
+    return bool(p.poll(max(timeout, 0) * 1000))
+
+
 class Wire:
     """One HTTP/2 connection by hand. `preface` sends the client preface and an empty SETTINGS;
     the server's SETTINGS are acknowledged as they come (ack_settings) and nothing else is sent
@@ -186,8 +193,7 @@ class Wire:
         """Reads what comes within `wait` seconds (one recv) and parses it."""
         if self.eof:
             return False
-        r, _, _ = select.select([self.sock], [], [], max(wait, 0))
-        if not r:
+        if not wait_fd(self.sock, select.POLLIN, wait):
             return False
         try:
             data = self.sock.recv(1 << 20)
@@ -465,6 +471,39 @@ def silent_tcp_peer(t):
     return f"closed after {took:.2f} s"
 
 
+MAX_CONNECTIONS = 1024   # rpc_server_config's default
+
+
+def silent_peers_fill_every_slot(t):
+    """1024 silent connections take every slot the server has: the next one is closed at once.
+    The handshake timeout gives them all back, and a well-formed call is served again. (Before
+    it, a silent peer held its slot forever.)"""
+    socks = []
+    try:
+        for _ in range(MAX_CONNECTIONS):
+            socks.append(socket.create_connection(("127.0.0.1", t.port), timeout=5))
+        time.sleep(0.2)   # every one accepted
+        extra = Wire(t.port, preface=False)
+        took = expect_closed(extra, 2.0)
+        extra.close()
+        assert took < HANDSHAKE_S, f"the connection past the limit was closed after {took:.2f} s"
+        deadline = time.monotonic() + HANDSHAKE_S + TIMEOUT_SLACK_S + 1.5
+        for s in socks:   # each is closed by the server (FIN, or RST once it saw our SETTINGS)
+            s.settimeout(max(deadline - time.monotonic(), 0.01))
+            try:
+                while s.recv(65536):
+                    pass
+            except ConnectionResetError:
+                pass
+            except socket.timeout:
+                raise AssertionError(f"a silent connection is still open {HANDSHAKE_S:g} s "
+                                     "after the handshake timeout")
+    finally:
+        for s in socks:
+            s.close()
+    return f"{MAX_CONNECTIONS} slots taken and given back, one past them closed after {took:.2f} s"
+
+
 def half_preface_then_silence(t):
     w = t.wire(preface=False)
     w.send(PREFACE[:10])
@@ -682,7 +721,7 @@ def _control_flood(t, one, what):
             try:
                 sent += w.sock.send(chunk)
             except BlockingIOError:
-                select.select([], [w.sock], [], 0.2)
+                wait_fd(w.sock, select.POLLOUT, 0.2)
             except (BrokenPipeError, ConnectionResetError):
                 return sent, True, time.monotonic() - t0
         return sent, False, time.monotonic() - t0
@@ -898,7 +937,7 @@ def get_instead_of_post(t):
 
 GENERIC_CASES = [
     bytes_before_preface, garbage_before_preface, tls_hello_to_plaintext, silent_tcp_peer,
-    half_preface_then_silence, idle_after_preface, headers_left_open,
+    half_preface_then_silence, silent_peers_fill_every_slot, idle_after_preface, headers_left_open,
     data_on_stream_0, ping_wrong_length, window_update_zero, window_overflow,
     headers_on_even_stream, frame_larger_than_allowed, settings_bad_enable_push,
     settings_bad_window, settings_bad_frame_size, settings_too_many_entries,
