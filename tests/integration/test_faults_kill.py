@@ -17,15 +17,20 @@ killed with SIGKILL and started again two seconds later on the same data. Afterw
         the kernel had handed the old capture that its store never acknowledged (its
         /metrics just before the kill against the store's count for that capture stream).
 
+The hub is killed while it serves a snapshot: that `netreel pcapdump` exits 1 and leaves no file
+(or, had it finished first, a whole one).
+
 Not repeated here: the store killed under a store-feeder stream with a byte-exact resend
 (test_store_recovery), under UDP only (test_capture_fidelity), the hub killed mid-stream with the
 CLI's file (test_hub_faults).
 """
 
+import subprocess
 import time
 
 import pytest
 
+import cli_helpers as ch
 import store_helpers as sh
 from cli_helpers import cli_bin  # noqa: F401 (fixture)
 from faults_helpers import (Rig, TcpStream, UdpStream, check_snapshot, labelled, runs,
@@ -67,6 +72,15 @@ def run_kill(rig, victims):
         t_scrape = time.monotonic()
         cap_before = rig.capture.scrape()
         store_before = rig.store_metrics()
+        inflight = None
+        if "hub" in victims:  # the hub dies while it serves a snapshot
+            inflight_dir = rig.lab.tmp / "inflight"
+            inflight_dir.mkdir()
+            inflight = subprocess.Popen(
+                [str(rig.cli_bin), "pcapdump", "--hub", rig.hub.addr, "--time=1h", "--dest",
+                 str(inflight_dir)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE, env=ch.base_env())
+            time.sleep(0.05)
         t_kill = time.monotonic()
         if "capture" in victims:
             rig.capture.kill()
@@ -86,6 +100,15 @@ def run_kill(rig, victims):
     finally:
         n = udp.stop()
         data = tcp.stop()
+    if inflight is not None:
+        # Cut off by the kill (exit 1, no file, not even the .part) or done just before it
+        # (exit 0, a whole file).
+        _, err = inflight.communicate(timeout=60)
+        left = list(inflight_dir.iterdir())
+        if inflight.returncode == 0:
+            assert len(left) == 1 and not sh.wireshark_check(left)[0], left
+        else:
+            assert inflight.returncode == 1 and not left, (inflight.returncode, left, err)
     time.sleep(0.6)  # the ring's block timeout and the batch time
     cap_after = rig.wait_drained()
     time.sleep(1.2)  # tcpdump's ring hands over its last block
@@ -110,7 +133,8 @@ def run_kill(rig, victims):
                    capture_store_errors=mval(cap_after, "netreel_capture_store_errors_total"),
                    store_duplicates=mval(store_after, "netreel_store_batches_total",
                                          result="duplicate"),
-                   down_s=round(t_up - t_kill, 2))
+                   down_s=round(t_up - t_kill, 2),
+                   inflight_snapshot_rc=inflight.returncode if inflight else None)
     if "capture" not in victims:
         # Nothing may be missing: the capture kept what its store had not acknowledged.
         assert not missing, f"{len(missing)} datagrams missing: {runs(missing)[:10]}"
