@@ -15,13 +15,24 @@
  * (a name with a NUL would be cut silently), input past `len` is never read. */
 #define LOAD_FLAGS 0
 
+/* Strings quoted in messages come from the API server: a control byte in one (a decoded "\n",
+ * say) must not break the message's one line. */
+static void one_line(char *s, size_t len)
+{
+    for (size_t i = 0; s && i < len && s[i]; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            s[i] = '?';
+}
+
 static json_t *load(const char *text, size_t len, char *err, size_t errlen)
 {
     json_error_t je;
     json_t *j = json_loadb(text, len, LOAD_FLAGS, &je);
 
-    if (j == NULL)
+    if (j == NULL) {
         nr_errf(0, err, errlen, "not JSON: %.80s (line %d column %d)", je.text, je.line, je.column);
+        one_line(err, errlen);
+    }
     return j;
 }
 
@@ -231,8 +242,10 @@ int kube_event_parse(const char *line, size_t len, struct kube_event *ev, char *
         break;
     }
 out:
-    if (rc != 0)
+    if (rc != 0) {
         memset(ev, 0, sizeof(*ev));
+        one_line(err, errlen);
+    }
     json_decref(j);
     return rc;
 }
@@ -290,6 +303,8 @@ int kube_pod_list_parse(const char *body, size_t len, kube_pod_list_cb cb, void 
 out:
     if (rc != 0 && rc != NR_EPARSE && rc != NR_EOVERSIZE)
         nr_errf(0, err, errlen, "%s", nr_strerror(rc));
+    if (rc != 0)
+        one_line(err, errlen);
     json_decref(j);
     return rc;
 }

@@ -96,16 +96,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 check_set(&t);
             }
         } else {
-            CHECK(err[0] != '\0' && strchr(err, '\n') == NULL);
+            CHECK(err[0] != '\0' && strchr(err, '\n') == NULL && strchr(err, '\r') == NULL);
         }
         break;
     }
     case 1: {
         size_t skipped = 0;
 
-        if (kube_pod_list_parse(text, len, apply, &t, rv, &skipped, err, sizeof(err)) == 0) {
+        err[0] = '\0';
+        rc = kube_pod_list_parse(text, len, apply, &t, rv, &skipped, err, sizeof(err));
+        if (rc == 0) {
             CHECK(rv[0] != '\0');
             check_set(&t);
+        } else {
+            CHECK(err[0] != '\0' && strchr(err, '\n') == NULL && strchr(err, '\r') == NULL);
         }
         break;
     }

@@ -109,6 +109,8 @@ static void bad_events(void **state)
     event_bad("[]", "without type or object");
     event_bad("{\"type\":\"ADDED\",\"object\":[]}", "without type or object");
     event_bad("{\"type\":\"EXPLODED\",\"object\":{}}", "unknown watch event type");
+    /* A control byte the JSON decodes to stays out of the message's one line. */
+    event_bad("{\"type\":\"A\\r\\nB\",\"object\":{}}", "unknown watch event type \"A??B\"");
     event_bad("{\"type\":\"ADDED\",\"object\":{}}", "without metadata");
     event_bad("{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\"}}}",
               "metadata.namespace");
