@@ -237,6 +237,7 @@ void rpc_call__stall(struct rpc_call *call, uint64_t stalled_ms)
              call->queued);
     NR_WARN("call stalled", "peer=%s path=%s queued=%zu reason=\"%s\"", call->peer,
             rpc_call_path(call), call->queued, msg);
+    call->stalled = true;
     reset(call, RPC_DEADLINE_EXCEEDED, msg);
 }
 

@@ -605,7 +605,8 @@ static void conn_tick(uv_timer_t *t)
                             l->handshake_timeout_ms);
             return;
         }
-        if (l->stall_timeout_ms && c->queued > 0 && !c->local_ended && !c->stream_closed &&
+        /* Not only calls still running: one that failed holds its status behind its queue. */
+        if (l->stall_timeout_ms && c->queued > 0 && !c->stalled && !c->stream_closed &&
             now - c->send_progress_ms >= l->stall_timeout_ms) {
             st->stalled_calls++;
             rpc_call__stall(c, now - c->send_progress_ms);

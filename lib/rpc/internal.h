@@ -101,6 +101,7 @@ struct rpc_call {
     bool stream_closed; /* the stream is gone (or never existed) */
     bool timer_closing;
     bool dispatched;       /* server: the request's header block was complete */
+    bool stalled;          /* server: reset by the stall timeout */
     bool headers_overflow; /* server: the header list passed its limit (answered, not stored) */
     uint64_t born_ms;      /* server: uv_now() when its HEADERS began */
     size_t header_bytes;

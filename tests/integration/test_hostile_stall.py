@@ -216,3 +216,30 @@ def test_store_many_stuck_snapshots_on_one_connection(stores, feeder, store_pb):
     finally:
         w.close()
     hh.COUNTS["store"] += 1
+
+
+def test_store_failed_call_stuck_behind_closed_window(stores, feeder, store_pb):
+    """A client that opens no window at all (SETTINGS_INITIAL_WINDOW_SIZE 0) and sends two
+    Snapshot requests on one call: the first starts the snapshot (its header waits behind the
+    closed window), the second fails the call (UNIMPLEMENTED, its status queued behind the
+    header). A call that already failed is as stuck as a running one: it is reset after the
+    stall timeout, not kept forever."""
+    store, _ = fill(stores, feeder, *STALL)   # more than a snapshot queues at once
+    w = hh.Wire(store.port, settings=[(4, 0)])
+    w.until(lambda: w.settings_seen, 2)
+    req = snapshot_req(store_pb)
+    w.request(1, "/netreel.v1.Store/Snapshot", req + req, end_stream=False)
+    t0 = time.monotonic()
+    try:
+        w.until(lambda: 1 in w.rst, WAIT_S)
+        assert w.rst.get(1) == hh.CANCEL, w.describe(1)
+        assert w.data.get(1, b"") == b"", "the store sent DATA into a closed window"
+        took = time.monotonic() - t0
+        assert took >= hh.STALL_S - 0.2, f"reset after {took:.2f} s, before --stall-timeout"
+        assert wait_metric(store, 0, "netreel_rpc_calls") == 0
+        assert hh.metric(store, "netreel_rpc_calls_stalled_total") == 1
+        ended = [ln for ln in store.stderr().splitlines() if 'msg="snapshot ended"' in ln]
+        assert len(ended) == 1 and "code=DEADLINE_EXCEEDED" in ended[0], store.stderr()
+    finally:
+        w.close()
+    hh.COUNTS["store"] += 1
