@@ -316,7 +316,8 @@ static void recover_dir(struct store *s, const char *dir)
             n++;
     }
     closedir(d);
-    qsort(stems, n, sizeof(*stems), by_name);
+    if (n > 1)
+        qsort(stems, n, sizeof(*stems), by_name);
     for (size_t i = 0; i < n; i++) {
         struct store_segment *seg = NULL;
         int rc = store_recover_segment(s, dir, stems[i], &seg);

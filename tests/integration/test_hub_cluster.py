@@ -208,7 +208,7 @@ def test_since_until_are_packet_precise(cluster, cli_bin, tmp_path):
     def window(since, until):
         out = tmp_path / f"w-{since}-{until}.pcapng"
         r = pcapdump(cli_bin, c.hub, "--since", rfc3339(since), "--until", rfc3339(until),
-                     "-o", out, expect=0)
+                     "-o", out, "--force", expect=0)
         f = wireshark_ok(out)
         assert not non_decreasing(f.packets), non_decreasing(f.packets)
         assert shb_window(f)[:2] == (since, until), f.shb_comment

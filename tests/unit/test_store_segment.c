@@ -306,6 +306,19 @@ static void recovery_drops_a_batch_without_its_whole_record(void **state)
     free(idx);
 }
 
+/* A crash between a stream folder's mkdir and its first segment leaves the folder empty. */
+static void recovery_takes_an_empty_stream_folder(void **state)
+{
+    struct fixture *f = *state;
+    struct store r = {0};
+
+    r.cfg = f->s.cfg;
+    assert_int_equal(store_recover(&r), 0);
+    assert_null(r.seg_head);
+    assert_int_equal(r.n_segments, 0);
+    free_store(&r);
+}
+
 static void recovery_refuses_what_is_not_ours(void **state)
 {
     struct fixture *f = *state;
@@ -375,6 +388,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(recovery_drops_a_batch_without_its_whole_record, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(recovery_takes_an_empty_stream_folder, setup, teardown),
         cmocka_unit_test_setup_teardown(recovery_refuses_what_is_not_ours, setup, teardown),
         cmocka_unit_test(index_records_round_trip_and_detect_damage),
     };
