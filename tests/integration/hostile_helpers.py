@@ -595,6 +595,24 @@ def settings_too_many_entries(t):
     _conn_error(t, settings_frame([(3, 100 + i) for i in range(100)]), ENHANCE_YOUR_CALM)
 
 
+def settings_ack_with_payload(t):
+    _conn_error(t, frame(SETTINGS, ACK, 0, struct.pack(">HI", 3, 1)), FRAME_SIZE_ERROR)
+
+
+def window_update_wrong_length(t):
+    _conn_error(t, frame(WINDOW_UPDATE, 0, 0, b"\0\0\1"), FRAME_SIZE_ERROR)
+
+
+def padding_longer_than_frame(t):
+    w = t.wire()
+    w.until(lambda: w.settings_seen, 2)
+    block = w.enc.encode(grpc_headers(t.unary_path))
+    # PADDED with a pad length past the end of the frame
+    w.send(frame(HEADERS, END_HEADERS | PADDED, 1, bytes([len(block) + 10]) + block))
+    expect_goaway(w, PROTOCOL_ERROR)
+    w.close()
+
+
 def continuation_without_headers(t):
     _conn_error(t, frame(CONTINUATION, END_HEADERS, 1, b"\x82"), PROTOCOL_ERROR)
 
@@ -941,6 +959,7 @@ GENERIC_CASES = [
     data_on_stream_0, ping_wrong_length, window_update_zero, window_overflow,
     headers_on_even_stream, frame_larger_than_allowed, settings_bad_enable_push,
     settings_bad_window, settings_bad_frame_size, settings_too_many_entries,
+    settings_ack_with_payload, window_update_wrong_length, padding_longer_than_frame,
     continuation_without_headers, rst_on_idle_stream, push_promise_from_client, hpack_bad_index,
     hpack_table_size_too_big, unknown_frame_type_ignored, priority_on_itself,
     rapid_reset, continuation_flood, settings_flood, ping_flood, ten_thousand_streams_at_once,
