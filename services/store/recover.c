@@ -4,6 +4,7 @@
 #include "store/recover.h"
 
 #include <dirent.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -143,6 +144,23 @@ static int parse_meta(struct store_segment *seg, int fd, const struct store_reco
     return rc;
 }
 
+/* Whether [end, size) is exactly the padding block a direct-I/O append leaves (append.h): then
+ * the cut is routine after a crash, not a torn write. */
+static bool only_padding(int fd, uint64_t end, uint64_t size)
+{
+    uint8_t b[12];
+    uint32_t type, len, trail;
+
+    if (size <= end || size - end < PCAPNG_BLOCK_MIN || size - end > STORE_APPEND_PAD_MAX)
+        return false;
+    if (read_at(fd, b, 8, end) != 0 || read_at(fd, b + 8, 4, size - 4) != 0)
+        return false;
+    memcpy(&type, b, 4);
+    memcpy(&len, b + 4, 4);
+    memcpy(&trail, b + 8, 4);
+    return type == STORE_APPEND_PAD_TYPE && len == size - end && trail == len;
+}
+
 /* Checks that [offset, offset+length) of the segment is whole blocks. */
 static int tail_whole(int fd, const struct store_record *r)
 {
@@ -221,9 +239,14 @@ int store_recover_segment(struct store *s, const char *dir, const char *stem,
         uint64_t end = recs[keep - 1].offset + recs[keep - 1].length;
         uint64_t iend = hlen + keep * STORE_INDEX_RECORD_LEN;
         if ((uint64_t)sb.st_size != end || idx.len != iend) {
-            NR_WARN("segment cut back to its last whole batch",
-                    "segment=%s.pcapng from=%lld to=%llu", path, (long long)sb.st_size,
-                    (unsigned long long)end);
+            if (idx.len == iend && only_padding(fd, end, (uint64_t)sb.st_size))
+                NR_INFO("padding cut from a segment a crash left active",
+                        "segment=%s.pcapng from=%lld to=%llu", path, (long long)sb.st_size,
+                        (unsigned long long)end);
+            else
+                NR_WARN("segment cut back to its last whole batch",
+                        "segment=%s.pcapng from=%lld to=%llu", path, (long long)sb.st_size,
+                        (unsigned long long)end);
             if (ftruncate(fd, (off_t)end) != 0 || ftruncate(ifd, (off_t)iend) != 0 ||
                 fdatasync(fd) != 0 || fdatasync(ifd) != 0) {
                 rc = -errno;

@@ -154,7 +154,7 @@ def segments_clean(data_dir):
 def cut_lines(store):
     """The store's log lines saying it cut or left a segment at start-up."""
     return [ln for ln in store.stderr().splitlines()
-            if "segment cut back" in ln or "cannot be recovered" in ln]
+            if "segment cut back" in ln or "cannot be recovered" in ln or "padding cut" in ln]
 
 
 PADDING_BLOCK = 0x8E7E0001  # the store's local-use block that fills an active segment's 4 KiB
@@ -180,13 +180,14 @@ def segment_tails(data_dir):
 
 def unexpected_cuts(store, tails):
     """Recovery's cuts other than taking off an active segment's padding block, as it was
-    before the kill (tails: segment_tails then). A torn block would be one of these."""
+    before the kill (tails: segment_tails then). A torn block would be one of these: the store
+    says "segment cut back" (a warning) for those and "padding cut" (info) for the padding."""
     bad = []
     for ln in cut_lines(store):
         f = dict(re.findall(r"(\w+)=(\S+)", ln))
         seg, frm, to = f.get("segment"), int(f.get("from", -1)), int(f.get("to", -1))
         size, pad = tails.get(seg, (None, 0))
-        if "segment cut back" not in ln or size != frm or not pad or frm - to != pad:
+        if "padding cut" not in ln or size != frm or not pad or frm - to != pad:
             bad.append(f"{ln} (before the kill: {size} bytes, padding {pad})")
     return bad
 
