@@ -350,6 +350,8 @@ static int feed(struct rpc_conn *conn, const uint8_t *data, size_t len)
          * reads nothing (a flood). */
         if (rv != NGHTTP2_ERR_BAD_CLIENT_MAGIC && rv != NGHTTP2_ERR_FLOODED)
             goaway_now(conn, code);
+        if (rv == NGHTTP2_ERR_FLOODED)
+            conn->peer_gone = true; /* it reads nothing: no linger for its sake */
         rpc_conn_close(conn, NR_EPROTO_H2, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE, why);
         return -1;
     }
@@ -763,7 +765,8 @@ static void handle_closed(uv_handle_t *h)
  * sending (a flood) then loses the GOAWAY that said why. So a server connection we close sends
  * FIN after its last frames and reads and drops what comes for up to LINGER_MS, as HTTP servers
  * do (nginx's lingering_close). */
-#define LINGER_MS 1000
+#define LINGER_MS        1000
+#define LINGER_MAX_BYTES (1u << 20) /* a peer that keeps sending does not keep us reading */
 
 static void linger_end(struct rpc_conn *conn)
 {
@@ -779,8 +782,12 @@ static void linger_end(struct rpc_conn *conn)
 
 static void linger_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
-    if (nread < 0)
-        linger_end(stream->data); /* the peer is done too */
+    struct rpc_conn *conn = stream->data;
+
+    if (nread > 0)
+        conn->linger_read += (size_t)nread;
+    if (nread < 0 || conn->linger_read > LINGER_MAX_BYTES)
+        linger_end(conn); /* the peer is done too, or will not be */
 }
 
 static void linger_timer_cb(uv_timer_t *t)

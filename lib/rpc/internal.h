@@ -222,6 +222,7 @@ struct rpc_conn {
     bool peer_gone;         /* reading or writing failed: nothing more gets through */
     bool lingering;         /* closed by us: FIN sent, the peer's bytes read and dropped */
     int close_err;          /* rpc_conn_close's err, for on_close after the linger */
+    size_t linger_read;     /* bytes read and dropped while lingering */
     uv_shutdown_t shutdown_req;
     int handles_open;
     struct rpc_call *calls; /* calls with a stream on this connection */

@@ -751,7 +751,7 @@ def _control_flood(t, one, what):
         closed = w.drain_until_closed(5)
     assert closed, f"{what}: {sent} bytes in {took:.1f} s and the connection is still open"
     w.close()
-    return f"{sent // len(one)} frames sent, closed after {took:.2f} s"
+    return f"{sent >> 20} MiB sent until the server closed after {took:.2f} s"
 
 
 def settings_flood(t):
