@@ -16,6 +16,7 @@ struct sync_job {
     struct store *s;
     size_t n;
     int errors;
+    int first_errno;
     int fds[];
 };
 
@@ -57,8 +58,9 @@ static void sync_work(uv_work_t *w)
     struct sync_job *job = (struct sync_job *)w;
 
     for (size_t i = 0; i < job->n; i++) {
-        if (fdatasync(job->fds[i]) != 0 && errno != EINVAL && errno != EROFS)
-            job->errors++;
+        if (fdatasync(job->fds[i]) != 0 && errno != EINVAL && errno != EROFS &&
+            !job->errors++)
+            job->first_errno = errno;
         close(job->fds[i]);
     }
 }
@@ -70,8 +72,16 @@ static void sync_done(uv_work_t *w, int status)
     struct sync_job *job = (struct sync_job *)w;
     struct store *s = job->s;
 
-    if (job->errors)
-        NR_ERROR("fdatasync failed", "files=%d", job->errors);
+    if (job->errors) {
+        /* After a failed fdatasync the kernel may have dropped the dirty pages and marked them
+         * clean, so a retry would succeed without writing them; which batches are gone cannot
+         * be told. Acknowledging them would break DESIGN §4's promise. Stop instead (as
+         * PostgreSQL does): the capture keeps every unacknowledged batch, and the restart's
+         * recovery keeps only what its index vouches for, whole. */
+        NR_ERROR("fdatasync failed: stopping, so that nothing unsynced is acknowledged",
+                 "files=%d err=\"%s\"", job->errors, strerror(job->first_errno));
+        exit(1);
+    }
     free(job);
     s->sync_running = false;
     store_ingest_synced(s, status == 0);
@@ -100,6 +110,7 @@ static void start(struct store *s)
     job->s = s;
     job->n = 0;
     job->errors = 0;
+    job->first_errno = 0;
     if (s->n_sync_fds)
         memcpy(job->fds, s->sync_fds, s->n_sync_fds * sizeof(int));
     job->n = s->n_sync_fds;
