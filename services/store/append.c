@@ -43,24 +43,6 @@ int store_append_create(struct store_append *a, const char *file)
     return fd >= 0 ? fd : -errno;
 }
 
-static int pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t off)
-{
-    while (len > 0) {
-        ssize_t w = pwrite(fd, p, len, (off_t)off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (w == 0)
-            return -EIO;
-        p += w;
-        len -= (size_t)w;
-        off += (uint64_t)w;
-    }
-    return 0;
-}
-
 int store_pwritev_all(int fd, const struct iovec *iov_in, int n, uint64_t off)
 {
     struct iovec iov[8];
@@ -159,7 +141,10 @@ int store_append_write(struct store_append *a, struct store_stage *stage, int fd
         put32(stage->buf + at + 4, pad);
         put32(stage->buf + at + pad - 4, pad);
     }
-    rc = pwrite_all(fd, stage->buf, (size_t)(padded - start), start);
+    {
+        struct iovec whole = {stage->buf, (size_t)(padded - start)};
+        rc = store_pwritev_all(fd, &whole, 1, start);
+    }
     if (rc == -EINVAL && size == 0) {
         /* O_DIRECT accepted at open, refused at the write (alignment the device wants more
          * of, or a file system that only pretends): this file goes on without it. */
