@@ -554,8 +554,7 @@ static void close_timed_out(struct rpc_conn *conn, uint64_t *counter, const char
 
     snprintf(why, sizeof(why), "%s %llu.%us", what, (unsigned long long)(ms / 1000),
              (unsigned)(ms % 1000 / 100));
-    if (conn->stats)
-        (*counter)++;
+    (*counter)++;
     NR_INFO("closing connection", "peer=%s reason=\"%s\"", conn->peer, why);
     rpc_conn_close(conn, -ETIMEDOUT, RPC_UNAVAILABLE, why);
 }
@@ -578,7 +577,7 @@ static void conn_tick(uv_timer_t *t)
 {
     struct rpc_conn *conn = t->data;
     const struct rpc_limits *l = &conn->limits;
-    struct rpc_conn_stats dummy, *st = conn->stats ? conn->stats : &dummy;
+    struct rpc_conn_stats unused = {0}, *st = conn->stats ? conn->stats : &unused;
     uint64_t now = uv_now(conn->loop);
     struct rpc_call *c, *next;
 
