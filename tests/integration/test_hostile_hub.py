@@ -9,7 +9,8 @@ handshake that never finishes.
 The hub serves one store (a real netreel-store with 60 packets in it). Every case expects one
 exact verdict (a gRPC status code and words of its message, a GOAWAY error code, or a close in
 a stated time); after each the hub must be alive, serve a well-formed Snapshot whose file holds
-exactly the store's 60 packets, and stay under RSS_CAP_KB (not checked under NETREEL_ASAN=1).
+exactly the store's 60 packets, stay under RSS_CAP_KB (not checked under NETREEL_ASAN=1), and
+the store's data directory must be byte for byte what it was.
 
 The last line names how many cases ran: "hostile: N cases against store, M against hub".
 """
@@ -68,8 +69,10 @@ def ctx(store_bins, hub_bin, hub_pb, tmp_path_factory, request):  # noqa: F811
                       metrics="127.0.0.1:0")
         hub.wait_serving()
         c.hub = hub
+        # Nothing the hub is sent reaches the store's disk either.
         c.target = hh.Target("hub", hub, lambda: good_snapshot(c), RSS_CAP_KB,
-                             snapshot_path=SNAP, unary_path=STATUS, unary_body=b"")
+                             data_dir=store.data_dir, snapshot_path=SNAP, unary_path=STATUS,
+                             unary_body=b"")
         c.target.good("the first snapshot")
         yield c
     finally:

@@ -330,9 +330,19 @@ def filter_over_4mib(c):
 
 
 def filter_nul_bytes(c):
-    # a string field with invalid UTF-8 / NUL: protobuf-c refuses or the filter does not compile
+    # invalid UTF-8 and a NUL in a string field: what is left before the NUL does not compile
     body = b"\x1a\x05tc\x00p\xff"
-    return SNAP, hh.grpc_msg(body), hh.INVALID_ARGUMENT, []
+    return SNAP, hh.grpc_msg(body), hh.INVALID_ARGUMENT, ["does not compile"]
+
+
+def filter_cut_at_nul(c):
+    # "tcp\0 and nonsense": the store must not apply "tcp" and call it the user's filter
+    return SNAP, snap_req(c, filter="tcp\x00 and nonsense"), hh.INVALID_ARGUMENT, []
+
+
+filter_cut_at_nul.xfail = (
+    "services/store/snapshot.c reads the filter as a C string: everything after a NUL is "
+    "dropped and the rest applied as if it were the filter asked for (/tmp/hostile-bugs.md #3)")
 
 
 def window_reversed(c):
@@ -370,11 +380,13 @@ def batch_truncated(c):
 
 
 STORE_CASES = [filter_not_compiling, filter_unbalanced, filter_two_mib, filter_over_4mib,
-               filter_nul_bytes, window_reversed, window_negative, window_since_max,
+               filter_nul_bytes, filter_cut_at_nul, window_reversed, window_negative, window_since_max,
                window_both_negative, batch_over_16mib, batch_4gib_prefix, batch_truncated]
 
 
-@pytest.mark.parametrize("case", STORE_CASES, ids=[f.__name__ for f in STORE_CASES])
+@pytest.mark.parametrize("case", [
+    pytest.param(c, marks=pytest.mark.xfail(reason=c.xfail, strict=False))
+    if hasattr(c, "xfail") else c for c in STORE_CASES], ids=[f.__name__ for f in STORE_CASES])
 def test_store_request(ctx, case):
     path, body, code, words = case(ctx)
     w = ctx.target.wire()
