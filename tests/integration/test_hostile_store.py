@@ -409,7 +409,7 @@ def test_window_absurd_but_valid(ctx):
     hh.COUNTS["store"] += 1
 
 
-SLOW_FILTER_HOSTS = 400   # 7.4 KB of "host A or host B ...": libpcap takes 3-5 s on it
+SLOW_FILTER_HOSTS = 450   # 8.3 KB of "host A or host B ...": libpcap takes 5-6 s on it
 
 
 def slow_filter(n=SLOW_FILTER_HOSTS):
@@ -418,7 +418,7 @@ def slow_filter(n=SLOW_FILTER_HOSTS):
 
 @pytest.mark.xfail(reason="services/store/snapshot.c compiles the BPF filter with pcap_compile "
                    "on the store's only loop thread; its cost grows with the cube of the "
-                   "filter's terms (7.4 KB: 3-5 s, 18 KB: 52 s, the 64 KiB allowed: hours), and "
+                   "filter's terms (8.3 KB: 5-6 s, 18 KB: 52 s, the 64 KiB allowed: hours), and "
                    "the store serves nobody meanwhile (/tmp/hostile-bugs.md #1)", strict=False)
 def test_slow_filter_does_not_stall_others(ctx):
     """A filter far below the 64 KiB the store allows, whose compilation takes seconds: while
@@ -428,14 +428,16 @@ def test_slow_filter_does_not_stall_others(ctx):
     w = ctx.target.wire()
     try:
         w.request(1, SNAP, snap_req(ctx, filter=f))
-        time.sleep(0.05)  # the store has it and is compiling
+        time.sleep(0.3)  # the store has it and is compiling (also on a loaded machine)
         t0 = time.monotonic()
         try:
-            ctx.target.good("a well-formed call while a long filter compiles", within=1.0)
+            ctx.target.good_call()
         finally:
             took = time.monotonic() - t0
             st = hh.expect_status(w, 1, hh.OK, timeout=60)
             print(f"{len(f)}-byte filter: {st}; the other call took {took:.2f} s")
+        # 1 s, also under ASan: the call itself takes milliseconds.
+        assert took < 1.0, f"a well-formed call took {took:.2f} s while a filter compiled"
     finally:
         w.close()
     ctx.target.check("a slow filter")
