@@ -63,6 +63,7 @@ struct hub_snap {
     size_t blocked;         /* streaming stores without a packet ready */
     size_t live_calls;
     bool resolving, head_sent, finished, over;
+    char refused[400]; /* a store's INVALID_ARGUMENT for the request itself: the call's answer */
     struct pcapng_merge heap;
     struct nr_buf out;
     uint64_t packets, file_bytes;
@@ -316,6 +317,13 @@ static void src_done(struct rpc_call *call, int code, const char *message, void 
         set_blocked(src, false); /* what it holds is still merged; nothing more comes */
         src->state = S_DONE;
     } else if (code != RPC_OK) {
+        /* Every store gets the same request: one that calls it invalid (a filter that does not
+         * compile for its link types) speaks for the caller's mistake, not for a missing store. */
+        if (code == RPC_INVALID_ARGUMENT && src->state == S_WAIT_HEADER && !s->refused[0]) {
+            const char *node = src_node(src);
+            snprintf(s->refused, sizeof(s->refused), "store %s: %s", node ? node : src->addr.addr,
+                     without_addr(message, src->addr.addr));
+        }
         if (src->timed_out) {
             char d[32];
             nr_format_duration(s->h->cfg.store_timeout_ns, d, sizeof(d));
@@ -454,6 +462,10 @@ static void try_head(struct hub_snap *s)
 
     if (s->head_sent || s->resolving || s->waiting_headers > 0 || s->finished)
         return;
+    if (s->refused[0]) {
+        finish(s, RPC_INVALID_ARGUMENT, "%s", s->refused);
+        return;
+    }
     rc = s->pcap ? head_pcap(s, err, sizeof(err)) : head_pcapng(s, err, sizeof(err));
     if (rc != 0) {
         finish(s, rc == NR_EPARSE ? RPC_FAILED_PRECONDITION : RPC_INTERNAL, "%s", err);
@@ -663,8 +675,9 @@ static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
     } else if (s->since < 0 || s->until < s->since) {
         finish(s, RPC_INVALID_ARGUMENT, "the window is reversed: since_ns %lld, until_ns %lld",
                (long long)s->since, (long long)s->until);
-    } else if (req->filter && strlen(req->filter) > 65536) {
-        finish(s, RPC_INVALID_ARGUMENT, "filter of %zu bytes: at most 65536", strlen(req->filter));
+    } else if (req->filter && strlen(req->filter) > HUB_MAX_FILTER) {
+        finish(s, RPC_INVALID_ARGUMENT, "filter of %zu bytes: at most %u", strlen(req->filter),
+               HUB_MAX_FILTER);
     } else if (req->filter && req->filter[0] && !(s->filter = strdup(req->filter))) {
         finish(s, RPC_RESOURCE_EXHAUSTED, "out of memory");
     } else if (hub_stores_resolve(s->h, resolved, s) != 0) {

@@ -62,12 +62,16 @@ struct store_snapshot {
     struct snap_filter *filters;
     size_t n_filters;
     int *iface_filter; /* output interface id -> index in filters */
+    uv_work_t compile; /* the filters compile on the thread pool */
+    bool compiling;
+    int compile_rc;
+    char compile_err[512];
     uint32_t n_out_ifaces;
     struct pcapng_merge heap;
     struct nr_buf out;
     uint64_t packets, bytes;
     uv_timer_t turn;
-    bool started, finished, over;
+    bool requested, started, finished, over; /* started: the header went, packets follow */
 };
 
 static void src_release(struct snap_src *src)
@@ -280,7 +284,8 @@ static void on_done(struct rpc_call *call, int code, const char *message, void *
         NR_INFO("snapshot ended", "code=%s packets=%llu message=\"%s\"", rpc_code_name(code),
                 (unsigned long long)snap->packets, message);
     uv_timer_stop(&snap->turn);
-    uv_close((uv_handle_t *)&snap->turn, snapshot_free);
+    if (!snap->compiling) /* else compile_done frees it */
+        uv_close((uv_handle_t *)&snap->turn, snapshot_free);
 }
 
 static int by_time(const void *a, const void *b)
@@ -369,48 +374,81 @@ static int collect(struct store_snapshot *snap)
     return 0;
 }
 
-/* Compiles the filter once per link type of the window. */
-static int compile_filters(struct store_snapshot *snap, char *err, size_t errlen)
+/* Which filter each output interface uses: one per link type of the window (a window with no
+ * interfaces still checks the filter, for Ethernet). On the loop: the streams may grow. */
+static int plan_filters(struct store_snapshot *snap)
 {
-    uint32_t fallback = 1; /* LINKTYPE_ETHERNET: a window with no packets still checks it */
-
     snap->iface_filter = calloc(snap->n_out_ifaces + 1, sizeof(int));
     snap->filters = calloc(snap->n_out_ifaces + 1, sizeof(*snap->filters));
     if (!snap->iface_filter || !snap->filters)
         return -ENOMEM;
-    for (uint32_t o = 0; o <= snap->n_out_ifaces; o++) {
-        uint32_t lt = fallback;
+    for (uint32_t o = 0; o < snap->n_out_ifaces || (o == 0 && snap->n_out_ifaces == 0); o++) {
+        uint32_t lt = 1; /* LINKTYPE_ETHERNET */
         size_t k;
-        if (o < snap->n_out_ifaces) {
-            for (size_t i = 0; i < snap->n_streams; i++) {
-                const struct snap_stream *ss = &snap->streams[i];
-                if (o >= ss->base && o < ss->base + ss->st->n_ifaces)
-                    lt = ss->st->ifaces[o - ss->base].link_type;
-            }
-        } else if (snap->n_out_ifaces > 0) {
-            break;
+        for (size_t i = 0; i < snap->n_streams && o < snap->n_out_ifaces; i++) {
+            const struct snap_stream *ss = &snap->streams[i];
+            if (o >= ss->base && o < ss->base + ss->st->n_ifaces)
+                lt = ss->st->ifaces[o - ss->base].link_type;
         }
         for (k = 0; k < snap->n_filters && snap->filters[k].link_type != lt; k++)
             ;
-        if (k == snap->n_filters) {
-            pcap_t *p = pcap_open_dead((int)lt, PCAPNG_MAX_SNAPLEN);
-            if (!p)
-                return -ENOMEM;
-            if (pcap_compile(p, &snap->filters[k].prog, snap->filter, 1, PCAP_NETMASK_UNKNOWN) !=
-                0) {
-                snprintf(err, errlen, "filter \"%.200s\" does not compile for link type %u: %s",
-                         snap->filter, lt, pcap_geterr(p));
-                pcap_close(p);
-                return NR_EPARSE;
-            }
-            pcap_close(p);
-            snap->filters[k].link_type = lt;
-            snap->n_filters++;
-        }
+        if (k == snap->n_filters)
+            snap->filters[snap->n_filters++].link_type = lt;
         if (o < snap->n_out_ifaces)
             snap->iface_filter[o] = (int)k;
     }
     return 0;
+}
+
+/* On the thread pool: libpcap's optimizer takes time that grows steeply with the expression
+ * (a 5 KiB `host A or host B ...` takes seconds), so it is used on short filters only; longer
+ * ones (up to STORE_MAX_FILTER) compile as they are, in about a second at worst. */
+static void compile_work(uv_work_t *w)
+{
+    struct store_snapshot *snap = w->data;
+    int optimize = strlen(snap->filter) <= STORE_OPTIMIZE_FILTER;
+
+    snap->compile_rc = 0;
+    for (size_t k = 0; k < snap->n_filters; k++) {
+        uint32_t lt = snap->filters[k].link_type;
+        pcap_t *p = pcap_open_dead((int)lt, PCAPNG_MAX_SNAPLEN);
+        if (!p) {
+            snap->compile_rc = -ENOMEM;
+            return;
+        }
+        if (pcap_compile(p, &snap->filters[k].prog, snap->filter, optimize,
+                         PCAP_NETMASK_UNKNOWN) != 0) {
+            snprintf(snap->compile_err, sizeof(snap->compile_err),
+                     "filter \"%.200s\" does not compile for link type %u: %s", snap->filter, lt,
+                     pcap_geterr(p));
+            snap->compile_rc = NR_EPARSE;
+            pcap_close(p);
+            return;
+        }
+        pcap_close(p);
+    }
+}
+
+static void begin(struct store_snapshot *snap);
+
+static void compile_done(uv_work_t *w, int status)
+{
+    struct store_snapshot *snap = w->data;
+
+    snap->compiling = false;
+    if (snap->over) { /* the call ended meanwhile: on_done left the freeing to us */
+        uv_close((uv_handle_t *)&snap->turn, snapshot_free);
+        return;
+    }
+    if (status != 0)
+        finish(snap, RPC_INTERNAL, "the filter was not compiled: %s", uv_strerror(status));
+    else if (snap->compile_rc == NR_EPARSE)
+        finish(snap, RPC_INVALID_ARGUMENT, "%s", snap->compile_err);
+    else if (snap->compile_rc != 0)
+        finish(snap, RPC_RESOURCE_EXHAUSTED, "cannot compile the filter: %s",
+               nr_strerror(snap->compile_rc));
+    else
+        begin(snap);
 }
 
 static int cmp_pod(const void *a, const void *b)
@@ -587,14 +625,26 @@ static void send_summary(struct store_snapshot *snap)
     free(isp);
 }
 
+/* The window is collected and its filters compiled: the header, then the packets. */
+static void begin(struct store_snapshot *snap)
+{
+    int rc = send_header(snap);
+
+    if (rc != 0) {
+        finish(snap, RPC_RESOURCE_EXHAUSTED, "cannot start the snapshot: %s", nr_strerror(rc));
+        return;
+    }
+    snap->started = true;
+    produce(snap);
+}
+
 static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *user)
 {
     struct store_snapshot *snap = user;
     Netreel__V1__SnapshotRequest *req;
-    char err[512] = "";
     int rc;
 
-    if (snap->started || snap->finished)
+    if (snap->requested || snap->finished)
         return;
     req = netreel__v1__snapshot_request__unpack(NULL, len, msg);
     if (!req) {
@@ -622,21 +672,25 @@ static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
             goto out;
         }
     }
+    snap->requested = true; /* later requests on the call are ignored */
     rc = collect(snap);
     if (rc == 0 && snap->filter)
-        rc = compile_filters(snap, err, sizeof(err));
-    if (rc == NR_EPARSE) {
-        finish(snap, RPC_INVALID_ARGUMENT, "%s", err);
-        goto out;
-    }
-    if (rc == 0)
-        rc = send_header(snap);
+        rc = plan_filters(snap);
     if (rc != 0) {
         finish(snap, RPC_RESOURCE_EXHAUSTED, "cannot start the snapshot: %s", nr_strerror(rc));
         goto out;
     }
-    snap->started = true;
-    produce(snap);
+    if (snap->filter) {
+        snap->compile.data = snap;
+        snap->compiling = true;
+        rc = uv_queue_work(snap->s->loop, &snap->compile, compile_work, compile_done);
+        if (rc != 0) {
+            snap->compiling = false;
+            finish(snap, RPC_INTERNAL, "the filter was not compiled: %s", uv_strerror(rc));
+        }
+        goto out;
+    }
+    begin(snap);
 out:
     netreel__v1__snapshot_request__free_unpacked(req, NULL);
 }

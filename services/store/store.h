@@ -15,7 +15,8 @@
 #define STORE_MAX_PODS        65536u
 #define STORE_MAX_NAME        253u /* a Kubernetes name, a node name */
 #define STORE_MAX_IFNAME      127u
-#define STORE_MAX_FILTER      65536u     /* bytes of BPF filter text */
+#define STORE_MAX_FILTER      16384u     /* bytes of BPF filter text */
+#define STORE_OPTIMIZE_FILTER 2048u      /* longer filters compile without the optimizer */
 #define STORE_MAX_STREAMS     4096u      /* capture streams remembered at once */
 #define STORE_CHUNK_BYTES     (1u << 20) /* a snapshot message */
 #define STORE_MIN_MAX_SIZE    (16u << 20)
