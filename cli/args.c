@@ -176,8 +176,8 @@ int cli_pcapdump_args_parse(int argc, char **argv, int64_t now_ns, struct cli_pc
                          "pcapdump: -o \"%s\" with --dest: give a file name inside DIR (no '/', "
                          "no '..'), or -o PATH without --dest",
                          a->output);
-    if (a->filter && strlen(a->filter) > 64 * 1024)
-        return cli_error(CLI_EXIT_USAGE, "pcapdump: --filter is longer than 64 KiB");
+    if (a->filter && strlen(a->filter) > 16 * 1024)
+        return cli_error(CLI_EXIT_USAGE, "pcapdump: --filter is longer than 16 KiB");
     /* The window: absolute nanoseconds, as the hub wants them. */
     if (!a->have_until)
         a->until = now_ns;
