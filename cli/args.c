@@ -10,6 +10,7 @@
 
 #include "args.h"
 #include "cli.h"
+#include "kube/regex_guard.h"
 #include "util/addr.h"
 #include "util/log.h"
 #include "util/parse.h"
@@ -290,169 +291,6 @@ static int add_namespaces(const char *flag, const char *arg, const char **list, 
     return 0;
 }
 
-/* glibc's regcomp copies a repeated expression once per repetition, and repetitions stacked on
- * one another multiply ("z+++++..." doubles per '+', "((a{1,200}){1,200}){1,200}" is 8 million
- * copies; optional copies also cost their square in closures: "((a?){1,100}){1,100}" takes
- * 2.4 GB): a short POD_REGEX can take gigabytes, here and in the capture of every node, which
- * compiles the same regex (lib/kube). This estimates the copies, saturating above the cap;
- * 256 (a{1,255} passes) keeps the worst found near 4 MB, and any pod regex one writes far
- * below it. */
-#define REGEX_MAX_COST  256
-#define REGEX_MAX_DEPTH 32
-
-static uint64_t sat_add(uint64_t a, uint64_t b)
-{
-    return a + b > REGEX_MAX_COST ? REGEX_MAX_COST + 1 : a + b;
-}
-
-static uint64_t sat_mul(uint64_t a, uint64_t b)
-{
-    return b && a > REGEX_MAX_COST / b ? REGEX_MAX_COST + 1 : a * b;
-}
-
-/* Skips a bracket expression from its '[' and returns what follows it. */
-static const char *skip_bracket(const char *p)
-{
-    p++;
-    if (*p == '^')
-        p++;
-    if (*p == ']')
-        p++;
-    while (*p && *p != ']') {
-        if (p[0] == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
-            char end = p[1];
-            p += 2;
-            while (*p && !(p[0] == end && p[1] == ']'))
-                p++;
-            if (*p)
-                p += 2;
-            continue;
-        }
-        p++;
-    }
-    return *p ? p + 1 : p;
-}
-
-/* The copies "{m}", "{m,}", "{m,n}" make, the bounds read as glibc reads them: a backslash in
- * the braces escapes the next character, and an escaped digit is a digit ("{0,10\\000}" is
- * {0,10000}, 790 MB). *after is what follows the '}'. */
-static uint64_t interval_copies(const char *p, const char **after)
-{
-    uint64_t m = 0, n = 0;
-    bool comma = false, upper = false;
-
-    for (p++; *p && *p != '}'; p++) {
-        char c = *p;
-        if (c == '\\' && p[1])
-            c = *++p;
-        if (c >= '0' && c <= '9') {
-            uint64_t *x = comma ? &n : &m;
-            *x = *x > REGEX_MAX_COST ? REGEX_MAX_COST + 1 : *x * 10 + (uint64_t)(c - '0');
-            upper = upper || comma;
-        } else if (c == ',') {
-            comma = true;
-        }
-    }
-    *after = *p ? p + 1 : p;
-    if (!comma)
-        return m ? m : 1;
-    if (!upper)
-        return m + 1;
-    return n > m ? n : m ? m : 1;
-}
-
-/* Also refuses (cost above the cap) a repetition right after another ("a+*", "a??", "a{2}+"):
- * POSIX leaves it undefined, and glibc takes exponential time on it ("x??????????+++++++++"
- * runs for minutes under a cost of 512). */
-static uint64_t regex_cost(const char *re)
-{
-    uint64_t sum[REGEX_MAX_DEPTH + 1] = {0}, last[REGEX_MAX_DEPTH + 1] = {0};
-    int d = 0;
-    const char *p = re;
-    bool after_dup = false;
-
-    while (*p) {
-        bool dup = *p == '*' || *p == '+' || *p == '?' || *p == '{';
-        if (dup && after_dup)
-            return REGEX_MAX_COST + 1;
-        after_dup = dup;
-        switch (*p) {
-        case '(':
-            if (d == REGEX_MAX_DEPTH)
-                return REGEX_MAX_COST + 1;
-            d++;
-            sum[d] = last[d] = 0;
-            p++;
-            break;
-        case ')':
-            if (d > 0) {
-                uint64_t group = sat_add(sum[d], last[d]);
-                d--;
-                sum[d] = sat_add(sum[d], last[d]);
-                last[d] = group ? group : 1;
-            } else { /* unmatched: an ordinary character to glibc, which can be repeated */
-                sum[d] = sat_add(sum[d], last[d]);
-                last[d] = 1;
-            }
-            p++;
-            break;
-        case '|':
-            sum[d] = sat_add(sum[d], last[d]);
-            last[d] = 0;
-            p++;
-            break;
-        case '+':
-            last[d] = sat_mul(last[d] ? last[d] : 1, 2);
-            p++;
-            break;
-        case '*':
-        case '?': p++; break;
-        case '{': last[d] = sat_mul(last[d] ? last[d] : 1, interval_copies(p, &p)); break;
-        case '[':
-            sum[d] = sat_add(sum[d], last[d]);
-            last[d] = 1;
-            p = skip_bracket(p);
-            break;
-        case '\\':
-            sum[d] = sat_add(sum[d], last[d]);
-            last[d] = 1;
-            p += p[1] ? 2 : 1;
-            break;
-        default:
-            sum[d] = sat_add(sum[d], last[d]);
-            last[d] = 1;
-            p++;
-            break;
-        }
-    }
-    while (d > 0) {
-        uint64_t group = sat_add(sum[d], last[d]);
-        d--;
-        sum[d] = sat_add(sum[d], sat_add(last[d], group));
-        last[d] = 0;
-    }
-    return sat_add(sum[0], last[0]);
-}
-
-/* True when the regex holds a back-reference (\1..\9, outside brackets): glibc matches those
- * by backtracking, and "(a*)(a*)(a*)(a*)\1\2\3\4b" takes longer than 10 s on a 30-character
- * name, a name anyone who may create a pod chooses. */
-static bool has_backref(const char *p)
-{
-    while (*p) {
-        if (*p == '[') {
-            p = skip_bracket(p);
-        } else if (*p == '\\') {
-            if (p[1] >= '1' && p[1] <= '9')
-                return true;
-            p += p[1] ? 2 : 1;
-        } else {
-            p++;
-        }
-    }
-    return false;
-}
-
 bool cli_tap_is_local(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
@@ -515,18 +353,12 @@ int cli_tap_args_parse(int argc, char **argv, struct cli_tap_args *a)
                          "tap: one POD_REGEX at most, and \"%s\" is a second "
                          "(netreel tap --help)",
                          argv[optind]);
-    if (a->regex && has_backref(a->regex))
-        return cli_error(CLI_EXIT_USAGE,
-                         "tap: POD_REGEX \"%.100s%s\" has a back-reference (\\1...\\9): every "
-                         "node's capture would match it by backtracking, for seconds on a pod "
-                         "name made for it; netreel does without them",
-                         a->regex, strlen(a->regex) > 100 ? "..." : "");
-    if (a->regex && regex_cost(a->regex) > REGEX_MAX_COST)
-        return cli_error(CLI_EXIT_USAGE,
-                         "tap: POD_REGEX \"%.100s%s\" repeats too much (a repetition right after "
-                         "another, \"a+*\", or nested ones, \"(a{1,200}){1,200}\", make every "
-                         "node's capture build a huge matcher): simplify it",
-                         a->regex, strlen(a->regex) > 100 ? "..." : "");
+    if (a->regex) {
+        char why[256];
+        if (kube_regex_check(a->regex, why, sizeof(why)) != 0)
+            return cli_error(CLI_EXIT_USAGE, "tap: POD_REGEX \"%.100s%s\" %s", a->regex,
+                             strlen(a->regex) > 100 ? "..." : "", why);
+    }
     if (a->regex) {
         regex_t re;
         char err[256];

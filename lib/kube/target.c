@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kube/regex_guard.h"
 #include "util/error.h"
 
 static void free_list(char **v, size_t n)
@@ -81,6 +82,13 @@ int kube_selector_init(struct kube_selector *s, const char *pod_regex, const cha
 
     memset(s, 0, sizeof(*s));
     if (pod_regex != NULL && pod_regex[0] != '\0') {
+        char why[256];
+        if (kube_regex_check(pod_regex, why, sizeof(why)) != 0) {
+            if (err != NULL && errlen > 0)
+                snprintf(err, errlen, "--pod-regex \"%.100s%s\" %s", pod_regex,
+                         strlen(pod_regex) > 100 ? "..." : "", why);
+            return -EINVAL;
+        }
         rc = regcomp(&s->re, pod_regex, REG_EXTENDED | REG_NOSUB);
         if (rc != 0) {
             char msg[128];
