@@ -18,9 +18,11 @@
 #include "util/buf.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/pbwire.h"
 #include "util/prog.h"
 
 #define READ_CHUNK  (128u << 10)
+#define SNAPSHOT_REQUEST_FILTER 3 /* its field number, proto/netreel/v1/common.proto */
 #define TURN_BUDGET (8u << 20) /* bytes produced per loop turn before letting others run */
 
 /* One sorted run (a batch) being read. */
@@ -625,6 +627,15 @@ static void send_summary(struct store_snapshot *snap)
     free(isp);
 }
 
+/* protobuf-c hands the filter over NUL-terminated: a NUL inside it would cut it silently. */
+static bool filter_has_nul(const uint8_t *msg, size_t len, const char *filter)
+{
+    size_t wire = 0;
+
+    return nr_pb_field_len(msg, len, SNAPSHOT_REQUEST_FILTER, &wire) == 1 &&
+           wire != strlen(filter);
+}
+
 /* The window is collected and its filters compiled: the header, then the packets. */
 static void begin(struct store_snapshot *snap)
 {
@@ -650,6 +661,10 @@ static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
     if (!req) {
         finish(snap, RPC_INVALID_ARGUMENT, "cannot parse SnapshotRequest (%zu bytes)", len);
         return;
+    }
+    if (req->filter && filter_has_nul(msg, len, req->filter)) {
+        finish(snap, RPC_INVALID_ARGUMENT, "the filter holds a NUL byte");
+        goto out;
     }
     snap->since = req->since_ns;
     snap->until = req->until_ns ? req->until_ns : nr_now_ns();

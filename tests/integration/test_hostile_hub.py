@@ -102,6 +102,12 @@ def filter_not_compiling(c):
         ["does not compile"]
 
 
+def filter_cut_at_nul(c):
+    # the hub re-encodes the filter for the stores: a NUL must not cut it on the way
+    return snap_req(c, filter="tcp\x00 and nonsense"), hh.INVALID_ARGUMENT, \
+        ["the filter holds a NUL byte"]
+
+
 def filter_two_mib(c):
     f = "tcp or " * (2 * hh.MIB // 7) + "udp"
     return snap_req(c, filter=f), hh.INVALID_ARGUMENT, [f"filter of {len(f)} bytes: at most 16384"]
@@ -133,7 +139,7 @@ def format_negative(c):
     return hh.grpc_msg(b"\x20" + b"\xff" * 9 + b"\x01"), hh.INVALID_ARGUMENT, ["format -1"]
 
 
-HUB_CASES = [filter_not_compiling, filter_two_mib, filter_over_4mib, window_reversed,
+HUB_CASES = [filter_not_compiling, filter_cut_at_nul, filter_two_mib, filter_over_4mib, window_reversed,
              window_negative, window_since_max, format_unknown, format_negative]
 
 

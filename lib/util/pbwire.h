@@ -1,0 +1,16 @@
+/* A look at a protobuf message's wire form, for what protobuf-c's unpacked structs cannot
+ * tell: a string field's length on the wire. protobuf-c hands strings over NUL-terminated, so a
+ * string holding a NUL byte looks shorter than it was sent; a server that acts on the text (a
+ * BPF filter) must refuse it rather than apply the part before the NUL. */
+#ifndef NR_UTIL_PBWIRE_H
+#define NR_UTIL_PBWIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Finds the last length-delimited occurrence of field number `field` in the top level of msg
+ * (the one a parser keeps) and sets *flen. Returns 1 when found, 0 when not, -1 when msg is not
+ * well-formed protobuf wire data. */
+int nr_pb_field_len(const uint8_t *msg, size_t len, uint32_t field, size_t *flen);
+
+#endif
