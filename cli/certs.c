@@ -31,6 +31,9 @@
 
 static const char *const role_names[CLI_CERT_N] = {"store", "hub", "capture", "client"};
 
+const char *const cli_cert_names[CLI_CERT_N] = {"netreel-store", "netreel-hub", "netreel-capture",
+                                                 "netreel CLI"};
+
 /* ---- files ---- */
 
 int cli_local_data_default(char *buf, size_t len)
@@ -377,8 +380,6 @@ static int make_set(const struct cli_certs *c, char *err, size_t errlen)
 {
     static const char *const ekus[CLI_CERT_N] = {"serverAuth", "serverAuth,clientAuth",
                                                  "clientAuth", "clientAuth"};
-    static const char *const cns[CLI_CERT_N] = {"netreel-store", "netreel-hub", "netreel-capture",
-                                                "netreel CLI"};
     EVP_PKEY *ca_key = EVP_EC_gen("P-256");
     X509 *ca = ca_key ? make_cert("netreel local CA", ca_key, NULL, NULL, NULL) : NULL;
     int rc = ca ? 0 : -EPROTO;
@@ -387,7 +388,7 @@ static int make_set(const struct cli_certs *c, char *err, size_t errlen)
      * again on the next start. */
     for (int i = 0; rc == 0 && i < CLI_CERT_N; i++) {
         EVP_PKEY *k = EVP_EC_gen("P-256");
-        X509 *x = k ? make_cert(cns[i], k, ca, ca_key, ekus[i]) : NULL;
+        X509 *x = k ? make_cert(cli_cert_names[i], k, ca, ca_key, ekus[i]) : NULL;
         if (!x)
             rc = -EPROTO;
         if (rc == 0 && (rc = write_pem(c->key[i], NULL, k)) != 0)

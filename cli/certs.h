@@ -19,6 +19,10 @@
 
 enum cli_cert_role { CLI_CERT_STORE, CLI_CERT_HUB, CLI_CERT_CAPTURE, CLI_CERT_CLIENT, CLI_CERT_N };
 
+/* Each certificate's common name: the store takes batches only from the capture's and
+ * snapshots only from the hub's (--ingest-peers, --read-peers). */
+extern const char *const cli_cert_names[CLI_CERT_N];
+
 #define CLI_TOKEN_BYTES 32
 
 struct cli_certs {

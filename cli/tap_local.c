@@ -276,6 +276,10 @@ static void build_argv(void)
     arg(st, t.certs.key[CLI_CERT_STORE]);
     arg(st, "--tls-ca");
     arg(st, t.certs.ca);
+    arg(st, "--ingest-peers");
+    arg(st, cli_cert_names[CLI_CERT_CAPTURE]);
+    arg(st, "--read-peers");
+    arg(st, cli_cert_names[CLI_CERT_HUB]);
     arg(hub, "--listen");
     arg(hub, t.hub_addr);
     arg(hub, "--stores");

@@ -87,10 +87,14 @@ struct rpc_server *rpc_server_new(uv_loop_t *loop, const struct rpc_server_confi
         return NULL;
     }
     memcpy(s->methods, methods, n_methods * sizeof(*methods));
-    s->methods[n_methods] = (struct rpc_method){RPC_HEALTH_CHECK_PATH, RPC_SHAPE_UNARY,
-                                                rpc_health_check_start, &s->health, 0};
-    s->methods[n_methods + 1] = (struct rpc_method){RPC_HEALTH_WATCH_PATH, RPC_SHAPE_SERVER_STREAM,
-                                                    rpc_health_watch_start, &s->health, 0};
+    s->methods[n_methods] = (struct rpc_method){.path = RPC_HEALTH_CHECK_PATH,
+                                                .shape = RPC_SHAPE_UNARY,
+                                                .start = rpc_health_check_start,
+                                                .data = &s->health};
+    s->methods[n_methods + 1] = (struct rpc_method){.path = RPC_HEALTH_WATCH_PATH,
+                                                    .shape = RPC_SHAPE_SERVER_STREAM,
+                                                    .start = rpc_health_watch_start,
+                                                    .data = &s->health};
     s->n_methods = n_methods + 2;
     return s;
 }
@@ -124,8 +128,7 @@ int rpc_server_metrics_write(const struct rpc_server *s, struct nr_metrics *m)
     struct rpc_server_stats st;
 
     rpc_server_get_stats(s, &st);
-    nr_metrics_family(m, "netreel_rpc_connections", NR_METRICS_GAUGE,
-                      "gRPC connections open now.");
+    nr_metrics_family(m, "netreel_rpc_connections", NR_METRICS_GAUGE, "gRPC connections open now.");
     nr_metrics_u64(m, NULL, st.connections);
     nr_metrics_family(m, "netreel_rpc_calls", NR_METRICS_GAUGE, "gRPC calls open now.");
     nr_metrics_u64(m, NULL, st.calls);
@@ -193,6 +196,22 @@ static bool is_grpc_content_type(const char *ct)
     return ct && strncmp(ct, prefix, n) == 0 && (ct[n] == '\0' || ct[n] == '+' || ct[n] == ';');
 }
 
+/* Whether the peer's certificate may call m (rpc_method.peers); else why, in msg. */
+static bool peer_allowed(struct rpc_conn *conn, const struct rpc_method *m, char *msg, size_t len)
+{
+    char name[256];
+
+    if (!m->peers || !m->peers[0] || !conn->ssl)
+        return true;
+    rpc_tls_peer_name(conn->ssl, name, sizeof(name));
+    for (size_t i = 0; m->peers[i]; i++)
+        if (name[0] && strcmp(name, m->peers[i]) == 0)
+            return true;
+    snprintf(msg, len, "%.200s is not for certificate \"%.100s\" (it takes %.100s%s)", m->path,
+             name[0] ? name : "(none)", m->peers[0], m->peers[1] ? ", ..." : "");
+    return false;
+}
+
 static const struct rpc_method *find_method(const struct rpc_server *s, const char *path)
 {
     for (size_t i = 0; i < s->n_methods; i++)
@@ -250,6 +269,10 @@ static void dispatch(struct rpc_conn *conn, struct rpc_call *call)
     if (!m) {
         snprintf(msg, sizeof(msg), "unknown method %.200s", call->path ? call->path : "(none)");
         rpc_call_finish(call, RPC_UNIMPLEMENTED, msg);
+        return;
+    }
+    if (!peer_allowed(call->conn, m, msg, sizeof(msg))) {
+        rpc_call_finish(call, RPC_PERMISSION_DENIED, msg);
         return;
     }
     call->shape = m->shape;

@@ -23,6 +23,9 @@ struct rpc_method {
     rpc_method_start_fn start;
     void *data;           /* passed to start */
     size_t max_recv_size; /* 0: the server's max_recv_size */
+    /* With mutual TLS, the certificate common names that may call it (NULL-terminated); NULL
+     * or empty: any certificate the CA signed. Others get PERMISSION_DENIED. */
+    const char *const *peers;
 };
 
 struct rpc_server_config {

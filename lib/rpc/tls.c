@@ -17,6 +17,15 @@ void rpc_tls_error_text(char *buf, size_t len)
     ERR_clear_error();
 }
 
+void rpc_tls_peer_name(SSL *ssl, char *buf, size_t len)
+{
+    X509 *x = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+
+    buf[0] = '\0';
+    if (x && X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, buf, (int)len) < 0)
+        buf[0] = '\0';
+}
+
 void rpc_tls_error(char *err, size_t errlen, const char *fallback)
 {
     unsigned long e = ERR_peek_last_error();

@@ -20,6 +20,10 @@ SSL_CTX *rpc_tls_client_ctx_new(const char *ca, const char *cert, const char *ke
 /* Writes the reason of the last OpenSSL error ("unknown" if none) into buf; clears the queue. */
 void rpc_tls_error_text(char *buf, size_t len);
 
+/* The common name of the certificate the peer presented (verified against the CA), or "" when
+ * it presented none. */
+void rpc_tls_peer_name(SSL *ssl, char *buf, size_t len);
+
 /* Writes the reason of the last OpenSSL error (or `fallback`) into err and clears the queue. */
 void rpc_tls_error(char *err, size_t errlen, const char *fallback);
 

@@ -280,8 +280,8 @@ static void on_signal(uv_signal_t *sig, int signum)
 int main(int argc, char **argv)
 {
     static struct rpc_method methods[] = {
-        {"/netreel.v1.Hub/Snapshot", RPC_SHAPE_SERVER_STREAM, hub_snapshot_start, &hub, 0},
-        {"/netreel.v1.Hub/Status", RPC_SHAPE_UNARY, hub_status_start, &hub, 0},
+        {"/netreel.v1.Hub/Snapshot", RPC_SHAPE_SERVER_STREAM, hub_snapshot_start, &hub, 0, NULL},
+        {"/netreel.v1.Hub/Status", RPC_SHAPE_UNARY, hub_status_start, &hub, 0, NULL},
     };
     struct rpc_server_config scfg;
     char err[256];

@@ -51,6 +51,9 @@ static const char usage_text[] =
     "  --tls-cert FILE        serve TLS with this certificate (PEM) ...\n"
     "  --tls-key FILE         ... and key\n"
     "  --tls-ca FILE          require client certificates signed by this CA (mTLS)\n"
+    "  --ingest-peers NAMES   with mTLS, only certificates with these common names may send\n"
+    "                         batches (comma-separated; default: any the CA signed)\n"
+    "  --read-peers NAMES     ... and only these may call Snapshot and Stats\n"
     "  --handshake-timeout DUR  close connections without a TLS handshake and HTTP/2 preface\n"
     "                         within DUR (default 10s; 0 = never)\n"
     "  --idle-timeout DUR     close connections without calls for DUR (default 5m; 0 = never)\n"
@@ -81,6 +84,25 @@ static uint64_t timeout_flag(const char *name, const char *v)
     return (uint64_t)ns / 1000000;
 }
 
+/* Certificate common names allowed to call a method (rpc_method.peers): at most MAX_PEERS,
+ * NULL-terminated. The strings point into argv. */
+#define MAX_PEERS 16
+static const char *ingest_peers[MAX_PEERS + 1], *read_peers[MAX_PEERS + 1];
+
+static void peers_flag(const char *name, char *v, const char **out)
+{
+    size_t n = 0;
+
+    for (char *save = NULL, *t = strtok_r(v, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (n == MAX_PEERS)
+            nr_die("--%s: at most %d names", name, MAX_PEERS);
+        out[n++] = t;
+    }
+    if (n == 0)
+        nr_die("--%s: give one name or more, comma-separated", name);
+    out[n] = NULL;
+}
+
 static double percent_flag(const char *name, const char *v)
 {
     char *end;
@@ -105,6 +127,8 @@ static void parse_flags(int argc, char **argv, struct store_config *cfg)
         {"tls-cert", required_argument, NULL, 'c'},
         {"tls-key", required_argument, NULL, 'k'},
         {"tls-ca", required_argument, NULL, 'a'},
+        {"ingest-peers", required_argument, NULL, 'P'},
+        {"read-peers", required_argument, NULL, 'R'},
         {"handshake-timeout", required_argument, NULL, 'H'},
         {"idle-timeout", required_argument, NULL, 'I'},
         {"stall-timeout", required_argument, NULL, 'S'},
@@ -143,7 +167,11 @@ static void parse_flags(int argc, char **argv, struct store_config *cfg)
         case 'c': cfg->tls_cert = optarg; break;
         case 'k': cfg->tls_key = optarg; break;
         case 'a': cfg->tls_ca = optarg; break;
-        case 'H': rpc_limits.handshake_timeout_ms = timeout_flag("handshake-timeout", optarg); break;
+        case 'P': peers_flag("ingest-peers", optarg, ingest_peers); break;
+        case 'R': peers_flag("read-peers", optarg, read_peers); break;
+        case 'H':
+            rpc_limits.handshake_timeout_ms = timeout_flag("handshake-timeout", optarg);
+            break;
         case 'I': rpc_limits.idle_timeout_ms = timeout_flag("idle-timeout", optarg); break;
         case 'S': rpc_limits.stall_timeout_ms = timeout_flag("stall-timeout", optarg); break;
         case 'm': cfg->metrics_listen = optarg; break;
@@ -171,6 +199,8 @@ static void parse_flags(int argc, char **argv, struct store_config *cfg)
         nr_die("--tls-cert and --tls-key go together");
     if (cfg->tls_ca && !cfg->tls_cert)
         nr_die("--tls-ca needs --tls-cert and --tls-key");
+    if ((ingest_peers[0] || read_peers[0]) && !cfg->tls_ca)
+        nr_die("--ingest-peers and --read-peers name client certificates: they need --tls-ca");
     cfg->segment_cap = cfg->max_size / 16;
     if (cfg->segment_cap > STORE_SEGMENT_CAP_MAX)
         cfg->segment_cap = STORE_SEGMENT_CAP_MAX;
@@ -266,9 +296,11 @@ static void on_signal(uv_signal_t *sig, int signum)
 int main(int argc, char **argv)
 {
     static struct rpc_method methods[] = {
-        {"/netreel.v1.Store/Ingest", RPC_SHAPE_BIDI, store_ingest_start, &store, MAX_BATCH_MESSAGE},
-        {"/netreel.v1.Store/Snapshot", RPC_SHAPE_SERVER_STREAM, store_snapshot_start, &store, 0},
-        {"/netreel.v1.Store/Stats", RPC_SHAPE_UNARY, store_stats_start, &store, 0},
+        {"/netreel.v1.Store/Ingest", RPC_SHAPE_BIDI, store_ingest_start, &store, MAX_BATCH_MESSAGE,
+         ingest_peers},
+        {"/netreel.v1.Store/Snapshot", RPC_SHAPE_SERVER_STREAM, store_snapshot_start, &store, 0,
+         read_peers},
+        {"/netreel.v1.Store/Stats", RPC_SHAPE_UNARY, store_stats_start, &store, 0, read_peers},
     };
     struct rpc_server_config scfg;
     char err[256];

@@ -245,6 +245,7 @@ def test_store_arguments_follow_the_values(defaults, full):
         "listen": ":8897", "data-dir": "/data", "time-interval": "1m", "max-time": "1h",
         "max-size": "500MB", "min-free-disk": "5%", "tls-ca": "/etc/netreel/tls/ca.crt",
         "tls-cert": "/etc/netreel/tls/store.crt", "tls-key": "/etc/netreel/tls/store.key",
+        "ingest-peers": "netreel-capture", "read-peers": "netreel-hub",
         "metrics-listen": ":9102", "log-level": "info",
     }
     f = flags(container(full, "store"))
@@ -252,6 +253,16 @@ def test_store_arguments_follow_the_values(defaults, full):
         ("30s", "2h30m", "2GiB", "10%")
     assert f["listen"] == ":18897" and f["metrics-listen"] == ":19102"
     assert f["log-level"] == "warn"  # extraArgs come last and win
+    # The certificates the chart makes are named after the release's parts.
+    assert (f["ingest-peers"], f["read-peers"]) == ("rec-capture", "rec-hub")
+
+
+def test_store_peers_only_with_the_charts_own_certificates(variants):
+    """Certificates from tls.existingSecret have names the chart does not know, and without
+    TLS there are none: then the store takes any certificate of the CA (docs/deploy.md)."""
+    for which in ("own-secrets", "no-tls-no-auth"):
+        f = flags(container(variants[which], "store"))
+        assert "ingest-peers" not in f and "read-peers" not in f, (which, f)
 
 
 def test_hub_arguments_follow_the_values(defaults, full):

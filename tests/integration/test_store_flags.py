@@ -37,6 +37,7 @@ BAD = [
     (["--data-dir"], "data-dir"),
     (["stray-argument"], "stray-argument"),
     (["--tls-cert", "/nonexistent.pem"], "--tls-key"),
+    (["--ingest-peers", "netreel-capture"], "--ingest-peers"),  # names need mTLS
 ]
 
 
@@ -121,3 +122,26 @@ def test_mtls(stores, feeder, store_client, certs):
         store_client(store, "mtls", client="other").stats()
     st = store_client(store, "mtls").stats()
     assert [c.capture_id for c in st.captures] == ["secure"], st
+
+
+def test_peers_by_certificate_name(stores, feeder, store_client, certs):
+    """--ingest-peers and --read-peers: with mTLS, a certificate of the CA calls only the methods
+    its common name is allowed (the chart: batches from the captures, snapshots from the hub)."""
+    tls = ["--tls-cert", certs.server_cert, "--tls-key", certs.server_key, "--tls-ca", certs.ca]
+    ok = ["--tls-ca", certs.ca, "--tls-cert", certs.client_cert, "--tls-key", certs.client_key]
+    store = stores(*tls, "--ingest-peers", "netreel-capture,netreel-test-client",
+                   "--read-peers", "netreel-hub")
+    addr = f"localhost:{store.port}"
+    fed = feeder(store, "--packets", 100, *ok, capture_id="named", addr=addr)
+    assert fed["acked_seq"] == fed["last_seq"]
+    with pytest.raises(grpc.RpcError) as e:
+        store_client(store, "mtls").stats()
+    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED, e.value
+    assert 'not for certificate "netreel-test-client"' in e.value.details(), e.value.details()
+
+    store2 = stores(*tls, "--ingest-peers", "netreel-capture", "--read-peers",
+                    "netreel-test-client", data_dir=store.data_dir.parent / "data2")
+    bad = feeder(store2, "--packets", 10, *ok, capture_id="stranger",
+                 addr=f"localhost:{store2.port}", expect_ok=False)
+    assert bad["status"] == 7 and bad["acked_seq"] == 0, bad  # PERMISSION_DENIED
+    assert store_client(store2, "mtls").stats().packets == 0

@@ -69,9 +69,9 @@ static int start_with(struct rpc_call *call, void *data)
 }
 
 static const struct rpc_method methods[] = {
-    {"/t.T/Echo", RPC_SHAPE_UNARY, start_with, (void *)&echo_cbs, 0},
-    {"/t.T/Hold", RPC_SHAPE_SERVER_STREAM, start_with, (void *)&hold_cbs, 0},
-    {"/t.T/Flood", RPC_SHAPE_SERVER_STREAM, start_with, (void *)&flood_cbs, 0},
+    {"/t.T/Echo", RPC_SHAPE_UNARY, start_with, (void *)&echo_cbs, 0, NULL},
+    {"/t.T/Hold", RPC_SHAPE_SERVER_STREAM, start_with, (void *)&hold_cbs, 0, NULL},
+    {"/t.T/Flood", RPC_SHAPE_SERVER_STREAM, start_with, (void *)&flood_cbs, 0, NULL},
 };
 
 /* ---- client side bookkeeping ---- */

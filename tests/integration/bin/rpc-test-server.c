@@ -218,11 +218,13 @@ static int start(struct rpc_call *call, void *data)
 }
 
 static const struct rpc_method methods[] = {
-    {"/netreel.rpctest.Test/Unary", RPC_SHAPE_UNARY, start, (void *)H_UNARY, 0},
-    {"/netreel.rpctest.Test/ServerStream", RPC_SHAPE_SERVER_STREAM, start, (void *)H_SSTREAM, 0},
-    {"/netreel.rpctest.Test/ClientStream", RPC_SHAPE_CLIENT_STREAM, start, (void *)H_CSTREAM, 0},
-    {"/netreel.rpctest.Test/Bidi", RPC_SHAPE_BIDI, start, (void *)H_BIDI, 0},
-    {"/netreel.rpctest.Test/GetCounters", RPC_SHAPE_UNARY, start, (void *)H_COUNTERS, 0},
+    {"/netreel.rpctest.Test/Unary", RPC_SHAPE_UNARY, start, (void *)H_UNARY, 0, NULL},
+    {"/netreel.rpctest.Test/ServerStream", RPC_SHAPE_SERVER_STREAM, start, (void *)H_SSTREAM, 0,
+     NULL},
+    {"/netreel.rpctest.Test/ClientStream", RPC_SHAPE_CLIENT_STREAM, start, (void *)H_CSTREAM, 0,
+     NULL},
+    {"/netreel.rpctest.Test/Bidi", RPC_SHAPE_BIDI, start, (void *)H_BIDI, 0, NULL},
+    {"/netreel.rpctest.Test/GetCounters", RPC_SHAPE_UNARY, start, (void *)H_COUNTERS, 0, NULL},
 };
 
 static struct rpc_server *server;
