@@ -46,6 +46,18 @@ static uint32_t fnv1a(const uint8_t *p, size_t len)
     return h;
 }
 
+/* The scratch directory goes with the process (a crash leaves it, with the input beside it). */
+static void remove_dir(void)
+{
+    char path[128];
+
+    snprintf(path, sizeof(path), "%s/00000001-x.idx", dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/00000001-x.pcapng", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 static size_t file_size(const char *name)
 {
     char path[128];
@@ -78,6 +90,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!dir[0]) {
         snprintf(dir, sizeof(dir), "/dev/shm/fuzz-store-XXXXXX");
         CHECK(mkdtemp(dir));
+        atexit(remove_dir);
         nr_log_set_level(NR_LOG_ERROR + 1);
     }
     if (size < 2)
