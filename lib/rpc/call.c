@@ -140,9 +140,52 @@ bool rpc_call__count_header(struct rpc_call *call, size_t limit, size_t namelen,
     return call->header_bytes <= limit;
 }
 
+/* protobuf-c 1.4 keeps an over-long tag of field number 0 ("80 00") as an unknown field, then
+ * packs it as "00", which nobody reads back: a message holding one must not pass, or a peer
+ * could make whatever we re-send it in (the hub's ClusterStatus) unreadable. Walks the
+ * sub-messages too. */
+static bool has_field_zero(const ProtobufCMessage *m, int depth)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+
+    if (depth > 32)
+        return true;
+    for (unsigned i = 0; i < m->n_unknown_fields; i++)
+        if (m->unknown_fields[i].tag == 0)
+            return true;
+    for (unsigned f = 0; f < d->n_fields; f++) {
+        const ProtobufCFieldDescriptor *fd = &d->fields[f];
+        const char *at = (const char *)m + fd->offset;
+        if (fd->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        /* A oneof member's storage is shared: only the one its case names holds a message. */
+        if ((fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+            *(const uint32_t *)((const char *)m + fd->quantifier_offset) != fd->id)
+            continue;
+        if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)((const char *)m + fd->quantifier_offset);
+            ProtobufCMessage *const *v = *(ProtobufCMessage *const *const *)at;
+            for (size_t i = 0; i < n; i++)
+                if (v[i] && has_field_zero(v[i], depth + 1))
+                    return true;
+        } else {
+            const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)at;
+            if (sub && has_field_zero(sub, depth + 1))
+                return true;
+        }
+    }
+    return false;
+}
+
 ProtobufCMessage *rpc_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *msg, size_t len)
 {
-    return protobuf_c_message_unpack(desc, NULL, len, msg);
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, len, msg);
+
+    if (m && has_field_zero(m, 0)) {
+        protobuf_c_message_free_unpacked(m, NULL);
+        return NULL;
+    }
+    return m;
 }
 
 /* ---- ending ---- */

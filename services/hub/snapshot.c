@@ -216,6 +216,12 @@ static void src_next(struct hub_src *src)
         if (pcapng_block_peek(p, len - src->pos, &type, &blen) != 1 ||
             pcapng_epb_decode(p, blen, &src->epb) != 0 || src->epb.ifid >= n_ifaces) {
             src_fail(src, "it sent blocks that are not whole EPBs of its interfaces");
+        } else if (src->epb.caplen > PCAPNG_MAX_SNAPLEN || src->epb.ts_ns < 0 ||
+                   (s->pcap && src->epb.ts_ns / 1000000000 > UINT32_MAX)) {
+            /* What the output cannot hold would fail the whole file when written: this
+             * store is left out instead. */
+            src_fail(src, "it sent a packet the file cannot hold (%u bytes captured, at %lld ns)",
+                     src->epb.caplen, (long long)src->epb.ts_ns);
         } else if (pcapng_merge_push(&s->heap, src, src->epb.ts_ns, (uint64_t)(src - s->srcs)) ==
                    0) {
             src->pos += blen;
@@ -416,11 +422,14 @@ static int head_pcapng(struct hub_snap *s, char *err, size_t errlen)
             memcpy(names[k].addr, pn->ip.data, pn->ip.len);
             snprintf(text[k], sizeof(text[k]), "%s/%s", pn->namespace_, pn->name);
             names[k].name = text[k];
-            if (++k == 64 || p + 1 == hd->n_pods) {
+            if (++k == 64) {
                 rc = pcapng_nrb_append(&s->out, names, k);
                 k = 0;
             }
         }
+        /* After the loop, not at its last name: that one may have been skipped. */
+        if (rc == 0 && k > 0)
+            rc = pcapng_nrb_append(&s->out, names, k);
     }
     if (rc != 0)
         snprintf(err, errlen, "cannot write the file's head: %s", strerror(-rc));
