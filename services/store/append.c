@@ -51,6 +51,8 @@ int store_pwritev_all(int fd, const struct iovec *iov_in, int n, uint64_t off)
     if (n < 0 || n > 8)
         return -EINVAL;
     memcpy(iov, iov_in, (size_t)n * sizeof(*iov));
+    while (i < n && iov[i].iov_len == 0)
+        i++;
     while (i < n) {
         ssize_t w = pwritev(fd, iov + i, n - i, (off_t)off);
         if (w < 0) {
@@ -131,6 +133,8 @@ int store_append_write(struct store_append *a, struct store_stage *stage, int fd
     memcpy(stage->buf, a->tail, tail_len);
     at = tail_len;
     for (int i = 0; i < n; i++) {
+        if (iov[i].iov_len == 0)
+            continue; /* its base may be NULL */
         memcpy(stage->buf + at, iov[i].iov_base, iov[i].iov_len);
         at += iov[i].iov_len;
     }

@@ -312,7 +312,8 @@ int store_segment_update_meta(struct store *s, struct store_segment *seg, int64_
         rc = idb_of(&b, st, i);
     if (rc == 0 && new_pods)
         rc = pods_nrb(&b, st->pods);
-    if (rc == 0) {
+    /* A pod set that became empty adds no name: nothing to write, but it is the segment's now. */
+    if (rc == 0 && b.len > 0) {
         struct iovec iov = {b.data, b.len};
         rec.packets = st->n_ifaces;
         rc = append(s, seg, &iov, 1, b.len, &rec);

@@ -306,6 +306,28 @@ static void recovery_drops_a_batch_without_its_whole_record(void **state)
     free(idx);
 }
 
+/* Targeting can go down to no pod at all: the empty set is the segment's without a block
+ * (there was a failed zero-length write here, and under UBSan a memcpy from NULL). */
+static void pod_set_that_becomes_empty(void **state)
+{
+    struct fixture *f = *state;
+    char path[700], types[64], want[64];
+    const char *pad;
+
+    f->st->pods = pods_of("default/web-1", 7);
+    assert_int_equal(store_segment_create(&f->s, f->st, T0), 0);
+    pad = f->st->active->out.direct ? "P" : "";
+    store_pods_unref(f->st->pods);
+    f->st->pods = store_pods_new(0);
+    assert_int_equal(store_segment_update_meta(&f->s, f->st->active, T0), 0);
+    assert_ptr_equal(f->st->active->pods_head, f->st->pods);
+    add_batch(f, 1, 2, T0, 100);
+    snprintf(path, sizeof(path), "%s.pcapng", f->st->active->path);
+    block_types(path, types, sizeof(types));
+    snprintf(want, sizeof(want), "SINEE%s", pad);
+    assert_string_equal(types, want);
+}
+
 /* A crash between a stream folder's mkdir and its first segment leaves the folder empty. */
 static void recovery_takes_an_empty_stream_folder(void **state)
 {
@@ -388,6 +410,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(recovery_drops_a_batch_without_its_whole_record, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(pod_set_that_becomes_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(recovery_takes_an_empty_stream_folder, setup, teardown),
         cmocka_unit_test_setup_teardown(recovery_refuses_what_is_not_ours, setup, teardown),
         cmocka_unit_test(index_records_round_trip_and_detect_damage),
