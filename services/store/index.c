@@ -19,7 +19,7 @@ static uint64_t get64(const uint8_t *p)
     return (uint64_t)pcapng_le32(p) | (uint64_t)pcapng_le32(p + 4) << 32;
 }
 
-static uint32_t fnv1a(const uint8_t *p, size_t len)
+uint32_t store_index_checksum(const uint8_t *p, size_t len)
 {
     uint32_t h = 2166136261u;
 
@@ -83,12 +83,12 @@ void store_index_record_encode(uint8_t *buf, const struct store_record *r)
     put64(buf + 72, r->counters.capture_dropped);
     put64(buf + 80, (uint64_t)r->arrival_ns);
     pcapng_put32(buf + 88, 0);
-    pcapng_put32(buf + 92, fnv1a(buf, 92));
+    pcapng_put32(buf + 92, store_index_checksum(buf, 92));
 }
 
 int store_index_record_decode(const uint8_t *buf, struct store_record *r)
 {
-    if (pcapng_le32(buf + 92) != fnv1a(buf, 92))
+    if (pcapng_le32(buf + 92) != store_index_checksum(buf, 92))
         return NR_EPARSE;
     r->kind = pcapng_le32(buf);
     if (r->kind < STORE_REC_HEAD || r->kind > STORE_REC_CLOSE)

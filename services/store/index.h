@@ -52,6 +52,9 @@ int store_index_header_encode(uint8_t *buf, const char *capture_id);
  * is not an index of ours or its version is unknown. */
 int store_index_header_decode(const uint8_t *buf, size_t len, char *id, size_t *header_len);
 
+/* The checksum a record carries in its last 4 bytes (FNV-1a over the 92 before them). */
+uint32_t store_index_checksum(const uint8_t *p, size_t len);
+
 /* Encodes a record into exactly STORE_INDEX_RECORD_LEN bytes, with its checksum. */
 void store_index_record_encode(uint8_t *buf, const struct store_record *r);
 

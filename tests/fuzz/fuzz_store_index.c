@@ -14,17 +14,6 @@
 #include "util/error.h"
 #include "fuzz.h"
 
-static uint32_t fnv1a(const uint8_t *p, size_t len)
-{
-    uint32_t h = 2166136261u;
-
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 16777619u;
-    }
-    return h;
-}
-
 static void check_header(const uint8_t *data, size_t size, size_t *header_len)
 {
     char id[STORE_INDEX_MAX_ID + 1];
@@ -119,7 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
          off += STORE_INDEX_RECORD_LEN) {
         memcpy(rec, data + off, sizeof(rec));
         if (fix)
-            pcapng_put32(rec + 92, fnv1a(rec, 92));
+            pcapng_put32(rec + 92, store_index_checksum(rec, 92));
         check_record(rec);
         check_encode(rec);
     }

@@ -35,17 +35,6 @@ static void put(const char *name, const uint8_t *p, size_t len)
     close(fd);
 }
 
-static uint32_t fnv1a(const uint8_t *p, size_t len)
-{
-    uint32_t h = 2166136261u;
-
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 16777619u;
-    }
-    return h;
-}
-
 /* The scratch directory goes with the process (a crash leaves it, with the input beside it). */
 static void remove_dir(void)
 {
@@ -107,7 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(idx, data + 2, ilen);
         if (store_index_header_decode(idx, ilen, id, &hlen) == 1)
             for (size_t o = hlen; o + STORE_INDEX_RECORD_LEN <= ilen; o += STORE_INDEX_RECORD_LEN)
-                pcapng_put32(idx + o + 92, fnv1a(idx + o, 92));
+                pcapng_put32(idx + o + 92, store_index_checksum(idx + o, 92));
         put("00000001-x.idx", idx, ilen);
         free(idx);
     } else {

@@ -1009,8 +1009,8 @@ def tls_silent(port):
     return took
 
 
-def tls_half_hello(port):
-    """Half a ClientHello, then nothing: closed after --handshake-timeout."""
+def _client_hello():
+    """A TLS client in memory that has written its ClientHello: (ssl object, in, out BIOs)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
@@ -1021,6 +1021,12 @@ def tls_half_hello(port):
         obj.do_handshake()
     except ssl.SSLWantReadError:
         pass
+    return obj, inc, out
+
+
+def tls_half_hello(port):
+    """Half a ClientHello, then nothing: closed after --handshake-timeout."""
+    _, _, out = _client_hello()
     hello = out.read()
     w = Wire(port, preface=False)
     w.send(hello[:len(hello) // 2])
@@ -1031,16 +1037,7 @@ def tls_half_hello(port):
 
 def tls_hello_then_silence(port):
     """A whole ClientHello, the server's answer read, and then nothing more from us."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    ctx.set_alpn_protocols(["h2"])
-    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = ctx.wrap_bio(inc, out)
-    try:
-        obj.do_handshake()
-    except ssl.SSLWantReadError:
-        pass
+    _, _, out = _client_hello()
     w = Wire(port, preface=False)
     w.send(out.read())
     took = expect_closed(w, HANDSHAKE_S + TIMEOUT_SLACK_S, at_least=HANDSHAKE_S - 0.1)
