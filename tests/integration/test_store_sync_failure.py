@@ -56,11 +56,29 @@ def test_failed_fdatasync_stops_the_store_before_any_ack(store_bins, feeder, sto
     argv = [store_bins.store, "--listen", "127.0.0.1:0", "--metrics-listen", "off",
             "--node", "node-a", "--data-dir", data]
     store = sh.StoreProc(argv, data, tmp_path / "store.stderr", env=env)
+    try:
+        check_stops_before_any_ack(store, feeder, flag)
+    finally:
+        if store.alive():  # the fixture does not know this one: never leave it behind
+            store.kill9()
+
+    # Restarted (the disk healthy again): every acknowledged batch is there, whole.
+    flag.unlink()
+    store2 = stores(data_dir=data)
+    client = store_client(store2)
+    by_id = {c.capture_id: c for c in client.stats().captures}
+    assert by_id["before"].last_seq == store.first_last_seq, by_id
+    problems, _ = sh.wireshark_check(sh.segment_files(data))
+    assert not problems, problems
+
+
+def check_stops_before_any_ack(store, feeder, flag):
     store.wait_serving()
     ts = (sh.now_ns() // 10**9 - 60) * 10**9
     first = feeder(store, "--packets", 500, "--ts-start", ts, "--batch-bytes", "16KiB",
                    capture_id="before")
     assert first["acked_seq"] == first["last_seq"] > 1
+    store.first_last_seq = first["last_seq"]
 
     flag.touch()
     second = feeder(store, "--packets", 500, "--ts-start", ts + 10**9, "--batch-bytes", "16KiB",
@@ -74,12 +92,3 @@ def test_failed_fdatasync_stops_the_store_before_any_ack(store_bins, feeder, sto
     assert store.proc.returncode == 1, store.proc.returncode
     err = store.stderr()
     assert "fdatasync failed: stopping" in err and "Input/output error" in err, sh.tail(err)
-
-    # Restarted (the disk healthy again): every acknowledged batch is there, whole.
-    flag.unlink()
-    store2 = stores(data_dir=data)
-    client = store_client(store2)
-    by_id = {c.capture_id: c for c in client.stats().captures}
-    assert by_id["before"].last_seq == first["last_seq"], by_id
-    problems, _ = sh.wireshark_check(sh.segment_files(data))
-    assert not problems, problems
