@@ -1,6 +1,8 @@
 /* The protobuf wire scan of pbwire.h. */
 #include "util/pbwire.h"
 
+#include <string.h>
+
 static int varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *v)
 {
     *v = 0;
@@ -47,9 +49,15 @@ int nr_pb_field_len(const uint8_t *msg, size_t len, uint32_t field, size_t *flen
             }
             pos += (size_t)n;
             break;
-        default: /* groups (3, 4) are not proto3; 6 and 7 do not exist */
-            return -1;
+        default: /* groups (3, 4) are not proto3; 6 and 7 do not exist */ return -1;
         }
     }
     return found;
+}
+
+bool nr_pb_string_has_nul(const uint8_t *msg, size_t len, uint32_t field, const char *str)
+{
+    size_t wire = 0;
+
+    return nr_pb_field_len(msg, len, field, &wire) == 1 && wire != strlen(str);
 }

@@ -5,6 +5,7 @@
 #ifndef NR_UTIL_PBWIRE_H
 #define NR_UTIL_PBWIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,5 +13,9 @@
  * (the one a parser keeps) and sets *flen. Returns 1 when found, 0 when not, -1 when msg is not
  * well-formed protobuf wire data. */
 int nr_pb_field_len(const uint8_t *msg, size_t len, uint32_t field, size_t *flen);
+
+/* Whether the string protobuf-c unpacked as `str` from field `field` of msg was cut short by a
+ * NUL byte: its wire length is not its C length. */
+bool nr_pb_string_has_nul(const uint8_t *msg, size_t len, uint32_t field, const char *str);
 
 #endif

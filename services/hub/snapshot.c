@@ -24,7 +24,9 @@
 #include "util/prog.h"
 
 #define TURN_BUDGET (8u << 20)
-#define SNAPSHOT_REQUEST_FILTER 3 /* its field number, proto/netreel/v1/common.proto */
+/* Its field number (proto/netreel/v1/common.proto): protobuf-c hands the filter over
+ * NUL-terminated, and a NUL inside it must be refused, not cut at (pbwire.h). */
+#define SNAPSHOT_REQUEST_FILTER 3
 
 enum src_state { S_WAIT_HEADER, S_STREAM, S_DONE, S_FAILED };
 
@@ -663,15 +665,6 @@ static void resolved(struct hub_resolved *r, void *arg)
     produce(s);
 }
 
-/* protobuf-c hands the filter over NUL-terminated: a NUL inside it would cut it silently. */
-static bool filter_has_nul(const uint8_t *msg, size_t len, const char *filter)
-{
-    size_t wire = 0;
-
-    return nr_pb_field_len(msg, len, SNAPSHOT_REQUEST_FILTER, &wire) == 1 &&
-           wire != strlen(filter);
-}
-
 static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *user)
 {
     struct hub_snap *s = user;
@@ -695,7 +688,8 @@ static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
     } else if (s->since < 0 || s->until < s->since) {
         finish(s, RPC_INVALID_ARGUMENT, "the window is reversed: since_ns %lld, until_ns %lld",
                (long long)s->since, (long long)s->until);
-    } else if (req->filter && filter_has_nul(msg, len, req->filter)) {
+    } else if (req->filter &&
+               nr_pb_string_has_nul(msg, len, SNAPSHOT_REQUEST_FILTER, req->filter)) {
         finish(s, RPC_INVALID_ARGUMENT, "the filter holds a NUL byte");
     } else if (req->filter && strlen(req->filter) > HUB_MAX_FILTER) {
         finish(s, RPC_INVALID_ARGUMENT, "filter of %zu bytes: at most %u", strlen(req->filter),

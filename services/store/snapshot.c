@@ -21,9 +21,11 @@
 #include "util/pbwire.h"
 #include "util/prog.h"
 
-#define READ_CHUNK  (128u << 10)
-#define SNAPSHOT_REQUEST_FILTER 3 /* its field number, proto/netreel/v1/common.proto */
-#define TURN_BUDGET (8u << 20) /* bytes produced per loop turn before letting others run */
+#define READ_CHUNK (128u << 10)
+/* Its field number (proto/netreel/v1/common.proto): protobuf-c hands the filter over
+ * NUL-terminated, and a NUL inside it must be refused, not cut at (pbwire.h). */
+#define SNAPSHOT_REQUEST_FILTER 3
+#define TURN_BUDGET             (8u << 20) /* bytes produced per loop turn before letting others run */
 
 /* One sorted run (a batch) being read. */
 struct snap_src {
@@ -418,8 +420,8 @@ static void compile_work(uv_work_t *w)
             snap->compile_rc = -ENOMEM;
             return;
         }
-        if (pcap_compile(p, &snap->filters[k].prog, snap->filter, optimize,
-                         PCAP_NETMASK_UNKNOWN) != 0) {
+        if (pcap_compile(p, &snap->filters[k].prog, snap->filter, optimize, PCAP_NETMASK_UNKNOWN) !=
+            0) {
             snprintf(snap->compile_err, sizeof(snap->compile_err),
                      "filter \"%.200s\" does not compile for link type %u: %s", snap->filter, lt,
                      pcap_geterr(p));
@@ -627,15 +629,6 @@ static void send_summary(struct store_snapshot *snap)
     free(isp);
 }
 
-/* protobuf-c hands the filter over NUL-terminated: a NUL inside it would cut it silently. */
-static bool filter_has_nul(const uint8_t *msg, size_t len, const char *filter)
-{
-    size_t wire = 0;
-
-    return nr_pb_field_len(msg, len, SNAPSHOT_REQUEST_FILTER, &wire) == 1 &&
-           wire != strlen(filter);
-}
-
 /* The window is collected and its filters compiled: the header, then the packets. */
 static void begin(struct store_snapshot *snap)
 {
@@ -662,7 +655,7 @@ static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
         finish(snap, RPC_INVALID_ARGUMENT, "cannot parse SnapshotRequest (%zu bytes)", len);
         return;
     }
-    if (req->filter && filter_has_nul(msg, len, req->filter)) {
+    if (req->filter && nr_pb_string_has_nul(msg, len, SNAPSHOT_REQUEST_FILTER, req->filter)) {
         finish(snap, RPC_INVALID_ARGUMENT, "the filter holds a NUL byte");
         goto out;
     }

@@ -29,7 +29,8 @@ from pathlib import Path
 import store_helpers as sh
 from hub_helpers import HubProc, Node, non_decreasing, only_file, pcapdump
 from test_capture_common import (A_IP, B_IP, MIB, STORE_PORT, TCP_PORT, UDP_PORT, datagram,
-                                 metrics, mval, ns_socket, start_store, tcp_stream, udp_seqs)
+                                 metrics, ns_socket, start_store, tcp_stream, udp_seqs,
+                                 wait_drained)
 
 ASAN = sh.ASAN
 SCALE = sh.SCALE
@@ -113,18 +114,7 @@ class Rig:
 
     def wait_drained(self, timeout=60.0):
         """Until every batch the capture made is acknowledged; returns its last /metrics."""
-        deadline = time.monotonic() + timeout
-        while True:
-            ms = self.capture.scrape()
-            spooled = mval(ms, "netreel_capture_batches_total", result="spooled")
-            acked = mval(ms, "netreel_capture_batches_total", result="acked")
-            if acked == spooled and mval(ms, "netreel_capture_spool_bytes") == 0:
-                return ms
-            assert time.monotonic() < deadline, (
-                f"after {timeout:g} s the store acked {acked:g} of {spooled:g} batches\n"
-                f"capture stderr:\n{sh.tail(self.capture.stderr())}\nstore stderr:\n"
-                f"{sh.tail(self.store.stderr())}")
-            time.sleep(0.2)
+        return wait_drained(self.capture, timeout, store=self.store)
 
     def pcapdump(self, out_dir, *args, timeout=300):
         """`netreel pcapdump --time=1h` through the current hub -> (CliResult, Pcapng, path)."""

@@ -809,15 +809,20 @@ def ten_thousand_streams_in_turn(t):
 
 # -- header bombs
 
+def header_frames(block, sid):
+    """A header block as HEADERS and CONTINUATION frames of at most 16 KiB, END_HEADERS last."""
+    parts = [block[i:i + 16384] for i in range(0, len(block), 16384)]
+    frames = [frame(HEADERS, END_HEADERS if len(parts) == 1 else 0, sid, parts[0])]
+    for k, p in enumerate(parts[1:], 1):
+        frames.append(frame(CONTINUATION, END_HEADERS if k == len(parts) - 1 else 0, sid, p))
+    return b"".join(frames)
+
+
 def header_one_huge_value(t):
     w = t.wire()
     w.until(lambda: w.settings_seen, 2)
     block = w.enc.encode(grpc_headers(t.unary_path, [("x-junk", "j" * (40 << 10))]))
-    parts = [block[i:i + 16384] for i in range(0, len(block), 16384)]
-    frames = [frame(HEADERS, END_HEADERS if len(parts) == 1 else 0, 1, parts[0])]
-    for k, p in enumerate(parts[1:], 1):
-        frames.append(frame(CONTINUATION, END_HEADERS if k == len(parts) - 1 else 0, 1, p))
-    w.send(b"".join(frames) + frame(DATA, END_STREAM, 1, grpc_msg(t.unary_body)))
+    w.send(header_frames(block, 1) + frame(DATA, END_STREAM, 1, grpc_msg(t.unary_body)))
     expect_status(w, 1, RESOURCE_EXHAUSTED, f"larger than {MAX_HEADER_LIST} bytes")
     w.close()
 
@@ -827,11 +832,7 @@ def header_many_small(t):
     w.until(lambda: w.settings_seen, 2)
     extra = [(f"x-{i}", "v") for i in range(3000)]
     block = w.enc.encode(grpc_headers(t.unary_path, extra))
-    parts = [block[i:i + 16384] for i in range(0, len(block), 16384)]
-    frames = [frame(HEADERS, END_HEADERS if len(parts) == 1 else 0, 1, parts[0])]
-    for k, p in enumerate(parts[1:], 1):
-        frames.append(frame(CONTINUATION, END_HEADERS if k == len(parts) - 1 else 0, 1, p))
-    w.send(b"".join(frames) + frame(DATA, END_STREAM, 1, grpc_msg(t.unary_body)))
+    w.send(header_frames(block, 1) + frame(DATA, END_STREAM, 1, grpc_msg(t.unary_body)))
     expect_status(w, 1, RESOURCE_EXHAUSTED, f"larger than {MAX_HEADER_LIST} bytes")
     w.close()
 

@@ -204,6 +204,24 @@ def mval(ms, name, **labels):
     return ms[key]
 
 
+def wait_drained(cap, timeout=30.0, store=None):
+    """Waits until every batch the capture made is acknowledged; returns the last /metrics.
+    store: its stderr goes into the failure message too."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ms = cap.scrape()
+        spooled = mval(ms, "netreel_capture_batches_total", result="spooled")
+        acked = mval(ms, "netreel_capture_batches_total", result="acked")
+        if acked == spooled and mval(ms, "netreel_capture_spool_bytes") == 0:
+            return ms
+        assert time.monotonic() < deadline, (
+            f"after {timeout:g} s the store has acked {acked:g} of {spooled:g} batches, "
+            f"{mval(ms, 'netreel_capture_spool_bytes'):g} bytes still spooled\ncapture stderr:\n"
+            f"{sh.tail(cap.stderr())}"
+            + (f"\nstore stderr:\n{sh.tail(store.stderr())}" if store else ""))
+        time.sleep(0.2)
+
+
 # ---- processes ------------------------------------------------------------------------------
 
 def _logfmt(line):

@@ -19,32 +19,15 @@ import threading
 import time
 from collections import Counter
 
-import store_helpers as sh
 from test_capture_common import (B_IP, SCALE, TCP_PORT, UdpReceiver, diff_packets,  # noqa: F401
                                  lab, mval, read_pcap, send_udp, tcp_stream, tcp_transfer,
-                                 udp_seqs, udp_sizes)
+                                 udp_seqs, udp_sizes, wait_drained)
 
 # Two packet sockets may stamp one received packet a few microseconds apart (see diff_packets).
 TS_TOLERANCE_NS = 1_000_000
 # tcpdump reads its ring with a 1 s block timeout and does not drain the ring when it is
 # stopped: the traffic's last packets reach its file only once their block has retired.
 TAIL_S = 1.6
-
-
-def wait_drained(cap, timeout=30.0):
-    """Waits until every batch the capture made is acknowledged; returns the last /metrics."""
-    deadline = time.monotonic() + timeout
-    while True:
-        ms = cap.scrape()
-        spooled = mval(ms, "netreel_capture_batches_total", result="spooled")
-        acked = mval(ms, "netreel_capture_batches_total", result="acked")
-        if acked == spooled and mval(ms, "netreel_capture_spool_bytes") == 0:
-            return ms
-        assert time.monotonic() < deadline, (
-            f"after {timeout:g} s the store has acked {acked:g} of {spooled:g} batches, "
-            f"{mval(ms, 'netreel_capture_spool_bytes'):g} bytes still spooled\ncapture stderr:\n"
-            f"{sh.tail(cap.stderr())}")
-        time.sleep(0.2)
 
 
 def tshark_epochs(path):

@@ -38,7 +38,8 @@ from test_capture_common import (ASAN, B_IP, STORE_PORT, UdpReceiver,  # noqa: F
                                  add_address, diff_packets, filters_applied, lab, mval,
                                  read_pcap, send_udp, start_kube_api, targeting_filter,
                                  udp_datagrams, wait_filter, write_kubeconfig)
-from test_capture_fidelity import TAIL_S, TS_TOLERANCE_NS, wait_drained
+from test_capture_common import wait_drained
+from test_capture_fidelity import TAIL_S, TS_TOLERANCE_NS
 
 POD_A = B_IP          # 10.77.0.2
 POD_B = "10.77.0.3"

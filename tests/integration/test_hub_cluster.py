@@ -41,7 +41,7 @@ from test_capture_common import (A_IP, B_IP, SCALE, TCP_PORT, UDP_PORT, Lab, Udp
                                  ipv4, read_pcap, send_udp, sweep_stale_namespaces, tcp_stream,
                                  tcp_transfer, udp_datagrams, udp_sizes, wait_filter,
                                  write_kubeconfig)
-from test_capture_fidelity import wait_drained
+from test_capture_common import wait_drained
 from test_capture_targeting import names_of
 
 N_UDP = int(1200 * SCALE)

@@ -32,7 +32,7 @@ from hub_helpers import (IP, NS, NetnsEtc, Node, by_interface, closing_line,  # 
                          pcapdump, silent_store, store_list, wireshark_ok)
 from test_capture_common import (STORE_PORT, UdpReceiver, lab, run, send_udp,  # noqa: F401
                                  start_store, udp_datagrams)
-from test_capture_fidelity import wait_drained
+from test_capture_common import wait_drained
 
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED
 
