@@ -39,6 +39,12 @@ struct capture_source {
     /* thread-owned */
     struct capture_batch *cur;
     struct nr_buf scratch;
+    /* The ring fills from pcap_activate on, before the first filter is attached: packets stamped
+     * before early_until_ns (the attach plus a margin for packets already past the socket's old
+     * filter) are run through the first program here. Set before the thread starts. */
+    struct bpf_program early;
+    bool has_early;
+    int64_t early_until_ns;
     /* shared, under lock */
     pthread_mutex_t lock;
     pthread_cond_t freed; /* a buffer came back to free_list */
@@ -54,13 +60,24 @@ struct capture_source {
     uint64_t packets, bytes;
 };
 
-static int64_t now_mono_ns(void)
+static int64_t now_ns(clockid_t clock)
 {
     struct timespec ts;
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(clock, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
+
+static int64_t now_mono_ns(void)
+{
+    return now_ns(CLOCK_MONOTONIC);
+}
+
+/* The margin after the first attach during which packets are still filtered here: the kernel
+ * stamps a packet before its socket filter runs, and the old filter (none) may still be running
+ * on another CPU when setsockopt returns. Filtering a packet the kernel already filtered with
+ * the same program changes nothing. */
+#define EARLY_MARGIN_NS (50 * 1000000LL)
 
 static struct capture_batch *batch_new(struct capture_source *src)
 {
@@ -208,6 +225,14 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *d
     int64_t ts = (int64_t)h->ts.tv_sec * 1000000000 + h->ts.tv_usec; /* nanosecond handle */
     size_t off;
 
+    if (src->has_early) {
+        if (ts >= src->early_until_ns) {
+            pcap_freecode(&src->early);
+            src->has_early = false;
+        } else if (pcap_offline_filter(&src->early, h, data) == 0) {
+            return; /* caught before the first filter: not asked for */
+        }
+    }
     if (!b) {
         b = src->cur = pool_get(src);
         if (!b) {
@@ -413,15 +438,19 @@ int capture_source_compile(const struct capture_source *src, const char *expr,
 int capture_source_set_filter(struct capture_source *src, struct bpf_program *prog, char *err,
                               size_t errlen)
 {
-    int rc = 0;
-
     if (!src->started) {
         if (swap_filter(src, prog) != 0) {
             snprintf(err, errlen, "%s: %s", src->name, pcap_geterr(src->pcap));
-            rc = NR_EPARSE;
+            pcap_freecode(prog);
+            return NR_EPARSE;
         }
-        pcap_freecode(prog);
-        return rc;
+        if (src->has_early)
+            pcap_freecode(&src->early);
+        src->early = *prog;
+        src->has_early = true;
+        src->early_until_ns = now_ns(CLOCK_REALTIME) + EARLY_MARGIN_NS;
+        memset(prog, 0, sizeof(*prog));
+        return 0;
     }
     pthread_mutex_lock(&src->lock);
     if (src->has_pending)
@@ -595,6 +624,8 @@ void capture_source_close(struct capture_source *src)
         batch_free(src->cur);
     if (src->has_pending)
         pcap_freecode(&src->pending);
+    if (src->has_early)
+        pcap_freecode(&src->early);
     if (src->pcap)
         pcap_close(src->pcap);
     nr_buf_free(&src->scratch);
