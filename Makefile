@@ -61,8 +61,14 @@ CC := clang
 CFLAGS_VARIANT := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -Wno-unknown-warning-option \
                   -fno-sanitize-recover=all -DNR_FUZZING=1
 LDFLAGS_VARIANT := -fsanitize=address,undefined
+else ifeq ($(VARIANT),tsan)
+# Data races between the loops and the threads (capture reader, store writer); by hand:
+# make VARIANT=tsan all, then NETREEL_BUILD=build/tsan with the integration tests.
+CC := clang
+CFLAGS_VARIANT := -O1 -g -fno-omit-frame-pointer -fsanitize=thread -Wno-unknown-warning-option
+LDFLAGS_VARIANT := -fsanitize=thread
 else
-$(error unknown VARIANT=$(VARIANT): release, asan or fuzz)
+$(error unknown VARIANT=$(VARIANT): release, asan, tsan or fuzz)
 endif
 ALL_CFLAGS := $(CFLAGS_BASE) $(CFLAGS_VARIANT) $(CFLAGS)
 ALL_LDFLAGS := $(LDFLAGS_VARIANT) $(LDFLAGS)

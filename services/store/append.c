@@ -113,15 +113,29 @@ static void put32(uint8_t *p, uint32_t v)
     memcpy(p, &v, 4); /* host order, as every block the store writes */
 }
 
-int store_append_write(struct store_append *a, struct store_stage *stage, int fd, uint64_t size,
-                       const struct iovec *iov, int n, size_t len)
+static size_t gather(uint8_t *to, const struct iovec *iov, int n)
+{
+    size_t at = 0;
+
+    for (int i = 0; i < n; i++) {
+        if (iov[i].iov_len == 0)
+            continue; /* its base may be NULL */
+        memcpy(to + at, iov[i].iov_base, iov[i].iov_len);
+        at += iov[i].iov_len;
+    }
+    return at;
+}
+
+/* Builds a direct write of the data in stage: the tail of the last partial block, the data,
+ * a padding block to the block boundary. Returns 0 or a negative errno; *padded is the file's
+ * new length (the write covers [align_down(size), *padded)). */
+static int build_direct(const struct store_append *a, struct store_stage *stage, uint64_t size,
+                        const struct iovec *iov, int n, size_t len, uint64_t *padded_out)
 {
     uint64_t start = align_down(size), end = size + len, padded = align_up(end);
     size_t at, tail_len = (size_t)(size - start);
     int rc;
 
-    if (!a->direct)
-        return buffered_write(a, fd, size, iov, n, len);
     /* Bytes a longer padding block left beyond the new end must be covered again. */
     if (padded < a->file_len)
         padded = a->file_len;
@@ -131,13 +145,7 @@ int store_append_write(struct store_append *a, struct store_stage *stage, int fd
     if (rc != 0)
         return rc;
     memcpy(stage->buf, a->tail, tail_len);
-    at = tail_len;
-    for (int i = 0; i < n; i++) {
-        if (iov[i].iov_len == 0)
-            continue; /* its base may be NULL */
-        memcpy(stage->buf + at, iov[i].iov_base, iov[i].iov_len);
-        at += iov[i].iov_len;
-    }
+    at = tail_len + gather(stage->buf + tail_len, iov, n);
     if (padded > end) {
         uint32_t pad = (uint32_t)(padded - end);
         memset(stage->buf + at, 0, pad);
@@ -145,6 +153,58 @@ int store_append_write(struct store_append *a, struct store_stage *stage, int fd
         put32(stage->buf + at + 4, pad);
         put32(stage->buf + at + pad - 4, pad);
     }
+    *padded_out = padded;
+    return 0;
+}
+
+int store_append_prepare(struct store_append *a, struct store_stage *stage, uint64_t size,
+                         const struct iovec *iov, int n, size_t len, uint64_t *off, size_t *wlen)
+{
+    uint64_t padded;
+    int rc;
+
+    if (!a->direct) {
+        rc = stage_reserve(stage, len ? len : 1);
+        if (rc != 0)
+            return rc;
+        gather(stage->buf, iov, n);
+        *off = size;
+        *wlen = len;
+        if (size + len > a->file_len)
+            a->file_len = size + len;
+        return 0;
+    }
+    rc = build_direct(a, stage, size, iov, n, len, &padded);
+    if (rc != 0)
+        return rc;
+    *off = align_down(size);
+    *wlen = (size_t)(padded - *off);
+    a->file_len = padded;
+    store_append_commit(a, stage, size, size + len);
+    return 0;
+}
+
+int store_append_flush(bool direct, int fd, const uint8_t *buf, uint64_t off, size_t len)
+{
+    struct iovec iov = {(void *)buf, len};
+    int rc = store_pwritev_all(fd, &iov, 1, off);
+
+    if (rc == 0 && !direct) /* the writeback hint, as buffered_write */
+        (void)sync_file_range(fd, (off64_t)off, (off64_t)len, SYNC_FILE_RANGE_WRITE);
+    return rc;
+}
+
+int store_append_write(struct store_append *a, struct store_stage *stage, int fd, uint64_t size,
+                       const struct iovec *iov, int n, size_t len)
+{
+    uint64_t start = align_down(size), padded;
+    int rc;
+
+    if (!a->direct)
+        return buffered_write(a, fd, size, iov, n, len);
+    rc = build_direct(a, stage, size, iov, n, len, &padded);
+    if (rc != 0)
+        return rc;
     {
         struct iovec whole = {stage->buf, (size_t)(padded - start)};
         rc = store_pwritev_all(fd, &whole, 1, start);

@@ -49,6 +49,18 @@ int store_append_write(struct store_append *a, struct store_stage *stage, int fd
 void store_append_commit(struct store_append *a, const struct store_stage *stage, uint64_t size,
                          uint64_t end);
 
+/* The same append in two steps, for a write made on another thread (writer.h). prepare builds in
+ * stage the bytes one write puts at *off (*wlen of them: for direct I/O whole blocks with the
+ * previous tail and a padding block; otherwise the data as it is) and takes them as written —
+ * the tail and the file's length move on, so the next append can be prepared before this one
+ * is on disk. If the write then fails, the file is cut back and not appended to again. */
+int store_append_prepare(struct store_append *a, struct store_stage *stage, uint64_t size,
+                         const struct iovec *iov, int n, size_t len, uint64_t *off, size_t *wlen);
+/* The write of a prepared stage; on any thread. Returns 0 or a negative errno. */
+int store_append_flush(bool direct, int fd, const uint8_t *buf, uint64_t off, size_t len);
+/* What a stage needs at most for an append of len bytes. */
+#define STORE_APPEND_STAGE_NEED(len) ((size_t)(len) + 4u * STORE_APPEND_ALIGN)
+
 /* Cuts the file to `size` bytes of data, padding included. Returns 0 or a negative errno. */
 int store_append_cut(struct store_append *a, int fd, uint64_t size);
 

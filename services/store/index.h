@@ -31,6 +31,15 @@ struct store_counters {
     uint64_t capture_dropped;
 };
 
+/* One batch as the index recorded it: a sorted run of EPBs inside a segment. */
+struct store_run {
+    uint64_t offset, length;
+    int64_t first_ts_ns, last_ts_ns;
+    uint64_t seq;
+    uint32_t packets;
+    struct store_counters counters;
+};
+
 struct store_record {
     uint32_t kind;
     uint32_t packets;

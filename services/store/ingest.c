@@ -23,6 +23,8 @@ struct store_ingest {
     struct store *s;
     struct rpc_call *call;
     struct store_stream *st;
+    uint64_t id;      /* how the writer's callbacks find the call (it may be gone by then) */
+    unsigned pending; /* its writes and markers queued to the writer */
     char peer[64];
     bool written; /* written_seq is set */
     uint64_t written_seq;
@@ -85,7 +87,15 @@ static void send_ack(struct store_ingest *ig, uint64_t seq)
 
 static bool all_acked(const struct store_ingest *ig)
 {
-    return !ig->written || (ig->acked && ig->acked_seq >= ig->written_seq);
+    return ig->pending == 0 && (!ig->written || (ig->acked && ig->acked_seq >= ig->written_seq));
+}
+
+static struct store_ingest *find_ingest(struct store *s, uint64_t id)
+{
+    for (struct store_ingest *ig = s->ingests; ig; ig = ig->next)
+        if (ig->id == id)
+            return ig;
+    return NULL;
 }
 
 void store_ingest_sync_begin(struct store *s)
@@ -120,6 +130,108 @@ static void written(struct store_ingest *ig, uint64_t seq)
     store_sync_request(ig->s);
 }
 
+static void done_up_to(struct store_stream *st, uint64_t seq)
+{
+    if (!st->have_done || seq > st->done_seq)
+        st->done_seq = seq;
+    st->have_done = true;
+}
+
+/* A write of the stream failed (on the writer thread, reported in order). What was queued after
+ * it is void: the stream forgets those batches, so that resent they are taken again, and every
+ * call of the stream ends with the error — the capture resends what was not acknowledged. */
+static void stream_failed(struct store *s, struct store_write *w)
+{
+    struct store_stream *st = w->st;
+    int code = w->rc == -ENOSPC || w->rc == -EDQUOT ? RPC_RESOURCE_EXHAUSTED : RPC_INTERNAL;
+    struct store_ingest *ig, *next;
+
+    st->epoch++;
+    st->have_seq = st->have_done;
+    st->last_seq = st->done_seq;
+    if (code == RPC_RESOURCE_EXHAUSTED)
+        s->batches_no_room++;
+    if (w->seg)
+        store_segment_write_failed(s, w, nr_now_ns());
+    for (ig = s->ingests; ig; ig = next) {
+        next = ig->next;
+        if (ig->st == st)
+            finish(ig, code, "batch seq %llu: cannot write to %s.pcapng: %s",
+                   (unsigned long long)w->run.seq, w->seg ? w->seg->path : "?",
+                   nr_strerror(w->rc));
+    }
+}
+
+/* On the loop, in the order queued: a write (or a marker) of the stream is done. */
+static void write_done(struct store *s, struct store_write *w)
+{
+    struct store_stream *st = w->st;
+    struct store_ingest *ig = find_ingest(s, w->owner);
+    int rc = w->rc;
+
+    st->pending--;
+    if (ig)
+        ig->pending--;
+    if (w->epoch != st->epoch)
+        return; /* queued before a failed write of the stream: void */
+    if (rc == 0 && w->seg)
+        rc = store_segment_written(s, w);
+    if (rc != 0) {
+        if (!w->rc)
+            w->rc = rc;
+        stream_failed(s, w);
+        return;
+    }
+    if (w->seg) {
+        st->packets += w->run.packets;
+        st->bytes += w->run.length;
+    }
+    done_up_to(st, w->run.seq);
+    if (ig && !ig->finished)
+        written(ig, w->run.seq);
+}
+
+static void queue_write(struct store_ingest *ig, struct store_write *w, uint64_t seq)
+{
+    w->done = write_done;
+    w->st = ig->st;
+    w->owner = ig->id;
+    w->epoch = ig->st->epoch;
+    w->run.seq = seq;
+    ig->st->pending++;
+    ig->pending++;
+    store_writer_queue(ig->s, w);
+}
+
+/* Batch seq needs no write (a duplicate, no packets, expired): acknowledged once every batch
+ * queued before it is written — through a marker in the writer's line while any is. */
+static int settled(struct store_ingest *ig, uint64_t seq, char *err, size_t errlen)
+{
+    struct store_write *w;
+
+    if (ig->st->pending == 0) {
+        done_up_to(ig->st, seq);
+        written(ig, seq);
+        return RPC_OK;
+    }
+    w = store_writer_take(ig->s, 0);
+    if (!w) {
+        snprintf(err, errlen, "out of memory");
+        return RPC_RESOURCE_EXHAUSTED;
+    }
+    queue_write(ig, w, seq);
+    return RPC_OK;
+}
+
+/* The stream took batch seq (queued or settled): later copies of it are duplicates. */
+static void taken(struct store_stream *st, uint64_t seq, int64_t now_ns)
+{
+    st->batches++;
+    st->have_seq = true;
+    st->last_seq = seq;
+    st->last_batch_ns = now_ns;
+}
+
 static int ensure_dir(const char *dir)
 {
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
@@ -131,7 +243,7 @@ static bool rotate_due(const struct store *s, const struct store_segment *seg, s
                        int64_t now_ns)
 {
     return now_ns - seg->created_ns >= s->cfg.time_interval_ns ||
-           seg->size + len > s->cfg.segment_cap;
+           seg->end + len > s->cfg.segment_cap;
 }
 
 /* Writes a checked batch. Returns a gRPC code (RPC_OK) and a message in err. */
@@ -149,12 +261,16 @@ static int store_batch(struct store_ingest *ig, const Netreel__V1__PacketBatch *
         .counters = st->counters,
     };
     enum store_reason why = STORE_DEL_MAX_SIZE;
+    struct store_segment *seg;
+    struct store_write *w = NULL;
     int rc;
 
     if (st->active && rotate_due(s, st->active, b->blocks.len, now_ns))
         store_segment_close(s, st->active, now_ns);
     rc = store_retention_make_room(s, b->blocks.len + STORE_INDEX_RECORD_LEN + HEAD_RESERVE, now_ns,
                                    &why);
+    if (ig->finished)
+        return RPC_ABORTED;
     if (rc != 0) {
         snprintf(err, errlen, "no room for %zu bytes: %s", b->blocks.len,
                  why == STORE_DEL_MIN_FREE ? "the disk is below its free-space floor"
@@ -170,15 +286,27 @@ static int store_batch(struct store_ingest *ig, const Netreel__V1__PacketBatch *
             return rc == -ENOSPC ? RPC_RESOURCE_EXHAUSTED : RPC_INTERNAL;
         }
     }
-    rc = store_segment_update_meta(s, st->active, now_ns);
-    if (rc == 0)
-        rc = store_segment_append(s, st->active, b->blocks.data, b->blocks.len, &run, now_ns);
+    seg = st->active;
+    rc = store_segment_update_meta(s, seg, now_ns);
+    /* Waiting for the writer (a full line, or the metadata above) ran the done of earlier
+     * writes: one of them may have failed, which ended this call. */
+    if (ig->finished)
+        return RPC_ABORTED;
+    if (rc == 0) {
+        w = store_writer_take(s, STORE_APPEND_STAGE_NEED(b->blocks.len));
+        rc = w ? store_segment_prepare(s, seg, b->blocks.data, b->blocks.len, &run, now_ns, w)
+               : -ENOMEM;
+        if (rc != 0 && w)
+            store_writer_discard(s, w);
+    }
     if (rc != 0) {
-        snprintf(err, errlen, "cannot write to %s.pcapng: %s", st->active->path, nr_strerror(rc));
+        snprintf(err, errlen, "cannot write to %s.pcapng: %s", seg->path, nr_strerror(rc));
         /* A segment we could not append to is finished; the next batch starts a new one. */
-        store_segment_close(s, st->active, now_ns);
+        store_segment_close(s, seg, now_ns);
         return rc == -ENOSPC || rc == -EDQUOT ? RPC_RESOURCE_EXHAUSTED : RPC_INTERNAL;
     }
+    taken(st, b->seq, now_ns);
+    queue_write(ig, w, b->seq);
     return RPC_OK;
 }
 
@@ -242,8 +370,7 @@ static int handle(struct store_ingest *ig, const Netreel__V1__PacketBatch *b, ch
     if (st && st->have_seq && b->seq <= st->last_seq) {
         st->duplicates++;
         s->batches_duplicate++;
-        written(ig, st->last_seq);
-        return RPC_OK;
+        return settled(ig, st->last_seq, err, errlen);
     }
     if (store_batch_check(&s->cfg, st, b, now_ns, ifaces, &n_ifaces, &info, err, errlen) != 0) {
         s->batches_refused++;
@@ -282,17 +409,10 @@ static int handle(struct store_ingest *ig, const Netreel__V1__PacketBatch *b, ch
         code = store_batch(ig, b, &info, now_ns, err, errlen);
         if (code == RPC_RESOURCE_EXHAUSTED)
             s->batches_no_room++;
-        if (code != RPC_OK)
-            return code;
-        st->packets += info.packets;
-        st->bytes += b->blocks.len;
+        return code;
     }
-    st->batches++;
-    st->have_seq = true;
-    st->last_seq = b->seq;
-    st->last_batch_ns = now_ns;
-    written(ig, b->seq);
-    return RPC_OK;
+    taken(st, b->seq, now_ns);
+    return settled(ig, b->seq, err, errlen);
 }
 
 static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *user)
@@ -354,6 +474,7 @@ int store_ingest_start(struct rpc_call *call, void *data)
         return -ENOMEM;
     ig->s = s;
     ig->call = call;
+    ig->id = ++s->next_ingest_id;
     snprintf(ig->peer, sizeof(ig->peer), "%s", rpc_call_peer(call));
     ig->next = s->ingests;
     s->ingests = ig;

@@ -23,6 +23,7 @@
 #include "store/stats.h"
 #include "store/store.h"
 #include "store/sync.h"
+#include "store/writer.h"
 #include "util/httpd.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -276,6 +277,7 @@ static void server_closed(void *arg)
 {
     int64_t now = nr_now_ns();
 
+    store_writer_drain(&store);
     for (struct store_stream *st = store.streams; st; st = st->next)
         if (st->active)
             store_segment_close(&store, st->active, now);
@@ -331,6 +333,9 @@ int main(int argc, char **argv)
     httpd = nr_prog_metrics(store.loop, store.cfg.metrics_listen, routes,
                             sizeof(routes) / sizeof(routes[0]));
 
+    rc = store_writer_start(&store);
+    if (rc != 0)
+        NR_WARN("no writer thread: writing on the loop", "err=\"%s\"", strerror(-rc));
     uv_timer_init(store.loop, &store.timer);
     uv_timer_start(&store.timer, on_tick, 1000, 1000);
     uv_signal_init(store.loop, &sigterm);
@@ -353,6 +358,7 @@ int main(int argc, char **argv)
                 httpd ? nr_httpd_port(httpd) : -1);
     }
     uv_run(store.loop, UV_RUN_DEFAULT);
+    store_writer_free(&store);
     store_sync_free(&store);
     uv_loop_close(store.loop);
     NR_INFO("stopped", "segments=%u", store.n_segments);

@@ -265,8 +265,8 @@ int store_recover_segment(struct store *s, const char *dir, const char *stem,
             rc = -ENOMEM;
             goto out;
         }
-        seg->size = end;
-        seg->idx_size = iend;
+        seg->size = seg->end = end;
+        seg->idx_size = seg->idx_end = iend;
         seg->created_ns = recs[0].arrival_ns;
     }
     for (size_t i = 0; i < keep && rc == 0; i++) {

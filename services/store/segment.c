@@ -24,9 +24,14 @@ const char *const store_reason_names[STORE_DEL_N] = {"max_time", "max_size", "mi
 
 uint64_t store_segment_disk(const struct store_segment *seg)
 {
+    /* The file's length (padding included) and what queued writes will add. */
     uint64_t data = seg->out.file_len > seg->size ? seg->out.file_len : seg->size;
+    uint64_t idx = seg->idx_end > seg->idx_size ? seg->idx_end : seg->idx_size;
 
-    return store_disk_bytes(data) + store_disk_bytes(seg->idx_size);
+    if (seg->end > data)
+        data = seg->end;
+
+    return store_disk_bytes(data) + store_disk_bytes(idx);
 }
 
 struct store_segment *store_segment_new(struct store_stream *st, uint32_t segno, const char *path)
@@ -132,8 +137,9 @@ int store_segment_add_pods(struct store_segment *seg, struct store_pods *pods)
     return 0;
 }
 
-/* Appends data (iov) to the segment and then its record to the index; on any failure both files
- * are cut back to their committed sizes, so nothing half-written remains. */
+/* Appends data (iov) to the segment and then its record to the index, on the loop (no write of
+ * the segment queued: see drain_for); on any failure both files are cut back to their committed
+ * sizes, so nothing half-written remains. */
 static int append(struct store *s, struct store_segment *seg, const struct iovec *iov, int n,
                   size_t len, struct store_record *rec)
 {
@@ -160,9 +166,19 @@ static int append(struct store *s, struct store_segment *seg, const struct iovec
     store_append_commit(&seg->out, &s->stage, seg->size, seg->size + len);
     seg->size += len;
     seg->idx_size += sizeof(buf);
+    seg->end = seg->size;
+    seg->idx_end = seg->idx_size;
     seg->dirty = true;
     s->bytes += store_segment_disk(seg) - before;
     return 0;
+}
+
+/* Before the loop writes to seg itself: every queued write made and done. False when that
+ * closed seg (a queued write failed). */
+static bool drain_for(struct store *s, struct store_segment *seg)
+{
+    store_writer_drain(s);
+    return seg->active;
 }
 
 static void segment_name(const struct store_stream *st, uint32_t segno, int64_t now_ns, char *buf,
@@ -255,7 +271,7 @@ int store_segment_create(struct store *s, struct store_stream *st, int64_t now_n
         rc = store_pwritev_all(seg->idx_fd, &iov, 1, 0);
         if (rc != 0)
             goto out;
-        seg->idx_size = (uint64_t)hlen;
+        seg->idx_size = seg->idx_end = (uint64_t)hlen;
     }
     seg->created_ns = now_ns;
     seg->active = true;
@@ -307,6 +323,8 @@ int store_segment_update_meta(struct store *s, struct store_segment *seg, int64_
 
     if (seg->n_ifaces == st->n_ifaces && !new_pods)
         return 0;
+    if (!drain_for(s, seg))
+        return -EIO;
     nr_buf_init(&b, PCAPNG_MAX_BLOCK * 4);
     for (uint32_t i = seg->n_ifaces; rc == 0 && i < st->n_ifaces; i++)
         rc = idb_of(&b, st, i);
@@ -325,6 +343,73 @@ int store_segment_update_meta(struct store *s, struct store_segment *seg, int64_
     }
     nr_buf_free(&b);
     return rc;
+}
+
+int store_segment_prepare(struct store *s, struct store_segment *seg, const uint8_t *blocks,
+                          size_t len, const struct store_run *run, int64_t now_ns,
+                          struct store_write *w)
+{
+    struct store_record rec = {
+        .kind = STORE_REC_BATCH,
+        .packets = run->packets,
+        .first_ts_ns = run->first_ts_ns,
+        .last_ts_ns = run->last_ts_ns,
+        .seq = run->seq,
+        .counters = run->counters,
+        .arrival_ns = now_ns,
+        .offset = seg->end,
+        .length = len,
+    };
+    struct iovec iov = {(void *)blocks, len};
+    uint64_t before = store_segment_disk(seg);
+    int rc = store_append_prepare(&seg->out, &w->stage, seg->end, &iov, 1, len, &w->off, &w->len);
+
+    if (rc != 0)
+        return rc;
+    store_index_record_encode(w->rec, &rec);
+    w->seg = seg;
+    w->fd = seg->fd;
+    w->idx_fd = seg->idx_fd;
+    w->direct = seg->out.direct;
+    w->idx_off = seg->idx_end;
+    w->cut_data = seg->end;
+    w->data_start = seg->end;
+    w->data_end = seg->end + len;
+    w->run = *run;
+    w->run.offset = seg->end;
+    w->run.length = len;
+    seg->end += len;
+    seg->idx_end += STORE_INDEX_RECORD_LEN;
+    s->bytes += store_segment_disk(seg) - before;
+    return 0;
+}
+
+int store_segment_written(struct store *s, struct store_write *w)
+{
+    struct store_segment *seg = w->seg;
+    int rc = store_segment_add_run(seg, &w->run);
+
+    if (rc != 0)
+        return rc; /* not committed: closing cuts it off */
+    seg->size = w->data_end;
+    seg->idx_size = w->idx_off + STORE_INDEX_RECORD_LEN;
+    seg->dirty = true;
+    return 0;
+}
+
+void store_segment_write_failed(struct store *s, struct store_write *w, int64_t now_ns)
+{
+    struct store_segment *seg = w->seg;
+
+    if (seg->broken)
+        return;
+    seg->broken = true;
+    if (w->rc != -ECANCELED)
+        s->write_errors++;
+    NR_ERROR("cannot write to a segment: closing it", "segment=%s.pcapng err=\"%s\"", seg->path,
+             nr_strerror(w->rc));
+    if (seg->active)
+        store_segment_close(s, seg, now_ns);
 }
 
 int store_segment_append(struct store *s, struct store_segment *seg, const uint8_t *blocks,
@@ -365,10 +450,10 @@ void store_segment_close(struct store *s, struct store_segment *seg, int64_t now
     struct nr_buf b;
     int rc = 0;
 
-    if (!seg->active)
-        return;
+    if (!drain_for(s, seg))
+        return; /* closed meanwhile, after a failed write */
     nr_buf_init(&b, 64u << 10);
-    if (seg->n_ifaces > 0) {
+    if (seg->n_ifaces > 0 && !seg->broken) {
         /* A capture's counters cover all its interfaces: they go on the first one. */
         struct pcapng_isb isb = {
             .ifid = 0,
@@ -389,8 +474,19 @@ void store_segment_close(struct store *s, struct store_segment *seg, int64_t now
         NR_WARN("cannot write the closing statistics", "segment=%s.pcapng err=\"%s\"", seg->path,
                 nr_strerror(rc));
     nr_buf_free(&b);
-    /* A closed segment ends with its last block: the padding goes. */
-    if (seg->out.file_len != seg->size) {
+    if (seg->broken) {
+        /* Only what was committed stays: a failed write was cut back by the writer, but writes
+         * queued after a failure seen only here (out of memory) were made. */
+        uint64_t before = store_segment_disk(seg);
+        if (store_append_cut(&seg->out, seg->fd, seg->size) != 0 ||
+            ftruncate(seg->idx_fd, (off_t)seg->idx_size) != 0)
+            NR_ERROR("cannot cut a failed segment back", "segment=%s.pcapng err=\"%s\"",
+                     seg->path, strerror(errno));
+        seg->end = seg->size;
+        seg->idx_end = seg->idx_size;
+        s->bytes -= before - store_segment_disk(seg);
+    } else if (seg->out.file_len != seg->size) {
+        /* A closed segment ends with its last block: the padding goes. */
         uint64_t before = store_segment_disk(seg);
         if (store_append_cut(&seg->out, seg->fd, seg->size) != 0)
             NR_WARN("cannot cut the padding off a closed segment", "segment=%s.pcapng err=\"%s\"",

@@ -23,6 +23,18 @@ int store_segment_update_meta(struct store *s, struct store_segment *seg, int64_
 int store_segment_append(struct store *s, struct store_segment *seg, const uint8_t *blocks,
                          size_t len, const struct store_run *run, int64_t now_ns);
 
+/* The same append through the writer thread (writer.h): builds it into w (a stage from
+ * store_writer_take) and reserves its place; the caller queues w. Returns 0 or a negative errno
+ * (then nothing changed and w is the caller's to discard). */
+int store_segment_prepare(struct store *s, struct store_segment *seg, const uint8_t *blocks,
+                          size_t len, const struct store_run *run, int64_t now_ns,
+                          struct store_write *w);
+/* When a prepared write is done, on the loop, in order: written commits it (the batch becomes
+ * visible to snapshots and the segment dirty for the next sync; returns 0 or -ENOMEM);
+ * write_failed closes the segment, whose files the writer cut back to the last good write. */
+int store_segment_written(struct store *s, struct store_write *w);
+void store_segment_write_failed(struct store *s, struct store_write *w, int64_t now_ns);
+
 /* Completes the active segment: ISBs with the stream's counters, the CLOSE record; hands its
  * descriptors to the syncer (which syncs and closes them). Errors are logged; the segment is
  * closed in any case (what was committed stays readable). */

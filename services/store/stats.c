@@ -146,6 +146,17 @@ int store_metrics_write(const struct store *s, struct nr_buf *b)
     nr_metrics_family(&m, "netreel_store_write_errors_total", NR_METRICS_COUNTER,
                       "Appends that failed (and were cut back).");
     nr_metrics_u64(&m, NULL, s->write_errors);
+    {
+        struct store_writer_counters wc;
+        store_writer_counters(s, &wc);
+        nr_metrics_family(&m, "netreel_store_writes_queued", NR_METRICS_GAUGE,
+                          "Batch writes queued to the writer thread, not yet done.");
+        nr_metrics_u64(&m, NULL, wc.queued);
+        nr_metrics_family(&m, "netreel_store_writer_waits_total", NR_METRICS_COUNTER,
+                          "Times taking in a batch waited for the disk (every stage buffer "
+                          "in flight).");
+        nr_metrics_u64(&m, NULL, wc.waits);
+    }
     nr_metrics_family(&m, "netreel_store_snapshots_active", NR_METRICS_GAUGE,
                       "Snapshots being served.");
     nr_metrics_u64(&m, NULL, s->snapshots_active);

@@ -1,5 +1,6 @@
 /* netreel-store's state: capture streams, their segments on disk, the retention limits and the
- * calls being served. One loop thread owns all of it; only fdatasync runs elsewhere (sync.c). */
+ * calls being served. One loop thread owns all of it; fdatasync (sync.c) and the batch writes
+ * (writer.c) run elsewhere, on what the loop hands them. */
 #ifndef NR_STORE_STORE_H
 #define NR_STORE_STORE_H
 
@@ -10,6 +11,7 @@
 
 #include "store/append.h"
 #include "store/index.h"
+#include "store/writer.h"
 
 #define STORE_MAX_INTERFACES  256u
 #define STORE_MAX_PODS        65536u
@@ -55,15 +57,6 @@ struct store_pods {
     struct store_pod pods[];
 };
 
-/* One batch as the index recorded it: a sorted run of EPBs inside a segment. */
-struct store_run {
-    uint64_t offset, length;
-    int64_t first_ts_ns, last_ts_ns;
-    uint64_t seq;
-    uint32_t packets;
-    struct store_counters counters;
-};
-
 struct store_stream;
 
 struct store_segment {
@@ -77,7 +70,10 @@ struct store_segment {
     unsigned refs;  /* the catalog's (until deleted) + one per snapshot */
     unsigned readers;
     bool active, deleted, dirty;
+    bool broken;   /* a write failed: closed, never written again */
+    bool w_broken; /* the same, for the writer thread only (writer.c) */
     uint64_t size, idx_size; /* committed bytes */
+    uint64_t end, idx_end;   /* the same plus the writes queued to the writer */
     int64_t created_ns;
     int64_t first_ts_ns, last_ts_ns; /* over its batches; 0 when it has none */
     uint64_t packets;
@@ -99,7 +95,11 @@ struct store_stream {
     char node[STORE_MAX_NAME + 1];
     uint32_t next_segno;
     bool have_seq;
-    uint64_t last_seq;
+    uint64_t last_seq;  /* the last batch taken, written or queued */
+    bool have_done;
+    uint64_t done_seq;  /* the last batch written (or needing no write) */
+    unsigned pending;   /* its writes and markers queued to the writer */
+    uint64_t epoch;     /* moves on when a write fails: what was queued before is void */
     struct store_iface ifaces[STORE_MAX_INTERFACES];
     uint32_t n_ifaces;
     struct store_pods *pods; /* the current set, NULL when none was ever sent */
@@ -128,9 +128,11 @@ struct store {
     /* refused with RESOURCE_EXHAUSTED: the limits or the disk left no room */
     uint64_t batches_no_room;
     struct store_ingest *ingests; /* calls waiting for acks */
+    uint64_t next_ingest_id;
     unsigned snapshots_active;
     uint64_t snapshots_served;
-    struct store_stage stage; /* direct writes are built here (append.h) */
+    struct store_stage stage; /* writes on the loop are built here (append.h) */
+    struct store_writer writer; /* batch writes off the loop (writer.h) */
     /* group commit (sync.c) */
     bool sync_running;
     bool sync_again;

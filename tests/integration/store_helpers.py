@@ -399,6 +399,24 @@ def segment_files(data_dir):
     return sorted(Path(data_dir).glob("*/*.pcapng"))
 
 
+def build_shim(tmp_path, name, source):
+    """Compiles an LD_PRELOAD shim from C source into tmp_path/NAME.so; returns its path."""
+    src = Path(tmp_path) / f"{name}.c"
+    src.write_text(source)
+    so = Path(tmp_path) / f"{name}.so"
+    r = subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", so, src, "-ldl"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return so
+
+
+def shim_env(so, **extra):
+    """The environment of a program run with the shim so preloaded."""
+    return dict(os.environ, LD_PRELOAD=str(so), **{k: str(v) for k, v in extra.items()},
+                # the shim comes before the sanitizer runtime in an ASan build
+                ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0")
+
+
 def dir_state(data_dir):
     """Every file under data_dir: relative path -> (size, sha256). A directory maps to 'dir'."""
     out = {}

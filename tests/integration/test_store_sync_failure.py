@@ -6,8 +6,6 @@ sync covered: it stops, saying why, and the capture keeps its unacknowledged bat
 is injected with an LD_PRELOAD shim whose fdatasync returns EIO while a flag file exists.
 """
 
-import os
-import subprocess
 import time
 
 import pytest
@@ -37,22 +35,14 @@ int fdatasync(int fd)
 
 @pytest.fixture
 def eio_shim(tmp_path):
-    src = tmp_path / "eio.c"
-    src.write_text(SHIM)
-    so = tmp_path / "eio.so"
-    r = subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", so, src, "-ldl"],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    return so
+    return sh.build_shim(tmp_path, "eio", SHIM)
 
 
 def test_failed_fdatasync_stops_the_store_before_any_ack(store_bins, feeder, stores, store_client,
                                                           eio_shim, tmp_path):
     data = tmp_path / "data"
     flag = tmp_path / "fail-now"
-    env = dict(os.environ, LD_PRELOAD=str(eio_shim), NR_TEST_FDATASYNC_EIO=str(flag),
-               # the shim comes before the sanitizer runtime in an ASan build
-               ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0")
+    env = sh.shim_env(eio_shim, NR_TEST_FDATASYNC_EIO=flag)
     argv = [store_bins.store, "--listen", "127.0.0.1:0", "--metrics-listen", "off",
             "--node", "node-a", "--data-dir", data]
     store = sh.StoreProc(argv, data, tmp_path / "store.stderr", env=env)

@@ -1,0 +1,264 @@
+/* The writer thread (see writer.h). The lock guards the queue, the done list and the pool; a
+ * write in the thread's hands is touched by no one else until it is on the done list. */
+#include "store/writer.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "store/segment.h"
+#include "store/store.h"
+#include "util/log.h"
+
+static void make(struct store_write *w)
+{
+    struct iovec riov = {w->rec, sizeof(w->rec)};
+    struct store_segment *seg = w->seg;
+
+    if (!seg) {
+        w->rc = 0;
+        return;
+    }
+    /* Only this thread reads or sets w_broken while writes of the segment are queued. */
+    if (seg->w_broken) {
+        w->rc = -ECANCELED;
+        return;
+    }
+    w->rc = store_append_flush(w->direct, w->fd, w->stage.buf, w->off, w->len);
+    if (w->rc == 0)
+        w->rc = store_pwritev_all(w->idx_fd, &riov, 1, w->idx_off);
+    if (w->rc != 0) {
+        seg->w_broken = true;
+        if (ftruncate(w->fd, (off_t)w->cut_data) != 0 ||
+            ftruncate(w->idx_fd, (off_t)w->idx_off) != 0)
+            NR_ERROR("cannot cut a failed write back", "segment=%s err=\"%s\"", seg->path,
+                     strerror(errno));
+    }
+}
+
+/* Under the lock: the stage goes back to the pool (or away when grown for a large batch). */
+static void give_back(struct store_writer *wr, struct store_write *w)
+{
+    if (w->counted)
+        wr->in_flight--;
+    w->counted = false;
+    if (!w->stage.buf)
+        return;
+    if (w->stage.cap > STORE_WRITER_KEEP || wr->n_pool == STORE_WRITER_STAGES)
+        store_stage_free(&w->stage);
+    else
+        wr->pool[wr->n_pool++] = w->stage;
+    memset(&w->stage, 0, sizeof(w->stage));
+}
+
+static void *writer_main(void *arg)
+{
+    struct store_writer *wr = arg;
+
+    pthread_mutex_lock(&wr->lock);
+    for (;;) {
+        struct store_write *w;
+
+        while (!wr->head && !wr->stop)
+            pthread_cond_wait(&wr->work, &wr->lock);
+        if (!wr->head)
+            break;
+        w = wr->head;
+        wr->head = w->next;
+        if (!wr->head)
+            wr->tail = NULL;
+        w->next = NULL;
+        wr->busy = true;
+        pthread_mutex_unlock(&wr->lock);
+
+        make(w);
+
+        pthread_mutex_lock(&wr->lock);
+        give_back(wr, w);
+        if (wr->done_tail)
+            wr->done_tail->next = w;
+        else
+            wr->done_head = w;
+        wr->done_tail = w;
+        wr->busy = false;
+        pthread_cond_broadcast(&wr->room);
+        uv_async_send(&wr->async);
+    }
+    pthread_mutex_unlock(&wr->lock);
+    return NULL;
+}
+
+static void finish(struct store *s, struct store_write *w)
+{
+    struct store_segment *seg = w->seg;
+
+    s->writer.queued--;
+    w->done(s, w);
+    if (seg)
+        store_segment_unref(seg);
+    store_stage_free(&w->stage);
+    free(w);
+}
+
+/* Runs done for every write made so far, in order: one at a time off the shared list, since a
+ * done may drain the writer (closing a segment) and so complete later writes itself. */
+static void complete(struct store *s)
+{
+    struct store_writer *wr = &s->writer;
+
+    for (;;) {
+        struct store_write *w;
+
+        pthread_mutex_lock(&wr->lock);
+        w = wr->done_head;
+        if (w) {
+            wr->done_head = w->next;
+            if (!wr->done_head)
+                wr->done_tail = NULL;
+        }
+        pthread_mutex_unlock(&wr->lock);
+        if (!w)
+            return;
+        finish(s, w);
+    }
+}
+
+static void on_async(uv_async_t *a)
+{
+    complete(a->data);
+}
+
+int store_writer_start(struct store *s)
+{
+    struct store_writer *wr = &s->writer;
+    int rc;
+
+    pthread_mutex_init(&wr->lock, NULL);
+    pthread_cond_init(&wr->work, NULL);
+    pthread_cond_init(&wr->room, NULL);
+    rc = uv_async_init(s->loop, &wr->async, on_async);
+    if (rc != 0)
+        return rc;
+    wr->async.data = s;
+    rc = pthread_create(&wr->thread, NULL, writer_main, wr);
+    if (rc != 0) {
+        uv_close((uv_handle_t *)&wr->async, NULL);
+        return -rc;
+    }
+    wr->started = true;
+    return 0;
+}
+
+struct store_write *store_writer_take(struct store *s, size_t need)
+{
+    struct store_writer *wr = &s->writer;
+    struct store_write *w = calloc(1, sizeof(*w));
+
+    if (!w)
+        return NULL;
+    w->fd = w->idx_fd = -1;
+    if (need == 0)
+        return w; /* a marker */
+    if (wr->started) {
+        pthread_mutex_lock(&wr->lock);
+        if (wr->in_flight >= STORE_WRITER_STAGES)
+            wr->waits++;
+        while (wr->in_flight >= STORE_WRITER_STAGES)
+            pthread_cond_wait(&wr->room, &wr->lock);
+        if (wr->n_pool > 0)
+            w->stage = wr->pool[--wr->n_pool];
+        wr->in_flight++;
+        w->counted = true;
+        pthread_mutex_unlock(&wr->lock);
+    }
+    /* A stage is made to measure; prepare grows it when need was not enough. */
+    if (w->stage.cap < need) {
+        store_stage_free(&w->stage);
+        if (posix_memalign((void **)&w->stage.buf, STORE_APPEND_ALIGN, need) != 0) {
+            w->stage.buf = NULL;
+            store_writer_discard(s, w);
+            return NULL;
+        }
+        w->stage.cap = need;
+    }
+    return w;
+}
+
+void store_writer_discard(struct store *s, struct store_write *w)
+{
+    struct store_writer *wr = &s->writer;
+
+    if (wr->started) {
+        pthread_mutex_lock(&wr->lock);
+        give_back(wr, w);
+        pthread_cond_broadcast(&wr->room);
+        pthread_mutex_unlock(&wr->lock);
+    }
+    store_stage_free(&w->stage);
+    free(w);
+}
+
+void store_writer_queue(struct store *s, struct store_write *w)
+{
+    struct store_writer *wr = &s->writer;
+
+    if (w->seg)
+        w->seg->refs++;
+    wr->queued++;
+    if (!wr->started) {
+        make(w);
+        finish(s, w);
+        return;
+    }
+    pthread_mutex_lock(&wr->lock);
+    if (wr->tail)
+        wr->tail->next = w;
+    else
+        wr->head = w;
+    wr->tail = w;
+    pthread_cond_signal(&wr->work);
+    pthread_mutex_unlock(&wr->lock);
+}
+
+void store_writer_drain(struct store *s)
+{
+    struct store_writer *wr = &s->writer;
+
+    if (!wr->started || wr->queued == 0)
+        return;
+    pthread_mutex_lock(&wr->lock);
+    while (wr->head || wr->busy)
+        pthread_cond_wait(&wr->room, &wr->lock);
+    pthread_mutex_unlock(&wr->lock);
+    complete(s);
+}
+
+void store_writer_counters(const struct store *s, struct store_writer_counters *c)
+{
+    c->queued = s->writer.queued;
+    c->waits = s->writer.waits;
+}
+
+void store_writer_free(struct store *s)
+{
+    struct store_writer *wr = &s->writer;
+
+    if (!wr->started)
+        return;
+    pthread_mutex_lock(&wr->lock);
+    wr->stop = true;
+    pthread_cond_signal(&wr->work);
+    pthread_mutex_unlock(&wr->lock);
+    pthread_join(wr->thread, NULL);
+    wr->started = false;
+    /* Writes the loop never completed (it ended first): their segments are closed already. */
+    complete(s);
+    for (unsigned i = 0; i < wr->n_pool; i++)
+        store_stage_free(&wr->pool[i]);
+    wr->n_pool = 0;
+    pthread_mutex_destroy(&wr->lock);
+    pthread_cond_destroy(&wr->work);
+    pthread_cond_destroy(&wr->room);
+}

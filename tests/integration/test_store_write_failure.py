@@ -1,0 +1,102 @@
+"""netreel-store when a segment write fails while later batches are queued behind it.
+
+Batches are written on the store's writer thread while the loop takes in the next ones, so a
+failing write has others queued after it. The store must close that segment cut back to its
+last good write, skip what was queued after, end the call with an error, keep serving, and take
+the resent batches again: in the end every packet is held exactly once, in files Wireshark
+reads, also after a restart. The failure is injected with an LD_PRELOAD shim: once a flag file
+exists, the Kth write to a .pcapng file returns EIO.
+"""
+
+import time
+
+import store_helpers as sh
+
+SHIM = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+static int counted;
+
+ssize_t pwritev(int fd, const struct iovec *iov, int n, off_t off)
+{
+    ssize_t (*real)(int, const struct iovec *, int, off_t) =
+        (ssize_t (*)(int, const struct iovec *, int, off_t))dlsym(RTLD_NEXT, "pwritev");
+    const char *flag = getenv("NR_TEST_WRITE_EIO_FLAG");
+    char link[64], path[512];
+    ssize_t len;
+
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    len = readlink(link, path, sizeof(path) - 1);
+    if (flag && len > 7 && access(flag, F_OK) == 0) {
+        path[len] = 0;
+        if (strcmp(path + len - 7, ".pcapng") == 0 &&
+            __atomic_add_fetch(&counted, 1, __ATOMIC_SEQ_CST) ==
+                atoi(getenv("NR_TEST_WRITE_EIO_NTH"))) {
+            errno = EIO;
+            return -1;
+        }
+    }
+    return real(fd, iov, n, off);
+}
+"""
+
+NTH = 4  # the segment's head, two batches, then the third batch fails
+
+
+def test_failed_write_is_cut_back_and_resent_batches_are_taken(store_bins, feeder, stores,
+                                                               store_client, tmp_path):
+    data = tmp_path / "data"
+    flag = tmp_path / "fail-now"
+    so = sh.build_shim(tmp_path, "write-eio", SHIM)
+    argv = [store_bins.store, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+            "--node", "node-a", "--data-dir", data]
+    store = sh.StoreProc(argv, data, tmp_path / "store.stderr",
+                         env=sh.shim_env(so, NR_TEST_WRITE_EIO_FLAG=flag,
+                                         NR_TEST_WRITE_EIO_NTH=NTH))
+    try:
+        store.wait_serving()
+        ts = (sh.now_ns() // 10**9 - 60) * 10**9
+        n = int(20000 * sh.SCALE)
+        before = feeder(store, "--packets", n, "--ts-start", ts, "--batch-bytes", "64KiB",
+                        "--dump", tmp_path / "before.pcapng", capture_id="before")
+
+        flag.touch()
+        args = ["--packets", n, "--ts-start", ts + 10**9, "--batch-bytes", "64KiB"]
+        failed = feeder(store, *args, capture_id="during", expect_ok=False, timeout=60)
+        assert failed["status"] == 13 and failed["acked_seq"] < failed["last_seq"], failed
+        assert failed["acked_seq"] <= 2, f"acked beyond the batches written: {failed}"
+        time.sleep(0.2)
+        assert store.alive(), f"the store stopped after a failed write:\n{sh.tail(store.stderr())}"
+        err = store.stderr()
+        assert "cannot write to a segment: closing it" in err and "Input/output error" in err, \
+            sh.tail(err)
+        _, metrics, _ = sh.scrape(store)
+        assert sh.metric_value(metrics, "netreel_store_write_errors_total") == 1, metrics
+
+        # The capture resends everything from its first unacknowledged batch: all taken.
+        again = feeder(store, *args, "--dump", tmp_path / "during.pcapng", capture_id="during")
+        assert again["acked_seq"] == again["last_seq"] == failed["last_seq"], again
+
+        want = sorted(sh.read_pcapng(tmp_path / "before.pcapng").keys() +
+                      sh.read_pcapng(tmp_path / "during.pcapng").keys())
+        got = store_client(store).snapshot()
+        assert sorted(got.keys()) == want, (
+            f"the store holds {len(got.packets)} packets, {len(want)} were sent once each")
+        problems, _ = sh.wireshark_check(sh.segment_files(data))
+        assert not problems, problems
+    finally:
+        problems = store.stop()
+    assert not problems, problems
+
+    # Restarted: recovery agrees with what the store served.
+    flag.unlink()
+    store2 = stores(data_dir=data)
+    got = store_client(store2).snapshot()
+    assert sorted(got.keys()) == want, "after a restart the recording differs"
