@@ -25,7 +25,7 @@ struct capture_config {
     uint64_t batch_bytes;
     int64_t batch_time_ns;
     int block_timeout_ms; /* TPACKET_V3 block timeout: how long a quiet ring holds packets */
-    bool read_mode_poll;  /* read on the loop (uv_poll, the default) or a thread per interface */
+    bool read_mode_poll;  /* read on the loop (uv_poll) or a thread per interface (the default) */
     const char *store;
     const char *tls_ca, *tls_cert, *tls_key;
     uint64_t spool_size;

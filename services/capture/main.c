@@ -66,8 +66,8 @@ static const char usage_text[] =
     "  --excluded-namespaces NS,...\n"
     "  --user NAME               drop to this user once the interfaces are open (default nobody)\n"
     "  --node NAME               this node's name (default $NODE_NAME, else the host name)\n"
-    "  --read-mode poll|thread   read the rings on the event loop (default) or in a thread per\n"
-    "                            interface (docs/benchmarks.md compares them)\n"
+    "  --read-mode thread|poll   read the rings in a thread per interface (default) or on the\n"
+    "                            event loop (docs/benchmarks.md compares them)\n"
     "  --log-level LEVEL         debug, info, warn or error (default info)\n"
     "  --version, --help\n";
 
@@ -176,7 +176,7 @@ static void parse_flags(int argc, char **argv, struct capture_config *cfg)
     cfg->spool_size = 256u << 20;
     cfg->metrics_listen = ":9101";
     cfg->user = "nobody";
-    cfg->read_mode_poll = true; /* measured to drop less than a thread (docs/benchmarks.md) */
+    cfg->read_mode_poll = false; /* a thread measured to drop less (docs/benchmarks.md) */
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":i:h", opts, NULL)) != -1) {
         switch (c) {
