@@ -186,6 +186,8 @@ static void write_done(struct store *s, struct store_write *w)
         st->packets += w->run.packets;
         st->bytes += w->run.length;
     }
+    if (w->accepted)
+        st->batches++;
     done_up_to(st, w->run.seq);
     if (ig && !ig->finished)
         written(ig, w->run.seq);
@@ -204,12 +206,16 @@ static void queue_write(struct store_ingest *ig, struct store_write *w, uint64_t
 }
 
 /* Batch seq needs no write (a duplicate, no packets, expired): acknowledged once every batch
- * queued before it is written — through a marker in the writer's line while any is. */
-static int settled(struct store_ingest *ig, uint64_t seq, char *err, size_t errlen)
+ * queued before it is written — through a marker in the writer's line while any is. accepted:
+ * a new batch (counted as such once settled), not a duplicate. */
+static int settled(struct store_ingest *ig, uint64_t seq, bool accepted, char *err,
+                   size_t errlen)
 {
     struct store_write *w;
 
     if (ig->st->pending == 0) {
+        if (accepted)
+            ig->st->batches++;
         done_up_to(ig->st, seq);
         written(ig, seq);
         return RPC_OK;
@@ -219,6 +225,7 @@ static int settled(struct store_ingest *ig, uint64_t seq, char *err, size_t errl
         snprintf(err, errlen, "out of memory");
         return RPC_RESOURCE_EXHAUSTED;
     }
+    w->accepted = accepted;
     queue_write(ig, w, seq);
     return RPC_OK;
 }
@@ -226,7 +233,6 @@ static int settled(struct store_ingest *ig, uint64_t seq, char *err, size_t errl
 /* The stream took batch seq (queued or settled): later copies of it are duplicates. */
 static void taken(struct store_stream *st, uint64_t seq, int64_t now_ns)
 {
-    st->batches++;
     st->have_seq = true;
     st->last_seq = seq;
     st->last_batch_ns = now_ns;
@@ -288,7 +294,7 @@ static int store_batch(struct store_ingest *ig, const Netreel__V1__PacketBatch *
     }
     seg = st->active;
     rc = store_segment_update_meta(s, seg, now_ns);
-    /* Waiting for the writer (a full line, or the metadata above) ran the done of earlier
+    /* Writing the metadata above first drained the writer, running the done of earlier
      * writes: one of them may have failed, which ended this call. */
     if (ig->finished)
         return RPC_ABORTED;
@@ -306,6 +312,7 @@ static int store_batch(struct store_ingest *ig, const Netreel__V1__PacketBatch *
         return rc == -ENOSPC || rc == -EDQUOT ? RPC_RESOURCE_EXHAUSTED : RPC_INTERNAL;
     }
     taken(st, b->seq, now_ns);
+    w->accepted = true;
     queue_write(ig, w, b->seq);
     return RPC_OK;
 }
@@ -370,7 +377,7 @@ static int handle(struct store_ingest *ig, const Netreel__V1__PacketBatch *b, ch
     if (st && st->have_seq && b->seq <= st->last_seq) {
         st->duplicates++;
         s->batches_duplicate++;
-        return settled(ig, st->last_seq, err, errlen);
+        return settled(ig, st->last_seq, false, err, errlen);
     }
     if (store_batch_check(&s->cfg, st, b, now_ns, ifaces, &n_ifaces, &info, err, errlen) != 0) {
         s->batches_refused++;
@@ -412,7 +419,7 @@ static int handle(struct store_ingest *ig, const Netreel__V1__PacketBatch *b, ch
         return code;
     }
     taken(st, b->seq, now_ns);
-    return settled(ig, b->seq, err, errlen);
+    return settled(ig, b->seq, true, err, errlen);
 }
 
 static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *user)

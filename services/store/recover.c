@@ -285,8 +285,8 @@ int store_recover_segment(struct store *s, const char *dir, const char *stem,
             };
             rc = store_segment_add_run(seg, &run);
             if (!st->have_seq || r->seq > st->last_seq) {
-                st->have_seq = true;
-                st->last_seq = r->seq;
+                st->have_seq = st->have_done = true;
+                st->last_seq = st->done_seq = r->seq; /* on disk: taken and written */
                 st->counters = r->counters;
             }
         }

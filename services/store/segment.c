@@ -103,16 +103,30 @@ static void segment_unlink(struct store *s, struct store_segment *seg)
     s->bytes -= store_segment_disk(seg);
 }
 
+/* Room for n runs in all. */
+static int reserve_runs(struct store_segment *seg, size_t n)
+{
+    size_t cap = seg->cap_runs ? seg->cap_runs : 64;
+    struct store_run *r;
+
+    if (n <= seg->cap_runs)
+        return 0;
+    while (cap < n)
+        cap *= 2;
+    r = realloc(seg->runs, cap * sizeof(*r));
+    if (!r)
+        return -ENOMEM;
+    seg->runs = r;
+    seg->cap_runs = cap;
+    return 0;
+}
+
 int store_segment_add_run(struct store_segment *seg, const struct store_run *run)
 {
-    if (seg->n_runs == seg->cap_runs) {
-        size_t cap = seg->cap_runs ? seg->cap_runs * 2 : 64;
-        struct store_run *r = realloc(seg->runs, cap * sizeof(*r));
-        if (!r)
-            return -ENOMEM;
-        seg->runs = r;
-        seg->cap_runs = cap;
-    }
+    int rc = reserve_runs(seg, seg->n_runs + 1);
+
+    if (rc != 0)
+        return rc;
     seg->runs[seg->n_runs++] = *run;
     if (run->packets) {
         if (!seg->first_ts_ns || run->first_ts_ns < seg->first_ts_ns)
@@ -345,9 +359,8 @@ int store_segment_update_meta(struct store *s, struct store_segment *seg, int64_
     return rc;
 }
 
-int store_segment_prepare(struct store *s, struct store_segment *seg, const uint8_t *blocks,
-                          size_t len, const struct store_run *run, int64_t now_ns,
-                          struct store_write *w)
+/* The index record of a batch (its offset and length are the append's to set). */
+static struct store_record batch_record(const struct store_run *run, int64_t now_ns)
 {
     struct store_record rec = {
         .kind = STORE_REC_BATCH,
@@ -357,15 +370,27 @@ int store_segment_prepare(struct store *s, struct store_segment *seg, const uint
         .seq = run->seq,
         .counters = run->counters,
         .arrival_ns = now_ns,
-        .offset = seg->end,
-        .length = len,
     };
+
+    return rec;
+}
+
+int store_segment_prepare(struct store *s, struct store_segment *seg, const uint8_t *blocks,
+                          size_t len, const struct store_run *run, int64_t now_ns,
+                          struct store_write *w)
+{
+    struct store_record rec = batch_record(run, now_ns);
     struct iovec iov = {(void *)blocks, len};
     uint64_t before = store_segment_disk(seg);
-    int rc = store_append_prepare(&seg->out, &w->stage, seg->end, &iov, 1, len, &w->off, &w->len);
+    /* The run's slot now, so that committing the write cannot fail once it is on disk. */
+    int rc = reserve_runs(seg, seg->n_runs + seg->queued + 1);
 
+    if (rc == 0)
+        rc = store_append_prepare(&seg->out, &w->stage, seg->end, &iov, 1, len, &w->off, &w->len);
     if (rc != 0)
         return rc;
+    rec.offset = seg->end;
+    rec.length = len;
     store_index_record_encode(w->rec, &rec);
     w->seg = seg;
     w->fd = seg->fd;
@@ -387,7 +412,7 @@ int store_segment_prepare(struct store *s, struct store_segment *seg, const uint
 int store_segment_written(struct store *s, struct store_write *w)
 {
     struct store_segment *seg = w->seg;
-    int rc = store_segment_add_run(seg, &w->run);
+    int rc = store_segment_add_run(seg, &w->run); /* its slot was reserved: cannot fail */
 
     if (rc != 0)
         return rc; /* not committed: closing cuts it off */
@@ -415,15 +440,7 @@ void store_segment_write_failed(struct store *s, struct store_write *w, int64_t 
 int store_segment_append(struct store *s, struct store_segment *seg, const uint8_t *blocks,
                          size_t len, const struct store_run *run, int64_t now_ns)
 {
-    struct store_record rec = {
-        .kind = STORE_REC_BATCH,
-        .packets = run->packets,
-        .first_ts_ns = run->first_ts_ns,
-        .last_ts_ns = run->last_ts_ns,
-        .seq = run->seq,
-        .counters = run->counters,
-        .arrival_ns = now_ns,
-    };
+    struct store_record rec = batch_record(run, now_ns);
     struct iovec iov = {(void *)blocks, len};
     struct store_run r = *run;
     int rc = append(s, seg, &iov, 1, len, &rec);

@@ -74,6 +74,7 @@ struct store_segment {
     bool w_broken; /* the same, for the writer thread only (writer.c) */
     uint64_t size, idx_size; /* committed bytes */
     uint64_t end, idx_end;   /* the same plus the writes queued to the writer */
+    unsigned queued;         /* writes of it queued to the writer (writer.c) */
     int64_t created_ns;
     int64_t first_ts_ns, last_ts_ns; /* over its batches; 0 when it has none */
     uint64_t packets;

@@ -95,6 +95,8 @@ static void finish(struct store *s, struct store_write *w)
     struct store_segment *seg = w->seg;
 
     s->writer.queued--;
+    if (seg)
+        seg->queued--;
     w->done(s, w);
     if (seg)
         store_segment_unref(seg);
@@ -204,8 +206,10 @@ void store_writer_queue(struct store *s, struct store_write *w)
 {
     struct store_writer *wr = &s->writer;
 
-    if (w->seg)
+    if (w->seg) {
         w->seg->refs++;
+        w->seg->queued++;
+    }
     wr->queued++;
     if (!wr->started) {
         make(w);

@@ -56,6 +56,7 @@ struct store_write {
     struct store_run run;
     struct store_stream *st;
     uint64_t owner; /* the ingest call's id */
+    bool accepted;  /* a new batch of the stream (not a duplicate's marker) */
     uint64_t epoch; /* the stream's epoch when queued (ingest.c) */
 };
 

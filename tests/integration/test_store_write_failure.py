@@ -100,3 +100,51 @@ def test_failed_write_is_cut_back_and_resent_batches_are_taken(store_bins, feede
     store2 = stores(data_dir=data)
     got = store_client(store2).snapshot()
     assert sorted(got.keys()) == want, "after a restart the recording differs"
+
+
+def test_failed_write_after_a_restart_keeps_the_recovered_seqs(store_bins, feeder, stores,
+                                                               store_client, tmp_path):
+    # A failure makes the stream forget the batches after its last written one. After a
+    # restart, the last written one is the last recovered from the index: a replay of the
+    # batches recovered must still be duplicates, not a second copy.
+    data = tmp_path / "data"
+    flag = tmp_path / "fail-now"
+    so = sh.build_shim(tmp_path, "write-eio", SHIM)
+    ts = (sh.now_ns() // 10**9 - 60) * 10**9
+    n = int(4000 * sh.SCALE)
+    args = ["--packets", n, "--ts-start", ts, "--batch-bytes", "64KiB"]
+    first_store = stores(data_dir=data)
+    first = feeder(first_store, *args, "--dump", tmp_path / "first.pcapng", capture_id="c")
+    problems = first_store.stop()
+    assert not problems, problems
+
+    flag.touch()
+    argv = [store_bins.store, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+            "--node", "node-a", "--data-dir", data]
+    store = sh.StoreProc(argv, data, tmp_path / "store.stderr",
+                         env=sh.shim_env(so, NR_TEST_WRITE_EIO_FLAG=flag,
+                                         NR_TEST_WRITE_EIO_NTH=2))  # the new segment's first batch
+    try:
+        store.wait_serving()
+        failed = feeder(store, "--packets", n, "--ts-start", ts + 10**9, "--batch-bytes", "64KiB",
+                        "--seq-start", first["last_seq"] + 1, capture_id="c", expect_ok=False,
+                        timeout=60)
+        assert failed["status"] == 13, failed
+        client = store_client(store)
+        assert client.stats().captures[0].last_seq == first["last_seq"], client.stats()
+
+        again = feeder(store, *args, capture_id="c")
+        assert again["acked_seq"] == first["last_seq"], again
+        got = client.snapshot()
+        want = sorted(sh.read_pcapng(tmp_path / "first.pcapng").keys())
+        assert sorted(got.keys()) == want, (
+            f"the store holds {len(got.packets)} packets, {len(want)} were sent: recovered "
+            "batches were taken again")
+        _, metrics, _ = sh.scrape(store)
+        assert sh.metric_value(metrics, "netreel_store_batches_total", result="accepted") == 0, \
+            "batches voided by the failure were counted as accepted"
+        assert sh.metric_value(metrics, "netreel_store_batches_total",
+                               result="duplicate") == first["last_seq"], metrics
+    finally:
+        problems = store.stop()
+    assert not problems, problems
