@@ -22,7 +22,7 @@ say = @printf '  %-7s %s\n' $(1) $(2)
 endif
 
 # ---- toolchain and flags ---------------------------------------------------------------------
-PKGS := libnghttp2 libuv libprotobuf-c openssl libpcap libcurl jansson yaml-0.1
+PKGS := libnghttp2 libuv libprotobuf-c openssl libpcap libcurl jansson yaml-0.1 libbpf
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -104,7 +104,10 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRCS))
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/tests/fuzz/%,$(FUZZ_SRCS))
 
-HEADERS := $(wildcard lib/*/*.h services/*/*.h cli/*.h)
+# The eBPF side (services/*/*/*.bpf.c and the kernel types it reads) is compiled for the BPF
+# target only, by its own rule below.
+BPF_HDRS := $(wildcard services/*/*/vmlinux_min.h)
+HEADERS := $(filter-out $(BPF_HDRS),$(wildcard lib/*/*.h services/*/*.h services/*/*/*.h cli/*.h))
 
 # ---- rules ---------------------------------------------------------------------------------
 .SECONDEXPANSION:
@@ -154,12 +157,37 @@ $(B)/gen/%.o: $(GEN)/%.c | $(PROTO_H) $(TEST_PROTO_H)
 	$(call say,CC,$<)
 	$(Q)mkdir -p $(@D) && $(CC) $(filter-out -Wmissing-prototypes,$(ALL_CFLAGS)) -c $< -o $@
 
+# ---- eBPF (netreel-capture --tls) --------------------------------------------------------------
+# The program is compiled for the BPF target against the hand-written CO-RE types in
+# vmlinux_min.h (no BTF needed on the build machine; libbpf relocates the fields against the
+# running kernel's BTF at load), linked and stripped by bpftool, and embedded in the capture
+# through a generated skeleton header. Not built with a variant's sanitizer flags: one copy in
+# build/gen for every variant.
+CLANG_BPF ?= clang
+BPFTOOL ?= bpftool
+BPF_ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+$(GEN)/capture/tls.bpf.o: services/capture/tls/tls.bpf.c services/capture/tls/record.h \
+                          services/capture/tls/vmlinux_min.h
+	$(call say,BPF,$<)
+	$(Q)mkdir -p $(@D) && $(CLANG_BPF) -g -O2 -Wall -Werror -target bpf \
+	    -D__TARGET_ARCH_$(BPF_ARCH) -Iservices/capture/tls -c $< -o $(@:.o=.tmp.o) && \
+	    $(BPFTOOL) gen object $@ $(@:.o=.tmp.o) && rm -f $(@:.o=.tmp.o)
+
+$(GEN)/capture/tls.skel.h: $(GEN)/capture/tls.bpf.o
+	$(call say,SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name capture_tls_bpf > $@.tmp && mv $@.tmp $@
+
+# The loader includes the skeleton: generate it first.
+$(B)/services/capture/tls/probe.o: $(GEN)/capture/tls.skel.h
+
 $(LIB_A): $(LIB_OBJS)
 	$(call say,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
 # (A function, not an inline patsubst: in a pattern rule's prerequisites every % is the stem.)
-service_objs = $(patsubst %.c,$(B)/%.o,$(wildcard services/$(1)/*.c))
+# A service's sources are services/NAME/*.c and services/NAME/*/*.c, but the eBPF programs.
+service_objs = $(patsubst %.c,$(B)/%.o,$(filter-out %.bpf.c,$(wildcard services/$(1)/*.c \
+    services/$(1)/*/*.c)))
 $(B)/bin/netreel-%: $$(call service_objs,$$*) $(LIB_A)
 	$(call say,LD,$@)
 	$(Q)mkdir -p $(@D) && $(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -223,7 +251,8 @@ check: $(PROTO_H) $(TEST_PROTO_H)
 	$(call say,CPPCHECK,'lib services cli tests')
 	$(Q)cppcheck --quiet --error-exitcode=1 --std=c11 --inline-suppr \
 	    --enable=warning,portability,performance --suppress=missingIncludeSystem \
-	    -Ilib -Iservices -I$(GEN) lib services cli tests/integration/bin
+	    -Ilib -Iservices -I$(GEN) -iservices/capture/tls/tls.bpf.c \
+	    lib services cli tests/integration/bin
 	$(call say,HEADERS,self-contained)
 	$(Q)set -e; for h in $(HEADERS); do \
 	    printf '#include "%s"\n#include "%s"\n' "$$h" "$$h" | \

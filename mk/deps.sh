@@ -8,15 +8,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Compiling the programs: a compiler, and one -dev package per pkg-config name in the
-# Makefile's PKGS (libnghttp2 libuv libprotobuf-c openssl libpcap libcurl jansson yaml-0.1).
+# Makefile's PKGS (libnghttp2 libuv libprotobuf-c openssl libpcap libcurl jansson yaml-0.1
+# libbpf); clang and bpftool build the capture's eBPF program and its skeleton (--tls).
 build_pkgs=(
-    make gcc libc6-dev pkg-config
+    make gcc libc6-dev pkg-config clang bpftool
     libnghttp2-dev libuv1-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev libpcap-dev
-    libcurl4-openssl-dev libjansson-dev libyaml-dev
+    libcurl4-openssl-dev libjansson-dev libyaml-dev libbpf-dev
 )
 # Checking them: sanitizers, static checks, tests, benchmarks.
 test_pkgs=(
-    clang libclang-rt-14-dev cppcheck clang-format openssl
+    libclang-rt-14-dev cppcheck clang-format openssl
     libcmocka-dev
     protobuf-compiler python3-pytest python3-grpcio python3-protobuf python3-h2
     iperf3 iproute2

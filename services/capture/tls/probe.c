@@ -1,0 +1,195 @@
+/* libbpf glue of --tls (see probe.h). */
+#include "capture/tls/probe.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "capture/tls.skel.h"
+#include "util/log.h"
+
+#define MAX_LINKS (64 * 8) /* 64 library files, 8 probes each */
+
+struct capture_tls_probe {
+    struct capture_tls_bpf *skel;
+    struct ring_buffer *rb;
+    capture_tls_probe_cb cb;
+    void *arg;
+    struct bpf_link *links[MAX_LINKS];
+    unsigned n_links, n_libs;
+};
+
+/* libbpf's own messages: to the debug log, one line each. */
+static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+    char line[512];
+    size_t n;
+
+    if (level == LIBBPF_DEBUG)
+        return 0;
+    vsnprintf(line, sizeof(line), fmt, ap);
+    n = strlen(line);
+    while (n && line[n - 1] == '\n')
+        line[--n] = 0;
+    NR_DEBUG("libbpf", "msg=\"%s\"", line);
+    return 0;
+}
+
+static int on_record(void *ctx, void *data, size_t size)
+{
+    struct capture_tls_probe *p = ctx;
+
+    p->cb(p->arg, data, size);
+    return 0;
+}
+
+struct capture_tls_probe *capture_tls_probe_open(const char *btf_path, capture_tls_probe_cb cb,
+                                                 void *arg, char *err, size_t errlen)
+{
+    struct bpf_object_open_opts opts = {.sz = sizeof(opts), .btf_custom_path = btf_path};
+    struct capture_tls_probe *p = NULL;
+    const char *btf = btf_path ? btf_path : "/sys/kernel/btf/vmlinux";
+    int rc;
+
+    libbpf_set_print(libbpf_log);
+    if (access(btf, R_OK) != 0) {
+        snprintf(err, errlen, "kernel has no BTF (%s: %s)", btf, strerror(errno));
+        return NULL;
+    }
+    p = calloc(1, sizeof(*p));
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    p->cb = cb;
+    p->arg = arg;
+    p->skel = capture_tls_bpf__open_opts(&opts);
+    if (!p->skel) {
+        snprintf(err, errlen, "opening the eBPF program: %s", strerror(errno));
+        goto fail;
+    }
+    rc = capture_tls_bpf__load(p->skel);
+    if (rc != 0) {
+        snprintf(err, errlen, "loading the eBPF program: %s%s", strerror(-rc),
+                 rc == -EPERM || rc == -EACCES
+                     ? " (needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)"
+                     : "");
+        goto fail;
+    }
+    /* The fd of the socket under each SSL call: from the syscalls made inside it. */
+    p->links[0] = bpf_program__attach(p->skel->progs.sys_enter);
+    if (!p->links[0]) {
+        snprintf(err, errlen, "attaching the raw tracepoint sys_enter: %s", strerror(errno));
+        goto fail;
+    }
+    p->n_links = 1;
+    p->rb = ring_buffer__new(bpf_map__fd(p->skel->maps.rb), on_record, p, NULL);
+    if (!p->rb) {
+        snprintf(err, errlen, "opening the ring buffer: %s", strerror(errno));
+        goto fail;
+    }
+    return p;
+fail:
+    capture_tls_probe_free(p);
+    return NULL;
+}
+
+int capture_tls_probe_exclude(struct capture_tls_probe *p, uint32_t tgid)
+{
+    uint8_t one = 1;
+
+    if (bpf_map_update_elem(bpf_map__fd(p->skel->maps.excluded), &tgid, &one, BPF_ANY) != 0)
+        return -errno;
+    return 0;
+}
+
+int capture_tls_probe_attach(struct capture_tls_probe *p, const char *path, char *err,
+                             size_t errlen)
+{
+    static const char *const funcs[4] = {"SSL_write", "SSL_write_ex", "SSL_read", "SSL_read_ex"};
+    struct bpf_program *enter[4] = {
+        p->skel->progs.ssl_write_enter, p->skel->progs.ssl_write_ex_enter,
+        p->skel->progs.ssl_read_enter, p->skel->progs.ssl_read_ex_enter};
+    unsigned first = p->n_links, attached = 0;
+    int rc = 0;
+
+    if (p->n_links + 8 > MAX_LINKS) {
+        snprintf(err, errlen, "%s: at most %d libraries", path, MAX_LINKS / 8);
+        return -E2BIG;
+    }
+    for (int i = 0; i < 8; i++) {
+        int ret = i >= 4;
+        struct bpf_uprobe_opts opts = {
+            .sz = sizeof(opts), .func_name = funcs[i % 4], .retprobe = ret};
+        struct bpf_program *prog = ret ? p->skel->progs.ssl_ret : enter[i % 4];
+        struct bpf_link *l = bpf_program__attach_uprobe_opts(prog, -1, path, 0, &opts);
+        if (!l) {
+            rc = -errno;
+            if (rc == -ENOENT || rc == -ESRCH)
+                continue; /* this build lacks the function */
+            snprintf(err, errlen, "uprobe on %s in %s: %s%s", funcs[i % 4], path, strerror(-rc),
+                     rc == -EACCES || rc == -EPERM ? " (creating uprobes needs CAP_SYS_ADMIN)"
+                                                   : "");
+            goto fail;
+        }
+        p->links[p->n_links++] = l;
+        attached++;
+    }
+    if (attached == 0) {
+        snprintf(err, errlen, "%s: none of SSL_read/SSL_write found", path);
+        return -ENOENT;
+    }
+    p->n_libs++;
+    return 0;
+fail:
+    while (p->n_links > first)
+        bpf_link__destroy(p->links[--p->n_links]);
+    return rc;
+}
+
+unsigned capture_tls_probe_libraries(const struct capture_tls_probe *p)
+{
+    return p->n_libs;
+}
+
+int capture_tls_probe_fd(const struct capture_tls_probe *p)
+{
+    return ring_buffer__epoll_fd(p->rb);
+}
+
+int capture_tls_probe_consume(struct capture_tls_probe *p)
+{
+    return ring_buffer__consume(p->rb);
+}
+
+void capture_tls_probe_counters(const struct capture_tls_probe *p, uint64_t *ring_dropped,
+                                uint64_t *bytes_lost, uint64_t *calls)
+{
+    uint64_t *out[3] = {ring_dropped, bytes_lost, calls};
+    int ncpu = libbpf_num_possible_cpus();
+    uint64_t *vals = ncpu > 0 ? calloc((size_t)ncpu, sizeof(*vals)) : NULL;
+
+    for (uint32_t i = 0; i < 3; i++) {
+        *out[i] = 0;
+        if (vals && bpf_map_lookup_elem(bpf_map__fd(p->skel->maps.counters), &i, vals) == 0)
+            for (int c = 0; c < ncpu; c++)
+                *out[i] += vals[c];
+    }
+    free(vals);
+}
+
+void capture_tls_probe_free(struct capture_tls_probe *p)
+{
+    if (!p)
+        return;
+    ring_buffer__free(p->rb);
+    while (p->n_links)
+        bpf_link__destroy(p->links[--p->n_links]);
+    capture_tls_bpf__destroy(p->skel);
+    free(p);
+}

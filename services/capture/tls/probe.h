@@ -1,0 +1,50 @@
+/* The eBPF side of --tls through libbpf: loads the program (skeleton of tls.bpf.c), attaches its
+ * uprobes to libssl files, keeps the capture's own processes out, and hands the ring buffer's
+ * records to a callback. No libuv here: the caller polls capture_tls_probe_fd(). */
+#ifndef NR_CAPTURE_TLS_PROBE_H
+#define NR_CAPTURE_TLS_PROBE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct capture_tls_probe;
+
+/* Called for each ring buffer record, `size` bytes as the kernel wrote them (not trusted). */
+typedef void (*capture_tls_probe_cb)(void *arg, const void *rec, size_t size);
+
+/* Opens and loads the program. `btf_path` (NULL: the kernel's /sys/kernel/btf/vmlinux) is the
+ * kernel BTF CO-RE relocates against. NULL when eBPF cannot be used here, with the reason in
+ * err ("kernel has no BTF (/sys/kernel/btf/vmlinux)", "loading the eBPF program: Operation not
+ * permitted (needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)"). */
+struct capture_tls_probe *capture_tls_probe_open(const char *btf_path, capture_tls_probe_cb cb,
+                                                 void *arg, char *err, size_t errlen);
+
+/* Never traces the process `tgid`. 0, or a negative errno (-E2BIG: the table is full). */
+int capture_tls_probe_exclude(struct capture_tls_probe *p, uint32_t tgid);
+
+/* Attaches entry and return probes of SSL_write, SSL_write_ex, SSL_read and SSL_read_ex in the
+ * library file `path` (every process that maps that file, now or later). A function the file
+ * lacks is skipped (OpenSSL 1.1.0 has no _ex). 0, or a negative errno with a reason in err:
+ * -EACCES/-EPERM when creating uprobes is not allowed (CAP_SYS_ADMIN), -ENOENT when the file
+ * has none of the four functions. Nothing stays attached on failure. */
+int capture_tls_probe_attach(struct capture_tls_probe *p, const char *path, char *err,
+                             size_t errlen);
+
+/* The number of library files attached. */
+unsigned capture_tls_probe_libraries(const struct capture_tls_probe *p);
+
+/* A file descriptor that is readable when records wait (for poll/uv_poll). */
+int capture_tls_probe_fd(const struct capture_tls_probe *p);
+
+/* Hands every waiting record to the callback. The number consumed or a negative errno. */
+int capture_tls_probe_consume(struct capture_tls_probe *p);
+
+/* The program's counters: records the ring had no room for, plaintext bytes lost (calls cut
+ * at 1 MiB, unreadable buffers, full ring), SSL calls that moved bytes. */
+void capture_tls_probe_counters(const struct capture_tls_probe *p, uint64_t *ring_dropped,
+                                uint64_t *bytes_lost, uint64_t *calls);
+
+/* Detaches everything and frees the probe (NULL: nothing). */
+void capture_tls_probe_free(struct capture_tls_probe *p);
+
+#endif

@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The capture's eBPF program (--tls): uprobes on OpenSSL's SSL_read/SSL_write(_ex) send the
+ * plaintext each call moved, in chunks, with the connection's 4-tuple (the fd of a read/write
+ * syscall made inside the call, then the task's fd table -> struct sock, CO-RE) to a ring buffer.
+ * The capture's own processes are never traced (they use OpenSSL for their mTLS). */
+#include "vmlinux_min.h" /* hand-written, CO-RE: no BTF needed on the build machine */
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "record.h"
+
+#define AF_INET  2
+#define AF_INET6 10
+
+char LICENSE[] SEC("license") = "GPL"; /* bpf_probe_read_user & co. are GPL-only */
+
+struct call {
+    __u64 ssl;
+    __u64 buf;
+    __u64 outp; /* size_t * of the _ex variants, 0 otherwise */
+    __u32 dir;
+    __s32 fd; /* of a syscall inside the call, -1 until one is seen */
+};
+
+struct conn_key {
+    __u64 ssl;
+    __u32 pid;
+    __u32 pad;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 16 << 20);
+} rb SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 16384);
+    __type(key, __u64); /* pid_tgid: one SSL call in flight per thread */
+    __type(value, struct call);
+} calls SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 16384);
+    __type(key, struct conn_key);
+    __type(value, struct capture_tls_tuple);
+} tuples SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, CAPTURE_TLS_MAX_EXCLUDED);
+    __type(key, __u32); /* tgid */
+    __type(value, __u8);
+} excluded SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct capture_tls_rec);
+} scratch SEC(".maps");
+
+/* 0: records dropped (ring full), 1: plaintext bytes lost, 2: SSL calls that moved bytes */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 3);
+    __type(key, __u32);
+    __type(value, __u64);
+} counters SEC(".maps");
+
+static __always_inline void count(__u32 i, __u64 n)
+{
+    __u64 *v = bpf_map_lookup_elem(&counters, &i);
+
+    if (v)
+        *v += n;
+}
+
+/* Not the capture itself (its pid is in `excluded`) nor any netreel program. */
+static __always_inline int traced(__u32 tgid)
+{
+    static const char own[] = "netreel";
+    char comm[16];
+
+    if (bpf_map_lookup_elem(&excluded, &tgid))
+        return 0;
+    bpf_get_current_comm(comm, sizeof(comm));
+    for (int i = 0; i < (int)sizeof(own) - 1; i++)
+        if (comm[i] != own[i])
+            return 1;
+    return 0;
+}
+
+static __always_inline int enter(struct pt_regs *ctx, __u32 dir, int ex)
+{
+    __u64 id = bpf_get_current_pid_tgid();
+    struct call c = {
+        .ssl = PT_REGS_PARM1(ctx),
+        .buf = PT_REGS_PARM2(ctx),
+        .outp = ex ? PT_REGS_PARM4(ctx) : 0,
+        .dir = dir,
+        .fd = -1,
+    };
+
+    if (!traced(id >> 32))
+        return 0;
+    bpf_map_update_elem(&calls, &id, &c, BPF_ANY);
+    return 0;
+}
+
+SEC("uprobe")
+int ssl_write_enter(struct pt_regs *ctx)
+{
+    return enter(ctx, CAPTURE_TLS_WRITE, 0);
+}
+
+SEC("uprobe")
+int ssl_write_ex_enter(struct pt_regs *ctx)
+{
+    return enter(ctx, CAPTURE_TLS_WRITE, 1);
+}
+
+SEC("uprobe")
+int ssl_read_enter(struct pt_regs *ctx)
+{
+    return enter(ctx, CAPTURE_TLS_READ, 0);
+}
+
+SEC("uprobe")
+int ssl_read_ex_enter(struct pt_regs *ctx)
+{
+    return enter(ctx, CAPTURE_TLS_READ, 1);
+}
+
+/* The fd of the first read/write/send/recv syscall the thread makes inside an SSL call
+ * (kubeshark's method: needs no OpenSSL struct offsets). A raw tracepoint needs no tracefs. */
+SEC("raw_tracepoint/sys_enter")
+int sys_enter(struct bpf_raw_tracepoint_args *ctx)
+{
+    long nr = ctx->args[1];
+    __u64 id;
+    struct call *c;
+    struct pt_regs *regs;
+
+    /* x86-64: read 0, write 1, readv 19, writev 20, sendto 44, recvfrom 45, sendmsg 46,
+     * recvmsg 47 */
+    if (!(nr == 0 || nr == 1 || nr == 19 || nr == 20 || (nr >= 44 && nr <= 47)))
+        return 0;
+    id = bpf_get_current_pid_tgid();
+    c = bpf_map_lookup_elem(&calls, &id);
+    if (!c || c->fd >= 0)
+        return 0;
+    regs = (struct pt_regs *)ctx->args[0];
+    c->fd = (int)BPF_CORE_READ(regs, di);
+    return 0;
+}
+
+/* fd -> struct sock -> 4-tuple through the current task's fd table. Runs in the traced thread
+ * (uretprobe), so "current" owns the fd. */
+static __always_inline int tuple_from_fd(int fd, struct capture_tls_tuple *t)
+{
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
+    unsigned int max = BPF_CORE_READ(task, files, fdt, max_fds);
+    struct file *f = NULL;
+    struct socket *sock;
+    struct sock *sk;
+
+    if (fd < 0 || (unsigned int)fd >= max)
+        return -1;
+    if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+        return -1;
+    sock = BPF_CORE_READ(f, private_data);
+    if (!sock || BPF_CORE_READ(sock, file) != f) /* the private_data of a file not a socket */
+        return -1;
+    sk = BPF_CORE_READ(sock, sk);
+    if (!sk)
+        return -1;
+    t->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+    t->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+    t->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+    t->pad = 0;
+    /* BPF_CORE_READ_INTO on an array reads one element: read the bytes. */
+    if (t->family == AF_INET) {
+        bpf_core_read(t->saddr, 4, &sk->__sk_common.skc_rcv_saddr);
+        bpf_core_read(t->daddr, 4, &sk->__sk_common.skc_daddr);
+    } else if (t->family == AF_INET6) {
+        bpf_core_read(t->saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+        bpf_core_read(t->daddr, 16, &sk->__sk_common.skc_v6_daddr);
+    } else {
+        return -1; /* AF_UNIX and the like: no 4-tuple */
+    }
+    return 0;
+}
+
+SEC("uretprobe")
+int ssl_ret(struct pt_regs *ctx)
+{
+    __u64 id = bpf_get_current_pid_tgid(), n = 0, lost = 0;
+    __u32 zero = 0;
+    struct call c, *cp = bpf_map_lookup_elem(&calls, &id);
+    struct capture_tls_rec *r;
+    struct conn_key k = {0};
+    struct capture_tls_tuple *t;
+    long ret;
+
+    if (!cp)
+        return 0;
+    c = *cp;
+    bpf_map_delete_elem(&calls, &id);
+    ret = PT_REGS_RC(ctx);
+    if (c.outp) {
+        if ((int)ret == 1 && bpf_probe_read_user(&n, sizeof(n), (void *)c.outp))
+            n = 0;
+    } else if ((int)ret > 0) {
+        n = (__u32)ret;
+    }
+    if (n == 0)
+        return 0;
+    count(2, 1);
+    r = bpf_map_lookup_elem(&scratch, &zero);
+    if (!r)
+        return 0;
+    k.ssl = c.ssl;
+    k.pid = id >> 32;
+    /* A fresh walk whenever the call showed its fd (an SSL* may be reused for a new
+     * connection); the cached tuple when it did not (a read served from OpenSSL's buffer). */
+    if (c.fd >= 0 && tuple_from_fd(c.fd, &r->h.tuple) == 0) {
+        bpf_map_update_elem(&tuples, &k, &r->h.tuple, BPF_ANY);
+    } else {
+        t = bpf_map_lookup_elem(&tuples, &k);
+        if (t)
+            r->h.tuple = *t;
+        else
+            __builtin_memset(&r->h.tuple, 0, sizeof(r->h.tuple));
+    }
+    r->h.pid = id >> 32;
+    r->h.tid = (__u32)id;
+    r->h.dir = c.dir;
+    r->h.ts_ns = bpf_ktime_get_ns();
+    r->h.ssl = c.ssl;
+    bpf_get_current_comm(r->h.comm, sizeof(r->h.comm));
+    for (__u32 i = 0; i < CAPTURE_TLS_MAX_CHUNKS; i++) {
+        __u64 off = (__u64)i * CAPTURE_TLS_CHUNK;
+        __u32 len;
+
+        if (off >= n)
+            break;
+        len = n - off > CAPTURE_TLS_CHUNK ? CAPTURE_TLS_CHUNK : n - off;
+        asm volatile("" : "+r"(len)); /* keep the bound check below for the verifier */
+        if (len > CAPTURE_TLS_CHUNK)
+            len = CAPTURE_TLS_CHUNK;
+        r->h.offset = off;
+        r->h.len = len;
+        r->h.lost = 0;
+        if (i == CAPTURE_TLS_MAX_CHUNKS - 1 && n > off + len)
+            r->h.lost = n - off - len; /* the call was cut: user space leaves a gap */
+        if (bpf_probe_read_user(r->data, len, (void *)(c.buf + off))) {
+            lost += len;
+            continue;
+        }
+        if (bpf_ringbuf_output(&rb, r, sizeof(r->h) + len, 0)) {
+            count(0, 1);
+            lost += len;
+        }
+    }
+    if (n > (__u64)CAPTURE_TLS_MAX_CHUNKS * CAPTURE_TLS_CHUNK)
+        lost += n - (__u64)CAPTURE_TLS_MAX_CHUNKS * CAPTURE_TLS_CHUNK;
+    if (lost)
+        count(1, lost);
+    return 0;
+}
