@@ -26,6 +26,7 @@ struct capture_config {
     int64_t batch_time_ns;
     int block_timeout_ms; /* TPACKET_V3 block timeout: how long a quiet ring holds packets */
     bool read_mode_poll;  /* read on the loop (uv_poll) or a thread per interface (the default) */
+    bool tls;             /* --tls: decrypted TLS of OpenSSL processes on interface `tls` */
     const char *store;
     const char *tls_ca, *tls_cert, *tls_key;
     uint64_t spool_size;
@@ -58,13 +59,15 @@ struct capture_counters {
 struct capture_source;
 struct capture_spool;
 struct capture_uplink;
+struct capture_tls_iface;
 
 struct capture {
     uv_loop_t *loop;
     struct capture_config cfg;
     struct capture_source *sources[CAPTURE_MAX_IFACES];
     unsigned n_sources;
-    uv_async_t ready; /* a capture thread has a full batch, or stopped */
+    struct capture_tls_iface *tls; /* --tls and it works here: interface id n_sources */
+    uv_async_t ready;              /* a capture thread has a full batch, or stopped */
     struct capture_spool *spool;
     struct capture_uplink *uplink;
     uint64_t next_seq;

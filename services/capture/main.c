@@ -20,6 +20,7 @@
 #include "capture/source.h"
 #include "capture/spool.h"
 #include "capture/targeting.h"
+#include "capture/tls/iface.h"
 #include "capture/uplink.h"
 #include "kube/filter.h"
 #include "util/addr.h"
@@ -66,6 +67,10 @@ static const char usage_text[] =
     "  --excluded-namespaces NS,...\n"
     "  --user NAME               drop to this user once the interfaces are open (default nobody)\n"
     "  --node NAME               this node's name (default $NODE_NAME, else the host name)\n"
+    "  --tls                     also record the plaintext of OpenSSL connections (eBPF\n"
+    "                            uprobes) as TCP on an interface named tls; off by default;\n"
+    "                            without eBPF support: one warning, the rest is recorded\n"
+    "                            (docs/capture-tls.md)\n"
     "  --read-mode thread|poll   read the rings in a thread per interface (default) or on the\n"
     "                            event loop (docs/benchmarks.md compares them)\n"
     "  --log-level LEVEL         debug, info, warn or error (default info)\n"
@@ -131,7 +136,8 @@ static void parse_flags(int argc, char **argv, struct capture_config *cfg)
         O_NODE,
         O_LOG,
         O_VERSION,
-        O_READ
+        O_READ,
+        O_TLS
     };
     static const struct option opts[] = {
         {"interface", required_argument, NULL, 'i'},
@@ -158,6 +164,7 @@ static void parse_flags(int argc, char **argv, struct capture_config *cfg)
         {"node", required_argument, NULL, O_NODE},
         {"log-level", required_argument, NULL, O_LOG},
         {"read-mode", required_argument, NULL, O_READ},
+        {"tls", no_argument, NULL, O_TLS},
         {"version", no_argument, NULL, O_VERSION},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -226,6 +233,7 @@ static void parse_flags(int argc, char **argv, struct capture_config *cfg)
                 nr_die("--read-mode: \"%s\" is not thread or poll", optarg);
             cfg->read_mode_poll = strcmp(optarg, "poll") == 0;
             break;
+        case O_TLS: cfg->tls = true; break;
         case O_VERSION: printf("netreel-capture %s\n", NR_VERSION); exit(0);
         case 'h': fputs(usage_text, stdout); exit(0);
         case ':': nr_die("option %s needs a value (see --help)", argv[optind - 1]);
@@ -331,6 +339,28 @@ static int serve_metrics(struct nr_buf *body, const char **content_type, void *d
     nr_metrics_family(&m, "netreel_capture_filter_changes_total", NR_METRICS_COUNTER,
                       "Filters swapped onto the live handles.");
     nr_metrics_u64(&m, NULL, c->c.filter_changes);
+    if (c->tls) {
+        struct capture_tls_stats ts;
+        capture_tls_iface_stats(c->tls, &ts);
+        nr_metrics_family(&m, "netreel_capture_tls_packets_total", NR_METRICS_COUNTER,
+                          "Synthetic packets of decrypted TLS on interface tls.");
+        nr_metrics_u64(&m, NULL, ts.packets);
+        nr_metrics_family(&m, "netreel_capture_tls_calls_total", NR_METRICS_COUNTER,
+                          "SSL_read/SSL_write calls that moved plaintext in traced processes.");
+        nr_metrics_u64(&m, NULL, ts.calls);
+        nr_metrics_family(&m, "netreel_capture_tls_lost_total", NR_METRICS_COUNTER,
+                          "Decrypted TLS lost, by what: ring buffer records, plaintext bytes, "
+                          "malformed records.");
+        nr_metrics_u64(&m, NR_METRICS_LABELS({"what", "records"}), ts.ring_dropped);
+        nr_metrics_u64(&m, NR_METRICS_LABELS({"what", "bytes"}), ts.bytes_lost);
+        nr_metrics_u64(&m, NR_METRICS_LABELS({"what", "malformed"}), ts.bad_records);
+        nr_metrics_family(&m, "netreel_capture_tls_connections", NR_METRICS_GAUGE,
+                          "TLS connections tracked (at most 4096; the least recently used go).");
+        nr_metrics_u64(&m, NULL, ts.conns);
+        nr_metrics_family(&m, "netreel_capture_tls_libraries", NR_METRICS_GAUGE,
+                          "libssl files with uprobes attached.");
+        nr_metrics_u64(&m, NULL, ts.libraries);
+    }
     capture_targeting_metrics(c, &m);
     *content_type = NR_METRICS_CONTENT_TYPE;
     return m.err ? m.err : 200;
@@ -374,6 +404,7 @@ static void stop(int status)
     uv_timer_stop(&tick);
     for (unsigned i = 0; i < cap.n_sources; i++)
         capture_source_stop(cap.sources[i]);
+    capture_tls_iface_stop(cap.tls);
     capture_pipeline_ready(&cap.ready);
     capture_targeting_close(&cap, targeting_closed, NULL);
 }
@@ -438,6 +469,9 @@ int main(int argc, char **argv)
                                 : cap.cfg.filter;
     if (capture_filter_apply(&cap, base, err, sizeof(err)) != 0)
         nr_die("%s", err);
+    /* Loading eBPF and attaching uprobes needs privileges the drop below gives up. */
+    if (cap.cfg.tls)
+        cap.tls = capture_tls_iface_open(&cap, cap.n_sources);
     /* TLS material is read now, while the files are still readable to us. */
     cap.uplink = capture_uplink_new(&cap, err, sizeof(err));
     if (!cap.uplink)
@@ -451,6 +485,8 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < cap.n_sources; i++)
         if (capture_source_start(cap.sources[i]) != 0)
             nr_die("cannot start the capture thread of %s", cap.cfg.ifaces[i]);
+    if (cap.tls && capture_tls_iface_start(cap.tls) != 0)
+        nr_die("--tls: cannot start taking records");
     if (capture_targeting_start(&cap) != 0)
         nr_die("--kube: cannot start the pod watch");
     uv_timer_init(cap.loop, &tick);
@@ -465,6 +501,8 @@ int main(int argc, char **argv)
         for (unsigned i = 0; i < cap.n_sources; i++)
             o += (size_t)snprintf(ifs + o, sizeof(ifs) - o, "%s%s", i ? "," : "",
                                   capture_source_name(cap.sources[i]));
+        if (cap.tls && o < sizeof(ifs))
+            snprintf(ifs + o, sizeof(ifs) - o, ",%s", CAPTURE_TLS_IFNAME);
         nr_format_size(cap.cfg.spool_size, sz, sizeof(sz));
         NR_INFO("capturing",
                 "interfaces=%s capture_id=%s store=%s uid=%d spool=%s "
@@ -481,6 +519,7 @@ int main(int argc, char **argv)
     free(cap.filter_wanted);
     free(cap.pods);
     uv_loop_close(cap.loop);
+    capture_tls_iface_free(cap.tls);
     NR_INFO("stopped", "packets=%llu batches=%llu acked=%llu", (unsigned long long)cap.c.packets,
             (unsigned long long)cap.c.batches, (unsigned long long)cap.c.acked);
     return exit_status;

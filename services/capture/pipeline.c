@@ -7,6 +7,7 @@
 
 #include "capture/source.h"
 #include "capture/spool.h"
+#include "capture/tls/iface.h"
 #include "capture/uplink.h"
 #include "netreel/v1/store.pb-c.h"
 #include "util/log.h"
@@ -33,7 +34,7 @@ void capture_pipeline_counters(struct capture *cap, uint64_t *received, uint64_t
 static void spool_batch(struct capture *cap, struct capture_batch *b)
 {
     Netreel__V1__PacketBatch m = NETREEL__V1__PACKET_BATCH__INIT;
-    Netreel__V1__Interface ifs[CAPTURE_MAX_IFACES], *ifp[CAPTURE_MAX_IFACES];
+    Netreel__V1__Interface ifs[CAPTURE_MAX_IFACES + 1], *ifp[CAPTURE_MAX_IFACES + 1];
     Netreel__V1__CaptureCounters cc = NETREEL__V1__CAPTURE_COUNTERS__INIT;
     Netreel__V1__PodName *pods = NULL, **podp = NULL;
     bool with_pods = cap->pods_dirty;
@@ -54,6 +55,16 @@ static void spool_batch(struct capture *cap, struct capture_batch *b)
         ifp[i] = &ifs[i];
     }
     m.n_interfaces = cap->n_sources;
+    if (cap->tls) { /* the pseudo-interface of --tls comes after the real ones */
+        Netreel__V1__Interface *in = &ifs[m.n_interfaces];
+        netreel__v1__interface__init(in);
+        in->id = (uint32_t)m.n_interfaces;
+        in->name = (char *)CAPTURE_TLS_IFNAME;
+        in->link_type = CAPTURE_TLS_LINKTYPE;
+        in->snaplen = CAPTURE_TLS_SNAPLEN;
+        in->node = cap->cfg.node;
+        ifp[m.n_interfaces++] = in;
+    }
     m.interfaces = ifp;
     if (with_pods) {
         pods = calloc(cap->n_pods + 1, sizeof(*pods));
@@ -122,6 +133,11 @@ void capture_pipeline_ready(uv_async_t *a)
             capture_source_recycle(cap->sources[i], b);
         }
     }
+}
+
+void capture_pipeline_spool(struct capture *cap, struct capture_batch *b)
+{
+    spool_batch(cap, b);
 }
 
 void capture_pipeline_heartbeat(struct capture *cap)

@@ -11,6 +11,12 @@
 /* The uv_async callback of cap->ready: takes every source's handed-over batches. */
 void capture_pipeline_ready(uv_async_t *a);
 
+struct capture_batch;
+
+/* Encodes and spools one batch of any source (the `tls` interface's too); the batch's buffer
+ * may be reused as soon as this returns. */
+void capture_pipeline_spool(struct capture *cap, struct capture_batch *b);
+
 /* Queues an empty batch (counters, and the pod set when it changed). */
 void capture_pipeline_heartbeat(struct capture *cap);
 

@@ -1,0 +1,259 @@
+/* The `tls` pseudo-interface on the capture's loop (see iface.h). The ring buffer is read on the
+ * loop (uv_poll on its epoll fd), not in a thread: turning a record into packets is a few
+ * copies, the loop is where batches go to the spool, and no lock or hand-over is needed. */
+#include "capture/tls/iface.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "capture/pipeline.h"
+#include "capture/source.h"
+#include "capture/tls/libs.h"
+#include "capture/tls/probe.h"
+#include "capture/tls/synth.h"
+#include "util/error.h"
+#include "util/log.h"
+
+#define RESCAN_MS 1000
+
+struct capture_tls_iface {
+    struct capture *cap;
+    uint32_t ifid;
+    struct capture_tls_probe *probe;
+    struct capture_tls_synth *synth;
+    struct capture_tls_libs libs;
+    struct capture_batch batch; /* reused: the pipeline copies it into the spool */
+    int64_t clock_offset_ns;    /* CLOCK_REALTIME - CLOCK_MONOTONIC */
+    uv_poll_t poll;
+    uv_timer_t flush_timer, rescan_timer;
+    bool started, rescan, handles;
+    uint64_t attach_failures;
+    char first_err[512];
+    uint64_t records, packets, bad_records;
+};
+
+static int64_t clock_ns(clockid_t id)
+{
+    struct timespec ts;
+
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void measure_clock(struct capture_tls_iface *t)
+{
+    int64_t mono = clock_ns(CLOCK_MONOTONIC), real = clock_ns(CLOCK_REALTIME);
+
+    t->clock_offset_ns = real - mono;
+}
+
+static void flush(struct capture_tls_iface *t)
+{
+    struct capture_batch *b = &t->batch;
+
+    if (b->packets == 0)
+        return;
+    t->cap->c.packets += b->packets;
+    t->cap->c.bytes += b->bytes;
+    capture_pipeline_spool(t->cap, b);
+    b->blocks.len = 0;
+    b->packets = 0;
+    b->bytes = 0;
+    b->first_ts_ns = b->last_ts_ns = 0;
+}
+
+static void on_record(void *arg, const void *rec, size_t size)
+{
+    struct capture_tls_iface *t = arg;
+    struct capture_batch *b = &t->batch;
+    const struct capture_tls_hdr *h = rec;
+    int64_t ts;
+    size_t before;
+    int n;
+
+    t->records++;
+    if (size < sizeof(*h)) {
+        t->bad_records++;
+        return;
+    }
+    /* Batches must be in time order; the ring's order is the calls' order within a connection
+     * but CPUs' stamps may cross by microseconds: never go back in time. */
+    ts = (int64_t)h->ts_ns + t->clock_offset_ns;
+    if (b->packets && ts < b->last_ts_ns)
+        ts = b->last_ts_ns;
+    before = b->blocks.len;
+    n = capture_tls_synth_record(t->synth, rec, size, ts, t->ifid, &b->blocks);
+    if (n == -EOVERFLOW) {
+        flush(t);
+        before = 0;
+        n = capture_tls_synth_record(t->synth, rec, size, ts, t->ifid, &b->blocks);
+    }
+    if (n <= 0) {
+        t->bad_records++;
+        if (t->bad_records == 1 || t->bad_records % 10000 == 0)
+            NR_WARN("tls: record not recorded", "err=\"%s\" count=%llu", nr_strerror(n),
+                    (unsigned long long)t->bad_records);
+        return;
+    }
+    if (b->packets == 0)
+        b->first_ts_ns = ts;
+    b->last_ts_ns = ts;
+    b->packets += (uint32_t)n;
+    b->bytes += b->blocks.len - before;
+    t->packets += (uint64_t)n;
+    if (b->blocks.len >= t->cap->cfg.batch_bytes)
+        flush(t);
+}
+
+static void on_found(void *arg, int pid, const char *path)
+{
+    struct capture_tls_iface *t = arg;
+    char err[512];
+    int rc = capture_tls_probe_attach(t->probe, path, err, sizeof(err));
+
+    if (rc == 0) {
+        NR_INFO("tls: attached", "library=%s pid=%d", path, pid);
+        return;
+    }
+    t->attach_failures++;
+    if (!t->started) {
+        /* Before the start the first reason is kept: it goes into the one warning when no
+         * library at all could be traced. */
+        if (t->attach_failures == 1)
+            snprintf(t->first_err, sizeof(t->first_err), "%s", err);
+        else
+            NR_DEBUG("tls: cannot trace a library", "err=\"%s\"", err);
+        return;
+    }
+    if (t->attach_failures == 1 || t->attach_failures % 100 == 0)
+        NR_WARN("tls: cannot trace a library", "err=\"%s\" failures=%llu", err,
+                (unsigned long long)t->attach_failures);
+}
+
+struct capture_tls_iface *capture_tls_iface_open(struct capture *cap, uint32_t ifid)
+{
+    struct capture_tls_iface *t = calloc(1, sizeof(*t));
+    char err[512] = "out of memory";
+    int rc;
+
+    if (!t)
+        goto fail;
+    t->cap = cap;
+    t->ifid = ifid;
+    nr_buf_init(&t->batch.blocks, cap->cfg.batch_bytes + CAPTURE_TLS_SYNTH_MAX_BYTES);
+    t->synth = capture_tls_synth_new(CAPTURE_TLS_MAX_CONNS);
+    if (!t->synth || nr_buf_reserve(&t->batch.blocks, t->batch.blocks.max) != 0)
+        goto fail;
+    t->probe = capture_tls_probe_open(getenv("NETREEL_TLS_BTF"), on_record, t, err, sizeof(err));
+    if (!t->probe)
+        goto fail;
+    rc = capture_tls_probe_exclude(t->probe, (uint32_t)getpid());
+    if (rc != 0) {
+        snprintf(err, sizeof(err), "excluding the capture's own pid: %s", strerror(-rc));
+        goto fail;
+    }
+    /* Every libssl mapped now, the capture's own among them (it links OpenSSL): if not one
+     * can be traced, uprobes cannot be made here. */
+    rc = capture_tls_libs_scan(&t->libs, "/proc", on_found, t);
+    if (rc < 0) {
+        snprintf(err, sizeof(err), "cannot list /proc: %s", strerror(-rc));
+        goto fail;
+    }
+    if (capture_tls_probe_libraries(t->probe) == 0) {
+        snprintf(err, sizeof(err), "%s",
+                 t->attach_failures ? t->first_err : "no process maps a libssl");
+        goto fail;
+    }
+    measure_clock(t);
+    return t;
+fail:
+    NR_WARN("tls: decrypted TLS is OFF; recording everything else as before", "reason=\"%s\"", err);
+    capture_tls_iface_free(t);
+    return NULL;
+}
+
+static void on_readable(uv_poll_t *h, int status, int events)
+{
+    struct capture_tls_iface *t = h->data;
+    int rc = capture_tls_probe_consume(t->probe);
+
+    if (rc < 0 && rc != -EINTR)
+        NR_WARN("tls: reading the ring buffer failed", "err=\"%s\"", strerror(-rc));
+}
+
+static void on_flush(uv_timer_t *h)
+{
+    flush(h->data);
+}
+
+static void on_rescan(uv_timer_t *h)
+{
+    struct capture_tls_iface *t = h->data;
+
+    measure_clock(t); /* follows changes of the wall clock */
+    if (t->rescan)
+        capture_tls_libs_scan(&t->libs, "/proc", on_found, t);
+}
+
+int capture_tls_iface_start(struct capture_tls_iface *t)
+{
+    int rc;
+
+    t->started = true;
+    /* Attaching needs CAP_SYS_ADMIN, reading other users' /proc/PID/maps CAP_SYS_PTRACE: after
+     * the drop to an unprivileged user neither is left, so only a capture that stayed root
+     * (--user root) rescans. */
+    t->rescan = geteuid() == 0;
+    if (!t->rescan)
+        NR_INFO("tls: libssl files first mapped after the start are not traced: the capture "
+                "gave up its privileges (--user root keeps them)",
+                "libraries=%u", capture_tls_probe_libraries(t->probe));
+    rc = uv_poll_init(t->cap->loop, &t->poll, capture_tls_probe_fd(t->probe));
+    if (rc != 0)
+        return rc;
+    t->poll.data = t;
+    uv_timer_init(t->cap->loop, &t->flush_timer);
+    uv_timer_init(t->cap->loop, &t->rescan_timer);
+    t->flush_timer.data = t->rescan_timer.data = t;
+    uint64_t flush_ms = (uint64_t)(t->cap->cfg.batch_time_ns / 1000000);
+    uv_timer_start(&t->flush_timer, on_flush, flush_ms, flush_ms);
+    uv_timer_start(&t->rescan_timer, on_rescan, RESCAN_MS, RESCAN_MS);
+    t->handles = true;
+    return uv_poll_start(&t->poll, UV_READABLE, on_readable);
+}
+
+void capture_tls_iface_stop(struct capture_tls_iface *t)
+{
+    if (!t || !t->handles)
+        return;
+    capture_tls_probe_consume(t->probe);
+    flush(t);
+    uv_poll_stop(&t->poll);
+    uv_timer_stop(&t->flush_timer);
+    uv_timer_stop(&t->rescan_timer);
+}
+
+void capture_tls_iface_stats(const struct capture_tls_iface *t, struct capture_tls_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->records = t->records;
+    st->packets = t->packets;
+    st->bad_records = t->bad_records;
+    capture_tls_probe_counters(t->probe, &st->ring_dropped, &st->bytes_lost, &st->calls);
+    st->conns = capture_tls_synth_conns(t->synth);
+    st->evicted = capture_tls_synth_evicted(t->synth);
+    st->libraries = capture_tls_probe_libraries(t->probe);
+}
+
+void capture_tls_iface_free(struct capture_tls_iface *t)
+{
+    if (!t)
+        return;
+    capture_tls_probe_free(t->probe);
+    capture_tls_synth_free(t->synth);
+    nr_buf_free(&t->batch.blocks);
+    free(t);
+}

@@ -1,0 +1,44 @@
+/* The `tls` pseudo-interface of netreel-capture (--tls): the eBPF probe's plaintext records,
+ * taken on the capture's loop, become synthetic TCP packets (synth.h) in batches of their own
+ * that go to the store like any interface's. Libraries are attached before the privilege drop;
+ * afterwards a rescan each second attaches libssl files new processes map, as long as the
+ * capture kept the privilege to (docs/capture-tls.md). */
+#ifndef NR_CAPTURE_TLS_IFACE_H
+#define NR_CAPTURE_TLS_IFACE_H
+
+#include <stdint.h>
+
+#include "capture/capture.h"
+
+#define CAPTURE_TLS_IFNAME    "tls"
+#define CAPTURE_TLS_LINKTYPE  1 /* LINKTYPE_ETHERNET: the same as most real interfaces */
+#define CAPTURE_TLS_SNAPLEN   262144
+#define CAPTURE_TLS_MAX_CONNS 4096
+
+struct capture_tls_iface;
+
+/* Loads the probe, keeps the capture's own process out, attaches to every libssl mapped now.
+ * NULL when that cannot be done here: then it has logged ONE warning saying why, and the
+ * capture records everything else as before. Call before the privilege drop. The environment
+ * variable NETREEL_TLS_BTF names a kernel BTF file to use instead of /sys/kernel/btf/vmlinux. */
+struct capture_tls_iface *capture_tls_iface_open(struct capture *cap, uint32_t ifid);
+
+/* Starts taking records on the loop, flushing batches and rescanning. 0 or a negative errno. */
+int capture_tls_iface_start(struct capture_tls_iface *t);
+
+/* Takes what the ring still holds and hands the last batch to the pipeline; stops the handles
+ * (nr_prog_close_handles closes them). */
+void capture_tls_iface_stop(struct capture_tls_iface *t);
+
+/* For /metrics: records and packets made, records refused as malformed, connections tracked,
+ * and the probe's counters. */
+struct capture_tls_stats {
+    uint64_t records, packets, bad_records, ring_dropped, bytes_lost, calls, conns, evicted;
+    unsigned libraries;
+};
+void capture_tls_iface_stats(const struct capture_tls_iface *t, struct capture_tls_stats *st);
+
+/* Frees everything (after the loop has closed the handles). NULL: nothing. */
+void capture_tls_iface_free(struct capture_tls_iface *t);
+
+#endif

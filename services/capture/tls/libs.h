@@ -1,0 +1,36 @@
+/* Finding the libssl files processes map: /proc/PID/maps of every process, each library named
+ * through /proc/PID/root (so that a container's own libssl is reached from the host's mount
+ * namespace) and counted once per file (device and inode), whatever its path in each process. */
+#ifndef NR_CAPTURE_TLS_LIBS_H
+#define NR_CAPTURE_TLS_LIBS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define CAPTURE_TLS_MAX_LIBS 256
+
+/* The library files found so far. Embedded; zero it to start. */
+struct capture_tls_libs {
+    struct {
+        dev_t dev;
+        ino_t ino;
+    } seen[CAPTURE_TLS_MAX_LIBS];
+    size_t n;
+    unsigned full_warned;
+};
+
+/* Called with "/proc/PID/root/usr/lib/.../libssl.so.3" for each file not seen before (which
+ * then counts as seen, whatever the callback does with it). */
+typedef void (*capture_tls_libs_found)(void *arg, int pid, const char *path);
+
+/* Scans `proc` (normally "/proc": a directory of PID folders with maps and root). Processes
+ * whose maps cannot be read (gone, or not ours to read) are skipped. Returns the number of new
+ * files found, or a negative errno when `proc` cannot be listed. */
+int capture_tls_libs_scan(struct capture_tls_libs *l, const char *proc, capture_tls_libs_found cb,
+                          void *arg);
+
+/* Whether a maps line's path names an OpenSSL libssl ("/x/libssl.so.3", "/x/libssl.so.1.1";
+ * not "libssl3.so" (NSS), not " (deleted)" files). */
+int capture_tls_libs_is_libssl(const char *path);
+
+#endif
