@@ -15,16 +15,19 @@ setpriv) the capture must say so in one warning and still record the ordinary pa
 Skipped, with the reason, only where the kernel itself lacks what --tls needs: BTF, uprobes.
 """
 
+import hashlib
 import os
 import re
 import shutil
+import struct
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from test_capture_common import A_IP, lab, run  # noqa: F401
+from test_capture_common import (A_IP, CaptureProc, STORE_PORT, UdpReceiver, lab,  # noqa: F401
+                                 run, send_udp, udp_seqs)
 
 TLS_PORT = 8443
 CLIENT_LINES = [b"hello from client 1\nclient line 2\n", b"client bye\n"]
@@ -45,6 +48,13 @@ def recv_exact(s, n):
             raise SystemExit("peer closed early")
         out += d
     return out
+if len(sys.argv) > 6 or (sys.argv[1] == "client" and len(sys.argv) > 5):
+    # bulk: the client sends N bytes of a known pattern in one sendall, the server answers
+    # with their sha256
+    n = int(sys.argv[-1])
+    C = [bytes((i * 7 + i // 251) & 0xFF for i in range(n))]
+    import hashlib
+    S = [hashlib.sha256(C[0]).hexdigest().encode()]
 ver = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}[sys.argv[2]]
 if sys.argv[1] == "server":
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -100,17 +110,19 @@ def cert(tmp_path_factory):
     return d / "cert.pem", d / "key.pem"
 
 
-def converse(net, version, cert, tmp):
-    """Runs the server in A and the client in B; returns the client's stdout (the version)."""
+def converse(net, version, cert, tmp, bulk=None):
+    """Runs the server in A and the client in B; returns the client's stdout (the version).
+    With bulk=N the client sends N bytes of bulk_data(N) and the server answers their sha256."""
     script = tmp / "tls_peer.py"
     script.write_text(PEER)
+    extra = [str(bulk)] if bulk else []
     server = subprocess.Popen(["ip", "netns", "exec", net.a, "/usr/bin/python3", script,
-                               "server", version, cert[0], cert[1], str(TLS_PORT)],
+                               "server", version, cert[0], cert[1], str(TLS_PORT), *extra],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert server.stdout.readline().strip() == "listening", server.stderr.read()
         client = run(["ip", "netns", "exec", net.b, "/usr/bin/python3", script, "client", version,
-                      A_IP, str(TLS_PORT)])
+                      A_IP, str(TLS_PORT), *extra])
         server.wait(20)
         assert server.returncode == 0, server.stderr.read()
     finally:
@@ -118,6 +130,48 @@ def converse(net, version, cert, tmp):
             server.kill()
             server.wait()
     return client.stdout.strip()
+
+
+def bulk_data(n):
+    return bytes((i * 7 + i // 251) & 0xFF for i in range(n))
+
+
+def tls_segments(snap):
+    """The TCP segments on interface tls: (src port, dst port, seq, flags, payload, packet)."""
+    ids = [i for i, itf in enumerate(snap.interfaces) if itf.name and
+           (itf.name == "tls" or itf.name.endswith("/tls"))]
+    out = []
+    for p in snap.packets:
+        if p.ifid not in ids:
+            continue
+        d = p.data
+        assert d[12:14] == b"\x86\xdd", f"not IPv6 on interface tls: {d[:14].hex()}"
+        plen = struct.unpack_from("!H", d, 18)[0]
+        assert d[20] == 6 and len(d) == 54 + plen, "not one whole TCP segment"
+        tcp = d[54:]
+        sport, dport, seq = struct.unpack_from("!HHI", tcp, 0)
+        out.append((sport, dport, seq, tcp[13], tcp[(tcp[12] >> 4) * 4:], p))
+    return out
+
+
+def stream_bytes(segs, sport):
+    """What the side with port `sport` sent, rebuilt by sequence number (a copy of a segment,
+    from the other traced end, counts once). Fails on a gap."""
+    syn = [s for s in segs if s[0] == sport and s[3] & 0x02]
+    assert syn, f"no SYN from port {sport}"
+    isn = syn[0][2] + 1
+    data = {}
+    for sp, _, seq, _, payload, _ in segs:
+        if sp == sport and payload:
+            off = (seq - isn) & 0xFFFFFFFF
+            if off in data:
+                assert data[off] == payload, f"two different segments at offset {off}"
+            data[off] = payload
+    out = b""
+    for off in sorted(data):
+        assert off <= len(out), f"a gap of {off - len(out)} bytes at offset {len(out)}"
+        out += data[off][len(out) - off:]
+    return out
 
 
 def tshark(*args):
@@ -192,3 +246,56 @@ def test_plaintext_on_interface_tls_follows_in_order(lab, cert, tmp_path, versio
     else:
         pytest.fail(f"no stream on interface tls follows as the conversation {want}:\n" +
                     "\n".join(convs))
+
+
+def test_bulk_write_is_complete_and_in_order(lab, cert, tmp_path):
+    # One 300 KB SSL_write_ex: the probe sends it in 16 KiB chunks (19 records), the reader's
+    # SSL_read_ex calls see it in TLS records; the file must hold every byte once, in order.
+    n = 300_000
+    net = lab.netns()
+    store = lab.store(net)
+    cap = lab.capture(net, "--tls")
+    converse(net, "1.3", cert, tmp_path, bulk=n)
+    time.sleep(1.0)
+    cap.stop()
+    _, snap, path = lab.snapshot(net, store)
+    segs = tls_segments(snap)
+    assert segs, f"nothing on interface tls\n{cap.stderr()}"
+    assert all(len(s[4]) <= 16384 for s in segs), max(len(s[4]) for s in segs)
+    client_port = next(s[0] for s in segs if s[1] == TLS_PORT)
+    sent = stream_bytes(segs, client_port)
+    assert len(sent) == n and sent == bulk_data(n), (len(sent), n)
+    answer = stream_bytes(segs, TLS_PORT)
+    assert answer == hashlib.sha256(bulk_data(n)).hexdigest().encode(), answer
+    # The SYN names the process.
+    comments = tshark("-r", path, "-Y", "frame.comment", "-T", "fields", "-e", "frame.comment")
+    assert re.search(r"netreel tls: pid \d+ python3, SSL\* 0x[0-9a-f]+ \(client side\)",
+                     comments), comments
+
+
+@pytest.mark.skipif(not shutil.which("setpriv"), reason="needs setpriv (util-linux)")
+def test_without_the_privilege_one_warning_and_the_rest_is_recorded(lab, tmp_path):
+    # Root without CAP_SYS_ADMIN in its bounding set: the program loads (CAP_BPF, CAP_PERFMON)
+    # but the kernel refuses to make uprobes. The capture must say so once and record the rest.
+    net = lab.netns()
+    store = lab.store(net)
+    argv = ["--bounding-set=-sys_admin", "--", lab.capture_bin, "-i", net.iface, "--store",
+            f"127.0.0.1:{STORE_PORT}", "--metrics-listen", "off", "--node", "node-a", "--tls"]
+    cap = CaptureProc(shutil.which("setpriv"), argv, tmp_path / "capture.stderr", ns=net.a)
+    lab.captures.append(cap)
+    cap.wait_capturing()
+    off = cap.lines("tls: decrypted TLS is OFF; recording everything else as before")
+    assert len(off) == 1, cap.stderr()
+    assert "CAP_SYS_ADMIN" in off[0], off[0]
+    warnings = [ln for ln in cap.stderr().splitlines() if "level=warn" in ln and "tls" in ln]
+    assert warnings == off, warnings
+    assert cap.started.get("interfaces") == net.iface, cap.started
+
+    rx = UdpReceiver(lab, net.a)
+    send_udp(lab, net.b, range(200), 2000)
+    rx.stop()
+    time.sleep(0.5)
+    cap.stop()
+    _, snap, _ = lab.snapshot(net, store)
+    assert [i.name for i in snap.interfaces] == [f"node-a/{net.iface}"], snap.interfaces
+    assert udp_seqs(snap.packets) == list(range(200))
