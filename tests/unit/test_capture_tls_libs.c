@@ -1,0 +1,120 @@
+/* Tests for services/capture/tls/libs.c: which mapped files are OpenSSL's libssl, and that a
+ * /proc scan reports each library file once, however many processes map it, through
+ * /proc/PID/root. The scan runs on a made-up /proc in a temporary folder. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "capture/tls/libs.h"
+
+static void which_files_are_libssl(void **state)
+{
+    (void)state;
+    assert_true(capture_tls_libs_is_libssl("/usr/lib/x86_64-linux-gnu/libssl.so.3"));
+    assert_true(capture_tls_libs_is_libssl("/lib/libssl.so.1.1"));
+    assert_true(capture_tls_libs_is_libssl("/opt/x/libssl.so"));
+    assert_false(capture_tls_libs_is_libssl("/usr/lib/libssl3.so")); /* NSS */
+    assert_false(capture_tls_libs_is_libssl("/usr/lib/libssl.so.3 (deleted)"));
+    assert_false(capture_tls_libs_is_libssl("/usr/lib/libcrypto.so.3"));
+    assert_false(capture_tls_libs_is_libssl("libssl.so.3"));
+    assert_false(capture_tls_libs_is_libssl("/usr/lib/libssl.sox"));
+    assert_false(capture_tls_libs_is_libssl(""));
+}
+
+static char found[8][4200];
+static int n_found;
+
+static void on_found(void *arg, int pid, const char *path)
+{
+    (void)arg;
+    (void)pid;
+    if (n_found < 8)
+        snprintf(found[n_found], sizeof(found[0]), "%s", path);
+    n_found++;
+}
+
+static void put(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void each_file_once_through_proc_root(void **state)
+{
+    char dir[] = "/tmp/nr-libs-XXXXXX", p[4200], want[4200], line[6000];
+    struct capture_tls_libs libs;
+
+    (void)state;
+    memset(&libs, 0, sizeof(libs));
+    n_found = 0;
+    assert_non_null(mkdtemp(dir));
+    /* pid 10 and 11 map the same file; pid 12 a file of its own root; "self" is no pid */
+    for (int pid = 10; pid <= 12; pid++) {
+        snprintf(p, sizeof(p), "%s/%d", dir, pid);
+        assert_int_equal(mkdir(p, 0700), 0);
+        snprintf(p, sizeof(p), "%s/%d/root", dir, pid);
+        assert_int_equal(mkdir(p, 0700), 0);
+        snprintf(p, sizeof(p), "%s/%d/root/lib", dir, pid);
+        assert_int_equal(mkdir(p, 0700), 0);
+    }
+    assert_int_equal(mkdir(strcat(strcpy(p, dir), "/self"), 0700), 0);
+    snprintf(p, sizeof(p), "%s/10/root/lib/libssl.so.3", dir);
+    put(p, "elf");
+    snprintf(want, sizeof(want), "%s/11/root/lib/libssl.so.3", dir);
+    assert_int_equal(link(p, want), 0); /* the same inode, seen through another root */
+    snprintf(p, sizeof(p), "%s/12/root/lib/libssl.so.1.1", dir);
+    put(p, "other elf");
+    snprintf(p, sizeof(p), "%s/10/maps", dir);
+    put(p, "7f00-7f01 r--p 00000000 08:01 1 /lib/libcrypto.so.3\n"
+           "7f01-7f02 r-xp 00000000 08:01 2 /lib/libssl.so.3\n"
+           "7f02-7f03 r--p 00000000 08:01 2 /lib/libssl.so.3\n");
+    snprintf(p, sizeof(p), "%s/11/maps", dir);
+    /* a line longer than the reader's buffer first: skipped, the next one still read */
+    memset(line, 'a', sizeof(line));
+    memcpy(line, "7f00-7f01 r--p 0 0:0 1 /", 24);
+    line[sizeof(line) - 2] = '\n';
+    line[sizeof(line) - 1] = 0;
+    put(p, line);
+    FILE *f = fopen(p, "a");
+    assert_non_null(f);
+    fputs("7f01-7f02 r-xp 00000000 08:01 2 /lib/libssl.so.3\n", f);
+    assert_int_equal(fclose(f), 0);
+    snprintf(p, sizeof(p), "%s/12/maps", dir);
+    put(p, "7f01-7f02 r-xp 00000000 08:01 2 /lib/libssl.so.1.1\n"
+           "7f03-7f04 r-xp 00000000 08:01 9 /lib/libssl.so.9\n"); /* not there: skipped */
+
+    assert_int_equal(capture_tls_libs_scan(&libs, dir, on_found, NULL), 2);
+    assert_int_equal(n_found, 2);
+    assert_int_equal(libs.n, 2);
+    /* a second scan finds nothing new */
+    assert_int_equal(capture_tls_libs_scan(&libs, dir, on_found, NULL), 0);
+    assert_int_equal(n_found, 2);
+    assert_int_equal(capture_tls_libs_scan(&libs, "/nonexistent-proc", on_found, NULL), -ENOENT);
+    {
+        char cmd[4300];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        assert_int_equal(system(cmd), 0);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(which_files_are_libssl),
+        cmocka_unit_test(each_file_once_through_proc_root),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
