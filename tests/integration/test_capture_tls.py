@@ -19,6 +19,7 @@ import hashlib
 import os
 import re
 import shutil
+import socket
 import struct
 import subprocess
 import time
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from test_capture_common import (A_IP, CaptureProc, STORE_PORT, UdpReceiver, lab,  # noqa: F401
+from test_capture_common import (A_IP, B_IP, CaptureProc, STORE_PORT, UdpReceiver, lab,  # noqa: F401
                                  run, send_udp, udp_seqs)
 
 TLS_PORT = 8443
@@ -140,8 +141,15 @@ def bulk_data(n):
     return bytes((i * 7 + i // 251) & 0xFF for i in range(n))
 
 
+def mapped(ip):
+    return bytes(10) + b"\xff\xff" + socket.inet_aton(ip)
+
+
 def tls_segments(snap):
-    """The TCP segments on interface tls: (src port, dst port, seq, flags, payload, packet)."""
+    """The TCP segments on interface tls between the test's two addresses (v4-mapped): (src
+    port, dst port, seq, flags, payload, packet). Other processes of this machine that use
+    OpenSSL are traced too: their connections are left out."""
+    ours = {mapped(A_IP), mapped(B_IP)}
     ids = [i for i, itf in enumerate(snap.interfaces) if itf.name and
            (itf.name == "tls" or itf.name.endswith("/tls"))]
     out = []
@@ -152,6 +160,8 @@ def tls_segments(snap):
         assert d[12:14] == b"\x86\xdd", f"not IPv6 on interface tls: {d[:14].hex()}"
         plen = struct.unpack_from("!H", d, 18)[0]
         assert d[20] == 6 and len(d) == 54 + plen, "not one whole TCP segment"
+        if d[22:38] not in ours or d[38:54] not in ours:
+            continue
         tcp = d[54:]
         sport, dport, seq = struct.unpack_from("!HHI", tcp, 0)
         out.append((sport, dport, seq, tcp[13], tcp[(tcp[12] >> 4) * 4:], p))
@@ -185,9 +195,9 @@ def tshark(*args):
 
 
 def tls_streams(path):
-    """tcp.stream numbers of the packets on interface `tls` (node-a/tls)."""
-    out = tshark("-r", path, "-Y", 'frame.interface_name matches "(^|/)tls$"', "-T", "fields",
-                 "-e", "tcp.stream")
+    """tcp.stream numbers of the packets on interface `tls` (node-a/tls) to or from A."""
+    out = tshark("-r", path, "-Y", f'frame.interface_name matches "(^|/)tls$" && '
+                 f'ipv6.addr == ::ffff:{A_IP}', "-T", "fields", "-e", "tcp.stream")
     return sorted({int(x) for x in out.split()})
 
 

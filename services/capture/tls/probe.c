@@ -32,7 +32,11 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap
 
     if (level == LIBBPF_DEBUG)
         return 0;
+        /* libbpf's format, not ours: nothing to check it against */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
     vsnprintf(line, sizeof(line), fmt, ap);
+#pragma GCC diagnostic pop
     n = strlen(line);
     while (n && line[n - 1] == '\n')
         line[--n] = 0;

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: MIT OR GPL-2.0-only
 /* The capture's eBPF program (--tls): uprobes on OpenSSL's SSL_read/SSL_write(_ex) send the
  * plaintext each call moved, in chunks, with the connection's 4-tuple (the fd of a read/write
  * syscall made inside the call, then the task's fd table -> struct sock, CO-RE) to a ring buffer.
@@ -14,7 +14,9 @@
 #define AF_INET  2
 #define AF_INET6 10
 
-char LICENSE[] SEC("license") = "GPL"; /* bpf_probe_read_user & co. are GPL-only */
+/* The kernel takes "Dual MIT/GPL" as GPL-compatible: the GPL-only helpers (bpf_probe_read_user &
+ * co.) are usable and the program keeps the project's MIT license. */
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 struct call {
     __u64 ssl;
@@ -36,7 +38,8 @@ struct {
 } rb SEC(".maps");
 
 struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
+    /* LRU: a call whose return probe never ran (the thread died inside it) cannot fill it */
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
     __uint(max_entries, 16384);
     __type(key, __u64); /* pid_tgid: one SSL call in flight per thread */
     __type(value, struct call);
