@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from test_capture_common import (A_IP, B_IP, CaptureProc, STORE_PORT, UdpReceiver, lab,  # noqa: F401
-                                 run, send_udp, udp_seqs)
+                                 mval, run, send_udp, udp_seqs)
 
 TLS_PORT = 8443
 CLIENT_LINES = [b"hello from client 1\nclient line 2\n", b"client bye\n"]
@@ -271,6 +271,11 @@ def test_bulk_write_is_complete_and_in_order(lab, cert, tmp_path):
     cap = lab.capture(net, "--tls")
     converse(net, "1.3", cert, tmp_path, bulk=n)
     time.sleep(1.0)
+    m = cap.scrape()
+    assert mval(m, "netreel_capture_tls_libraries") >= 1
+    # both ends traced: 19 chunks written, at least as many read, plus two handshakes
+    assert mval(m, "netreel_capture_tls_packets_total") >= 2 * (19 + 3), m
+    assert mval(m, "netreel_capture_tls_lost_total", what="malformed") == 0
     cap.stop()
     _, snap, path = lab.snapshot(net, store)
     segs = tls_segments(snap)
@@ -287,7 +292,6 @@ def test_bulk_write_is_complete_and_in_order(lab, cert, tmp_path):
                      comments), comments
 
 
-@pytest.mark.skipif(not shutil.which("setpriv"), reason="needs setpriv (util-linux)")
 def test_without_the_privilege_one_warning_and_the_rest_is_recorded(lab, tmp_path):
     # Root without CAP_SYS_ADMIN in its bounding set: the program loads (CAP_BPF, CAP_PERFMON)
     # but the kernel refuses to make uprobes. The capture must say so once and record the rest.
@@ -295,7 +299,7 @@ def test_without_the_privilege_one_warning_and_the_rest_is_recorded(lab, tmp_pat
     store = lab.store(net)
     argv = ["--bounding-set=-sys_admin", "--", lab.capture_bin, "-i", net.iface, "--store",
             f"127.0.0.1:{STORE_PORT}", "--metrics-listen", "off", "--node", "node-a", "--tls"]
-    cap = CaptureProc(shutil.which("setpriv"), argv, tmp_path / "capture.stderr", ns=net.a)
+    cap = CaptureProc("setpriv", argv, tmp_path / "capture.stderr", ns=net.a)
     lab.captures.append(cap)
     cap.wait_capturing()
     off = cap.lines("tls: decrypted TLS is OFF; recording everything else as before")
