@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from cli_helpers import cli_bin  # noqa: F401 (fixture)
+from hub_helpers import hub_bin, hubs, pcapdump  # noqa: F401 (fixtures)
 from test_capture_common import (A_IP, B_IP, CaptureProc, STORE_PORT, UdpReceiver, lab,  # noqa: F401
                                  mval, run, send_udp, udp_seqs)
 
@@ -233,6 +235,19 @@ def merged(chunks):
     return out
 
 
+def follows_as_the_conversation(path):
+    """Whether a stream on interface tls follows as the test's conversation; the outputs."""
+    want = ([(0, CLIENT_LINES[0]), (1, SERVER_LINES[0]), (0, CLIENT_LINES[1]),
+             (1, SERVER_LINES[1])])
+    convs = []
+    for s in tls_streams(path):
+        out, chunks = follow_text(path, s)
+        convs.append(out)
+        if merged(chunks) == want:
+            return True, convs
+    return False, convs
+
+
 @pytest.mark.parametrize("version", ["1.2", "1.3"])
 def test_plaintext_on_interface_tls_follows_in_order(lab, cert, tmp_path, version):
     net = lab.netns()
@@ -247,19 +262,15 @@ def test_plaintext_on_interface_tls_follows_in_order(lab, cert, tmp_path, versio
     cap.stop()
     _, snap, path = lab.snapshot(net, store)
 
-    streams = tls_streams(path)
-    assert streams, f"no TCP on interface tls in {path}\n{cap.stderr()}"
-    want = ([(0, CLIENT_LINES[0]), (1, SERVER_LINES[0]), (0, CLIENT_LINES[1]),
-             (1, SERVER_LINES[1])])
-    convs = []
-    for s in streams:
-        out, chunks = follow_text(path, s)
-        convs.append(out)
-        if merged(chunks) == want:
-            break
-    else:
-        pytest.fail(f"no stream on interface tls follows as the conversation {want}:\n" +
-                    "\n".join(convs))
+    # The bytes themselves, from the file: each direction complete and in order ...
+    segs = tls_segments(snap)
+    assert segs, f"no TCP on interface tls in {path}\n{cap.stderr()}"
+    client_port = next(s[0] for s in segs if s[1] == TLS_PORT)
+    assert stream_bytes(segs, client_port) == b"".join(CLIENT_LINES)
+    assert stream_bytes(segs, TLS_PORT) == b"".join(SERVER_LINES)
+    # ... and the two interleaved as they were said, as Wireshark's Follow shows them.
+    ok, convs = follows_as_the_conversation(path)
+    assert ok, "no stream on interface tls follows as the conversation:\n" + "\n".join(convs)
 
 
 def test_bulk_write_is_complete_and_in_order(lab, cert, tmp_path):
@@ -379,3 +390,21 @@ def test_after_the_privilege_drop_a_new_library_is_not_traced(lab, cert, tmp_pat
     _, snap, _ = lab.snapshot(net, store)
     assert not tls_segments(snap)
     assert not any(str(lib) in ln for ln in cap.lines("tls: attached"))
+
+
+def test_through_the_hub_the_tls_interface_is_kept(lab, hubs, cli_bin, cert, tmp_path):
+    # What users get: `netreel pcapdump` through the hub. The hub must pass interface tls (its
+    # link type, its packets, their comments) into the merged file as the store served it.
+    net = lab.netns()
+    lab.store(net)
+    cap = lab.capture(net, "--tls")
+    converse(net, "1.2", cert, tmp_path)
+    time.sleep(1.0)
+    cap.stop()
+    hub = hubs(f"127.0.0.1:{STORE_PORT}", ns=net.a)
+    out = tmp_path / "hub.pcapng"
+    pcapdump(cli_bin, hub, "-o", out, ns=net.a, expect=0)
+    ok, convs = follows_as_the_conversation(out)
+    assert ok, "through the hub, no tls stream follows as the conversation:\n" + "\n".join(convs)
+    comments = tshark("-r", out, "-Y", "frame.comment", "-T", "fields", "-e", "frame.comment")
+    assert "netreel tls: pid" in comments, comments
