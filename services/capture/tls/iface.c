@@ -18,6 +18,11 @@
 #include "util/log.h"
 
 #define RESCAN_MS 1000
+/* Records taken per turn of the loop (at most 16 MiB of plaintext): the uplink, the capture
+ * threads' batches and /metrics get their turn even while the ring never runs dry. */
+#define RECORDS_PER_TURN 1024
+/* At the stop: what the ring holds (16 MiB) is at most this many records. */
+#define RECORDS_AT_STOP 65536
 
 struct capture_tls_iface {
     struct capture *cap;
@@ -32,7 +37,7 @@ struct capture_tls_iface {
     bool started, rescan, handles;
     uint64_t attach_failures;
     char first_err[512];
-    uint64_t records, packets, bad_records;
+    uint64_t records, packets, bad_records, read_errors;
 };
 
 static int64_t clock_ns(clockid_t id)
@@ -178,10 +183,11 @@ fail:
 static void on_readable(uv_poll_t *h, int status, int events)
 {
     struct capture_tls_iface *t = h->data;
-    int rc = capture_tls_probe_consume(t->probe);
+    int rc = capture_tls_probe_consume(t->probe, RECORDS_PER_TURN);
 
-    if (rc < 0 && rc != -EINTR)
-        NR_WARN("tls: reading the ring buffer failed", "err=\"%s\"", strerror(-rc));
+    if (rc < 0 && rc != -EINTR && (t->read_errors++ == 0 || t->read_errors % 1000 == 0))
+        NR_WARN("tls: reading the ring buffer failed", "err=\"%s\" count=%llu", strerror(-rc),
+                (unsigned long long)t->read_errors);
 }
 
 static void on_flush(uv_timer_t *h)
@@ -229,7 +235,7 @@ void capture_tls_iface_stop(struct capture_tls_iface *t)
 {
     if (!t || !t->handles)
         return;
-    capture_tls_probe_consume(t->probe);
+    capture_tls_probe_consume(t->probe, RECORDS_AT_STOP);
     flush(t);
     uv_poll_stop(&t->poll);
     uv_timer_stop(&t->flush_timer);

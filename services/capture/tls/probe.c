@@ -22,7 +22,11 @@ struct capture_tls_probe {
     void *arg;
     struct bpf_link *links[MAX_LINKS];
     unsigned n_links, n_libs;
+    unsigned budget, taken; /* records the current consume call may still hand over */
 };
+
+/* What on_record returns to make libbpf stop (after that record) once the budget is spent. */
+#define BUDGET_SPENT (-EAGAIN)
 
 /* libbpf's own messages: to the debug log, one line each. */
 static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -49,7 +53,7 @@ static int on_record(void *ctx, void *data, size_t size)
     struct capture_tls_probe *p = ctx;
 
     p->cb(p->arg, data, size);
-    return 0;
+    return ++p->taken >= p->budget ? BUDGET_SPENT : 0;
 }
 
 struct capture_tls_probe *capture_tls_probe_open(const char *btf_path, capture_tls_probe_cb cb,
@@ -166,9 +170,16 @@ int capture_tls_probe_fd(const struct capture_tls_probe *p)
     return ring_buffer__epoll_fd(p->rb);
 }
 
-int capture_tls_probe_consume(struct capture_tls_probe *p)
+int capture_tls_probe_consume(struct capture_tls_probe *p, unsigned max_records)
 {
-    return ring_buffer__consume(p->rb);
+    int rc;
+
+    if (max_records == 0)
+        return 0;
+    p->budget = max_records;
+    p->taken = 0;
+    rc = ring_buffer__consume(p->rb);
+    return rc >= 0 || rc == BUDGET_SPENT ? (int)p->taken : rc;
 }
 
 void capture_tls_probe_counters(const struct capture_tls_probe *p, uint64_t *ring_dropped,

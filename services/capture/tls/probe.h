@@ -36,8 +36,10 @@ unsigned capture_tls_probe_libraries(const struct capture_tls_probe *p);
 /* A file descriptor that is readable when records wait (for poll/uv_poll). */
 int capture_tls_probe_fd(const struct capture_tls_probe *p);
 
-/* Hands every waiting record to the callback. The number consumed or a negative errno. */
-int capture_tls_probe_consume(struct capture_tls_probe *p);
+/* Hands waiting records to the callback, at most max_records (the rest stays in the ring and
+ * the fd stays readable: producers faster than the consumer cannot keep the caller here). The
+ * number consumed or a negative errno. */
+int capture_tls_probe_consume(struct capture_tls_probe *p, unsigned max_records);
 
 /* The program's counters: records the ring had no room for, plaintext bytes lost (calls cut
  * at 1 MiB, unreadable buffers, full ring), SSL calls that moved bytes. */
