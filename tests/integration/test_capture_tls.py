@@ -113,14 +113,16 @@ def cert(tmp_path_factory):
     return d / "cert.pem", d / "key.pem"
 
 
-def converse(net, version, cert, tmp, bulk=None, env=(), before_client=None):
+def converse(net, version, cert, tmp, bulk=None, env=(), before_client=None, server_wrap=()):
     """Runs the server in A and the client in B; returns the client's stdout (the version).
     With bulk=N the client sends N bytes of bulk_data(N) and the server answers their sha256.
-    env: VAR=VALUE strings for both; before_client() runs once the server listens."""
+    env: VAR=VALUE strings for both; before_client() runs once the server listens; server_wrap:
+    a command the server runs under (its arguments follow)."""
     script = tmp / "tls_peer.py"
     script.write_text(PEER)
     extra = [str(bulk)] if bulk else []
-    server = subprocess.Popen(["ip", "netns", "exec", net.a, "env", *env, "/usr/bin/python3",
+    server = subprocess.Popen(["ip", "netns", "exec", net.a, *server_wrap, "env", *env,
+                               "/usr/bin/python3",
                                script, "server", version, cert[0], cert[1], str(TLS_PORT),
                                *extra],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -408,3 +410,37 @@ def test_through_the_hub_the_tls_interface_is_kept(lab, hubs, cli_bin, cert, tmp
     assert ok, "through the hub, no tls stream follows as the conversation:\n" + "\n".join(convs)
     comments = tshark("-r", out, "-Y", "frame.comment", "-T", "fields", "-e", "frame.comment")
     assert "netreel tls: pid" in comments, comments
+
+
+def test_a_library_of_another_mount_namespace_is_reached_through_proc_root(lab, cert, tmp_path):
+    # A container's libssl is a file of its own mount namespace, at a path that names another
+    # file (or none) in the capture's. The server runs in a private mount namespace where a
+    # copy of libssl is bind-mounted over the system's path: the capture (root, rescanning)
+    # must attach that copy through /proc/PID/root, and the server's side be recorded.
+    net = lab.netns()
+    store = lab.store(net)
+    cap = lab.capture(net, "--tls", "--user", "root")
+    _, copy = own_libssl(tmp_path)
+    system = next(ln.split()[-1] for ln in Path("/proc/self/maps").read_text().splitlines()
+                  if re.search(r"/libssl\.so[.0-9]*$", ln))
+    wrap = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+            f'mount --bind "{copy}" "{system}" && exec "$0" "$@"']
+    before = len(cap.lines("tls: attached"))
+
+    def attached():
+        assert wait_for(lambda: any(re.search(rf"library=/proc/\d+/root{re.escape(system)} ", ln)
+                                    for ln in cap.lines("tls: attached")[before:])), \
+            f"the server's own libssl was not attached through /proc/PID/root\n{cap.stderr()}"
+
+    converse(net, "1.3", cert, tmp_path, before_client=attached, server_wrap=wrap)
+    time.sleep(1.0)
+    cap.stop()
+    _, snap, path = lab.snapshot(net, store)
+    syns = [p for p in tls_segments(snap) if p[3] & 0x02 and not p[3] & 0x10]
+    assert len(syns) == 2, f"want a SYN from each traced end, got {len(syns)}"
+    sides = tshark("-r", path, "-Y", f"frame.comment && ipv6.addr == ::ffff:{A_IP}", "-T",
+                   "fields", "-e", "frame.comment")
+    assert "(server side)" in sides and "(client side)" in sides, sides
+    segs = tls_segments(snap)
+    client_port = next(s[0] for s in segs if s[1] == TLS_PORT)
+    assert stream_bytes(segs, client_port) == b"".join(CLIENT_LINES)
