@@ -3,6 +3,11 @@
  * that needs /sys/kernel/btf/vmlinux on the BUILD machine. x86-64 only (pt_regs). */
 #ifndef VMLINUX_MIN_H
 #define VMLINUX_MIN_H
+#ifndef __TARGET_ARCH_x86
+/* pt_regs below and the syscall numbers in tls.bpf.c are x86-64's: another architecture needs
+ * its own, not a program that loads and reads the wrong registers. */
+#error "vmlinux_min.h: x86-64 only"
+#endif
 #define __VMLINUX_H__ /* bpf_tracing.h: use the kernel's pt_regs names (di, not rdi) */
 typedef unsigned char __u8;
 typedef unsigned short __u16;
