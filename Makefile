@@ -24,7 +24,9 @@ endif
 # ---- toolchain and flags ---------------------------------------------------------------------
 PKGS := libnghttp2 libuv libprotobuf-c openssl libpcap libcurl jansson yaml-0.1 libbpf
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(filter-out libbpf,$(PKGS)) 2>/dev/null)
+# libbpf (and libelf, zlib under it) only where the capture's --tls loader is linked in.
+BPF_LIBS := $(shell pkg-config --libs libbpf 2>/dev/null)
 
 CC ?= cc
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
@@ -188,6 +190,8 @@ $(LIB_A): $(LIB_OBJS)
 # A service's sources are services/NAME/*.c and services/NAME/*/*.c, but the eBPF programs.
 service_objs = $(patsubst %.c,$(B)/%.o,$(filter-out %.bpf.c,$(wildcard services/$(1)/*.c \
     services/$(1)/*/*.c)))
+$(B)/bin/netreel-capture $(B)/tests/unit/test_capture_% $(BUILD)/fuzz/tests/fuzz/fuzz_capture_%: \
+    LDLIBS += $(BPF_LIBS)
 $(B)/bin/netreel-%: $$(call service_objs,$$*) $(LIB_A)
 	$(call say,LD,$@)
 	$(Q)mkdir -p $(@D) && $(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
