@@ -1,6 +1,8 @@
-/* The records tls.bpf.c sends to the capture through its ring buffer: one header and up to
- * CAPTURE_TLS_CHUNK bytes of plaintext. Shared by the BPF side and user space: fixed-width types
- * only. User space trusts none of these lengths (see synth.h). */
+/* The records tls.bpf.c sends to the capture through its ring buffer: plaintext (one header and
+ * up to CAPTURE_TLS_CHUNK bytes) or a connection's TLS secrets, told apart by their first field;
+ * and the struct offsets the capture calibrated (offsets.h) that the BPF side reads secrets at.
+ * Shared by the BPF side and user space: fixed-width types only. User space trusts none of these
+ * lengths (see synth.h, keylog.h). */
 #ifndef NR_CAPTURE_TLS_RECORD_H
 #define NR_CAPTURE_TLS_RECORD_H
 
@@ -11,6 +13,12 @@
 #define CAPTURE_TLS_CHUNK        16384 /* plaintext bytes per record */
 #define CAPTURE_TLS_MAX_CHUNKS   64    /* per SSL call: 1 MiB; the rest is reported lost */
 #define CAPTURE_TLS_MAX_EXCLUDED 64    /* tgids never traced (the capture's own) */
+
+/* The first __u32 of every record. */
+enum capture_tls_rec_type {
+    CAPTURE_TLS_REC_DATA = 0,    /* struct capture_tls_rec */
+    CAPTURE_TLS_REC_SECRETS = 1, /* struct capture_tls_secrets */
+};
 
 enum capture_tls_dir {
     CAPTURE_TLS_WRITE = 0, /* from the traced process */
@@ -28,6 +36,8 @@ struct capture_tls_tuple {
 };
 
 struct capture_tls_hdr {
+    __u32 type; /* CAPTURE_TLS_REC_DATA */
+    __u32 pad0;
     __u32 pid; /* tgid */
     __u32 tid;
     __u32 dir;
@@ -43,6 +53,44 @@ struct capture_tls_hdr {
 struct capture_tls_rec {
     struct capture_tls_hdr h;
     __u8 data[CAPTURE_TLS_CHUNK];
+};
+
+/* Where OpenSSL keeps a connection's secrets in the libssl build the capture calibrated against
+ * (byte offsets; offsets.c finds them). ssl_* inside the SSL object, session_* inside its
+ * SSL_SESSION, cipher_id inside the SSL_CIPHER. */
+struct capture_tls_offsets {
+    __u32 ssl_version;
+    __u32 ssl_session;
+    __u32 ssl_client_random;
+    __u32 session_master_key_length; /* a size_t */
+    __u32 session_master_key;
+    __u32 session_cipher;
+    __u32 cipher_id;
+    __u32 ssl_handshake_secret; /* TLS 1.3 from here on */
+    __u32 ssl_handshake_traffic_hash;
+    __u32 ssl_client_app_traffic_secret;
+    __u32 ssl_server_app_traffic_secret;
+    __u32 ssl_exporter_master_secret;
+};
+
+#define CAPTURE_TLS_SECRET_MAX 64 /* EVP_MAX_MD_SIZE: the arrays OpenSSL keeps secrets in */
+
+/* One connection's secrets, read once (at its first SSL call that moved data, when the
+ * handshake is done). */
+struct capture_tls_secrets {
+    __u32 type; /* CAPTURE_TLS_REC_SECRETS */
+    __u32 pid;
+    __u64 ssl;
+    __s32 version;   /* 0x0303 TLS 1.2, 0x0304 TLS 1.3, as the SSL object says */
+    __u32 cipher_id; /* 0x0300xxxx */
+    __u64 master_key_len;
+    __u8 client_random[32];
+    __u8 master_key[48]; /* TLS 1.2 */
+    __u8 handshake_secret[CAPTURE_TLS_SECRET_MAX]; /* TLS 1.3 from here on */
+    __u8 handshake_traffic_hash[CAPTURE_TLS_SECRET_MAX];
+    __u8 client_app_traffic_secret[CAPTURE_TLS_SECRET_MAX];
+    __u8 server_app_traffic_secret[CAPTURE_TLS_SECRET_MAX];
+    __u8 exporter_master_secret[CAPTURE_TLS_SECRET_MAX];
 };
 
 #endif
