@@ -27,6 +27,7 @@ struct capture_config {
     int block_timeout_ms; /* TPACKET_V3 block timeout: how long a quiet ring holds packets */
     bool read_mode_poll;  /* read on the loop (uv_poll) or a thread per interface (the default) */
     bool tls;             /* --tls: decrypted TLS of OpenSSL processes on interface `tls` */
+    const char *tls_keylog_file; /* --tls-keylog-file: also append the TLS secrets there */
     const char *store;
     const char *tls_ca, *tls_cert, *tls_key;
     uint64_t spool_size;

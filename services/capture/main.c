@@ -71,6 +71,9 @@ static const char usage_text[] =
     "                            uprobes) as TCP on an interface named tls; off by default;\n"
     "                            without eBPF support: one warning, the rest is recorded\n"
     "                            (docs/capture-tls.md)\n"
+    "  --tls-keylog-file F       with --tls: also append the connections' TLS secrets to F\n"
+    "                            (NSS key log format, as SSLKEYLOGFILE; created 0600).\n"
+    "                            SENSITIVE: F decrypts the recorded traffic\n"
     "  --read-mode thread|poll   read the rings in a thread per interface (default) or on the\n"
     "                            event loop (docs/benchmarks.md compares them)\n"
     "  --log-level LEVEL         debug, info, warn or error (default info)\n"
@@ -137,7 +140,8 @@ static void parse_flags(int argc, char **argv, struct capture_config *cfg)
         O_LOG,
         O_VERSION,
         O_READ,
-        O_TLS
+        O_TLS,
+        O_KEYLOG
     };
     static const struct option opts[] = {
         {"interface", required_argument, NULL, 'i'},
@@ -165,6 +169,7 @@ static void parse_flags(int argc, char **argv, struct capture_config *cfg)
         {"log-level", required_argument, NULL, O_LOG},
         {"read-mode", required_argument, NULL, O_READ},
         {"tls", no_argument, NULL, O_TLS},
+        {"tls-keylog-file", required_argument, NULL, O_KEYLOG},
         {"version", no_argument, NULL, O_VERSION},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -234,6 +239,7 @@ static void parse_flags(int argc, char **argv, struct capture_config *cfg)
             cfg->read_mode_poll = strcmp(optarg, "poll") == 0;
             break;
         case O_TLS: cfg->tls = true; break;
+        case O_KEYLOG: cfg->tls_keylog_file = optarg; break;
         case O_VERSION: printf("netreel-capture %s\n", NR_VERSION); exit(0);
         case 'h': fputs(usage_text, stdout); exit(0);
         case ':': nr_die("option %s needs a value (see --help)", argv[optind - 1]);
@@ -254,6 +260,8 @@ static void parse_flags(int argc, char **argv, struct capture_config *cfg)
         nr_die("--buffer-size: at least 1MiB");
     if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL))
         nr_die("--tls-cert and --tls-key go together");
+    if (cfg->tls_keylog_file && !cfg->tls)
+        nr_die("--tls-keylog-file needs --tls");
     if (cfg->filter && strlen(cfg->filter) > CAPTURE_MAX_FILTER)
         nr_die("--filter: at most %d bytes", CAPTURE_MAX_FILTER);
     if (cfg->bpf_override && strlen(cfg->bpf_override) > CAPTURE_MAX_FILTER)
@@ -360,6 +368,17 @@ static int serve_metrics(struct nr_buf *body, const char **content_type, void *d
         nr_metrics_family(&m, "netreel_capture_tls_libraries", NR_METRICS_GAUGE,
                           "libssl files with uprobes attached.");
         nr_metrics_u64(&m, NULL, ts.libraries);
+        nr_metrics_family(&m, "netreel_capture_tls_secrets_total", NR_METRICS_COUNTER,
+                          "TLS connections' secrets read, by result: ok (key log lines made), "
+                          "bad (refused: not valid secrets), dropped (no room before the next "
+                          "batch).");
+        nr_metrics_u64(&m, NR_METRICS_LABELS({"result", "ok"}),
+                       ts.secrets - ts.bad_secrets - ts.keylog_dropped);
+        nr_metrics_u64(&m, NR_METRICS_LABELS({"result", "bad"}), ts.bad_secrets);
+        nr_metrics_u64(&m, NR_METRICS_LABELS({"result", "dropped"}), ts.keylog_dropped);
+        nr_metrics_family(&m, "netreel_capture_tls_keylog_lines_total", NR_METRICS_COUNTER,
+                          "NSS key log lines made from TLS secrets.");
+        nr_metrics_u64(&m, NULL, ts.keylog_lines);
     }
     capture_targeting_metrics(c, &m);
     *content_type = NR_METRICS_CONTENT_TYPE;

@@ -40,7 +40,8 @@ static void spool_batch(struct capture *cap, struct capture_batch *b)
     bool with_pods = cap->pods_dirty;
     uint32_t packets = b ? b->packets : 0;
     uint8_t *bytes = NULL;
-    size_t len;
+    const char *keylog = NULL;
+    size_t len, keylog_len = 0;
 
     m.capture_id = cap->cfg.capture_id;
     m.node = cap->cfg.node;
@@ -90,6 +91,12 @@ static void spool_batch(struct capture *cap, struct capture_batch *b)
         m.first_ts_ns = b->first_ts_ns;
         m.last_ts_ns = b->last_ts_ns;
     }
+    if (cap->tls) /* TLS secrets learnt since the last batch (<= 1 MiB), with or without packets */
+        keylog = capture_tls_iface_keylog(cap->tls, &keylog_len);
+    if (keylog_len) {
+        m.tls_keylog.data = (uint8_t *)keylog;
+        m.tls_keylog.len = keylog_len;
+    }
     capture_pipeline_counters(cap, &cc.received, &cc.kernel_dropped, &cc.interface_dropped,
                               &cc.capture_dropped);
     m.counters = &cc;
@@ -102,6 +109,8 @@ static void spool_batch(struct capture *cap, struct capture_batch *b)
         goto dropped;
     cap->next_seq++;
     cap->c.batches++;
+    if (keylog_len)
+        capture_tls_iface_keylog_sent(cap->tls);
     if (with_pods)
         cap->pods_dirty = false;
     free(pods);

@@ -4,6 +4,7 @@
 #include "capture/tls/iface.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -11,7 +12,9 @@
 
 #include "capture/pipeline.h"
 #include "capture/source.h"
+#include "capture/tls/keylog.h"
 #include "capture/tls/libs.h"
+#include "capture/tls/offsets.h"
 #include "capture/tls/probe.h"
 #include "capture/tls/synth.h"
 #include "util/error.h"
@@ -23,6 +26,11 @@
 #define RECORDS_PER_TURN 1024
 /* At the stop: what the ring holds (16 MiB) is at most this many records. */
 #define RECORDS_AT_STOP 65536
+/* Key log lines waiting for the next batch: what the store takes in one (a line is < 200 B,
+ * a connection's lines < 1 KiB: some thousand connections per batch time). */
+#define KEYLOG_PENDING_MAX (1u << 20)
+/* Client randoms whose lines went out lately: both traced ends of a connection send the same. */
+#define KEYLOG_RECENT 1024
 
 struct capture_tls_iface {
     struct capture *cap;
@@ -38,6 +46,16 @@ struct capture_tls_iface {
     uint64_t attach_failures;
     char first_err[512];
     uint64_t records, packets, bad_records, read_errors;
+    /* secrets */
+    bool calibrated;
+    struct capture_tls_offsets offsets;
+    struct capture_tls_build build; /* of the calibrated libssl */
+    char *keylog;                   /* lines for the next batch, KEYLOG_PENDING_MAX bytes */
+    size_t keylog_len;
+    uint8_t recent[KEYLOG_RECENT][33]; /* client random + TLS minor version */
+    unsigned recent_next;
+    int keylog_fd; /* --tls-keylog-file, -1 */
+    uint64_t secrets, bad_secrets, keylog_lines, keylog_dropped, keylog_write_errors;
 };
 
 static int64_t clock_ns(clockid_t id)
@@ -59,8 +77,11 @@ static void flush(struct capture_tls_iface *t)
 {
     struct capture_batch *b = &t->batch;
 
-    if (b->packets == 0)
+    if (b->packets == 0) {
+        if (t->keylog_len) /* key log lines go out without packets too */
+            capture_pipeline_heartbeat(t->cap);
         return;
+    }
     t->cap->c.packets += b->packets;
     t->cap->c.bytes += b->bytes;
     capture_pipeline_spool(t->cap, b);
@@ -70,17 +91,79 @@ static void flush(struct capture_tls_iface *t)
     b->first_ts_ns = b->last_ts_ns = 0;
 }
 
+static void write_keylog_file(struct capture_tls_iface *t, const char *lines, size_t len)
+{
+    while (len) {
+        ssize_t w = write(t->keylog_fd, lines, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (t->keylog_write_errors++ == 0)
+                NR_WARN("tls: cannot write the key log file", "file=\"%s\" err=\"%s\"",
+                        t->cap->cfg.tls_keylog_file, strerror(w < 0 ? errno : EIO));
+            return;
+        }
+        lines += w;
+        len -= (size_t)w;
+    }
+}
+
+/* A connection's secrets: key log lines for the next batch and the key log file. */
+static void on_secrets(struct capture_tls_iface *t, const void *rec, size_t size)
+{
+    const struct capture_tls_secrets *s = rec;
+    char lines[CAPTURE_TLS_KEYLOG_REC_MAX];
+    uint8_t key[33];
+    int n;
+
+    t->secrets++;
+    n = capture_tls_keylog_lines(rec, size, lines, sizeof(lines));
+    if (n <= 0) {
+        if (t->bad_secrets++ == 0 || t->bad_secrets % 10000 == 0)
+            NR_WARN("tls: secrets not usable", "err=\"%s\" count=%llu", nr_strerror(n),
+                    (unsigned long long)t->bad_secrets);
+        return;
+    }
+    memcpy(key, s->client_random, 32);
+    key[32] = (uint8_t)s->version;
+    for (unsigned i = 0; i < KEYLOG_RECENT; i++)
+        if (memcmp(t->recent[i], key, sizeof(key)) == 0)
+            return; /* the other end of the same connection, traced too */
+    memcpy(t->recent[t->recent_next], key, sizeof(key));
+    t->recent_next = (t->recent_next + 1) % KEYLOG_RECENT;
+    for (const char *c = lines; c < lines + n; c++)
+        t->keylog_lines += *c == '\n';
+    if (t->keylog_fd >= 0)
+        write_keylog_file(t, lines, (size_t)n);
+    if (KEYLOG_PENDING_MAX - t->keylog_len < (size_t)n) {
+        if (t->keylog_dropped++ == 0 || t->keylog_dropped % 1000 == 0)
+            NR_WARN("tls: key log lines dropped: the store does not take them fast enough",
+                    "connections=%llu", (unsigned long long)t->keylog_dropped);
+        return;
+    }
+    memcpy(t->keylog + t->keylog_len, lines, (size_t)n);
+    t->keylog_len += (size_t)n;
+}
+
 static void on_record(void *arg, const void *rec, size_t size)
 {
     struct capture_tls_iface *t = arg;
     struct capture_batch *b = &t->batch;
     const struct capture_tls_hdr *h = rec;
+    uint32_t type;
     int64_t ts;
     size_t before;
     int n;
 
     t->records++;
-    if (size < sizeof(*h)) {
+    if (size >= sizeof(type)) {
+        memcpy(&type, rec, sizeof(type));
+        if (type == CAPTURE_TLS_REC_SECRETS) {
+            on_secrets(t, rec, size);
+            return;
+        }
+    }
+    if (size < sizeof(*h) || h->type != CAPTURE_TLS_REC_DATA) {
         t->bad_records++;
         return;
     }
@@ -117,10 +200,22 @@ static void on_found(void *arg, int pid, const char *path)
 {
     struct capture_tls_iface *t = arg;
     char err[512];
-    int rc = capture_tls_probe_attach(t->probe, path, err, sizeof(err));
+    struct capture_tls_build build;
+    bool secrets = false;
+    int rc;
 
+    if (t->calibrated) {
+        rc = capture_tls_offsets_build_of(path, &build);
+        secrets = rc == 0 && capture_tls_offsets_same_build(&build, &t->build);
+        if (!secrets)
+            NR_INFO("tls: plaintext only for this library: not the libssl build the capture "
+                    "calibrated, its secrets are not read",
+                    "library=%s pid=%d", path, pid);
+    }
+    rc = capture_tls_probe_attach(t->probe, path, secrets, err, sizeof(err));
     if (rc == 0) {
-        NR_INFO("tls: attached", "library=%s pid=%d", path, pid);
+        NR_INFO("tls: attached", "library=%s pid=%d secrets=%s", path, pid,
+                secrets ? "yes" : "no");
         return;
     }
     t->attach_failures++;
@@ -138,6 +233,50 @@ static void on_found(void *arg, int pid, const char *path)
                 (unsigned long long)t->attach_failures);
 }
 
+/* Calibrates the offsets (a failure turns secrets off, not the plaintext) and opens the key log
+ * file (a failure there is fatal to --tls: the user asked for the file). */
+static int open_secrets(struct capture_tls_iface *t, char *err, size_t errlen)
+{
+    const char *file = t->cap->cfg.tls_keylog_file;
+    char why[256] = "", lib[512] = "";
+    int rc;
+
+    t->keylog = malloc(KEYLOG_PENDING_MAX);
+    if (!t->keylog) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    rc = capture_tls_offsets_calibrate(&t->offsets, why, sizeof(why));
+    if (rc == 0)
+        rc = capture_tls_offsets_verify(&t->offsets, why, sizeof(why));
+    if (rc == 0) {
+        rc = capture_tls_offsets_own_build(&t->build, lib, sizeof(lib));
+        if (rc != 0)
+            snprintf(why, sizeof(why), "cannot identify the linked libssl: %s", strerror(-rc));
+    }
+    if (rc == 0)
+        rc = capture_tls_probe_set_offsets(t->probe, &t->offsets);
+    if (rc == 0) {
+        t->calibrated = true;
+        NR_INFO("tls: secrets calibrated", "library=%s session=0x%x client_random=0x%x "
+                "master_key=0x%x client_app_traffic_secret=0x%x handshake_secret=0x%x",
+                lib, t->offsets.ssl_session, t->offsets.ssl_client_random,
+                t->offsets.session_master_key, t->offsets.ssl_client_app_traffic_secret,
+                t->offsets.ssl_handshake_secret);
+    } else {
+        NR_WARN("tls: TLS secrets are OFF (plaintext is still recorded)", "reason=\"%s\"",
+                why[0] ? why : nr_strerror(rc));
+    }
+    if (file) {
+        t->keylog_fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+        if (t->keylog_fd < 0) {
+            snprintf(err, errlen, "--tls-keylog-file %s: %s", file, strerror(errno));
+            return -errno;
+        }
+    }
+    return 0;
+}
+
 struct capture_tls_iface *capture_tls_iface_open(struct capture *cap, uint32_t ifid)
 {
     struct capture_tls_iface *t = calloc(1, sizeof(*t));
@@ -148,6 +287,7 @@ struct capture_tls_iface *capture_tls_iface_open(struct capture *cap, uint32_t i
         goto fail;
     t->cap = cap;
     t->ifid = ifid;
+    t->keylog_fd = -1;
     nr_buf_init(&t->batch.blocks, cap->cfg.batch_bytes + CAPTURE_TLS_SYNTH_MAX_BYTES);
     t->synth = capture_tls_synth_new(CAPTURE_TLS_MAX_CONNS);
     if (!t->synth || nr_buf_reserve(&t->batch.blocks, t->batch.blocks.max) != 0)
@@ -160,6 +300,8 @@ struct capture_tls_iface *capture_tls_iface_open(struct capture *cap, uint32_t i
         snprintf(err, sizeof(err), "excluding the capture's own pid: %s", strerror(-rc));
         goto fail;
     }
+    if (open_secrets(t, err, sizeof(err)) != 0)
+        goto fail;
     /* Every libssl mapped now, the capture's own among them (it links OpenSSL): if not one
      * can be traced, uprobes cannot be made here. */
     rc = capture_tls_libs_scan(&t->libs, "/proc", on_found, t);
@@ -252,6 +394,21 @@ void capture_tls_iface_stats(const struct capture_tls_iface *t, struct capture_t
     st->conns = capture_tls_synth_conns(t->synth);
     st->evicted = capture_tls_synth_evicted(t->synth);
     st->libraries = capture_tls_probe_libraries(t->probe);
+    st->secrets = t->secrets;
+    st->bad_secrets = t->bad_secrets;
+    st->keylog_lines = t->keylog_lines;
+    st->keylog_dropped = t->keylog_dropped;
+}
+
+const char *capture_tls_iface_keylog(const struct capture_tls_iface *t, size_t *len)
+{
+    *len = t->keylog_len;
+    return t->keylog;
+}
+
+void capture_tls_iface_keylog_sent(struct capture_tls_iface *t)
+{
+    t->keylog_len = 0;
 }
 
 void capture_tls_iface_free(struct capture_tls_iface *t)
@@ -261,5 +418,8 @@ void capture_tls_iface_free(struct capture_tls_iface *t)
     capture_tls_probe_free(t->probe);
     capture_tls_synth_free(t->synth);
     nr_buf_free(&t->batch.blocks);
+    if (t->keylog_fd >= 0)
+        close(t->keylog_fd);
+    free(t->keylog);
     free(t);
 }

@@ -20,7 +20,9 @@ struct capture_tls_iface;
 /* Loads the probe, keeps the capture's own process out, attaches to every libssl mapped now.
  * NULL when that cannot be done here: then it has logged ONE warning saying why, and the
  * capture records everything else as before. Call before the privilege drop. The environment
- * variable NETREEL_TLS_BTF names a kernel BTF file to use instead of /sys/kernel/btf/vmlinux. */
+ * variable NETREEL_TLS_BTF names a kernel BTF file to use instead of /sys/kernel/btf/vmlinux.
+ * It also calibrates where the linked libssl keeps TLS secrets (offsets.h; when that fails, one
+ * warning and plaintext only) and opens --tls-keylog-file (0600, appended to). */
 struct capture_tls_iface *capture_tls_iface_open(struct capture *cap, uint32_t ifid);
 
 /* Starts taking records on the loop, flushing batches and rescanning. 0 or a negative errno. */
@@ -35,8 +37,18 @@ void capture_tls_iface_stop(struct capture_tls_iface *t);
 struct capture_tls_stats {
     uint64_t records, packets, bad_records, ring_dropped, bytes_lost, calls, conns, evicted;
     unsigned libraries;
+    /* secrets records, those refused (wrong offsets, malformed), key log lines made, and
+     * connections whose lines found no room in the pending buffer */
+    uint64_t secrets, bad_secrets, keylog_lines, keylog_dropped;
 };
 void capture_tls_iface_stats(const struct capture_tls_iface *t, struct capture_tls_stats *st);
+
+/* The key log lines learnt since the last batch that carried them (NSS key log format, at most
+ * 1 MiB), for PacketBatch.tls_keylog; owned by t. *len 0: none. */
+const char *capture_tls_iface_keylog(const struct capture_tls_iface *t, size_t *len);
+
+/* The lines capture_tls_iface_keylog gave are in the spool: forget them. */
+void capture_tls_iface_keylog_sent(struct capture_tls_iface *t);
 
 /* Frees everything (after the loop has closed the handles). NULL: nothing. */
 void capture_tls_iface_free(struct capture_tls_iface *t);

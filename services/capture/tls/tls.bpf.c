@@ -2,6 +2,8 @@
 /* The capture's eBPF program (--tls): uprobes on OpenSSL's SSL_read/SSL_write(_ex) send the
  * plaintext each call moved, in chunks, with the connection's 4-tuple (the fd of a read/write
  * syscall made inside the call, then the task's fd table -> struct sock, CO-RE) to a ring buffer.
+ * In library files of the build the capture calibrated (the uprobe's cookie is 1), also each
+ * connection's TLS secrets, once, read at the calibrated offsets (`offsets`).
  * The capture's own processes are never traced (they use OpenSSL for their mTLS). */
 #include "vmlinux_min.h" /* hand-written, CO-RE: no BTF needed on the build machine */
 #include <bpf/bpf_core_read.h>
@@ -23,7 +25,9 @@ struct call {
     __u64 buf;
     __u64 outp; /* size_t * of the _ex variants, 0 otherwise */
     __u32 dir;
-    __s32 fd; /* of a syscall inside the call, -1 until one is seen */
+    __s32 fd;      /* of a syscall inside the call, -1 until one is seen */
+    __u32 secrets; /* the uprobe's cookie: 1 when the library is of the calibrated build */
+    __u32 pad;
 };
 
 struct conn_key {
@@ -66,6 +70,30 @@ struct {
     __type(value, struct capture_tls_rec);
 } scratch SEC(".maps");
 
+/* Where the calibrated build keeps the secrets; written by the capture before any attach. */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct capture_tls_offsets);
+} offsets SEC(".maps");
+
+/* Connections whose secrets went out: the client random they were sent for (an SSL* reused for
+ * a new connection has a new one). */
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 16384);
+    __type(key, struct conn_key);
+    __type(value, __u8[32]);
+} secrets_sent SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct capture_tls_secrets);
+} secrets_scratch SEC(".maps");
+
 /* 0: records dropped (ring full), 1: plaintext bytes lost, 2: SSL calls that moved bytes */
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -106,6 +134,7 @@ static __always_inline int enter(struct pt_regs *ctx, __u32 dir, int ex)
         .outp = ex ? PT_REGS_PARM4(ctx) : 0,
         .dir = dir,
         .fd = -1,
+        .secrets = bpf_get_attach_cookie(ctx) == 1,
     };
 
     if (!traced(id >> 32))
@@ -199,6 +228,72 @@ static __always_inline int tuple_from_fd(int fd, struct capture_tls_tuple *t)
     return 0;
 }
 
+static __always_inline int same32(const __u8 *a, const __u8 *b)
+{
+    for (int i = 0; i < 32; i++)
+        if (a[i] != b[i])
+            return 0;
+    return 1;
+}
+
+/* The connection's secrets, once: at its first call that moved data the handshake is done.
+ * offsets.c read_secrets makes the same reads (and its tests prove them). */
+static __always_inline void send_secrets(__u64 ssl_addr, __u32 pid)
+{
+    const __u8 *ssl = (const __u8 *)ssl_addr;
+    struct conn_key k = {.ssl = ssl_addr, .pid = pid};
+    __u32 zero = 0;
+    __u64 sess = 0, cipher = 0;
+    struct capture_tls_offsets *o = bpf_map_lookup_elem(&offsets, &zero);
+    struct capture_tls_secrets *s = bpf_map_lookup_elem(&secrets_scratch, &zero);
+    __u8 *sent;
+
+    if (!o || !s || !o->ssl_client_random)
+        return;
+    if (bpf_probe_read_user(s->client_random, 32, ssl + o->ssl_client_random))
+        return;
+    sent = bpf_map_lookup_elem(&secrets_sent, &k);
+    if (sent && same32(sent, s->client_random))
+        return;
+    s->type = CAPTURE_TLS_REC_SECRETS;
+    s->pid = pid;
+    s->ssl = ssl_addr;
+    s->version = 0;
+    s->cipher_id = 0;
+    s->master_key_len = 0;
+    __builtin_memset(s->master_key, 0, sizeof(s->master_key));
+    __builtin_memset(s->handshake_secret, 0, sizeof(s->handshake_secret));
+    __builtin_memset(s->handshake_traffic_hash, 0, sizeof(s->handshake_traffic_hash));
+    bpf_probe_read_user(&s->version, 4, ssl + o->ssl_version);
+    bpf_probe_read_user(&sess, 8, ssl + o->ssl_session);
+    if (sess) {
+        bpf_probe_read_user(&s->master_key_len, 8,
+                            (const __u8 *)sess + o->session_master_key_length);
+        bpf_probe_read_user(s->master_key, 48, (const __u8 *)sess + o->session_master_key);
+        bpf_probe_read_user(&cipher, 8, (const __u8 *)sess + o->session_cipher);
+        if (cipher)
+            bpf_probe_read_user(&s->cipher_id, 4, (const __u8 *)cipher + o->cipher_id);
+    }
+    if (s->version == 0x0304) {
+        if (o->ssl_handshake_secret) {
+            bpf_probe_read_user(s->handshake_secret, CAPTURE_TLS_SECRET_MAX,
+                                ssl + o->ssl_handshake_secret);
+            bpf_probe_read_user(s->handshake_traffic_hash, CAPTURE_TLS_SECRET_MAX,
+                                ssl + o->ssl_handshake_traffic_hash);
+        }
+        bpf_probe_read_user(s->client_app_traffic_secret, CAPTURE_TLS_SECRET_MAX,
+                            ssl + o->ssl_client_app_traffic_secret);
+        bpf_probe_read_user(s->server_app_traffic_secret, CAPTURE_TLS_SECRET_MAX,
+                            ssl + o->ssl_server_app_traffic_secret);
+        bpf_probe_read_user(s->exporter_master_secret, CAPTURE_TLS_SECRET_MAX,
+                            ssl + o->ssl_exporter_master_secret);
+    }
+    if (bpf_ringbuf_output(&rb, s, sizeof(*s), 0) == 0)
+        bpf_map_update_elem(&secrets_sent, &k, s->client_random, BPF_ANY);
+    else
+        count(0, 1); /* not marked sent: the next call tries again */
+}
+
 SEC("uretprobe")
 int ssl_ret(struct pt_regs *ctx)
 {
@@ -224,6 +319,8 @@ int ssl_ret(struct pt_regs *ctx)
     if (n == 0)
         return 0;
     count(2, 1);
+    if (c.secrets)
+        send_secrets(c.ssl, id >> 32);
     r = bpf_map_lookup_elem(&scratch, &zero);
     if (!r)
         return 0;
@@ -240,6 +337,8 @@ int ssl_ret(struct pt_regs *ctx)
         else
             __builtin_memset(&r->h.tuple, 0, sizeof(r->h.tuple));
     }
+    r->h.type = CAPTURE_TLS_REC_DATA;
+    r->h.pad0 = 0;
     r->h.pid = id >> 32;
     r->h.tid = (__u32)id;
     r->h.dir = c.dir;
