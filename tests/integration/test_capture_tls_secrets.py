@@ -1,0 +1,122 @@
+"""netreel-capture --tls: the TLS secrets of the traced OpenSSL connections (issue 8, slice 2a;
+docs/capture-tls.md "TLS secrets").
+
+A /usr/bin/python3 `ssl` server in namespace A and a client in namespace B talk over TLS 1.2 and
+TLS 1.3; the client writes OpenSSL's own key log (SSLContext.keylog_filename) as the reference.
+The capture runs with --tls --tls-keylog-file F. F must hold, for that connection's client
+random, exactly the lines OpenSSL logged (same labels, same secrets); and tshark given F must
+decrypt the real encrypted packets of the connection, recorded by the capture itself on the
+namespace's interface, back to the conversation.
+"""
+
+import os
+import re
+import stat
+import subprocess
+import time
+
+import pytest
+
+from test_capture_common import A_IP, lab, mval, run  # noqa: F401 (fixture)
+from test_capture_tls import (CLIENT_LINES, PEER, SERVER_LINES, SKIP, TLS_PORT, cert,  # noqa: F401
+                              tshark)
+
+pytestmark = pytest.mark.skipif(SKIP is not None, reason=f"--tls needs it: {SKIP}")
+
+# The slice-1 peer, whose client also writes OpenSSL's key log to $PY_KEYLOG.
+PEER_KEYLOG = "import os\n" + PEER.replace(
+    "    s = ctx.wrap_socket(socket.create_connection(",
+    "    ctx.keylog_filename = os.environ['PY_KEYLOG']\n"
+    "    s = ctx.wrap_socket(socket.create_connection(")
+assert PEER_KEYLOG.count("keylog_filename") == 1
+
+
+def converse(net, version, cert, tmp, keylog):  # noqa: F811
+    script = tmp / "tls_peer_keylog.py"
+    script.write_text(PEER_KEYLOG)
+    server = subprocess.Popen(["ip", "netns", "exec", net.a, "/usr/bin/python3", script,
+                               "server", version, cert[0], cert[1], str(TLS_PORT)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline().strip() == "listening", server.stderr.read()
+        client = run(["ip", "netns", "exec", net.b, "env", f"PY_KEYLOG={keylog}",
+                      "/usr/bin/python3", script, "client", version, A_IP, str(TLS_PORT)])
+        server.wait(20)
+        assert server.returncode == 0, server.stderr.read()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    return client.stdout.strip()
+
+
+def keylog_lines(path):
+    """{(label, client random, secret)} of an NSS key log file (comments skipped); every line
+    must be of the format."""
+    out = set()
+    for ln in path.read_text().splitlines():
+        if ln.startswith("#") or not ln:
+            continue
+        assert len(ln) + 1 <= 200, ln
+        m = re.fullmatch(r"([A-Z_0-9]+) ([0-9a-f]{64}) ([0-9a-f]{64,128})", ln)
+        assert m, f"not a key log line: {ln!r}"
+        out.add(m.groups())
+    return out
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
+def test_secrets_are_openssls_own_and_decrypt_the_recorded_packets(lab, cert, tmp_path,  # noqa: F811
+                                                                     version):
+    net = lab.netns()
+    store = lab.store(net)
+    capkeys = tmp_path / "capture.keys"
+    pykeys = tmp_path / "python.keys"
+    cap = lab.capture(net, "--tls", "--tls-keylog-file", capkeys)
+    assert cap.lines("tls: secrets calibrated"), cap.stderr()
+    assert not cap.lines("tls: TLS secrets are OFF (plaintext is still recorded)"), cap.stderr()
+    assert stat.S_IMODE(os.stat(capkeys).st_mode) == 0o600
+    got = converse(net, version, cert, tmp_path, pykeys)
+    assert got == f"TLSv{version}", got
+    time.sleep(1.0)  # the ring, and a batch time of 200 ms
+    m = cap.scrape()
+    cap.stop()
+
+    want = keylog_lines(pykeys)
+    randoms = {cr for _, cr, _ in want}
+    assert len(randoms) == 1, want
+    ours = {ln for ln in keylog_lines(capkeys) if ln[1] in randoms}
+    labels = {lab_ for lab_, _, _ in want}
+    if version == "1.2":
+        assert labels == {"CLIENT_RANDOM"}, want
+    else:
+        assert {"CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0"} <= labels, want
+    # Exactly OpenSSL's lines: the TLS 1.3 handshake secrets (derived by the capture) too.
+    assert ours == want, f"capture:\n{sorted(ours)}\npython:\n{sorted(want)}"
+    # Both ends are traced: their identical lines go out once.
+    mine = [ln for ln in capkeys.read_text().splitlines() if next(iter(randoms)) in ln]
+    assert len(mine) == len(want), mine
+    assert mval(m, "netreel_capture_tls_keylog_lines_total") >= len(want), m
+    assert mval(m, "netreel_capture_tls_secrets_total", result="bad") == 0, m
+
+    # The real encrypted packets, as the capture recorded them, decrypt with the file.
+    _, _, path = lab.snapshot(net, store)
+    streams = tshark("-r", path, "-Y", f"ip.addr == {A_IP} && tcp.port == {TLS_PORT}",
+                     "-T", "fields", "-e", "tcp.stream")
+    real = sorted({int(x) for x in streams.split()})
+    assert len(real) == 1, streams
+    plain = tshark("-r", path, "-o", f"tls.keylog_file:{capkeys}", "-q", "-z",
+                   f"follow,tls,ascii,{real[0]}")
+    for text in CLIENT_LINES + SERVER_LINES:
+        for line in text.decode().splitlines():
+            assert line in plain, f"{line!r} not decrypted:\n{plain}"
+    # ... and not without it (the test can tell).
+    enc = tshark("-r", path, "-q", "-z", f"follow,tls,ascii,{real[0]}")
+    assert "hello from client 1" not in enc, enc
+
+
+def test_keylog_file_needs_tls(lab, tmp_path):  # noqa: F811
+    r = subprocess.run([lab.capture_bin, "-i", "lo", "--tls-keylog-file", tmp_path / "k"],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode != 0
+    assert "--tls-keylog-file needs --tls" in r.stderr, r.stderr
+    assert not (tmp_path / "k").exists()
