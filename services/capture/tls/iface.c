@@ -214,8 +214,7 @@ static void on_found(void *arg, int pid, const char *path)
     }
     rc = capture_tls_probe_attach(t->probe, path, secrets, err, sizeof(err));
     if (rc == 0) {
-        NR_INFO("tls: attached", "library=%s pid=%d secrets=%s", path, pid,
-                secrets ? "yes" : "no");
+        NR_INFO("tls: attached", "library=%s pid=%d secrets=%s", path, pid, secrets ? "yes" : "no");
         return;
     }
     t->attach_failures++;
@@ -258,7 +257,8 @@ static int open_secrets(struct capture_tls_iface *t, char *err, size_t errlen)
         rc = capture_tls_probe_set_offsets(t->probe, &t->offsets);
     if (rc == 0) {
         t->calibrated = true;
-        NR_INFO("tls: secrets calibrated", "library=%s session=0x%x client_random=0x%x "
+        NR_INFO("tls: secrets calibrated",
+                "library=%s session=0x%x client_random=0x%x "
                 "master_key=0x%x client_app_traffic_secret=0x%x handshake_secret=0x%x",
                 lib, t->offsets.ssl_session, t->offsets.ssl_client_random,
                 t->offsets.session_master_key, t->offsets.ssl_client_app_traffic_secret,

@@ -64,14 +64,9 @@ const char *capture_tls_keylog_tls13_md(uint32_t cipher_id, size_t *hash_len)
     case 0x03001301: /* TLS_AES_128_GCM_SHA256 */
     case 0x03001303: /* TLS_CHACHA20_POLY1305_SHA256 */
     case 0x03001304: /* TLS_AES_128_CCM_SHA256 */
-    case 0x03001305: /* TLS_AES_128_CCM_8_SHA256 */
-        *hash_len = 32;
-        return "SHA256";
-    case 0x03001302: /* TLS_AES_256_GCM_SHA384 */
-        *hash_len = 48;
-        return "SHA384";
-    default:
-        return NULL;
+    case 0x03001305: /* TLS_AES_128_CCM_8_SHA256 */ *hash_len = 32; return "SHA256";
+    case 0x03001302: /* TLS_AES_256_GCM_SHA384 */ *hash_len = 48; return "SHA384";
+    default: return NULL;
     }
 }
 
@@ -147,11 +142,11 @@ int capture_tls_keylog_lines(const void *rec, size_t size, char *out, size_t out
             rc = capture_tls_keylog_expand_label(md, s.handshake_secret, hl, "s hs traffic",
                                                  s.handshake_traffic_hash, hl, shts, hl);
         if (rc == 0)
-            rc = line(out, outlen, &pos, "CLIENT_HANDSHAKE_TRAFFIC_SECRET", s.client_random,
-                      chts, hl);
+            rc = line(out, outlen, &pos, "CLIENT_HANDSHAKE_TRAFFIC_SECRET", s.client_random, chts,
+                      hl);
         if (rc == 0)
-            rc = line(out, outlen, &pos, "SERVER_HANDSHAKE_TRAFFIC_SECRET", s.client_random,
-                      shts, hl);
+            rc = line(out, outlen, &pos, "SERVER_HANDSHAKE_TRAFFIC_SECRET", s.client_random, shts,
+                      hl);
         if (rc)
             return rc;
     }
@@ -161,7 +156,7 @@ int capture_tls_keylog_lines(const void *rec, size_t size, char *out, size_t out
         rc = line(out, outlen, &pos, "SERVER_TRAFFIC_SECRET_0", s.client_random,
                   s.server_app_traffic_secret, hl);
     if (rc == 0 && !all_zero(s.exporter_master_secret, hl))
-        rc = line(out, outlen, &pos, "EXPORTER_SECRET", s.client_random,
-                  s.exporter_master_secret, hl);
+        rc = line(out, outlen, &pos, "EXPORTER_SECRET", s.client_random, s.exporter_master_secret,
+                  hl);
     return rc ? rc : (int)pos;
 }

@@ -208,8 +208,8 @@ static void find_handshake(const struct snap *s, const uint8_t *chts, size_t hl,
         if (b < 0)
             continue;
         for (long a = 0; a + CAPTURE_TLS_SECRET_MAX <= SSL_SPAN; a += 4) {
-            if (capture_tls_keylog_expand_label(md, s->ssl + a, hl, "c hs traffic", s->ssl + b,
-                                                hl, d, hl) == 0 &&
+            if (capture_tls_keylog_expand_label(md, s->ssl + a, hl, "c hs traffic", s->ssl + b, hl,
+                                                d, hl) == 0 &&
                 memcmp(d, chts, hl) == 0) {
                 o->ssl_handshake_secret = (uint32_t)a;
                 o->ssl_handshake_traffic_hash = (uint32_t)b;
@@ -239,12 +239,12 @@ static int make_cert(EVP_PKEY **key, X509 **cert)
     return 0;
 }
 
-#define NEED(cond, what)                                                                      \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            rc = nr_errf(NR_EPARSE, err, errlen, "calibration: %s not found", what);           \
-            goto out;                                                                         \
-        }                                                                                     \
+#define NEED(cond, what)                                                             \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            rc = nr_errf(NR_EPARSE, err, errlen, "calibration: %s not found", what); \
+            goto out;                                                                \
+        }                                                                            \
     } while (0)
 
 int capture_tls_offsets_calibrate(struct capture_tls_offsets *o, char *err, size_t errlen)
@@ -460,8 +460,7 @@ static int read_build_id(int fd, struct capture_tls_build *b)
         return -ENOEXEC;
     for (unsigned i = 0; i < eh.e_phnum; i++) {
         size_t len, pos = 0;
-        if (pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff + i * sizeof(ph))) !=
-            (ssize_t)sizeof(ph))
+        if (pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff + i * sizeof(ph))) != (ssize_t)sizeof(ph))
             return -ENOEXEC;
         if (ph.p_type != PT_NOTE)
             continue;

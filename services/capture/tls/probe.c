@@ -116,8 +116,7 @@ int capture_tls_probe_exclude(struct capture_tls_probe *p, uint32_t tgid)
     return 0;
 }
 
-int capture_tls_probe_set_offsets(struct capture_tls_probe *p,
-                                  const struct capture_tls_offsets *o)
+int capture_tls_probe_set_offsets(struct capture_tls_probe *p, const struct capture_tls_offsets *o)
 {
     uint32_t zero = 0;
 
@@ -126,8 +125,8 @@ int capture_tls_probe_set_offsets(struct capture_tls_probe *p,
     return 0;
 }
 
-int capture_tls_probe_attach(struct capture_tls_probe *p, const char *path, bool secrets,
-                             char *err, size_t errlen)
+int capture_tls_probe_attach(struct capture_tls_probe *p, const char *path, bool secrets, char *err,
+                             size_t errlen)
 {
     static const char *const funcs[4] = {"SSL_write", "SSL_write_ex", "SSL_read", "SSL_read_ex"};
     struct bpf_program *enter[4] = {
@@ -142,11 +141,10 @@ int capture_tls_probe_attach(struct capture_tls_probe *p, const char *path, bool
     }
     for (int i = 0; i < 8; i++) {
         int ret = i >= 4;
-        struct bpf_uprobe_opts opts = {
-            .sz = sizeof(opts),
-            .func_name = funcs[i % 4],
-            .retprobe = ret,
-            .bpf_cookie = secrets ? 1 : 0};
+        struct bpf_uprobe_opts opts = {.sz = sizeof(opts),
+                                       .func_name = funcs[i % 4],
+                                       .retprobe = ret,
+                                       .bpf_cookie = secrets ? 1 : 0};
         struct bpf_program *prog = ret ? p->skel->progs.ssl_ret : enter[i % 4];
         struct bpf_link *l = bpf_program__attach_uprobe_opts(prog, -1, path, 0, &opts);
         if (!l) {

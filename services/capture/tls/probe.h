@@ -26,17 +26,16 @@ struct capture_tls_probe *capture_tls_probe_open(const char *btf_path, capture_t
 int capture_tls_probe_exclude(struct capture_tls_probe *p, uint32_t tgid);
 
 /* Where the calibrated libssl build keeps the secrets (offsets.h). 0 or a negative errno. */
-int capture_tls_probe_set_offsets(struct capture_tls_probe *p,
-                                  const struct capture_tls_offsets *o);
+int capture_tls_probe_set_offsets(struct capture_tls_probe *p, const struct capture_tls_offsets *o);
 
 /* Attaches entry and return probes of SSL_write, SSL_write_ex, SSL_read and SSL_read_ex in the
  * library file `path` (every process that maps that file, now or later). With `secrets` (only
- * for a file of the calibrated build) the probes also send each connection's secrets once. A function the file
- * lacks is skipped (OpenSSL 1.1.0 has no _ex). 0, or a negative errno with a reason in err:
- * -EACCES/-EPERM when creating uprobes is not allowed (CAP_SYS_ADMIN), -ENOENT when the file
- * has none of the four functions. Nothing stays attached on failure. */
-int capture_tls_probe_attach(struct capture_tls_probe *p, const char *path, bool secrets,
-                             char *err, size_t errlen);
+ * for a file of the calibrated build) the probes also send each connection's secrets once. A
+ * function the file lacks is skipped (OpenSSL 1.1.0 has no _ex). 0, or a negative errno with a
+ * reason in err: -EACCES/-EPERM when creating uprobes is not allowed (CAP_SYS_ADMIN), -ENOENT when
+ * the file has none of the four functions. Nothing stays attached on failure. */
+int capture_tls_probe_attach(struct capture_tls_probe *p, const char *path, bool secrets, char *err,
+                             size_t errlen);
 
 /* The number of library files attached. */
 unsigned capture_tls_probe_libraries(const struct capture_tls_probe *p);

@@ -85,7 +85,7 @@ struct capture_tls_secrets {
     __u32 cipher_id; /* 0x0300xxxx */
     __u64 master_key_len;
     __u8 client_random[32];
-    __u8 master_key[48]; /* TLS 1.2 */
+    __u8 master_key[48];                           /* TLS 1.2 */
     __u8 handshake_secret[CAPTURE_TLS_SECRET_MAX]; /* TLS 1.3 from here on */
     __u8 handshake_traffic_hash[CAPTURE_TLS_SECRET_MAX];
     __u8 client_app_traffic_secret[CAPTURE_TLS_SECRET_MAX];
