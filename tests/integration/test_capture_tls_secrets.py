@@ -16,6 +16,7 @@ import subprocess
 import time
 
 import pytest
+from test_capture_tls import own_libssl, wait_for
 
 from test_capture_common import A_IP, lab, mval, run  # noqa: F401 (fixture)
 from test_capture_tls import (CLIENT_LINES, PEER, SERVER_LINES, SKIP, TLS_PORT, cert,  # noqa: F401
@@ -31,15 +32,17 @@ PEER_KEYLOG = "import os\n" + PEER.replace(
 assert PEER_KEYLOG.count("keylog_filename") == 1
 
 
-def converse(net, version, cert, tmp, keylog):  # noqa: F811
+def converse(net, version, cert, tmp, keylog, env=(), before_client=None):  # noqa: F811
     script = tmp / "tls_peer_keylog.py"
     script.write_text(PEER_KEYLOG)
-    server = subprocess.Popen(["ip", "netns", "exec", net.a, "/usr/bin/python3", script,
-                               "server", version, cert[0], cert[1], str(TLS_PORT)],
+    server = subprocess.Popen(["ip", "netns", "exec", net.a, "env", *env, "/usr/bin/python3",
+                               script, "server", version, cert[0], cert[1], str(TLS_PORT)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert server.stdout.readline().strip() == "listening", server.stderr.read()
-        client = run(["ip", "netns", "exec", net.b, "env", f"PY_KEYLOG={keylog}",
+        if before_client:
+            before_client()
+        client = run(["ip", "netns", "exec", net.b, "env", *env, f"PY_KEYLOG={keylog}",
                       "/usr/bin/python3", script, "client", version, A_IP, str(TLS_PORT)])
         server.wait(20)
         assert server.returncode == 0, server.stderr.read()
@@ -112,6 +115,45 @@ def test_secrets_are_openssls_own_and_decrypt_the_recorded_packets(lab, cert, tm
     # ... and not without it (the test can tell).
     enc = tshark("-r", path, "-q", "-z", f"follow,tls,ascii,{real[0]}")
     assert "hello from client 1" not in enc, enc
+
+
+def test_another_libssl_build_gives_plaintext_but_no_secrets(lab, cert, tmp_path):  # noqa: F811
+    # A copy of the system's libssl with another build-id stands for another build: its
+    # structs may be laid out differently, so its connections must give no secrets (wrong
+    # offsets would give wrong ones), only plaintext, and the capture must say so.
+    libdir, lib = own_libssl(tmp_path)
+    data = bytearray(lib.read_bytes())
+    note = b"\x04\x00\x00\x00\x14\x00\x00\x00\x03\x00\x00\x00GNU\x00"
+    at = data.find(note)
+    assert at > 0, "the system's libssl has no 20-byte GNU build-id"
+    for i in range(at + len(note), at + len(note) + 20):
+        data[i] ^= 0xFF
+    lib.write_bytes(bytes(data))
+    net = lab.netns()
+    lab.store(net)
+    capkeys = tmp_path / "capture.keys"
+    pykeys = tmp_path / "python.keys"
+    cap = lab.capture(net, "--tls", "--tls-keylog-file", capkeys, "--user", "root")
+    assert cap.lines("tls: secrets calibrated"), cap.stderr()
+
+    def other_build_attached():
+        return any(lib.name in ln and "secrets=no" in ln for ln in cap.lines("tls: attached"))
+
+    got = converse(net, "1.3", cert, tmp_path, pykeys, env=[f"LD_LIBRARY_PATH={libdir}"],
+                   before_client=lambda: wait_for(other_build_attached))
+    assert got == "TLSv1.3", got
+    assert other_build_attached(), cap.stderr()
+    time.sleep(1.0)
+    m = cap.scrape()
+    cap.stop()
+    only = [ln for ln in cap.lines("tls: plaintext only for this library: not the libssl build "
+                                   "the capture calibrated, its secrets are not read")
+            if lib.name in ln and str(libdir) in ln]
+    assert len(only) == 1, cap.stderr()
+    randoms = {cr for _, cr, _ in keylog_lines(pykeys)}
+    assert len(randoms) == 1
+    assert not [ln for ln in keylog_lines(capkeys) if ln[1] in randoms], capkeys.read_text()
+    assert mval(m, "netreel_capture_tls_packets_total") > 0, m  # the plaintext still is
 
 
 def test_keylog_file_needs_tls(lab, tmp_path):  # noqa: F811
