@@ -11,14 +11,21 @@ namespace's interface, back to the conversation.
 
 import os
 import re
+import socket
 import stat
 import subprocess
+import threading
 import time
+from concurrent import futures
+from pathlib import Path
+
+import grpc
 
 import pytest
 from test_capture_tls import own_libssl, wait_for
 
-from test_capture_common import A_IP, lab, mval, run  # noqa: F401 (fixture)
+from conftest import REPO, _load_module
+from test_capture_common import A_IP, CaptureProc, lab, mval, run  # noqa: F401 (fixture)
 from test_capture_tls import (CLIENT_LINES, PEER, SERVER_LINES, SKIP, TLS_PORT, cert,  # noqa: F401
                               tshark)
 
@@ -154,6 +161,96 @@ def test_another_libssl_build_gives_plaintext_but_no_secrets(lab, cert, tmp_path
     assert len(randoms) == 1
     assert not [ln for ln in keylog_lines(capkeys) if ln[1] in randoms], capkeys.read_text()
     assert mval(m, "netreel_capture_tls_packets_total") > 0, m  # the plaintext still is
+
+
+class FakeStore:
+    """A grpcio netreel.v1.Store that takes the capture's Ingest stream, keeps every
+    PacketBatch and acknowledges it: what the capture hands the store, as the store reads it."""
+
+    def __init__(self, pb):
+        self.pb = pb
+        self.batches = []
+        self.lock = threading.Lock()
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        handler = grpc.stream_stream_rpc_method_handler(
+            self.ingest, request_deserializer=pb.PacketBatch.FromString,
+            response_serializer=pb.IngestAck.SerializeToString)
+        self.server.add_generic_rpc_handlers(
+            [grpc.method_handlers_generic_handler("netreel.v1.Store", {"Ingest": handler})])
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+
+    def ingest(self, batches, context):
+        for b in batches:
+            with self.lock:
+                self.batches.append(b)
+            yield self.pb.IngestAck(capture_id=b.capture_id, seq=b.seq)
+
+    def keylog(self):
+        with self.lock:
+            return [b.tls_keylog for b in self.batches if b.tls_keylog]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_store_gets_the_lines_in_packet_batches(lab, cert, tmp_path):  # noqa: F811
+    # Against a stand-in store (grpcio), in the host's namespace on loopback: the batches the
+    # capture sends must carry, in tls_keylog, the same lines as the key log file, each batch
+    # at most 1 MiB of well-formed lines.
+    out = tmp_path / "pb"
+    out.mkdir()
+    subprocess.run(["protoc", f"--python_out={out}", "-Iproto", "proto/netreel/v1/common.proto",
+                    "proto/netreel/v1/store.proto"], cwd=REPO, check=True, timeout=60)
+    import sys
+    sys.path.insert(0, str(out))
+    try:
+        pb = _load_module("netreel_store_pb2", out / "netreel" / "v1" / "store_pb2.py")
+    finally:
+        sys.path.remove(str(out))
+    store = FakeStore(pb)
+    capkeys = tmp_path / "capture.keys"
+    try:
+        cap = CaptureProc(lab.capture_bin, ["-i", "lo", "--store", f"127.0.0.1:{store.port}",
+                                            "--metrics-listen", "off", "--node", "node-a",
+                                            "--tls", "--tls-keylog-file", capkeys],
+                          tmp_path / "capture.stderr")
+        lab.captures.append(cap)
+        cap.wait_capturing()
+        port = free_port()
+        script = tmp_path / "tls_peer_keylog.py"
+        script.write_text(PEER_KEYLOG)
+        for version in ("1.2", "1.3"):
+            pykeys = tmp_path / f"python{version}.keys"
+            server = subprocess.Popen(["/usr/bin/python3", script, "server", version, cert[0],
+                                       cert[1], str(port)], stdout=subprocess.PIPE, text=True)
+            assert server.stdout.readline().strip() == "listening"
+            run(["env", f"PY_KEYLOG={pykeys}", "/usr/bin/python3", script, "client", version,
+                 "127.0.0.1", str(port)])
+            assert server.wait(20) == 0
+            want = keylog_lines(pykeys)
+            cr = next(iter(want))[1]
+            assert wait_for(lambda: any(cr.encode() in k for k in store.keylog()), 10), \
+                f"no batch carried the lines of {cr}\n{cap.stderr()}"
+        cap.stop()
+        sent = b"".join(store.keylog())
+        assert all(len(k) <= 1 << 20 and k.endswith(b"\n") for k in store.keylog())
+        got = Path(tmp_path / "sent.keys")
+        got.write_bytes(sent)
+        # Lines of the file, each sent once (other OpenSSL processes of the machine are traced
+        # too: their lines may be in both).
+        lines = sent.decode().splitlines()
+        assert len(lines) == len(set(lines)), lines
+        assert set(lines) <= set(capkeys.read_text().splitlines())
+        for version in ("1.2", "1.3"):
+            want = keylog_lines(tmp_path / f"python{version}.keys")
+            cr = next(iter(want))[1]
+            assert {ln for ln in keylog_lines(got) if ln[1] == cr} == want
+    finally:
+        store.server.stop(0)
 
 
 def test_keylog_file_needs_tls(lab, tmp_path):  # noqa: F811
