@@ -261,6 +261,8 @@ static __always_inline void send_secrets(__u64 ssl_addr, __u32 pid)
     s->version = 0;
     s->cipher_id = 0;
     s->master_key_len = 0;
+    __builtin_memset(s->client_app_traffic_secret, 0, sizeof(s->client_app_traffic_secret));
+    __builtin_memset(s->server_app_traffic_secret, 0, sizeof(s->server_app_traffic_secret));
     __builtin_memset(s->master_key, 0, sizeof(s->master_key));
     __builtin_memset(s->handshake_secret, 0, sizeof(s->handshake_secret));
     __builtin_memset(s->handshake_traffic_hash, 0, sizeof(s->handshake_traffic_hash));
@@ -288,6 +290,12 @@ static __always_inline void send_secrets(__u64 ssl_addr, __u32 pid)
         bpf_probe_read_user(s->exporter_master_secret, CAPTURE_TLS_SECRET_MAX,
                             ssl + o->ssl_exporter_master_secret);
     }
+    /* Not all there yet (a TLS 1.3 server writing before its client's Finished has no client
+     * traffic secret): not sent, not marked, read again at the connection's next call. */
+    if (s->version == 0x0304 ? *(__u64 *)s->client_app_traffic_secret == 0 ||
+                                   *(__u64 *)s->server_app_traffic_secret == 0
+                             : s->master_key_len == 0)
+        return;
     if (bpf_ringbuf_output(&rb, s, sizeof(*s), 0) == 0)
         bpf_map_update_elem(&secrets_sent, &k, s->client_random, BPF_ANY);
     else
