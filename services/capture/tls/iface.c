@@ -29,8 +29,6 @@
 /* Key log lines waiting for the next batch: what the store takes in one (a line is < 200 B,
  * a connection's lines < 1 KiB: some thousand connections per batch time). */
 #define KEYLOG_PENDING_MAX (1u << 20)
-/* Client randoms whose lines went out lately: both traced ends of a connection send the same. */
-#define KEYLOG_RECENT 1024
 
 struct capture_tls_iface {
     struct capture *cap;
@@ -49,13 +47,10 @@ struct capture_tls_iface {
     /* secrets */
     bool calibrated;
     struct capture_tls_offsets offsets;
-    struct capture_tls_build build; /* of the calibrated libssl */
-    char *keylog;                   /* lines for the next batch, KEYLOG_PENDING_MAX bytes */
-    size_t keylog_len;
-    uint8_t recent[KEYLOG_RECENT][33]; /* client random + TLS minor version */
-    unsigned recent_next;
-    int keylog_fd; /* --tls-keylog-file, -1 */
-    uint64_t secrets, bad_secrets, keylog_lines, keylog_dropped, keylog_write_errors;
+    struct capture_tls_build build;         /* of the calibrated libssl */
+    struct capture_tls_keylog_queue keylog; /* lines for the next batch */
+    int keylog_fd;                          /* --tls-keylog-file, -1 */
+    uint64_t secrets, bad_secrets, keylog_lines, keylog_write_errors;
 };
 
 static int64_t clock_ns(clockid_t id)
@@ -78,7 +73,7 @@ static void flush(struct capture_tls_iface *t)
     struct capture_batch *b = &t->batch;
 
     if (b->packets == 0) {
-        if (t->keylog_len) /* key log lines go out without packets too */
+        if (t->keylog.len) /* key log lines go out without packets too */
             capture_pipeline_heartbeat(t->cap);
         return;
     }
@@ -113,7 +108,6 @@ static void on_secrets(struct capture_tls_iface *t, const void *rec, size_t size
 {
     const struct capture_tls_secrets *s = rec;
     char lines[CAPTURE_TLS_KEYLOG_REC_MAX];
-    uint8_t key[33];
     int n;
 
     t->secrets++;
@@ -124,25 +118,16 @@ static void on_secrets(struct capture_tls_iface *t, const void *rec, size_t size
                     (unsigned long long)t->bad_secrets);
         return;
     }
-    memcpy(key, s->client_random, 32);
-    key[32] = (uint8_t)s->version;
-    for (unsigned i = 0; i < KEYLOG_RECENT; i++)
-        if (memcmp(t->recent[i], key, sizeof(key)) == 0)
-            return; /* the other end of the same connection, traced too */
-    memcpy(t->recent[t->recent_next], key, sizeof(key));
-    t->recent_next = (t->recent_next + 1) % KEYLOG_RECENT;
+    if (capture_tls_keylog_queue_seen(&t->keylog, s->client_random, s->version))
+        return; /* the other end of the same connection, traced too */
     for (const char *c = lines; c < lines + n; c++)
         t->keylog_lines += *c == '\n';
     if (t->keylog_fd >= 0)
         write_keylog_file(t, lines, (size_t)n);
-    if (KEYLOG_PENDING_MAX - t->keylog_len < (size_t)n) {
-        if (t->keylog_dropped++ == 0 || t->keylog_dropped % 1000 == 0)
-            NR_WARN("tls: key log lines dropped: the store does not take them fast enough",
-                    "connections=%llu", (unsigned long long)t->keylog_dropped);
-        return;
-    }
-    memcpy(t->keylog + t->keylog_len, lines, (size_t)n);
-    t->keylog_len += (size_t)n;
+    if (capture_tls_keylog_queue_push(&t->keylog, lines, (size_t)n) != 0 &&
+        (t->keylog.dropped == 1 || t->keylog.dropped % 1000 == 0))
+        NR_WARN("tls: key log lines dropped: the store does not take them fast enough",
+                "connections=%llu", (unsigned long long)t->keylog.dropped);
 }
 
 static void on_record(void *arg, const void *rec, size_t size)
@@ -240,8 +225,7 @@ static int open_secrets(struct capture_tls_iface *t, char *err, size_t errlen)
     char why[256] = "", lib[512] = "";
     int rc;
 
-    t->keylog = malloc(KEYLOG_PENDING_MAX);
-    if (!t->keylog) {
+    if (capture_tls_keylog_queue_init(&t->keylog, KEYLOG_PENDING_MAX) != 0) {
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
@@ -397,18 +381,18 @@ void capture_tls_iface_stats(const struct capture_tls_iface *t, struct capture_t
     st->secrets = t->secrets;
     st->bad_secrets = t->bad_secrets;
     st->keylog_lines = t->keylog_lines;
-    st->keylog_dropped = t->keylog_dropped;
+    st->keylog_dropped = t->keylog.dropped;
 }
 
 const char *capture_tls_iface_keylog(const struct capture_tls_iface *t, size_t *len)
 {
-    *len = t->keylog_len;
-    return t->keylog;
+    *len = t->keylog.len;
+    return t->keylog.buf;
 }
 
 void capture_tls_iface_keylog_sent(struct capture_tls_iface *t)
 {
-    t->keylog_len = 0;
+    t->keylog.len = 0;
 }
 
 void capture_tls_iface_free(struct capture_tls_iface *t)
@@ -420,6 +404,6 @@ void capture_tls_iface_free(struct capture_tls_iface *t)
     nr_buf_free(&t->batch.blocks);
     if (t->keylog_fd >= 0)
         close(t->keylog_fd);
-    free(t->keylog);
+    capture_tls_keylog_queue_free(&t->keylog);
     free(t);
 }

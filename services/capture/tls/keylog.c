@@ -7,6 +7,7 @@
 #include <openssl/kdf.h>
 #include <openssl/params.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util/error.h"
@@ -159,4 +160,45 @@ int capture_tls_keylog_lines(const void *rec, size_t size, char *out, size_t out
         rc = line(out, outlen, &pos, "EXPORTER_SECRET", s.client_random, s.exporter_master_secret,
                   hl);
     return rc ? rc : (int)pos;
+}
+
+int capture_tls_keylog_queue_init(struct capture_tls_keylog_queue *q, size_t max)
+{
+    memset(q, 0, sizeof(*q));
+    q->buf = malloc(max ? max : 1);
+    q->max = max;
+    return q->buf ? 0 : -ENOMEM;
+}
+
+void capture_tls_keylog_queue_free(struct capture_tls_keylog_queue *q)
+{
+    free(q->buf);
+    q->buf = NULL;
+    q->len = q->max = 0;
+}
+
+int capture_tls_keylog_queue_seen(struct capture_tls_keylog_queue *q, const uint8_t cr[32],
+                                  int32_t version)
+{
+    uint8_t key[33];
+
+    memcpy(key, cr, 32);
+    key[32] = (uint8_t)version;
+    for (unsigned i = 0; i < CAPTURE_TLS_KEYLOG_RECENT; i++)
+        if (memcmp(q->recent[i], key, sizeof(key)) == 0)
+            return 1;
+    memcpy(q->recent[q->recent_next], key, sizeof(key));
+    q->recent_next = (q->recent_next + 1) % CAPTURE_TLS_KEYLOG_RECENT;
+    return 0;
+}
+
+int capture_tls_keylog_queue_push(struct capture_tls_keylog_queue *q, const char *lines, size_t len)
+{
+    if (q->max - q->len < len) {
+        q->dropped++;
+        return -ENOBUFS;
+    }
+    memcpy(q->buf + q->len, lines, len);
+    q->len += len;
+    return 0;
 }

@@ -36,4 +36,28 @@ const char *capture_tls_keylog_tls13_md(uint32_t cipher_id, size_t *hash_len);
  * give); -ENOSPC when out is too small. */
 int capture_tls_keylog_lines(const void *rec, size_t size, char *out, size_t outlen);
 
+/* Lines waiting for the next batch: at most `max` bytes (what the store takes in one batch), and
+ * the client randoms whose lines went out lately (both traced ends of one connection give the
+ * same lines: they go out once). Embedded. */
+#define CAPTURE_TLS_KEYLOG_RECENT 1024
+struct capture_tls_keylog_queue {
+    char *buf;
+    size_t len, max;
+    uint8_t recent[CAPTURE_TLS_KEYLOG_RECENT][33]; /* client random + TLS minor version */
+    unsigned recent_next;
+    uint64_t dropped; /* records whose lines found no room */
+};
+
+/* 0 or -ENOMEM. */
+int capture_tls_keylog_queue_init(struct capture_tls_keylog_queue *q, size_t max);
+void capture_tls_keylog_queue_free(struct capture_tls_keylog_queue *q);
+
+/* Whether the lines of this client random and version were seen lately; if not, they are now. */
+int capture_tls_keylog_queue_seen(struct capture_tls_keylog_queue *q, const uint8_t cr[32],
+                                  int32_t version);
+
+/* Appends one record's lines whole. 0, or -ENOBUFS (counted in dropped) when they do not fit. */
+int capture_tls_keylog_queue_push(struct capture_tls_keylog_queue *q, const char *lines,
+                                  size_t len);
+
 #endif
