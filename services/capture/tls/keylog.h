@@ -16,9 +16,8 @@
 #define CAPTURE_TLS_KEYLOG_REC_MAX (5 * CAPTURE_TLS_KEYLOG_LINE_MAX)
 
 /* HKDF-Expand-Label(secret, label, context, len) of RFC 8446 §7.1 with the digest `md_name`
- * ("SHA256", "SHA384"); label without the "tls13 " prefix. 0, NR_EPARSE (bad sizes, or
- * OpenSSL refused),
- * -ENOMEM when OpenSSL cannot make the HKDF. */
+ * ("SHA256", "SHA384"); label without the "tls13 " prefix. 0, NR_EPARSE (bad sizes, or OpenSSL
+ * refused), or -ENOMEM when OpenSSL cannot make the HKDF. */
 int capture_tls_keylog_expand_label(const char *md_name, const uint8_t *secret, size_t secret_len,
                                     const char *label, const uint8_t *context, size_t context_len,
                                     uint8_t *out, size_t len);
