@@ -213,6 +213,35 @@ static void both_traced_ends_write_the_same_numbers(void **state)
     capture_tls_synth_free(s);
 }
 
+/* A server whose first read OpenSSL served from its buffer has no socket yet: a placeholder.
+ * When its socket shows, the connection is made again with the real endpoints, and the server
+ * is still the server: the traced process read first, so the peer spoke first. */
+static void socket_found_later_keeps_who_spoke_first(void **state)
+{
+    struct capture_tls_synth *s = capture_tls_synth_new(4);
+    struct nr_buf out;
+    struct pkt p[8];
+    size_t off = 0, n;
+
+    (void)state;
+    nr_buf_init(&out, 1 << 20);
+    n = make(9, 0x2000, CAPTURE_TLS_READ, "GET /");
+    assert_int_equal(capture_tls_synth_record(s, &rec, n, 1, 0, &out), 4);
+    n = make(9, 0x2000, CAPTURE_TLS_WRITE, "200 OK");
+    tuple4("10.0.0.2", 8443, "10.0.0.1", 40000);
+    assert_int_equal(capture_tls_synth_record(s, &rec, n, 2, 0, &out), 4);
+    for (int i = 0; i < 8; i++)
+        assert_true(next_pkt(&out, &off, &p[i]));
+    /* The second handshake is the real one: its SYN comes from the client, the peer. */
+    assert_int_equal(p[4].flags, 0x02);
+    assert_int_equal(p[4].sport, 40000);
+    assert_int_equal(p[4].dport, 8443);
+    assert_int_equal(p[7].sport, 8443); /* the reply from the server, the traced process */
+    assert_memory_equal(p[7].payload, "200 OK", 6);
+    nr_buf_free(&out);
+    capture_tls_synth_free(s);
+}
+
 static void lost_bytes_leave_a_gap(void **state)
 {
     struct capture_tls_synth *s = capture_tls_synth_new(4);
@@ -352,6 +381,7 @@ int main(void)
         cmocka_unit_test(handshake_then_data_in_both_directions),
         cmocka_unit_test(both_traced_ends_write_the_same_numbers),
         cmocka_unit_test(lost_bytes_leave_a_gap),
+        cmocka_unit_test(socket_found_later_keeps_who_spoke_first),
         cmocka_unit_test(unknown_socket_gets_a_stable_placeholder),
         cmocka_unit_test(bad_records_are_refused_whole),
         cmocka_unit_test(a_full_buffer_changes_nothing),

@@ -13,7 +13,8 @@
 #include "capture/tls.skel.h"
 #include "util/log.h"
 
-#define MAX_LINKS (64 * 8) /* 64 library files, 8 probes each */
+#define PROBES    10 /* per library: 5 functions, entry and return */
+#define MAX_LINKS (64 * PROBES)
 
 struct capture_tls_probe {
     struct capture_tls_bpf *skel;
@@ -128,30 +129,35 @@ int capture_tls_probe_set_offsets(struct capture_tls_probe *p, const struct capt
 int capture_tls_probe_attach(struct capture_tls_probe *p, const char *path, bool secrets, char *err,
                              size_t errlen)
 {
-    static const char *const funcs[4] = {"SSL_write", "SSL_write_ex", "SSL_read", "SSL_read_ex"};
-    struct bpf_program *enter[4] = {
+    static const char *const funcs[PROBES / 2] = {"SSL_write", "SSL_write_ex", "SSL_read",
+                                                  "SSL_read_ex", "SSL_do_handshake"};
+    struct bpf_program *enter[PROBES / 2] = {
         p->skel->progs.ssl_write_enter, p->skel->progs.ssl_write_ex_enter,
-        p->skel->progs.ssl_read_enter, p->skel->progs.ssl_read_ex_enter};
+        p->skel->progs.ssl_read_enter, p->skel->progs.ssl_read_ex_enter,
+        p->skel->progs.ssl_handshake_enter};
     unsigned first = p->n_links, attached = 0;
     int rc = 0;
 
-    if (p->n_links + 8 > MAX_LINKS) {
-        snprintf(err, errlen, "%s: at most %d libraries", path, MAX_LINKS / 8);
+    if (p->n_links + PROBES > MAX_LINKS) {
+        snprintf(err, errlen, "%s: at most %d libraries", path, MAX_LINKS / PROBES);
         return -E2BIG;
     }
-    for (int i = 0; i < 8; i++) {
-        int ret = i >= 4;
+    for (int i = 0; i < PROBES; i++) {
+        int f = i % (PROBES / 2), ret = i >= PROBES / 2;
         struct bpf_uprobe_opts opts = {.sz = sizeof(opts),
-                                       .func_name = funcs[i % 4],
+                                       .func_name = funcs[f],
                                        .retprobe = ret,
                                        .bpf_cookie = secrets ? 1 : 0};
-        struct bpf_program *prog = ret ? p->skel->progs.ssl_ret : enter[i % 4];
+        struct bpf_program *prog = !ret ? enter[f]
+                                   : strcmp(funcs[f], "SSL_do_handshake") == 0
+                                       ? p->skel->progs.ssl_handshake_ret
+                                       : p->skel->progs.ssl_ret;
         struct bpf_link *l = bpf_program__attach_uprobe_opts(prog, -1, path, 0, &opts);
         if (!l) {
             rc = -errno;
             if (rc == -ENOENT || rc == -ESRCH)
                 continue; /* this build lacks the function */
-            snprintf(err, errlen, "uprobe on %s in %s: %s%s", funcs[i % 4], path, strerror(-rc),
+            snprintf(err, errlen, "uprobe on %s in %s: %s%s", funcs[f], path, strerror(-rc),
                      rc == -EACCES || rc == -EPERM ? " (creating uprobes needs CAP_SYS_ADMIN)"
                                                    : "");
             goto fail;

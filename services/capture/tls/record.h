@@ -21,8 +21,9 @@ enum capture_tls_rec_type {
 };
 
 enum capture_tls_dir {
-    CAPTURE_TLS_WRITE = 0, /* from the traced process */
-    CAPTURE_TLS_READ = 1,  /* to it */
+    CAPTURE_TLS_WRITE = 0,     /* from the traced process */
+    CAPTURE_TLS_READ = 1,      /* to it */
+    CAPTURE_TLS_HANDSHAKE = 2, /* SSL_do_handshake: no plaintext, only the fd (BPF side) */
 };
 
 /* The connection's socket as the kernel sees it, from the traced process's side. */

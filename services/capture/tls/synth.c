@@ -27,6 +27,7 @@ struct conn {
     uint8_t caddr[16], saddr[16];
     uint16_t cport, sport;
     bool local_is_client; /* the traced process is the client */
+    bool placeholder;     /* its socket was not known: made-up endpoints */
     uint32_t cseq, sseq;  /* next sequence number of each side */
     int next;             /* hash chain, -1 ends it */
 };
@@ -169,6 +170,7 @@ static void set_endpoints(struct conn *c, const struct capture_tls_tuple *t, boo
         rport = 0;
     }
     c->local_is_client = local_is_client;
+    c->placeholder = t->family != AF_INET_BPF && t->family != AF_INET6_BPF;
     memcpy(c->caddr, local_is_client ? laddr : raddr, 16);
     memcpy(c->saddr, local_is_client ? raddr : laddr, 16);
     c->cport = local_is_client ? lport : rport;
@@ -306,6 +308,7 @@ int capture_tls_synth_record(struct capture_tls_synth *s, const void *rec, size_
     size_t mark = out->len;
     struct conn *c;
     bool new_conn = false, from_client;
+    int role = -1; /* the role a replaced placeholder connection had found */
     int packets = 0, rc;
 
     if (size < sizeof(h))
@@ -318,7 +321,11 @@ int capture_tls_synth_record(struct capture_tls_synth *s, const void *rec, size_
         return -EOVERFLOW;
     c = find(s, h.pid, h.ssl);
     if (c && !same_tuple(c, &h.tuple)) {
-        unlink_conn(s, (int)(c - s->conns)); /* the SSL* now serves another connection */
+        /* The SSL* now serves another connection — or its socket became known: then who spoke
+         * first is still what the placeholder saw, not this record's direction. */
+        if (c->placeholder)
+            role = c->local_is_client;
+        unlink_conn(s, (int)(c - s->conns));
         c = NULL;
     }
     if (!c) {
@@ -330,7 +337,7 @@ int capture_tls_synth_record(struct capture_tls_synth *s, const void *rec, size_
         c->ssl = h.ssl;
         c->used = true;
         /* Who speaks first is taken as the client: both traced ends agree on it. */
-        set_endpoints(c, &h.tuple, h.dir == CAPTURE_TLS_WRITE);
+        set_endpoints(c, &h.tuple, role >= 0 ? role == 1 : h.dir == CAPTURE_TLS_WRITE);
         set_isns(c);
         b = bucket_of(s, h.pid, h.ssl);
         c->next = s->buckets[b];

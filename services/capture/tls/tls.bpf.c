@@ -167,6 +167,16 @@ int ssl_read_ex_enter(struct pt_regs *ctx)
     return enter(ctx, CAPTURE_TLS_READ, 1);
 }
 
+/* The handshake moves no plaintext, but its syscalls show the connection's fd: the 4-tuple is
+ * then cached before the first SSL_read, which OpenSSL may serve from what it buffered during
+ * the handshake (no syscall, so no fd of its own). Without it such a connection would start
+ * with a placeholder address and change to the real one mid-stream. */
+SEC("uprobe")
+int ssl_handshake_enter(struct pt_regs *ctx)
+{
+    return enter(ctx, CAPTURE_TLS_HANDSHAKE, 0);
+}
+
 /* The fd of the first read/write/send/recv syscall the thread makes inside an SSL call
  * (kubeshark's method: needs no OpenSSL struct offsets). A raw tracepoint needs no tracefs. */
 SEC("raw_tracepoint/sys_enter")
@@ -300,6 +310,26 @@ static __always_inline void send_secrets(__u64 ssl_addr, __u32 pid)
         bpf_map_update_elem(&secrets_sent, &k, s->client_random, BPF_ANY);
     else
         count(0, 1); /* not marked sent: the next call tries again */
+}
+
+SEC("uretprobe")
+int ssl_handshake_ret(struct pt_regs *ctx)
+{
+    __u64 id = bpf_get_current_pid_tgid();
+    struct call *cp = bpf_map_lookup_elem(&calls, &id);
+    struct capture_tls_tuple t = {0};
+    struct conn_key k = {0};
+    int fd;
+
+    if (!cp)
+        return 0;
+    k.ssl = cp->ssl;
+    k.pid = id >> 32;
+    fd = cp->fd;
+    bpf_map_delete_elem(&calls, &id);
+    if (fd >= 0 && tuple_from_fd(fd, &t) == 0)
+        bpf_map_update_elem(&tuples, &k, &t, BPF_ANY);
+    return 0;
 }
 
 SEC("uretprobe")
