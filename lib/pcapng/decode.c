@@ -249,6 +249,28 @@ int pcapng_epb_decode(const uint8_t *p, size_t block_len, struct pcapng_epb *epb
     return epb_parse(p, block_len, epb, NULL, 0);
 }
 
+int pcapng_dsb_decode(const uint8_t *p, size_t block_len, struct pcapng_dsb *dsb)
+{
+    size_t room;
+    uint32_t n;
+
+    if (whole_block(p, block_len, PCAPNG_BT_DSB, "a DSB", PCAPNG_DSB_MIN, NULL, 0) < 0)
+        return NR_EPARSE;
+    n = pcapng_le32(p + 12);
+    room = block_len - PCAPNG_DSB_MIN;
+    if (n > room)
+        return NR_EPARSE;
+    for (size_t i = n; i < PCAPNG_PAD4(n); i++)
+        if (p[16 + i] != 0)
+            return NR_EPARSE;
+    if (opts_check(p + 16 + PCAPNG_PAD4(n), room - PCAPNG_PAD4(n), NULL, 0) < 0)
+        return NR_EPARSE;
+    dsb->secrets_type = pcapng_le32(p + 8);
+    dsb->data = p + 16;
+    dsb->len = n;
+    return 0;
+}
+
 /* An option's string, cut to fit and NUL-terminated (pcapng strings carry no NUL). */
 static void copy_str(char *dst, size_t size, const uint8_t *value, size_t vlen)
 {

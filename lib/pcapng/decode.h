@@ -43,6 +43,17 @@ int pcapng_idb_decode(const uint8_t *p, size_t block_len, struct pcapng_idb *idb
 int pcapng_nrb_foreach(const uint8_t *p, size_t block_len,
                        int (*fn)(const struct pcapng_name *name, void *arg), void *arg);
 
+/* One Decryption Secrets Block, decoded in place. */
+struct pcapng_dsb {
+    uint32_t secrets_type;
+    const uint8_t *data; /* len bytes inside the block */
+    size_t len;
+};
+
+/* Decodes a DSB (whole block): type 10, secrets length within the block with its padding, the
+ * padding zero, options (if any) that fit. Returns 0 or NR_EPARSE. */
+int pcapng_dsb_decode(const uint8_t *p, size_t block_len, struct pcapng_dsb *dsb);
+
 /* What a batch of EPBs must agree with before any of it is written. */
 struct pcapng_batch_rules {
     const uint32_t *snaplens; /* per interface id; an id >= n_interfaces is unknown */

@@ -349,3 +349,22 @@ int pcapng_epb_append_copy(struct nr_buf *b, const struct pcapng_epb *epb, uint3
     block_end(b, p, total);
     return 0;
 }
+
+int pcapng_dsb_append(struct nr_buf *b, uint32_t secrets_type, const void *data, size_t len)
+{
+    size_t total;
+    uint8_t *p;
+    int rc;
+
+    if (len == 0 || len > PCAPNG_DSB_MAX_SECRETS || data == NULL)
+        return -EINVAL;
+    total = PCAPNG_DSB_MIN + PCAPNG_PAD4(len);
+    rc = block_begin(b, PCAPNG_BT_DSB, total, &p);
+    if (rc < 0)
+        return rc;
+    p = put32(p, secrets_type);
+    p = put32(p, (uint32_t)len);
+    p = put_padded(p, data, len);
+    block_end(b, p, total);
+    return 0;
+}

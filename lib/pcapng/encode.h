@@ -43,4 +43,9 @@ int pcapng_epb_append(struct nr_buf *b, uint32_t ifid, int64_t ts_ns, const void
 int pcapng_epb_append_copy(struct nr_buf *b, const struct pcapng_epb *epb, uint32_t ifid,
                            uint32_t snaplen);
 
+/* Decryption Secrets Block of secrets_type (PCAPNG_DSB_TLS_KEYLOG: NSS key log lines) holding
+ * the len bytes of data, padded to 4, without options. -EINVAL when len is 0 or more than
+ * PCAPNG_DSB_MAX_SECRETS. */
+int pcapng_dsb_append(struct nr_buf *b, uint32_t secrets_type, const void *data, size_t len);
+
 #endif

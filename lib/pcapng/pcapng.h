@@ -14,6 +14,12 @@
 #define PCAPNG_BT_EPB 0x00000006u
 #define PCAPNG_BT_DSB 0x0000000Au
 #define PCAPNG_BYTE_ORDER_MAGIC 0x1A2B3C4Du
+/* Decryption Secrets Block secrets type: an NSS key log (TLS). */
+#define PCAPNG_DSB_TLS_KEYLOG 0x544C534Bu
+/* A DSB without secrets or options: type, length, secrets type, secrets length, trailer. */
+#define PCAPNG_DSB_MIN 20u
+/* The most secrets one DSB we write carries: a block stays well under PCAPNG_MAX_BLOCK. */
+#define PCAPNG_DSB_MAX_SECRETS (1u << 20)
 
 /* Type, total length, ..., total length: the smallest block there is. */
 #define PCAPNG_BLOCK_MIN 12u
