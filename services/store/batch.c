@@ -1,6 +1,8 @@
 /* Validation of incoming PacketBatches (see batch.h). */
 #include "store/batch.h"
 
+#include "pcapng/keylog.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,6 +150,11 @@ int store_batch_check(const struct store_config *cfg, const struct store_stream 
                        "first_ts_ns/last_ts_ns say %lld..%lld, the blocks hold %lld..%lld",
                        (long long)b->first_ts_ns, (long long)b->last_ts_ns,
                        (long long)info->first_ts_ns, (long long)info->last_ts_ns);
+    if (pcapng_keylog_validate(b->tls_keylog.data, b->tls_keylog.len, NULL, err, errlen) != 0) {
+        char why[256];
+        snprintf(why, sizeof(why), "tls_keylog: %s", err);
+        return nr_errf(NR_EPARSE, err, errlen, "%s", why);
+    }
     return 0;
 }
 

@@ -91,7 +91,7 @@ int store_index_record_decode(const uint8_t *buf, struct store_record *r)
     if (pcapng_le32(buf + 92) != store_index_checksum(buf, 92))
         return NR_EPARSE;
     r->kind = pcapng_le32(buf);
-    if (r->kind < STORE_REC_HEAD || r->kind > STORE_REC_CLOSE)
+    if (r->kind < STORE_REC_HEAD || r->kind > STORE_REC_KEYS)
         return NR_EPARSE;
     r->packets = pcapng_le32(buf + 4);
     r->offset = get64(buf + 8);

@@ -22,6 +22,8 @@ enum store_record_kind {
     STORE_REC_META = 2,  /* IDBs or an NRB appended mid-segment; `packets` = interfaces now */
     STORE_REC_BATCH = 3, /* one batch of EPBs */
     STORE_REC_CLOSE = 4, /* the ISBs written at close; the segment is complete */
+    STORE_REC_KEYS = 5,  /* a DSB of TLS key log lines a batch carried, right before its EPBs
+                          * (the batch's record follows in the same write); `seq` = the batch's */
 };
 
 struct store_counters {

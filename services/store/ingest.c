@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 
 #include "netreel/v1/store.pb-c.h"
+#include "pcapng/encode.h"
+#include "pcapng/keylog.h"
 #include "rpc/status.h"
 #include "store/batch.h"
 #include "store/retention.h"
@@ -252,33 +254,62 @@ static bool rotate_due(const struct store *s, const struct store_segment *seg, s
            seg->end + len > s->cfg.segment_cap;
 }
 
+static int keys_and_batch(struct store_ingest *ig, const Netreel__V1__PacketBatch *b,
+                          const struct store_run *run, const struct nr_buf *dsb, size_t blen,
+                          size_t len, int64_t now_ns, char *err, size_t errlen);
+
 /* Writes a checked batch. Returns a gRPC code (RPC_OK) and a message in err. */
 static int store_batch(struct store_ingest *ig, const Netreel__V1__PacketBatch *b,
-                       const struct pcapng_batch_info *info, int64_t now_ns, char *err,
-                       size_t errlen)
+                       const struct pcapng_batch_info *info, bool with_packets, int64_t now_ns,
+                       char *err, size_t errlen)
+{
+    struct store_run run = {
+        .first_ts_ns = with_packets ? info->first_ts_ns : 0,
+        .last_ts_ns = with_packets ? info->last_ts_ns : 0,
+        .seq = b->seq,
+        .packets = with_packets ? info->packets : 0,
+        .counters = ig->st->counters,
+    };
+    /* The batch's TLS key log lines go before its packets as one Decryption Secrets Block. */
+    struct nr_buf dsb;
+    size_t blen = with_packets ? b->blocks.len : 0;
+    size_t len;
+    int rc;
+
+    nr_buf_init(&dsb, PCAPNG_DSB_MIN + PCAPNG_KEYLOG_MAX);
+    if (b->tls_keylog.len &&
+        pcapng_dsb_append(&dsb, PCAPNG_DSB_TLS_KEYLOG, b->tls_keylog.data, b->tls_keylog.len) != 0) {
+        nr_buf_free(&dsb);
+        snprintf(err, errlen, "out of memory");
+        return RPC_RESOURCE_EXHAUSTED;
+    }
+    len = dsb.len + blen;
+    rc = keys_and_batch(ig, b, &run, &dsb, blen, len, now_ns, err, errlen);
+    nr_buf_free(&dsb);
+    return rc;
+}
+
+/* store_batch's body: the segment's end gets the DSB (dsb->len bytes, may be 0) and the blen
+ * bytes of EPBs, len in all. */
+static int keys_and_batch(struct store_ingest *ig, const Netreel__V1__PacketBatch *b,
+                          const struct store_run *run, const struct nr_buf *dsb, size_t blen,
+                          size_t len, int64_t now_ns, char *err, size_t errlen)
 {
     struct store *s = ig->s;
     struct store_stream *st = ig->st;
-    struct store_run run = {
-        .first_ts_ns = info->first_ts_ns,
-        .last_ts_ns = info->last_ts_ns,
-        .seq = b->seq,
-        .packets = info->packets,
-        .counters = st->counters,
-    };
     enum store_reason why = STORE_DEL_MAX_SIZE;
     struct store_segment *seg;
     struct store_write *w = NULL;
     int rc;
 
-    if (st->active && rotate_due(s, st->active, b->blocks.len, now_ns))
+    if (st->active && rotate_due(s, st->active, len, now_ns))
         store_segment_close(s, st->active, now_ns);
-    rc = store_retention_make_room(s, b->blocks.len + STORE_INDEX_RECORD_LEN + HEAD_RESERVE, now_ns,
+    rc = store_retention_make_room(s, len + 2 * STORE_INDEX_RECORD_LEN + HEAD_RESERVE, now_ns,
                                    &why);
     if (ig->finished)
         return RPC_ABORTED;
     if (rc != 0) {
-        snprintf(err, errlen, "no room for %zu bytes: %s", b->blocks.len,
+        snprintf(err, errlen, "no room for %zu bytes: %s", len,
                  why == STORE_DEL_MIN_FREE ? "the disk is below its free-space floor"
                                            : "the batch does not fit in max-size");
         return RPC_RESOURCE_EXHAUSTED;
@@ -299,8 +330,9 @@ static int store_batch(struct store_ingest *ig, const Netreel__V1__PacketBatch *
     if (ig->finished)
         return RPC_ABORTED;
     if (rc == 0) {
-        w = store_writer_take(s, STORE_APPEND_STAGE_NEED(b->blocks.len));
-        rc = w ? store_segment_prepare(s, seg, b->blocks.data, b->blocks.len, &run, now_ns, w)
+        w = store_writer_take(s, STORE_APPEND_STAGE_NEED(len));
+        rc = w ? store_segment_prepare(s, seg, dsb->data, dsb->len, b->blocks.data, blen, run,
+                                       now_ns, w)
                : -ENOMEM;
         if (rc != 0 && w)
             store_writer_discard(s, w);
@@ -408,12 +440,13 @@ static int handle(struct store_ingest *ig, const Netreel__V1__PacketBatch *b, ch
         st->counters.interface_dropped = b->counters->interface_dropped;
         st->counters.capture_dropped = b->counters->capture_dropped;
     }
-    if (info.packets > 0 && s->cfg.max_time_ns > 0 &&
-        info.last_ts_ns < now_ns - s->cfg.max_time_ns) {
-        /* Already past max-time: retention would delete it at once. */
-        s->batches_expired++;
-    } else if (info.packets > 0) {
-        code = store_batch(ig, b, &info, now_ns, err, errlen);
+    bool expired = info.packets > 0 && s->cfg.max_time_ns > 0 &&
+                   info.last_ts_ns < now_ns - s->cfg.max_time_ns;
+    if (expired)
+        s->batches_expired++; /* already past max-time: retention would delete it at once */
+    if ((info.packets > 0 && !expired) || b->tls_keylog.len > 0) {
+        /* Key log lines are kept even when the packets expired: they may decrypt later ones. */
+        code = store_batch(ig, b, &info, info.packets > 0 && !expired, now_ns, err, errlen);
         if (code == RPC_RESOURCE_EXHAUSTED)
             s->batches_no_room++;
         return code;

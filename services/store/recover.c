@@ -273,6 +273,9 @@ int store_recover_segment(struct store *s, const char *dir, const char *stem,
         const struct store_record *r = &recs[i];
         if (r->kind == STORE_REC_HEAD || r->kind == STORE_REC_META) {
             rc = parse_meta(seg, fd, r);
+        } else if (r->kind == STORE_REC_KEYS) {
+            /* Its seq is not taken as written: the batch's own record may be the one torn. */
+            rc = store_segment_add_keys(seg, r->offset, r->length);
         } else if (r->kind == STORE_REC_BATCH) {
             struct store_run run = {
                 .offset = r->offset,

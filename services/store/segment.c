@@ -65,6 +65,7 @@ static void segment_free(struct store_segment *seg)
         store_pods_unref(seg->pod_sets[i]);
     free(seg->pod_sets);
     free(seg->runs);
+    free(seg->keys);
     free(seg->path);
     free(seg);
 }
@@ -118,6 +119,36 @@ static int reserve_runs(struct store_segment *seg, size_t n)
         return -ENOMEM;
     seg->runs = r;
     seg->cap_runs = cap;
+    return 0;
+}
+
+/* Room for n key log blocks in all. */
+static int reserve_keys(struct store_segment *seg, size_t n)
+{
+    size_t cap = seg->cap_keys ? seg->cap_keys : 16;
+    struct store_keys *k;
+
+    if (n <= seg->cap_keys)
+        return 0;
+    while (cap < n)
+        cap *= 2;
+    k = realloc(seg->keys, cap * sizeof(*k));
+    if (!k)
+        return -ENOMEM;
+    seg->keys = k;
+    seg->cap_keys = cap;
+    return 0;
+}
+
+int store_segment_add_keys(struct store_segment *seg, uint64_t offset, uint64_t length)
+{
+    int rc = reserve_keys(seg, seg->n_keys + 1);
+
+    if (rc != 0)
+        return rc;
+    seg->keys[seg->n_keys].offset = offset;
+    seg->keys[seg->n_keys].length = length;
+    seg->n_keys++;
     return 0;
 }
 
@@ -375,23 +406,42 @@ static struct store_record batch_record(const struct store_run *run, int64_t now
     return rec;
 }
 
-int store_segment_prepare(struct store *s, struct store_segment *seg, const uint8_t *blocks,
-                          size_t len, const struct store_run *run, int64_t now_ns,
-                          struct store_write *w)
+int store_segment_prepare(struct store *s, struct store_segment *seg, const uint8_t *dsb,
+                          size_t dsb_len, const uint8_t *blocks, size_t len,
+                          const struct store_run *run, int64_t now_ns, struct store_write *w)
 {
     struct store_record rec = batch_record(run, now_ns);
-    struct iovec iov = {(void *)blocks, len};
+    struct store_record krec = {.kind = STORE_REC_KEYS, .seq = run->seq, .arrival_ns = now_ns};
+    struct iovec iov[2] = {{(void *)dsb, dsb_len}, {(void *)blocks, len}};
     uint64_t before = store_segment_disk(seg);
-    /* The run's slot now, so that committing the write cannot fail once it is on disk. */
+    /* The slots now, so that committing the write cannot fail once it is on disk. */
     int rc = reserve_runs(seg, seg->n_runs + seg->queued + 1);
 
     if (rc == 0)
-        rc = store_append_prepare(&seg->out, &w->stage, seg->end, &iov, 1, len, &w->off, &w->len);
+        rc = reserve_keys(seg, seg->n_keys + seg->queued + 1);
+    if (rc == 0 && dsb_len == 0 && len == 0)
+        rc = -EINVAL;
+    if (rc == 0)
+        rc = store_append_prepare(&seg->out, &w->stage, seg->end, dsb_len ? iov : iov + 1,
+                                  dsb_len ? (len ? 2 : 1) : 1, dsb_len + len, &w->off, &w->len);
     if (rc != 0)
         return rc;
-    rec.offset = seg->end;
-    rec.length = len;
-    store_index_record_encode(w->rec, &rec);
+    w->rec_len = 0;
+    w->keys_len = dsb_len;
+    if (dsb_len) {
+        krec.offset = seg->end;
+        krec.length = dsb_len;
+        store_index_record_encode(w->rec, &krec);
+        w->rec_len += STORE_INDEX_RECORD_LEN;
+        w->keys_off = seg->end;
+    }
+    if (len) {
+        rec.offset = seg->end + dsb_len;
+        rec.length = len;
+        store_index_record_encode(w->rec + w->rec_len, &rec);
+        w->rec_len += STORE_INDEX_RECORD_LEN;
+    }
+    len += dsb_len;
     w->seg = seg;
     w->fd = seg->fd;
     w->idx_fd = seg->idx_fd;
@@ -401,10 +451,10 @@ int store_segment_prepare(struct store *s, struct store_segment *seg, const uint
     w->data_start = seg->end;
     w->data_end = seg->end + len;
     w->run = *run;
-    w->run.offset = seg->end;
-    w->run.length = len;
+    w->run.offset = seg->end + dsb_len;
+    w->run.length = len - dsb_len;
     seg->end += len;
-    seg->idx_end += STORE_INDEX_RECORD_LEN;
+    seg->idx_end += w->rec_len;
     s->bytes += store_segment_disk(seg) - before;
     return 0;
 }
@@ -412,12 +462,15 @@ int store_segment_prepare(struct store *s, struct store_segment *seg, const uint
 int store_segment_written(struct store *s, struct store_write *w)
 {
     struct store_segment *seg = w->seg;
-    int rc = store_segment_add_run(seg, &w->run); /* its slot was reserved: cannot fail */
+    /* Their slots were reserved: these cannot fail. */
+    int rc = w->keys_len ? store_segment_add_keys(seg, w->keys_off, w->keys_len) : 0;
 
+    if (rc == 0 && w->run.length)
+        rc = store_segment_add_run(seg, &w->run);
     if (rc != 0)
         return rc; /* not committed: closing cuts it off */
     seg->size = w->data_end;
-    seg->idx_size = w->idx_off + STORE_INDEX_RECORD_LEN;
+    seg->idx_size = w->idx_off + w->rec_len;
     seg->dirty = true;
     return 0;
 }

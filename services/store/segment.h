@@ -24,11 +24,14 @@ int store_segment_append(struct store *s, struct store_segment *seg, const uint8
                          size_t len, const struct store_run *run, int64_t now_ns);
 
 /* The same append through the writer thread (writer.h): builds it into w (a stage from
- * store_writer_take) and reserves its place; the caller queues w. Returns 0 or a negative errno
- * (then nothing changed and w is the caller's to discard). */
-int store_segment_prepare(struct store *s, struct store_segment *seg, const uint8_t *blocks,
-                          size_t len, const struct store_run *run, int64_t now_ns,
-                          struct store_write *w);
+ * store_writer_take) and reserves its place; the caller queues w. With dsb (dsb_len bytes: one
+ * whole Decryption Secrets Block) the block goes right before the EPBs in the same write, with a
+ * STORE_REC_KEYS record before the batch's; len may then be 0 (a batch of key log lines only:
+ * no BATCH record, no run). Returns 0 or a negative errno (then nothing changed and w is the
+ * caller's to discard). */
+int store_segment_prepare(struct store *s, struct store_segment *seg, const uint8_t *dsb,
+                          size_t dsb_len, const uint8_t *blocks, size_t len,
+                          const struct store_run *run, int64_t now_ns, struct store_write *w);
 /* When a prepared write is done, on the loop, in order: written commits it (the batch becomes
  * visible to snapshots and the segment dirty for the next sync; returns 0 or -ENOMEM);
  * write_failed closes the segment, whose files the writer cut back to the last good write. */
@@ -54,6 +57,7 @@ void store_segment_link(struct store *s, struct store_segment *seg);
 struct store_segment *store_segment_new(struct store_stream *st, uint32_t segno, const char *path);
 void store_segment_unref(struct store_segment *seg);
 int store_segment_add_run(struct store_segment *seg, const struct store_run *run);
+int store_segment_add_keys(struct store_segment *seg, uint64_t offset, uint64_t length);
 int store_segment_add_pods(struct store_segment *seg, struct store_pods *pods);
 
 /* Accounted disk use of a segment (both files). */

@@ -12,6 +12,7 @@
 #include "netreel/v1/store.pb-c.h"
 #include "pcapng/decode.h"
 #include "pcapng/encode.h"
+#include "pcapng/keylog.h"
 #include "pcapng/merge.h"
 #include "rpc/status.h"
 #include "store/segment.h"
@@ -48,6 +49,13 @@ struct snap_stream {
     int64_t first_ts, last_ts;
 };
 
+/* One DSB of TLS key log lines to send before the packets, its segment held. */
+struct snap_keys {
+    struct store_segment *seg;
+    struct store_keys where;
+    bool held;
+};
+
 struct snap_filter {
     uint32_t link_type;
     struct bpf_program prog;
@@ -73,8 +81,12 @@ struct store_snapshot {
     uint32_t n_out_ifaces;
     struct pcapng_merge heap;
     struct nr_buf out;
+    struct snap_keys *keys; /* in segment and file order */
+    size_t n_keys, next_key;
+    struct nr_buf keys_read, keys_out; /* one DSB read; the tls_keylog message being built */
     uint64_t packets, bytes;
     uv_timer_t turn;
+    bool keys_sent; /* every tls_keylog message went */
     bool requested, started, finished, over; /* started: the header went, packets follow */
 };
 
@@ -93,6 +105,12 @@ static void snapshot_free(uv_handle_t *h)
 
     for (size_t i = 0; i < snap->n_srcs; i++)
         src_release(&snap->srcs[i]);
+    for (size_t i = 0; i < snap->n_keys; i++)
+        if (snap->keys[i].held)
+            store_segment_release(snap->keys[i].seg);
+    free(snap->keys);
+    nr_buf_free(&snap->keys_read);
+    nr_buf_free(&snap->keys_out);
     for (size_t i = 0; i < snap->n_filters; i++)
         pcap_freecode(&snap->filters[i].prog);
     free(snap->filters);
@@ -223,6 +241,71 @@ static void send_summary(struct store_snapshot *snap);
 
 static void turn_cb(uv_timer_t *t);
 
+static int send_keys(struct store_snapshot *snap)
+{
+    Netreel__V1__StoreChunk c = NETREEL__V1__STORE_CHUNK__INIT;
+
+    if (snap->keys_out.len == 0)
+        return 0;
+    c.kind_case = NETREEL__V1__STORE_CHUNK__KIND_TLS_KEYLOG;
+    c.tls_keylog.data = snap->keys_out.data;
+    c.tls_keylog.len = snap->keys_out.len;
+    snap->keys_out.len = 0;
+    return rpc_call_send(snap->call, &c.base);
+}
+
+/* Reads the next DSB of key log lines and adds its lines to the message being built; sends
+ * that message first when they would take it past STORE_CHUNK_BYTES, and at the end. One DSB
+ * per call, so flow control is asked between them. Returns 0, or a negative error after which
+ * the call is over. */
+static int keys_step(struct store_snapshot *snap)
+{
+    struct snap_keys *k;
+    struct pcapng_dsb dsb;
+    ssize_t r;
+    int rc;
+
+    if (snap->next_key == snap->n_keys)
+        return send_keys(snap);
+    k = &snap->keys[snap->next_key];
+    if (k->where.length > snap->keys_read.max) {
+        rc = NR_EOVERSIZE;
+        goto skip;
+    }
+    nr_buf_reset(&snap->keys_read, 0);
+    rc = nr_buf_reserve(&snap->keys_read, k->where.length);
+    if (rc != 0)
+        goto skip;
+    do
+        r = pread(k->seg->rfd, snap->keys_read.data, k->where.length, (off_t)k->where.offset);
+    while (r < 0 && errno == EINTR);
+    rc = r < 0 ? -errno : (uint64_t)r != k->where.length ? NR_EPARSE : 0;
+    if (rc == 0)
+        rc = pcapng_dsb_decode(snap->keys_read.data, k->where.length, &dsb);
+    if (rc == 0 && (dsb.secrets_type != PCAPNG_DSB_TLS_KEYLOG ||
+                    pcapng_keylog_validate(dsb.data, dsb.len, NULL, NULL, 0) != 0))
+        rc = NR_EPARSE;
+    if (rc != 0)
+        goto skip;
+    if (snap->keys_out.len + dsb.len > STORE_CHUNK_BYTES) {
+        rc = send_keys(snap);
+        if (rc != 0)
+            return rc;
+    }
+    rc = nr_buf_append(&snap->keys_out, dsb.data, dsb.len);
+    if (rc != 0)
+        return rc;
+skip:
+    if (rc != 0)
+        NR_ERROR("TLS key log lines cannot be read; they are left out",
+                 "segment=%s.pcapng offset=%llu err=\"%s\"", k->seg->path,
+                 (unsigned long long)k->where.offset, nr_strerror(rc));
+    store_segment_release(k->seg);
+    k->held = false;
+    snap->next_key++;
+    return 0;
+}
+
 static void produce(struct store_snapshot *snap)
 {
     size_t budget = TURN_BUDGET;
@@ -234,6 +317,17 @@ static void produce(struct store_snapshot *snap)
         if (budget == 0) {
             uv_timer_start(&snap->turn, turn_cb, 0, 0);
             return;
+        }
+        if (!snap->keys_sent) {
+            /* The window's TLS key log lines come first, so a reader can write them ahead of
+             * the packets they decrypt. */
+            bool last = snap->next_key == snap->n_keys;
+            if (keys_step(snap) != 0) {
+                finish(snap, RPC_RESOURCE_EXHAUSTED, "out of memory");
+                return;
+            }
+            snap->keys_sent = last;
+            continue;
         }
         admit(snap);
         src = pcapng_merge_pop(&snap->heap, &ts);
@@ -321,6 +415,27 @@ static int stream_index(struct store_snapshot *snap, struct store_stream *st, si
     return 0;
 }
 
+static int collect_keys(struct store_snapshot *snap, struct store_segment *seg)
+{
+    struct snap_keys *k = realloc(snap->keys, (snap->n_keys + seg->n_keys) * sizeof(*k));
+
+    if (!k)
+        return -ENOMEM;
+    snap->keys = k;
+    for (size_t i = 0; i < seg->n_keys; i++) {
+        if (store_segment_hold(seg) != 0) {
+            NR_ERROR("a segment cannot be opened; its key log lines are left out",
+                     "segment=%s.pcapng err=\"%s\"", seg->path, strerror(errno));
+            return 0;
+        }
+        k[snap->n_keys].seg = seg;
+        k[snap->n_keys].where = seg->keys[i];
+        k[snap->n_keys].held = true;
+        snap->n_keys++;
+    }
+    return 0;
+}
+
 /* Collects every run that overlaps the window, holding its segment. */
 static int collect(struct store_snapshot *snap)
 {
@@ -328,7 +443,14 @@ static int collect(struct store_snapshot *snap)
 
     for (struct store_segment *seg = snap->s->seg_head; seg; seg = seg->next) {
         size_t si;
-        if (!seg->packets || seg->last_ts_ns < snap->since || seg->first_ts_ns > snap->until)
+        bool overlaps =
+            seg->packets && seg->last_ts_ns >= snap->since && seg->first_ts_ns <= snap->until;
+        /* Key log lines of the segments of the window, and of segments with lines but no
+         * packets yet (the lines may come in a later segment than their handshake). */
+        if (seg->n_keys && (overlaps || (!seg->packets && seg->created_ns <= snap->until)) &&
+            collect_keys(snap, seg) != 0)
+            return -ENOMEM;
+        if (!overlaps)
             continue;
         if (stream_index(snap, seg->stream, &si) != 0)
             return -ENOMEM;
@@ -720,6 +842,8 @@ int store_snapshot_start(struct rpc_call *call, void *data)
     snap->call = call;
     pcapng_merge_init(&snap->heap, SIZE_MAX / 2);
     nr_buf_init(&snap->out, STORE_CHUNK_BYTES + PCAPNG_MAX_BLOCK);
+    nr_buf_init(&snap->keys_read, PCAPNG_DSB_MIN + PCAPNG_KEYLOG_MAX);
+    nr_buf_init(&snap->keys_out, STORE_CHUNK_BYTES);
     uv_timer_init(s->loop, &snap->turn);
     snap->turn.data = snap;
     s->snapshots_active++;

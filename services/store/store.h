@@ -59,6 +59,11 @@ struct store_pods {
 
 struct store_stream;
 
+/* A Decryption Secrets Block of TLS key log lines in a segment (STORE_REC_KEYS). */
+struct store_keys {
+    uint64_t offset, length;
+};
+
 struct store_segment {
     struct store_segment *prev, *next; /* the store's list, in creation order */
     struct store_stream *stream;
@@ -84,6 +89,8 @@ struct store_segment {
     size_t n_pod_sets;
     struct store_run *runs;
     size_t n_runs, cap_runs;
+    struct store_keys *keys; /* its DSBs of TLS key log lines, in file order */
+    size_t n_keys, cap_keys;
 };
 
 struct store;

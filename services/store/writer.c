@@ -14,7 +14,7 @@
 
 static void make(struct store_write *w)
 {
-    struct iovec riov = {w->rec, sizeof(w->rec)};
+    struct iovec riov = {w->rec, w->rec_len};
     struct store_segment *seg = w->seg;
 
     if (!seg) {

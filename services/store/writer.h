@@ -46,13 +46,15 @@ struct store_write {
     bool counted;             /* holds one of the pool's STORE_WRITER_STAGES shares */
     uint64_t off;
     size_t len;
-    uint8_t rec[STORE_INDEX_RECORD_LEN];
+    uint8_t rec[2 * STORE_INDEX_RECORD_LEN]; /* a KEYS record and a BATCH record, or one */
+    size_t rec_len;
     uint64_t idx_off;  /* where rec goes, and the index's length to cut back to */
     uint64_t cut_data; /* the data file's length to cut back to */
     int rc;            /* the thread's result: 0 or a negative errno */
     /* For the loop when it is done. */
     store_write_done_fn done;
     uint64_t data_start, data_end; /* the batch's bytes in the segment */
+    uint64_t keys_off, keys_len;   /* its DSB in the segment (keys_len 0: none) */
     struct store_run run;
     struct store_stream *st;
     uint64_t owner; /* the ingest call's id */
