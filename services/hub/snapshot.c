@@ -12,6 +12,7 @@
 #include "netreel/v1/hub.pb-c.h"
 #include "pcapng/decode.h"
 #include "pcapng/encode.h"
+#include "pcapng/keylog.h"
 #include "pcapng/merge.h"
 #include "pcapng/pcap.h"
 #include "rpc/client.h"
@@ -24,6 +25,8 @@
 #include "util/prog.h"
 
 #define TURN_BUDGET (8u << 20)
+/* The most TLS key log text one snapshot keeps for its file; the rest is dropped (and logged). */
+#define HUB_KEYLOG_MAX (16u << 20)
 /* Its field number (proto/netreel/v1/common.proto): protobuf-c hands the filter over
  * NUL-terminated, and a NUL inside it must be refused, not cut at (pbwire.h). */
 #define SNAPSHOT_REQUEST_FILTER 3
@@ -46,6 +49,7 @@ struct hub_src {
     size_t pos;
     struct pcapng_epb epb; /* its next packet, in the heap when `ready` */
     bool ready;
+    bool had_blocks; /* its key log lines, which come before its blocks, are all in */
     bool blocked; /* counted in snap->blocked: streaming, no packet ready, none held */
     bool timed_out;
     uint32_t base; /* output id of its interface 0 */
@@ -70,6 +74,10 @@ struct hub_snap {
     char refused[400]; /* a store's INVALID_ARGUMENT for the request itself: the call's answer */
     struct pcapng_merge heap;
     struct nr_buf out;
+    /* The stores' TLS key log lines, written as DSBs ahead of the first packet. */
+    struct nr_buf keys;
+    size_t keys_pos;            /* how much of keys is in the file */
+    uint64_t keys_dropped;      /* bytes of lines past HUB_KEYLOG_MAX, or for a pcap file */
     uint64_t packets, file_bytes;
     int64_t first_ts; /* of the first packet written */
     uv_timer_t timer;
@@ -128,6 +136,7 @@ static void snap_free(uv_handle_t *t)
     free(s->filter);
     pcapng_merge_free(&s->heap);
     nr_buf_free(&s->out);
+    nr_buf_free(&s->keys);
     free(s);
 }
 
@@ -289,9 +298,24 @@ static void src_message(struct rpc_call *call, const uint8_t *msg, size_t len, v
         set_blocked(src, true); /* no packet yet */
         try_head(s);
         return;
+    case NETREEL__V1__STORE_CHUNK__KIND_TLS_KEYLOG:
+        if (src->state != S_STREAM || src->had_blocks)
+            break;
+        if (pcapng_keylog_validate(c->tls_keylog.data, c->tls_keylog.len, NULL, NULL, 0) != 0) {
+            netreel__v1__store_chunk__free_unpacked(c, NULL);
+            src_fail(src, "it sent TLS key log lines that are not valid");
+            produce(s);
+            return;
+        }
+        if (s->pcap || s->keys.len + c->tls_keylog.len > s->keys.max ||
+            nr_buf_append(&s->keys, c->tls_keylog.data, c->tls_keylog.len) != 0)
+            s->keys_dropped += c->tls_keylog.len;
+        netreel__v1__store_chunk__free_unpacked(c, NULL);
+        return;
     case NETREEL__V1__STORE_CHUNK__KIND_BLOCKS:
         if (src->state != S_STREAM || src->msg)
             break;
+        src->had_blocks = true;
         src->msg = c;
         src->pos = 0;
         rpc_call_pause_recv(call); /* one message per store at a time: back-pressure */
@@ -536,6 +560,10 @@ static void send_summary(struct hub_snap *s)
         resp[i] = &res[i];
         missing += src->state != S_DONE;
     }
+    if (s->keys_dropped)
+        NR_WARN("TLS key log lines dropped",
+                "bytes=%llu reason=\"%s\"", (unsigned long long)s->keys_dropped,
+                s->pcap ? "a pcap file cannot hold them" : "over the 16 MiB a snapshot keeps");
     sum.packets = s->packets;
     sum.bytes = s->file_bytes + s->out.len;
     sum.n_stores = s->n;
@@ -560,6 +588,32 @@ static void send_summary(struct hub_snap *s)
 
 static void turn_cb(uv_timer_t *t);
 
+/* Writes the next DSB of the stores' key log lines (at most PCAPNG_DSB_MAX_SECRETS of whole
+ * lines) into the file. Returns 0 or a negative errno. */
+static int keys_out(struct hub_snap *s)
+{
+    size_t start = s->keys_pos, off = s->keys_pos, len;
+    const uint8_t *line;
+    int rc;
+
+    while (pcapng_keylog_next(s->keys.data, s->keys.len, &off, &line, &len) == 1) {
+        if (off - start > PCAPNG_DSB_MAX_SECRETS) {
+            off -= len;
+            break;
+        }
+    }
+    rc = pcapng_dsb_append(&s->out, PCAPNG_DSB_TLS_KEYLOG, s->keys.data + start, off - start);
+    if (rc != 0)
+        return rc;
+    s->keys_pos = off;
+    if (s->keys_pos == s->keys.len) {
+        NR_INFO("TLS key log lines written", "bytes=%zu", s->keys.len);
+        nr_buf_free(&s->keys);
+        s->keys_pos = 0;
+    }
+    return 0;
+}
+
 /* Merges while the caller can take more and every streaming store has a packet ready. */
 static void produce(struct hub_snap *s)
 {
@@ -578,6 +632,19 @@ static void produce(struct hub_snap *s)
             uv_timer_stop(&s->timer);
             uv_timer_start(&s->timer, turn_cb, 0, 1000);
             return;
+        }
+        if (s->keys.len > 0) {
+            /* Every store's key log lines are in (each sent them before its blocks, and no
+             * store is blocked): they go ahead of the first packet, where Wireshark reads them
+             * before the handshakes they decrypt. */
+            rc = keys_out(s);
+            if (rc != 0) {
+                finish(s, RPC_INTERNAL, "cannot write the TLS key log: %s", strerror(-rc));
+                return;
+            }
+            if (s->out.len >= HUB_CHUNK_BYTES && send_out(s, NULL) != 0)
+                return;
+            continue;
         }
         src = pcapng_merge_pop(&s->heap, &ts);
         if (!src) {
@@ -744,6 +811,7 @@ int hub_snapshot_start(struct rpc_call *call, void *data)
     s->started_ns = nr_now_ns();
     pcapng_merge_init(&s->heap, HUB_MAX_STORES);
     nr_buf_init(&s->out, HUB_CHUNK_BYTES + PCAPNG_MAX_BLOCK + (1u << 20));
+    nr_buf_init(&s->keys, HUB_KEYLOG_MAX);
     uv_timer_init(h->loop, &s->timer);
     s->timer.data = s;
     uv_timer_start(&s->timer, timer_cb, 1000, 1000);
