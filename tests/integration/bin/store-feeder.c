@@ -23,7 +23,7 @@
 
 struct args {
     const char *store, *capture_id, *node, *pcap, *dump, *iface;
-    const char *tls_ca, *tls_cert, *tls_key, *pods;
+    const char *tls_ca, *tls_cert, *tls_key, *pods, *keylog;
     uint64_t packets, bytes, batch_bytes, seq_start;
     double rate_mbps;
     int64_t duration_ns, ts_start, ts_step;
@@ -209,6 +209,26 @@ static void send_batches(void)
             b.n_interfaces = 1;
             b.interfaces = &ifp;
         }
+        if (r.seq == a.seq_start && a.keylog) {
+            /* --keylog: the file's bytes as they are, so hostile tests can send any. */
+            static uint8_t *kl;
+            static size_t kl_len;
+            if (!kl) {
+                FILE *f = fopen(a.keylog, "rb");
+                long fsize = -1;
+                if (f && fseek(f, 0, SEEK_END) == 0 && (fsize = ftell(f)) >= 0 &&
+                    fseek(f, 0, SEEK_SET) == 0 && (kl = malloc((size_t)fsize + 1)) &&
+                    fread(kl, 1, (size_t)fsize, f) == (size_t)fsize)
+                    kl_len = (size_t)fsize;
+                else {
+                    fprintf(stderr, "store-feeder: cannot read --keylog %s\n", a.keylog);
+                    exit(2);
+                }
+                fclose(f);
+            }
+            b.tls_keylog.data = kl;
+            b.tls_keylog.len = kl_len;
+        }
         b.blocks.data = r.batch.data;
         b.blocks.len = r.batch.len;
         b.packet_count = n;
@@ -274,6 +294,7 @@ static void usage(void)
             "         [--packets N | --bytes SIZE | --duration DUR] [--rate-mbps N]\n"
             "         [--batch-bytes SIZE] [--seq-start N] [--ts-start NS] [--ts-step NS]\n"
             "         [--realtime] [--pcap FILE] [--snaplen N] [--iface NAME] [--dump FILE]\n"
+            "         [--keylog FILE (TLS key log lines sent with the first batch)]\n"
             "         [--tls-ca F [--tls-cert F --tls-key F]]\n");
     exit(2);
 }
@@ -302,7 +323,8 @@ static void parse_args(int argc, char **argv)
         {"pcap", required_argument, NULL, 'P'},      {"snaplen", required_argument, NULL, 'S'},
         {"iface", required_argument, NULL, 'i'},     {"dump", required_argument, NULL, 'D'},
         {"tls-ca", required_argument, NULL, 'a'},    {"tls-cert", required_argument, NULL, 'C'},
-        {"tls-key", required_argument, NULL, 'k'},   {NULL, 0, NULL, 0},
+        {"tls-key", required_argument, NULL, 'k'},   {"keylog", required_argument, NULL, 'K'},
+        {NULL, 0, NULL, 0},
     };
     char err[256];
     int c;
@@ -333,6 +355,7 @@ static void parse_args(int argc, char **argv)
         case 'a': a.tls_ca = optarg; break;
         case 'C': a.tls_cert = optarg; break;
         case 'k': a.tls_key = optarg; break;
+        case 'K': a.keylog = optarg; break;
         default: usage();
         }
     }

@@ -26,7 +26,7 @@ static struct {
     struct rpc_channel *ch;
     FILE *f;
     struct nr_buf b;
-    uint64_t chunks, packets, bytes, max_chunk;
+    uint64_t chunks, packets, bytes, max_chunk, keylog_bytes;
     int64_t oldest, newest;
     bool header, summary;
     int status;
@@ -115,6 +115,15 @@ static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
         if (c->blocks.len > r.max_chunk)
             r.max_chunk = c->blocks.len;
         break;
+    case NETREEL__V1__STORE_CHUNK__KIND_TLS_KEYLOG:
+        /* As the hub does: a DSB, ahead of the packets (the store sends the lines first). */
+        r.b.len = 0;
+        if (pcapng_dsb_append(&r.b, PCAPNG_DSB_TLS_KEYLOG, c->tls_keylog.data,
+                              c->tls_keylog.len) != 0)
+            exit(1);
+        put(&r.b);
+        r.keylog_bytes += c->tls_keylog.len;
+        break;
     case NETREEL__V1__STORE_CHUNK__KIND_SUMMARY: summary(c->summary); break;
     default: break;
     }
@@ -198,9 +207,10 @@ int main(int argc, char **argv)
     fprintf(r.f == stdout ? stderr : stdout,
             "{\"status\": %d, \"message\": \"%s\", \"packets\": %" PRIu64 ", \"bytes\": %" PRIu64
             ", \"chunks\": %" PRIu64 ", \"max_chunk\": %" PRIu64 ", \"oldest_ns\": %" PRId64
-            ", \"newest_ns\": %" PRId64 ", \"header\": %s, \"summary\": %s}\n",
+            ", \"newest_ns\": %" PRId64 ", \"keylog_bytes\": %" PRIu64
+            ", \"header\": %s, \"summary\": %s}\n",
             r.status, r.message, r.packets, r.bytes, r.chunks, r.max_chunk, r.oldest, r.newest,
-            r.header ? "true" : "false", r.summary ? "true" : "false");
+            r.keylog_bytes, r.header ? "true" : "false", r.summary ? "true" : "false");
     nr_buf_free(&r.b);
     uv_loop_close(uv_default_loop());
     return r.status == RPC_OK && r.summary ? 0 : 1;
