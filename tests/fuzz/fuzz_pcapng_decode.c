@@ -9,6 +9,7 @@
 
 #include "pcapng/decode.h"
 #include "pcapng/encode.h"
+#include "pcapng/keylog.h"
 #include "util/error.h"
 #include "fuzz.h"
 
@@ -124,6 +125,44 @@ static void check_nrb(const uint8_t *p, size_t block_len, struct nr_buf *scratch
     }
 }
 
+static void check_dsb(const uint8_t *p, size_t block_len, struct nr_buf *scratch)
+{
+    struct pcapng_dsb dsb;
+    struct pcapng_dsb back;
+
+    if (pcapng_dsb_decode(p, block_len, &dsb) != 0)
+        return;
+    CHECK(dsb.data == p + 16);
+    CHECK(PCAPNG_DSB_MIN + PCAPNG_PAD4(dsb.len) <= block_len);
+    if (dsb.len == 0 || dsb.len > PCAPNG_DSB_MAX_SECRETS)
+        return;
+    scratch->len = 0;
+    CHECK(pcapng_dsb_append(scratch, dsb.secrets_type, dsb.data, dsb.len) == 0);
+    CHECK(pcapng_dsb_decode(scratch->data, scratch->len, &back) == 0);
+    CHECK(back.secrets_type == dsb.secrets_type && back.len == dsb.len);
+    CHECK(memcmp(back.data, dsb.data, dsb.len) == 0);
+}
+
+/* Any bytes as key log text: what validates is whole lines, walked back to its exact length,
+ * each line short and ending in a newline. */
+static void check_keylog(const uint8_t *p, size_t len)
+{
+    size_t lines = 0, off = 0, n = 0, line_len;
+    const uint8_t *line;
+    char err[256];
+
+    if (pcapng_keylog_validate(p, len, &lines, err, sizeof(err)) != 0) {
+        CHECK(memchr(err, '\0', sizeof(err)) != NULL && err[0] != '\0');
+        return;
+    }
+    while (pcapng_keylog_next(p, len, &off, &line, &line_len) == 1) {
+        CHECK(line_len > 0 && line_len <= PCAPNG_KEYLOG_LINE_MAX);
+        CHECK(line[line_len - 1] == '\n');
+        n++;
+    }
+    CHECK(off == len && n == lines);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct nr_buf scratch;
@@ -154,6 +193,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case PCAPNG_BT_IDB: check_idb(data + off, block_len, &scratch); break;
         case PCAPNG_BT_NRB: check_nrb(data + off, block_len, &scratch); break;
         case PCAPNG_BT_SHB: CHECK(block_len >= 28); break;
+        case PCAPNG_BT_DSB: check_dsb(data + off, block_len, &scratch); break;
         default: break;
         }
         off += block_len;
@@ -171,6 +211,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_epb(data, size, &scratch);
     check_idb(data, size, &scratch);
     check_nrb(data, size, &scratch);
+    check_dsb(data, size, &scratch);
+    check_keylog(data, size);
     nr_buf_reset(&scratch, 1 << 20);
     return 0;
 }

@@ -51,7 +51,7 @@ static void check_record(const uint8_t *p)
     memset(&r, 0xa5, sizeof(r));
     if (store_index_record_decode(p, &r) != 0)
         return;
-    CHECK(r.kind >= STORE_REC_HEAD && r.kind <= STORE_REC_CLOSE);
+    CHECK(r.kind >= STORE_REC_HEAD && r.kind <= STORE_REC_KEYS);
     CHECK(r.offset <= INT64_MAX && r.length <= INT64_MAX - r.offset);
     store_index_record_encode(again, &r);
     /* Bytes 88..91 are reserved: written 0, covered by the checksum, not read. */
@@ -71,7 +71,7 @@ static void check_encode(const uint8_t *p)
 
     memset(&r, 0, sizeof(r));
     memcpy(&r.kind, p, 4);
-    r.kind %= 6;
+    r.kind %= 7;
     memcpy(&r.packets, p + 4, 4);
     memcpy(&r.offset, p + 8, 8);
     memcpy(&r.length, p + 16, 8);
@@ -81,7 +81,7 @@ static void check_encode(const uint8_t *p)
     memcpy(&r.counters, p + 48, 32);
     memcpy(&r.arrival_ns, p + 80, 8);
     store_index_record_encode(buf, &r);
-    if (r.kind < STORE_REC_HEAD || r.kind > STORE_REC_CLOSE || r.offset > INT64_MAX ||
+    if (r.kind < STORE_REC_HEAD || r.kind > STORE_REC_KEYS || r.offset > INT64_MAX ||
         r.length > INT64_MAX - r.offset) {
         CHECK(store_index_record_decode(buf, &back) == NR_EPARSE);
         return;

@@ -21,6 +21,7 @@
 #include "store/recover.h"
 #include "store/segment.h"
 #include "store/store.h"
+#include "store/writer.h"
 #include "util/error.h"
 
 #define T0 INT64_C(1795600000000000000)
@@ -133,6 +134,7 @@ static void block_types(const char *path, char *out, size_t outlen)
                    : type == PCAPNG_BT_NRB ? 'N'
                    : type == PCAPNG_BT_EPB ? 'E'
                    : type == PCAPNG_BT_ISB ? 'T'
+                   : type == PCAPNG_BT_DSB ? 'D'
                    : type == STORE_APPEND_PAD_TYPE ? 'P'
                                                    : '?';
         off += blen;
@@ -401,6 +403,84 @@ static void index_records_round_trip_and_detect_damage(void **state)
     assert_int_equal(store_index_header_encode(hdr, ""), -EINVAL);
 }
 
+static void keys_written(struct store *s, struct store_write *w)
+{
+    assert_int_equal(w->rc, 0);
+    assert_int_equal(store_segment_written(s, w), 0);
+}
+
+/* Through the writer (without its thread: made at once), as ingest does: a DSB and its EPBs,
+ * then a DSB alone. */
+static void write_keys(struct fixture *f, uint64_t seq, const char *keys, int n, int64_t ts)
+{
+    struct nr_buf dsb, b;
+    uint8_t data[100] = {0};
+    struct store_run run = {.seq = seq, .packets = (uint32_t)n, .first_ts_ns = ts,
+                            .last_ts_ns = ts + n - 1};
+    struct store_write *w;
+
+    nr_buf_init(&dsb, 1 << 21);
+    nr_buf_init(&b, 1 << 20);
+    assert_int_equal(pcapng_dsb_append(&dsb, PCAPNG_DSB_TLS_KEYLOG, keys, strlen(keys)), 0);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(pcapng_epb_append(&b, 0, ts + i, data, 100, 100, NULL), 0);
+    w = store_writer_take(&f->s, STORE_APPEND_STAGE_NEED(dsb.len + b.len));
+    assert_non_null(w);
+    assert_int_equal(store_segment_prepare(&f->s, f->st->active, dsb.data, dsb.len, b.data, b.len,
+                                           &run, T0, w),
+                     0);
+    w->done = keys_written;
+    store_writer_queue(&f->s, w);
+    nr_buf_free(&dsb);
+    nr_buf_free(&b);
+}
+
+#define KEYLINE "CLIENT_RANDOM 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef " \
+                "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
+
+static void keys_go_before_their_packets_and_survive_recovery(void **state)
+{
+    struct fixture *f = *state;
+    struct store r = {0};
+    struct store_segment *seg = NULL;
+    char path[700], types[64], want[64], stem[128];
+    const char *pad;
+    struct pcapng_dsb dsb;
+    uint8_t *p;
+
+    assert_int_equal(store_segment_create(&f->s, f->st, T0), 0);
+    pad = f->st->active->out.direct ? "P" : "";
+    snprintf(path, sizeof(path), "%s.pcapng", f->st->active->path);
+    snprintf(stem, sizeof(stem), "%s", strrchr(f->st->active->path, '/') + 1);
+    add_batch(f, 1, 2, T0, 100);
+    write_keys(f, 2, KEYLINE, 3, T0 + 10);
+    write_keys(f, 3, KEYLINE KEYLINE, 0, 0); /* key log lines without packets */
+    block_types(path, types, sizeof(types));
+    snprintf(want, sizeof(want), "SIEEDEEED%s", pad); /* no pods: no NRB */
+    assert_string_equal(types, want);
+    seg = f->st->active;
+    assert_int_equal(seg->n_runs, 2);
+    assert_int_equal(seg->n_keys, 2);
+    assert_int_equal(seg->runs[1].offset, seg->keys[0].offset + seg->keys[0].length);
+    assert_int_equal(seg->packets, 5);
+    read_file(path, &p);
+    assert_int_equal(pcapng_dsb_decode(p + seg->keys[1].offset, seg->keys[1].length, &dsb), 0);
+    assert_int_equal(dsb.len, 2 * strlen(KEYLINE));
+    free(p);
+
+    /* Killed now: recovery finds both DSBs and both runs; the keys-only batch's seq is not
+     * taken as written (a KEYS record is no proof its batch's EPBs are on disk). */
+    r.cfg = f->s.cfg;
+    seg = NULL;
+    assert_int_equal(store_recover_segment(&r, f->st->dir, stem, &seg), 0);
+    assert_int_equal(seg->n_keys, 2);
+    assert_int_equal(seg->n_runs, 2);
+    assert_int_equal(seg->keys[0].offset, f->st->active->keys[0].offset);
+    assert_int_equal(r.streams->last_seq, 2);
+    store_segment_link(&r, seg);
+    free_store(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -414,6 +494,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(recovery_takes_an_empty_stream_folder, setup, teardown),
         cmocka_unit_test_setup_teardown(recovery_refuses_what_is_not_ours, setup, teardown),
         cmocka_unit_test(index_records_round_trip_and_detect_damage),
+        cmocka_unit_test_setup_teardown(keys_go_before_their_packets_and_survive_recovery, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
