@@ -18,11 +18,13 @@ import subprocess
 import threading
 import time
 
+import grpc
 import pytest
+from concurrent import futures
 
 import store_helpers as sh
-from cli_helpers import cli_bin  # noqa: F401 (fixture)
-from hub_helpers import NS, hub_bin, hubs, pcapdump, rfc3339  # noqa: F401 (fixtures)
+from cli_helpers import cli_bin, hub_pb  # noqa: F401 (fixtures)
+from hub_helpers import NS, hub_bin, hub_client, hubs, pcapdump, rfc3339  # noqa: F401 (fixtures)
 
 REQUEST = b"GET /netreel-secret-request HTTP/1.1 plaintext-from-the-client\r\n\r\n"
 RESPONSE = b"HTTP/1.1 200 OK netreel-secret-response plaintext-from-the-server\r\n\r\n"
@@ -224,3 +226,94 @@ def test_expired_packets_keep_their_key_log(stores, feeder, snapshot_tool, tmp_p
     out = tmp_path / "snap.pcapng"
     obj = snapshot_tool(store, out)
     assert obj["packets"] == 0 and obj["keylog_bytes"] == len(GOOD), obj
+
+
+def test_two_stores_secrets_all_ahead_of_the_packets(stores, feeder, hubs, cli_bin, cert,
+                                                      tmp_path):
+    """Each store holds one conversation and its key log: the hub's file carries both stores'
+    lines before its first packet, and both conversations decrypt."""
+    convs = [record_tls(tmp_path, cert, v, tag) for v, tag in
+             ((ssl.TLSVersion.TLSv1_2, "a"), (ssl.TLSVersion.TLSv1_3, "b"))]
+    t0 = (sh.now_ns() // NS - 60) * NS
+    ss = [stores(data_dir=tmp_path / f"data-{k}", node=f"node-{k}") for k in range(2)]
+    for k, (pcap, keylog, _) in enumerate(convs):
+        feeder(ss[k], "--pcap", pcap, "--keylog", keylog, "--ts-start", t0 + k * 500,
+               "--ts-step", 1000, capture_id=f"cap-{k}", node=f"node-{k}")
+    hub = hubs(",".join(s.addr for s in ss))
+    out = tmp_path / "out.pcapng"
+    pcapdump(cli_bin, hub, "--since", rfc3339(t0 - NS), "--until", rfc3339(t0 + 10 * NS),
+             "-o", out, expect=0)
+    assert dsb_count(out) >= 1
+    decode = [a for _, _, port in convs for a in ("-d", f"tcp.port=={port},tls")]
+    for stream in (0, 1):
+        r = subprocess.run(["tshark", "-r", out, *decode, "-q", "-z",
+                            f"follow,tls,ascii,{stream}"],
+                           capture_output=True, text=True, timeout=120)
+        assert REQUEST.decode().strip() in r.stdout, (stream, r.stdout, r.stderr)
+        assert RESPONSE.decode().strip() in r.stdout, (stream, r.stdout)
+
+
+class KeylogStore:
+    """netreel.v1.Store/Snapshot on grpcio: the header, then `chunks` (("keys", bytes) or
+    ("blocks", n packets at t0 + i*1000)) in that order, then a summary."""
+
+    def __init__(self, pb, t0, chunks):
+        self.pb, self.t0, self.chunks = pb, t0, chunks
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4),
+                                  options=[("grpc.so_reuseport", 0)])
+        self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+            "netreel.v1.Store", {"Snapshot": grpc.unary_stream_rpc_method_handler(
+                self.Snapshot, pb.SnapshotRequest.FromString,
+                pb.StoreChunk.SerializeToString)}),))
+        self.addr = f"127.0.0.1:{self.server.add_insecure_port('127.0.0.1:0')}"
+        self.server.start()
+
+    def Snapshot(self, req, ctx):
+        pb = self.pb
+        yield pb.StoreChunk(header=pb.WindowHeader(node="node-k", interfaces=[
+            pb.Interface(id=0, name="eth0", link_type=1, snaplen=65535, node="node-k")]))
+        for kind, what in self.chunks:
+            if kind == "keys":
+                yield pb.StoreChunk(tls_keylog=what)
+            else:
+                yield pb.StoreChunk(blocks=b"".join(
+                    sh.epb(0, self.t0 + i * 1000, sh.frame(i, 100)) for i in range(what)))
+        yield pb.StoreChunk(summary=pb.StoreSummary(packets=0))
+
+    def stop(self):
+        self.server.stop(grace=None).wait(10)
+
+
+def block_types(data):
+    out, off = [], 0
+    while off + 8 <= len(data):
+        out.append(int.from_bytes(data[off:off + 4], "little"))
+        off += int.from_bytes(data[off + 4:off + 8], "little")
+    return out
+
+
+@pytest.mark.parametrize("chunks, ok", [
+    ([("keys", GOOD.encode()), ("keys", GOOD.encode()), ("blocks", 3)], True),
+    ([("keys", b"FOO " + b"ab" * 32 + b" " + b"cd" * 48 + b"\n"), ("blocks", 3)], False),
+    ([("keys", GOOD.encode()[:-1]), ("blocks", 3)], False),
+    ([("blocks", 3), ("keys", GOOD.encode())], False),
+], ids=["good", "bad-label", "no-newline", "after-blocks"])
+def test_hub_checks_a_stores_key_log(hubs, hub_client, hub_pb, chunks, ok):
+    t0 = (sh.now_ns() // NS - 60) * NS
+    fake = KeylogStore(hub_pb, t0, chunks)
+    try:
+        hub = hubs(fake.addr)
+        data, summary, _ = hub_client(hub).snapshot()
+    finally:
+        fake.stop()
+    (res,) = summary.stores
+    types = block_types(data)
+    if ok:
+        assert res.ok, res
+        # Both messages' lines, in one DSB after the head and before the first EPB.
+        assert types.count(0x0A) == 1 and types.index(0x0A) < types.index(6), types
+        i = data.index(b"TLSK"[::-1]) if b"TLSK"[::-1] in data else -1
+        assert i > 0 and data.count(GOOD.encode()) == 2
+    else:
+        assert not res.ok and res.error, res
+        assert 0x0A not in types, types
