@@ -1,11 +1,11 @@
 /* libFuzzer target for netreel-store's recovery reader (services/store/recover.c, index.c):
  * whatever a crash, a full disk or a hostile hand left in a segment and its index, recovery
  * either refuses it or keeps a segment cut to what its index vouches for (its last record checked
- * to be whole pcapng blocks), whose runs lie inside it, in order, and that a second recovery leaves
- * exactly as it is. Input: 2 bytes (little-endian) giving the index's length in their low 15 bits
- * (the top bit: give every whole record after the header a correct checksum, so that mutated
- * records reach the checks behind it), the index, then the segment's bytes. FUZZ_VERBOSE=1 prints
- * each verdict (to check seeds). */
+ * to be whole pcapng blocks), whose runs and key log blocks lie inside it, in order, and that a
+ * second recovery leaves exactly as it is. Input: 2 bytes (little-endian) giving the index's
+ * length in their low 15 bits (the top bit: give every whole record after the header a correct
+ * checksum, so that mutated records reach the checks behind it), the index, then the segment's
+ * bytes. FUZZ_VERBOSE=1 prints each verdict (to check seeds). */
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -106,8 +106,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s.cfg.data_dir = dir;
     rc = store_recover_segment(&s, dir, "00000001-x", &seg);
     if (getenv("FUZZ_VERBOSE"))
-        fprintf(stderr, "recovery: %d, %zu runs, %u interfaces, %zu pod sets\n", rc,
-                seg ? seg->n_runs : 0, seg ? seg->n_ifaces : 0, seg ? seg->n_pod_sets : 0);
+        fprintf(stderr, "recovery: %d, %zu runs, %zu key log blocks, %u interfaces, %zu pod sets\n",
+                rc, seg ? seg->n_runs : 0, seg ? seg->n_keys : 0, seg ? seg->n_ifaces : 0,
+                seg ? seg->n_pod_sets : 0);
     if (rc == 0) {
         uint64_t end = 0;
 
@@ -118,6 +119,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             end = seg->runs[i].offset + seg->runs[i].length;
             CHECK(end <= seg->size);
         }
+        /* So do the key log blocks (TLS secrets), each in its own place. */
+        end = 0;
+        for (size_t i = 0; i < seg->n_keys; i++) {
+            CHECK(seg->keys[i].offset >= end);
+            end = seg->keys[i].offset + seg->keys[i].length;
+            CHECK(end <= seg->size);
+        }
         /* Recovery is idempotent: a second pass keeps everything. */
         {
             struct store s2 = {0};
@@ -125,6 +133,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             s2.cfg.data_dir = dir;
             CHECK(store_recover_segment(&s2, dir, "00000001-x", &seg2) == 0);
             CHECK(seg2->size == seg->size && seg2->n_runs == seg->n_runs);
+            CHECK(seg2->n_keys == seg->n_keys);
             free_store(&s2, seg2);
         }
     }
