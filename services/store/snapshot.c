@@ -292,9 +292,8 @@ static int keys_step(struct store_snapshot *snap)
         if (rc != 0)
             return rc;
     }
-    rc = nr_buf_append(&snap->keys_out, dsb.data, dsb.len);
-    if (rc != 0)
-        return rc;
+    if (nr_buf_append(&snap->keys_out, dsb.data, dsb.len) != 0)
+        return -ENOMEM; /* a DSB holds at most a message's worth: only memory can be short */
 skip:
     if (rc != 0)
         NR_ERROR("TLS key log lines cannot be read; they are left out",
@@ -322,8 +321,11 @@ static void produce(struct store_snapshot *snap)
             /* The window's TLS key log lines come first, so a reader can write them ahead of
              * the packets they decrypt. */
             bool last = snap->next_key == snap->n_keys;
-            if (keys_step(snap) != 0) {
-                finish(snap, RPC_RESOURCE_EXHAUSTED, "out of memory");
+            int rc = keys_step(snap);
+            if (rc != 0) {
+                /* A send that failed ended the call already (as for blocks). */
+                if (rc == -ENOMEM)
+                    finish(snap, RPC_RESOURCE_EXHAUSTED, "out of memory");
                 return;
             }
             snap->keys_sent = last;

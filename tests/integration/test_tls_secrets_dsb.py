@@ -317,3 +317,51 @@ def test_hub_checks_a_stores_key_log(hubs, hub_client, hub_pb, chunks, ok):
     else:
         assert not res.ok and res.error, res
         assert 0x0A not in types, types
+
+
+def big_keylog(path, tag, size):
+    """Distinct valid lines (the client random counts up) to about `size` bytes."""
+    lines, n, i = [], 0, 0
+    while True:
+        ln = f"CLIENT_RANDOM {tag:02x}{i:062x} " + "cd" * 48 + "\n"
+        if n + len(ln) > size:
+            break
+        lines.append(ln)
+        n += len(ln)
+        i += 1
+    path.write_text("".join(lines))
+    return n
+
+
+def test_many_streams_of_secrets_in_bounded_messages_and_hub_cap(stores, feeder, snapshot_tool,
+                                                                  hubs, cli_bin, tmp_path):
+    """20 capture streams of ~900 KiB of lines each: the store sends them in messages of at most
+    1 MiB of whole lines, all of them; the hub keeps 16 MiB, drops the rest and says so."""
+    store = stores("--max-size", "1GB")
+    t0 = (sh.now_ns() // NS - 60) * NS
+    total = 0
+    for k in range(20):
+        kl = tmp_path / f"k{k}.keylog"
+        total += big_keylog(kl, k, 900 << 10)
+        feeder(store, "--packets", "5", "--keylog", kl, "--ts-start", t0 + k,
+               capture_id=f"cap-{k}")
+    obj = snapshot_tool(store, tmp_path / "snap.pcapng")
+    assert obj["keylog_bytes"] == total, obj
+    assert obj["keylog_chunks"] >= total // (1 << 20) and obj["keylog_max"] <= 1 << 20, obj
+    assert dsb_count(tmp_path / "snap.pcapng") == obj["keylog_chunks"]
+    hub = hubs(store.addr)
+    out = tmp_path / "out.pcapng"
+    pcapdump(cli_bin, hub, "--since", rfc3339(t0 - NS), "--until", rfc3339(t0 + 10 * NS),
+             "-o", out, expect=0)
+    data = out.read_bytes()
+    kept, off = 0, 0
+    while off + 8 <= len(data):
+        btype, blen = (int.from_bytes(data[off:off + 4], "little"),
+                       int.from_bytes(data[off + 4:off + 8], "little"))
+        if btype == 0x0A:
+            kept += int.from_bytes(data[off + 12:off + 16], "little")
+        off += blen
+    assert 15 << 20 < kept <= 16 << 20 and kept < total, (kept, total)
+    assert "TLS key log lines dropped" in hub.stderr()
+    r = subprocess.run(["tshark", "-r", out], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 100, r.stderr

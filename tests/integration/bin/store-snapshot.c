@@ -26,7 +26,7 @@ static struct {
     struct rpc_channel *ch;
     FILE *f;
     struct nr_buf b;
-    uint64_t chunks, packets, bytes, max_chunk, keylog_bytes;
+    uint64_t chunks, packets, bytes, max_chunk, keylog_bytes, keylog_chunks, keylog_max;
     int64_t oldest, newest;
     bool header, summary;
     int status;
@@ -123,6 +123,9 @@ static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
             exit(1);
         put(&r.b);
         r.keylog_bytes += c->tls_keylog.len;
+        r.keylog_chunks++;
+        if (c->tls_keylog.len > r.keylog_max)
+            r.keylog_max = c->tls_keylog.len;
         break;
     case NETREEL__V1__STORE_CHUNK__KIND_SUMMARY: summary(c->summary); break;
     default: break;
@@ -208,9 +211,11 @@ int main(int argc, char **argv)
             "{\"status\": %d, \"message\": \"%s\", \"packets\": %" PRIu64 ", \"bytes\": %" PRIu64
             ", \"chunks\": %" PRIu64 ", \"max_chunk\": %" PRIu64 ", \"oldest_ns\": %" PRId64
             ", \"newest_ns\": %" PRId64 ", \"keylog_bytes\": %" PRIu64
+            ", \"keylog_chunks\": %" PRIu64 ", \"keylog_max\": %" PRIu64
             ", \"header\": %s, \"summary\": %s}\n",
             r.status, r.message, r.packets, r.bytes, r.chunks, r.max_chunk, r.oldest, r.newest,
-            r.keylog_bytes, r.header ? "true" : "false", r.summary ? "true" : "false");
+            r.keylog_bytes, r.keylog_chunks, r.keylog_max, r.header ? "true" : "false",
+            r.summary ? "true" : "false");
     nr_buf_free(&r.b);
     uv_loop_close(uv_default_loop());
     return r.status == RPC_OK && r.summary ? 0 : 1;
