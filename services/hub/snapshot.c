@@ -27,6 +27,9 @@
 #define TURN_BUDGET (8u << 20)
 /* The most TLS key log text one snapshot keeps for its file; the rest is dropped (and logged). */
 #define HUB_KEYLOG_MAX (16u << 20)
+/* Slots of the table of lines kept: twice the most lines HUB_KEYLOG_MAX holds (the shortest
+ * valid line is 145 bytes), a power of two. 2 MiB, made when a snapshot gets its first line. */
+#define HUB_KEYLOG_SLOTS (1u << 18)
 /* Its field number (proto/netreel/v1/common.proto): protobuf-c hands the filter over
  * NUL-terminated, and a NUL inside it must be refused, not cut at (pbwire.h). */
 #define SNAPSHOT_REQUEST_FILTER 3
@@ -78,6 +81,7 @@ struct hub_snap {
     struct nr_buf keys;
     size_t keys_pos;            /* how much of keys is in the file */
     uint64_t keys_dropped;      /* bytes of lines past HUB_KEYLOG_MAX, or for a pcap file */
+    uint64_t *keys_seen;        /* hashes of the lines kept (open addressing, 0: empty) */
     uint64_t packets, file_bytes;
     int64_t first_ts; /* of the first packet written */
     uv_timer_t timer;
@@ -137,6 +141,7 @@ static void snap_free(uv_handle_t *t)
     pcapng_merge_free(&s->heap);
     nr_buf_free(&s->out);
     nr_buf_free(&s->keys);
+    free(s->keys_seen);
     free(s);
 }
 
@@ -275,6 +280,39 @@ static const char *src_node(const struct hub_src *src)
     return n ? n : "";
 }
 
+/* Keeps each line of a store's key log message (already validated) once: a capture that resent
+ * a batch, or lines stored in two segments, give the same line twice. Past HUB_KEYLOG_MAX, or
+ * without memory for the table, lines are dropped and counted. */
+static void keys_add(struct hub_snap *s, const uint8_t *p, size_t len)
+{
+    size_t off = 0, n;
+    const uint8_t *line;
+
+    if (!s->keys_seen)
+        s->keys_seen = calloc(HUB_KEYLOG_SLOTS, sizeof(*s->keys_seen));
+    while (pcapng_keylog_next(p, len, &off, &line, &n) == 1) {
+        uint64_t h = 14695981039346656037ull;
+        size_t slot;
+        for (size_t i = 0; i < n; i++)
+            h = (h ^ line[i]) * 1099511628211ull;
+        h |= 1; /* 0 marks an empty slot */
+        if (!s->keys_seen || s->keys.len + n > s->keys.max) {
+            s->keys_dropped += n;
+            continue;
+        }
+        for (slot = h & (HUB_KEYLOG_SLOTS - 1); s->keys_seen[slot] && s->keys_seen[slot] != h;
+             slot = (slot + 1) & (HUB_KEYLOG_SLOTS - 1))
+            ;
+        if (s->keys_seen[slot] == h)
+            continue; /* a 64-bit hash: two different lines colliding is not a concern */
+        if (nr_buf_append(&s->keys, line, n) != 0) {
+            s->keys_dropped += n;
+            continue;
+        }
+        s->keys_seen[slot] = h;
+    }
+}
+
 static void src_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *user)
 {
     struct hub_src *src = user;
@@ -307,9 +345,10 @@ static void src_message(struct rpc_call *call, const uint8_t *msg, size_t len, v
             produce(s);
             return;
         }
-        if (s->pcap || s->keys.len + c->tls_keylog.len > s->keys.max ||
-            nr_buf_append(&s->keys, c->tls_keylog.data, c->tls_keylog.len) != 0)
+        if (s->pcap)
             s->keys_dropped += c->tls_keylog.len;
+        else
+            keys_add(s, c->tls_keylog.data, c->tls_keylog.len);
         netreel__v1__store_chunk__free_unpacked(c, NULL);
         return;
     case NETREEL__V1__STORE_CHUNK__KIND_BLOCKS:
