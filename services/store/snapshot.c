@@ -438,6 +438,21 @@ static int collect_keys(struct store_snapshot *snap, struct store_segment *seg)
     return 0;
 }
 
+static bool seg_overlaps(const struct store_snapshot *snap, const struct store_segment *seg)
+{
+    return seg->packets && seg->last_ts_ns >= snap->since && seg->first_ts_ns <= snap->until;
+}
+
+/* Whether the stream's segment before seg overlaps the window: secrets learnt after a handshake
+ * may come in the batch after it, and that may be the first of the next segment. */
+static bool follows_window(const struct store_snapshot *snap, const struct store_segment *seg)
+{
+    for (const struct store_segment *p = seg->prev; p; p = p->prev)
+        if (p->stream == seg->stream)
+            return seg_overlaps(snap, p);
+    return false;
+}
+
 /* Collects every run that overlaps the window, holding its segment. */
 static int collect(struct store_snapshot *snap)
 {
@@ -445,11 +460,13 @@ static int collect(struct store_snapshot *snap)
 
     for (struct store_segment *seg = snap->s->seg_head; seg; seg = seg->next) {
         size_t si;
-        bool overlaps =
-            seg->packets && seg->last_ts_ns >= snap->since && seg->first_ts_ns <= snap->until;
-        /* Key log lines of the segments of the window, and of segments with lines but no
-         * packets yet (the lines may come in a later segment than their handshake). */
-        if (seg->n_keys && (overlaps || (!seg->packets && seg->created_ns <= snap->until)) &&
+        bool overlaps = seg_overlaps(snap, seg);
+        /* Key log lines of the segments of the window, of segments with lines but no packets
+         * yet, and of the segment right after a stream's last one in the window (the lines may
+         * come in a later segment than their handshake). */
+        if (seg->n_keys &&
+            (overlaps || (!seg->packets && seg->created_ns <= snap->until) ||
+             follows_window(snap, seg)) &&
             collect_keys(snap, seg) != 0)
             return -ENOMEM;
         if (!overlaps)

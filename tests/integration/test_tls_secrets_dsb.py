@@ -366,3 +366,20 @@ def test_many_streams_of_secrets_in_bounded_messages_and_hub_cap(stores, feeder,
     assert "TLS key log lines dropped" in hub.stderr()
     r = subprocess.run(["tshark", "-r", out], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 100, r.stderr
+
+
+def test_secrets_in_the_segment_after_the_window(stores, feeder, snapshot_tool, tmp_path):
+    """The handshake's packets are in one segment, the lines came with the next batch, in the
+    next segment, whose packets are past the window: the snapshot still carries them."""
+    store = stores("--time-interval", "1s")
+    t0 = (sh.now_ns() // NS - 120) * NS
+    feeder(store, "--packets", "5", "--ts-start", t0)
+    time.sleep(2.5)  # the quiet segment is completed; the next batch starts a new one
+    kl = tmp_path / "k.keylog"
+    kl.write_text(GOOD)
+    feeder(store, "--packets", "5", "--keylog", kl, "--ts-start", t0 + 60 * NS,
+           "--seq-start", "100")
+    assert len(sh.segment_files(store.data_dir)) == 2
+    out = tmp_path / "snap.pcapng"
+    obj = snapshot_tool(store, out, "--since", t0 - NS, "--until", t0 + 10 * NS)
+    assert obj["packets"] == 5 and obj["keylog_bytes"] == len(GOOD), obj
