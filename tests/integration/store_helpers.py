@@ -576,18 +576,25 @@ class StoreStub:
         return self.Stats(self.pb.StatsRequest(), timeout=30)
 
     def snapshot(self, since_ns=0, until_ns=0, filter="", snaplen=0, timeout=120):
-        """Calls Snapshot and checks the shape of the stream: one header first, then blocks
-        (each at most 1 MiB and whole EPBs), then one summary last. Returns SnapshotResult."""
+        """Calls Snapshot and checks the shape of the stream: one header first, then TLS key
+        log messages (each at most 1 MiB), then blocks (each at most 1 MiB and whole EPBs), then
+        one summary last. Returns SnapshotResult."""
         req = self.pb.SnapshotRequest(since_ns=since_ns, until_ns=until_ns, filter=filter,
                                       snaplen=snaplen)
         msgs = list(self.Snapshot(req, timeout=timeout))
         kinds = [m.WhichOneof("kind") for m in msgs]
         assert kinds and kinds[0] == "header", f"first message is not the header: {kinds[:5]}"
         assert kinds[-1] == "summary", f"last message is not the summary: {kinds[-5:]}"
-        assert all(k == "blocks" for k in kinds[1:-1]), \
-            f"between header and summary only blocks: {sorted(set(kinds[1:-1]))}"
+        nkeys = 0
+        while kinds[1 + nkeys] == "tls_keylog":
+            nkeys += 1
+        assert all(k == "blocks" for k in kinds[1 + nkeys:-1]), \
+            f"between header and summary only key logs, then blocks: {kinds[1:-1][:8]}"
         res = SnapshotResult(header=msgs[0].header, summary=msgs[-1].summary)
-        for i, m in enumerate(msgs[1:-1]):
+        for m in msgs[1:1 + nkeys]:
+            assert 0 < len(m.tls_keylog) <= CHUNK_MAX, len(m.tls_keylog)
+            res.keylog.append(m.tls_keylog)
+        for i, m in enumerate(msgs[1 + nkeys:-1]):
             b = m.blocks
             assert len(b) <= CHUNK_MAX, f"blocks message {i} holds {len(b)} bytes (> 1 MiB)"
             res.chunk_sizes.append(len(b))
@@ -601,6 +608,7 @@ class SnapshotResult:
     summary: object
     chunk_sizes: list = field(default_factory=list)
     packets: list = field(default_factory=list)
+    keylog: list = field(default_factory=list)  # the tls_keylog messages' bytes
 
     def keys(self):
         return [p.key() for p in self.packets]

@@ -383,3 +383,17 @@ def test_secrets_in_the_segment_after_the_window(stores, feeder, snapshot_tool, 
     out = tmp_path / "snap.pcapng"
     obj = snapshot_tool(store, out, "--since", t0 - NS, "--until", t0 + 10 * NS)
     assert obj["packets"] == 5 and obj["keylog_bytes"] == len(GOOD), obj
+
+
+def test_a_batch_of_secrets_alone_is_written_and_acked(stores, store_client, store_pb):
+    """A capture's first batch may carry key log lines and nothing else (no interface, no
+    packet): acknowledged once on disk, and served before any packet."""
+    store = stores()
+    c = store_client(store)
+    pb = store_pb
+    acks = list(c.Ingest(iter([pb.PacketBatch(capture_id="cap-keys", seq=1, node="node-a",
+                                              tls_keylog=GOOD.encode())]), timeout=30))
+    assert acks and acks[-1].seq == 1, acks
+    assert len(sh.segment_files(store.data_dir)) == 1
+    res = c.snapshot()
+    assert res.keylog == [GOOD.encode()] and res.packets == [], res
