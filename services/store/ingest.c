@@ -187,6 +187,7 @@ static void write_done(struct store *s, struct store_write *w)
     if (w->seg) {
         st->packets += w->run.packets;
         st->bytes += w->run.length;
+        s->keylog_bytes += w->keylog_len;
     }
     if (w->accepted)
         st->batches++;
@@ -345,6 +346,7 @@ static int keys_and_batch(struct store_ingest *ig, const Netreel__V1__PacketBatc
     }
     taken(st, b->seq, now_ns);
     w->accepted = true;
+    w->keylog_len = b->tls_keylog.len;
     queue_write(ig, w, b->seq);
     return RPC_OK;
 }

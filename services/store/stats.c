@@ -146,6 +146,9 @@ int store_metrics_write(const struct store *s, struct nr_buf *b)
     nr_metrics_family(&m, "netreel_store_write_errors_total", NR_METRICS_COUNTER,
                       "Appends that failed (and were cut back).");
     nr_metrics_u64(&m, NULL, s->write_errors);
+    nr_metrics_family(&m, "netreel_store_tls_keylog_bytes_total", NR_METRICS_COUNTER,
+                      "Bytes of TLS key log lines written (as Decryption Secrets Blocks).");
+    nr_metrics_u64(&m, NULL, s->keylog_bytes);
     {
         struct store_writer_counters wc;
         store_writer_counters(s, &wc);

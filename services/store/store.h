@@ -133,6 +133,7 @@ struct store {
     uint64_t pending_free; /* deleted segments' bytes that snapshots still hold open */
     uint64_t deleted_segments[STORE_DEL_N], deleted_bytes[STORE_DEL_N];
     uint64_t batches_refused, batches_duplicate, batches_expired, write_errors;
+    uint64_t keylog_bytes; /* TLS key log lines written (DSB payload) */
     /* refused with RESOURCE_EXHAUSTED: the limits or the disk left no room */
     uint64_t batches_no_room;
     struct store_ingest *ingests; /* calls waiting for acks */

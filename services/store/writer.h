@@ -55,6 +55,7 @@ struct store_write {
     store_write_done_fn done;
     uint64_t data_start, data_end; /* the batch's bytes in the segment */
     uint64_t keys_off, keys_len;   /* its DSB in the segment (keys_len 0: none) */
+    size_t keylog_len;             /* the key log lines in that DSB (for the metrics) */
     struct store_run run;
     struct store_stream *st;
     uint64_t owner; /* the ingest call's id */

@@ -397,3 +397,5 @@ def test_a_batch_of_secrets_alone_is_written_and_acked(stores, store_client, sto
     assert len(sh.segment_files(store.data_dir)) == 1
     res = c.snapshot()
     assert res.keylog == [GOOD.encode()] and res.packets == [], res
+    code, text, _ = sh.scrape(store, "/metrics")
+    assert code == 200 and f"netreel_store_tls_keylog_bytes_total {len(GOOD)}" in text, text
