@@ -410,6 +410,15 @@ def test_through_the_hub_the_tls_interface_is_kept(lab, hubs, cli_bin, cert, tmp
     assert ok, "through the hub, no tls stream follows as the conversation:\n" + "\n".join(convs)
     comments = tshark("-r", out, "-Y", "frame.comment", "-T", "fields", "-e", "frame.comment")
     assert "netreel tls: pid" in comments, comments
+    # Issue 8's whole promise in one file: the real encrypted packets decrypt too, with only
+    # the Decryption Secrets Blocks the hub wrote ahead of them (no key log given to tshark).
+    streams = tshark("-r", out, "-Y", f"ip.addr == {A_IP} && tcp.port == {TLS_PORT}",
+                     "-T", "fields", "-e", "tcp.stream")
+    (real,) = sorted({int(x) for x in streams.split()})
+    plain = tshark("-r", out, "-q", "-z", f"follow,tls,ascii,{real}")
+    for text in CLIENT_LINES + SERVER_LINES:
+        for line in text.decode().splitlines():
+            assert line in plain, f"{line!r} not decrypted with the file's own secrets:\n{plain}"
 
 
 def test_a_library_of_another_mount_namespace_is_reached_through_proc_root(lab, cert, tmp_path):

@@ -108,20 +108,28 @@ def test_secrets_are_openssls_own_and_decrypt_the_recorded_packets(lab, cert, tm
     assert mval(m, "netreel_capture_tls_keylog_lines_total") >= len(want), m
     assert mval(m, "netreel_capture_tls_secrets_total", result="bad") == 0, m
 
-    # The real encrypted packets, as the capture recorded them, decrypt with the file.
+    # The real encrypted packets, as the capture recorded them, decrypt with the snapshot file
+    # alone: the store sends the secrets the capture found ahead of the packets, and the
+    # snapshot holds them as Decryption Secrets Blocks (no key log file given to tshark).
     _, _, path = lab.snapshot(net, store)
     streams = tshark("-r", path, "-Y", f"ip.addr == {A_IP} && tcp.port == {TLS_PORT}",
                      "-T", "fields", "-e", "tcp.stream")
     real = sorted({int(x) for x in streams.split()})
     assert len(real) == 1, streams
-    plain = tshark("-r", path, "-o", f"tls.keylog_file:{capkeys}", "-q", "-z",
-                   f"follow,tls,ascii,{real[0]}")
+
+    def decrypted(f, *opts):
+        return tshark("-r", f, *opts, "-q", "-z", f"follow,tls,ascii,{real[0]}")
+
+    plain = decrypted(path)
     for text in CLIENT_LINES + SERVER_LINES:
         for line in text.decode().splitlines():
-            assert line in plain, f"{line!r} not decrypted:\n{plain}"
-    # ... and not without it (the test can tell).
-    enc = tshark("-r", path, "-q", "-z", f"follow,tls,ascii,{real[0]}")
-    assert "hello from client 1" not in enc, enc
+            assert line in plain, f"{line!r} not decrypted by the file's own secrets:\n{plain}"
+    # Without its secrets the same file does not decrypt (the test can tell) ...
+    bare = tmp_path / "bare.pcapng"
+    run(["editcap", "--discard-all-secrets", str(path), str(bare)])
+    assert "hello from client 1" not in decrypted(bare)
+    # ... and the capture's key log file decrypts it as well.
+    assert "hello from client 1" in decrypted(bare, "-o", f"tls.keylog_file:{capkeys}")
 
 
 def test_another_libssl_build_gives_plaintext_but_no_secrets(lab, cert, tmp_path):  # noqa: F811
