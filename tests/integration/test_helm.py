@@ -17,8 +17,10 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.request
@@ -34,6 +36,15 @@ FULL_VALUES = REPO / "tests" / "helm" / "values-full.yaml"
 VALIDATOR = REPO / "tests" / "helm" / "validate.mjs"
 NS = "recorder"
 CAPS = {"capture": ["NET_RAW", "NET_ADMIN"], "data-owner": ["CHOWN"]}
+# tap.tls (the default): the capture loads eBPF and creates uprobes (SYS_ADMIN) on libssl files
+# of other users' processes (SYS_PTRACE), so it starts as root to hold them (no ambient
+# capabilities in Kubernetes).
+CAPS_TLS = ["NET_RAW", "NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE"]
+
+
+def decrypts(c):
+    """The capture container records decrypted TLS (tap.tls)."""
+    return c["name"] == "capture" and "--tls" in c["args"]
 
 
 def cache_dir():
@@ -211,7 +222,7 @@ def test_capture_arguments_follow_the_values(defaults, full):
         "pod-regex": ".*", "store": "127.0.0.1:8897", "tls-ca": "/etc/netreel/tls/ca.crt",
         "tls-cert": "/etc/netreel/tls/capture.crt", "tls-key": "/etc/netreel/tls/capture.key",
         "batch-bytes": "1MiB", "batch-time": "200ms", "spool-size": "256MiB",
-        "metrics-listen": ":9101", "log-level": "info",
+        "tls": True, "user": "netreel", "metrics-listen": ":9101", "log-level": "info",
     }
     f = flags(container(full, "capture"))
     assert f["pod-regex"] == "^(web|api)-.*"
@@ -225,6 +236,7 @@ def test_capture_arguments_follow_the_values(defaults, full):
     assert f["metrics-listen"] == ":19101" and f["log-level"] == "debug"
     assert f["filter"] == "tcp"  # extraArgs
     assert "bpf-override" not in f
+    assert "tls" not in f and "user" not in f  # tap.tls=false
 
 
 def test_bpf_override_replaces_pod_targeting(variants):
@@ -313,7 +325,10 @@ def test_capabilities_exactly_as_stated_nothing_privileged(defaults, full, varia
     for objs in (defaults, full, *variants.values()):
         for o, spec in pod_specs(objs):
             assert "privileged" not in json.dumps(spec.get("securityContext", {}))
-            assert not spec.get("hostPID") and not spec.get("hostIPC")
+            # The host's PID namespace only for the capture's decrypted TLS (tap.tls).
+            tls = any(decrypts(c) for c in spec["containers"])
+            assert bool(spec.get("hostPID")) == tls, o["metadata"]["name"]
+            assert not spec.get("hostIPC")
         for _, c in containers(objs):
             sc = c["securityContext"]
             assert sc["privileged"] is False, c["name"]
@@ -322,8 +337,11 @@ def test_capabilities_exactly_as_stated_nothing_privileged(defaults, full, varia
             assert sc["allowPrivilegeEscalation"] is (c["name"] == "capture"), c["name"]
             assert sc["readOnlyRootFilesystem"] is True, c["name"]
             assert sc["capabilities"]["drop"] == ["ALL"], c["name"]
-            assert sorted(sc["capabilities"].get("add", [])) == sorted(CAPS.get(c["name"], [])), c["name"]
-            if c["name"] in ("store", "hub", "capture"):
+            want = CAPS_TLS if decrypts(c) else CAPS.get(c["name"], [])
+            assert sorted(sc["capabilities"].get("add", [])) == sorted(want), c["name"]
+            if decrypts(c):
+                assert sc["runAsUser"] == 0 and sc["runAsNonRoot"] is False
+            elif c["name"] in ("store", "hub", "capture"):
                 assert sc["runAsNonRoot"] is True and sc["runAsUser"] != 0, c["name"]
             for m in c.get("volumeMounts", []):
                 if m["name"] != "data":
@@ -332,6 +350,82 @@ def test_capabilities_exactly_as_stated_nothing_privileged(defaults, full, varia
     ds = one(defaults, "DaemonSet")["spec"]["template"]["spec"]
     host = [v for v in ds["volumes"] if "hostPath" in v]
     assert host == [{"name": "data", "hostPath": {"path": "/var/lib/netreel", "type": "DirectoryOrCreate"}}]
+
+
+def test_tap_tls_on_by_default_and_off_exactly_as_before(helm, defaults, full):
+    """tap.tls (default true): --tls, the host's PID namespace, SYS_ADMIN and SYS_PTRACE, root
+    until the capture drops to the image's user. tap.tls=false: none of it, the same DaemonSet
+    as the chart made before tap.tls existed."""
+    spec = one(defaults, "DaemonSet")["spec"]["template"]["spec"]
+    cap = container(defaults, "capture")
+    assert spec["hostPID"] is True
+    assert "--tls" in cap["args"] and "--user=netreel" in cap["args"]
+    assert sorted(cap["securityContext"]["capabilities"]["add"]) == sorted(CAPS_TLS)
+    assert cap["securityContext"]["runAsUser"] == 0
+    # Secrets go into snapshots (DSB): no key log file on the node.
+    assert not [a for a in cap["args"] if a.startswith("--tls-keylog-file")]
+    # Nothing else changes: no host path but the data folder (/proc is the host's through
+    # hostPID, /sys/kernel/btf is in the container's own sysfs), no other container touched.
+    assert [v["name"] for v in spec["volumes"] if "hostPath" in v] == ["data"]
+    assert [m["name"] for m in cap["volumeMounts"]] == ["tls-capture", "kube-api-access"]
+    off = render(helm, sets=["tap.tls=false"])
+    ospec = one(off, "DaemonSet")["spec"]["template"]["spec"]
+    ocap = container(off, "capture")
+    assert "hostPID" not in ospec
+    assert "--tls" not in ocap["args"] and not [a for a in ocap["args"] if a.startswith("--user")]
+    assert ocap["securityContext"]["capabilities"]["add"] == ["NET_RAW", "NET_ADMIN"]
+    assert ocap["securityContext"]["runAsUser"] == 65532
+    assert ocap["securityContext"]["runAsNonRoot"] is True
+    # Off is the chart as it was: only the capture's arguments, context and hostPID differ.
+    strip = {"hostPID", "containers"}
+    assert {k: v for k, v in ospec.items() if k not in strip} == \
+        {k: v for k, v in spec.items() if k not in strip}
+    assert container(off, "store") == container(defaults, "store")
+    assert {k: v for k, v in ocap.items() if k not in ("args", "securityContext")} == \
+        {k: v for k, v in cap.items() if k not in ("args", "securityContext")}
+    assert [a for a in cap["args"] if a not in ("--tls", "--user=netreel")] == ocap["args"]
+
+
+def caps_at_exec(sc, tmp_path):
+    """What a process of the capture's container holds right after exec of a program that carries
+    the image's file capabilities (cap_net_admin,cap_net_raw=ep), as a container runtime sets it
+    up from the securityContext: bounding set = the added capabilities, no inheritable or ambient
+    set (Kubernetes has none), runAsUser, no_new_privs unless allowPrivilegeEscalation."""
+    # Under /tmp, not tmp_path: pytest's folders are closed to the user runAsUser names.
+    d = Path(tempfile.mkdtemp(prefix=f"netreel-caps-{tmp_path.name}-"))
+    d.chmod(0o755)
+    prog = d / "cat"
+    shutil.copy("/bin/cat", prog)
+    subprocess.run(["setcap", "cap_net_raw,cap_net_admin+ep", str(prog)], check=True)
+    caps = ",".join("+" + c.lower() for c in sc["capabilities"]["add"])
+    argv = ["setpriv", f"--bounding-set=-all,{caps}", "--inh-caps=-all"]
+    if sc["runAsUser"] != 0:
+        argv += [f"--reuid={sc['runAsUser']}", f"--regid={sc['runAsGroup']}", "--clear-groups"]
+    if not sc["allowPrivilegeEscalation"]:
+        argv += ["--no-new-privs"]
+    try:
+        r = subprocess.run(argv + ["--", str(prog), "/proc/self/status"], capture_output=True,
+                           text=True, timeout=10, check=True)
+    finally:
+        shutil.rmtree(d)
+    eff = int(re.search(r"^CapEff:\s*([0-9a-f]+)", r.stdout, re.M).group(1), 16)
+    bits = {"NET_ADMIN": 12, "NET_RAW": 13, "SYS_PTRACE": 19, "SYS_ADMIN": 21}
+    return sorted(name for name, bit in bits.items() if eff >> bit & 1)
+
+
+def test_capture_really_holds_what_tap_tls_adds(helm, defaults, tmp_path):
+    """The capabilities in the list are only a bounding set: a non-root process gets at exec just
+    its file's capabilities. With tap.tls the capture must hold SYS_ADMIN when it loads eBPF,
+    hence root; without, it holds NET_RAW + NET_ADMIN from its file, as before."""
+    if os.geteuid() != 0 or not shutil.which("setpriv") or not shutil.which("setcap"):
+        pytest.skip("needs root, setpriv and setcap to build the container's capability sets")
+    on = container(defaults, "capture")["securityContext"]
+    assert caps_at_exec(on, tmp_path / "on") == sorted(CAPS_TLS)
+    off = container(render(helm, sets=["tap.tls=false"]), "capture")["securityContext"]
+    assert caps_at_exec(off, tmp_path / "off") == ["NET_ADMIN", "NET_RAW"]
+    # The same list as a non-root user (what tap.tls would do without runAsUser 0): no SYS_ADMIN.
+    nonroot = dict(on, runAsUser=65532, runAsGroup=65532)
+    assert caps_at_exec(nonroot, tmp_path / "nr") == ["NET_ADMIN", "NET_RAW"]
 
 
 def test_host_network_only_on_the_daemonset(defaults, full):
@@ -513,7 +607,8 @@ def test_tls_and_auth_off(variants):
     objs = variants["no-tls-no-auth"]
     assert not [o for o in objs if o["kind"] == "Secret"]
     for _, c in containers(objs):
-        assert not [a for a in c.get("args", []) if "tls" in a or "token" in a], c["name"]
+        # (--tls is tap.tls, decrypted TLS in the recording, not the parts' mTLS.)
+        assert not [a for a in c.get("args", []) if ("tls" in a and a != "--tls") or "token" in a], c["name"]
         assert not mounted_files({"volumes": []}, {"volumeMounts": []}, "/")
 
 
@@ -711,6 +806,9 @@ REJECTED = [
     (["store.port=70000"], "at '/store/port': maximum: got 70,000, want 65,535"),
     (["logLevel=verbose"], "at '/logLevel': value must be one of 'debug', 'info', 'warn', 'error'"),
     (["capture.extraArgs={-v}"], "at '/capture/extraArgs/0': '-v' does not match pattern"),
+    (["tap.tls=yes"], "at '/tap/tls': got string, want boolean"),
+    # Secrets go into the snapshots: no key log file on the nodes.
+    (["tap.tlsKeylog=true"], "at '/tap': additional properties 'tlsKeylog' not allowed"),
 ]
 
 
@@ -787,12 +885,11 @@ def program(name):
 
 @pytest.mark.parametrize("name,binary", [("capture", "netreel-capture"), ("store", "netreel-store"),
                                          ("hub", "netreel-hub")])
-def test_programs_know_every_flag_the_chart_gives(name, binary, full):
+def test_programs_know_every_flag_the_chart_gives(name, binary, defaults, full):
     exe = program(binary)
     r = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=10)
     usage = r.stdout + r.stderr
-    c = container(full, name)
-    given = set(flags(c))
+    given = set(flags(container(full, name))) | set(flags(container(defaults, name)))
     unknown = [f for f in given if not re.search(rf"--{re.escape(f)}\b", usage)]
     assert not unknown, f"{binary} --help does not know {unknown}"
 
