@@ -291,6 +291,27 @@ static int add_namespaces(const char *flag, const char *arg, const char **list, 
     return 0;
 }
 
+/* --tls, --tls=true or --tls=false (tap.tls). A bare --tls followed by "false" would take it
+ * for POD_REGEX (getopt gives an optional value only after '='): refused, with the spelling. */
+static int tls_flag(const char *cmd, const char *value, int argc, char **argv, int *tls)
+{
+    if (!value) {
+        if (optind < argc &&
+            (strcmp(argv[optind], "true") == 0 || strcmp(argv[optind], "false") == 0))
+            return cli_error(CLI_EXIT_USAGE, "%s: --tls %s: write --tls=%s", cmd, argv[optind],
+                             argv[optind]);
+        *tls = 1;
+    } else if (strcmp(value, "true") == 0) {
+        *tls = 1;
+    } else if (strcmp(value, "false") == 0) {
+        *tls = 0;
+    } else {
+        return cli_error(CLI_EXIT_USAGE, "%s: --tls=%s: want --tls, --tls=true or --tls=false", cmd,
+                         value);
+    }
+    return 0;
+}
+
 bool cli_tap_is_local(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
@@ -310,12 +331,14 @@ int cli_tap_args_parse(int argc, char **argv, struct cli_tap_args *a)
         {"set", required_argument, NULL, 's'},
         {"release-namespace", required_argument, NULL, 'r'},
         {"chart", required_argument, NULL, 'c'},
+        {"tls", optional_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int c, rc;
 
     memset(a, 0, sizeof(*a));
+    a->tls = -1;
     getopt_reset();
     while ((c = getopt_long(argc, argv, ":n:e:h", opts, NULL)) != -1) {
         switch (c) {
@@ -342,6 +365,10 @@ int cli_tap_args_parse(int argc, char **argv, struct cli_tap_args *a)
         }
         case 'r': a->ns_flag = optarg; break;
         case 'c': a->chart = optarg; break;
+        case 'T':
+            if ((rc = tls_flag("tap", optarg, argc, argv, &a->tls)) != 0)
+                return rc;
+            break;
         case 'h': return CLI_ARGS_HELP;
         default: return cli_bad_option("tap", c, argv);
         }
@@ -397,6 +424,7 @@ static const struct set_key {
     {"capture.batchTime", CLI_LOCAL_CAPTURE, "--batch-time", V_DURATION},
     {"capture.spoolSize", CLI_LOCAL_CAPTURE, "--spool-size", V_SIZE},
     {"capture.recordSelf", CLI_LOCAL_CAPTURE, "--record-self", V_BOOL},
+    {"tap.tls", CLI_LOCAL_CAPTURE, "--tls", V_BOOL},
     {"hub.maxSnapshots", CLI_LOCAL_HUB, "--max-snapshots", V_COUNT},
     {"logLevel", CLI_LOCAL_NCHILD, "--log-level", V_LEVEL},
 };
@@ -488,6 +516,8 @@ static int apply_set(struct cli_tap_local_args *a, const char *kv)
             return rc;
         if (strcmp(sk->key, "tap.interface") == 0) {
             a->iface = v;
+        } else if (strcmp(sk->key, "tap.tls") == 0) {
+            a->tls = strcmp(v, "true") == 0; /* --tls is added once, at the end */
         } else if (sk->kind == V_BOOL) {
             if (strcmp(v, "true") == 0)
                 return add_set(a, sk->child, sk->flag, NULL);
@@ -529,11 +559,12 @@ int cli_tap_local_args_parse(int argc, char **argv, struct cli_tap_local_args *a
         {"store-port", required_argument, NULL, 'S'},
         {"hub-port", required_argument, NULL, 'H'},
         {"metrics-ports", required_argument, NULL, 'M'},
+        {"tls", optional_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *iface_flag = NULL;
-    int c, rc;
+    int c, rc, tls;
 
     memset(a, 0, sizeof(*a));
     a->store_port = 8897;
@@ -565,6 +596,11 @@ int cli_tap_local_args_parse(int argc, char **argv, struct cli_tap_local_args *a
             else if (a->metrics_base > 65533)
                 return cli_error(CLI_EXIT_USAGE, "tap --local: --metrics-ports: at most 65533");
             break;
+        case 'T':
+            if ((rc = tls_flag("tap --local", optarg, argc, argv, &tls)) != 0)
+                return rc;
+            a->tls = tls == 1;
+            break;
         case 'h': return CLI_ARGS_HELP;
         default: return cli_bad_option("tap --local", c, argv);
         }
@@ -583,5 +619,9 @@ int cli_tap_local_args_parse(int argc, char **argv, struct cli_tap_local_args *a
         a->iface = iface_flag;
     if (a->iface && !a->iface[0])
         return cli_error(CLI_EXIT_USAGE, "tap --local: -i is empty");
+    /* The capture loads its eBPF program and attaches the uprobes as root, before it drops to
+     * nobody (docs/capture-tls.md). */
+    if (a->tls && (rc = add_set(a, CLI_LOCAL_CAPTURE, "--tls", NULL)) != 0)
+        return rc;
     return 0;
 }

@@ -85,6 +85,7 @@ struct cli_tap_args {
     size_t n_namespaces, n_excluded;
     const char *sets[CLI_TAP_MAX_SETS];
     size_t n_sets;
+    int tls; /* --tls[=true|false] as tap.tls: 1, 0, or -1 not given (the chart's default) */
 };
 
 /* True when argv (before a "--") holds --local: the arguments are tap --local's. */
@@ -105,6 +106,7 @@ struct cli_tap_local_args {
     /* what --set adds to each child's command line, in order */
     const char *sets[CLI_LOCAL_NCHILD][CLI_LOCAL_MAX_SET_ARGS];
     int n_sets[CLI_LOCAL_NCHILD];
+    bool tls; /* --tls or --set tap.tls=true (the last one given wins): capture --tls */
 };
 
 int cli_tap_local_args_parse(int argc, char **argv, struct cli_tap_local_args *a);

@@ -23,8 +23,10 @@ static void usage(FILE *f)
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
     fputs("\nExamples:\n"
-          "  netreel tap                      start recording the cluster (helm)\n"
+          "  netreel tap                      start recording the cluster (helm), decrypted\n"
+          "                                   TLS included (--tls=false: without it)\n"
           "  netreel tap --local -i eth0      or record this machine, in the foreground\n"
+          "  netreel tap --local --tls        ... with decrypted TLS (as root)\n"
           "  netreel pcapdump --time=5m       the last 5 minutes of every node, one file\n"
           "\nExit codes: 0 ok, 1 failed, 2 bad usage, 3 a store is missing, 4 a tool or kube\n"
           "context is missing, 130 interrupted (docs/cli.md).\n",

@@ -17,15 +17,21 @@
 #include "proc.h"
 
 static const char usage_text[] =
-    "usage: netreel tap [POD_REGEX] [-n NS,...] [-e NS,...] [--set key=value]...\n"
-    "                   [--release-namespace NS] [--chart DIR]\n"
-    "       netreel tap --local [-i IFACE] [--data DIR] [--set key=value]...  (--local --help)\n"
+    "usage: netreel tap [POD_REGEX] [-n NS,...] [-e NS,...] [--tls[=true|false]]\n"
+    "                   [--set key=value]... [--release-namespace NS] [--chart DIR]\n"
+    "       netreel tap --local [-i IFACE] [--data DIR] [--tls] [--set key=value]...\n"
+    "                   (--local --help)\n"
     "Starts recording every node of the current kube context: installs or upgrades the netreel\n"
     "chart with helm. Then `netreel pcapdump --time=5m` takes a snapshot.\n"
     "\n"
     "  POD_REGEX                  record pods whose name matches (POSIX ERE; default .*)\n"
     "  -n, --namespaces NS,...    only pods in these namespaces\n"
     "  -e, --excluded-namespaces NS,...  never pods in these\n"
+    "  --tls[=true|false]         tap.tls: also record decrypted TLS (plaintext of OpenSSL\n"
+    "                             connections, and their secrets); on unless --tls=false.\n"
+    "                             It runs the capture as root with SYS_ADMIN and SYS_PTRACE in\n"
+    "                             the host's PID namespace until its probes are attached\n"
+    "                             (docs/deploy.md)\n"
     "  --set key=value            any chart value (helm show values; docs/deploy.md), e.g.\n"
     "                             pcapdump.maxTime=2h, pcapdump.maxSize=2GiB,\n"
     "                             tap.bpfOverride='net 10.0.0.0/8'; headless=true is accepted\n"
@@ -109,7 +115,8 @@ static void json_list(FILE *f, const char *const *list, const size_t *lens, size
     fputc(']', f);
 }
 
-/* The values of POD_REGEX, -n and -e as a file for helm -f (JSON is YAML). */
+/* The values of POD_REGEX, -n, -e and --tls as a file for helm -f (JSON is YAML); --set, given
+ * after it, wins over it. */
 static int write_values(const struct cli_tap_args *o, char *path, size_t len)
 {
     const char *tmp = getenv("TMPDIR");
@@ -140,7 +147,10 @@ static int write_values(const struct cli_tap_args *o, char *path, size_t len)
     if (o->n_excluded) {
         fputs(first ? "\"excludedNamespaces\": " : ", \"excludedNamespaces\": ", f);
         json_list(f, o->excluded, o->excluded_len, o->n_excluded);
+        first = false;
     }
+    if (o->tls >= 0)
+        fprintf(f, "%s\"tls\": %s", first ? "" : ", ", o->tls ? "true" : "false");
     fputs("}}\n", f);
     if (fclose(f) != 0) {
         unlink(path);

@@ -43,7 +43,7 @@ enum {
 };
 
 static const char usage_text[] =
-    "usage: netreel tap --local [-i IFACE] [--data DIR] [--set key=value]...\n"
+    "usage: netreel tap --local [-i IFACE] [--data DIR] [--tls] [--set key=value]...\n"
     "Records this machine in the foreground until Ctrl-C: netreel-capture, netreel-store and\n"
     "netreel-hub run as children on 127.0.0.1 (their output on stderr, prefixed). From another\n"
     "terminal: netreel pcapdump --time=5m.\n"
@@ -53,11 +53,16 @@ static const char usage_text[] =
     "  --data DIR             the recording, certificates and token (default $NETREEL_DATA,\n"
     "                         else /var/lib/netreel as root, else $XDG_DATA_HOME/netreel or\n"
     "                         ~/.local/share/netreel); made 0700\n"
+    "  --tls                  also record decrypted TLS: the plaintext of this machine's OpenSSL\n"
+    "                         connections (interface tls) and their secrets; needs root (the\n"
+    "                         capture attaches its eBPF probes, then drops to nobody). Off\n"
+    "                         unless given (--tls=false, --set tap.tls=true|false also work)\n"
     "  --set key=value        chart values that apply here: pcapdump.maxTime, pcapdump.maxSize,\n"
     "                         pcapdump.timeInterval, pcapdump.minFreeDisk, tap.interface,\n"
-    "                         tap.snaplen, tap.bufferSize, tap.bpfOverride, capture.batchBytes,\n"
-    "                         capture.batchTime, capture.spoolSize, capture.recordSelf,\n"
-    "                         hub.maxSnapshots, logLevel (headless=true is accepted)\n"
+    "                         tap.snaplen, tap.bufferSize, tap.bpfOverride, tap.tls,\n"
+    "                         capture.batchBytes, capture.batchTime, capture.spoolSize,\n"
+    "                         capture.recordSelf, hub.maxSnapshots, logLevel (headless=true\n"
+    "                         is accepted)\n"
     "  --store-port PORT      the store's gRPC port (default 8897)\n"
     "  --hub-port PORT        the hub's gRPC port (default 8898)\n"
     "  --metrics-ports BASE   /metrics of capture, store, hub on BASE, BASE+1, BASE+2\n"

@@ -68,6 +68,26 @@ def test_tap_defaults_and_new_namespace(cli_bin, fake_tools):
     assert "--release-namespace rec" in r.stdout
 
 
+@pytest.mark.parametrize("args,tls", [
+    (["--tls"], True),
+    (["--tls=true"], True),
+    (["--tls=false"], False),
+    (["--tls=false", "--tls"], True),  # the last one wins
+])
+def test_tap_tls_flag_is_tap_tls(cli_bin, fake_tools, args, tls):
+    """--tls[=true|false] is the chart's tap.tls (default true), in the values file beside
+    POD_REGEX; a --set tap.tls after it wins, as helm reads --set after --values."""
+    tools = fake_tools()
+    ch.run(cli_bin, "tap", "web-.*", *args, "--set", "tap.snaplen=128", env=tools.env(), expect=0)
+    (call,) = helm_calls(tools)
+    assert json.loads(call[-1]["values"]) == {"tap": {"regex": "web-.*", "tls": tls}}
+    assert call[9:-1] == ["--set", "tap.snaplen=128"]
+    ch.run(cli_bin, "tap", "--tls", "--set", "tap.tls=false", env=tools.env(), expect=0)
+    call = helm_calls(tools)[-1]
+    assert json.loads(call[-1]["values"]) == {"tap": {"tls": True}}
+    assert call[9:-1] == ["--set", "tap.tls=false"]
+
+
 def test_tap_missing_helm_kubectl_context(cli_bin, fake_tools, tmp_path):
     tools = ch.FakeTools(tmp_path / "a", helm=False)
     r = ch.run(cli_bin, "tap", env=tools.env(), expect=4)
@@ -107,6 +127,9 @@ def test_tap_helm_fails(cli_bin, fake_tools):
     (["a", "b"], "\"b\""),
     (["--chart", "/nonexistent"], "--chart"),
     (["--bogus"], "--bogus"),
+    # getopt takes an optional value only after '=': "false" would become POD_REGEX.
+    (["--tls", "false"], "write --tls=false"),
+    (["--tls=off"], "want --tls, --tls=true or --tls=false"),
 ])
 def test_tap_bad_usage(cli_bin, fake_tools, args, word):
     tools = fake_tools()
@@ -244,6 +267,7 @@ def test_tap_local_records_and_stops_on_ctrl_c(cli_bin, tap_local, tmp_path):
     assert f"--exclude-port\x00{t.hub_port}" in "\0".join(cap)
     assert "--snaplen\x00128" in "\0".join(cap)
     assert "--max-time\x002h" in "\0".join(kids["netreel-store"][1])
+    assert "--tls" not in cap  # decrypted TLS only when asked for (--tls)
     # Traffic, then a snapshot through the hub: the packets are there, the hub's port is not.
     port = ch.free_port()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -270,6 +294,29 @@ def test_tap_local_records_and_stops_on_ctrl_c(cli_bin, tap_local, tmp_path):
     for name, (pid, _) in kids.items():
         assert gone(pid), f"{name} (pid {pid}) still runs after tap exited"
     assert "netreel: stopped" in t.stderr()
+
+
+@pytest.mark.parametrize("args,tls", [
+    (["--tls"], True),
+    (["--set", "tap.tls=true"], True),
+    (["--tls", "--set", "tap.tls=false"], False),  # the last one wins
+    (["--set", "tap.tls=true", "--tls=false"], False),
+])
+def test_tap_local_tls_reaches_the_capture(tap_local, args, tls):
+    """tap --local --tls: the capture (root, like every child here) gets --tls once, and loads
+    its probes before it drops to nobody; the store and the hub get nothing of it."""
+    t = tap_local(*args)
+    t.wait_recording()
+    kids = t.children()
+    assert kids["netreel-capture"][1].count("--tls") == (1 if tls else 0), kids["netreel-capture"]
+    for name in ("netreel-store", "netreel-hub"):
+        assert "--tls" not in kids[name][1], name
+    if tls:
+        # Either way the capture says what became of it: probes attached, or one warning.
+        deadline = time.monotonic() + 20
+        while not re.search(r"tls: (attached|decrypted TLS is OFF)", t.stderr()):
+            assert time.monotonic() < deadline, ch.tail(t.stderr())
+            time.sleep(0.1)
 
 
 @pytest.mark.parametrize("victim", ["netreel-store", "netreel-capture"])
@@ -316,6 +363,8 @@ def test_tap_local_child_fails_to_start(cli_bin, local_bins, tmp_path):
     (["--store-port", "0"], "--store-port"),
     (["--store-port", "9000", "--hub-port", "9000"], "both"),
     (["web-.*"], "POD_REGEX"),
+    (["--set", "tap.tls=yes"], "want true or false"),
+    (["--tls", "true"], "write --tls=true"),
 ])
 def test_tap_local_bad_usage(cli_bin, tmp_path, args, word):
     r = ch.run(cli_bin, "tap", "--local", "-i", "lo", "--data", tmp_path, *args,
