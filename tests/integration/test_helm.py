@@ -779,8 +779,13 @@ def test_notes_tell_the_pcapdump_command(helm):
     assert "netreel pcapdump --time=5m" in notes
     assert f"kubectl -n {NS} port-forward service/netreel-hub 8898" in notes
     assert "WARNING" not in notes
-    r = run_helm(helm, "install", "netreel", str(CHART), "--dry-run=client", "--set", "tls.enabled=false")
-    assert "WARNING: tls.enabled is false" in r.stdout.split("NOTES:", 1)[1]
+    # tap.tls (default) says what it records and what it costs, and how to turn it off.
+    assert "Decrypted TLS is on (tap.tls)" in notes and "--set tap.tls=false" in notes
+    r = run_helm(helm, "install", "netreel", str(CHART), "--dry-run=client", "--set", "tls.enabled=false",
+                 "--set", "tap.tls=false")
+    notes = r.stdout.split("NOTES:", 1)[1]
+    assert "WARNING: tls.enabled is false" in notes
+    assert "Decrypted TLS" not in notes
 
 
 # ---- the schema -----------------------------------------------------------------------------------
