@@ -3,13 +3,13 @@
 #   bench/run.sh BUILD_DIR
 # bench/rpc.sh: lib/rpc against iperf3; bench/store.sh: the store against dd and mergecap;
 # bench/capture.sh: the capture against tcpdump and dumpcap; bench/export.sh: pcapdump through the
-# hub against mergecap and cat.
+# hub against mergecap and cat; bench/tls.sh: a TLS transfer with and without `netreel-capture --tls`.
 set -euo pipefail
 
 build=${1:?usage: bench/run.sh BUILD_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 status=0
-for b in rpc store capture export; do
+for b in rpc store capture export tls; do
     echo "== bench/$b.sh"
     "$here/$b.sh" "$build" || status=1
 done
