@@ -210,7 +210,6 @@ cpu_ticks() { # utime + stime of PID, in clock ticks
 }
 
 wait_for() { # wait_for FILE PATTERN PID WHAT
-
     for _ in $(seq 1 400); do
         grep -q "$2" "$1" 2>/dev/null && return 0
         kill -0 "$3" 2>/dev/null || die "$4 exited: $(cat "$1")"
