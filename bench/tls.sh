@@ -313,7 +313,7 @@ from statistics import median
 rows = [ln.rstrip("\n").split("\t") for ln in open(sys.argv[1]) if ln.strip()]
 print(f"{'shape':<6} {'write':>6} {'MB/s without':>13} {'with':>7} {'ratio':>6} "
       f"{'peers CPU s/GB':>16} {'of it sys':>12} {'probe us/call':>14} "
-      f"{'capture s/GB':>13} {'store s/GB':>11} {'capture us/rec':>15} {'recorded %':>11}")
+      f"{'capture s/GB':>13} {'store s/GB':>11} {'capture us/rec':>15} {'recorded %':>14}")
 for shape in dict.fromkeys(r[0] for r in rows):
     rs = [r for r in rows if r[0] == shape]
     plain = [r for r in rs if r[2] == "plain"]
@@ -329,13 +329,14 @@ for shape in dict.fromkeys(r[0] for r in rows):
     cps = median(float(r[10]) / g for r, g in zip(cap, rec_gb) if g)
     sps = median(float(r[11]) / g for r, g in zip(cap, rec_gb) if g)
     cap_us = median(float(r[10]) / int(r[14]) * 1e6 for r in cap)
-    recpct = min(100.0 * int(r[12]) / (2 * int(r[4])) for r in cap)
+    shares = [100.0 * int(r[12]) / (2 * int(r[4])) for r in cap]
     print(f"{shape:<6} {rs[0][1]:>6} {mbs(plain):>13.1f} {mbs(cap):>7.1f} {mbs(cap) / mbs(plain):>6.2f} "
           f"{app(plain):>6.2f} -> {app(cap):<6.2f} {sys_(plain):>5.2f} -> {sys_(cap):<5.2f} "
-          f"{probe_us:>14.1f} {cps:>13.2f} {sps:>11.2f} {cap_us:>15.1f} {recpct:>11.2f}")
+          f"{probe_us:>14.1f} {cps:>13.2f} {sps:>11.2f} {cap_us:>15.1f} {min(shares):>6.2f}..{max(shares):.2f}")
 print("medians over the runs. MB/s: plaintext sent, without and with the capture; peers CPU:")
 print("client + server, user + system, per GB sent (of it sys: system); probe us/call: the")
 print("peers' extra system CPU over the SSL calls that moved plaintext (client's + server's);")
 print("capture, store s/GB: per GB of plaintext recorded, each byte recorded at both ends;")
-print("capture us/rec: per SSL call recorded; recorded %: the lowest run's share of 2 x bytes sent.")
+print("capture us/rec: per SSL call recorded; recorded %: the lowest and highest run's share of 2 x")
+print("bytes sent (a run below 100 % lost ring records: see its line above).")
 EOF
