@@ -229,7 +229,13 @@ xfer() {
 # run_plain BYTES WSIZE / run_capture BYTES WSIZE: one timed transfer, without / with
 # the capture; both set secs cu cs su ss, run_capture also cap_s store_s rec_bytes lost.
 run_plain() {
+    # Another netreel-capture --tls on the machine (a test, another bench) would put its probes
+    # on this run too: say so on the run's line.
+    local others
+    others=$(pgrep -d, -x netreel-capture || true)
     xfer "$@"
+    others+=$(pgrep -d, -x netreel-capture || true)
+    [ -z "$others" ] || echo "bench: WARNING: other netreel-capture processes ran during this run (pids $others): if one has --tls, its probes slowed it" >&2
     cap_s=- store_s=- rec_bytes=- other_bytes=- lost=-
 }
 
