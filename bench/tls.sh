@@ -228,14 +228,29 @@ xfer() {
 
 # run_plain BYTES WSIZE / run_capture BYTES WSIZE: one timed transfer, without / with
 # the capture; both set secs cu cs su ss, run_capture also cap_s store_s rec_bytes lost.
+# Another netreel-capture --tls on the machine (a test, another bench) would put its probes on
+# a run too: other_captures [OWN_PID] lists the others, warn_others LIST says so.
+other_captures() {
+    local p
+    for p in $(pgrep -x netreel-capture | grep -vx "${1:-0}"); do
+        if tr '\0' '\n' <"/proc/$p/cmdline" 2>/dev/null | grep -qx -- --tls; then
+            echo "$p(--tls)"
+        else
+            echo "$p"
+        fi
+    done | paste -sd, || true
+}
+warn_others() {
+    local list
+    list=$(tr , '\n' <<<"$1" | grep . | sort -u | paste -sd, || true)
+    [ -z "$list" ] || echo "bench: WARNING: other netreel-capture processes ran during this run: $list (one with --tls traps this run too)" >&2
+}
+
 run_plain() {
-    # Another netreel-capture --tls on the machine (a test, another bench) would put its probes
-    # on this run too: say so on the run's line.
     local others
-    others=$(pgrep -d, -x netreel-capture || true)
+    others=$(other_captures)
     xfer "$@"
-    others+=$(pgrep -d, -x netreel-capture || true)
-    [ -z "$others" ] || echo "bench: WARNING: other netreel-capture processes ran during this run (pids $others): if one has --tls, its probes slowed it" >&2
+    warn_others "$others,$(other_captures)"
     cap_s=- store_s=- rec_bytes=- other_bytes=- lost=-
 }
 
@@ -263,7 +278,10 @@ run_capture() {
     local calls0=$m_calls c0 s0 c1 s1
     c0=$(cpu_ticks "$cpid")
     s0=$(cpu_ticks "$spid")
+    local others
+    others=$(other_captures "$cpid")
     xfer "$@"
+    warn_others "$others,$(other_captures "$cpid")"
     # Its work ends when every record is in the store: the ring read, the spool empty.
     sleep 0.5
     for _ in $(seq 1 1200); do
