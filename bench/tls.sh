@@ -69,7 +69,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# ---- the two namespaces: A holds the store and the capture (its interface a dummy), B the peers
+# ---- the two namespaces: A holds the store and the capture (its interface a quiet veth), B the peers
 for ns in "$nsa" "$nsb"; do
     ip netns add "$ns"
     ip -n "$ns" link set lo up
