@@ -113,13 +113,15 @@ def cert(tmp_path_factory):
     return d / "cert.pem", d / "key.pem"
 
 
-def converse(net, version, cert, tmp, bulk=None, env=(), before_client=None, server_wrap=()):
+def converse(net, version, cert, tmp, bulk=None, env=(), before_client=None, server_wrap=(),
+             peer=PEER, client_env=()):
     """Runs the server in A and the client in B; returns the client's stdout (the version).
     With bulk=N the client sends N bytes of bulk_data(N) and the server answers their sha256.
-    env: VAR=VALUE strings for both; before_client() runs once the server listens; server_wrap:
-    a command the server runs under (its arguments follow)."""
+    env: VAR=VALUE strings for both (client_env: for the client only); before_client() runs
+    once the server listens; server_wrap: a command the server runs under (its arguments
+    follow); peer: the peers' script."""
     script = tmp / "tls_peer.py"
-    script.write_text(PEER)
+    script.write_text(peer)
     extra = [str(bulk)] if bulk else []
     server = subprocess.Popen(["ip", "netns", "exec", net.a, *server_wrap, "env", *env,
                                "/usr/bin/python3",
@@ -130,8 +132,8 @@ def converse(net, version, cert, tmp, bulk=None, env=(), before_client=None, ser
         assert server.stdout.readline().strip() == "listening", server.stderr.read()
         if before_client:
             before_client()
-        client = run(["ip", "netns", "exec", net.b, "env", *env, "/usr/bin/python3", script,
-                      "client", version, A_IP, str(TLS_PORT), *extra])
+        client = run(["ip", "netns", "exec", net.b, "env", *env, *client_env, "/usr/bin/python3",
+                      script, "client", version, A_IP, str(TLS_PORT), *extra])
         server.wait(20)
         assert server.returncode == 0, server.stderr.read()
     finally:

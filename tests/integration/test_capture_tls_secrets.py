@@ -22,6 +22,7 @@ from pathlib import Path
 import grpc
 
 import pytest
+import test_capture_tls as tls
 from test_capture_tls import own_libssl, wait_for
 
 from conftest import REPO, _load_module
@@ -40,24 +41,9 @@ assert PEER_KEYLOG.count("keylog_filename") == 1
 
 
 def converse(net, version, cert, tmp, keylog, env=(), before_client=None):  # noqa: F811
-    script = tmp / "tls_peer_keylog.py"
-    script.write_text(PEER_KEYLOG)
-    server = subprocess.Popen(["ip", "netns", "exec", net.a, "env", *env, "/usr/bin/python3",
-                               script, "server", version, cert[0], cert[1], str(TLS_PORT)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout.readline().strip() == "listening", server.stderr.read()
-        if before_client:
-            before_client()
-        client = run(["ip", "netns", "exec", net.b, "env", *env, f"PY_KEYLOG={keylog}",
-                      "/usr/bin/python3", script, "client", version, A_IP, str(TLS_PORT)])
-        server.wait(20)
-        assert server.returncode == 0, server.stderr.read()
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
-    return client.stdout.strip()
+    """test_capture_tls's conversation, with the client writing its own key log to keylog."""
+    return tls.converse(net, version, cert, tmp, env=env, before_client=before_client,
+                        peer=PEER_KEYLOG, client_env=(f"PY_KEYLOG={keylog}",))
 
 
 def keylog_lines(path):

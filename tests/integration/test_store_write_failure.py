@@ -64,8 +64,8 @@ def test_failed_write_is_cut_back_and_resent_batches_are_taken(store_bins, feede
         store.wait_serving()
         ts = (sh.now_ns() // 10**9 - 60) * 10**9
         n = int(20000 * sh.SCALE)
-        before = feeder(store, "--packets", n, "--ts-start", ts, "--batch-bytes", "64KiB",
-                        "--dump", tmp_path / "before.pcapng", capture_id="before")
+        feeder(store, "--packets", n, "--ts-start", ts, "--batch-bytes", "64KiB",
+               "--dump", tmp_path / "before.pcapng", capture_id="before")  # all acked
 
         flag.touch()
         args = ["--packets", n, "--ts-start", ts + 10**9, "--batch-bytes", "64KiB"]
