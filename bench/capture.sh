@@ -37,7 +37,8 @@ a_ip=10.78.0.1
 b_ip=10.78.0.2
 store_port=18897
 
-die() { echo "bench: $*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 for b in "$capture_bin" "$store_bin"; do
     [ -x "$b" ] || die "$b is missing: build it with make"
 done
@@ -50,20 +51,7 @@ work=$(mktemp -d "${BENCH_DIR:-$PWD/build}/bench-capture.XXXXXX")
 nsa=nrb$$a
 nsb=nrb$$b
 pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    for ns in "$nsa" "$nsb"; do
-        if ip netns list | grep -qw "$ns"; then
-            for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
-            ip netns del "$ns" 2>/dev/null || true
-        fi
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_traps
 
 # ---- the two namespaces ----------------------------------------------------------------------
 for ns in "$nsa" "$nsb"; do
@@ -80,7 +68,6 @@ ip -n "$nsa" link set "$nsa" up
 ip -n "$nsb" link set "$nsb" up
 # (A process started in the background is started with `ip netns exec` itself, which execs it,
 # so that $! is its pid; a shell function in the background would be a subshell.)
-inA() { ip netns exec "$nsa" "$@"; }
 inB() { ip netns exec "$nsb" "$@"; }
 
 # ---- helpers ---------------------------------------------------------------------------------
@@ -136,16 +123,6 @@ EOF
 wire_packets() { # rx + tx packets of A's end of the veth
     inA cat "/sys/class/net/$nsa/statistics/rx_packets" "/sys/class/net/$nsa/statistics/tx_packets" |
         awk '{ s += $1 } END { print s }'
-}
-
-wait_for() { # wait_for FILE PATTERN PID WHAT
-    local i
-    for i in $(seq 1 200); do
-        grep -q "$2" "$1" 2>/dev/null && return 0
-        kill -0 "$3" 2>/dev/null || die "$4 exited: $(cat "$1")"
-        sleep 0.05
-    done
-    die "$4 did not start: $(cat "$1")"
 }
 
 # run_iperf PROFILE_ARGS...: one iperf3 run B -> A; sets gbps (receiver's rate) and wire.
@@ -220,21 +197,10 @@ rec_dumpcap() {
 rec_netreel_poll() { read_mode=poll rec_netreel "$@"; }
 
 rec_netreel() {
-    local data=$work/data
+    local data=$work/data spid cpid mport
     rm -rf "$data"
-    ip netns exec "$nsa" "$store_bin" --listen "127.0.0.1:$store_port" --metrics-listen off --data-dir "$data" \
-        --max-size 40GB --max-time 0 --node bench 2>"$work/store.err" &
-    local spid=$!
-    pids+=("$spid")
-    wait_for "$work/store.err" "msg=serving" "$spid" netreel-store
-    ip netns exec "$nsa" "$capture_bin" -i "$nsa" --snaplen "$snaplen" --buffer-size "${buf_mib}MiB" \
-        --store "127.0.0.1:$store_port" --metrics-listen 127.0.0.1:0 --node bench \
-        --read-mode "${read_mode:-thread}" 2>"$work/capture.err" &
-    local cpid=$!
-    pids+=("$cpid")
-    wait_for "$work/capture.err" "msg=capturing" "$cpid" netreel-capture
-    local mport
-    mport=$(sed -n 's/.*msg=capturing.* metrics_port=\([0-9]*\).*/\1/p' "$work/capture.err")
+    netreel_start "$data" -i "$nsa" --snaplen "$snaplen" --buffer-size "${buf_mib}MiB" \
+        --read-mode "${read_mode:-thread}"
     run_iperf "$@"
     sleep 1.5
     # What the capture still spools goes to the store first (the spool is part of netreel).
@@ -244,10 +210,7 @@ rec_netreel() {
         [ "$m_spool_bytes" = 0 ] && break
         sleep 0.1
     done
-    kill -TERM "$cpid"
-    wait "$cpid" || die "netreel-capture exited with status $?: $(tail -n 5 "$work/capture.err")"
-    kill -TERM "$spid"
-    wait "$spid" || die "netreel-store exited with status $?: $(tail -n 5 "$work/store.err")"
+    netreel_stop
     stats_rec=$((m_packets - m_spool))
     stats_all=$((m_packets + m_kernel + m_buffer))
     note="kernel $m_kernel buffer $m_buffer spool $m_spool"

@@ -40,7 +40,8 @@ store_bin=$build/bin/netreel-store
 tls_port=18443
 store_port=18898
 
-die() { echo "bench: $*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 for b in "$capture_bin" "$store_bin"; do
     [ -x "$b" ] || die "$b is missing: build it with make"
 done
@@ -54,20 +55,7 @@ work=$(mktemp -d "${BENCH_DIR:-$PWD/build}/bench-tls.XXXXXX")
 nsa=nrt$$a
 nsb=nrt$$b
 pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    for ns in "$nsa" "$nsb"; do
-        if ip netns list | grep -qw "$ns"; then
-            for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
-            ip netns del "$ns" 2>/dev/null || true
-        fi
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_traps
 
 # ---- the two namespaces: A holds the store and the capture (its interface a quiet veth), B the peers
 for ns in "$nsa" "$nsb"; do
@@ -81,7 +69,6 @@ ip -n "$nsa" link set nrtquiet0 up
 ip -n "$nsa" link set nrtquiet1 up
 # (processes started in the background are started with `ip netns exec` itself, which execs
 # them, so that $! is their pid: a shell function in the background would be a subshell)
-inA() { ip netns exec "$nsa" "$@"; }
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=bench \
     -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null || die "openssl req failed"
@@ -209,15 +196,6 @@ cpu_ticks() { # utime + stime of PID, in clock ticks
     awk '{ print $14 + $15 }' "/proc/$1/stat"
 }
 
-wait_for() { # wait_for FILE PATTERN PID WHAT
-    for _ in $(seq 1 400); do
-        grep -q "$2" "$1" 2>/dev/null && return 0
-        kill -0 "$3" 2>/dev/null || die "$4 exited: $(cat "$1")"
-        sleep 0.05
-    done
-    die "$4 did not start: $(cat "$1")"
-}
-
 # xfer BYTES WSIZE: one transfer in B; sets secs cu cs su ss.
 xfer() {
     local out
@@ -255,22 +233,11 @@ run_plain() {
 }
 
 run_capture() {
-    local data=$work/data
+    local data=$work/data spid cpid mport
     rm -rf "$data"
-    ip netns exec "$nsa" "$store_bin" --listen "127.0.0.1:$store_port" --metrics-listen off --data-dir "$data" \
-        --max-size 40GB --max-time 0 --node bench 2>"$work/store.err" &
-    local spid=$!
-    pids+=("$spid")
-    wait_for "$work/store.err" "msg=serving" "$spid" netreel-store
-    ip netns exec "$nsa" "$capture_bin" -i nrtquiet0 --tls --store "127.0.0.1:$store_port" \
-        --metrics-listen 127.0.0.1:0 --node bench 2>"$work/capture.err" &
-    local cpid=$!
-    pids+=("$cpid")
-    wait_for "$work/capture.err" "msg=capturing" "$cpid" netreel-capture
+    netreel_start "$data" -i nrtquiet0 --tls
     grep -q 'decrypted TLS is OFF' "$work/capture.err" &&
         die "--tls is off here: $(grep 'decrypted TLS is OFF' "$work/capture.err")"
-    local mport
-    mport=$(sed -n 's/.*msg=capturing.* metrics_port=\([0-9]*\).*/\1/p' "$work/capture.err")
     local m_calls=0 m_tls_packets=0 m_lost_records=0 m_lost_bytes=0 m_spool_drop=0 m_libs=0
     local m_spool_bytes=-1
     eval "$(inA "$py" "$work/metrics.py" "$mport")"
@@ -291,10 +258,7 @@ run_capture() {
     done
     c1=$(cpu_ticks "$cpid")
     s1=$(cpu_ticks "$spid")
-    kill -TERM "$cpid"
-    wait "$cpid" || die "netreel-capture exited with status $?: $(tail -n 5 "$work/capture.err")"
-    kill -TERM "$spid"
-    wait "$spid" || die "netreel-store exited with status $?: $(tail -n 5 "$work/store.err")"
+    netreel_stop
     cap_s=$(awk -v a="$c0" -v b="$c1" -v hz="$hz" 'BEGIN { printf "%.2f", (b - a) / hz }')
     store_s=$(awk -v a="$s0" -v b="$s1" -v hz="$hz" 'BEGIN { printf "%.2f", (b - a) / hz }')
     eval "$("$py" "$work/tlsbytes.py" "$tls_port" "$data"/*/*.pcapng)"
