@@ -105,8 +105,10 @@ if want fuzz; then
         name=$(basename "$t")
         corpus=$(mktemp -d)
         [ -d "$top/tests/fuzz/corpus/$name" ] && cp -r "$top/tests/fuzz/corpus/$name/." "$corpus/"
+        # -timeout: one input running 20 s is a finding (libFuzzer prints it, base64, in the
+        # tail below), not a silent stall until the outer timeout (fuzz_cli_args stalled once so).
         out=$(timeout $((secs + 120)) "$t" -max_total_time="$secs" -rss_limit_mb=1024 \
-            -print_final_stats=1 "$corpus" 2>&1)
+            -timeout=20 -print_final_stats=1 "$corpus" 2>&1)
         rc=$?
         runs=$(grep -oP 'stat::number_of_executed_units:\s*\K[0-9]+' <<<"$out")
         rm -rf "$corpus"
