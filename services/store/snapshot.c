@@ -224,17 +224,27 @@ static bool passes(struct store_snapshot *snap, uint32_t out_id, const struct pc
            0;
 }
 
-static int send_blocks(struct store_snapshot *snap)
+/* Sends what buf holds as one StoreChunk of the given bytes kind (blocks or tls_keylog), and
+ * empties it. */
+static int send_bytes(struct store_snapshot *snap, Netreel__V1__StoreChunk__KindCase kind,
+                      struct nr_buf *buf)
 {
     Netreel__V1__StoreChunk c = NETREEL__V1__STORE_CHUNK__INIT;
+    ProtobufCBinaryData *field = kind == NETREEL__V1__STORE_CHUNK__KIND_BLOCKS ? &c.blocks
+                                                                               : &c.tls_keylog;
 
-    if (snap->out.len == 0)
+    if (buf->len == 0)
         return 0;
-    c.kind_case = NETREEL__V1__STORE_CHUNK__KIND_BLOCKS;
-    c.blocks.data = snap->out.data;
-    c.blocks.len = snap->out.len;
-    snap->out.len = 0;
+    c.kind_case = kind;
+    field->data = buf->data;
+    field->len = buf->len;
+    buf->len = 0;
     return rpc_call_send(snap->call, &c.base);
+}
+
+static int send_blocks(struct store_snapshot *snap)
+{
+    return send_bytes(snap, NETREEL__V1__STORE_CHUNK__KIND_BLOCKS, &snap->out);
 }
 
 static void send_summary(struct store_snapshot *snap);
@@ -243,15 +253,7 @@ static void turn_cb(uv_timer_t *t);
 
 static int send_keys(struct store_snapshot *snap)
 {
-    Netreel__V1__StoreChunk c = NETREEL__V1__STORE_CHUNK__INIT;
-
-    if (snap->keys_out.len == 0)
-        return 0;
-    c.kind_case = NETREEL__V1__STORE_CHUNK__KIND_TLS_KEYLOG;
-    c.tls_keylog.data = snap->keys_out.data;
-    c.tls_keylog.len = snap->keys_out.len;
-    snap->keys_out.len = 0;
-    return rpc_call_send(snap->call, &c.base);
+    return send_bytes(snap, NETREEL__V1__STORE_CHUNK__KIND_TLS_KEYLOG, &snap->keys_out);
 }
 
 /* Reads the next DSB of key log lines and adds its lines to the message being built; sends
