@@ -368,6 +368,16 @@ static int serve_metrics(struct nr_buf *body, const char **content_type, void *d
         nr_metrics_family(&m, "netreel_capture_tls_libraries", NR_METRICS_GAUGE,
                           "libssl files with uprobes attached.");
         nr_metrics_u64(&m, NULL, ts.libraries);
+        nr_metrics_family(&m, "netreel_capture_tls_helper_up", NR_METRICS_GAUGE,
+                          "1 while the helper process that attaches new libssl files and follows "
+                          "the targeted pods runs.");
+        nr_metrics_u64(&m, NULL, ts.helper_up ? 1 : 0);
+        if (ts.pod_namespaces >= 0) {
+            nr_metrics_family(&m, "netreel_capture_tls_pod_namespaces", NR_METRICS_GAUGE,
+                              "Network namespaces of targeted pods whose processes are traced "
+                              "(absent when every process is traced).");
+            nr_metrics_u64(&m, NULL, (uint64_t)ts.pod_namespaces);
+        }
         nr_metrics_family(&m, "netreel_capture_tls_secrets_total", NR_METRICS_COUNTER,
                           "TLS connections' secrets read, by result: ok (key log lines made), "
                           "bad (refused: not valid secrets), dropped (no room before the next "
@@ -488,7 +498,9 @@ int main(int argc, char **argv)
                                 : cap.cfg.filter;
     if (capture_filter_apply(&cap, base, err, sizeof(err)) != 0)
         nr_die("%s", err);
-    /* Loading eBPF and attaching uprobes needs privileges the drop below gives up. */
+    /* Loading eBPF and attaching uprobes needs privileges the drop below gives up. It also forks
+     * the TLS helper: here no thread exists yet (the capture threads start below, libuv's pool
+     * is never used before), so the child starts with one consistent copy of the memory. */
     if (cap.cfg.tls)
         cap.tls = capture_tls_iface_open(&cap, cap.n_sources);
     /* TLS material is read now, while the files are still readable to us. */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "capture/filter.h"
+#include "capture/tls/iface.h"
 #include "kube/config.h"
 #include "kube/filter.h"
 #include "kube/watch.h"
@@ -66,6 +67,7 @@ static void on_change(const struct kube_target_set *set, void *arg)
     struct capture *cap = arg;
     struct capture_pod *pods = calloc(set->n + 1, sizeof(*pods));
     char err[512];
+    bool everything = false;
     int rc;
 
     if (!pods) {
@@ -78,6 +80,7 @@ static void on_change(const struct kube_target_set *set, void *arg)
         NR_WARN("more targeted addresses than a filter can hold; recording everything",
                 "addresses=%zu max=%d", set->n, KUBE_FILTER_HOSTS_MAX);
         rc = capture_filter_apply(cap, NULL, err, sizeof(err));
+        everything = true;
     } else if (rc == 0) {
         rc = capture_filter_apply(cap, (const char *)t.text.data, err, sizeof(err));
     } else {
@@ -97,6 +100,8 @@ static void on_change(const struct kube_target_set *set, void *arg)
         snprintf(pods[i].name_space, sizeof(pods[i].name_space), "%s", e->namespace);
         snprintf(pods[i].name, sizeof(pods[i].name), "%s", e->name);
     }
+    /* The TLS probes follow the same pods (their network namespaces). */
+    capture_tls_iface_target(cap->tls, everything ? NULL : set);
     free(cap->pods);
     cap->pods = pods;
     cap->n_pods = set->n;

@@ -22,6 +22,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -336,7 +337,8 @@ def test_without_the_privilege_one_warning_and_the_rest_is_recorded(lab, tmp_pat
 
 def own_libssl(tmp):
     """A copy of the system's libssl (another file: another inode) in tmp/lib, for
-    LD_LIBRARY_PATH: a library no process mapped when the capture started."""
+    LD_LIBRARY_PATH: a library no process mapped when the capture started. tmp must be
+    searchable by the capture's --user for its helper to reach the copy (see public_tmp)."""
     import ssl
     system = next(ln.split()[-1] for ln in Path("/proc/self/maps").read_text().splitlines()
                   if re.search(r"/libssl\.so[.0-9]*$", ln))
@@ -345,6 +347,17 @@ def own_libssl(tmp):
     d.mkdir()
     shutil.copy(system, d / Path(system).name)
     return d, d / Path(system).name
+
+
+@pytest.fixture
+def public_tmp():
+    """A directory every user may search (pytest's tmp_path is root's alone): the helper runs
+    as the capture's --user and names a library by its path, as a container's own libssl under
+    /usr/lib is, world-readable."""
+    d = Path(tempfile.mkdtemp(prefix="nr-tls-lib-"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def wait_for(pred, timeout=10.0):
@@ -378,22 +391,94 @@ def test_as_root_the_rescan_attaches_a_library_that_appears_later(lab, cert, tmp
     assert stream_bytes(segs, TLS_PORT) == b"".join(SERVER_LINES)
 
 
-def test_after_the_privilege_drop_a_new_library_is_not_traced(lab, cert, tmp_path):
-    # The documented limit of this slice (docs/capture-tls.md, Privileges): the capture says so
-    # at start, and a library file first mapped later is not attached -- nor does it crash.
+HELPER_EXITED = "tls: the helper exited; libraries and pods that appear now are not traced"
+
+
+def helper_pid(cap, timeout=10.0):
+    """The pid of the capture's helper process (comm netreel-tls), or None."""
+    def find():
+        kids = Path(f"/proc/{cap.pid}/task/{cap.pid}/children").read_text().split()
+        for k in kids:
+            try:
+                if Path(f"/proc/{k}/comm").read_text().strip() == "netreel-tls":
+                    return int(k)
+            except OSError:
+                pass
+        return None
+    found = []
+    wait_for(lambda: found.append(find()) or found[-1] is not None, timeout)
+    return found[-1] if found else None
+
+
+def test_after_the_privilege_drop_the_helper_attaches_a_library_that_appears_later(
+        lab, cert, tmp_path, public_tmp):
+    # The capture runs as nobody with no capabilities; its helper keeps the two it needs to
+    # attach a libssl file first mapped after the start: that conversation is recorded, and its
+    # secrets come too (the copy has the calibrated file's build-id).
+    net = lab.netns()
+    store = lab.store(net)
+    keylog = tmp_path / "keys.log"
+    cap = lab.capture(net, "--tls", "--tls-keylog-file", keylog)
+    assert cap.started.get("uid") != "0", cap.started
+    assert not cap.lines("tls: libssl files first mapped after the start are not traced"), \
+        cap.stderr()
+    libdir, lib = own_libssl(public_tmp)
+
+    def attached():
+        assert wait_for(lambda: any(str(lib) in ln and "secrets=yes" in ln
+                                    for ln in cap.lines("tls: attached"))), \
+            f"the helper did not attach {lib}\n{cap.stderr()}"
+
+    converse(net, "1.3", cert, tmp_path, env=[f"LD_LIBRARY_PATH={libdir}"],
+             before_client=attached)
+    time.sleep(1.0)
+    assert mval(cap.scrape(), "netreel_capture_tls_libraries") >= 2
+    cap.stop()
+    _, snap, _ = lab.snapshot(net, store)
+    segs = tls_segments(snap)
+    assert segs, f"nothing on interface tls\n{cap.stderr()}"
+    client_port = next(s[0] for s in segs if s[1] == TLS_PORT)
+    assert stream_bytes(segs, client_port) == b"".join(CLIENT_LINES)
+    assert stream_bytes(segs, TLS_PORT) == b"".join(SERVER_LINES)
+    labels = [ln.split()[0] for ln in keylog.read_text().splitlines()]
+    for want in ("CLIENT_HANDSHAKE_TRAFFIC_SECRET", "CLIENT_TRAFFIC_SECRET_0", "EXPORTER_SECRET"):
+        assert want in labels, f"no {want} for the copy's connection: {labels}"
+
+
+def test_when_the_helper_dies_attached_libraries_stay_traced(lab, cert, tmp_path, public_tmp):
+    # kill -9 of the helper: one error, helper_up 0, the capture goes on, and libraries attached
+    # before -- by the capture (the system's) and by the helper (a copy, whose probes the
+    # capture holds) -- are still recorded.
     net = lab.netns()
     store = lab.store(net)
     cap = lab.capture(net, "--tls")
-    assert cap.lines("tls: libssl files first mapped after the start are not traced: the "
-                     "capture gave up its privileges (--user root keeps them)"), cap.stderr()
-    libdir, lib = own_libssl(tmp_path)
-    converse(net, "1.3", cert, tmp_path, env=[f"LD_LIBRARY_PATH={libdir}"],
-             before_client=lambda: time.sleep(1.5))
+    libdir, lib = own_libssl(public_tmp)
+    holder = subprocess.Popen(["env", f"LD_LIBRARY_PATH={libdir}", "/usr/bin/python3", "-c",
+                               "import ssl, time; time.sleep(60)"])
+    try:
+        assert wait_for(lambda: any(str(lib) in ln for ln in cap.lines("tls: attached"))), \
+            cap.stderr()
+        hp = helper_pid(cap)
+        assert hp, "no helper process"
+        assert mval(cap.scrape(), "netreel_capture_tls_helper_up") == 1
+        os.kill(hp, 9)
+        assert wait_for(lambda: cap.lines(HELPER_EXITED)), cap.stderr()
+        assert wait_for(lambda: mval(cap.scrape(), "netreel_capture_tls_helper_up") == 0)
+        converse(net, "1.3", cert, tmp_path)  # the system's libssl
+        converse(net, "1.2", cert, tmp_path, env=[f"LD_LIBRARY_PATH={libdir}"])  # the copy
+    finally:
+        holder.kill()
+        holder.wait()
     time.sleep(1.0)
+    assert cap.alive()
+    assert len(cap.lines(HELPER_EXITED)) == 1, cap.stderr()
+    assert not Path(f"/proc/{hp}").exists(), "the helper was not reaped"
     cap.stop()
     _, snap, _ = lab.snapshot(net, store)
-    assert not tls_segments(snap)
-    assert not any(str(lib) in ln for ln in cap.lines("tls: attached"))
+    segs = tls_segments(snap)
+    syns = [s for s in segs if s[3] & 0x02 and not s[3] & 0x10]
+    # two conversations, each traced at both ends
+    assert len(syns) == 4, f"{len(syns)} SYNs on interface tls\n{cap.stderr()}"
 
 
 def test_through_the_hub_the_tls_interface_is_kept(lab, hubs, cli_bin, cert, tmp_path):

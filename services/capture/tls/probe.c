@@ -177,6 +177,62 @@ fail:
     return rc;
 }
 
+int capture_tls_probe_set_netns_mode(struct capture_tls_probe *p, uint32_t mode)
+{
+    uint32_t zero = 0;
+
+    if (bpf_map_update_elem(bpf_map__fd(p->skel->maps.netns_mode), &zero, &mode, BPF_ANY) != 0)
+        return -errno;
+    return 0;
+}
+
+int capture_tls_probe_netns_add(struct capture_tls_probe *p, uint32_t inum)
+{
+    uint8_t one = 1;
+
+    if (bpf_map_update_elem(bpf_map__fd(p->skel->maps.pod_netns), &inum, &one, BPF_ANY) != 0)
+        return -errno;
+    return 0;
+}
+
+int capture_tls_probe_netns_del(struct capture_tls_probe *p, uint32_t inum)
+{
+    if (bpf_map_delete_elem(bpf_map__fd(p->skel->maps.pod_netns), &inum) != 0 && errno != ENOENT)
+        return -errno;
+    return 0;
+}
+
+size_t capture_tls_probe_netns_list(const struct capture_tls_probe *p, uint32_t *out, size_t max)
+{
+    int fd = bpf_map__fd(p->skel->maps.pod_netns);
+    uint32_t key, next;
+    size_t n = 0;
+    const uint32_t *prev = NULL;
+
+    /* The table is only changed by the caller: a plain walk sees each key once. */
+    while (n < max && bpf_map_get_next_key(fd, prev, &next) == 0) {
+        out[n++] = next;
+        key = next;
+        prev = &key;
+    }
+    return n;
+}
+
+unsigned capture_tls_probe_links(const struct capture_tls_probe *p)
+{
+    return p->n_links;
+}
+
+unsigned capture_tls_probe_link_fds(const struct capture_tls_probe *p, unsigned first, int *fds,
+                                    unsigned max)
+{
+    unsigned n = 0;
+
+    for (unsigned i = first; i < p->n_links && n < max; i++)
+        fds[n++] = bpf_link__fd(p->links[i]);
+    return n;
+}
+
 unsigned capture_tls_probe_libraries(const struct capture_tls_probe *p)
 {
     return p->n_libs;

@@ -37,6 +37,22 @@ int capture_tls_probe_set_offsets(struct capture_tls_probe *p, const struct capt
 int capture_tls_probe_attach(struct capture_tls_probe *p, const char *path, bool secrets, char *err,
                              size_t errlen);
 
+/* Pod targeting of the probes: mode 0 traces every process (but netreel's), mode 1 only those
+ * whose network namespace (inode number) was added. The maps are reached through their fds:
+ * no privilege needed, after the drop too. 0 or a negative errno (-E2BIG: the table is full). */
+int capture_tls_probe_set_netns_mode(struct capture_tls_probe *p, uint32_t mode);
+int capture_tls_probe_netns_add(struct capture_tls_probe *p, uint32_t inum);
+int capture_tls_probe_netns_del(struct capture_tls_probe *p, uint32_t inum);
+/* The namespaces in the table, at most max written to out; their number. */
+size_t capture_tls_probe_netns_list(const struct capture_tls_probe *p, uint32_t *out, size_t max);
+
+/* The number of links (attached probes) so far, and the fds of links [first, first + max): what
+ * keeps a library's probes attached, to hand to another process (SCM_RIGHTS). Returns how many
+ * fds were written. */
+unsigned capture_tls_probe_links(const struct capture_tls_probe *p);
+unsigned capture_tls_probe_link_fds(const struct capture_tls_probe *p, unsigned first, int *fds,
+                                    unsigned max);
+
 /* The number of library files attached. */
 unsigned capture_tls_probe_libraries(const struct capture_tls_probe *p);
 

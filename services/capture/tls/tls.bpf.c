@@ -94,6 +94,22 @@ struct {
     __type(value, struct capture_tls_secrets);
 } secrets_scratch SEC(".maps");
 
+/* 0: every process is traced; 1: only those whose network namespace is in `pod_netns` (the
+ * targeted pods'). Written by user space after pod_netns is up to date. */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u32);
+} netns_mode SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, CAPTURE_TLS_MAX_POD_NETNS);
+    __type(key, __u32); /* the network namespace's inode number */
+    __type(value, __u8);
+} pod_netns SEC(".maps");
+
 /* 0: records dropped (ring full), 1: plaintext bytes lost, 2: SSL calls that moved bytes */
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -110,19 +126,36 @@ static __always_inline void count(__u32 i, __u64 n)
         *v += n;
 }
 
-/* Not the capture itself (its pid is in `excluded`) nor any netreel program. */
+/* With pod targeting (netns_mode 1): whether the current task runs in a targeted pod's network
+ * namespace. A new process of a pod is in it from its first instruction: no race with a scan. */
+static __always_inline int in_targeted_pod(void)
+{
+    __u32 zero = 0, inum;
+    __u32 *mode = bpf_map_lookup_elem(&netns_mode, &zero);
+    struct task_struct *task;
+
+    if (!mode || *mode == 0)
+        return 1;
+    task = (struct task_struct *)bpf_get_current_task();
+    inum = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
+    return inum && bpf_map_lookup_elem(&pod_netns, &inum) != NULL;
+}
+
+/* Not the capture itself (its pid is in `excluded`) nor any netreel program; with pod
+ * targeting, only processes of targeted pods. */
 static __always_inline int traced(__u32 tgid)
 {
     static const char own[] = "netreel";
     char comm[16];
+    int own_prog = 1;
 
     if (bpf_map_lookup_elem(&excluded, &tgid))
         return 0;
     bpf_get_current_comm(comm, sizeof(comm));
     for (int i = 0; i < (int)sizeof(own) - 1; i++)
         if (comm[i] != own[i])
-            return 1;
-    return 0;
+            own_prog = 0;
+    return !own_prog && in_targeted_pod();
 }
 
 static __always_inline int enter(struct pt_regs *ctx, __u32 dir, int ex)

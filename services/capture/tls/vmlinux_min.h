@@ -74,8 +74,20 @@ struct fdtable {
 struct files_struct {
     struct fdtable *fdt;
 };
+/* The network namespace of a task: its inode number (what stat(/proc/PID/ns/net) shows) is the
+ * key of the pod filter. */
+struct ns_common {
+    unsigned int inum;
+};
+struct net {
+    struct ns_common ns;
+};
+struct nsproxy {
+    struct net *net_ns;
+};
 struct task_struct {
     struct files_struct *files;
+    struct nsproxy *nsproxy;
 };
 #pragma clang attribute pop
 #endif
