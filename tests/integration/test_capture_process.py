@@ -2,6 +2,7 @@
 refuses bad flags with one clear line and exit status 2 (issue 4, DESIGN §7, §9).
 """
 
+import os
 import pwd
 import re
 import subprocess
@@ -44,6 +45,63 @@ def test_drops_to_nobody_without_capabilities(lab, mode):
     assert ms["netreel_capture_store_connected"] in (0, 1)
     stopped = cap.stop()
     assert stopped["acked"] == stopped["batches"], stopped
+
+
+# The helper of --tls keeps exactly these (CAP_SYS_PTRACE 19, CAP_SYS_ADMIN 21).
+HELPER_CAPS = f"{(1 << 19) | (1 << 21):016x}"
+
+
+def test_with_tls_the_capture_has_no_capabilities_and_its_helper_two(lab):
+    from test_capture_tls import SKIP, helper_pid, wait_for
+    if SKIP:
+        pytest.skip(f"--tls needs it: {SKIP}")
+    net = lab.netns()
+    lab.store(net)
+    cap = lab.capture(net, "--tls")
+    nobody = pwd.getpwnam("nobody")
+    assert "tls" in cap.started.get("interfaces", "").split(","), cap.stderr()
+    for t in sorted(Path(f"/proc/{cap.pid}/task").iterdir()):
+        st = status_fields((t / "status").read_text())
+        for k in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
+            assert st[k] == ZERO_CAPS, f"capture task {t.name}: {k} {st[k]}"
+    hp = helper_pid(cap)
+    assert hp, "no helper process (comm netreel-tls)"
+    st = status_fields(Path(f"/proc/{hp}/status").read_text())
+    assert st["Uid"].split() == [str(nobody.pw_uid)] * 4, st["Uid"]
+    assert st["Gid"].split() == [str(nobody.pw_gid)] * 4, st["Gid"]
+    assert st.get("Groups", "") == "", st["Groups"]
+    assert st["CapEff"] == HELPER_CAPS and st["CapPrm"] == HELPER_CAPS, st
+    assert st["CapBnd"] == HELPER_CAPS, st["CapBnd"]
+    assert st["CapInh"] == ZERO_CAPS and st["CapAmb"] == ZERO_CAPS, st
+    assert st["NoNewPrivs"] == "1", st["NoNewPrivs"]
+    assert st["Threads"] == "1", st["Threads"]
+    # Its descriptors: 0-2, its socketpair end (one AF_UNIX socket), eBPF maps and programs;
+    # no packet socket, no key log file, nothing of libuv's.
+    links = {}
+    for fd in Path(f"/proc/{hp}/fd").iterdir():
+        try:
+            links[int(fd.name)] = os.readlink(fd)
+        except OSError:
+            pass
+    sockets = [ln for ln in links.values() if ln.startswith("socket:")]
+    assert len(sockets) == 1, links
+    inode = sockets[0][len("socket:["):-1]
+    # (the helper's namespace's tables: /proc/PID/net)
+    unix = [r.split() for r in Path(f"/proc/{hp}/net/unix").read_text().splitlines()[1:]]
+    packet = [r.split() for r in Path(f"/proc/{hp}/net/packet").read_text().splitlines()[1:]]
+    assert any(len(r) > 6 and r[6] == inode for r in unix), f"not an AF_UNIX socket: {inode}"
+    assert not any(r and r[-1] == inode for r in packet), "the helper holds a packet socket"
+    others = {fd: ln for fd, ln in links.items()
+              if fd > 2 and not ln.startswith(("socket:", "anon_inode:bpf-map",
+                                               "anon_inode:bpf-prog"))}
+    assert not others, f"the helper holds more than it needs: {others}"
+    # kill -9 of the capture: the helper goes with it.
+    os.kill(cap.pid, 9)
+    assert wait_for(lambda: not Path(f"/proc/{hp}").exists() or
+                    "State:\tZ" in Path(f"/proc/{hp}/status").read_text()), \
+        "the helper outlived the capture"
+    cap.proc.wait()
+    cap.done = True
 
 
 # ---- flags ----------------------------------------------------------------------------------
