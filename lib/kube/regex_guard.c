@@ -16,6 +16,13 @@
 #define REGEX_MAX_COST  256
 #define REGEX_MAX_DEPTH 32
 
+/* Anchors (^, $ and GNU's \b, \B, \<, \>, \`, \') are context constraints to glibc, which
+ * works out the closures through them in exponential time: "(\b|\B)*" six times takes 10 s in
+ * regcomp, "((\b|x)*(\B|y)*)*" 1.6 s, "(^|$)" a hundred times minutes, "((^|$)+){16}" longer
+ * than 5 s. So at most 8 of them, and none under a repetition; a pod regex needs two or four
+ * ("^web-", "(^|/)api($|-)"). */
+#define REGEX_MAX_ANCHORS 8
+
 static uint64_t sat_add(uint64_t a, uint64_t b)
 {
     return a + b > REGEX_MAX_COST ? REGEX_MAX_COST + 1 : a + b;
@@ -77,35 +84,68 @@ static uint64_t interval_copies(const char *p, const char **after)
     return n > m ? n : m ? m : 1;
 }
 
+static bool is_anchor(const char *p)
+{
+    return *p == '^' || *p == '$' ||
+           (p[0] == '\\' && (p[1] == 'b' || p[1] == 'B' || p[1] == '<' || p[1] == '>' ||
+                             p[1] == '`' || p[1] == '\''));
+}
+
 /* Also refuses (cost above the cap) a repetition right after another ("a+*", "a??", "a{2}+"):
  * POSIX leaves it undefined, and glibc takes exponential time on it ("x??????????+++++++++"
- * runs for minutes under a cost of 512). */
-static uint64_t regex_cost(const char *re)
+ * runs for minutes under a cost of 512). Sets *anchors_bad when the anchors break the rule
+ * above (the cost is then above the cap too). */
+static uint64_t regex_cost(const char *re, bool *anchors_bad)
 {
     uint64_t sum[REGEX_MAX_DEPTH + 1] = {0}, last[REGEX_MAX_DEPTH + 1] = {0};
+    /* Whether the group at each depth holds an anchor, and whether its last element does. */
+    bool anch[REGEX_MAX_DEPTH + 1] = {false}, last_anch[REGEX_MAX_DEPTH + 1] = {false};
+    unsigned anchors = 0;
     int d = 0;
     const char *p = re;
     bool after_dup = false;
 
+    *anchors_bad = false;
     while (*p) {
         bool dup = *p == '*' || *p == '+' || *p == '?' || *p == '{';
         if (dup && after_dup)
             return REGEX_MAX_COST + 1;
+        if (dup && last_anch[d]) {
+            *anchors_bad = true;
+            return REGEX_MAX_COST + 1;
+        }
         after_dup = dup;
+        if (is_anchor(p)) {
+            if (++anchors > REGEX_MAX_ANCHORS) {
+                *anchors_bad = true;
+                return REGEX_MAX_COST + 1;
+            }
+            anch[d] = last_anch[d] = true;
+            sum[d] = sat_add(sum[d], last[d]);
+            last[d] = 1;
+            p += *p == '\\' ? 2 : 1;
+            continue;
+        }
+        if (!dup)
+            last_anch[d] = false;
         switch (*p) {
         case '(':
             if (d == REGEX_MAX_DEPTH)
                 return REGEX_MAX_COST + 1;
             d++;
             sum[d] = last[d] = 0;
+            anch[d] = last_anch[d] = false;
             p++;
             break;
         case ')':
             if (d > 0) {
                 uint64_t group = sat_add(sum[d], last[d]);
+                bool group_anch = anch[d];
                 d--;
                 sum[d] = sat_add(sum[d], last[d]);
                 last[d] = group ? group : 1;
+                anch[d] = anch[d] || group_anch;
+                last_anch[d] = group_anch;
             } else { /* unmatched: an ordinary character to glibc, which can be repeated */
                 sum[d] = sat_add(sum[d], last[d]);
                 last[d] = 1;
@@ -171,13 +211,24 @@ static bool has_backref(const char *p)
 
 int kube_regex_check(const char *re, char *why, size_t whylen)
 {
+    bool anchors_bad;
+    uint64_t cost;
+
     if (has_backref(re)) {
         snprintf(why, whylen,
                  "has a back-reference (\\1...\\9): every node's capture would match it by "
                  "backtracking, for seconds on a pod name made for it; netreel does without them");
         return -EINVAL;
     }
-    if (regex_cost(re) > REGEX_MAX_COST) {
+    cost = regex_cost(re, &anchors_bad);
+    if (anchors_bad) {
+        snprintf(why, whylen,
+                 "repeats an anchor, or has more than %d (^, $, \\b, \\B, \\<, \\>, ...: every "
+                 "node's capture would take seconds or minutes to compile it): simplify it",
+                 REGEX_MAX_ANCHORS);
+        return -EINVAL;
+    }
+    if (cost > REGEX_MAX_COST) {
         snprintf(why, whylen,
                  "repeats too much (a repetition right after another, \"a+*\", or nested ones, "
                  "\"(a{1,200}){1,200}\", make every node's capture build a huge matcher): "

@@ -122,6 +122,7 @@ def test_tap_helm_fails(cli_bin, fake_tools):
     (["){1,10000}){1,10}"], "repeats too much"),
     (["(a*)(a*)\\1\\2b"], "back-reference"),
     (["a{0,10\\000}"], "repeats too much"),  # glibc reads {0,10000}
+    (["(\\b|\\B)*" * 6], "repeats an anchor"),  # 10 s in glibc's regcomp
     (["-n", "Bad_Name"], "Bad_Name"),
     (["--set", "novalue"], "--set"),
     (["a", "b"], "\"b\""),
