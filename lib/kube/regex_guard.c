@@ -18,7 +18,7 @@
 
 /* Anchors (^, $ and GNU's \b, \B, \<, \>, \`, \') are context constraints to glibc, which
  * works out the closures through them in exponential time: "(\b|\B)*" six times takes 10 s in
- * regcomp, "((\b|x)*(\B|y)*)*" 1.6 s, "(^|$)" a hundred times minutes, "((^|$)+){16}" longer
+ * regcomp, "((\b|x)*(\B|y)*)*" 1.6 s, "(^|$)" a hundred times a minute, "((^|$)+){16}" longer
  * than 5 s. So at most 8 of them, and none under a repetition; a pod regex needs two or four
  * ("^web-", "(^|/)api($|-)"). */
 #define REGEX_MAX_ANCHORS 8
