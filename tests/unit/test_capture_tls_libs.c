@@ -33,10 +33,16 @@ static void which_files_are_libssl(void **state)
 static char found[8][4200];
 static int n_found;
 
-static void on_found(void *arg, int pid, const char *path)
+static void on_found(void *arg, int pid, const char *path, const char *open_path)
 {
+    struct stat st;
+
     (void)arg;
     (void)pid;
+    /* what the callback reads and attaches to is the regular file itself */
+    assert_int_equal(strncmp(open_path, "/proc/self/fd/", 14), 0);
+    assert_int_equal(stat(open_path, &st), 0);
+    assert_true(S_ISREG(st.st_mode));
     if (n_found < 8)
         snprintf(found[n_found], sizeof(found[0]), "%s", path);
     n_found++;
@@ -60,8 +66,9 @@ static void each_file_once_through_proc_root(void **state)
     memset(&libs, 0, sizeof(libs));
     n_found = 0;
     assert_non_null(mkdtemp(dir));
-    /* pid 10 and 11 map the same file; pid 12 a file of its own root; "self" is no pid */
-    for (int pid = 10; pid <= 12; pid++) {
+    /* pid 10 and 11 map the same file; pid 12 a file of its own root; "self" is no pid; pid 13
+     * has a FIFO where its maps name a libssl, pid 14 an absolute symlink to a file of the host */
+    for (int pid = 10; pid <= 14; pid++) {
         snprintf(p, sizeof(p), "%s/%d", dir, pid);
         assert_int_equal(mkdir(p, 0700), 0);
         snprintf(p, sizeof(p), "%s/%d/root", dir, pid);
@@ -94,6 +101,17 @@ static void each_file_once_through_proc_root(void **state)
     snprintf(p, sizeof(p), "%s/12/maps", dir);
     put(p, "7f01-7f02 r-xp 00000000 08:01 2 /lib/libssl.so.1.1\n"
            "7f03-7f04 r-xp 00000000 08:01 9 /lib/libssl.so.9\n"); /* not there: skipped */
+
+    snprintf(p, sizeof(p), "%s/13/root/lib/libssl.so.3", dir);
+    assert_int_equal(mkfifo(p, 0600), 0); /* opened blocking, it would hang the scan */
+    snprintf(p, sizeof(p), "%s/13/maps", dir);
+    put(p, "7f01-7f02 r-xp 00000000 08:01 2 /lib/libssl.so.3\n");
+    snprintf(want, sizeof(want), "%s/host-libssl.so.3", dir); /* on the "host", not in 14's root */
+    put(want, "host elf");
+    snprintf(p, sizeof(p), "%s/14/root/lib/libssl.so.3", dir);
+    assert_int_equal(symlink(want, p), 0);
+    snprintf(p, sizeof(p), "%s/14/maps", dir);
+    put(p, "7f01-7f02 r-xp 00000000 08:01 2 /lib/libssl.so.3\n");
 
     assert_int_equal(capture_tls_libs_scan(&libs, dir, on_found, NULL), 2);
     assert_int_equal(n_found, 2);

@@ -199,7 +199,7 @@ static void on_record(void *arg, const void *rec, size_t size)
         flush(t);
 }
 
-static void on_found(void *arg, int pid, const char *path)
+static void on_found(void *arg, int pid, const char *path, const char *open_path)
 {
     struct capture_tls_iface *t = arg;
     char err[512];
@@ -208,14 +208,14 @@ static void on_found(void *arg, int pid, const char *path)
     int rc;
 
     if (t->calibrated) {
-        rc = capture_tls_offsets_build_of(path, &build);
+        rc = capture_tls_offsets_build_of(open_path, &build);
         secrets = rc == 0 && capture_tls_offsets_same_build(&build, &t->build);
         if (!secrets)
             NR_INFO("tls: plaintext only for this library: not the libssl build the capture "
                     "calibrated, its secrets are not read",
                     "library=%s pid=%d", path, pid);
     }
-    rc = capture_tls_probe_attach(t->probe, path, secrets, err, sizeof(err));
+    rc = capture_tls_probe_attach(t->probe, open_path, secrets, err, sizeof(err));
     if (rc == 0) {
         NR_INFO("tls: attached", "library=%s pid=%d secrets=%s", path, pid, secrets ? "yes" : "no");
         return;
@@ -227,11 +227,11 @@ static void on_found(void *arg, int pid, const char *path)
         if (t->attach_failures == 1)
             snprintf(t->first_err, sizeof(t->first_err), "%s", err);
         else
-            NR_DEBUG("tls: cannot trace a library", "err=\"%s\"", err);
+            NR_DEBUG("tls: cannot trace a library", "library=%s err=\"%s\"", path, err);
         return;
     }
     if (t->attach_failures == 1 || t->attach_failures % 100 == 0)
-        NR_WARN("tls: cannot trace a library", "err=\"%s\" failures=%llu", err,
+        NR_WARN("tls: cannot trace a library", "library=%s err=\"%s\" failures=%llu", path, err,
                 (unsigned long long)t->attach_failures);
 }
 

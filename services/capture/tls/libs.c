@@ -3,10 +3,14 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "util/log.h"
 
@@ -33,12 +37,41 @@ static int seen(struct capture_tls_libs *l, const struct stat *st)
     return 0;
 }
 
+/* Opens `file` (absolute, as a maps line names it) the way process `pid` sees it, or -errno:
+ * - inside its root (RESOLVE_IN_ROOT): an absolute symlink in a container's image resolves in
+ *   the container, never on the host, so a pod cannot point the capture at a file of the node;
+ * - without blocking (O_NONBLOCK): a FIFO swapped in after the maps line was read cannot hold the
+ *   scan, which runs with privileges;
+ * - only a regular file (-EINVAL otherwise). */
+static int open_in_root(const char *proc, int pid, const char *file)
+{
+    struct open_how how = {.flags = O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY,
+                           .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+    char root[4200];
+    struct stat st;
+    int dfd, fd;
+
+    snprintf(root, sizeof(root), "%s/%d/root", proc, pid);
+    dfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return -errno;
+    fd = (int)syscall(SYS_openat2, dfd, file, &how, sizeof(how));
+    if (fd < 0)
+        fd = -errno;
+    close(dfd);
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+        close(fd);
+        fd = -EINVAL;
+    }
+    return fd;
+}
+
 /* One process's maps: its libssl files not seen yet. */
 static int scan_pid(struct capture_tls_libs *l, const char *proc, int pid,
                     capture_tls_libs_found cb, void *arg)
 {
-    char maps[4200], line[4200], path[4200];
-    int found = 0;
+    char maps[4200], line[4200], path[4200], fd_path[64];
+    int found = 0, fd;
     FILE *f;
 
     snprintf(maps, sizeof(maps), "%s/%d/maps", proc, pid);
@@ -61,10 +94,15 @@ static int scan_pid(struct capture_tls_libs *l, const char *proc, int pid,
         p[strcspn(p, "\n")] = 0;
         if (!capture_tls_libs_is_libssl(p))
             continue;
-        snprintf(path, sizeof(path), "%s/%d/root%s", proc, pid, p);
-        if (stat(path, &st) != 0 || seen(l, &st))
+        fd = open_in_root(proc, pid, p);
+        if (fd < 0)
             continue;
+        if (fstat(fd, &st) != 0 || seen(l, &st)) {
+            close(fd);
+            continue;
+        }
         if (l->n == CAPTURE_TLS_MAX_LIBS) {
+            close(fd);
             if (!l->full_warned++)
                 NR_WARN("tls: too many distinct libssl files; new ones are not traced", "max=%d",
                         CAPTURE_TLS_MAX_LIBS);
@@ -74,7 +112,10 @@ static int scan_pid(struct capture_tls_libs *l, const char *proc, int pid,
         l->seen[l->n].ino = st.st_ino;
         l->n++;
         found++;
-        cb(arg, pid, path);
+        snprintf(path, sizeof(path), "%s/%d/root%s", proc, pid, p);
+        snprintf(fd_path, sizeof(fd_path), "/proc/self/fd/%d", fd);
+        cb(arg, pid, path, fd_path);
+        close(fd);
     }
     fclose(f);
     return found;

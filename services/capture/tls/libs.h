@@ -19,9 +19,13 @@ struct capture_tls_libs {
     unsigned full_warned;
 };
 
-/* Called with "/proc/PID/root/usr/lib/.../libssl.so.3" for each file not seen before (which
- * then counts as seen, whatever the callback does with it). */
-typedef void (*capture_tls_libs_found)(void *arg, int pid, const char *path);
+/* Called for each file not seen before (which then counts as seen, whatever the callback does
+ * with it): `path` is "/proc/PID/root/usr/lib/.../libssl.so.3", for messages; `open_path`
+ * ("/proc/self/fd/N", valid during the call) is the regular file itself, opened inside the
+ * process's root (see libs.c): what to read and attach to, so that nothing swapped in under the
+ * path since (a FIFO, a symlink to a file of the node) is. */
+typedef void (*capture_tls_libs_found)(void *arg, int pid, const char *path,
+                                       const char *open_path);
 
 /* Scans `proc` (normally "/proc": a directory of PID folders with maps and root). Processes
  * whose maps cannot be read (gone, or not ours to read) are skipped. Returns the number of new
