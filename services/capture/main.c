@@ -389,6 +389,18 @@ static int serve_metrics(struct nr_buf *body, const char **content_type, void *d
         nr_metrics_family(&m, "netreel_capture_tls_keylog_lines_total", NR_METRICS_COUNTER,
                           "NSS key log lines made from TLS secrets.");
         nr_metrics_u64(&m, NULL, ts.keylog_lines);
+        nr_metrics_family(&m, "netreel_capture_tls_kdf_calls_total", NR_METRICS_COUNTER,
+                          "OpenSSL 3 EVP_KDF_derive calls trapped, by every process mapping a "
+                          "traced libcrypto (inside SSL calls or not).");
+        nr_metrics_u64(&m, NULL, ts.kdf_calls);
+        nr_metrics_family(&m, "netreel_capture_tls_kdf_secrets_total", NR_METRICS_COUNTER,
+                          "TLS secrets taken from OpenSSL 3's key derivation (libssl builds "
+                          "other than the calibrated one), by result: ok (a key log line, or "
+                          "one already made), bad (refused), no_client_random (TLS 1.3: the "
+                          "connection's ClientHello was not seen in its socket syscalls).");
+        nr_metrics_u64(&m, NR_METRICS_LABELS({"result", "ok"}), ts.kdf_secrets - ts.kdf_bad);
+        nr_metrics_u64(&m, NR_METRICS_LABELS({"result", "bad"}), ts.kdf_bad);
+        nr_metrics_u64(&m, NR_METRICS_LABELS({"result", "no_client_random"}), ts.kdf_no_random);
     }
     capture_targeting_metrics(c, &m);
     *content_type = NR_METRICS_CONTENT_TYPE;

@@ -1,9 +1,11 @@
 /* libFuzzer target for services/capture/tls/keylog.c: a secrets record is bytes the kernel hands
- * over, read at offsets that may be wrong. The input is XORed over a valid TLS 1.2 or 1.3 record
- * (its first byte picks which; a second byte of 0xff cuts the record short) so that most inputs
- * reach the line making. Every record is refused or becomes well-formed NSS key log lines
- * (label, 64 lowercase hex digits, an even number of them, each line at most 200 bytes) that
- * never pass the room given. */
+ * over, read at offsets that may be wrong, or (key derivation records) with lengths a traced
+ * process chose. The input is XORed over a valid TLS 1.2 or 1.3 secrets record, or a valid key
+ * derivation record (its first byte picks which; a second byte of 0xff cuts the record short) so
+ * that most inputs reach the line making. Every record is refused or becomes well-formed NSS key
+ * log lines (label, 64 lowercase hex digits, an even number of them, each line at most 200 bytes)
+ * that never pass the room given; the queue's dedupe keeps whole lines and lets none out
+ * twice. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -42,6 +44,47 @@ static void check_lines(const char *p, size_t n)
     }
 }
 
+static struct capture_tls_keylog_queue queue;
+
+/* A key derivation record (first byte & 4): the same checks, then through the queue twice. */
+static int kdf_record(const uint8_t *data, size_t size)
+{
+    struct capture_tls_kdf_secret k;
+    uint8_t *raw = (uint8_t *)&k, *rec;
+    size_t rec_size = sizeof(k), room, kept;
+    char *out;
+    int n;
+
+    memset(&k, 0, sizeof(k));
+    k.type = CAPTURE_TLS_REC_KDF;
+    k.label = 1 + data[0] % CAPTURE_TLS_KDF_LABEL_MAX;
+    k.secret_len = k.label == CAPTURE_TLS_KDF_CLIENT_RANDOM ? 48 : 32;
+    memset(k.client_random, 0x11, sizeof(k.client_random));
+    memset(k.secret, 0x22, sizeof(k.secret));
+    for (size_t i = 2; i < size; i++)
+        raw[(i - 2) % sizeof(k)] ^= data[i];
+    if (size > 2 && data[1] == 0xff)
+        rec_size = data[2] % sizeof(k);
+    room = size > 1 && data[1] < 0x40 ? data[1] : CAPTURE_TLS_KEYLOG_LINE_MAX;
+    rec = malloc(rec_size ? rec_size : 1);
+    out = malloc(room ? room : 1);
+    CHECK(rec && out);
+    memcpy(rec, raw, rec_size);
+    n = capture_tls_keylog_kdf_line(rec, rec_size, out, room);
+    CHECK(n == NR_EPARSE || n == -ENOSPC || (n > 0 && (size_t)n <= room));
+    if (room == CAPTURE_TLS_KEYLOG_LINE_MAX)
+        CHECK(n != -ENOSPC);
+    if (n > 0) {
+        check_lines(out, (size_t)n);
+        kept = capture_tls_keylog_queue_fresh(&queue, out, (size_t)n);
+        CHECK(kept == 0 || kept == (size_t)n);
+        CHECK(capture_tls_keylog_queue_fresh(&queue, out, kept) == 0);
+    }
+    free(rec);
+    free(out);
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct capture_tls_secrets s;
@@ -50,6 +93,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *out;
     int n;
 
+    if (!queue.buf)
+        CHECK(capture_tls_keylog_queue_init(&queue, 1) == 0);
+    if (size && data[0] & 4)
+        return kdf_record(data, size);
     memset(&s, 0, sizeof(s));
     s.type = CAPTURE_TLS_REC_SECRETS;
     memset(s.client_random, 0x11, sizeof(s.client_random));
@@ -80,8 +127,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(n == NR_EPARSE || n == -ENOSPC || (n > 0 && (size_t)n <= room));
     if (room == CAPTURE_TLS_KEYLOG_REC_MAX)
         CHECK(n != -ENOSPC);
-    if (n > 0)
+    if (n > 0) {
+        size_t kept;
         check_lines(out, (size_t)n);
+        kept = capture_tls_keylog_queue_fresh(&queue, out, (size_t)n);
+        CHECK(kept <= (size_t)n);
+        check_lines(out, kept);
+    }
     free(rec);
     free(out);
     return 0;

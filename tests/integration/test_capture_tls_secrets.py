@@ -40,10 +40,12 @@ PEER_KEYLOG = "import os\n" + PEER.replace(
 assert PEER_KEYLOG.count("keylog_filename") == 1
 
 
-def converse(net, version, cert, tmp, keylog, env=(), before_client=None):  # noqa: F811
+def converse(net, version, cert, tmp, keylog, env=(), before_client=None,  # noqa: F811
+             client_env_extra=(), server_wrap=()):
     """test_capture_tls's conversation, with the client writing its own key log to keylog."""
     return tls.converse(net, version, cert, tmp, env=env, before_client=before_client,
-                        peer=PEER_KEYLOG, client_env=(f"PY_KEYLOG={keylog}",))
+                        peer=PEER_KEYLOG, server_wrap=server_wrap,
+                        client_env=(f"PY_KEYLOG={keylog}", *client_env_extra))
 
 
 def keylog_lines(path):
@@ -118,11 +120,11 @@ def test_secrets_are_openssls_own_and_decrypt_the_recorded_packets(lab, cert, tm
     assert "hello from client 1" in decrypted(bare, "-o", f"tls.keylog_file:{capkeys}")
 
 
-def test_another_libssl_build_gives_plaintext_but_no_secrets(lab, cert, tmp_path):  # noqa: F811
-    # A copy of the system's libssl with another build-id stands for another build: its
-    # structs may be laid out differently, so its connections must give no secrets (wrong
-    # offsets would give wrong ones), only plaintext, and the capture must say so.
-    libdir, lib = own_libssl(tmp_path)
+def other_build_libssl(tmp):
+    """A copy of the system's libssl with its ELF build-id altered: another build, as far as
+    the capture can tell (its structs may be laid out otherwise), whose secrets must come from
+    OpenSSL 3's key derivation in libcrypto, not from calibrated offsets."""
+    libdir, lib = own_libssl(tmp)
     data = bytearray(lib.read_bytes())
     note = b"\x04\x00\x00\x00\x14\x00\x00\x00\x03\x00\x00\x00GNU\x00"
     at = data.find(note)
@@ -130,31 +132,106 @@ def test_another_libssl_build_gives_plaintext_but_no_secrets(lab, cert, tmp_path
     for i in range(at + len(note), at + len(note) + 20):
         data[i] ^= 0xFF
     lib.write_bytes(bytes(data))
+    return libdir, lib
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
+@pytest.mark.parametrize("other", ["both", "client", "server"])
+def test_another_libssl_build_gives_its_secrets_through_key_derivation(lab, cert, tmp_path,  # noqa: F811
+                                                                       version, other):
+    # `other`: which end loads the other build (the rest the system's, the calibrated one). The
+    # lines must be exactly OpenSSL's own, each once, and decrypt the recording with the
+    # snapshot's Decryption Secrets Blocks alone.
+    libdir, lib = other_build_libssl(tmp_path)
     net = lab.netns()
-    lab.store(net)
+    store = lab.store(net)
     capkeys = tmp_path / "capture.keys"
     pykeys = tmp_path / "python.keys"
     cap = lab.capture(net, "--tls", "--tls-keylog-file", capkeys, "--user", "root")
     assert cap.lines("tls: secrets calibrated"), cap.stderr()
+    assert cap.lines("tls: attached key derivation"), cap.stderr()
+    env = f"LD_LIBRARY_PATH={libdir}"
 
     def other_build_attached():
-        return any(lib.name in ln and "secrets=no" in ln for ln in cap.lines("tls: attached"))
+        return any(lib.name in ln and str(libdir) in ln and "secrets=kdf" in ln
+                   for ln in cap.lines("tls: attached"))
 
-    got = converse(net, "1.3", cert, tmp_path, pykeys, env=[f"LD_LIBRARY_PATH={libdir}"],
-                   before_client=lambda: wait_for(other_build_attached))
-    assert got == "TLSv1.3", got
-    assert other_build_attached(), cap.stderr()
+    # A process mapping the copy before either end starts: its uprobes are in place from the
+    # first instruction of the end that uses it (they follow the file, not the process).
+    holder = subprocess.Popen(["env", env, "/usr/bin/python3", "-c",
+                               "import ssl, time; time.sleep(60)"])
+    try:
+        assert wait_for(other_build_attached), cap.stderr()
+        got = converse(net, version, cert, tmp_path, pykeys,
+                       env=[env] if other == "both" else [],
+                       client_env_extra=[env] if other == "client" else [],
+                       server_wrap=["env", env] if other == "server" else [])
+    finally:
+        holder.kill()
+        holder.wait()
+    assert got == f"TLSv{version}", got
     time.sleep(1.0)
     m = cap.scrape()
     cap.stop()
-    only = [ln for ln in cap.lines("tls: plaintext only for this library: not the libssl build "
-                                   "the capture calibrated, its secrets are not read")
-            if lib.name in ln and str(libdir) in ln]
-    assert len(only) == 1, cap.stderr()
-    randoms = {cr for _, cr, _ in keylog_lines(pykeys)}
-    assert len(randoms) == 1
-    assert not [ln for ln in keylog_lines(capkeys) if ln[1] in randoms], capkeys.read_text()
-    assert mval(m, "netreel_capture_tls_packets_total") > 0, m  # the plaintext still is
+
+    want = keylog_lines(pykeys)
+    randoms = {cr for _, cr, _ in want}
+    assert len(randoms) == 1, want
+    ours = {ln for ln in keylog_lines(capkeys) if ln[1] in randoms}
+    assert ours == want, f"capture:\n{sorted(ours)}\npython:\n{sorted(want)}"
+    mine = [ln for ln in capkeys.read_text().splitlines() if next(iter(randoms)) in ln]
+    assert len(mine) == len(want), mine  # each line once, whichever end and path made it
+    assert mval(m, "netreel_capture_tls_kdf_secrets_total", result="ok") > 0, m
+    assert mval(m, "netreel_capture_tls_kdf_secrets_total", result="bad") == 0, m
+    assert mval(m, "netreel_capture_tls_packets_total") > 0, m
+
+    _, _, path = lab.snapshot(net, store)
+    streams = tshark("-r", path, "-Y", f"ip.addr == {A_IP} && tcp.port == {TLS_PORT}",
+                     "-T", "fields", "-e", "tcp.stream")
+    real = sorted({int(x) for x in streams.split()})
+    assert len(real) == 1, streams
+    plain = tshark("-r", path, "-q", "-z", f"follow,tls,ascii,{real[0]}")
+    for text in CLIENT_LINES + SERVER_LINES:
+        for line in text.decode().splitlines():
+            assert line in plain, f"{line!r} not decrypted by the file's own secrets:\n{plain}"
+    bare = tmp_path / "bare.pcapng"
+    run(["editcap", "--discard-all-secrets", str(path), str(bare)])
+    assert "hello from client 1" not in tshark("-r", bare, "-q", "-z",
+                                               f"follow,tls,ascii,{real[0]}")
+
+
+PBKDF2 = """
+import hashlib, sys
+for i in range(int(sys.argv[1])):
+    hashlib.pbkdf2_hmac("sha256", b"password", b"salt%d" % i, 2)
+"""
+
+
+def test_key_derivation_outside_ssl_calls_gives_nothing(lab, tmp_path):  # noqa: F811
+    # PBKDF2 through Python's hashlib is EVP_KDF_derive in OpenSSL 3 (the trap counter shows
+    # it), in a process that makes no SSL call: no record, no line.
+    net = lab.netns()
+    lab.store(net)
+    capkeys = tmp_path / "capture.keys"
+    cap = lab.capture(net, "--tls", "--tls-keylog-file", capkeys, "--user", "root")
+    assert cap.lines("tls: attached key derivation"), cap.stderr()
+    time.sleep(1.0)
+    m0 = cap.scrape()
+    lines0 = capkeys.read_text()
+    n = 500
+    run(["/usr/bin/python3", "-c", PBKDF2, str(n)])
+    time.sleep(1.0)
+    m1 = cap.scrape()
+    cap.stop()
+
+    def delta(name, **labels):
+        return mval(m1, name, **labels) - mval(m0, name, **labels)
+
+    assert delta("netreel_capture_tls_kdf_calls_total") >= n, (m0, m1)
+    for result in ("ok", "bad", "no_client_random"):
+        assert delta("netreel_capture_tls_kdf_secrets_total", result=result) == 0, (m0, m1)
+    assert delta("netreel_capture_tls_keylog_lines_total") == 0, (m0, m1)
+    assert capkeys.read_text() == lines0
 
 
 class FakeStore:

@@ -30,6 +30,19 @@ static void which_files_are_libssl(void **state)
     assert_false(capture_tls_libs_is_libssl(""));
 }
 
+static void which_files_are_openssl3_libcrypto(void **state)
+{
+    (void)state;
+    assert_true(capture_tls_libs_is_libcrypto("/usr/lib/x86_64-linux-gnu/libcrypto.so.3"));
+    assert_true(capture_tls_libs_is_libcrypto("/opt/x/libcrypto.so.3.2"));
+    assert_false(capture_tls_libs_is_libcrypto("/lib/libcrypto.so.1.1")); /* no EVP_KDF_derive */
+    assert_false(capture_tls_libs_is_libcrypto("/lib/libcrypto.so.30"));
+    assert_false(capture_tls_libs_is_libcrypto("/lib/libcrypto.so.3 (deleted)"));
+    assert_false(capture_tls_libs_is_libcrypto("/lib/libssl.so.3"));
+    assert_false(capture_tls_libs_is_libcrypto("libcrypto.so.3"));
+    assert_false(capture_tls_libs_is_libcrypto(""));
+}
+
 static char found[8][4200];
 static int n_found;
 
@@ -83,6 +96,10 @@ static void each_file_once_through_proc_root(void **state)
     assert_int_equal(link(p, want), 0); /* the same inode, seen through another root */
     snprintf(p, sizeof(p), "%s/12/root/lib/libssl.so.1.1", dir);
     put(p, "other elf");
+    snprintf(p, sizeof(p), "%s/12/root/lib/libcrypto.so.3", dir);
+    put(p, "crypto elf");
+    snprintf(p, sizeof(p), "%s/12/root/lib/libcrypto.so.1.1", dir);
+    put(p, "old crypto elf");
     snprintf(p, sizeof(p), "%s/10/maps", dir);
     put(p, "7f00-7f01 r--p 00000000 08:01 1 /lib/libcrypto.so.3\n"
            "7f01-7f02 r-xp 00000000 08:01 2 /lib/libssl.so.3\n"
@@ -100,7 +117,9 @@ static void each_file_once_through_proc_root(void **state)
     assert_int_equal(fclose(f), 0);
     snprintf(p, sizeof(p), "%s/12/maps", dir);
     put(p, "7f01-7f02 r-xp 00000000 08:01 2 /lib/libssl.so.1.1\n"
-           "7f03-7f04 r-xp 00000000 08:01 9 /lib/libssl.so.9\n"); /* not there: skipped */
+           "7f03-7f04 r-xp 00000000 08:01 9 /lib/libssl.so.9\n"      /* not there: skipped */
+           "7f05-7f06 r-xp 00000000 08:01 7 /lib/libcrypto.so.1.1\n" /* not OpenSSL 3 */
+           "7f06-7f07 r-xp 00000000 08:01 8 /lib/libcrypto.so.3\n");
 
     snprintf(p, sizeof(p), "%s/13/root/lib/libssl.so.3", dir);
     assert_int_equal(mkfifo(p, 0600), 0); /* opened blocking, it would hang the scan */
@@ -113,12 +132,15 @@ static void each_file_once_through_proc_root(void **state)
     snprintf(p, sizeof(p), "%s/14/maps", dir);
     put(p, "7f01-7f02 r-xp 00000000 08:01 2 /lib/libssl.so.3\n");
 
-    assert_int_equal(capture_tls_libs_scan(&libs, dir, on_found, NULL), 2);
-    assert_int_equal(n_found, 2);
-    assert_int_equal(libs.n, 2);
+    assert_int_equal(capture_tls_libs_scan(&libs, dir, on_found, NULL), 3);
+    assert_int_equal(n_found, 3);
+    assert_int_equal(libs.n, 3);
+    snprintf(want, sizeof(want), "%s/12/root/lib/libcrypto.so.3", dir);
+    assert_true(strcmp(found[0], want) == 0 || strcmp(found[1], want) == 0 ||
+                strcmp(found[2], want) == 0);
     /* a second scan finds nothing new */
     assert_int_equal(capture_tls_libs_scan(&libs, dir, on_found, NULL), 0);
-    assert_int_equal(n_found, 2);
+    assert_int_equal(n_found, 3);
     assert_int_equal(capture_tls_libs_scan(&libs, "/nonexistent-proc", on_found, NULL), -ENOENT);
     {
         char cmd[4300];
@@ -131,6 +153,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(which_files_are_libssl),
+        cmocka_unit_test(which_files_are_openssl3_libcrypto),
         cmocka_unit_test(each_file_once_through_proc_root),
     };
 

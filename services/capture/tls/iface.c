@@ -49,7 +49,7 @@ struct capture_tls_iface {
     uv_poll_t poll;
     uv_timer_t flush_timer, rescan_timer;
     bool started, rescan, handles;
-    uint64_t attach_failures;
+    uint64_t attach_failures, kdf_attach_failures;
     char first_err[512];
     uint64_t records, packets, bad_records, read_errors;
     /* secrets */
@@ -59,6 +59,7 @@ struct capture_tls_iface {
     struct capture_tls_keylog_queue keylog; /* lines for the next batch */
     int keylog_fd;                          /* --tls-keylog-file, -1 */
     uint64_t secrets, bad_secrets, keylog_lines, keylog_write_errors;
+    uint64_t kdf_secrets, kdf_bad; /* key derivation records, those refused */
     /* the helper process */
     pid_t helper_pid;  /* 0: none, or reaped */
     int helper_sock;   /* -1: none (never, or it exited) */
@@ -121,10 +122,25 @@ static void write_keylog_file(struct capture_tls_iface *t, const char *lines, si
     }
 }
 
-/* A connection's secrets: key log lines for the next batch and the key log file. */
+/* Key log lines for the next batch and the key log file, but those that went out lately. */
+static void emit_lines(struct capture_tls_iface *t, char *lines, size_t n)
+{
+    n = capture_tls_keylog_queue_fresh(&t->keylog, lines, n);
+    if (n == 0)
+        return; /* the other end of the same connection, traced too */
+    for (const char *c = lines; c < lines + n; c++)
+        t->keylog_lines += *c == '\n';
+    if (t->keylog_fd >= 0)
+        write_keylog_file(t, lines, n);
+    if (capture_tls_keylog_queue_push(&t->keylog, lines, n) != 0 &&
+        (t->keylog.dropped == 1 || t->keylog.dropped % 1000 == 0))
+        NR_WARN("tls: key log lines dropped: the store does not take them fast enough",
+                "records=%llu", (unsigned long long)t->keylog.dropped);
+}
+
+/* A connection's secrets (calibrated build). */
 static void on_secrets(struct capture_tls_iface *t, const void *rec, size_t size)
 {
-    const struct capture_tls_secrets *s = rec;
     char lines[CAPTURE_TLS_KEYLOG_REC_MAX];
     int n;
 
@@ -136,16 +152,24 @@ static void on_secrets(struct capture_tls_iface *t, const void *rec, size_t size
                     (unsigned long long)t->bad_secrets);
         return;
     }
-    if (capture_tls_keylog_queue_seen(&t->keylog, s->client_random, s->version))
-        return; /* the other end of the same connection, traced too */
-    for (const char *c = lines; c < lines + n; c++)
-        t->keylog_lines += *c == '\n';
-    if (t->keylog_fd >= 0)
-        write_keylog_file(t, lines, (size_t)n);
-    if (capture_tls_keylog_queue_push(&t->keylog, lines, (size_t)n) != 0 &&
-        (t->keylog.dropped == 1 || t->keylog.dropped % 1000 == 0))
-        NR_WARN("tls: key log lines dropped: the store does not take them fast enough",
-                "connections=%llu", (unsigned long long)t->keylog.dropped);
+    emit_lines(t, lines, (size_t)n);
+}
+
+/* One secret of OpenSSL 3's key derivation (other builds). */
+static void on_kdf_secret(struct capture_tls_iface *t, const void *rec, size_t size)
+{
+    char line[CAPTURE_TLS_KEYLOG_LINE_MAX];
+    int n;
+
+    t->kdf_secrets++;
+    n = capture_tls_keylog_kdf_line(rec, size, line, sizeof(line));
+    if (n <= 0) {
+        if (t->kdf_bad++ == 0 || t->kdf_bad % 10000 == 0)
+            NR_WARN("tls: key derivation secret not usable", "err=\"%s\" count=%llu",
+                    nr_strerror(n), (unsigned long long)t->kdf_bad);
+        return;
+    }
+    emit_lines(t, line, (size_t)n);
 }
 
 static void on_record(void *arg, const void *rec, size_t size)
@@ -163,6 +187,10 @@ static void on_record(void *arg, const void *rec, size_t size)
         memcpy(&type, rec, sizeof(type));
         if (type == CAPTURE_TLS_REC_SECRETS) {
             on_secrets(t, rec, size);
+            return;
+        }
+        if (type == CAPTURE_TLS_REC_KDF) {
+            on_kdf_secret(t, rec, size);
             return;
         }
     }
@@ -199,6 +227,27 @@ static void on_record(void *arg, const void *rec, size_t size)
         flush(t);
 }
 
+/* A libcrypto of OpenSSL 3: its EVP_KDF_derive gives the secrets of libssl files not of the
+ * calibrated build. One that cannot be traced costs those secrets only. */
+static void on_found_libcrypto(struct capture_tls_iface *t, int pid, const char *path,
+                               const char *open_path)
+{
+    char err[512];
+    int rc = capture_tls_probe_attach_kdf(t->probe, open_path, err, sizeof(err));
+
+    if (rc == 0) {
+        NR_INFO("tls: attached key derivation", "library=%s pid=%d", path, pid);
+        return;
+    }
+    t->kdf_attach_failures++;
+    if (!t->started) /* the start's one warning, if no libssl can be traced either, says why */
+        NR_DEBUG("tls: cannot trace a libcrypto", "library=%s err=\"%s\"", path, err);
+    else if (t->kdf_attach_failures == 1 || t->kdf_attach_failures % 100 == 0)
+        NR_WARN("tls: cannot trace a libcrypto: secrets of other OpenSSL 3 builds are lost",
+                "library=%s err=\"%s\" failures=%llu", path, err,
+                (unsigned long long)t->kdf_attach_failures);
+}
+
 static void on_found(void *arg, int pid, const char *path, const char *open_path)
 {
     struct capture_tls_iface *t = arg;
@@ -207,17 +256,22 @@ static void on_found(void *arg, int pid, const char *path, const char *open_path
     bool secrets = false;
     int rc;
 
+    if (capture_tls_libs_is_libcrypto(path)) {
+        on_found_libcrypto(t, pid, path, open_path);
+        return;
+    }
     if (t->calibrated) {
         rc = capture_tls_offsets_build_of(open_path, &build);
         secrets = rc == 0 && capture_tls_offsets_same_build(&build, &t->build);
         if (!secrets)
-            NR_INFO("tls: plaintext only for this library: not the libssl build the capture "
-                    "calibrated, its secrets are not read",
+            NR_INFO("tls: not the libssl build the capture calibrated: its secrets come from "
+                    "OpenSSL 3's key derivation (libcrypto), none for OpenSSL 1.1",
                     "library=%s pid=%d", path, pid);
     }
     rc = capture_tls_probe_attach(t->probe, open_path, secrets, err, sizeof(err));
     if (rc == 0) {
-        NR_INFO("tls: attached", "library=%s pid=%d secrets=%s", path, pid, secrets ? "yes" : "no");
+        NR_INFO("tls: attached", "library=%s pid=%d secrets=%s", path, pid,
+                secrets ? "yes" : "kdf");
         return;
     }
     t->attach_failures++;
@@ -565,7 +619,17 @@ void capture_tls_iface_stats(const struct capture_tls_iface *t, struct capture_t
     st->records = t->records;
     st->packets = t->packets;
     st->bad_records = t->bad_records;
-    capture_tls_probe_counters(t->probe, &st->ring_dropped, &st->bytes_lost, &st->calls);
+    struct capture_tls_probe_counts pc;
+
+    capture_tls_probe_counters(t->probe, &pc);
+    st->ring_dropped = pc.ring_dropped;
+    st->bytes_lost = pc.bytes_lost;
+    st->calls = pc.calls;
+    st->kdf_calls = pc.kdf_calls;
+    st->kdf_sent = pc.kdf_secrets;
+    st->kdf_no_random = pc.kdf_no_random;
+    st->kdf_secrets = t->kdf_secrets;
+    st->kdf_bad = t->kdf_bad;
     st->conns = capture_tls_synth_conns(t->synth);
     st->evicted = capture_tls_synth_evicted(t->synth);
     st->libraries = t->have_status ? t->status.libraries : capture_tls_probe_libraries(t->probe);

@@ -49,6 +49,9 @@ struct capture_tls_stats {
     /* secrets records, those refused (wrong offsets, malformed), key log lines made, and
      * connections whose lines found no room in the pending buffer */
     uint64_t secrets, bad_secrets, keylog_lines, keylog_dropped;
+    /* OpenSSL 3's key derivation: EVP_KDF_derive calls trapped, secrets the probe sent, TLS 1.3
+     * ones it could not (no client random), records received and those refused */
+    uint64_t kdf_calls, kdf_sent, kdf_no_random, kdf_secrets, kdf_bad;
     /* the helper: running (1) or not; network namespaces of targeted pods traced, -1 when every
      * process is traced (no pod targeting) */
     int helper_up;

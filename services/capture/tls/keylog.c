@@ -71,6 +71,17 @@ const char *capture_tls_keylog_tls13_md(uint32_t cipher_id, size_t *hash_len)
     }
 }
 
+/* By enum capture_tls_kdf_label. */
+static const char *const kdf_labels[CAPTURE_TLS_KDF_LABEL_MAX + 1] = {
+    [CAPTURE_TLS_KDF_CLIENT_RANDOM] = "CLIENT_RANDOM",
+    [CAPTURE_TLS_KDF_CLIENT_EARLY] = "CLIENT_EARLY_TRAFFIC_SECRET",
+    [CAPTURE_TLS_KDF_CLIENT_HANDSHAKE] = "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+    [CAPTURE_TLS_KDF_SERVER_HANDSHAKE] = "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+    [CAPTURE_TLS_KDF_CLIENT_TRAFFIC_0] = "CLIENT_TRAFFIC_SECRET_0",
+    [CAPTURE_TLS_KDF_SERVER_TRAFFIC_0] = "SERVER_TRAFFIC_SECRET_0",
+    [CAPTURE_TLS_KDF_EXPORTER] = "EXPORTER_SECRET",
+};
+
 static int all_zero(const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -162,6 +173,28 @@ int capture_tls_keylog_lines(const void *rec, size_t size, char *out, size_t out
     return rc ? rc : (int)pos;
 }
 
+int capture_tls_keylog_kdf_line(const void *rec, size_t size, char *out, size_t outlen)
+{
+    struct capture_tls_kdf_secret k;
+    size_t pos = 0;
+    int rc;
+
+    if (size < sizeof(k))
+        return NR_EPARSE;
+    memcpy(&k, rec, sizeof(k));
+    if (k.type != CAPTURE_TLS_REC_KDF || k.label == 0 || k.label > CAPTURE_TLS_KDF_LABEL_MAX ||
+        all_zero(k.client_random, 32))
+        return NR_EPARSE;
+    /* TLS 1.2: the 48-byte master secret; TLS 1.3: a SHA-256 or SHA-384 hash long. */
+    if (k.label == CAPTURE_TLS_KDF_CLIENT_RANDOM ? k.secret_len != 48
+                                                 : k.secret_len != 32 && k.secret_len != 48)
+        return NR_EPARSE;
+    if (all_zero(k.secret, k.secret_len))
+        return NR_EPARSE;
+    rc = line(out, outlen, &pos, kdf_labels[k.label], k.client_random, k.secret, k.secret_len);
+    return rc ? rc : (int)pos;
+}
+
 int capture_tls_keylog_queue_init(struct capture_tls_keylog_queue *q, size_t max)
 {
     memset(q, 0, sizeof(*q));
@@ -178,18 +211,53 @@ void capture_tls_keylog_queue_free(struct capture_tls_keylog_queue *q)
 }
 
 int capture_tls_keylog_queue_seen(struct capture_tls_keylog_queue *q, const uint8_t cr[32],
-                                  int32_t version)
+                                  uint8_t label)
 {
     uint8_t key[33];
 
     memcpy(key, cr, 32);
-    key[32] = (uint8_t)version;
+    key[32] = label;
     for (unsigned i = 0; i < CAPTURE_TLS_KEYLOG_RECENT; i++)
         if (memcmp(q->recent[i], key, sizeof(key)) == 0)
             return 1;
     memcpy(q->recent[q->recent_next], key, sizeof(key));
     q->recent_next = (q->recent_next + 1) % CAPTURE_TLS_KEYLOG_RECENT;
     return 0;
+}
+
+static int unhex(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+size_t capture_tls_keylog_queue_fresh(struct capture_tls_keylog_queue *q, char *lines, size_t len)
+{
+    size_t in = 0, kept = 0;
+
+    while (in < len) {
+        const char *nl = memchr(lines + in, '\n', len - in), *sp;
+        size_t n = nl ? (size_t)(nl - (lines + in)) + 1 : len - in;
+        const char *l = lines + in;
+        uint8_t cr[32], label = 0;
+        int ok = nl != NULL;
+
+        sp = ok ? memchr(l, ' ', n) : NULL;
+        for (uint8_t i = 1; sp && i <= CAPTURE_TLS_KDF_LABEL_MAX; i++)
+            if (strlen(kdf_labels[i]) == (size_t)(sp - l) && memcmp(l, kdf_labels[i], sp - l) == 0)
+                label = i;
+        ok = label && n >= (size_t)(sp - l) + 1 + 64 + 1;
+        for (int i = 0; ok && i < 32; i++) {
+            int hi = unhex(sp[1 + 2 * i]), lo = unhex(sp[2 + 2 * i]);
+            ok = hi >= 0 && lo >= 0;
+            cr[i] = (uint8_t)(hi << 4 | (lo & 15));
+        }
+        if (ok && !capture_tls_keylog_queue_seen(q, cr, label)) {
+            memmove(lines + kept, l, n);
+            kept += n;
+        }
+        in += n;
+    }
+    return kept;
 }
 
 int capture_tls_keylog_queue_push(struct capture_tls_keylog_queue *q, const char *lines, size_t len)

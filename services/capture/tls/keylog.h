@@ -35,14 +35,22 @@ const char *capture_tls_keylog_tls13_md(uint32_t cipher_id, size_t *hash_len);
  * give); -ENOSPC when out is too small. */
 int capture_tls_keylog_lines(const void *rec, size_t size, char *out, size_t outlen);
 
+/* Writes the key log line of one key derivation record (struct capture_tls_kdf_secret, `size`
+ * bytes as received: not trusted) to out. Returns its bytes, NR_EPARSE when the record is not a
+ * usable one (short, another type, an unknown label, a length other than 48 for CLIENT_RANDOM
+ * or than 32/48 for a TLS 1.3 secret, an all-zero client random or secret), -ENOSPC when out is
+ * too small (CAPTURE_TLS_KEYLOG_LINE_MAX is always enough). */
+int capture_tls_keylog_kdf_line(const void *rec, size_t size, char *out, size_t outlen);
+
 /* Lines waiting for the next batch: at most `max` bytes (what the store takes in one batch), and
- * the client randoms whose lines went out lately (both traced ends of one connection give the
- * same lines: they go out once). Embedded. */
-#define CAPTURE_TLS_KEYLOG_RECENT 1024
+ * the lines (client random and label) that went out lately: both traced ends of one connection,
+ * the calibrated record of one end and the key derivation secrets of the other, a TLS 1.2
+ * session's key block made again, give the same lines: they go out once. Embedded. */
+#define CAPTURE_TLS_KEYLOG_RECENT 4096
 struct capture_tls_keylog_queue {
     char *buf;
     size_t len, max;
-    uint8_t recent[CAPTURE_TLS_KEYLOG_RECENT][33]; /* client random + TLS minor version */
+    uint8_t recent[CAPTURE_TLS_KEYLOG_RECENT][33]; /* client random + enum capture_tls_kdf_label */
     unsigned recent_next;
     uint64_t dropped; /* records whose lines found no room */
 };
@@ -51,9 +59,15 @@ struct capture_tls_keylog_queue {
 int capture_tls_keylog_queue_init(struct capture_tls_keylog_queue *q, size_t max);
 void capture_tls_keylog_queue_free(struct capture_tls_keylog_queue *q);
 
-/* Whether the lines of this client random and version were seen lately; if not, they are now. */
+/* Whether the line of this client random and label (enum capture_tls_kdf_label) was seen
+ * lately; if not, it is now. */
 int capture_tls_keylog_queue_seen(struct capture_tls_keylog_queue *q, const uint8_t cr[32],
-                                  int32_t version);
+                                  uint8_t label);
+
+/* Drops from `lines` (len bytes of key log lines, as this module writes them) those seen lately
+ * and marks the others seen; returns the bytes left (moved to the front). A line not of a known
+ * label with a hex client random, or without its newline, is dropped. */
+size_t capture_tls_keylog_queue_fresh(struct capture_tls_keylog_queue *q, char *lines, size_t len);
 
 /* Appends one record's lines whole. 0, or -ENOBUFS (counted in dropped) when they do not fit. */
 int capture_tls_keylog_queue_push(struct capture_tls_keylog_queue *q, const char *lines,

@@ -1,4 +1,4 @@
-/* The /proc scan for libssl files (see libs.h). */
+/* The /proc scan for libssl and libcrypto files (see libs.h). */
 #include "capture/tls/libs.h"
 
 #include <dirent.h>
@@ -23,6 +23,22 @@ int capture_tls_libs_is_libssl(const char *path)
         return 0;
     base++;
     if (strncmp(base, "libssl.so", 9) != 0 || (base[9] != 0 && base[9] != '.'))
+        return 0;
+    if (n >= 10 && strcmp(path + n - 10, " (deleted)") == 0)
+        return 0;
+    return 1;
+}
+
+int capture_tls_libs_is_libcrypto(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    size_t n = strlen(path);
+
+    if (!base || path[0] != '/')
+        return 0;
+    base++;
+    /* OpenSSL 3 only: 1.1's libcrypto has no EVP_KDF_derive */
+    if (strncmp(base, "libcrypto.so.3", 14) != 0 || (base[14] != 0 && base[14] != '.'))
         return 0;
     if (n >= 10 && strcmp(path + n - 10, " (deleted)") == 0)
         return 0;
@@ -66,7 +82,7 @@ static int open_in_root(const char *proc, int pid, const char *file)
     return fd;
 }
 
-/* One process's maps: its libssl files not seen yet. */
+/* One process's maps: its libssl and libcrypto files not seen yet. */
 static int scan_pid(struct capture_tls_libs *l, const char *proc, int pid,
                     capture_tls_libs_found cb, void *arg)
 {
@@ -89,10 +105,10 @@ static int scan_pid(struct capture_tls_libs *l, const char *proc, int pid,
                 ;
             continue;
         }
-        if (!p || !strstr(p, "libssl"))
+        if (!p || (!strstr(p, "libssl") && !strstr(p, "libcrypto")))
             continue;
         p[strcspn(p, "\n")] = 0;
-        if (!capture_tls_libs_is_libssl(p))
+        if (!capture_tls_libs_is_libssl(p) && !capture_tls_libs_is_libcrypto(p))
             continue;
         fd = open_in_root(proc, pid, p);
         if (fd < 0)
@@ -104,8 +120,8 @@ static int scan_pid(struct capture_tls_libs *l, const char *proc, int pid,
         if (l->n == CAPTURE_TLS_MAX_LIBS) {
             close(fd);
             if (!l->full_warned++)
-                NR_WARN("tls: too many distinct libssl files; new ones are not traced", "max=%d",
-                        CAPTURE_TLS_MAX_LIBS);
+                NR_WARN("tls: too many distinct libssl/libcrypto files; new ones are not traced",
+                        "max=%d", CAPTURE_TLS_MAX_LIBS);
             break;
         }
         l->seen[l->n].dev = st.st_dev;

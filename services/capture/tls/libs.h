@@ -1,6 +1,7 @@
-/* Finding the libssl files processes map: /proc/PID/maps of every process, each library named
- * through /proc/PID/root (so that a container's own libssl is reached from the host's mount
- * namespace) and counted once per file (device and inode), whatever its path in each process. */
+/* Finding the libssl (and OpenSSL 3 libcrypto) files processes map: /proc/PID/maps of every
+ * process, each library named through /proc/PID/root (so that a container's own libssl is reached
+ * from the host's mount namespace) and counted once per file (device and inode), whatever its path
+ * in each process. */
 #ifndef NR_CAPTURE_TLS_LIBS_H
 #define NR_CAPTURE_TLS_LIBS_H
 
@@ -20,10 +21,11 @@ struct capture_tls_libs {
 };
 
 /* Called for each file not seen before (which then counts as seen, whatever the callback does
- * with it): `path` is "/proc/PID/root/usr/lib/.../libssl.so.3", for messages; `open_path`
- * ("/proc/self/fd/N", valid during the call) is the regular file itself, opened inside the
- * process's root (see libs.c): what to read and attach to, so that nothing swapped in under the
- * path since (a FIFO, a symlink to a file of the node) is. */
+ * with it): `path` is "/proc/PID/root/usr/lib/.../libssl.so.3" (or libcrypto.so.3: tell them
+ * apart with the two functions below), for messages; `open_path` ("/proc/self/fd/N", valid
+ * during the call) is the regular file itself, opened inside the process's root (see libs.c):
+ * what to read and attach to, so that nothing swapped in under the path since (a FIFO, a
+ * symlink to a file of the node) is. */
 typedef void (*capture_tls_libs_found)(void *arg, int pid, const char *path,
                                        const char *open_path);
 
@@ -36,5 +38,8 @@ int capture_tls_libs_scan(struct capture_tls_libs *l, const char *proc, capture_
 /* Whether a maps line's path names an OpenSSL libssl ("/x/libssl.so.3", "/x/libssl.so.1.1";
  * not "libssl3.so" (NSS), not " (deleted)" files). */
 int capture_tls_libs_is_libssl(const char *path);
+
+/* Whether it names an OpenSSL 3 libcrypto ("/x/libcrypto.so.3"; not 1.1's, not " (deleted)"). */
+int capture_tls_libs_is_libcrypto(const char *path);
 
 #endif

@@ -13,8 +13,10 @@
 #include "capture/tls.skel.h"
 #include "util/log.h"
 
-#define PROBES    10 /* per library: 5 functions, entry and return */
-#define MAX_LINKS (64 * PROBES)
+#define PROBES     10 /* per libssl: 5 functions, entry and return */
+#define KDF_PROBES 2  /* per libcrypto: EVP_KDF_derive, entry and return */
+#define MAX_LIBS   64 /* of each kind */
+#define MAX_LINKS  (2 + MAX_LIBS * (PROBES + KDF_PROBES)) /* and sys_enter, sys_exit */
 
 struct capture_tls_probe {
     struct capture_tls_bpf *skel;
@@ -22,7 +24,7 @@ struct capture_tls_probe {
     capture_tls_probe_cb cb;
     void *arg;
     struct bpf_link *links[MAX_LINKS];
-    unsigned n_links, n_libs;
+    unsigned n_links, n_libs, n_kdf_libs;
     unsigned budget, taken; /* records the current consume call may still hand over */
 };
 
@@ -97,6 +99,13 @@ struct capture_tls_probe *capture_tls_probe_open(const char *btf_path, capture_t
         goto fail;
     }
     p->n_links = 1;
+    /* The ClientHello a server reads inside an SSL call: the client random of TLS 1.3 secrets. */
+    p->links[1] = bpf_program__attach(p->skel->progs.sys_exit);
+    if (!p->links[1]) {
+        snprintf(err, errlen, "attaching the raw tracepoint sys_exit: %s", strerror(errno));
+        goto fail;
+    }
+    p->n_links = 2;
     p->rb = ring_buffer__new(bpf_map__fd(p->skel->maps.rb), on_record, p, NULL);
     if (!p->rb) {
         snprintf(err, errlen, "opening the ring buffer: %s", strerror(errno));
@@ -138,8 +147,8 @@ int capture_tls_probe_attach(struct capture_tls_probe *p, const char *path, bool
     unsigned first = p->n_links, attached = 0;
     int rc = 0;
 
-    if (p->n_links + PROBES > MAX_LINKS) {
-        snprintf(err, errlen, "%s: at most %d libraries", path, MAX_LINKS / PROBES);
+    if (p->n_libs == MAX_LIBS) {
+        snprintf(err, errlen, "%s: at most %d libssl files", path, MAX_LIBS);
         return -E2BIG;
     }
     for (int i = 0; i < PROBES; i++) {
@@ -170,6 +179,36 @@ int capture_tls_probe_attach(struct capture_tls_probe *p, const char *path, bool
         return -ENOENT;
     }
     p->n_libs++;
+    return 0;
+fail:
+    while (p->n_links > first)
+        bpf_link__destroy(p->links[--p->n_links]);
+    return rc;
+}
+
+int capture_tls_probe_attach_kdf(struct capture_tls_probe *p, const char *path, char *err,
+                                 size_t errlen)
+{
+    unsigned first = p->n_links;
+    int rc = 0;
+
+    if (p->n_kdf_libs == MAX_LIBS) {
+        snprintf(err, errlen, "%s: at most %d libcrypto files", path, MAX_LIBS);
+        return -E2BIG;
+    }
+    for (int ret = 0; ret < KDF_PROBES; ret++) {
+        struct bpf_uprobe_opts opts = {
+            .sz = sizeof(opts), .func_name = "EVP_KDF_derive", .retprobe = ret};
+        struct bpf_program *prog = ret ? p->skel->progs.kdf_ret : p->skel->progs.kdf_enter;
+        struct bpf_link *l = bpf_program__attach_uprobe_opts(prog, -1, path, 0, &opts);
+        if (!l) {
+            rc = -errno;
+            snprintf(err, errlen, "uprobe on EVP_KDF_derive in %s: %s", path, strerror(-rc));
+            goto fail;
+        }
+        p->links[p->n_links++] = l;
+    }
+    p->n_kdf_libs++;
     return 0;
 fail:
     while (p->n_links > first)
@@ -238,6 +277,11 @@ unsigned capture_tls_probe_libraries(const struct capture_tls_probe *p)
     return p->n_libs;
 }
 
+unsigned capture_tls_probe_kdf_libraries(const struct capture_tls_probe *p)
+{
+    return p->n_kdf_libs;
+}
+
 int capture_tls_probe_fd(const struct capture_tls_probe *p)
 {
     return ring_buffer__epoll_fd(p->rb);
@@ -255,19 +299,19 @@ int capture_tls_probe_consume(struct capture_tls_probe *p, unsigned max_records)
     return rc >= 0 || rc == BUDGET_SPENT ? (int)p->taken : rc;
 }
 
-void capture_tls_probe_counters(const struct capture_tls_probe *p, uint64_t *ring_dropped,
-                                uint64_t *bytes_lost, uint64_t *calls)
+void capture_tls_probe_counters(const struct capture_tls_probe *p,
+                                struct capture_tls_probe_counts *out)
 {
-    uint64_t *out[3] = {ring_dropped, bytes_lost, calls};
+    uint64_t *fields[] = {&out->ring_dropped, &out->bytes_lost,  &out->calls,
+                          &out->kdf_calls,    &out->kdf_secrets, &out->kdf_no_random};
     int ncpu = libbpf_num_possible_cpus();
     uint64_t *vals = ncpu > 0 ? calloc((size_t)ncpu, sizeof(*vals)) : NULL;
 
-    for (uint32_t i = 0; i < 3; i++) {
-        *out[i] = 0;
+    memset(out, 0, sizeof(*out));
+    for (uint32_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         if (vals && bpf_map_lookup_elem(bpf_map__fd(p->skel->maps.counters), &i, vals) == 0)
             for (int c = 0; c < ncpu; c++)
-                *out[i] += vals[c];
-    }
+                *fields[i] += vals[c];
     free(vals);
 }
 

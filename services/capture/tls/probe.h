@@ -37,6 +37,13 @@ int capture_tls_probe_set_offsets(struct capture_tls_probe *p, const struct capt
 int capture_tls_probe_attach(struct capture_tls_probe *p, const char *path, bool secrets, char *err,
                              size_t errlen);
 
+/* Attaches entry and return probes of EVP_KDF_derive in the libcrypto file `path` (OpenSSL 3):
+ * the secrets of libssl files attached without `secrets`, as they are derived. 0, or a negative
+ * errno with a reason in err (-ENOENT: the file has no EVP_KDF_derive, it is not OpenSSL 3;
+ * -E2BIG: 64 files already). Nothing stays attached on failure. */
+int capture_tls_probe_attach_kdf(struct capture_tls_probe *p, const char *path, char *err,
+                                 size_t errlen);
+
 /* Pod targeting of the probes: mode 0 traces every process (but netreel's), mode 1 only those
  * whose network namespace (inode number) was added. The maps are reached through their fds:
  * no privilege needed, after the drop too. 0 or a negative errno (-E2BIG: the table is full). */
@@ -53,8 +60,9 @@ unsigned capture_tls_probe_links(const struct capture_tls_probe *p);
 unsigned capture_tls_probe_link_fds(const struct capture_tls_probe *p, unsigned first, int *fds,
                                     unsigned max);
 
-/* The number of library files attached. */
+/* The number of libssl files attached, and of libcrypto files (capture_tls_probe_attach_kdf). */
 unsigned capture_tls_probe_libraries(const struct capture_tls_probe *p);
+unsigned capture_tls_probe_kdf_libraries(const struct capture_tls_probe *p);
 
 /* A file descriptor that is readable when records wait (for poll/uv_poll). */
 int capture_tls_probe_fd(const struct capture_tls_probe *p);
@@ -65,9 +73,14 @@ int capture_tls_probe_fd(const struct capture_tls_probe *p);
 int capture_tls_probe_consume(struct capture_tls_probe *p, unsigned max_records);
 
 /* The program's counters: records the ring had no room for, plaintext bytes lost (calls cut
- * at 1 MiB, unreadable buffers, full ring), SSL calls that moved bytes. */
-void capture_tls_probe_counters(const struct capture_tls_probe *p, uint64_t *ring_dropped,
-                                uint64_t *bytes_lost, uint64_t *calls);
+ * at 1 MiB, unreadable buffers, full ring), SSL calls that moved bytes; EVP_KDF_derive calls
+ * trapped (by every process mapping an attached libcrypto, in SSL calls or not), key derivation
+ * secrets sent, TLS 1.3 ones not sent for want of the connection's client random. */
+struct capture_tls_probe_counts {
+    uint64_t ring_dropped, bytes_lost, calls, kdf_calls, kdf_secrets, kdf_no_random;
+};
+void capture_tls_probe_counters(const struct capture_tls_probe *p,
+                                struct capture_tls_probe_counts *out);
 
 /* Detaches everything and frees the probe (NULL: nothing). */
 void capture_tls_probe_free(struct capture_tls_probe *p);

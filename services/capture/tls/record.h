@@ -1,5 +1,6 @@
 /* The records tls.bpf.c sends to the capture through its ring buffer: plaintext (one header and
- * up to CAPTURE_TLS_CHUNK bytes) or a connection's TLS secrets, told apart by their first field;
+ * up to CAPTURE_TLS_CHUNK bytes), a connection's TLS secrets or one secret of OpenSSL 3's key
+ * derivation, told apart by their first field;
  * and the struct offsets the capture calibrated (offsets.h) that the BPF side reads secrets at.
  * Shared by the BPF side and user space: fixed-width types only. User space trusts none of these
  * lengths (see synth.h, keylog.h). */
@@ -19,6 +20,7 @@
 enum capture_tls_rec_type {
     CAPTURE_TLS_REC_DATA = 0,    /* struct capture_tls_rec */
     CAPTURE_TLS_REC_SECRETS = 1, /* struct capture_tls_secrets */
+    CAPTURE_TLS_REC_KDF = 2,     /* struct capture_tls_kdf_secret */
 };
 
 enum capture_tls_dir {
@@ -93,6 +95,32 @@ struct capture_tls_secrets {
     __u8 client_app_traffic_secret[CAPTURE_TLS_SECRET_MAX];
     __u8 server_app_traffic_secret[CAPTURE_TLS_SECRET_MAX];
     __u8 exporter_master_secret[CAPTURE_TLS_SECRET_MAX];
+};
+
+/* The key log label of a secret taken from OpenSSL 3's EVP_KDF_derive (tls.bpf.c): which
+ * derivation it was the output (or, for TLS 1.2, the input) of. */
+enum capture_tls_kdf_label {
+    CAPTURE_TLS_KDF_CLIENT_RANDOM = 1,    /* TLS 1.2 master secret ("key expansion" PRF) */
+    CAPTURE_TLS_KDF_CLIENT_EARLY = 2,     /* "c e traffic" */
+    CAPTURE_TLS_KDF_CLIENT_HANDSHAKE = 3, /* "c hs traffic" */
+    CAPTURE_TLS_KDF_SERVER_HANDSHAKE = 4, /* "s hs traffic" */
+    CAPTURE_TLS_KDF_CLIENT_TRAFFIC_0 = 5, /* "c ap traffic" */
+    CAPTURE_TLS_KDF_SERVER_TRAFFIC_0 = 6, /* "s ap traffic" */
+    CAPTURE_TLS_KDF_EXPORTER = 7,         /* "exp master" */
+    CAPTURE_TLS_KDF_LABEL_MAX = 7,
+};
+
+/* One key log line's worth, from a libcrypto of any OpenSSL 3 build (no struct offsets): the
+ * secret, its label, and the connection's client random (TLS 1.2: a PRF seed; TLS 1.3: from the
+ * ClientHello seen in the socket syscalls made inside the SSL call). */
+struct capture_tls_kdf_secret {
+    __u32 type; /* CAPTURE_TLS_REC_KDF */
+    __u32 pid;
+    __u64 ssl;
+    __u32 label;      /* enum capture_tls_kdf_label */
+    __u32 secret_len; /* bytes of secret used: 48 for TLS 1.2, the hash's length for TLS 1.3 */
+    __u8 client_random[32];
+    __u8 secret[CAPTURE_TLS_SECRET_MAX];
 };
 
 #endif
