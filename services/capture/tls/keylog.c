@@ -249,7 +249,8 @@ size_t capture_tls_keylog_queue_fresh(struct capture_tls_keylog_queue *q, char *
         for (int i = 0; ok && i < 32; i++) {
             int hi = unhex(sp[1 + 2 * i]), lo = unhex(sp[2 + 2 * i]);
             ok = hi >= 0 && lo >= 0;
-            cr[i] = (uint8_t)(hi << 4 | (lo & 15));
+            if (ok)
+                cr[i] = (uint8_t)(hi << 4 | lo);
         }
         if (ok && !capture_tls_keylog_queue_seen(q, cr, label)) {
             memmove(lines + kept, l, n);
