@@ -86,7 +86,7 @@ static int open_in_root(const char *proc, int pid, const char *file)
 static int scan_pid(struct capture_tls_libs *l, const char *proc, int pid,
                     capture_tls_libs_found cb, void *arg)
 {
-    char maps[4200], line[4200], path[4200], fd_path[64];
+    char maps[4200], line[4200], path[4200], fd_path[64], last[4200] = "";
     int found = 0, fd;
     FILE *f;
 
@@ -110,6 +110,11 @@ static int scan_pid(struct capture_tls_libs *l, const char *proc, int pid,
         p[strcspn(p, "\n")] = 0;
         if (!capture_tls_libs_is_libssl(p) && !capture_tls_libs_is_libcrypto(p))
             continue;
+        /* A library's segments are consecutive lines: one open for them (libcrypto is in
+         * nearly every process, and the helper rescans every second). */
+        if (strcmp(p, last) == 0)
+            continue;
+        snprintf(last, sizeof(last), "%s", p);
         fd = open_in_root(proc, pid, p);
         if (fd < 0)
             continue;
