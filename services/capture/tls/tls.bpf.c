@@ -304,16 +304,21 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
     return 0;
 }
 
-/* A read inside an SSL call returned: the server's ClientHello. Only read and recvfrom get past
- * the first test; the map lookup only for them. */
+/* A read inside an SSL call returned: the server's ClientHello. It must be looked at now: by the
+ * next syscall OpenSSL may have released and wiped its read buffer (SSL_MODE_RELEASE_BUFFERS,
+ * which CPython sets). Runs for every syscall of the node: most return less than a ClientHello
+ * and go at the first test (no helper call); then only read and recvfrom get to the lookup. */
 SEC("raw_tracepoint/sys_exit")
 int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 {
     struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
-    long nr = BPF_CORE_READ(regs, orig_ax), ret = ctx->args[1];
+    long nr, ret = ctx->args[1];
     __u64 id, buf;
     struct call *c;
 
+    if (ret < 38)
+        return 0;
+    nr = BPF_CORE_READ(regs, orig_ax);
     if (nr != 0 && nr != 45)
         return 0;
     id = bpf_get_current_pid_tgid();
@@ -322,8 +327,7 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
         return 0;
     buf = c->rbuf;
     c->rbuf = 0;
-    if (ret > 0)
-        take_client_hello(c, (const __u8 *)buf, (__u64)ret, id >> 32);
+    take_client_hello(c, (const __u8 *)buf, (__u64)ret, id >> 32);
     return 0;
 }
 
