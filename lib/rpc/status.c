@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "util/parse.h"
+
 static const char *const code_names[] = {
     "OK",
     "CANCELLED",
@@ -64,17 +66,6 @@ size_t rpc_percent_encode(const char *msg, char *out, size_t len)
     return full;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 size_t rpc_percent_decode(const char *in, size_t in_len, char *out, size_t len)
 {
     size_t o = 0;
@@ -83,8 +74,8 @@ size_t rpc_percent_decode(const char *in, size_t in_len, char *out, size_t len)
         return 0;
     for (size_t i = 0; i < in_len && o + 1 < len; i++) {
         int hi, lo;
-        if (in[i] == '%' && i + 2 < in_len && (hi = hexval(in[i + 1])) >= 0 &&
-            (lo = hexval(in[i + 2])) >= 0) {
+        if (in[i] == '%' && i + 2 < in_len && (hi = nr_hex_digit(in[i + 1])) >= 0 &&
+            (lo = nr_hex_digit(in[i + 2])) >= 0) {
             out[o++] = (char)(hi << 4 | lo);
             i += 2;
         } else {

@@ -645,3 +645,14 @@ int nr_format_size(uint64_t bytes, char *buf, size_t len)
 out:
     return rc;
 }
+
+int nr_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}

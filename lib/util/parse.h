@@ -45,4 +45,7 @@ int nr_format_duration(int64_t ns, char *buf, size_t len);
  * "512B", "1.5KiB", "500.0MiB", "1023.9KiB". Returns the length written or -ENOSPC. */
 int nr_format_size(uint64_t bytes, char *buf, size_t len);
 
+/* The value of one hexadecimal digit (0-9, a-f, A-F), or -1. */
+int nr_hex_digit(char c);
+
 #endif

@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/parse.h"
+
 /* A line longer than this is no line of these files: skipped. */
 #define LINE_MAX_LEN 256
 #define SEEN_SLOTS   (2 * CAPTURE_TLS_NETNS_SCAN_MAX) /* open addressing, half full at most */
@@ -93,17 +95,6 @@ int capture_tls_netns_parse_fib_trie(const char *text, size_t len, capture_tls_n
     return 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* if_inet6: "fe800000000000000000000000000001 02 40 20 80 lo", every address the namespace's. */
 int capture_tls_netns_parse_if_inet6(const char *text, size_t len, capture_tls_netns_addr_cb cb,
                                      void *arg)
@@ -116,7 +107,7 @@ int capture_tls_netns_parse_if_inet6(const char *text, size_t len, capture_tls_n
         struct capture_tls_netns_addr a;
         int ok = n >= 33 && n <= LINE_MAX_LEN && line[32] == ' ';
         for (int i = 0; ok && i < 16; i++) {
-            int hi = hexval(line[2 * i]), lo = hexval(line[2 * i + 1]);
+            int hi = nr_hex_digit(line[2 * i]), lo = nr_hex_digit(line[2 * i + 1]);
             ok = hi >= 0 && lo >= 0;
             a.a[i] = (uint8_t)(hi << 4 | lo);
         }
