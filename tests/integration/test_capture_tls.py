@@ -33,7 +33,9 @@ from hub_helpers import hub_bin, hubs, pcapdump  # noqa: F401 (fixtures)
 from test_capture_common import (A_IP, B_IP, CaptureProc, STORE_PORT, UdpReceiver, lab,  # noqa: F401
                                  mval, run, send_udp, udp_seqs)
 
-TLS_PORT = 8443
+# The server's port, one per test run: the probes trace every OpenSSL user of the machine, so two
+# runs at once (same addresses in their own namespaces) would see each other's conversations.
+TLS_PORT = 20000 + os.getpid() % 12000  # below the ephemeral range (32768-)
 CLIENT_LINES = [b"hello from client 1\nclient line 2\n", b"client bye\n"]
 SERVER_LINES = [b"hello from server 1\nserver line 2\n", b"server bye\n"]
 
@@ -153,9 +155,9 @@ def mapped(ip):
 
 
 def tls_segments(snap):
-    """The TCP segments on interface tls between the test's two addresses (v4-mapped): (src
-    port, dst port, seq, flags, payload, packet). Other processes of this machine that use
-    OpenSSL are traced too: their connections are left out."""
+    """The TCP segments on interface tls between the test's two addresses (v4-mapped) and to or
+    from its server's port: (src port, dst port, seq, flags, payload, packet). Other processes
+    of this machine that use OpenSSL are traced too: their connections are left out."""
     ours = {mapped(A_IP), mapped(B_IP)}
     ids = [i for i, itf in enumerate(snap.interfaces) if itf.name and
            (itf.name == "tls" or itf.name.endswith("/tls"))]
@@ -171,6 +173,8 @@ def tls_segments(snap):
             continue
         tcp = d[54:]
         sport, dport, seq = struct.unpack_from("!HHI", tcp, 0)
+        if TLS_PORT not in (sport, dport):
+            continue  # not this run's server
         out.append((sport, dport, seq, tcp[13], tcp[(tcp[12] >> 4) * 4:], p))
     return out
 
