@@ -270,8 +270,12 @@ static void on_found(void *arg, int pid, const char *path, const char *open_path
     }
     rc = capture_tls_probe_attach(t->probe, open_path, secrets, err, sizeof(err));
     if (rc == 0) {
+        /* yes: read at the calibrated offsets; kdf: from OpenSSL 3's key derivation; none:
+         * OpenSSL 1.x has no EVP_KDF_derive (plaintext only) */
+        const char *base = strrchr(path, '/');
+        bool v1 = base && strncmp(base, "/libssl.so.1", 12) == 0;
         NR_INFO("tls: attached", "library=%s pid=%d secrets=%s", path, pid,
-                secrets ? "yes" : "kdf");
+                secrets ? "yes" : v1 ? "none" : "kdf");
         return;
     }
     t->attach_failures++;
