@@ -112,6 +112,18 @@ static void hostile_or_truncated_fib_trie(void **state)
     assert_string_equal(g.text[0], "10.2.2.2");
     /* length 0 */
     assert_int_equal(capture_tls_netns_parse_fib_trie("", 0, collect, &g), 0);
+    /* a file cut after blanks, in a buffer of exactly its length: not one byte past it read
+     * (ASan) */
+    {
+        static const char cut[] = "|-- 10.3.3.3\n   ";
+        char *exact = malloc(sizeof(cut) - 1);
+        assert_non_null(exact);
+        memcpy(exact, cut, sizeof(cut) - 1);
+        memset(&g, 0, sizeof(g));
+        assert_int_equal(capture_tls_netns_parse_fib_trie(exact, sizeof(cut) - 1, collect, &g), 0);
+        assert_int_equal(g.n, 0);
+        free(exact);
+    }
 }
 
 static void addresses_from_if_inet6(void **state)

@@ -80,7 +80,7 @@ int capture_tls_netns_parse_fib_trie(const char *text, size_t len, capture_tls_n
             leaf.a[10] = leaf.a[11] = 0xff;
             memcpy(leaf.a + 12, &v4, 4);
             have_leaf = 1;
-        } else if (line[i] == '/' && have_leaf) {
+        } else if (i < n && line[i] == '/' && have_leaf) {
             static const char local[] = "/32 host LOCAL";
             if (n - i == sizeof(local) - 1 && memcmp(line + i, local, sizeof(local) - 1) == 0) {
                 have_leaf = 0; /* once per leaf */
@@ -88,7 +88,7 @@ int capture_tls_netns_parse_fib_trie(const char *text, size_t len, capture_tls_n
                 if (rc)
                     return rc;
             }
-        } else if (line[i] != '/') {
+        } else if (i == n || line[i] != '/') {
             have_leaf = 0; /* "+--" nodes, table names: the leaf's prefixes are over */
         }
     }
