@@ -199,6 +199,18 @@ def stream_bytes(segs, sport):
     return out
 
 
+def conversation(snap, stderr=""):
+    """What the client and the server sent, each rebuilt by sequence number from the
+    snapshot's interface tls."""
+    segs = tls_segments(snap)
+    assert segs, f"nothing on interface tls\n{stderr}"
+    client_port = next(s[0] for s in segs if s[1] == TLS_PORT)
+    return stream_bytes(segs, client_port), stream_bytes(segs, TLS_PORT)
+
+
+THE_CONVERSATION = (b"".join(CLIENT_LINES), b"".join(SERVER_LINES))
+
+
 def tshark(*args):
     r = subprocess.run(["tshark", *map(str, args)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, f"tshark {' '.join(map(str, args))}: {r.stderr}"
@@ -272,11 +284,7 @@ def test_plaintext_on_interface_tls_follows_in_order(lab, cert, tmp_path, versio
     _, snap, path = lab.snapshot(net, store)
 
     # The bytes themselves, from the file: each direction complete and in order ...
-    segs = tls_segments(snap)
-    assert segs, f"no TCP on interface tls in {path}\n{cap.stderr()}"
-    client_port = next(s[0] for s in segs if s[1] == TLS_PORT)
-    assert stream_bytes(segs, client_port) == b"".join(CLIENT_LINES)
-    assert stream_bytes(segs, TLS_PORT) == b"".join(SERVER_LINES)
+    assert conversation(snap, cap.stderr()) == THE_CONVERSATION
     # ... and the two interleaved as they were said, as Wireshark's Follow shows them.
     ok, convs = follows_as_the_conversation(path)
     assert ok, "no stream on interface tls follows as the conversation:\n" + "\n".join(convs)
@@ -388,11 +396,7 @@ def test_as_root_the_rescan_attaches_a_library_that_appears_later(lab, cert, tmp
     time.sleep(1.0)
     cap.stop()
     _, snap, path = lab.snapshot(net, store)
-    segs = tls_segments(snap)
-    assert segs, f"nothing on interface tls\n{cap.stderr()}"
-    client_port = next(s[0] for s in segs if s[1] == TLS_PORT)
-    assert stream_bytes(segs, client_port) == b"".join(CLIENT_LINES)
-    assert stream_bytes(segs, TLS_PORT) == b"".join(SERVER_LINES)
+    assert conversation(snap, cap.stderr()) == THE_CONVERSATION
 
 
 HELPER_EXITED = "tls: the helper exited; libraries and pods that appear now are not traced"
@@ -439,11 +443,7 @@ def test_after_the_privilege_drop_the_helper_attaches_a_library_that_appears_lat
     assert mval(cap.scrape(), "netreel_capture_tls_libraries") >= 2
     cap.stop()
     _, snap, _ = lab.snapshot(net, store)
-    segs = tls_segments(snap)
-    assert segs, f"nothing on interface tls\n{cap.stderr()}"
-    client_port = next(s[0] for s in segs if s[1] == TLS_PORT)
-    assert stream_bytes(segs, client_port) == b"".join(CLIENT_LINES)
-    assert stream_bytes(segs, TLS_PORT) == b"".join(SERVER_LINES)
+    assert conversation(snap, cap.stderr()) == THE_CONVERSATION
     labels = [ln.split()[0] for ln in keylog.read_text().splitlines()]
     for want in ("CLIENT_HANDSHAKE_TRAFFIC_SECRET", "CLIENT_TRAFFIC_SECRET_0", "EXPORTER_SECRET"):
         assert want in labels, f"no {want} for the copy's connection: {labels}"
@@ -541,6 +541,4 @@ def test_a_library_of_another_mount_namespace_is_reached_through_proc_root(lab, 
     sides = tshark("-r", path, "-Y", f"frame.comment && ipv6.addr == ::ffff:{A_IP}", "-T",
                    "fields", "-e", "frame.comment")
     assert "(server side)" in sides and "(client side)" in sides, sides
-    segs = tls_segments(snap)
-    client_port = next(s[0] for s in segs if s[1] == TLS_PORT)
-    assert stream_bytes(segs, client_port) == b"".join(CLIENT_LINES)
+    assert conversation(snap)[0] == THE_CONVERSATION[0]

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from test_capture_tls import (A_IP, SKIP, TLS_PORT, cert, lab, stream_bytes,  # noqa: F401
-                              tls_segments, wait_for)
+from test_capture_tls import (A_IP, SKIP, TLS_PORT, cert, conversation, lab,  # noqa: F401
+                              wait_for)
 
 ROOT = os.environ.get("NETREEL_OPENSSL11")
 pytestmark = [
@@ -55,7 +55,5 @@ def test_openssl_111_plaintext_is_recorded(lab, cert, tmp_path, version):  # noq
     attached = [ln for ln in cap.lines("tls: attached") if "libssl.so.1.1" in ln]
     assert attached and all("secrets=none" in ln for ln in attached), cap.stderr()
     _, snap, _ = lab.snapshot(net, store)
-    segs = tls_segments(snap)
-    client_port = next(s[0] for s in segs if s[1] == TLS_PORT)
-    assert stream_bytes(segs, client_port) == b"hello netreel from 1.1\n"
-    assert stream_bytes(segs, TLS_PORT) == b"1.1 morf leerten olleh\n"
+    assert conversation(snap, cap.stderr()) == (b"hello netreel from 1.1\n",
+                                                b"1.1 morf leerten olleh\n")
