@@ -212,6 +212,9 @@ THE_CONVERSATION = (b"".join(CLIENT_LINES), b"".join(SERVER_LINES))
 
 
 def tshark(*args):
+    """tshark, with the run's server port decoded as TLS (Wireshark knows 443 and 8443 as TLS
+    ports, not the one this run picked)."""
+    args = ("-d", f"tcp.port=={TLS_PORT},tls", *args)
     r = subprocess.run(["tshark", *map(str, args)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, f"tshark {' '.join(map(str, args))}: {r.stderr}"
     return r.stdout
