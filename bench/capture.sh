@@ -103,22 +103,16 @@ for path in sys.argv[1:]:
     total += n
 print(total)
 EOF
-cat >"$work/metrics.py" <<'EOF'
-"""metrics.py PORT: the capture's /metrics as 'name{labels} value' lines -> shell variables."""
-import re, sys, urllib.request
-body = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=10).read().decode()
-want = {"netreel_capture_packets_total": "m_packets",
-        "netreel_capture_kernel_received_total": "m_recv",
-        'netreel_capture_dropped_total{where="kernel"}': "m_kernel",
-        'netreel_capture_dropped_total{where="interface"}': "m_ifdrop",
-        'netreel_capture_dropped_total{where="buffer"}': "m_buffer",
-        'netreel_capture_dropped_total{where="spool"}': "m_spool",
-        "netreel_capture_spool_bytes": "m_spool_bytes"}
-for ln in body.splitlines():
-    k, _, v = ln.rpartition(" ")
-    if k in want:
-        print(f"{want[k]}={int(float(v))}")
-EOF
+
+# The capture's /metrics the bench reads, as shell variables (bench/metrics.py).
+metrics_py=$(dirname "$0")/metrics.py
+metrics=("netreel_capture_packets_total=m_packets"
+         "netreel_capture_kernel_received_total=m_recv"
+         'netreel_capture_dropped_total{where="kernel"}=m_kernel'
+         'netreel_capture_dropped_total{where="interface"}=m_ifdrop'
+         'netreel_capture_dropped_total{where="buffer"}=m_buffer'
+         'netreel_capture_dropped_total{where="spool"}=m_spool'
+         "netreel_capture_spool_bytes=m_spool_bytes")
 
 wire_packets() { # rx + tx packets of A's end of the veth
     inA cat "/sys/class/net/$nsa/statistics/rx_packets" "/sys/class/net/$nsa/statistics/tx_packets" |
@@ -206,7 +200,7 @@ rec_netreel() {
     # What the capture still spools goes to the store first (the spool is part of netreel).
     local i m_packets=0 m_recv=0 m_kernel=0 m_ifdrop=0 m_buffer=0 m_spool=0 m_spool_bytes=-1
     for i in $(seq 1 600); do
-        eval "$(inA "$py" "$work/metrics.py" "$mport")"
+        eval "$(inA "$py" "$metrics_py" "$mport" "${metrics[@]}")"
         [ "$m_spool_bytes" = 0 ] && break
         sleep 0.1
     done

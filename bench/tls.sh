@@ -174,22 +174,16 @@ for path in sys.argv[2:]:
         off += blen
 print(f"rec_bytes={mine[0]} rec_pkts={mine[1]} other_bytes={other[0]} other_pkts={other[1]}")
 EOF
-cat >"$work/metrics.py" <<'EOF'
-"""metrics.py PORT: the capture's /metrics as shell variables."""
-import sys, urllib.request
-body = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=10).read().decode()
-want = {"netreel_capture_tls_calls_total": "m_calls",
-        "netreel_capture_tls_packets_total": "m_tls_packets",
-        'netreel_capture_tls_lost_total{what="records"}': "m_lost_records",
-        'netreel_capture_tls_lost_total{what="bytes"}': "m_lost_bytes",
-        'netreel_capture_dropped_total{where="spool"}': "m_spool_drop",
-        "netreel_capture_tls_libraries": "m_libs",
-        "netreel_capture_spool_bytes": "m_spool_bytes"}
-for ln in body.splitlines():
-    k, _, v = ln.rpartition(" ")
-    if k in want:
-        print(f"{want[k]}={int(float(v))}")
-EOF
+
+# The capture's /metrics the bench reads, as shell variables (bench/metrics.py).
+metrics_py=$(dirname "$0")/metrics.py
+metrics=("netreel_capture_tls_calls_total=m_calls"
+         "netreel_capture_tls_packets_total=m_tls_packets"
+         'netreel_capture_tls_lost_total{what="records"}=m_lost_records'
+         'netreel_capture_tls_lost_total{what="bytes"}=m_lost_bytes'
+         'netreel_capture_dropped_total{where="spool"}=m_spool_drop'
+         "netreel_capture_tls_libraries=m_libs"
+         "netreel_capture_spool_bytes=m_spool_bytes")
 
 hz=$(getconf CLK_TCK)
 cpu_ticks() { # utime + stime of PID, in clock ticks
@@ -240,7 +234,7 @@ run_capture() {
         die "--tls is off here: $(grep 'decrypted TLS is OFF' "$work/capture.err")"
     local m_calls=0 m_tls_packets=0 m_lost_records=0 m_lost_bytes=0 m_spool_drop=0 m_libs=0
     local m_spool_bytes=-1
-    eval "$(inA "$py" "$work/metrics.py" "$mport")"
+    eval "$(inA "$py" "$metrics_py" "$mport" "${metrics[@]}")"
     [ "$m_libs" -gt 0 ] || die "the capture attached to no libssl: $(tail -n 5 "$work/capture.err")"
     local calls0=$m_calls c0 s0 c1 s1
     c0=$(cpu_ticks "$cpid")
@@ -252,7 +246,7 @@ run_capture() {
     # Its work ends when every record is in the store: the ring read, the spool empty.
     sleep 0.5
     for _ in $(seq 1 1200); do
-        eval "$(inA "$py" "$work/metrics.py" "$mport")"
+        eval "$(inA "$py" "$metrics_py" "$mport" "${metrics[@]}")"
         [ "$m_spool_bytes" = 0 ] && break
         sleep 0.1
     done
