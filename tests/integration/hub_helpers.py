@@ -187,6 +187,32 @@ def wireshark_ok(path):
     return parsed[Path(path)]
 
 
+# ---- grpcio: a stand-in store -------------------------------------------------------------------
+
+class FakeSnapshotStore:
+    """netreel.v1.Store/Snapshot on grpcio, on 127.0.0.1 (self.addr): a subclass's
+    Snapshot(req, ctx) yields the StoreChunks. stop() ends it."""
+
+    def __init__(self, pb):
+        import grpc  # only the tests that fake a store need it
+        self.pb = pb
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4),
+                                  options=[("grpc.so_reuseport", 0)])
+        self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+            "netreel.v1.Store", {"Snapshot": grpc.unary_stream_rpc_method_handler(
+                self.Snapshot, pb.SnapshotRequest.FromString,
+                pb.StoreChunk.SerializeToString)}),))
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.addr = f"127.0.0.1:{self.port}"
+        self.server.start()
+
+    def Snapshot(self, req, ctx):
+        raise NotImplementedError
+
+    def stop(self):
+        self.server.stop(grace=None).wait(10)
+
+
 # ---- grpcio: netreel.v1.Hub --------------------------------------------------------------------
 
 class HubStub:

@@ -27,9 +27,9 @@ import pytest
 import cli_helpers as ch
 import store_helpers as sh
 from cli_helpers import cli_bin, hub_pb  # noqa: F401 (fixtures)
-from hub_helpers import (IP, NS, NetnsEtc, Node, by_interface, closing_line,  # noqa: F401
-                         feed_stores, hub_bin, hub_client, hubs, non_decreasing, only_file,
-                         pcapdump, silent_store, store_list, wireshark_ok)
+from hub_helpers import (IP, NS, FakeSnapshotStore, NetnsEtc, Node, by_interface,  # noqa: F401
+                         closing_line, feed_stores, hub_bin, hub_client, hubs, non_decreasing,
+                         only_file, pcapdump, silent_store, store_list, wireshark_ok)
 from test_capture_common import (STORE_PORT, UdpReceiver, lab, run, send_udp,  # noqa: F401
                                  start_store, udp_datagrams)
 from test_capture_common import wait_drained
@@ -159,22 +159,14 @@ def test_silent_store_left_out_after_timeout(stores, feeder, hubs, hub_client, s
         f"the reason does not say how long the hub waited (--store-timeout 1500ms): {w!r}"
 
 
-class StallingStore:
+class StallingStore(FakeSnapshotStore):
     """netreel.v1.Store/Snapshot on grpcio: the header, one message of `count` packets at
     t0 + 500 + i*1000, then silence until the call is cancelled."""
 
     def __init__(self, pb, t0, count):
-        self.pb, self.t0, self.count = pb, t0, count
+        self.t0, self.count = t0, count
         self.cancelled = threading.Event()
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4),
-                                  options=[("grpc.so_reuseport", 0)])
-        self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
-            "netreel.v1.Store", {"Snapshot": grpc.unary_stream_rpc_method_handler(
-                self.Snapshot, pb.SnapshotRequest.FromString,
-                pb.StoreChunk.SerializeToString)}),))
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
-        self.addr = f"127.0.0.1:{self.port}"
-        self.server.start()
+        super().__init__(pb)
 
     def Snapshot(self, req, ctx):
         pb = self.pb
@@ -186,8 +178,6 @@ class StallingStore:
             time.sleep(0.05)
         self.cancelled.set()
 
-    def stop(self):
-        self.server.stop(grace=None).wait(10)
 
 
 def test_store_stalling_mid_stream_is_cut_off(stores, feeder, hubs, hub_client, hub_pb,

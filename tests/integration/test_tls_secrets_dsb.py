@@ -18,13 +18,12 @@ import subprocess
 import threading
 import time
 
-import grpc
 import pytest
-from concurrent import futures
 
 import store_helpers as sh
 from cli_helpers import cli_bin, hub_pb  # noqa: F401 (fixtures)
-from hub_helpers import NS, hub_bin, hub_client, hubs, pcapdump, rfc3339  # noqa: F401 (fixtures)
+from hub_helpers import (NS, FakeSnapshotStore, hub_bin, hub_client, hubs,  # noqa: F401
+                         pcapdump, rfc3339)
 
 REQUEST = b"GET /netreel-secret-request HTTP/1.1 plaintext-from-the-client\r\n\r\n"
 RESPONSE = b"HTTP/1.1 200 OK netreel-secret-response plaintext-from-the-server\r\n\r\n"
@@ -254,20 +253,13 @@ def test_two_stores_secrets_all_ahead_of_the_packets(stores, feeder, hubs, cli_b
         assert RESPONSE.decode().strip() in r.stdout, (stream, r.stdout)
 
 
-class KeylogStore:
+class KeylogStore(FakeSnapshotStore):
     """netreel.v1.Store/Snapshot on grpcio: the header, then `chunks` (("keys", bytes) or
     ("blocks", n packets at t0 + i*1000)) in that order, then a summary."""
 
     def __init__(self, pb, t0, chunks):
-        self.pb, self.t0, self.chunks = pb, t0, chunks
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4),
-                                  options=[("grpc.so_reuseport", 0)])
-        self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
-            "netreel.v1.Store", {"Snapshot": grpc.unary_stream_rpc_method_handler(
-                self.Snapshot, pb.SnapshotRequest.FromString,
-                pb.StoreChunk.SerializeToString)}),))
-        self.addr = f"127.0.0.1:{self.server.add_insecure_port('127.0.0.1:0')}"
-        self.server.start()
+        self.t0, self.chunks = t0, chunks
+        super().__init__(pb)
 
     def Snapshot(self, req, ctx):
         pb = self.pb
@@ -281,8 +273,6 @@ class KeylogStore:
                     sh.epb(0, self.t0 + i * 1000, sh.frame(i, 100)) for i in range(what)))
         yield pb.StoreChunk(summary=pb.StoreSummary(packets=0))
 
-    def stop(self):
-        self.server.stop(grace=None).wait(10)
 
 
 def block_types(data):
