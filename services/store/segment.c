@@ -104,39 +104,42 @@ static void segment_unlink(struct store *s, struct store_segment *seg)
     s->bytes -= store_segment_disk(seg);
 }
 
+/* `arr` (capacity *cap elements of `size` bytes) with room for n in all, doubling from `first`:
+ * arr itself, or its reallocation; NULL when out of memory (arr and *cap unchanged). */
+static void *grow(void *arr, size_t *cap, size_t n, size_t size, size_t first)
+{
+    size_t c = *cap ? *cap : first;
+    void *p;
+
+    if (n <= *cap)
+        return arr;
+    while (c < n)
+        c *= 2;
+    p = realloc(arr, c * size);
+    if (p)
+        *cap = c;
+    return p;
+}
+
 /* Room for n runs in all. */
 static int reserve_runs(struct store_segment *seg, size_t n)
 {
-    size_t cap = seg->cap_runs ? seg->cap_runs : 64;
-    struct store_run *r;
+    struct store_run *r = grow(seg->runs, &seg->cap_runs, n, sizeof(*r), 64);
 
-    if (n <= seg->cap_runs)
-        return 0;
-    while (cap < n)
-        cap *= 2;
-    r = realloc(seg->runs, cap * sizeof(*r));
     if (!r)
         return -ENOMEM;
     seg->runs = r;
-    seg->cap_runs = cap;
     return 0;
 }
 
 /* Room for n key log blocks in all. */
 static int reserve_keys(struct store_segment *seg, size_t n)
 {
-    size_t cap = seg->cap_keys ? seg->cap_keys : 16;
-    struct store_keys *k;
+    struct store_keys *k = grow(seg->keys, &seg->cap_keys, n, sizeof(*k), 16);
 
-    if (n <= seg->cap_keys)
-        return 0;
-    while (cap < n)
-        cap *= 2;
-    k = realloc(seg->keys, cap * sizeof(*k));
     if (!k)
         return -ENOMEM;
     seg->keys = k;
-    seg->cap_keys = cap;
     return 0;
 }
 
