@@ -5,6 +5,8 @@ socket, a thread per server) that answers the way a proxy, an overloaded server 
 peer would. The client must turn each answer into the status gRPC's PROTOCOL-HTTP2.md (and
 http-grpc-status-mapping.md) prescribes and docs/rpc.md "Client statuses" promises:
 
+  0. the fake server itself              a stop cutting a waiting script short is no failure;
+                                          any other exception of a script is one
   1. HTTP status without grpc-status      400/401/403/404/429/502/503/504 -> mapped, else UNKNOWN
   2. RST_STREAM before response headers   REFUSED_STREAM/CANCEL/ENHANCE_YOUR_CALM/... -> mapped
   3. trailers without grpc-status         INTERNAL ("stream ended without a gRPC status")
@@ -17,6 +19,7 @@ http-grpc-status-mapping.md) prescribes and docs/rpc.md "Client statuses" promis
                                           grpc-timeout from --deadline-ms
 """
 
+import select
 import socket
 import threading
 import time
@@ -65,6 +68,14 @@ def parse_grpc_timeout(value):
 
 # ---- the fake server ---------------------------------------------------------------------------
 
+class ServerStopping(Exception):
+    """A script's wait cut short because the fixture stopped the server: the test is over and
+    has its answer (a client that already closed is still seen: see FakeH2Conn._recv). The
+    server drops it when, and only when, its close() asked for the stop; every other exception
+    of a script stays an error. Not a TimeoutError: a script that catches its own timeouts does
+    not catch this."""
+
+
 class FakeH2Conn:
     """One accepted connection, driven by a script: read the request, answer however the test
     wants. Every wait is bounded by `timeout` seconds (and by the server being stopped)."""
@@ -87,10 +98,16 @@ class FakeH2Conn:
             self.sock.sendall(out)
 
     def _recv(self, until):
-        """One recv of at most 0.2 s; b'' on EOF, None when nothing came."""
+        """One recv of at most 0.2 s; b'' on EOF, None when nothing came. Once the server is
+        stopping it does not wait: what already came (an EOF too) is still read, and with
+        nothing there it raises ServerStopping."""
+        wait = max(0.01, min(0.2, until - time.monotonic()))
         if self.server.stopping.is_set():
-            raise TimeoutError("fake server stopped")
-        self.sock.settimeout(max(0.01, min(0.2, until - time.monotonic())))
+            p = select.poll()
+            p.register(self.sock, select.POLLIN)
+            if not p.poll(0):
+                raise ServerStopping("the fake server was stopped while the script waited")
+        self.sock.settimeout(wait)
         try:
             return self.sock.recv(65536)
         except socket.timeout:
@@ -174,7 +191,10 @@ class FakeH2Server:
 
     script(conn: FakeH2Conn) runs for each accepted connection, one after the other, up to
     `connections` of them. What went wrong in the thread (an exception in a script, a wait that
-    timed out) is collected in .errors and reported by close()."""
+    timed out) is collected in .errors and reported by close(). A script still waiting when
+    close() stops the server is not an error (its wait raises ServerStopping, noted in
+    .cut_by_stop): the test has its answer by then, and one that depends on the script's end
+    waits for it itself."""
 
     def __init__(self, script, connections=1, timeout=10.0):
         self.script = script
@@ -183,6 +203,7 @@ class FakeH2Server:
         self.requests = []   # headers of each request, in order
         self.conns = []
         self.errors = []
+        self.cut_by_stop = []  # connections whose script the stop ended (not errors)
         self.stopping = threading.Event()
         self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.lsock.bind(("127.0.0.1", 0))
@@ -208,6 +229,11 @@ class FakeH2Server:
                 conn = FakeH2Conn(self, sock, self.timeout)
                 self.conns.append(conn)
                 self.script(conn)
+            except ServerStopping:
+                if self.stopping.is_set():  # close() asked for it: the test is over
+                    self.cut_by_stop.append(accepted)
+                else:
+                    self.errors.append(f"connection {accepted}: {traceback.format_exc()}")
             except Exception:
                 self.errors.append(f"connection {accepted}: {traceback.format_exc()}")
             finally:
@@ -246,6 +272,123 @@ def fake_server():
         problems += [f"fake server {srv.addr}: {p}" for p in srv.close()]
     if problems:
         pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+# ---- 0. the fake server itself -----------------------------------------------------------------
+# What close() (and so the fixture) reports: a script cut short by the stop is not a failure, any
+# other exception of a script is, also one raised once the server is stopping.
+
+def _connected(script, **kw):
+    """A FakeH2Server running script, and a plain TCP client connected to it (never closed by
+    the client side until the caller does)."""
+    srv = FakeH2Server(script, **kw)
+    return srv, socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+
+
+def test_fake_server_stop_while_script_waits_is_not_an_error():
+    waiting = threading.Event()
+
+    def script(c):
+        waiting.set()
+        c.wait_closed()  # the client never closes: only the stop ends this wait
+
+    srv, cli = _connected(script)
+    try:
+        assert waiting.wait(10), "the script never ran"
+        problems = srv.close()
+    finally:
+        cli.close()
+        srv.close()
+    assert problems == [], problems
+    assert srv.cut_by_stop == [1]
+
+
+def test_fake_server_stop_still_reads_what_came():
+    """A client that closed before the stop, and a script that looks only after it: the
+    script sees the close (the race of issue 19 the other way round), nothing is cut short."""
+    started, seen = threading.Event(), []
+
+    def script(c):
+        started.set()
+        c.server.stopping.wait(10)
+        seen.append(c.wait_closed())
+
+    srv, cli = _connected(script)
+    try:
+        assert started.wait(10), "the script never ran"
+        cli.close()
+        p = select.poll()
+        p.register(srv.conns[0].sock, select.POLLIN)
+        assert p.poll(10000), "the client's close never reached the server's socket"
+        problems = srv.close()
+    finally:
+        cli.close()
+        srv.close()
+    assert (problems, srv.cut_by_stop, seen) == ([], [], [True])
+
+
+@pytest.mark.parametrize("when", ["before-stop", "after-stop"])
+def test_fake_server_script_assertion_is_an_error(when):
+    started, done = threading.Event(), threading.Event()
+
+    def script(c):
+        started.set()
+        try:
+            if when == "after-stop":
+                assert c.server.stopping.wait(10)
+            raise AssertionError("the script saw something wrong")
+        finally:
+            done.set()
+
+    srv, cli = _connected(script)
+    try:
+        assert (done if when == "before-stop" else started).wait(10), "the script never ran"
+        problems = srv.close()
+    finally:
+        cli.close()
+        srv.close()
+    assert len(problems) == 1 and "AssertionError: the script saw something wrong" in problems[0], \
+        problems
+
+
+def test_fake_server_own_timeout_is_an_error():
+    """A wait that timed out on its own (not by the stop) is reported."""
+    done = threading.Event()
+
+    def script(c):
+        try:
+            c.pump_until(lambda ev: False, "event that never comes", timeout=0.3)
+        finally:
+            done.set()
+
+    srv, cli = _connected(script)
+    try:
+        assert done.wait(10), "the script never ended"
+        problems = srv.close()
+    finally:
+        cli.close()
+        srv.close()
+    assert len(problems) == 1 and "no event that never comes within 0.3 s" in problems[0], problems
+
+
+def test_fake_server_stopping_without_a_stop_is_an_error():
+    """ServerStopping is forgiven only when close() asked for the stop."""
+    done = threading.Event()
+
+    def script(c):
+        try:
+            raise ServerStopping("raised with no stop")
+        finally:
+            done.set()
+
+    srv, cli = _connected(script)
+    try:
+        assert done.wait(10), "the script never ended"
+        problems = srv.close()
+    finally:
+        cli.close()
+        srv.close()
+    assert len(problems) == 1 and "raised with no stop" in problems[0], problems
 
 
 @pytest.fixture
