@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -132,6 +133,53 @@ static bool copy_rv(char *rv, const json_t *meta, char *err, size_t errlen)
     return true;
 }
 
+/* Label keys are [prefix/]name (prefix a DNS subdomain, name up to 63 of [A-Za-z0-9._-]),
+ * values up to 63 of [A-Za-z0-9._-]: anything else is not a label the API would have stored,
+ * and is left out rather than let a separator into the pcapng description. */
+static bool label_chars(const char *s, size_t n, size_t max, bool slash)
+{
+    if (n > max)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.' || (slash && c == '/')))
+            return false;
+    }
+    return true;
+}
+
+static int by_key(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* metadata.labels → "k=v,k=v" sorted by key, as many whole labels as fit. */
+static void copy_labels(char *dst, size_t cap, const json_t *labels)
+{
+    const char *keys[64];
+    size_t n = 0, o = 0;
+    const char *k;
+    const json_t *v;
+
+    dst[0] = '\0';
+    json_object_foreach((json_t *)labels, k, v) {
+        if (n < sizeof(keys) / sizeof(keys[0]) && json_is_string(v) && k[0] &&
+            label_chars(k, strlen(k), KUBE_NAME_MAX + 64, true) &&
+            strlen(json_string_value(v)) == json_string_length(v) &&
+            label_chars(json_string_value(v), json_string_length(v), 63, false))
+            keys[n++] = k;
+    }
+    qsort(keys, n, sizeof(keys[0]), by_key);
+    for (size_t i = 0; i < n; i++) {
+        const char *val = json_string_value(json_object_get(labels, keys[i]));
+        size_t need = (o ? 1 : 0) + strlen(keys[i]) + 1 + strlen(val);
+        if (o + need >= cap)
+            break;
+        o += (size_t)snprintf(dst + o, cap - o, "%s%s=%s", o ? "," : "", keys[i], val);
+    }
+}
+
 /* A Pod object → pod. Only the fields targeting reads are looked at. */
 static int pod_from_json(const json_t *obj, struct kube_pod *pod, char *err, size_t errlen)
 {
@@ -158,6 +206,10 @@ static int pod_from_json(const json_t *obj, struct kube_pod *pod, char *err, siz
                 pod->namespace);
         return NR_EPARSE;
     }
+    s = str_member(meta, "uid", &n);
+    if (s && label_chars(s, n, KUBE_UID_MAX, false))
+        memcpy(pod->uid, s, n + 1);
+    copy_labels(pod->labels, sizeof(pod->labels), json_object_get(meta, "labels"));
     pod->host_network = json_is_true(json_object_get(spec, "hostNetwork"));
     s = str_member(status, "phase", NULL);
     pod->finished = s != NULL && (strcmp(s, "Succeeded") == 0 || strcmp(s, "Failed") == 0);

@@ -13,6 +13,8 @@
 #define KUBE_POD_IPS_MAX    8      /* status.podIPs beyond this are ignored (dual stack has two) */
 #define KUBE_RV_MAX         128    /* metadata.resourceVersion; longer is refused */
 #define KUBE_LIST_ITEMS_MAX 200000 /* a PodList with more items is refused */
+#define KUBE_UID_MAX        63     /* metadata.uid (a UUID: 36) */
+#define KUBE_LABELS_MAX     1023   /* metadata.labels as "k=v,k=v" (labels past it are left out) */
 
 /* An IP address: family AF_INET (4 bytes used) or AF_INET6 (16), network byte order. */
 struct kube_ip {
@@ -23,6 +25,11 @@ struct kube_ip {
 struct kube_pod {
     char namespace[KUBE_NAMESPACE_MAX + 1];
     char name[KUBE_NAME_MAX + 1];
+    char uid[KUBE_UID_MAX + 1]; /* "" when absent or not [0-9a-zA-Z-] */
+    /* metadata.labels as "key=value,key=value" sorted by key (the form Inspektor Gadget writes
+     * into pcapng); only labels of valid Kubernetes syntax, so ',', '=' and ';' never occur
+     * inside one. */
+    char labels[KUBE_LABELS_MAX + 1];
     bool host_network; /* spec.hostNetwork */
     bool finished;     /* status.phase is Succeeded or Failed */
     size_t n_ips;      /* distinct addresses of status.podIPs, else status.podIP */

@@ -204,6 +204,10 @@ static int entry_compare(const void *pa, const void *pb)
         c = strcmp(a->namespace, b->namespace);
     if (c == 0)
         c = strcmp(a->name, b->name);
+    if (c == 0)
+        c = strcmp(a->uid, b->uid);
+    if (c == 0)
+        c = strcmp(a->labels, b->labels);
     return c;
 }
 
@@ -233,6 +237,8 @@ int kube_target_commit(struct kube_target *t)
             e->ip = p->ips[k];
             memcpy(e->namespace, p->namespace, sizeof(e->namespace));
             memcpy(e->name, p->name, sizeof(e->name));
+            memcpy(e->uid, p->uid, sizeof(e->uid));
+            memcpy(e->labels, p->labels, sizeof(e->labels));
         }
     }
     qsort(v, n, sizeof(*v), entry_compare);

@@ -39,6 +39,8 @@ struct kube_target_entry {
     struct kube_ip ip;
     char namespace[KUBE_NAMESPACE_MAX + 1];
     char name[KUBE_NAME_MAX + 1];
+    char uid[KUBE_UID_MAX + 1];
+    char labels[KUBE_LABELS_MAX + 1]; /* "k=v,k=v" (kube_pod's) */
 };
 
 /* Sorted by address, then namespace, then name; an address may appear twice when two pods

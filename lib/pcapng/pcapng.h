@@ -51,8 +51,8 @@ struct pcapng_epb {
 struct pcapng_idb {
     uint16_t link_type;
     uint32_t snaplen;
-    char name[128];        /* if_name, "" when absent; cut to fit, always NUL-terminated */
-    char description[256]; /* if_description, "" when absent */
+    char name[256];         /* if_name, "" when absent; cut to fit, always NUL-terminated */
+    char description[2048]; /* if_description, "" when absent */
     uint8_t tsresol;       /* if_tsresol, 6 (microseconds) when absent */
 };
 

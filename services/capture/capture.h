@@ -61,6 +61,7 @@ struct capture_source;
 struct capture_spool;
 struct capture_uplink;
 struct capture_tls_iface;
+struct capture_ifaces;
 
 struct capture {
     uv_loop_t *loop;
@@ -68,6 +69,7 @@ struct capture {
     struct capture_source *sources[CAPTURE_MAX_IFACES];
     unsigned n_sources;
     struct capture_tls_iface *tls; /* --tls and it works here: interface id n_sources */
+    struct capture_ifaces *ifaces; /* every interface described to the store (ifaces.h) */
     uv_async_t ready;              /* a capture thread has a full batch, or stopped */
     struct capture_spool *spool;
     struct capture_uplink *uplink;
@@ -89,6 +91,8 @@ struct capture_pod {
     uint8_t ip[16];
     char name_space[64];
     char name[254];
+    char uid[64];
+    char labels[1024]; /* "k=v,k=v" */
 };
 
 #endif

@@ -15,6 +15,7 @@
 
 #include "capture/capture.h"
 #include "capture/filter.h"
+#include "capture/ifaces.h"
 #include "capture/pipeline.h"
 #include "capture/privs.h"
 #include "capture/source.h"
@@ -403,6 +404,7 @@ static int serve_metrics(struct nr_buf *body, const char **content_type, void *d
         nr_metrics_u64(&m, NR_METRICS_LABELS({"result", "no_client_random"}), ts.kdf_no_random);
     }
     capture_targeting_metrics(c, &m);
+    capture_ifaces_metrics(c, &m);
     *content_type = NR_METRICS_CONTENT_TYPE;
     return m.err ? m.err : 200;
 }
@@ -488,6 +490,7 @@ int main(int argc, char **argv)
 {
     char err[1024];
     const char *base;
+    uint32_t tls_id;
 
     nr_prog_set_name("netreel-capture");
     parse_flags(argc, argv, &cap.cfg);
@@ -513,8 +516,13 @@ int main(int argc, char **argv)
     /* Loading eBPF and attaching uprobes needs privileges the drop below gives up. It also forks
      * the TLS helper: here no thread exists yet (the capture threads start below, libuv's pool
      * is never used before), so the child starts with one consistent copy of the memory. */
+    if (capture_ifaces_init(&cap) != 0)
+        nr_die("out of memory for the interface table");
     if (cap.cfg.tls)
-        cap.tls = capture_tls_iface_open(&cap, cap.n_sources);
+        cap.tls = capture_tls_iface_open(&cap, capture_ifaces_next_id(&cap));
+    if (cap.tls && capture_ifaces_add(&cap, CAPTURE_TLS_IFNAME, CAPTURE_TLS_LINKTYPE,
+                                      CAPTURE_TLS_SNAPLEN, &tls_id) != 0)
+        nr_die("out of memory for the interface table");
     /* TLS material is read now, while the files are still readable to us. */
     cap.uplink = capture_uplink_new(&cap, err, sizeof(err));
     if (!cap.uplink)
@@ -561,6 +569,7 @@ int main(int argc, char **argv)
     free(cap.filter_base);
     free(cap.filter_wanted);
     free(cap.pods);
+    capture_ifaces_free(&cap);
     uv_loop_close(cap.loop);
     capture_tls_iface_free(cap.tls);
     NR_INFO("stopped", "packets=%llu batches=%llu acked=%llu", (unsigned long long)cap.c.packets,

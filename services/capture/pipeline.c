@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "capture/ifaces.h"
 #include "capture/source.h"
 #include "capture/spool.h"
 #include "capture/tls/iface.h"
@@ -34,8 +35,10 @@ void capture_pipeline_counters(struct capture *cap, uint64_t *received, uint64_t
 static void spool_batch(struct capture *cap, struct capture_batch *b)
 {
     Netreel__V1__PacketBatch m = NETREEL__V1__PACKET_BATCH__INIT;
-    Netreel__V1__Interface ifs[CAPTURE_MAX_IFACES + 1], *ifp[CAPTURE_MAX_IFACES + 1];
+    Netreel__V1__Interface ifs[CAPTURE_IFACES_MAX], *ifp[CAPTURE_IFACES_MAX];
     Netreel__V1__CaptureCounters cc = NETREEL__V1__CAPTURE_COUNTERS__INIT;
+    uint32_t n_ifaces;
+    const struct capture_iface *all;
     Netreel__V1__PodName *pods = NULL, **podp = NULL;
     bool with_pods = cap->pods_dirty;
     uint32_t packets = b ? b->packets : 0;
@@ -46,26 +49,20 @@ static void spool_batch(struct capture *cap, struct capture_batch *b)
     m.capture_id = cap->cfg.capture_id;
     m.node = cap->cfg.node;
     m.seq = cap->next_seq;
-    for (unsigned i = 0; i < cap->n_sources; i++) {
+    if (b) /* "any": each packet on its device's interface (which may be new: listed below) */
+        capture_ifaces_split(cap, b);
+    all = capture_ifaces_all(cap, &n_ifaces);
+    for (uint32_t i = 0; i < n_ifaces; i++) {
         netreel__v1__interface__init(&ifs[i]);
         ifs[i].id = i;
-        ifs[i].name = (char *)capture_source_name(cap->sources[i]);
-        ifs[i].link_type = (uint32_t)capture_source_link_type(cap->sources[i]);
-        ifs[i].snaplen = cap->cfg.snaplen;
+        ifs[i].name = (char *)all[i].name;
+        ifs[i].description = all[i].desc ? all[i].desc : "";
+        ifs[i].link_type = all[i].link_type;
+        ifs[i].snaplen = all[i].snaplen;
         ifs[i].node = cap->cfg.node;
         ifp[i] = &ifs[i];
     }
-    m.n_interfaces = cap->n_sources;
-    if (cap->tls) { /* the pseudo-interface of --tls comes after the real ones */
-        Netreel__V1__Interface *in = &ifs[m.n_interfaces];
-        netreel__v1__interface__init(in);
-        in->id = (uint32_t)m.n_interfaces;
-        in->name = (char *)CAPTURE_TLS_IFNAME;
-        in->link_type = CAPTURE_TLS_LINKTYPE;
-        in->snaplen = CAPTURE_TLS_SNAPLEN;
-        in->node = cap->cfg.node;
-        ifp[m.n_interfaces++] = in;
-    }
+    m.n_interfaces = n_ifaces;
     m.interfaces = ifp;
     if (with_pods) {
         pods = calloc(cap->n_pods + 1, sizeof(*pods));

@@ -565,6 +565,11 @@ void capture_source_stats(struct capture_source *src, struct pcap_stat *st, uint
     *bytes = __atomic_load_n(&src->bytes, __ATOMIC_RELAXED);
 }
 
+void capture_source_set_ifid(struct capture_source *src, uint32_t ifid)
+{
+    src->ifid = ifid;
+}
+
 const char *capture_source_name(const struct capture_source *src)
 {
     return src->name;

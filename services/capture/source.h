@@ -56,6 +56,9 @@ void capture_source_recycle(struct capture_source *src, struct capture_batch *b)
 void capture_source_stats(struct capture_source *src, struct pcap_stat *st, uint64_t *dropped,
                           uint64_t *packets, uint64_t *bytes);
 
+/* The interface id its packets are written with (before capture_source_start). */
+void capture_source_set_ifid(struct capture_source *src, uint32_t ifid);
+
 const char *capture_source_name(const struct capture_source *src);
 int capture_source_link_type(const struct capture_source *src);
 /* Nonzero once the thread stopped on a read error; the message is in err. */

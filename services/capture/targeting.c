@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "capture/filter.h"
+#include "capture/ifaces.h"
 #include "capture/tls/iface.h"
 #include "kube/config.h"
 #include "kube/filter.h"
@@ -99,6 +100,8 @@ static void on_change(const struct kube_target_set *set, void *arg)
         memcpy(pods[i].ip, e->ip.addr, 16);
         snprintf(pods[i].name_space, sizeof(pods[i].name_space), "%s", e->namespace);
         snprintf(pods[i].name, sizeof(pods[i].name), "%s", e->name);
+        snprintf(pods[i].uid, sizeof(pods[i].uid), "%s", e->uid);
+        snprintf(pods[i].labels, sizeof(pods[i].labels), "%s", e->labels);
     }
     /* The TLS probes follow the same pods (their network namespaces). */
     capture_tls_iface_target(cap->tls, everything ? NULL : set);
@@ -106,6 +109,7 @@ static void on_change(const struct kube_target_set *set, void *arg)
     cap->pods = pods;
     cap->n_pods = set->n;
     cap->pods_dirty = true;
+    capture_ifaces_pods_changed(cap); /* their devices become interfaces named after them */
     NR_INFO("targeted pods changed", "addresses=%zu", set->n);
 }
 

@@ -468,7 +468,8 @@ static int head_pcapng(struct hub_snap *s, char *err, size_t errlen)
             snprintf(name, sizeof(name), "%s/%s", in->node && in->node[0] ? in->node : hd->node,
                      in->name);
             rc = pcapng_idb_append(&s->out, (uint16_t)in->link_type,
-                                   in->snaplen ? in->snaplen : PCAPNG_MAX_SNAPLEN, name, NULL);
+                                   in->snaplen ? in->snaplen : PCAPNG_MAX_SNAPLEN, name,
+                                   in->description);
             base++;
         }
     }

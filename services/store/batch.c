@@ -61,6 +61,12 @@ static int check_interfaces(const struct store_stream *st, const Netreel__V1__Pa
             return nr_errf(NR_EPARSE, err, errlen,
                            "interface %zu: its name must be 1..%u bytes without control characters",
                            i, STORE_MAX_IFNAME);
+        if (in->description && in->description[0] &&
+            !name_ok(in->description, STORE_MAX_IFDESC))
+            return nr_errf(NR_EPARSE, err, errlen,
+                           "interface %zu: its description must be at most %u bytes without "
+                           "control characters",
+                           i, STORE_MAX_IFDESC);
         if (in->link_type > 0xffff)
             return nr_errf(NR_EPARSE, err, errlen,
                            "interface %zu: link type %u does not fit 16 bits", i, in->link_type);
@@ -81,6 +87,8 @@ static int check_interfaces(const struct store_stream *st, const Netreel__V1__Pa
         snprintf(ifaces[i].name, sizeof(ifaces[i].name), "%s", in->name);
         ifaces[i].link_type = in->link_type;
         ifaces[i].snaplen = in->snaplen;
+        /* Borrowed from the batch: the caller keeps a copy (store_batch_check's contract). */
+        ifaces[i].desc = in->description && in->description[0] ? in->description : NULL;
     }
     *n_ifaces = (uint32_t)b->n_interfaces;
     return 0;

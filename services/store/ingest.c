@@ -432,6 +432,14 @@ static int handle(struct store_ingest *ig, const Netreel__V1__PacketBatch *b, ch
         store_pods_unref(st->pods);
         st->pods = pods;
     }
+    for (uint32_t i = st->n_ifaces; i < n_ifaces; i++) {
+        if (ifaces[i].desc && !(ifaces[i].desc = strdup(ifaces[i].desc))) {
+            while (i-- > st->n_ifaces)
+                free(ifaces[i].desc);
+            snprintf(err, errlen, "out of memory");
+            return RPC_RESOURCE_EXHAUSTED;
+        }
+    }
     memcpy(st->ifaces, ifaces, n_ifaces * sizeof(ifaces[0]));
     st->n_ifaces = n_ifaces;
     if (b->node && b->node[0])

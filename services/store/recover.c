@@ -124,6 +124,8 @@ static int parse_meta(struct store_segment *seg, int fd, const struct store_reco
                     snprintf(st->ifaces[i].name, sizeof(st->ifaces[i].name), "%s", idb.name);
                     st->ifaces[i].link_type = idb.link_type;
                     st->ifaces[i].snaplen = idb.snaplen;
+                    free(st->ifaces[i].desc);
+                    st->ifaces[i].desc = store_segment_idb_desc(st, &idb);
                     st->n_ifaces = i + 1;
                 }
             }

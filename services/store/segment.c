@@ -262,13 +262,30 @@ static int pods_nrb(struct nr_buf *b, const struct store_pods *pods)
     return rc;
 }
 
+/* What an IDB says when the capture gave no description: where the interface is. */
+static void default_desc(const struct store_stream *st, const char *name, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s", st->node[0] ? st->node : "?", name);
+}
+
+char *store_segment_idb_desc(const struct store_stream *st, const struct pcapng_idb *idb)
+{
+    char def[STORE_MAX_NAME + STORE_MAX_IFNAME + 2];
+
+    default_desc(st, idb->name, def, sizeof(def));
+    if (!idb->description[0] || strcmp(idb->description, def) == 0)
+        return NULL;
+    return strdup(idb->description);
+}
+
 static int idb_of(struct nr_buf *b, const struct store_stream *st, uint32_t i)
 {
-    char desc[STORE_MAX_NAME + 64];
+    char desc[STORE_MAX_NAME + STORE_MAX_IFNAME + 2];
 
-    snprintf(desc, sizeof(desc), "%s/%s", st->node[0] ? st->node : "?", st->ifaces[i].name);
+    /* The capture's description (a pod's Kubernetes fields), else where the interface is. */
+    default_desc(st, st->ifaces[i].name, desc, sizeof(desc));
     return pcapng_idb_append(b, (uint16_t)st->ifaces[i].link_type, st->ifaces[i].snaplen,
-                             st->ifaces[i].name, desc);
+                             st->ifaces[i].name, st->ifaces[i].desc ? st->ifaces[i].desc : desc);
 }
 
 int store_segment_create(struct store *s, struct store_stream *st, int64_t now_ns)

@@ -7,12 +7,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pcapng/pcapng.h"
 #include "store/store.h"
 
 /* Creates the stream's next segment and makes it the active one: NAME.idx with its header,
  * NAME.pcapng with SHB, one IDB per known interface and an NRB of the current pods. Returns 0,
  * or a negative errno (the files are removed again). */
 int store_segment_create(struct store *s, struct store_stream *st, int64_t now_ns);
+
+/* The capture's description of an interface, as a segment's IDB carries it (a copy the caller
+ * owns), or NULL when the IDB holds only the store's own default ("node/name") or none. */
+char *store_segment_idb_desc(const struct store_stream *st, const struct pcapng_idb *idb);
 
 /* Appends what the stream learnt since the segment's head: IDBs of new interfaces, an NRB when
  * the pod set changed. 0 when there is nothing to do. Returns 0 or a negative errno. */

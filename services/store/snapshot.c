@@ -637,6 +637,7 @@ static int send_header(struct store_snapshot *snap)
                                  ? snap->snaplen
                                  : st->ifaces[k].snaplen;
             ifs[o].node = (char *)(st->node[0] ? st->node : snap->s->cfg.node);
+            ifs[o].description = st->ifaces[k].desc ? st->ifaces[k].desc : "";
             ifp[o] = &ifs[o];
         }
     }

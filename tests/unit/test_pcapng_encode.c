@@ -284,13 +284,13 @@ static void test_epb_round_trip(void **state)
 
 static void test_idb_round_trip(void **state)
 {
-    char long_name[300];
+    char long_name[3000];
     struct pcapng_idb idb;
     struct nr_buf b;
 
     memset(long_name, 'n', sizeof(long_name) - 1);
     long_name[sizeof(long_name) - 1] = '\0';
-    nr_buf_init(&b, 4096);
+    nr_buf_init(&b, 8192);
     assert_int_equal(pcapng_idb_append(&b, 276, 1234, "any", "kube-system/coredns-0"), 0);
     assert_int_equal(pcapng_idb_decode(b.data, b.len, &idb), 0);
     assert_int_equal(idb.link_type, 276);
