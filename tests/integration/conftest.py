@@ -246,6 +246,7 @@ class RpcServer:
         self.stderr_path = stderr_path
         self.argv = argv
         self.extra_stdout = b""
+        self.drainer = None  # the thread that reads stdout after the first line
 
     def stderr(self):
         return self.stderr_path.read_text(errors="replace")
@@ -310,6 +311,9 @@ def _stop_server(srv, timeout=15.0):
             rc = 0
         if rc != 0:
             problems.append(f"exited with status {rc} after SIGTERM (want 0)")
+    if srv.drainer is not None:
+        # What the server printed last is read by that thread: let it finish before looking.
+        srv.drainer.join(5)
     err = srv.stderr()
     if ASAN:
         found = sanitizer_reports(err)
@@ -346,7 +350,8 @@ def rpc_server(server_bin, tmp_path):
                     return
                 srv.extra_stdout += chunk
 
-        threading.Thread(target=drain, daemon=True).start()
+        srv.drainer = threading.Thread(target=drain, daemon=True)
+        srv.drainer.start()
         started.append(srv)
         return srv
 

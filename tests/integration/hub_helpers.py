@@ -334,9 +334,12 @@ class SilentStore:
 
     def close(self):
         try:
-            self.sock.shutdown(socket.SHUT_RDWR)
+            self.sock.shutdown(socket.SHUT_RDWR)  # accept() in the thread returns: it ends
         except OSError:
             pass
+        # A connection the thread accepts while we close would stay open (to a hub that may
+        # still be running): the thread ends first, then every connection it took is closed.
+        self.thread.join(10)
         self.sock.close()
         for c in self.conns:
             c.close()

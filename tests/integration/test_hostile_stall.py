@@ -71,15 +71,6 @@ def stuck_socket(port, path, pb):
     return w
 
 
-def wait_metric(proc, want, name, timeout=WAIT_S, **labels):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = hh.metric(proc, name, **labels)
-        if v == want or time.monotonic() > deadline:
-            return v
-        time.sleep(0.1)
-
-
 def store_snapshot_ok(store, pb, packets):
     channel = grpc.insecure_channel(store.addr)
     try:
@@ -126,11 +117,12 @@ def test_store_stuck_consumer(stores, feeder, store_pb, how):
         # The stuck call is reset (window) or its connection closed (socket), logged, counted,
         # freed.
         if how is stuck_window:
-            assert wait_metric(store, 1, "netreel_rpc_calls_stalled_total") == 1, store.stderr()
+            assert hh.wait_metric(store, 1, "netreel_rpc_calls_stalled_total") == 1, \
+                store.stderr()
         else:
-            assert wait_metric(store, 1, "netreel_rpc_connections_closed_total",
-                               reason="stall_timeout") == 1, store.stderr()
-        assert wait_metric(store, 0, "netreel_rpc_calls") == 0
+            assert hh.wait_metric(store, 1, "netreel_rpc_connections_closed_total",
+                                  reason="stall_timeout") == 1, store.stderr()
+        assert hh.wait_metric(store, 0, "netreel_rpc_calls") == 0
         freed = time.monotonic() - t0
         if how is stuck_window:
             w.until(lambda: 1 in w.rst, 5)
@@ -163,15 +155,15 @@ def test_hub_stuck_consumer(stores, feeder, hubs, hub_pb, how):  # noqa: F811
         took = hub_snapshot_ok(hub, hub_pb, packets)
         print(f"a hub snapshot of {packets} packets while one is stuck: {took:.2f} s")
         if how is stuck_window:
-            assert wait_metric(hub, 1, "netreel_rpc_calls_stalled_total") == 1, hub.stderr()
+            assert hh.wait_metric(hub, 1, "netreel_rpc_calls_stalled_total") == 1, hub.stderr()
         else:
-            assert wait_metric(hub, 1, "netreel_rpc_connections_closed_total",
-                               reason="stall_timeout") == 1, hub.stderr()
-        assert wait_metric(hub, 0, "netreel_hub_snapshots_active") == 0
-        assert wait_metric(hub, 0, "netreel_rpc_calls") == 0
+            assert hh.wait_metric(hub, 1, "netreel_rpc_connections_closed_total",
+                                  reason="stall_timeout") == 1, hub.stderr()
+        assert hh.wait_metric(hub, 0, "netreel_hub_snapshots_active") == 0
+        assert hh.wait_metric(hub, 0, "netreel_rpc_calls") == 0
         freed = time.monotonic() - t0
         # The hub let go of the store's stream too: the store holds no call any more.
-        assert wait_metric(store, 0, "netreel_rpc_calls") == 0
+        assert hh.wait_metric(store, 0, "netreel_rpc_calls") == 0
         want = ('msg="call stalled"', path) if how is stuck_window else \
             ('msg="closing connection"', "read nothing")
         lines = [ln for ln in hub.stderr().splitlines() if all(x in ln for x in want)]
@@ -209,7 +201,7 @@ def test_store_many_stuck_snapshots_on_one_connection(stores, feeder, store_pb):
         w.until(lambda: all(sid in w.rst for sid in ids), hh.STALL_S + hh.TIMEOUT_SLACK_S + 5)
         not_reset = [sid for sid in ids if w.rst.get(sid) != hh.CANCEL]
         assert not not_reset, f"not reset with CANCEL: {not_reset[:10]} ({w.describe()})"
-        assert wait_metric(store, 0, "netreel_rpc_calls") == 0
+        assert hh.wait_metric(store, 0, "netreel_rpc_calls") == 0
         assert hh.metric(store, "netreel_rpc_calls_stalled_total") == len(ids)
         print(f"{len(ids)} stuck snapshots freed after {time.monotonic() - t0:.2f} s")
         check_rss(store, "store after")
@@ -236,7 +228,7 @@ def test_store_failed_call_stuck_behind_closed_window(stores, feeder, store_pb):
         assert w.data.get(1, b"") == b"", "the store sent DATA into a closed window"
         took = time.monotonic() - t0
         assert took >= hh.STALL_S - 0.2, f"reset after {took:.2f} s, before --stall-timeout"
-        assert wait_metric(store, 0, "netreel_rpc_calls") == 0
+        assert hh.wait_metric(store, 0, "netreel_rpc_calls") == 0
         assert hh.metric(store, "netreel_rpc_calls_stalled_total") == 1
         ended = [ln for ln in store.stderr().splitlines() if 'msg="snapshot ended"' in ln]
         assert len(ended) == 1 and "code=DEADLINE_EXCEEDED" in ended[0], store.stderr()
