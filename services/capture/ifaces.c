@@ -20,6 +20,8 @@
 #define EPB_DATA_OFF        28
 #define MAX_UPLINKS         8
 #define POD_DEVICES_MAX     1024
+#define RETRY_MIN_MS        1000
+#define RETRY_MAX_MS        32000
 #define TABLE_SLOTS         (2 * CAPTURE_DEVICES_SEEN) /* open addressing, a power of two */
 
 /* A device seen on a source: the interface its packets go on now. */
@@ -55,7 +57,12 @@ struct capture_ifaces {
     uint64_t renamed;         /* devices given a new interface when their owner changed */
     uint64_t netlink_errors;
     bool warned_full;
+    bool unresolved; /* a targeted pod's device is not known */
+    uv_timer_t retry;
+    uint64_t retry_ms;
 };
+
+static bool resolve_owners(struct capture *cap);
 
 static uint32_t slot_of(uint32_t source, int32_t ifindex)
 {
@@ -107,6 +114,10 @@ int capture_ifaces_init(struct capture *cap)
     if (any && !(t->dev = capture_devices_open(err, sizeof(err))))
         NR_WARN("cannot ask the kernel about devices; \"any\" stays one interface", "err=\"%s\"",
                 err);
+    if (t->dev) {
+        uv_timer_init(cap->loop, &t->retry);
+        t->retry.data = cap;
+    }
     for (unsigned i = 0; i < cap->n_sources; i++) {
         t->own[i] = NO_ID;
         if (t->dev && capture_source_link_type(cap->sources[i]) == LINKTYPE_LINUX_SLL2) {
@@ -296,8 +307,12 @@ void capture_ifaces_split(struct capture *cap, struct capture_batch *b)
             if (s && s->ifindex == ifindex) {
                 id = s->id;
             } else if (s && t->n_seen < CAPTURE_DEVICES_SEEN) {
-                if (n_up < 0)
+                if (n_up < 0) {
                     n_up = uplinks_now(t, uplinks);
+                    /* A new device may be the one a pod was waiting for. */
+                    if (t->unresolved)
+                        resolve_owners(cap);
+                }
                 id = iface_for(cap, source, ifindex, uplinks, n_up, NULL);
                 *s = (struct seen){.source = source, .ifindex = ifindex, .id = id};
                 t->n_seen++;
@@ -313,21 +328,18 @@ void capture_ifaces_split(struct capture *cap, struct capture_batch *b)
     }
 }
 
-void capture_ifaces_pods_changed(struct capture *cap)
+/* Finds the targeted pods' devices again. Returns whether the map changed. */
+static bool resolve_owners(struct capture *cap)
 {
     struct capture_ifaces *t = cap->ifaces;
-    struct owner *o;
+    struct owner *o = calloc(cap->n_pods + 1, sizeof(*o));
     size_t n = 0, kept = 0;
-    int32_t uplinks[MAX_UPLINKS];
-    int n_up;
+    bool changed;
 
-    if (!t || !t->dev)
-        return;
-    o = calloc(cap->n_pods + 1, sizeof(*o));
     if (!o) {
         NR_ERROR("out of memory for the pods' devices; interfaces keep their names", "pods=%zu",
                  cap->n_pods);
-        return;
+        return false;
     }
     /* A node runs ~100 pods; past POD_DEVICES_MAX addresses the rest keep device names. */
     for (size_t i = 0; i < cap->n_pods && i < POD_DEVICES_MAX; i++) {
@@ -352,11 +364,22 @@ void capture_ifaces_pods_changed(struct capture *cap)
         if (!o[i].shared)
             o[kept++] = o[i];
     n = kept;
+    changed = n != t->n_owners || (n && memcmp(o, t->owners, n * sizeof(*o)) != 0);
     free(t->owners);
     t->owners = o;
     t->n_owners = n;
-    /* Known devices whose owner changed get a new interface from their next packet on. */
-    n_up = uplinks_now(t, uplinks);
+    t->unresolved = n < (cap->n_pods < POD_DEVICES_MAX ? cap->n_pods : POD_DEVICES_MAX);
+    return changed;
+}
+
+/* Every known device described again: those whose description changed get a new interface
+ * from their next packet on. */
+static void redescribe(struct capture *cap)
+{
+    struct capture_ifaces *t = cap->ifaces;
+    int32_t uplinks[MAX_UPLINKS];
+    int n_up = uplinks_now(t, uplinks);
+
     for (uint32_t i = 0; i < TABLE_SLOTS; i++) {
         struct seen *s = &t->table[i];
         uint32_t id;
@@ -367,6 +390,38 @@ void capture_ifaces_pods_changed(struct capture *cap)
             t->renamed++;
         s->id = id;
     }
+}
+
+/* A pod whose device was not found (a bridge that has not learnt its MAC yet, a device made
+ * after its address was known) is looked for again, less often while nothing changes. */
+static void on_retry(uv_timer_t *timer)
+{
+    struct capture *cap = timer->data;
+    struct capture_ifaces *t = cap->ifaces;
+
+    if (!t->unresolved)
+        return;
+    if (resolve_owners(cap)) {
+        redescribe(cap);
+        t->retry_ms = RETRY_MIN_MS;
+    } else if (t->retry_ms < RETRY_MAX_MS) {
+        t->retry_ms *= 2;
+    }
+    if (t->unresolved)
+        uv_timer_start(&t->retry, on_retry, t->retry_ms, 0);
+}
+
+void capture_ifaces_pods_changed(struct capture *cap)
+{
+    struct capture_ifaces *t = cap->ifaces;
+
+    if (!t || !t->dev)
+        return;
+    resolve_owners(cap);
+    redescribe(cap); /* a pod's labels may have changed too */
+    t->retry_ms = RETRY_MIN_MS;
+    if (t->unresolved)
+        uv_timer_start(&t->retry, on_retry, t->retry_ms, 0);
 }
 
 const struct capture_iface *capture_ifaces_all(const struct capture *cap, uint32_t *n)

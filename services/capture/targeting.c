@@ -83,7 +83,10 @@ static void on_change(const struct kube_target_set *set, void *arg)
         rc = capture_filter_apply(cap, NULL, err, sizeof(err));
         everything = true;
     } else if (rc == 0) {
-        rc = capture_filter_apply(cap, (const char *)t.text.data, err, sizeof(err));
+        /* A change of what the pods are (labels) and not of their addresses keeps the filter. */
+        const char *now = cap->filter_wanted ? cap->filter_wanted : cap->filter_base;
+        if (!now || strcmp(now, (const char *)t.text.data) != 0)
+            rc = capture_filter_apply(cap, (const char *)t.text.data, err, sizeof(err));
     } else {
         snprintf(err, sizeof(err), "%s", nr_strerror(rc));
     }

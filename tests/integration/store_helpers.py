@@ -82,6 +82,7 @@ class Interface:
     snaplen: int
     name: str = None
     tsresol: int = 6  # power of ten (pcapng's default: microseconds)
+    description: str = None
 
 
 @dataclass
@@ -192,6 +193,8 @@ def parse_pcapng(data, where="pcapng"):
             for code, val in _options(buf, off + 16, off + total - 4, w):
                 if code == 2:
                     itf.name = val.rstrip(b"\0").decode(errors="replace")
+                elif code == 3:
+                    itf.description = val.rstrip(b"\0").decode(errors="replace")
                 elif code == 9:
                     itf.tsresol = val[0]
             ifaces.append(itf)

@@ -207,10 +207,54 @@ static void status_bodies(void **state)
     assert_int_equal(kube_status_parse("<html>", 6, &code, msg, sizeof(msg)), NR_EPARSE);
 }
 
+/* The uid and the labels that name a pod's interface in the output (k8s.podUID, k8s.podLabels):
+ * labels sorted by key, only those of Kubernetes' syntax (no ',', '=', ';' inside one), as
+ * many whole ones as fit. */
+static void uid_and_labels(void **state)
+{
+    struct kube_event ev;
+    char big[4096], line[8192];
+    size_t o = 0;
+
+    event_ok("{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"namespace\":\"shop\",\"name\":"
+             "\"db-0\",\"uid\":\"6a1f0c2e-91b4-4c1e-9f0a-0b3c4d5e6f70\",\"labels\":{\"tier\":"
+             "\"db\",\"app.kubernetes.io/name\":\"pg\",\"bad;key\":\"x\",\"k\":\"v,w\","
+             "\"empty\":\"\",\"num\":7}}}}",
+             &ev);
+    assert_string_equal(ev.pod.uid, "6a1f0c2e-91b4-4c1e-9f0a-0b3c4d5e6f70");
+    assert_string_equal(ev.pod.labels, "app.kubernetes.io/name=pg,empty=,tier=db");
+
+    /* a uid that is not one, no labels at all */
+    event_ok("{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"namespace\":\"a\",\"name\":"
+             "\"b\",\"uid\":\"x;y\",\"labels\":[1]}}}",
+             &ev);
+    assert_string_equal(ev.pod.uid, "");
+    assert_string_equal(ev.pod.labels, "");
+
+    /* more labels than fit: whole ones only */
+    for (int i = 0; i < 60; i++)
+        o += (size_t)snprintf(big + o, sizeof(big) - o, "%s\"key%02d\":\"%040d\"", i ? "," : "", i,
+                              i);
+    snprintf(line, sizeof(line),
+             "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"namespace\":\"a\",\"name\":"
+             "\"b\",\"labels\":{%s}}}}",
+             big);
+    event_ok(line, &ev);
+    assert_true(strlen(ev.pod.labels) <= KUBE_LABELS_MAX);
+    assert_true(strlen(ev.pod.labels) > KUBE_LABELS_MAX - 48);
+    assert_int_equal(strncmp(ev.pod.labels, "key00=", 6), 0);
+    {
+        const char *last = strrchr(ev.pod.labels, ',');
+        assert_non_null(last);
+        assert_int_equal(strlen(last + 1), 5 + 1 + 40); /* "keyNN=" and the whole value */
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(watch_events),
+        cmocka_unit_test(uid_and_labels),
         cmocka_unit_test(bad_events),
         cmocka_unit_test(pod_lists),
         cmocka_unit_test(status_bodies),

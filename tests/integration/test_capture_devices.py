@@ -1,0 +1,299 @@
+"""`-i any` split per network device, each named after the pod it leads to (issue 14, "a sighting
+knows its pod"), on a node made of namespaces the way CNIs build one:
+
+  node namespace N (the capture, the store, the hub, the fixture Kubernetes API on its loopback)
+    up0      a veth to a "world" namespace, N's default route: an uplink
+    vethwb   a routed pod's device (Calico's way: a /32 route to the pod, proxy ARP) -> web-1
+    vethdb   another routed pod -> shop/db-0
+    cni0     a bridge (flannel's and kindnet's way) with port vethbr -> default/br-0
+
+What must hold: each datagram between pods is on the interface of the pod that sent it, named
+NODE/NAMESPACE/POD with Inspektor Gadget's k8s.* description, and on the receiving pod's; one
+to the world is on node-1/up0; every IDB has LINUX_SLL2 and one snaplen; the segments describe
+the same interfaces; a pod added later gets its own interface.
+"""
+
+import itertools
+import os
+import socket
+import struct
+import subprocess
+import time
+from collections import Counter
+
+import pytest
+
+import cli_helpers as ch
+import kube_api
+import store_helpers as sh
+from cli_helpers import cli_bin  # noqa: F401 (fixture)
+from hub_helpers import hub_bin, hubs, only_file, pcapdump, wireshark_ok  # noqa: F401
+from test_capture_common import (MAGIC, SCALE, CaptureProc, _delete_ns, _ns_counter, lab,  # noqa
+                                 ns_socket, run, start_kube_api, start_store, write_kubeconfig)
+
+NODE = "node-1"
+PORT = 18897
+DGRAM_PORT = 9300
+WORLD_IP = "10.89.0.254"
+PODS = {  # name: (namespace, address, how it is wired)
+    "web-1": ("default", "10.90.0.2", "routed"),
+    "db-0": ("shop", "10.90.0.3", "routed"),
+    "br-0": ("default", "10.91.0.2", "bridge"),
+}
+SLL2 = 276
+
+
+def _ns_name(suffix):
+    _ns_counter[0] += 1
+    return f"nr{os.getpid()}t{_ns_counter[0]}{suffix}"
+
+
+class PodNode:
+    """The node of the module docstring; every namespace goes on close()."""
+
+    def __init__(self):
+        self.node = _ns_name("a")
+        self.world = _ns_name("b")
+        self.pods = {}  # name -> namespace
+        self.created = []
+        try:
+            for ns in (self.node, self.world):
+                self._netns(ns)
+            run(["ip", "netns", "exec", self.node, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+            run(["ip", "link", "add", "up0", "netns", self.node, "type", "veth", "peer", "name",
+                 "up0", "netns", self.world])
+            self._ip(self.node, "addr", "add", "10.89.0.1/24", "dev", "up0")
+            self._ip(self.world, "addr", "add", f"{WORLD_IP}/24", "dev", "up0")
+            for ns in (self.node, self.world):
+                self._ip(ns, "link", "set", "up0", "up")
+            self._ip(self.node, "route", "add", "default", "via", WORLD_IP, "dev", "up0")
+            self._ip(self.world, "route", "add", "10.90.0.0/15", "via", "10.89.0.1")
+            self._ip(self.node, "link", "add", "cni0", "type", "bridge")
+            self._ip(self.node, "addr", "add", "10.91.0.1/24", "dev", "cni0")
+            self._ip(self.node, "link", "set", "cni0", "up")
+            for name in PODS:
+                self.add_pod(name)
+        except Exception:
+            self.close()
+            raise
+
+    def _netns(self, ns):
+        run(["ip", "netns", "add", ns])
+        self.created.append(ns)
+        run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
+             "net.ipv6.conf.default.disable_ipv6=1"])
+        self._ip(ns, "link", "set", "lo", "up")
+
+    @staticmethod
+    def _ip(ns, *args):
+        run(["ip", "-n", ns, *args])
+
+    def add_pod(self, name, how=None, addr=None):
+        _, ip, wired = PODS.get(name, (None, addr, how))
+        ns = _ns_name("b")
+        dev = "veth" + name.replace("-", "")[:8]
+        self._netns(ns)
+        self.pods[name] = ns
+        run(["ip", "link", "add", dev, "netns", self.node, "type", "veth", "peer", "name",
+             "eth0", "netns", ns])
+        self._ip(ns, "link", "set", "eth0", "up")
+        self._ip(self.node, "link", "set", dev, "up")
+        if wired == "routed":
+            self._ip(ns, "addr", "add", f"{ip}/32", "dev", "eth0")
+            self._ip(ns, "route", "add", "169.254.1.1", "dev", "eth0")
+            self._ip(ns, "route", "add", "default", "via", "169.254.1.1", "dev", "eth0")
+            run(["ip", "netns", "exec", self.node, "sysctl", "-qw",
+                 f"net.ipv4.conf.{dev}.proxy_arp=1"])
+            self._ip(self.node, "route", "add", f"{ip}/32", "dev", dev)
+        else:
+            self._ip(ns, "addr", "add", f"{ip}/24", "dev", "eth0")
+            self._ip(ns, "route", "add", "default", "via", "10.91.0.1")
+            self._ip(self.node, "link", "set", dev, "master", "cni0")
+        return dev
+
+    def close(self):
+        for ns in reversed(self.created):
+            _delete_ns(ns)
+        self.created = []
+
+
+def send(ns, src, dst, seqs):
+    """Datagrams MAGIC + seq from src (in namespace ns) to dst:DGRAM_PORT."""
+    s = ns_socket(ns)
+    try:
+        s.bind((src, 0))
+        for q in seqs:
+            s.sendto(MAGIC + struct.pack("!Q", q) + b"x" * 40, (dst, DGRAM_PORT))
+            time.sleep(0.001)
+    finally:
+        s.close()
+
+
+def datagrams(f):
+    """(interface name, source, destination, seq, sll2 packet type) of our datagrams in f."""
+    out = []
+    for p in f.packets:
+        d = p.data
+        if f.interfaces[p.ifid].link_type != SLL2 or len(d) < 20 + 28:
+            continue
+        if struct.unpack("!H", d[0:2])[0] != 0x0800:
+            continue
+        ip = d[20:]
+        ihl = (ip[0] & 15) * 4
+        if ip[9] != 17 or ip[ihl + 8:ihl + 12] != MAGIC:
+            continue
+        seq = struct.unpack("!Q", ip[ihl + 12:ihl + 20])[0]
+        out.append((f.interfaces[p.ifid].name, socket.inet_ntoa(ip[12:16]),
+                    socket.inet_ntoa(ip[16:20]), seq, d[10]))
+    return out
+
+
+def wait_metric(cap, name, want, timeout=20.0):
+    deadline = time.monotonic() + timeout * SCALE
+    got = None
+    while time.monotonic() < deadline:
+        got = cap.scrape().get(name)
+        if got == want:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{name} is {got}, want {want}\n{sh.tail(cap.stderr())}")
+
+
+@pytest.fixture
+def pod_node(lab, tmp_path):
+    n = PodNode()
+    lab.nets.append(n)  # deleted after the processes in it stopped
+    pki = kube_api.make_pki(tmp_path / "pki")
+    api = kube_api.KubeAPI(pki)
+    start_kube_api(api, n.node)
+    lab.apis.append(api)
+    for name, (space, ip, _) in PODS.items():
+        api.add(space, name, node=NODE, ips=[ip])
+    store = start_store(lab.store_bins, n.node, tmp_path / "data", tmp_path / "store.stderr", PORT,
+                        "--node", NODE)
+    lab.stores.append(store)
+    kc = write_kubeconfig(tmp_path / "kubeconfig", api)
+    cap = CaptureProc(lab.capture_bin, ["-i", "any", "--store", f"127.0.0.1:{PORT}",
+                                        "--metrics-listen", "127.0.0.1:0", "--node", NODE,
+                                        "--kubeconfig", kc], tmp_path / "capture.stderr",
+                      ns=n.node)
+    lab.captures.append(cap)
+    cap.wait_capturing()
+    return n, api, cap, store
+
+
+def warm_up(n, cap, pods):
+    """Traffic both ways until the capture knows every pod's device (a bridge learns a pod's MAC
+    from its first packet)."""
+    deadline = time.monotonic() + 20 * SCALE
+    while time.monotonic() < deadline:
+        send(n.pods["br-0"], PODS["br-0"][1], PODS["web-1"][1], [0])
+        if cap.scrape().get("netreel_capture_pod_devices") == pods:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"pod devices: {cap.scrape().get('netreel_capture_pod_devices')}, "
+                         f"want {pods}\n{sh.tail(cap.stderr())}")
+
+
+def dump(cli_bin, hubs, n, tmp_path, tag):
+    hub = hubs(f"127.0.0.1:{PORT}", ns=n.node)
+    d = tmp_path / f"out-{tag}"
+    d.mkdir()
+    pcapdump(cli_bin, hub, "--time=5m", "--dest", d, ns=n.node, expect=0)
+    path = only_file(d)
+    return path, wireshark_ok(path)
+
+
+def pod_desc(name, device):
+    space, _, _ = PODS[name]
+    return (f"k8s.node={NODE};k8s.namespace={space};k8s.podName={name};"
+            f"k8s.podUID=uid-{space}-{name};k8s.podLabels=app={name.split('-')[0]};"
+            f"netreel.device={device};netreel.role=pod")
+
+
+def test_any_is_split_per_device_named_after_pods(pod_node, hubs, cli_bin, tmp_path):
+    n, api, cap, store = pod_node
+    warm_up(n, cap, 3)
+    web, db, br = (PODS[k][1] for k in ("web-1", "db-0", "br-0"))
+    send(n.pods["web-1"], web, db, range(100, 120))
+    send(n.pods["br-0"], br, web, range(200, 220))
+    send(n.pods["web-1"], web, WORLD_IP, range(300, 310))
+    time.sleep(1.5)  # the capture's batch time and the ring's block timeout
+    path, f = dump(cli_bin, hubs, n, tmp_path, "1")
+
+    names = {i.name: i for i in f.interfaces}
+    assert {i.link_type for i in f.interfaces} == {SLL2}, f.interfaces
+    assert len({i.snaplen for i in f.interfaces}) == 1, f.interfaces
+    assert names[f"{NODE}/default/web-1"].description == pod_desc("web-1", "vethweb1")
+    assert names[f"{NODE}/shop/db-0"].description == pod_desc("db-0", "vethdb0")
+    assert names[f"{NODE}/default/br-0"].description == pod_desc("br-0", "vethbr0")
+    assert names[f"{NODE}/up0"].description == \
+        f"k8s.node={NODE};netreel.device=up0;netreel.role=uplink"
+    assert names[f"{NODE}/cni0"].description == \
+        f"k8s.node={NODE};netreel.device=cni0;netreel.role=bridge"
+    assert f"{NODE}/any" not in names, "every packet's device was known"
+
+    got = datagrams(f)
+    where = Counter((itf, seq) for itf, _, _, seq, _ in got)
+    # web-1 -> db-0: in from web-1's device (PACKET_HOST), out to db-0's (PACKET_OUTGOING).
+    for q in range(100, 120):
+        assert where[(f"{NODE}/default/web-1", q)] == 1, (q, sorted(where.items()))
+        assert where[(f"{NODE}/shop/db-0", q)] == 1, (q, sorted(where.items()))
+    assert {(itf, t) for itf, _, _, q, t in got if 100 <= q < 120} == {
+        (f"{NODE}/default/web-1", 0), (f"{NODE}/shop/db-0", 4)}
+    # br-0 -> web-1 through the bridge: its port, the bridge device, then web-1's device.
+    for q in range(200, 220):
+        assert where[(f"{NODE}/default/br-0", q)] == 1, (q, sorted(where.items()))
+        assert where[(f"{NODE}/cni0", q)] == 1, (q, sorted(where.items()))
+        assert where[(f"{NODE}/default/web-1", q)] == 1, (q, sorted(where.items()))
+    # web-1 -> the world: out through the uplink.
+    for q in range(300, 310):
+        assert where[(f"{NODE}/up0", q)] == 1, (q, sorted(where.items()))
+
+    # Wireshark shows the same: the name and the k8s fields of the sending pod's interface.
+    r = subprocess.run(["tshark", "-r", str(path), "-Y", f"ip.src=={web} && ip.dst=={db} && !icmp && "
+                        "sll.pkttype==0", "-T", "fields", "-e", "frame.interface_name", "-e",
+                        "frame.interface_description"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert set(r.stdout.splitlines()) == {
+        f"{NODE}/default/web-1\t{pod_desc('web-1', 'vethweb1')}"}, r.stdout
+
+    # The store's own segments describe the same interfaces.
+    cap.stop()
+    seg_names = {}
+    for seg in sh.segment_files(tmp_path / "data"):
+        for i in sh.read_pcapng(seg).interfaces:
+            seg_names[i.name] = i.description
+    assert seg_names.get("default/web-1") == pod_desc("web-1", "vethweb1"), seg_names
+    assert seg_names.get("up0") == f"k8s.node={NODE};netreel.device=up0;netreel.role=uplink"
+
+
+def test_a_pod_added_later_gets_its_own_interface(pod_node, hubs, cli_bin, tmp_path):
+    n, api, cap, store = pod_node
+    warm_up(n, cap, 3)
+    dev = n.add_pod("late-0", how="routed", addr="10.90.0.9")
+    # Its packets before the API lists it are not recorded (pod targeting); after, on its own
+    # interface, as soon as the filter and the device map have it.
+    api.add("default", "late-0", node=NODE, ips=["10.90.0.9"])
+    wait_metric(cap, "netreel_capture_pod_devices", 4)
+    deadline = time.monotonic() + 10 * SCALE
+    seqs = itertools.count(500)
+    sent = []
+    while time.monotonic() < deadline:
+        batch = [next(seqs) for _ in range(5)]
+        send(n.pods["late-0"], "10.90.0.9", PODS["web-1"][1], batch)
+        sent += batch
+        time.sleep(0.3)
+        if len(sent) >= 40:
+            break
+    time.sleep(1.5)
+    _, f = dump(cli_bin, hubs, n, tmp_path, "2")
+    names = {i.name: i for i in f.interfaces}
+    assert names[f"{NODE}/default/late-0"].description == (
+        f"k8s.node={NODE};k8s.namespace=default;k8s.podName=late-0;k8s.podUID=uid-default-late-0;"
+        f"k8s.podLabels=app=late;netreel.device={dev};netreel.role=pod")
+    on_late = {q for itf, src, _, q, t in datagrams(f)
+               if itf == f"{NODE}/default/late-0" and src == "10.90.0.9"}
+    # The first ones may predate the filter; the last 20 are all there.
+    assert set(sent[-20:]) <= on_late, (sorted(on_late), sent)
