@@ -204,18 +204,22 @@ def mval(ms, name, **labels):
     return ms[key]
 
 
-def wait_drained(cap, timeout=30.0, store=None):
-    """Waits until every batch the capture made is acknowledged; returns the last /metrics.
+def wait_drained(cap, timeout=30.0, store=None, packets=0):
+    """Waits until the capture has batched at least `packets` packets (counted as each batch
+    is spooled) and every batch it made is acknowledged; returns the last /metrics.
     store: its stderr goes into the failure message too."""
     deadline = time.monotonic() + timeout
     while True:
         ms = cap.scrape()
         spooled = mval(ms, "netreel_capture_batches_total", result="spooled")
         acked = mval(ms, "netreel_capture_batches_total", result="acked")
-        if acked == spooled and mval(ms, "netreel_capture_spool_bytes") == 0:
+        batched = mval(ms, "netreel_capture_packets_total")
+        if batched >= packets and acked == spooled and \
+                mval(ms, "netreel_capture_spool_bytes") == 0:
             return ms
         assert time.monotonic() < deadline, (
-            f"after {timeout:g} s the store has acked {acked:g} of {spooled:g} batches, "
+            f"after {timeout:g} s the capture has batched {batched:g} packets (want "
+            f"{packets}), the store has acked {acked:g} of {spooled:g} batches, "
             f"{mval(ms, 'netreel_capture_spool_bytes'):g} bytes still spooled\ncapture stderr:\n"
             f"{sh.tail(cap.stderr())}"
             + (f"\nstore stderr:\n{sh.tail(store.stderr())}" if store else ""))
@@ -527,26 +531,33 @@ class UdpReceiver:
         self.seqs = []
         self.thread = None
         if read:
-            self.sock.settimeout(0.2)
-            self.stop_flag = threading.Event()
+            self.sock.settimeout(0.3)
+            self.stop_flag = threading.Event()  # stop() asked: stop once the socket is quiet
+            self.halt = threading.Event()       # stop now
             self.thread = threading.Thread(target=self._loop, daemon=True)
             self.thread.start()
 
     def _loop(self):
-        while not self.stop_flag.is_set():
+        while not self.halt.is_set():
             try:
                 d = self.sock.recv(65536)
             except socket.timeout:
+                if self.stop_flag.is_set():
+                    return
                 continue
             except OSError:
                 return
             if d[:4] == MAGIC:
                 self.seqs.append(struct.unpack("!Q", d[4:12])[0])
 
-    def stop(self):
+    def stop(self, timeout=10.0):
+        """Reads until nothing has come for 0.3 s (datagrams still on their way, and those a
+        busy machine kept the thread from reading: a fixed pause missed them), at most timeout
+        s (x3 under ASan); returns the seqs received."""
         if self.thread:
-            time.sleep(0.3)
             self.stop_flag.set()
+            self.thread.join(timeout * (3 if ASAN else 1))
+            self.halt.set()
             self.thread.join(5)
         return self.seqs
 
