@@ -15,12 +15,13 @@ build_pkgs=(
     libnghttp2-dev libuv1-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev libpcap-dev
     libcurl4-openssl-dev libjansson-dev libyaml-dev libbpf-dev
 )
-# Checking them: sanitizers, static checks, tests, benchmarks.
+# Checking them: sanitizers, static checks, tests, benchmarks, load beside the tests
+# (stress-ng: make test-stress).
 test_pkgs=(
     libclang-rt-14-dev cppcheck clang-format openssl
     libcmocka-dev
     protobuf-compiler python3-pytest python3-grpcio python3-protobuf python3-h2
-    iperf3 iproute2
+    iperf3 iproute2 stress-ng
     tshark tcpdump wireshark-common
     python3-yaml unzip
 )
