@@ -92,6 +92,7 @@ int cli_pcapdump_args_parse(int argc, char **argv, int64_t now_ns, struct cli_pc
         {"filter", required_argument, NULL, 'f'},
         {"format", required_argument, NULL, 'F'},
         {"snaplen", required_argument, NULL, 'n'},
+        {"sightings", required_argument, NULL, 'g'},
         {"strict", no_argument, NULL, 's'},
         {"force", no_argument, NULL, 'r'},
         {"help", no_argument, NULL, 'h'},
@@ -135,6 +136,15 @@ int cli_pcapdump_args_parse(int argc, char **argv, int64_t now_ns, struct cli_pc
                 a->pcap = false;
             else
                 return cli_error(CLI_EXIT_USAGE, "pcapdump: --format \"%s\": pcapng or pcap",
+                                 optarg);
+            break;
+        case 'g':
+            if (strcmp(optarg, "all") == 0)
+                a->all_sightings = true;
+            else if (strcmp(optarg, "one") == 0)
+                a->all_sightings = false;
+            else
+                return cli_error(CLI_EXIT_USAGE, "pcapdump: --sightings \"%s\": one or all",
                                  optarg);
             break;
         case 'n': {

@@ -56,6 +56,7 @@ struct cli_pcapdump_args {
     const char *dest, *output, *filter;
     int64_t since, until; /* absolute ns; since 0: everything retained */
     bool have_since, have_until, have_time, strict, pcap, force;
+    bool all_sightings; /* --sightings=all: every copy of a packet seen on several interfaces */
     uint32_t snaplen;
     struct cli_hub_opts hub;
 };

@@ -30,7 +30,7 @@
 static const char usage_text[] =
     "usage: netreel pcapdump [--time=5m | --since T [--until T]] [--dest DIR] [-o FILE|-]\n"
     "                        [--force] [--filter BPF] [--format pcapng|pcap] [--hub ADDR]\n"
-    "                        [--strict]\n"
+    "                        [--sightings one|all] [--strict]\n"
     "Takes a snapshot of the recording: every node's packets in the window, merged in time\n"
     "order by the hub, as one file. Without --time or --since: everything retained.\n"
     "\n"
@@ -45,6 +45,9 @@ static const char usage_text[] =
     "  --filter BPF      only the packets this expression matches (applied on every node)\n"
     "  --format F        pcapng (default) or pcap (classic, nanosecond; one link type)\n"
     "  --snaplen N       cut every packet to N bytes\n"
+    "  --sightings S     one (default): each packet once, as the sending side saw it, where\n"
+    "                    nodes and devices saw it several times; all: every sighting, copies\n"
+    "                    of one packet sharing a packet id (Wireshark's frame.packet_id)\n"
     "  --strict          fail (exit 3, no file) when a store is missing from the snapshot\n"
     "%s"
     "  --help\n"
@@ -403,6 +406,8 @@ static int run_call(void)
     req.until_ns = s.a.until;
     req.filter = (char *)(s.a.filter ? s.a.filter : "");
     req.format = s.a.pcap ? NETREEL__V1__FORMAT__FORMAT_PCAP : NETREEL__V1__FORMAT__FORMAT_PCAPNG;
+    req.sightings = s.a.all_sightings ? NETREEL__V1__SIGHTINGS__SIGHTINGS_ALL
+                                      : NETREEL__V1__SIGHTINGS__SIGHTINGS_ONE;
     req.snaplen = s.a.snaplen;
     co.path = "/netreel.v1.Hub/Snapshot";
     co.shape = RPC_SHAPE_SERVER_STREAM;

@@ -22,6 +22,8 @@
 #define OPT_ISB_IFRECV     4
 #define OPT_ISB_IFDROP     5
 #define OPT_ISB_OSDROP     7
+#define OPT_EPB_FLAGS      2
+#define OPT_EPB_PACKETID   5
 #define NRB_RECORD_END     0
 #define NRB_RECORD_IPV4    1
 #define NRB_RECORD_IPV6    2
@@ -303,6 +305,41 @@ int pcapng_epb_append(struct nr_buf *b, uint32_t ifid, int64_t ts_ns, const void
         p = put_str_opt(p, OPT_COMMENT, comment);
         p = put_opt(p, OPT_ENDOFOPT, NULL, 0);
     }
+    block_end(b, p, total);
+    return 0;
+}
+
+int pcapng_epb_append_sighting(struct nr_buf *b, const struct pcapng_epb *epb, uint32_t ifid,
+                               int64_t ts_ns, uint32_t snaplen, uint32_t flags,
+                               uint64_t packet_id)
+{
+    uint32_t caplen = snaplen != 0 && snaplen < epb->caplen ? snaplen : epb->caplen;
+    size_t opts = (flags ? 8 : 0) + (packet_id ? 12 : 0), total;
+    uint8_t *p;
+    int rc;
+
+    if (epb->caplen > epb->origlen || caplen > PCAPNG_MAX_SNAPLEN || ts_ns < 0 || !epb->data)
+        return -EINVAL;
+    if (opts)
+        opts += 4; /* opt_endofopt */
+    total = PCAPNG_EPB_MIN + PCAPNG_PAD4(caplen) + opts;
+    rc = block_begin(b, PCAPNG_BT_EPB, total, &p);
+    if (rc < 0)
+        return rc;
+    p = put32(p, ifid);
+    p = put_ts(p, ts_ns);
+    p = put32(p, caplen);
+    p = put32(p, epb->origlen);
+    p = put_padded(p, epb->data, caplen);
+    if (flags) {
+        p = put16(p, OPT_EPB_FLAGS);
+        p = put16(p, 4);
+        p = put32(p, flags);
+    }
+    if (packet_id)
+        p = put_opt64(p, OPT_EPB_PACKETID, packet_id);
+    if (opts)
+        p = put_opt(p, OPT_ENDOFOPT, NULL, 0);
     block_end(b, p, total);
     return 0;
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hub/sightings.h"
 #include "hub/stores.h"
 #include "netreel/v1/hub.pb-c.h"
 #include "pcapng/decode.h"
@@ -76,13 +77,16 @@ struct hub_snap {
     bool resolving, head_sent, finished, over;
     char refused[400]; /* a store's INVALID_ARGUMENT for the request itself: the call's answer */
     struct pcapng_merge heap;
+    enum hub_sightings_mode sightings;
+    struct hub_sightings *sg; /* the copies of one packet (made with the file's head) */
     struct nr_buf out;
     /* The stores' TLS key log lines, written as DSBs ahead of the first packet. */
     struct nr_buf keys;
     size_t keys_pos;            /* how much of keys is in the file */
     uint64_t keys_dropped;      /* bytes of lines past HUB_KEYLOG_MAX, or for a pcap file */
     uint64_t *keys_seen;        /* hashes of the lines kept (open addressing, 0: empty) */
-    uint64_t packets, file_bytes;
+    uint64_t packets, file_bytes; /* packets written */
+    uint64_t taken;               /* packets the merge gave */
     int64_t first_ts; /* of the first packet written */
     uv_timer_t timer;
     int64_t started_ns;
@@ -139,6 +143,7 @@ static void snap_free(uv_handle_t *t)
     free(s->srcs);
     free(s->filter);
     pcapng_merge_free(&s->heap);
+    hub_sightings_free(s->sg);
     nr_buf_free(&s->out);
     nr_buf_free(&s->keys);
     free(s->keys_seen);
@@ -531,6 +536,29 @@ static int head_pcap(struct hub_snap *s, char *err, size_t errlen)
                                    snaplen ? snaplen : PCAPNG_MAX_SNAPLEN);
 }
 
+/* The sightings stage, told what each output interface is (the file's head set the bases). */
+static int sightings_new(struct hub_snap *s)
+{
+    uint32_t n = 0;
+
+    for (size_t i = 0; i < s->n; i++)
+        if (s->srcs[i].header)
+            n = s->srcs[i].base + (uint32_t)s->srcs[i].header->header->n_interfaces;
+    s->sg = hub_sightings_new(s->sightings, n, s->pcap);
+    if (!s->sg)
+        return -ENOMEM;
+    for (size_t i = 0; i < s->n; i++) {
+        const Netreel__V1__WindowHeader *hd = s->srcs[i].header ? s->srcs[i].header->header : NULL;
+        for (size_t k = 0; hd && k < hd->n_interfaces; k++) {
+            const Netreel__V1__Interface *in = hd->interfaces[k];
+            bool pod = in->description && strstr(in->description, "netreel.role=pod") != NULL;
+            hub_sightings_iface(s->sg, s->srcs[i].base + (uint32_t)k, (uint16_t)in->link_type,
+                                pod);
+        }
+    }
+    return 0;
+}
+
 /* Every store has answered with its header (or failed): write the file's head. */
 static void try_head(struct hub_snap *s)
 {
@@ -546,6 +574,10 @@ static void try_head(struct hub_snap *s)
     rc = s->pcap ? head_pcap(s, err, sizeof(err)) : head_pcapng(s, err, sizeof(err));
     if (rc != 0) {
         finish(s, rc == NR_EPARSE ? RPC_FAILED_PRECONDITION : RPC_INTERNAL, "%s", err);
+        return;
+    }
+    if (sightings_new(s) != 0) {
+        finish(s, RPC_RESOURCE_EXHAUSTED, "out of memory");
         return;
     }
     s->head_sent = true;
@@ -611,14 +643,21 @@ static void send_summary(struct hub_snap *s)
     /* The whole retained window (since 0) starts where its first packet does. */
     sum.since_ns = s->since > 0 || !s->packets ? s->since : s->first_ts;
     sum.until_ns = s->until;
+    if (s->sg) {
+        struct hub_sighting_stats st;
+        hub_sightings_stats(s->sg, &st);
+        sum.copies = st.copies;
+    }
     if (send_out(s, &sum) == 0) {
         s->h->snapshots_total++;
         s->h->packets_total += s->packets;
         s->h->bytes_total += sum.bytes;
         if (missing)
             s->h->snapshots_partial++;
-        NR_INFO("snapshot served", "stores=%zu missing=%zu packets=%llu bytes=%llu ms=%lld", s->n,
-                missing, (unsigned long long)s->packets, (unsigned long long)sum.bytes,
+        NR_INFO("snapshot served",
+                "stores=%zu missing=%zu packets=%llu copies=%llu bytes=%llu ms=%lld", s->n,
+                missing, (unsigned long long)s->packets, (unsigned long long)sum.copies,
+                (unsigned long long)sum.bytes,
                 (long long)((nr_now_ns() - s->started_ns) / 1000000));
         finish(s, RPC_OK, NULL);
     }
@@ -627,6 +666,14 @@ static void send_summary(struct hub_snap *s)
 }
 
 static void turn_cb(uv_timer_t *t);
+
+static uint64_t sightings_written(const struct hub_snap *s)
+{
+    struct hub_sighting_stats st;
+
+    hub_sightings_stats(s->sg, &st);
+    return st.written;
+}
 
 /* Writes the next DSB of the stores' key log lines (at most PCAPNG_DSB_MAX_SECRETS of whole
  * lines) into the file. Returns 0 or a negative errno. */
@@ -688,19 +735,31 @@ static void produce(struct hub_snap *s)
         }
         src = pcapng_merge_pop(&s->heap, &ts);
         if (!src) {
-            send_summary(s);
-            return;
+            /* The merge is over: what the sightings stage still holds goes out, then the end. */
+            rc = hub_sightings_release(s->sg, &s->out, true, HUB_CHUNK_BYTES);
+            s->packets = sightings_written(s);
+            if (rc < 0) {
+                finish(s, RPC_INTERNAL, "cannot write a packet: %s", strerror(-rc));
+                return;
+            }
+            if (rc == 0) {
+                send_summary(s);
+                return;
+            }
+            if (send_out(s, NULL) != 0)
+                return;
+            continue;
         }
-        if (s->pcap)
-            rc = pcap_record_append(&s->out, ts, src->epb.data, src->epb.caplen, src->epb.origlen);
-        else
-            rc = pcapng_epb_append_copy(&s->out, &src->epb, src->base + src->epb.ifid, 0);
+        if (s->taken++ == 0)
+            s->first_ts = ts;
+        rc = hub_sightings_put(s->sg, &src->epb, src->base + src->epb.ifid, ts, &s->out);
+        if (rc == 0)
+            rc = hub_sightings_release(s->sg, &s->out, false, HUB_CHUNK_BYTES) < 0 ? -ENOMEM : 0;
         if (rc != 0) {
             finish(s, RPC_INTERNAL, "cannot write a packet: %s", strerror(-rc));
             return;
         }
-        if (s->packets++ == 0)
-            s->first_ts = ts;
+        s->packets = sightings_written(s);
         src->packets++;
         budget = budget > src->epb.block_len ? budget - src->epb.block_len : 0;
         src->ready = false;
@@ -789,9 +848,14 @@ static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
     s->until = req->until_ns ? req->until_ns : nr_now_ns(); /* one "now" for every store */
     s->snaplen = req->snaplen;
     s->pcap = req->format == NETREEL__V1__FORMAT__FORMAT_PCAP;
+    s->sightings = req->sightings == NETREEL__V1__SIGHTINGS__SIGHTINGS_ALL ? HUB_SIGHTINGS_ALL
+                                                                           : HUB_SIGHTINGS_ONE;
     if (req->format != NETREEL__V1__FORMAT__FORMAT_PCAP &&
         req->format != NETREEL__V1__FORMAT__FORMAT_PCAPNG) {
         finish(s, RPC_INVALID_ARGUMENT, "format %d is neither PCAPNG nor PCAP", req->format);
+    } else if (req->sightings != NETREEL__V1__SIGHTINGS__SIGHTINGS_ONE &&
+               req->sightings != NETREEL__V1__SIGHTINGS__SIGHTINGS_ALL) {
+        finish(s, RPC_INVALID_ARGUMENT, "sightings %d is neither ONE nor ALL", req->sightings);
     } else if (s->since < 0 || s->until < s->since) {
         finish(s, RPC_INVALID_ARGUMENT, "the window is reversed: since_ns %lld, until_ns %lld",
                (long long)s->since, (long long)s->until);

@@ -70,6 +70,8 @@ class Packet:
     caplen: int
     origlen: int
     data: bytes
+    flags: int = field(default=0, compare=False)      # epb_flags (direction: bits 0-1)
+    packet_id: int = field(default=0, compare=False)  # epb_packetid
 
     def key(self):
         """What a packet is, whatever interface numbering the file uses."""
@@ -143,7 +145,13 @@ def _epb(buf, off, total, ifaces, where, snaplen_check=True):
     else:
         ts = hi << 32 | lo  # bare batch blocks: nanoseconds
     data = bytes(buf[off + 28:off + 28 + caplen])
-    return Packet(ifid, ts, caplen, origlen, data)
+    flags = packet_id = 0
+    for code, val in _options(buf, off + 28 + pad4(caplen), off + total - 4, where):
+        if code == 2 and len(val) == 4:
+            flags = struct.unpack("<I", val)[0]
+        elif code == 5 and len(val) == 8:
+            packet_id = struct.unpack("<Q", val)[0]
+    return Packet(ifid, ts, caplen, origlen, data, flags, packet_id)
 
 
 def _block_header(buf, off, where):

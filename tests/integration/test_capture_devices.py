@@ -129,8 +129,9 @@ def send(ns, src, dst, seqs):
         s.close()
 
 
-def datagrams(f):
-    """(interface name, source, destination, seq, sll2 packet type) of our datagrams in f."""
+def datagrams(f, packets=False):
+    """(interface name, source, destination, seq, sll2 packet type) of our datagrams in f (and
+    the Packet, when asked)."""
     out = []
     for p in f.packets:
         d = p.data
@@ -143,8 +144,9 @@ def datagrams(f):
         if ip[9] != 17 or ip[ihl + 8:ihl + 12] != MAGIC:
             continue
         seq = struct.unpack("!Q", ip[ihl + 12:ihl + 20])[0]
-        out.append((f.interfaces[p.ifid].name, socket.inet_ntoa(ip[12:16]),
-                    socket.inet_ntoa(ip[16:20]), seq, d[10]))
+        row = (f.interfaces[p.ifid].name, socket.inet_ntoa(ip[12:16]),
+               socket.inet_ntoa(ip[16:20]), seq, d[10])
+        out.append(row + (p,) if packets else row)
     return out
 
 
@@ -195,11 +197,11 @@ def warm_up(n, cap, pods):
                          f"want {pods}\n{sh.tail(cap.stderr())}")
 
 
-def dump(cli_bin, hubs, n, tmp_path, tag):
+def dump(cli_bin, hubs, n, tmp_path, tag, *args):
     hub = hubs(f"127.0.0.1:{PORT}", ns=n.node)
     d = tmp_path / f"out-{tag}"
     d.mkdir()
-    pcapdump(cli_bin, hub, "--time=5m", "--dest", d, ns=n.node, expect=0)
+    pcapdump(cli_bin, hub, "--time=5m", "--dest", d, *args, ns=n.node, expect=0)
     path = only_file(d)
     return path, wireshark_ok(path)
 
@@ -219,7 +221,7 @@ def test_any_is_split_per_device_named_after_pods(pod_node, hubs, cli_bin, tmp_p
     send(n.pods["br-0"], br, web, range(200, 220))
     send(n.pods["web-1"], web, WORLD_IP, range(300, 310))
     time.sleep(1.5)  # the capture's batch time and the ring's block timeout
-    path, f = dump(cli_bin, hubs, n, tmp_path, "1")
+    path, f = dump(cli_bin, hubs, n, tmp_path, "all", "--sightings=all")
 
     names = {i.name: i for i in f.interfaces}
     assert {i.link_type for i in f.interfaces} == {SLL2}, f.interfaces
@@ -249,6 +251,21 @@ def test_any_is_split_per_device_named_after_pods(pod_node, hubs, cli_bin, tmp_p
     # web-1 -> the world: out through the uplink.
     for q in range(300, 310):
         assert where[(f"{NODE}/up0", q)] == 1, (q, sorted(where.items()))
+    # The copies of one datagram share a packet id, and only they; each says its direction.
+    ids = {}
+    for itf, _, _, q, t, p in datagrams(f, packets=True):
+        if q >= 100:
+            ids.setdefault(q, set()).add(p.packet_id)
+            assert p.flags & 3 == (2 if t == 4 else 1), (itf, q, t, p.flags)
+    assert all(len(v) == 1 and 0 not in v for v in ids.values()), ids
+    assert len({min(v) for v in ids.values()}) == len(ids), ids
+
+    # By default each datagram once, on the interface of the pod that sent it.
+    path, f = dump(cli_bin, hubs, n, tmp_path, "one")
+    once = Counter((itf, q) for itf, _, _, q, _ in datagrams(f) if q >= 100)
+    want = {(f"{NODE}/default/web-1", q): 1 for q in [*range(100, 120), *range(300, 310)]}
+    want.update({(f"{NODE}/default/br-0", q): 1 for q in range(200, 220)})
+    assert dict(once) == want, sorted(once.items())
 
     # Wireshark shows the same: the name and the k8s fields of the sending pod's interface.
     r = subprocess.run(["tshark", "-r", str(path), "-Y", f"ip.src=={web} && ip.dst=={db} && !icmp && "

@@ -77,10 +77,23 @@ static uint64_t mix(uint64_t x)
     return x ^ (x >> 33);
 }
 
+/* A number of the capture id: two streams' packet i differ in their IP identification, TCP
+ * sequence and acknowledgement or UDP payload, as two nodes' packets do (the hub takes packets
+ * with the same invariant bytes on two nodes for sightings of one). */
+static uint64_t stream_salt(void)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    for (const char *c = a.capture_id; *c; c++)
+        h = (h ^ (uint8_t)*c) * 1099511628211ULL;
+    return h;
+}
+
 /* Packet i of the synthetic stream: an IMIX size (7:4:1 of 64, 576, 1500 bytes), UDP or TCP,
  * addresses and ports from a few flows, a payload that names the packet. */
 static uint32_t synth(uint64_t i, uint8_t *f)
 {
+    uint64_t salt = mix(stream_salt() + i);
     static const uint32_t sizes[12] = {64, 64, 64, 64, 64, 64, 64, 576, 576, 576, 576, 1500};
     uint64_t h = mix(i);
     uint32_t len = sizes[h % 12];
@@ -93,6 +106,8 @@ static uint32_t synth(uint64_t i, uint8_t *f)
     f[14] = 0x45;
     f[16] = (uint8_t)(ip_len >> 8);
     f[17] = (uint8_t)ip_len;
+    f[18] = (uint8_t)(salt >> 8);
+    f[19] = (uint8_t)salt;
     f[22] = 64;
     f[23] = tcp ? 6 : 17;
     memcpy(f + 26, "\x0a\x00\x00", 3);
@@ -104,12 +119,14 @@ static uint32_t synth(uint64_t i, uint8_t *f)
     f[36] = tcp ? 0x01 : 0x00; /* 443 or 53 */
     f[37] = tcp ? 0xbb : 0x35;
     if (tcp) {
+        memcpy(f + 38, &salt, 8); /* sequence and acknowledgement */
         f[46] = 0x50; /* data offset 5 */
         f[47] = 0x18; /* PSH ACK */
     } else {
         uint32_t ulen = ip_len - 20;
         f[38] = (uint8_t)(ulen >> 8);
         f[39] = (uint8_t)ulen;
+        memcpy(f + 42, &salt, 8); /* the payload's first bytes */
     }
     memcpy(f + 58 > f + len - 8 ? f + len - 8 : f + 58, &i, 8);
     return len;

@@ -1,0 +1,347 @@
+/* The copies of one packet in a snapshot (see sightings.h). */
+#include "hub/sightings.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pcapng/encode.h"
+#include "pcapng/pcap.h"
+#include "pcapng/sighting.h"
+
+#define MAX_SIGHTS  6    /* (interface, direction) pairs one group remembers */
+#define TABLE_MIN   4096 /* slots, a power of two */
+#define RING_MIN    1024 /* queued packets, a power of two */
+#define HOLD_BYTES  (HUB_SIGHTING_HOLD_MAX + PCAPNG_EPB_MIN + PCAPNG_MAX_SNAPLEN + 64)
+
+/* A packet seen recently, and where. */
+struct group {
+    uint64_t key; /* 0: an empty slot */
+    int64_t first_ts;
+    uint64_t packet_id;
+    uint64_t rep_seq; /* the queue entry of the copy to keep (mode one) */
+    uint8_t rep_score;
+    uint8_t n_sights;
+    uint32_t sights[MAX_SIGHTS]; /* ifid << 2 | direction */
+};
+
+/* A queued packet: its bytes as the file will have them, at [off, off + len) of sg->hold. */
+struct entry {
+    int64_t ts;
+    size_t off, len;
+    bool drop;
+};
+
+struct iface {
+    uint16_t link_type;
+    bool pod;
+};
+
+struct hub_sightings {
+    enum hub_sightings_mode mode;
+    bool pcap;
+    struct iface *ifaces;
+    uint32_t n_ifaces;
+    struct group *table;
+    size_t slots, used;
+    uint64_t next_id;
+    int64_t latest; /* the newest timestamp taken */
+    /* The queued packets' bytes, a ring of HOLD_BYTES: each packet's bytes are contiguous (one
+     * that does not fit before the end starts at 0), from the oldest's `off` to `wpos`. */
+    uint8_t *hold;
+    size_t wpos;
+    struct entry *ring;
+    size_t ring_cap;
+    uint64_t head, tail; /* queue entries [head, tail) */
+    struct hub_sighting_stats st;
+};
+
+struct hub_sightings *hub_sightings_new(enum hub_sightings_mode mode, uint32_t n_ifaces, bool pcap)
+{
+    struct hub_sightings *sg = calloc(1, sizeof(*sg));
+
+    if (!sg)
+        return NULL;
+    sg->mode = mode;
+    sg->pcap = pcap;
+    sg->n_ifaces = n_ifaces;
+    sg->ifaces = calloc(n_ifaces + 1, sizeof(*sg->ifaces));
+    sg->slots = TABLE_MIN;
+    sg->table = calloc(sg->slots, sizeof(*sg->table));
+    sg->ring_cap = mode == HUB_SIGHTINGS_ONE ? RING_MIN : 0;
+    sg->ring = sg->ring_cap ? calloc(sg->ring_cap, sizeof(*sg->ring)) : NULL;
+    sg->hold = mode == HUB_SIGHTINGS_ONE ? malloc(HOLD_BYTES) : NULL;
+    if (!sg->ifaces || !sg->table || (sg->ring_cap && (!sg->ring || !sg->hold))) {
+        hub_sightings_free(sg);
+        return NULL;
+    }
+    return sg;
+}
+
+void hub_sightings_free(struct hub_sightings *sg)
+{
+    if (!sg)
+        return;
+    free(sg->ifaces);
+    free(sg->table);
+    free(sg->ring);
+    free(sg->hold);
+    free(sg);
+}
+
+void hub_sightings_iface(struct hub_sightings *sg, uint32_t ifid, uint16_t link_type, bool pod)
+{
+    if (ifid < sg->n_ifaces)
+        sg->ifaces[ifid] = (struct iface){.link_type = link_type, .pod = pod};
+}
+
+static bool fresh(const struct hub_sightings *sg, const struct group *g)
+{
+    return g->key && g->first_ts >= sg->latest - HUB_SIGHTING_WINDOW_NS;
+}
+
+/* A table holding the fresh groups of the old one, at most a quarter full so that the next
+ * rebuild is as many inserts away (all are dropped when even the largest table would be fuller:
+ * a few copies kept twice, never a packet lost). */
+static int rebuild(struct hub_sightings *sg)
+{
+    size_t live = 0, slots = TABLE_MIN;
+    struct group *t;
+
+    for (size_t i = 0; i < sg->slots; i++)
+        live += fresh(sg, &sg->table[i]);
+    while (slots < 4 * live && slots < HUB_SIGHTING_TABLE_MAX)
+        slots *= 2;
+    if (live * 4 > slots) {
+        sg->st.table_resets++;
+        live = 0;
+    }
+    t = calloc(slots, sizeof(*t));
+    if (!t)
+        return -ENOMEM;
+    sg->used = 0;
+    for (size_t i = 0; live && i < sg->slots; i++) {
+        const struct group *g = &sg->table[i];
+        size_t k;
+        if (!fresh(sg, g))
+            continue;
+        for (k = g->key & (slots - 1); t[k].key; k = (k + 1) & (slots - 1)) {
+        }
+        t[k] = *g;
+        sg->used++;
+    }
+    free(sg->table);
+    sg->table = t;
+    sg->slots = slots;
+    return 0;
+}
+
+/* The group of key: the fresh one, or a new one in place of a stale one or an empty slot. */
+static struct group *group_of(struct hub_sightings *sg, uint64_t key, bool *is_new)
+{
+    struct group *stale = NULL;
+    size_t k;
+
+    if ((sg->used + 1) * 2 > sg->slots && rebuild(sg) != 0)
+        return NULL;
+    for (k = key & (sg->slots - 1); sg->table[k].key; k = (k + 1) & (sg->slots - 1)) {
+        struct group *g = &sg->table[k];
+        if (!fresh(sg, g)) {
+            if (!stale)
+                stale = g;
+            continue;
+        }
+        if (g->key == key) {
+            *is_new = false;
+            return g;
+        }
+    }
+    if (!stale) {
+        stale = &sg->table[k];
+        sg->used++;
+    }
+    memset(stale, 0, sizeof(*stale));
+    stale->key = key;
+    *is_new = true;
+    return stale;
+}
+
+/* How much a sighting says "the sender's": entering the node from a pod's device. */
+static uint8_t score(const struct iface *in, enum pcapng_direction dir)
+{
+    return in->pod && dir == PCAPNG_DIR_IN ? 2 : 1;
+}
+
+/* The bytes encode() writes for a packet. */
+static size_t encoded_len(const struct hub_sightings *sg, const struct pcapng_epb *epb,
+                          enum pcapng_direction dir, uint64_t packet_id)
+{
+    if (sg->pcap)
+        return PCAP_RECORD_HEADER_LEN + epb->caplen;
+    return PCAPNG_EPB_MIN + PCAPNG_PAD4(epb->caplen) +
+           (dir || packet_id ? (dir ? 8 : 0) + (packet_id ? 12 : 0) + 4 : 0);
+}
+
+static int encode(struct hub_sightings *sg, struct nr_buf *b, const struct pcapng_epb *epb,
+                  uint32_t ifid, int64_t ts, enum pcapng_direction dir, uint64_t packet_id)
+{
+    if (sg->pcap)
+        return pcap_record_append(b, ts, epb->data, epb->caplen, epb->origlen);
+    return pcapng_epb_append_sighting(b, epb, ifid, ts, 0, (uint32_t)dir, packet_id);
+}
+
+static int ring_grow(struct hub_sightings *sg)
+{
+    size_t cap = sg->ring_cap * 2;
+    struct entry *r = malloc(cap * sizeof(*r));
+
+    if (!r)
+        return -ENOMEM;
+    for (uint64_t s = sg->head; s < sg->tail; s++)
+        r[s & (cap - 1)] = sg->ring[s & (sg->ring_cap - 1)];
+    free(sg->ring);
+    sg->ring = r;
+    sg->ring_cap = cap;
+    return 0;
+}
+
+static struct entry *at(struct hub_sightings *sg, uint64_t seq)
+{
+    return &sg->ring[seq & (sg->ring_cap - 1)];
+}
+
+/* Writes (or drops) the oldest queued packet. */
+static int release_one(struct hub_sightings *sg, struct nr_buf *out)
+{
+    struct entry *e = at(sg, sg->head);
+
+    if (!e->drop) {
+        int rc = nr_buf_append(out, sg->hold + e->off, e->len);
+        if (rc != 0)
+            return rc;
+        sg->st.written++;
+    }
+    sg->head++;
+    if (sg->head == sg->tail)
+        sg->wpos = 0;
+    return 0;
+}
+
+/* Where len more bytes go in the ring, or SIZE_MAX when the queued packets leave no room. */
+static size_t room_for(const struct hub_sightings *sg, size_t len)
+{
+    size_t r = sg->head < sg->tail ? sg->ring[sg->head & (sg->ring_cap - 1)].off : 0;
+
+    if (sg->head == sg->tail)
+        return len <= HOLD_BYTES ? 0 : SIZE_MAX;
+    if (sg->wpos > r) { /* live bytes in [r, wpos) */
+        if (sg->wpos + len <= HOLD_BYTES)
+            return sg->wpos;
+        return len < r ? 0 : SIZE_MAX; /* wrap: [0, r) is free */
+    }
+    return sg->wpos + len < r ? sg->wpos : SIZE_MAX; /* wrapped: only [wpos, r) is free */
+}
+
+int hub_sightings_put(struct hub_sightings *sg, const struct pcapng_epb *epb, uint32_t ifid,
+                      int64_t ts_ns, struct nr_buf *out)
+{
+    const struct iface *in = &sg->ifaces[ifid < sg->n_ifaces ? ifid : sg->n_ifaces];
+    enum pcapng_direction dir = pcapng_sighting_direction(in->link_type, epb->data, epb->caplen);
+    uint32_t sight = ifid << 2 | (uint32_t)dir;
+    struct group *g = NULL;
+    bool is_new = true, copy = false;
+    uint64_t key;
+    struct entry *e;
+    size_t len, off;
+    int rc;
+
+    sg->st.packets++;
+    if (ts_ns > sg->latest)
+        sg->latest = ts_ns;
+    if (pcapng_sighting_key(in->link_type, epb->data, epb->caplen, &key)) {
+        g = group_of(sg, key, &is_new);
+        if (!g)
+            return -ENOMEM;
+        for (uint8_t i = 0; !is_new && i < g->n_sights && !copy; i++)
+            copy = g->sights[i] == sight;
+        if (!is_new && copy) { /* seen here already: a new packet with the same bytes */
+            memset(g, 0, sizeof(*g));
+            g->key = key;
+            is_new = true;
+        }
+        if (is_new) {
+            g->first_ts = ts_ns;
+            g->packet_id = ++sg->next_id;
+        }
+        copy = !is_new;
+        if (g->n_sights < MAX_SIGHTS)
+            g->sights[g->n_sights++] = sight;
+    }
+    if (sg->mode == HUB_SIGHTINGS_ALL) {
+        rc = encode(sg, out, epb, ifid, ts_ns, dir, g ? g->packet_id : ++sg->next_id);
+        if (rc == 0)
+            sg->st.written++;
+        return rc;
+    }
+
+    /* Mode one: queue it (the oldest decided early when there is no room), and decide which
+     * copy stays. */
+    len = encoded_len(sg, epb, dir, 0);
+    while ((off = room_for(sg, len)) == SIZE_MAX) {
+        if (sg->head == sg->tail)
+            return -EOVERFLOW;
+        sg->st.early++;
+        if ((rc = release_one(sg, out)) != 0)
+            return rc;
+    }
+    if (sg->tail - sg->head == sg->ring_cap && (rc = ring_grow(sg)) != 0)
+        return rc;
+    {
+        struct nr_buf view = {.data = sg->hold + off, .len = 0, .cap = len, .max = len};
+        rc = encode(sg, &view, epb, ifid, ts_ns, dir, 0);
+        if (rc == 0 && view.len != len)
+            rc = -EINVAL; /* cannot happen: encoded_len says what encode writes */
+        if (rc != 0)
+            return rc;
+    }
+    sg->wpos = off + len;
+    e = at(sg, sg->tail);
+    *e = (struct entry){.ts = ts_ns, .off = off, .len = len};
+    if (g) {
+        uint8_t sc = score(in, dir);
+        if (!copy) {
+            g->rep_seq = sg->tail;
+            g->rep_score = sc;
+        } else if (sc > g->rep_score && g->rep_seq >= sg->head) {
+            at(sg, g->rep_seq)->drop = true; /* the sender's copy came: it stays instead */
+            g->rep_seq = sg->tail;
+            g->rep_score = sc;
+            sg->st.copies++;
+        } else {
+            e->drop = true;
+            sg->st.copies++;
+        }
+    }
+    sg->tail++;
+    return 0;
+}
+
+int hub_sightings_release(struct hub_sightings *sg, struct nr_buf *out, bool all,
+                          size_t until_len)
+{
+    while (sg->head < sg->tail) {
+        int rc;
+        if (!all && at(sg, sg->head)->ts > sg->latest - HUB_SIGHTING_WINDOW_NS)
+            return 0;
+        if (out->len >= until_len)
+            return 1;
+        if ((rc = release_one(sg, out)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+void hub_sightings_stats(const struct hub_sightings *sg, struct hub_sighting_stats *st)
+{
+    *st = sg->st;
+}

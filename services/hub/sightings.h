@@ -1,0 +1,70 @@
+/* The copies of one packet in a snapshot's merged stream. Every node records `-i any`, so a
+ * packet between pods is seen on the sending pod's device, each node's uplink and the receiving
+ * pod's device: up to four sightings of one packet, which Wireshark would take for
+ * retransmissions. Sightings are recognised by their invariant bytes (pcapng/sighting.h) seen on
+ * another interface or in the other direction within HUB_SIGHTING_WINDOW_NS of the first; the
+ * same bytes again on an interface and direction that already saw them are a new packet (a
+ * retransmission, a datagram sent twice), never a copy.
+ *
+ *   one (the default): each packet once. Packets wait HUB_SIGHTING_WINDOW_NS of the merge's time
+ *       in a bounded queue, so that the copy kept can be the sending side's: the sighting
+ *       entering the node from a pod's device where there is one, else the first. The file stays
+ *       in time order: a copy is dropped where it stands, the one kept is written where it
+ *       stands.
+ *   all: every sighting, at once, each with epb_packetid (the same for every copy of a packet:
+ *       Wireshark's frame.packet_id).
+ *
+ * Both write epb_flags with the direction (in or out of the device) where the link-layer header
+ * says it (LINUX_SLL2). Memory is bounded: the queue by HUB_SIGHTING_HOLD_MAX bytes (past it the
+ * oldest packet is decided early; the queue's buffer is at most twice that), the table of recent
+ * packets by HUB_SIGHTING_TABLE_MAX slots (when more than half of them are packets of the
+ * window, it starts over: a few copies more, never a packet less). */
+#ifndef NR_HUB_SIGHTINGS_H
+#define NR_HUB_SIGHTINGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pcapng/pcapng.h"
+#include "util/buf.h"
+
+#define HUB_SIGHTING_WINDOW_NS (100 * 1000000LL)
+#define HUB_SIGHTING_HOLD_MAX  (4u << 20)  /* 32 ms at 1 Gbit/s */
+#define HUB_SIGHTING_TABLE_MAX (1u << 16) /* slots of 64 bytes: 4 MiB */
+
+enum hub_sightings_mode { HUB_SIGHTINGS_ONE = 0, HUB_SIGHTINGS_ALL = 1 };
+
+struct hub_sightings;
+
+struct hub_sighting_stats {
+    uint64_t packets;     /* taken */
+    uint64_t written;     /* written to the file */
+    uint64_t copies;      /* sightings of a packet already kept, left out (mode one) */
+    uint64_t early;       /* decided before their window was over (the queue was full) */
+    uint64_t table_resets;
+};
+
+/* n_ifaces output interfaces; pcap: the file is classic pcap (no options, no packet ids).
+ * NULL when out of memory. */
+struct hub_sightings *hub_sightings_new(enum hub_sightings_mode mode, uint32_t n_ifaces, bool pcap);
+void hub_sightings_free(struct hub_sightings *sg);
+
+/* What output interface ifid is: its link type, and whether it is a pod's device (where the
+ * sending side's copy enters the node). */
+void hub_sightings_iface(struct hub_sightings *sg, uint32_t ifid, uint16_t link_type, bool pod);
+
+/* Takes the merge's next packet (non-decreasing ts_ns), with output interface ifid. In mode all
+ * it is written to out now; in mode one, queued. 0 or a negative errno (out's cap: -EOVERFLOW). */
+int hub_sightings_put(struct hub_sightings *sg, const struct pcapng_epb *epb, uint32_t ifid,
+                      int64_t ts_ns, struct nr_buf *out);
+
+/* Writes the queued packets whose window is over (all of them when `all`: the merge ended) to
+ * out, until out holds at least `until_len` bytes. Returns 1 when some are still queued (and due,
+ * when `all`), 0 when none is, or a negative errno. */
+int hub_sightings_release(struct hub_sightings *sg, struct nr_buf *out, bool all,
+                          size_t until_len);
+
+void hub_sightings_stats(const struct hub_sightings *sg, struct hub_sighting_stats *st);
+
+#endif
