@@ -16,12 +16,13 @@ build_pkgs=(
     libcurl4-openssl-dev libjansson-dev libyaml-dev libbpf-dev
 )
 # Checking them: sanitizers, static checks, tests, benchmarks, load beside the tests
-# (stress-ng: make test-stress).
+# (stress-ng: make test-stress), a Service address's DNAT and a dropped segment in the cluster
+# tests (nftables).
 test_pkgs=(
     libclang-rt-14-dev cppcheck clang-format openssl
     libcmocka-dev
     protobuf-compiler python3-pytest python3-grpcio python3-protobuf python3-h2
-    iperf3 iproute2 stress-ng
+    iperf3 iproute2 stress-ng nftables
     tshark tcpdump wireshark-common
     python3-yaml unzip
 )

@@ -1,0 +1,379 @@
+"""The cluster view (issue 14): a two-node cluster of namespaces, each node recording `-i any`
+as the chart does, and `netreel pcapdump` through the hub.
+
+  fabric   a namespace with a bridge: the network between the nodes
+  node-1   uplink eth0 10.88.0.1 on the fabric; pods a1 10.90.1.2 and a2 10.90.1.3 on routed
+           veths (a /32 route and proxy ARP each, as Calico does); routes to node-2's pods
+  node-2   uplink eth0 10.88.0.2; pod b1 10.90.2.2; routes to node-1's pods
+  Service  10.96.0.10:80 -> b1:8080, DNAT on every node (nftables, as kube-proxy's nft mode)
+
+Each node runs a store (on its uplink address), a capture with pod targeting from its own
+fixture Kubernetes API, and node-1 also the hub. UDP and TCP go between pods on one node and
+across nodes, directly and through the Service address.
+
+What must hold (issue 14, "What must hold"):
+  * the default file holds each datagram exactly once, on the interface of the pod that sent it;
+  * for the TCP exchanges Wireshark's expert analysis has no retransmission, duplicate ACK,
+    out-of-order or malformed packet;
+  * --sightings=all holds every copy (four for a packet between nodes, two within a node), the
+    copies of one packet sharing frame.packet_id;
+  * a segment really lost (dropped by nftables on node-1's uplink) and sent again is kept, and
+    tshark calls it a retransmission.
+"""
+
+import os
+import socket
+import struct
+import subprocess
+import threading
+import time
+from collections import Counter, defaultdict
+
+import pytest
+
+import kube_api
+import store_helpers as sh
+from cli_helpers import cli_bin  # noqa: F401 (fixture)
+from hub_helpers import hub_bin, hubs, only_file, pcapdump, wireshark_ok  # noqa: F401
+from test_capture_common import (MAGIC, SCALE, CaptureProc, _delete_ns, _ns_counter, in_netns,
+                                 lab, ns_socket, run, start_kube_api, start_store,  # noqa: F401
+                                 write_kubeconfig)
+
+PORT = 18897
+DGRAM_PORT = 9300
+HTTP_PORT = 8080
+SVC, SVC_PORT = "10.96.0.10", 80
+NODES = {"node-1": "10.88.0.1", "node-2": "10.88.0.2"}
+PODS = {  # name: (node, address)
+    "a1": ("node-1", "10.90.1.2"),
+    "a2": ("node-1", "10.90.1.3"),
+    "b1": ("node-2", "10.90.2.2"),
+}
+SLL2 = 276
+EXPERT = ("tcp.analysis.retransmission || tcp.analysis.fast_retransmission || "
+          "tcp.analysis.spurious_retransmission || tcp.analysis.duplicate_ack || "
+          "tcp.analysis.out_of_order || _ws.malformed")
+
+
+def _ns(suffix):
+    _ns_counter[0] += 1
+    return f"nr{os.getpid()}t{_ns_counter[0]}{suffix}"
+
+
+def ip(ns, *args):
+    run(["ip", "-n", ns, *args])
+
+
+def sysctl(ns, *kv):
+    run(["ip", "netns", "exec", ns, "sysctl", "-qw", *kv])
+
+
+def nft(ns, *rules):
+    for r in rules:
+        run(["ip", "netns", "exec", ns, "nft", r])
+
+
+class Cluster:
+    """The namespaces of the module docstring; deleted by close()."""
+
+    def __init__(self):
+        self.created = []
+        self.ns = {}
+        try:
+            self.fabric = self._netns(_ns("b"))
+            ip(self.fabric, "link", "add", "br0", "type", "bridge")
+            ip(self.fabric, "link", "set", "br0", "up")
+            for k, (node, addr) in enumerate(NODES.items(), 1):
+                ns = self.ns[node] = self._netns(_ns("a"))
+                sysctl(ns, "net.ipv4.ip_forward=1")
+                run(["ip", "link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name",
+                     f"n{k}", "netns", self.fabric])
+                ip(self.fabric, "link", "set", f"n{k}", "master", "br0", "up")
+                ip(ns, "addr", "add", f"{addr}/24", "dev", "eth0")
+                ip(ns, "link", "set", "eth0", "up")
+                # A default route: the node's way out (and what lets proxy ARP answer a pod's
+                # question for its gateway 169.254.1.1).
+                ip(ns, "route", "add", "default", "via", "10.88.0.254", "dev", "eth0")
+                # kube-proxy's DNAT of the Service address, on every node.
+                nft(ns, "add table ip kp",
+                    "add chain ip kp pre { type nat hook prerouting priority -100; }",
+                    f"add rule ip kp pre ip daddr {SVC} tcp dport {SVC_PORT} "
+                    f"dnat to {PODS['b1'][1]}:{HTTP_PORT}",
+                    f"add rule ip kp pre ip daddr {SVC} udp dport {SVC_PORT} "
+                    f"dnat to {PODS['b1'][1]}:{HTTP_PORT}")
+            for node, addr in NODES.items():
+                for other, oaddr in NODES.items():
+                    if other != node:
+                        k = other[-1]
+                        ip(self.ns[node], "route", "add", f"10.90.{k}.0/24", "via", oaddr)
+            self.pods = {}
+            for name, (node, addr) in PODS.items():
+                p = self.pods[name] = self._netns(_ns("b"))
+                dev = f"veth{name}"
+                run(["ip", "link", "add", dev, "netns", self.ns[node], "type", "veth", "peer",
+                     "name", "eth0", "netns", p])
+                ip(p, "addr", "add", f"{addr}/32", "dev", "eth0")
+                ip(p, "link", "set", "eth0", "up")
+                ip(p, "route", "add", "169.254.1.1", "dev", "eth0")
+                ip(p, "route", "add", "default", "via", "169.254.1.1", "dev", "eth0")
+                ip(self.ns[node], "link", "set", dev, "up")
+                sysctl(self.ns[node], f"net.ipv4.conf.{dev}.proxy_arp=1")
+                ip(self.ns[node], "route", "add", f"{addr}/32", "dev", dev)
+        except Exception:
+            self.close()
+            raise
+
+    def _netns(self, ns):
+        run(["ip", "netns", "add", ns])
+        self.created.append(ns)
+        sysctl(ns, "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+        ip(ns, "link", "set", "lo", "up")
+        return ns
+
+    def close(self):
+        for ns in reversed(self.created):
+            _delete_ns(ns)
+        self.created = []
+
+
+@pytest.fixture
+def cluster(lab, tmp_path):
+    c = Cluster()
+    lab.nets.append(c)  # deleted after the processes in it stopped
+    pki = kube_api.make_pki(tmp_path / "pki")
+    c.captures = {}
+    for node, addr in NODES.items():
+        api = kube_api.KubeAPI(pki)
+        start_kube_api(api, c.ns[node])
+        lab.apis.append(api)
+        for name, (pnode, paddr) in PODS.items():
+            api.add("default", name, node=pnode, ips=[paddr])
+        store = start_store(lab.store_bins, c.ns[node], tmp_path / f"data-{node}",
+                            tmp_path / f"store-{node}.stderr", PORT, "--node", node, "--listen",
+                            f"{addr}:{PORT}")
+        lab.stores.append(store)
+        kc = write_kubeconfig(tmp_path / f"kubeconfig-{node}", api)
+        cap = CaptureProc(lab.capture_bin, ["-i", "any", "--store", f"{addr}:{PORT}",
+                                            "--metrics-listen", "127.0.0.1:0", "--node", node,
+                                            "--kubeconfig", kc],
+                          tmp_path / f"capture-{node}.stderr", ns=c.ns[node])
+        lab.captures.append(cap)
+        c.captures[node] = cap
+    for node, cap in c.captures.items():
+        cap.wait_capturing()
+        want = sum(1 for pnode, _ in PODS.values() if pnode == node)
+        deadline = time.monotonic() + 20 * SCALE
+        while cap.scrape().get("netreel_capture_pod_devices") != want:
+            assert time.monotonic() < deadline, f"{node}: pod devices not found\n" \
+                f"{sh.tail(cap.stderr())}"
+            time.sleep(0.1)
+    return c
+
+
+class Servers:
+    """UDP sinks on DGRAM_PORT and HTTP_PORT and a TCP responder on HTTP_PORT in every pod: a
+    request line in, RESPONSE out, until the peer closes."""
+
+    RESPONSE = b"HTTP/1.0 200 OK\r\n\r\n" + b"x" * 3000
+
+    def __init__(self, c):
+        self.socks, self.threads, self.stop = [], [], threading.Event()
+        for name, pns in c.pods.items():
+            for port in (DGRAM_PORT, HTTP_PORT):
+                u = ns_socket(pns)
+                u.bind((PODS[name][1], port))
+                u.settimeout(0.2)
+                self._run(self._drain, u)
+            t = ns_socket(pns, type=socket.SOCK_STREAM)
+            t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            t.bind((PODS[name][1], HTTP_PORT))
+            t.listen(16)
+            t.settimeout(0.2)
+            self._run(self._serve, t)
+
+    def _run(self, fn, s):
+        self.socks.append(s)
+        th = threading.Thread(target=fn, args=(s,), daemon=True)
+        th.start()
+        self.threads.append(th)
+
+    def _drain(self, s):
+        while not self.stop.is_set():
+            try:
+                s.recv(65536)
+            except OSError:
+                pass
+
+    def _serve(self, s):
+        while not self.stop.is_set():
+            try:
+                conn, _ = s.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(10)
+                try:
+                    while conn.recv(4096):
+                        conn.sendall(self.RESPONSE)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.stop.set()
+        for th in self.threads:
+            th.join(5)
+        for s in self.socks:
+            s.close()
+
+
+def send_udp(c, pod, dst, port, seqs):
+    s = ns_socket(c.pods[pod])
+    try:
+        s.bind((PODS[pod][1], 0))
+        for q in seqs:
+            s.sendto(MAGIC + struct.pack("!Q", q) + b"d" * 64, (dst, port))
+            time.sleep(0.002)
+    finally:
+        s.close()
+
+
+def http_exchanges(c, pod, dst, port, n):
+    """n connections from pod to dst:port, each one request and its whole response."""
+    for _ in range(n):
+        s = ns_socket(c.pods[pod], type=socket.SOCK_STREAM)
+        try:
+            s.settimeout(10)
+            s.bind((PODS[pod][1], 0))
+            s.connect((dst, port))
+            s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            got = b""
+            while len(got) < len(Servers.RESPONSE):
+                chunk = s.recv(65536)
+                assert chunk, f"{pod} -> {dst}:{port}: closed after {len(got)} bytes"
+                got += chunk
+            assert got == Servers.RESPONSE
+        finally:
+            s.close()
+
+
+def datagrams(f):
+    """[(interface name, source, seq, packet)] of our datagrams (first fragments) in f."""
+    out = []
+    for p in f.packets:
+        d = p.data
+        if f.interfaces[p.ifid].link_type != SLL2 or d[0:2] != b"\x08\x00":
+            continue
+        ip4 = d[20:]
+        ihl = (ip4[0] & 15) * 4
+        if ip4[9] != 17 or ip4[ihl + 8:ihl + 12] != MAGIC:
+            continue
+        out.append((f.interfaces[p.ifid].name, socket.inet_ntoa(ip4[12:16]),
+                    struct.unpack("!Q", ip4[ihl + 12:ihl + 20])[0], p))
+    return out
+
+
+def dump(cli_bin, hubs, c, tmp_path, tag, *args):
+    stores = ",".join(f"{a}:{PORT}" for a in NODES.values())
+    hub = hubs(stores, ns=c.ns["node-1"])
+    d = tmp_path / f"out-{tag}"
+    d.mkdir()
+    pcapdump(cli_bin, hub, "--time=5m", "--dest", d, *args, ns=c.ns["node-1"], expect=0)
+    path = only_file(d)
+    return path, wireshark_ok(path)
+
+
+def tshark_frames(path, display_filter):
+    r = subprocess.run(["tshark", "-r", str(path), "-Y", display_filter, "-T", "fields", "-e",
+                        "frame.number"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split()
+
+
+def pod_iface(name):
+    return f"{PODS[name][0]}/default/{name}"
+
+
+def test_each_packet_once_on_the_senders_interface(cluster, hubs, cli_bin, tmp_path):
+    c = cluster
+    srv = Servers(c)
+    try:
+        b1, a2 = PODS["b1"][1], PODS["a2"][1]
+        send_udp(c, "a1", b1, DGRAM_PORT, range(0, 20))      # across nodes
+        send_udp(c, "a1", a2, DGRAM_PORT, range(100, 120))   # within node-1
+        send_udp(c, "a1", SVC, SVC_PORT, range(200, 220))    # through the Service
+        send_udp(c, "b1", PODS["a1"][1], DGRAM_PORT, range(300, 320))  # the other way
+        http_exchanges(c, "a1", b1, HTTP_PORT, 3)
+        http_exchanges(c, "a1", SVC, SVC_PORT, 3)
+        http_exchanges(c, "a2", PODS["a1"][1], HTTP_PORT, 3)
+    finally:
+        srv.close()
+    time.sleep(1.5)  # the captures' batch time and the rings' block timeout
+
+    path, f = dump(cli_bin, hubs, c, tmp_path, "one")
+    assert {i.link_type for i in f.interfaces} == {SLL2}, f.interfaces
+    assert len({i.snaplen for i in f.interfaces}) == 1, f.interfaces
+    got = Counter((itf, src, q) for itf, src, q, _ in datagrams(f))
+    want = Counter()
+    for lo, pod in ((0, "a1"), (100, "a1"), (200, "a1"), (300, "b1")):
+        for q in range(lo, lo + 20):
+            want[(pod_iface(pod), PODS[pod][1], q)] = 1
+    assert got == want, (sorted(set(got) - set(want))[:10], sorted(set(want) - set(got))[:10])
+    # Every packet a pod sent is on that pod's interface (its address before any NAT).
+    r = subprocess.run(["tshark", "-r", str(path), "-Y", "ip", "-T", "fields", "-e",
+                        "frame.interface_name", "-e", "ip.src"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    by_addr = {addr: pod_iface(name) for name, (_, addr) in PODS.items()}
+    wrong = [ln for ln in r.stdout.splitlines()
+             if ln.split("\t")[1] in by_addr and ln.split("\t")[0] != by_addr[ln.split("\t")[1]]]
+    assert not wrong, wrong[:10]
+    # Clean TCP reads as clean TCP.
+    assert tshark_frames(path, "tcp") != []
+    assert tshark_frames(path, EXPERT) == [], "expert notes on clean TCP"
+
+    # Every sighting, the copies of one packet sharing frame.packet_id.
+    path, f = dump(cli_bin, hubs, c, tmp_path, "all", "--sightings=all")
+    copies = defaultdict(list)
+    for itf, src, q, p in datagrams(f):
+        copies[q].append((itf, p.packet_id))
+    for q in range(0, 20):  # a1 -> b1: a1's device, both uplinks, b1's device
+        assert sorted(i for i, _ in copies[q]) == sorted(
+            [pod_iface("a1"), "node-1/eth0", "node-2/eth0", pod_iface("b1")]), copies[q]
+    for q in range(100, 120):  # a1 -> a2 on node-1
+        assert sorted(i for i, _ in copies[q]) == sorted([pod_iface("a1"), pod_iface("a2")])
+    for q in [*range(0, 20), *range(100, 120), *range(200, 220), *range(300, 320)]:
+        ids = {pid for _, pid in copies[q]}
+        assert len(ids) == 1 and 0 not in ids, (q, copies[q])
+    assert len({copies[q][0][1] for q in copies}) == len(copies), "two packets share an id"
+    r = subprocess.run(["tshark", "-r", str(path), "-Y", "frame.packet_id == "
+                        f"{copies[5][0][1]}", "-T", "fields", "-e", "frame.interface_name"],
+                       capture_output=True, text=True, timeout=120)
+    assert sorted(r.stdout.split()) == sorted(i for i, _ in copies[5]), r.stdout
+
+
+def test_a_real_retransmission_is_kept(cluster, hubs, cli_bin, tmp_path):
+    c = cluster
+    # One segment of a1's request stream to b1 dies on node-1's uplink, after a1's device saw
+    # it: TCP sends it again.
+    nft(c.ns["node-1"], "add table inet loss",
+        "add chain inet loss post { type filter hook postrouting priority 0; }",
+        f"add rule inet loss post ip daddr {PODS['b1'][1]} tcp dport {HTTP_PORT} "
+        "ip length > 60 numgen inc mod 1000 == 0 counter drop")
+    srv = Servers(c)
+    try:
+        http_exchanges(c, "a1", PODS["b1"][1], HTTP_PORT, 1)
+    finally:
+        srv.close()
+    r = run(["ip", "netns", "exec", c.ns["node-1"], "nft", "list", "chain", "inet", "loss",
+             "post"])
+    assert "packets 1 " in r.stdout, f"the rule dropped no segment: {r.stdout}"
+    time.sleep(1.5)
+    path, _ = dump(cli_bin, hubs, c, tmp_path, "loss")
+    retrans = tshark_frames(path, "tcp.analysis.retransmission || "
+                            "tcp.analysis.fast_retransmission")
+    assert len(retrans) == 1, retrans
+    # The request is there twice (sent, then sent again), on a1's interface both times.
+    r = subprocess.run(["tshark", "-r", str(path), "-Y", "tcp.payload && ip.src == "
+                        f"{PODS['a1'][1]}", "-T", "fields", "-e", "frame.interface_name"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.stdout.split() == [pod_iface("a1")] * 2, r.stdout
