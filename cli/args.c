@@ -93,6 +93,7 @@ int cli_pcapdump_args_parse(int argc, char **argv, int64_t now_ns, struct cli_pc
         {"format", required_argument, NULL, 'F'},
         {"snaplen", required_argument, NULL, 'n'},
         {"sightings", required_argument, NULL, 'g'},
+        {"clock", required_argument, NULL, 'k'},
         {"strict", no_argument, NULL, 's'},
         {"force", no_argument, NULL, 'r'},
         {"help", no_argument, NULL, 'h'},
@@ -145,6 +146,15 @@ int cli_pcapdump_args_parse(int argc, char **argv, int64_t now_ns, struct cli_pc
                 a->all_sightings = false;
             else
                 return cli_error(CLI_EXIT_USAGE, "pcapdump: --sightings \"%s\": one or all",
+                                 optarg);
+            break;
+        case 'k':
+            if (strcmp(optarg, "raw") == 0)
+                a->raw_clock = true;
+            else if (strcmp(optarg, "aligned") == 0)
+                a->raw_clock = false;
+            else
+                return cli_error(CLI_EXIT_USAGE, "pcapdump: --clock \"%s\": aligned or raw",
                                  optarg);
             break;
         case 'n': {

@@ -57,6 +57,7 @@ struct cli_pcapdump_args {
     int64_t since, until; /* absolute ns; since 0: everything retained */
     bool have_since, have_until, have_time, strict, pcap, force;
     bool all_sightings; /* --sightings=all: every copy of a packet seen on several interfaces */
+    bool raw_clock;     /* --clock=raw: the nodes' own timestamps */
     uint32_t snaplen;
     struct cli_hub_opts hub;
 };

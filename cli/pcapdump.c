@@ -30,7 +30,7 @@
 static const char usage_text[] =
     "usage: netreel pcapdump [--time=5m | --since T [--until T]] [--dest DIR] [-o FILE|-]\n"
     "                        [--force] [--filter BPF] [--format pcapng|pcap] [--hub ADDR]\n"
-    "                        [--sightings one|all] [--strict]\n"
+    "                        [--sightings one|all] [--clock aligned|raw] [--strict]\n"
     "Takes a snapshot of the recording: every node's packets in the window, merged in time\n"
     "order by the hub, as one file. Without --time or --since: everything retained.\n"
     "\n"
@@ -48,6 +48,8 @@ static const char usage_text[] =
     "  --sightings S     one (default): each packet once, as the sending side saw it, where\n"
     "                    nodes and devices saw it several times; all: every sighting, copies\n"
     "                    of one packet sharing a packet id (Wireshark's frame.packet_id)\n"
+    "  --clock C         aligned (default): every node's timestamps on one clock, offsets\n"
+    "                    measured from the traffic between nodes; raw: each node's own\n"
     "  --strict          fail (exit 3, no file) when a store is missing from the snapshot\n"
     "%s"
     "  --help\n"
@@ -408,6 +410,7 @@ static int run_call(void)
     req.format = s.a.pcap ? NETREEL__V1__FORMAT__FORMAT_PCAP : NETREEL__V1__FORMAT__FORMAT_PCAPNG;
     req.sightings = s.a.all_sightings ? NETREEL__V1__SIGHTINGS__SIGHTINGS_ALL
                                       : NETREEL__V1__SIGHTINGS__SIGHTINGS_ONE;
+    req.clock = s.a.raw_clock ? NETREEL__V1__CLOCK__CLOCK_RAW : NETREEL__V1__CLOCK__CLOCK_ALIGNED;
     req.snaplen = s.a.snaplen;
     co.path = "/netreel.v1.Hub/Snapshot";
     co.shape = RPC_SHAPE_SERVER_STREAM;
@@ -465,6 +468,30 @@ static size_t report_missing(const Netreel__V1__SnapshotSummary *sum)
                      r->error && r->error[0] ? r->error : "no reason given");
     }
     return missing;
+}
+
+/* One stderr line per node whose clock the hub measured against the reference's. */
+static void report_clock(const Netreel__V1__SnapshotSummary *sum)
+{
+    char ref[256];
+
+    if (!sum->clock_reference || !sum->clock_reference[0])
+        return;
+    snprintf(ref, sizeof(ref), "%s", sum->clock_reference);
+    cli_sanitize(ref); /* the hub names them */
+    for (size_t i = 0; i < sum->n_stores; i++) {
+        const Netreel__V1__StoreResult *r = sum->stores[i];
+        char node[256];
+        if (!r->clock_known || !r->node || strcmp(r->node, sum->clock_reference) == 0)
+            continue;
+        snprintf(node, sizeof(node), "%s", r->node);
+        cli_sanitize(node);
+        fprintf(stderr,
+                "netreel: clock of %s: %+.3f ms against %s (\xc2\xb1 %.3f ms, %" PRIu64
+                " packets), taken off its timestamps\n",
+                node, (double)r->clock_offset_ns / 1e6, ref,
+                (double)r->clock_uncertainty_ns / 1e6, r->clock_samples);
+    }
 }
 
 static void closing_line(FILE *f, const char *path, const Netreel__V1__SnapshotSummary *sum,
@@ -537,6 +564,7 @@ static int finish(void)
     }
     sum = s.last->summary;
     missing = report_missing(sum);
+    report_clock(sum);
     if (missing && s.a.strict) {
         remove_part();
         return cli_error(CLI_EXIT_INCOMPLETE,

@@ -33,6 +33,7 @@ struct capture_config {
     uint64_t spool_size;
     const char *metrics_listen;
     const char *user; /* drop to this user after opening the handles ("" or "root": stay) */
+    int64_t clock_skew_ns; /* --test-clock-skew: added to every packet's timestamp */
     char node[254];
     char capture_id[128];
     uint16_t exclude_ports[CAPTURE_MAX_EXCLUDE]; /* TCP ports never recorded */

@@ -78,6 +78,8 @@ static const char usage_text[] =
     "  --read-mode thread|poll   read the rings in a thread per interface (default) or on the\n"
     "                            event loop (docs/benchmarks.md compares them)\n"
     "  --log-level LEVEL         debug, info, warn or error (default info)\n"
+    "  --test-clock-skew DUR     add DUR (-3ms: subtract) to every timestamp, as a node whose\n"
+    "                            clock is off would (for testing the hub's clock alignment)\n"
     "  --version, --help\n";
 
 static uint64_t size_flag(const char *name, const char *v)
@@ -142,7 +144,8 @@ static void parse_flags(int argc, char **argv, struct capture_config *cfg)
         O_VERSION,
         O_READ,
         O_TLS,
-        O_KEYLOG
+        O_KEYLOG,
+        O_SKEW
     };
     static const struct option opts[] = {
         {"interface", required_argument, NULL, 'i'},
@@ -171,6 +174,7 @@ static void parse_flags(int argc, char **argv, struct capture_config *cfg)
         {"read-mode", required_argument, NULL, O_READ},
         {"tls", no_argument, NULL, O_TLS},
         {"tls-keylog-file", required_argument, NULL, O_KEYLOG},
+        {"test-clock-skew", required_argument, NULL, O_SKEW},
         {"version", no_argument, NULL, O_VERSION},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -240,6 +244,14 @@ static void parse_flags(int argc, char **argv, struct capture_config *cfg)
             cfg->read_mode_poll = strcmp(optarg, "poll") == 0;
             break;
         case O_TLS: cfg->tls = true; break;
+        case O_SKEW: {
+            bool neg = optarg[0] == '-';
+            if (nr_parse_duration(optarg + neg, &cfg->clock_skew_ns, err, sizeof(err)) != 0)
+                nr_die("--test-clock-skew: %s", err);
+            if (neg)
+                cfg->clock_skew_ns = -cfg->clock_skew_ns;
+            break;
+        }
         case O_KEYLOG: cfg->tls_keylog_file = optarg; break;
         case O_VERSION: printf("netreel-capture %s\n", NR_VERSION); exit(0);
         case 'h': fputs(usage_text, stdout); exit(0);

@@ -222,7 +222,8 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *d
 {
     struct capture_source *src = (struct capture_source *)user;
     struct capture_batch *b = src->cur;
-    int64_t ts = (int64_t)h->ts.tv_sec * 1000000000 + h->ts.tv_usec; /* nanosecond handle */
+    /* A nanosecond handle; the skew is a test's (0 otherwise). */
+    int64_t ts = (int64_t)h->ts.tv_sec * 1000000000 + h->ts.tv_usec + src->cap->cfg.clock_skew_ns;
     size_t off;
 
     if (src->has_early) {

@@ -1,6 +1,8 @@
 /* The copies of one packet in a snapshot (see sightings.h). */
 #include "hub/sightings.h"
 
+#include "hub/clock.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@ struct group {
     uint8_t rep_score;
     uint8_t n_sights;
     uint32_t sights[MAX_SIGHTS]; /* ifid << 2 | direction */
+    int32_t dt[MAX_SIGHTS];      /* each one's time after first_ts (< the window) */
 };
 
 /* A queued packet: its bytes as the file will have them, at [off, off + len) of sg->hold. */
@@ -35,6 +38,7 @@ struct entry {
 struct iface {
     uint16_t link_type;
     bool pod;
+    uint32_t node; /* which store's */
 };
 
 struct hub_sightings {
@@ -54,6 +58,7 @@ struct hub_sightings {
     size_t ring_cap;
     uint64_t head, tail; /* queue entries [head, tail) */
     struct hub_sighting_stats st;
+    struct hub_clock *clock; /* told about packets seen leaving one node and entering another */
 };
 
 struct hub_sightings *hub_sightings_new(enum hub_sightings_mode mode, uint32_t n_ifaces, bool pcap)
@@ -68,7 +73,7 @@ struct hub_sightings *hub_sightings_new(enum hub_sightings_mode mode, uint32_t n
     sg->ifaces = calloc(n_ifaces + 1, sizeof(*sg->ifaces));
     sg->slots = TABLE_MIN;
     sg->table = calloc(sg->slots, sizeof(*sg->table));
-    sg->ring_cap = mode == HUB_SIGHTINGS_ONE ? RING_MIN : 0;
+    sg->ring_cap = mode == HUB_SIGHTINGS_ONE ? RING_MIN : 0; /* only mode one queues */
     sg->ring = sg->ring_cap ? calloc(sg->ring_cap, sizeof(*sg->ring)) : NULL;
     sg->hold = mode == HUB_SIGHTINGS_ONE ? malloc(HOLD_BYTES) : NULL;
     if (!sg->ifaces || !sg->table || (sg->ring_cap && (!sg->ring || !sg->hold))) {
@@ -89,10 +94,40 @@ void hub_sightings_free(struct hub_sightings *sg)
     free(sg);
 }
 
-void hub_sightings_iface(struct hub_sightings *sg, uint32_t ifid, uint16_t link_type, bool pod)
+void hub_sightings_iface(struct hub_sightings *sg, uint32_t ifid, uint16_t link_type, bool pod,
+                         uint32_t node)
 {
     if (ifid < sg->n_ifaces)
-        sg->ifaces[ifid] = (struct iface){.link_type = link_type, .pod = pod};
+        sg->ifaces[ifid] = (struct iface){.link_type = link_type, .pod = pod, .node = node};
+}
+
+void hub_sightings_clock(struct hub_sightings *sg, struct hub_clock *clock)
+{
+    sg->clock = clock;
+}
+
+/* A packet seen leaving a node's own device (an uplink: not a pod's) and entering another
+ * node's is a sample of their clocks: sent and received, each on its node's clock. */
+static void clock_pairs(struct hub_sightings *sg, const struct group *g, uint32_t sight,
+                        int64_t ts)
+{
+    const struct iface *in = &sg->ifaces[sight >> 2];
+    uint32_t dir = sight & 3;
+
+    if (!sg->clock || in->pod || (dir != PCAPNG_DIR_IN && dir != PCAPNG_DIR_OUT))
+        return;
+    for (uint8_t i = 0; i + 1 < g->n_sights; i++) { /* the new one is the last */
+        const struct iface *o = &sg->ifaces[g->sights[i] >> 2];
+        uint32_t odir = g->sights[i] & 3;
+        int64_t ots = g->first_ts + g->dt[i];
+        if (o->pod || o->node == in->node || odir == dir ||
+            (odir != PCAPNG_DIR_IN && odir != PCAPNG_DIR_OUT))
+            continue;
+        if (dir == PCAPNG_DIR_IN)
+            hub_clock_sample(sg->clock, o->node, in->node, ots, ts);
+        else
+            hub_clock_sample(sg->clock, in->node, o->node, ts, ots);
+    }
 }
 
 static bool fresh(const struct hub_sightings *sg, const struct group *g)
@@ -274,9 +309,15 @@ int hub_sightings_put(struct hub_sightings *sg, const struct pcapng_epb *epb, ui
             g->packet_id = ++sg->next_id;
         }
         copy = !is_new;
-        if (g->n_sights < MAX_SIGHTS)
+        if (g->n_sights < MAX_SIGHTS) {
+            g->dt[g->n_sights] = (int32_t)(ts_ns - g->first_ts);
             g->sights[g->n_sights++] = sight;
+            if (ifid < sg->n_ifaces)
+                clock_pairs(sg, g, sight, ts_ns);
+        }
     }
+    if (sg->mode == HUB_SIGHTINGS_PROBE)
+        return 0;
     if (sg->mode == HUB_SIGHTINGS_ALL) {
         rc = encode(sg, out, epb, ifid, ts_ns, dir, g ? g->packet_id : ++sg->next_id);
         if (rc == 0)

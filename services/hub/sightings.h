@@ -33,7 +33,8 @@
 #define HUB_SIGHTING_HOLD_MAX  (4u << 20)  /* 32 ms at 1 Gbit/s */
 #define HUB_SIGHTING_TABLE_MAX (1u << 16) /* slots of 64 bytes: 4 MiB */
 
-enum hub_sightings_mode { HUB_SIGHTINGS_ONE = 0, HUB_SIGHTINGS_ALL = 1 };
+/* PROBE: nothing is written; packets only feed the clock (hub_sightings_clock). */
+enum hub_sightings_mode { HUB_SIGHTINGS_ONE = 0, HUB_SIGHTINGS_ALL = 1, HUB_SIGHTINGS_PROBE = 2 };
 
 struct hub_sightings;
 
@@ -50,9 +51,15 @@ struct hub_sighting_stats {
 struct hub_sightings *hub_sightings_new(enum hub_sightings_mode mode, uint32_t n_ifaces, bool pcap);
 void hub_sightings_free(struct hub_sightings *sg);
 
-/* What output interface ifid is: its link type, and whether it is a pod's device (where the
- * sending side's copy enters the node). */
-void hub_sightings_iface(struct hub_sightings *sg, uint32_t ifid, uint16_t link_type, bool pod);
+/* What output interface ifid is: its link type, whether it is a pod's device (where the
+ * sending side's copy enters the node), and which node's (store's) it is. */
+void hub_sightings_iface(struct hub_sightings *sg, uint32_t ifid, uint16_t link_type, bool pod,
+                         uint32_t node);
+
+struct hub_clock;
+/* Packets of one group seen leaving one node's uplink and entering another's become samples of
+ * clock (hub/clock.h); NULL: none. The clock is the caller's. */
+void hub_sightings_clock(struct hub_sightings *sg, struct hub_clock *clock);
 
 /* Takes the merge's next packet (non-decreasing ts_ns), with output interface ifid. In mode all
  * it is written to out now; in mode one, queued. 0 or a negative errno (out's cap: -EOVERFLOW). */

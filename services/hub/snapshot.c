@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hub/clock.h"
 #include "hub/sightings.h"
 #include "hub/stores.h"
 #include "netreel/v1/hub.pb-c.h"
@@ -34,6 +35,9 @@
 /* Its field number (proto/netreel/v1/common.proto): protobuf-c hands the filter over
  * NUL-terminated, and a NUL inside it must be refused, not cut at (pbwire.h). */
 #define SNAPSHOT_REQUEST_FILTER 3
+/* The clock probe: the window's last seconds, at most so many packets. */
+#define HUB_PROBE_NS          (5 * 1000000000LL)
+#define HUB_PROBE_MAX_PACKETS 200000u
 
 enum src_state { S_WAIT_HEADER, S_STREAM, S_DONE, S_FAILED };
 
@@ -79,6 +83,17 @@ struct hub_snap {
     struct pcapng_merge heap;
     enum hub_sightings_mode sightings;
     struct hub_sightings *sg; /* the copies of one packet (made with the file's head) */
+    /* One clock (hub/clock.h): unless --clock=raw, a probe (a snapshot of its own, writing no
+     * file) first reads the window's last HUB_PROBE_NS from every store, and the nodes' clock
+     * offsets it measures are taken off every packet's timestamp before the merge. */
+    bool raw_clock;
+    bool is_probe;
+    struct hub_snap *parent; /* a probe's snapshot, NULL once it is done or gone */
+    struct hub_snap *probe;  /* the probe running for this snapshot */
+    struct hub_clock *clock; /* a probe's samples */
+    struct hub_clock_offset *offsets; /* per store, once measured (NULL: raw clocks) */
+    size_t ref;                       /* the store whose clock the others are aligned to */
+    struct hub_resolved stores;       /* kept while the probe runs */
     struct nr_buf out;
     /* The stores' TLS key log lines, written as DSBs ahead of the first packet. */
     struct nr_buf keys;
@@ -93,6 +108,7 @@ struct hub_snap {
 };
 
 static void produce(struct hub_snap *s);
+static void probe_done(struct hub_snap *p);
 
 static void set_blocked(struct hub_src *src, bool blocked)
 {
@@ -144,6 +160,10 @@ static void snap_free(uv_handle_t *t)
     free(s->filter);
     pcapng_merge_free(&s->heap);
     hub_sightings_free(s->sg);
+    hub_clock_free(s->clock);
+    free(s->offsets);
+    free(s->stores.addrs);
+    free(s->stores.failed);
     nr_buf_free(&s->out);
     nr_buf_free(&s->keys);
     free(s->keys_seen);
@@ -173,15 +193,25 @@ static void finish(struct hub_snap *s, int code, const char *fmt, ...)
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
     }
-    if (code != RPC_OK) {
+    if (code != RPC_OK && !s->is_probe) {
         s->h->snapshots_failed++;
         NR_WARN("snapshot failed", "code=%s reason=\"%s\"", rpc_code_name(code), msg);
     }
-    rpc_call_finish(s->call, code, msg[0] ? msg : NULL);
+    if (s->call)
+        rpc_call_finish(s->call, code, msg[0] ? msg : NULL);
+    if (s->probe) { /* the snapshot is over: its probe is of no use */
+        s->probe->parent = NULL;
+        finish(s->probe, RPC_CANCELLED, NULL);
+        s->probe = NULL;
+    }
+    if (s->is_probe)
+        s->over = true; /* no caller's call to end it */
     /* Stores still streaming are of no use now. */
     for (size_t i = 0; i < s->n; i++)
         if (s->srcs[i].call)
             rpc_call_cancel(s->srcs[i].call);
+    if (s->is_probe)
+        maybe_free(s);
 }
 
 static int send_out(struct hub_snap *s, Netreel__V1__SnapshotSummary *summary)
@@ -189,6 +219,8 @@ static int send_out(struct hub_snap *s, Netreel__V1__SnapshotSummary *summary)
     Netreel__V1__FileChunk c = NETREEL__V1__FILE_CHUNK__INIT;
     int rc;
 
+    if (!s->call) /* a probe writes no file */
+        s->out.len = 0;
     if (s->out.len == 0 && !summary)
         return 0;
     c.data.data = s->out.data;
@@ -224,6 +256,19 @@ static void src_fail(struct hub_src *src, const char *fmt, ...)
 }
 
 /* Puts the next packet of the held message in the heap, or lets the message go. */
+/* The packet's time on the reference clock: its node's measured offset taken off (a constant per
+ * store, so each store's stream stays in order). */
+static int64_t aligned_ts(const struct hub_src *src)
+{
+    const struct hub_snap *s = src->snap;
+    const struct hub_clock_offset *o = s->offsets ? &s->offsets[src - s->srcs] : NULL;
+    int64_t ts = src->epb.ts_ns;
+
+    if (o && o->known)
+        ts -= o->offset_ns;
+    return ts < 0 ? 0 : ts;
+}
+
 static void src_next(struct hub_src *src)
 {
     struct hub_snap *s = src->snap;
@@ -243,7 +288,7 @@ static void src_next(struct hub_src *src)
              * store is left out instead. */
             src_fail(src, "it sent a packet the file cannot hold (%u bytes captured, at %lld ns)",
                      src->epb.caplen, (long long)src->epb.ts_ns);
-        } else if (pcapng_merge_push(&s->heap, src, src->epb.ts_ns, (uint64_t)(src - s->srcs)) ==
+        } else if (pcapng_merge_push(&s->heap, src, aligned_ts(src), (uint64_t)(src - s->srcs)) ==
                    0) {
             src->pos += blen;
             src->ready = true;
@@ -352,7 +397,7 @@ static void src_message(struct rpc_call *call, const uint8_t *msg, size_t len, v
         }
         if (s->pcap)
             s->keys_dropped += c->tls_keylog.len;
-        else
+        else if (!s->is_probe)
             keys_add(s, c->tls_keylog.data, c->tls_keylog.len);
         netreel__v1__store_chunk__free_unpacked(c, NULL);
         return;
@@ -440,6 +485,31 @@ static void timer_cb(uv_timer_t *t)
 
 /* ---- the file -------------------------------------------------------------------------------- */
 
+/* What the file's clock is, for the SHB comment: "; clock of node-1: node-2 -3.012345 ms ±
+ * 0.000021 ms (412 packets), node-3 not measured", or "; clocks raw". Returns the length. */
+static size_t clock_comment(const struct hub_snap *s, char *buf, size_t len)
+{
+    size_t o;
+
+    if (!s->offsets)
+        return (size_t)snprintf(buf, len, s->n > 1 ? "; clocks raw" : "");
+    o = (size_t)snprintf(buf, len, "; clock of %s:", src_node(&s->srcs[s->ref]));
+    for (size_t i = 0; i < s->n && o < len; i++) {
+        const struct hub_clock_offset *c = &s->offsets[i];
+        if (i == s->ref)
+            continue;
+        if (c->known)
+            o += (size_t)snprintf(buf + o, len - o, "%s %s %+.6f ms \xc2\xb1 %.6f ms (%llu packets)",
+                                  o > 0 && buf[o - 1] != ':' ? "," : "", src_node(&s->srcs[i]),
+                                  (double)c->offset_ns / 1e6, (double)c->uncertainty_ns / 1e6,
+                                  (unsigned long long)c->samples);
+        else
+            o += (size_t)snprintf(buf + o, len - o, "%s %s not measured",
+                                  buf[o - 1] != ':' ? "," : "", src_node(&s->srcs[i]));
+    }
+    return o < len ? o : len - 1;
+}
+
 static int head_pcapng(struct hub_snap *s, char *err, size_t errlen)
 {
     char comment[2048], from[40], to[40];
@@ -459,6 +529,8 @@ static int head_pcapng(struct hub_snap *s, char *err, size_t errlen)
         o += (size_t)snprintf(comment + o, sizeof(comment) - o, " %s (%s)%s", node[0] ? node : "?",
                               src->addr.addr, src->state == S_FAILED ? " missing" : "");
     }
+    if (o < sizeof(comment))
+        o += clock_comment(s, comment + o, sizeof(comment) - o);
     rc = pcapng_shb_append(&s->out, comment, NULL, NULL, "netreel-hub");
     for (size_t i = 0; rc == 0 && i < s->n; i++) {
         struct hub_src *src = &s->srcs[i];
@@ -545,15 +617,16 @@ static int sightings_new(struct hub_snap *s)
         if (s->srcs[i].header)
             n = s->srcs[i].base + (uint32_t)s->srcs[i].header->header->n_interfaces;
     s->sg = hub_sightings_new(s->sightings, n, s->pcap);
-    if (!s->sg)
+    if (!s->sg || (s->is_probe && !(s->clock = hub_clock_new(s->n))))
         return -ENOMEM;
+    hub_sightings_clock(s->sg, s->clock);
     for (size_t i = 0; i < s->n; i++) {
         const Netreel__V1__WindowHeader *hd = s->srcs[i].header ? s->srcs[i].header->header : NULL;
         for (size_t k = 0; hd && k < hd->n_interfaces; k++) {
             const Netreel__V1__Interface *in = hd->interfaces[k];
             bool pod = in->description && strstr(in->description, "netreel.role=pod") != NULL;
             hub_sightings_iface(s->sg, s->srcs[i].base + (uint32_t)k, (uint16_t)in->link_type,
-                                pod);
+                                pod, (uint32_t)i);
         }
     }
     return 0;
@@ -565,13 +638,23 @@ static void try_head(struct hub_snap *s)
     char err[512];
     int rc;
 
-    if (s->head_sent || s->resolving || s->waiting_headers > 0 || s->finished)
+    if (s->head_sent || s->resolving || s->probe || s->waiting_headers > 0 || s->finished)
         return;
     if (s->refused[0]) {
         finish(s, RPC_INVALID_ARGUMENT, "%s", s->refused);
         return;
     }
-    rc = s->pcap ? head_pcap(s, err, sizeof(err)) : head_pcapng(s, err, sizeof(err));
+    if (s->is_probe) { /* no file: the interfaces' bases are all it needs */
+        uint32_t base = 0;
+        for (size_t i = 0; i < s->n; i++) {
+            s->srcs[i].base = base;
+            if (s->srcs[i].header)
+                base += (uint32_t)s->srcs[i].header->header->n_interfaces;
+        }
+        rc = 0;
+    } else {
+        rc = s->pcap ? head_pcap(s, err, sizeof(err)) : head_pcapng(s, err, sizeof(err));
+    }
     if (rc != 0) {
         finish(s, rc == NR_EPARSE ? RPC_FAILED_PRECONDITION : RPC_INTERNAL, "%s", err);
         return;
@@ -629,6 +712,12 @@ static void send_summary(struct hub_snap *s)
         res[i].ok = src->state == S_DONE;
         res[i].error = src->state == S_DONE ? (char *)"" : src->error;
         res[i].packets = src->packets;
+        if (s->offsets && s->offsets[i].known) {
+            res[i].clock_known = true;
+            res[i].clock_offset_ns = s->offsets[i].offset_ns;
+            res[i].clock_uncertainty_ns = s->offsets[i].uncertainty_ns;
+            res[i].clock_samples = s->offsets[i].samples;
+        }
         resp[i] = &res[i];
         missing += src->state != S_DONE;
     }
@@ -643,6 +732,8 @@ static void send_summary(struct hub_snap *s)
     /* The whole retained window (since 0) starts where its first packet does. */
     sum.since_ns = s->since > 0 || !s->packets ? s->since : s->first_ts;
     sum.until_ns = s->until;
+    if (s->offsets)
+        sum.clock_reference = (char *)src_node(&s->srcs[s->ref]);
     if (s->sg) {
         struct hub_sighting_stats st;
         hub_sightings_stats(s->sg, &st);
@@ -706,7 +797,7 @@ static void produce(struct hub_snap *s)
 {
     size_t budget = TURN_BUDGET;
 
-    while (s->head_sent && !s->finished && rpc_call_writable(s->call)) {
+    while (s->head_sent && !s->finished && (s->is_probe || rpc_call_writable(s->call))) {
         struct hub_src *src;
         int64_t ts;
         int rc;
@@ -743,7 +834,10 @@ static void produce(struct hub_snap *s)
                 return;
             }
             if (rc == 0) {
-                send_summary(s);
+                if (s->is_probe)
+                    probe_done(s);
+                else
+                    send_summary(s);
                 return;
             }
             if (send_out(s, NULL) != 0)
@@ -752,6 +846,10 @@ static void produce(struct hub_snap *s)
         }
         if (s->taken++ == 0)
             s->first_ts = ts;
+        if (s->is_probe && s->taken > HUB_PROBE_MAX_PACKETS) {
+            probe_done(s); /* enough to measure with */
+            return;
+        }
         rc = hub_sightings_put(s->sg, &src->epb, src->base + src->epb.ifid, ts, &s->out);
         if (rc == 0)
             rc = hub_sightings_release(s->sg, &s->out, false, HUB_CHUNK_BYTES) < 0 ? -ENOMEM : 0;
@@ -779,17 +877,12 @@ static void turn_cb(uv_timer_t *t)
 
 /* ---- the caller's call ----------------------------------------------------------------------- */
 
-static void resolved(struct hub_resolved *r, void *arg)
+/* Calls Store.Snapshot on every resolved store. */
+static void start_calls(struct hub_snap *s, const struct hub_resolved *r)
 {
-    struct hub_snap *s = arg;
     Netreel__V1__SnapshotRequest req = NETREEL__V1__SNAPSHOT_REQUEST__INIT;
     char err[256];
 
-    s->resolving = false;
-    if (s->over || s->finished) {
-        maybe_free(s);
-        return;
-    }
     s->srcs = calloc(r->n + 1, sizeof(*s->srcs));
     if (!s->srcs) {
         finish(s, RPC_RESOURCE_EXHAUSTED, "out of memory");
@@ -831,12 +924,85 @@ static void resolved(struct hub_resolved *r, void *arg)
     produce(s);
 }
 
+static struct hub_snap *snap_new(struct hub *h, struct rpc_call *call);
+
+/* The probe has read what it could: the nodes' offsets against the first store that answered
+ * are the snapshot's, which now starts. */
+static void probe_done(struct hub_snap *p)
+{
+    struct hub_snap *s = p->parent;
+    size_t ref = 0;
+
+    if (s) {
+        while (ref < p->n && p->srcs[ref].state != S_DONE)
+            ref++;
+        s->offsets = calloc(p->n + 1, sizeof(*s->offsets));
+        if (s->offsets && ref < p->n) {
+            hub_clock_solve(p->clock, ref, s->offsets);
+            s->ref = ref;
+            for (size_t i = 0; i < p->n; i++)
+                if (i != ref && s->offsets[i].known)
+                    NR_INFO("clock offset", "node=%s reference=%s offset_ns=%lld "
+                            "uncertainty_ns=%lld packets=%llu", src_node(&p->srcs[i]),
+                            src_node(&p->srcs[ref]), (long long)s->offsets[i].offset_ns,
+                            (long long)s->offsets[i].uncertainty_ns,
+                            (unsigned long long)s->offsets[i].samples);
+        } else if (s->offsets) {
+            free(s->offsets); /* no store answered the probe: the clocks stay as they are */
+            s->offsets = NULL;
+        }
+        s->probe = NULL;
+        p->parent = NULL;
+        start_calls(s, &s->stores);
+    }
+    finish(p, RPC_OK, NULL);
+}
+
+/* Starts the clock probe of snapshot s over the stores r: 0, or -ENOMEM (then s goes on without
+ * one). */
+static int probe_start(struct hub_snap *s, const struct hub_resolved *r)
+{
+    struct hub_snap *p;
+
+    s->stores.n = r->n;
+    s->stores.addrs = malloc(r->n * sizeof(*r->addrs));
+    s->stores.failed = malloc(r->n * sizeof(*r->failed));
+    p = s->stores.addrs && s->stores.failed ? snap_new(s->h, NULL) : NULL;
+    if (!p)
+        return -ENOMEM;
+    memcpy(s->stores.addrs, r->addrs, r->n * sizeof(*r->addrs));
+    memcpy(s->stores.failed, r->failed, r->n * sizeof(*r->failed));
+    p->is_probe = true;
+    p->parent = s;
+    p->sightings = HUB_SIGHTINGS_PROBE;
+    p->until = s->until;
+    p->since = s->until - HUB_PROBE_NS > s->since ? s->until - HUB_PROBE_NS : s->since;
+    s->probe = p;
+    start_calls(p, &s->stores);
+    return 0;
+}
+
+static void resolved(struct hub_resolved *r, void *arg)
+{
+    struct hub_snap *s = arg;
+
+    s->resolving = false;
+    if (s->over || s->finished) {
+        maybe_free(s);
+        return;
+    }
+    /* One clock for the file: with two stores or more, measured first. */
+    if (!s->raw_clock && r->n > 1 && probe_start(s, r) == 0)
+        return;
+    start_calls(s, r);
+}
+
 static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *user)
 {
     struct hub_snap *s = user;
     Netreel__V1__SnapshotRequest *req;
 
-    if (s->resolving || s->srcs || s->finished)
+    if (s->resolving || s->srcs || s->probe || s->finished)
         return;
     req = (Netreel__V1__SnapshotRequest *)rpc_unpack(&netreel__v1__snapshot_request__descriptor,
                                                      msg, len);
@@ -850,12 +1016,16 @@ static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
     s->pcap = req->format == NETREEL__V1__FORMAT__FORMAT_PCAP;
     s->sightings = req->sightings == NETREEL__V1__SIGHTINGS__SIGHTINGS_ALL ? HUB_SIGHTINGS_ALL
                                                                            : HUB_SIGHTINGS_ONE;
+    s->raw_clock = req->clock == NETREEL__V1__CLOCK__CLOCK_RAW;
     if (req->format != NETREEL__V1__FORMAT__FORMAT_PCAP &&
         req->format != NETREEL__V1__FORMAT__FORMAT_PCAPNG) {
         finish(s, RPC_INVALID_ARGUMENT, "format %d is neither PCAPNG nor PCAP", req->format);
     } else if (req->sightings != NETREEL__V1__SIGHTINGS__SIGHTINGS_ONE &&
                req->sightings != NETREEL__V1__SIGHTINGS__SIGHTINGS_ALL) {
         finish(s, RPC_INVALID_ARGUMENT, "sightings %d is neither ONE nor ALL", req->sightings);
+    } else if (req->clock != NETREEL__V1__CLOCK__CLOCK_ALIGNED &&
+               req->clock != NETREEL__V1__CLOCK__CLOCK_RAW) {
+        finish(s, RPC_INVALID_ARGUMENT, "clock %d is neither ALIGNED nor RAW", req->clock);
     } else if (s->since < 0 || s->until < s->since) {
         finish(s, RPC_INVALID_ARGUMENT, "the window is reversed: since_ns %lld, until_ns %lld",
                (long long)s->since, (long long)s->until);
@@ -903,13 +1073,13 @@ static const struct rpc_call_cbs snap_cbs = {
     .on_done = on_done,
 };
 
-int hub_snapshot_start(struct rpc_call *call, void *data)
+/* A snapshot for the caller's call (NULL: a probe), its timer running. */
+static struct hub_snap *snap_new(struct hub *h, struct rpc_call *call)
 {
-    struct hub *h = data;
     struct hub_snap *s = calloc(1, sizeof(*s));
 
     if (!s)
-        return -ENOMEM;
+        return NULL;
     s->h = h;
     s->call = call;
     s->started_ns = nr_now_ns();
@@ -919,6 +1089,16 @@ int hub_snapshot_start(struct rpc_call *call, void *data)
     uv_timer_init(h->loop, &s->timer);
     s->timer.data = s;
     uv_timer_start(&s->timer, timer_cb, 1000, 1000);
+    return s;
+}
+
+int hub_snapshot_start(struct rpc_call *call, void *data)
+{
+    struct hub *h = data;
+    struct hub_snap *s = snap_new(h, call);
+
+    if (!s)
+        return -ENOMEM;
     h->snapshots_active++;
     rpc_call_set_cbs(call, &snap_cbs, s);
     if (hub_check_token(h, call) != 0) {

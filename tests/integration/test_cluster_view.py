@@ -22,6 +22,7 @@ What must hold (issue 14, "What must hold"):
 """
 
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -136,8 +137,8 @@ class Cluster:
         self.created = []
 
 
-@pytest.fixture
-def cluster(lab, tmp_path):
+def start_cluster(lab, tmp_path, capture_args=None):
+    """The cluster with a store and a capture on each node; capture_args: {node: [extra flags]}."""
     c = Cluster()
     lab.nets.append(c)  # deleted after the processes in it stopped
     pki = kube_api.make_pki(tmp_path / "pki")
@@ -155,7 +156,8 @@ def cluster(lab, tmp_path):
         kc = write_kubeconfig(tmp_path / f"kubeconfig-{node}", api)
         cap = CaptureProc(lab.capture_bin, ["-i", "any", "--store", f"{addr}:{PORT}",
                                             "--metrics-listen", "127.0.0.1:0", "--node", node,
-                                            "--kubeconfig", kc],
+                                            "--kubeconfig", kc,
+                                            *(capture_args or {}).get(node, [])],
                           tmp_path / f"capture-{node}.stderr", ns=c.ns[node])
         lab.captures.append(cap)
         c.captures[node] = cap
@@ -168,6 +170,11 @@ def cluster(lab, tmp_path):
                 f"{sh.tail(cap.stderr())}"
             time.sleep(0.1)
     return c
+
+
+@pytest.fixture
+def cluster(lab, tmp_path):
+    return start_cluster(lab, tmp_path)
 
 
 class Servers:
@@ -272,13 +279,15 @@ def datagrams(f):
     return out
 
 
-def dump(cli_bin, hubs, c, tmp_path, tag, *args):
+def dump(cli_bin, hubs, c, tmp_path, tag, *args, result=False):
     stores = ",".join(f"{a}:{PORT}" for a in NODES.values())
     hub = hubs(stores, ns=c.ns["node-1"])
     d = tmp_path / f"out-{tag}"
     d.mkdir()
-    pcapdump(cli_bin, hub, "--time=5m", "--dest", d, *args, ns=c.ns["node-1"], expect=0)
+    r = pcapdump(cli_bin, hub, "--time=5m", "--dest", d, *args, ns=c.ns["node-1"], expect=0)
     path = only_file(d)
+    if result:
+        return path, wireshark_ok(path), r
     return path, wireshark_ok(path)
 
 
@@ -377,3 +386,75 @@ def test_a_real_retransmission_is_kept(cluster, hubs, cli_bin, tmp_path):
                         f"{PODS['a1'][1]}", "-T", "fields", "-e", "frame.interface_name"],
                        capture_output=True, text=True, timeout=120)
     assert r.stdout.split() == [pod_iface("a1")] * 2, r.stdout
+
+
+def exchanges(f):
+    """Per TCP connection of f (by the client's port): (request time, response time), from the
+    first packet carrying "GET" and the first carrying "HTTP"."""
+    out = defaultdict(dict)
+    for p in f.packets:
+        d = p.data
+        if f.interfaces[p.ifid].link_type != SLL2 or d[0:2] != b"\x08\x00":
+            continue
+        ip4 = d[20:]
+        ihl = (ip4[0] & 15) * 4
+        if ip4[9] != 6:
+            continue
+        tcp = ip4[ihl:]
+        payload = tcp[(tcp[12] >> 4) * 4:]
+        sport, dport = struct.unpack("!HH", tcp[:4])
+        if payload.startswith(b"GET"):
+            out[sport].setdefault("req", p.ts_ns)
+        elif payload.startswith(b"HTTP"):
+            out[dport].setdefault("resp", p.ts_ns)
+    return {k: (v.get("req"), v.get("resp")) for k, v in out.items()}
+
+
+def test_one_clock_from_the_traffic(lab, hubs, cli_bin, tmp_path):
+    """node-2's clock runs 3 ms behind (the capture's --test-clock-skew): the hub measures it from
+    the packets crossing between the nodes, reports it (SHB comment, the CLI's line, the
+    summary), and takes it off node-2's timestamps, so that no response stands before its
+    request; --clock=raw keeps them as the nodes said."""
+    c = start_cluster(lab, tmp_path, {"node-2": ["--test-clock-skew=-3ms"]})
+    srv = Servers(c)
+    try:
+        send_udp(c, "a1", PODS["b1"][1], DGRAM_PORT, range(0, 20))
+        send_udp(c, "b1", PODS["a1"][1], DGRAM_PORT, range(100, 120))
+        http_exchanges(c, "a1", PODS["b1"][1], HTTP_PORT, 5)
+    finally:
+        srv.close()
+    time.sleep(1.5)
+
+    path, f, r = dump(cli_bin, hubs, c, tmp_path, "aligned", result=True)
+    line = [ln for ln in r.stderr.splitlines() if "clock of node-2" in ln]
+    assert len(line) == 1, r.where()
+    m = re.search(r"clock of node-2: ([-+][0-9.]+) ms against node-1 \(\xb1 ([0-9.]+) ms, "
+                  r"(\d+) packets\)", line[0])
+    assert m, line[0]
+    offset, unc, n = float(m.group(1)), float(m.group(2)), int(m.group(3))
+    # -3 ms within what the traffic allows (half the smallest round trip through the fabric)
+    assert n > 0 and unc < 1.0, line[0]
+    assert abs(offset - -3.0) <= unc + 0.05, line[0]
+    assert "clock of node-1:" in f.shb_comment and "node-2 -3." in f.shb_comment, f.shb_comment
+    for port, (req, resp) in exchanges(f).items():
+        assert req is not None and resp is not None, (port, req, resp)
+        assert req <= resp, f"connection {port}: the response is {(req - resp) / 1e6} ms early"
+    got = sorted(q for _, _, q, _ in datagrams(f))
+    assert got == [*range(0, 20), *range(100, 120)], got
+
+    # Every sighting on one clock: no received copy before its sending copy.
+    path, f = dump(cli_bin, hubs, c, tmp_path, "all", "--sightings=all")
+    when = defaultdict(dict)
+    for itf, _, q, p in datagrams(f):
+        when[q][itf] = p.ts_ns
+    for q in range(0, 20):
+        assert when[q]["node-1/eth0"] <= when[q]["node-2/eth0"], (q, when[q])
+    for q in range(100, 120):
+        assert when[q]["node-2/eth0"] <= when[q]["node-1/eth0"], (q, when[q])
+
+    # --clock=raw: the nodes' own clocks, and node-2's responses stand before the requests.
+    path, f, r = dump(cli_bin, hubs, c, tmp_path, "raw", "--clock=raw", result=True)
+    assert "clock of" not in r.stderr, r.where()
+    assert "clocks raw" in f.shb_comment, f.shb_comment
+    early = [port for port, (req, resp) in exchanges(f).items() if resp < req]
+    assert len(early) == 5, exchanges(f)
