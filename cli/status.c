@@ -15,7 +15,7 @@
 #include "util/parse.h"
 
 #define STATUS_TIMEOUT_MS 30000
-#define COLS              10
+#define COLS              11
 
 static const char usage_text[] =
     "usage: netreel status [--hub ADDR] [options]\n"
@@ -98,14 +98,23 @@ static void row(const Netreel__V1__StoreStatus *ss, char cells[COLS][64], char *
             cd += c->capture_dropped;
         }
     }
-    snprintf(cells[9], 64, "%" PRIu64 "/%" PRIu64 "/%" PRIu64, kd, id, cd);
+    /* The clock the last snapshot measured: its offset against the reference node's. */
+    if (ss->clock_known && ss->clock_reference && st->node &&
+        strcmp(ss->clock_reference, st->node) != 0)
+        snprintf(cells[9], 64, "%+.3fms\xc2\xb1%.3f", (double)ss->clock_offset_ns / 1e6,
+                 (double)ss->clock_uncertainty_ns / 1e6);
+    else if (ss->clock_known)
+        snprintf(cells[9], 64, "reference");
+    else
+        snprintf(cells[9], 64, "-");
+    snprintf(cells[10], 64, "%" PRIu64 "/%" PRIu64 "/%" PRIu64, kd, id, cd);
 }
 
 static int print_table(const Netreel__V1__ClusterStatus *st)
 {
     static const char *const head[COLS] = {
-        "NODE", "STORE",      "STATE",    "OLDEST",  "NEWEST",
-        "SPAN", "DISK / MAX", "SEGMENTS", "PACKETS", "DROPS kernel/iface/capture"};
+        "NODE",    "STORE",   "STATE",      "OLDEST",  "NEWEST", "SPAN",
+        "DISK / MAX", "SEGMENTS", "PACKETS", "CLOCK", "DROPS kernel/iface/capture"};
     size_t n = st->n_stores, unreachable = 0;
     char(*cells)[COLS][64] = calloc(n ? n : 1, sizeof(*cells));
     char(*reasons)[512] = calloc(n ? n : 1, sizeof(*reasons));

@@ -940,6 +940,15 @@ static void probe_done(struct hub_snap *p)
         if (s->offsets && ref < p->n) {
             hub_clock_solve(p->clock, ref, s->offsets);
             s->ref = ref;
+            for (size_t i = 0; i < p->n; i++) {
+                struct hub_store_clock hc = {.known = s->offsets[i].known,
+                                             .offset_ns = s->offsets[i].offset_ns,
+                                             .uncertainty_ns = s->offsets[i].uncertainty_ns,
+                                             .samples = s->offsets[i].samples,
+                                             .measured_ns = nr_now_ns()};
+                snprintf(hc.reference, sizeof(hc.reference), "%s", src_node(&p->srcs[ref]));
+                hub_stores_remember_clock(s->h, p->srcs[i].addr.addr, &hc);
+            }
             for (size_t i = 0; i < p->n; i++)
                 if (i != ref && s->offsets[i].known)
                     NR_INFO("clock offset", "node=%s reference=%s offset_ns=%lld "

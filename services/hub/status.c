@@ -62,6 +62,14 @@ static void reply(struct status_req *r)
             st[i].reachable = r->ones[i].reachable;
             st[i].error = r->ones[i].error;
             st[i].stats = r->ones[i].stats;
+            const struct hub_store_clock *hc = hub_stores_clock(r->h, r->ones[i].addr.addr);
+            if (hc && hc->known) {
+                st[i].clock_known = true;
+                st[i].clock_offset_ns = hc->offset_ns;
+                st[i].clock_uncertainty_ns = hc->uncertainty_ns;
+                st[i].clock_reference = (char *)hc->reference;
+                st[i].clock_measured_ns = hc->measured_ns;
+            }
             if (!st[i].stats && hub_stores_node(r->h, r->ones[i].addr.addr)) {
                 /* Unreachable now: at least the node it answered for before. */
                 netreel__v1__store_stats__init(&known[i]);

@@ -341,6 +341,8 @@ struct hub_node_name {
     struct hub_node_name *next;
     char addr[300];
     char node[254];
+    bool has_clock;
+    struct hub_store_clock clock;
 };
 
 #define NODE_NAMES_MAX 4096
@@ -378,6 +380,25 @@ const char *hub_stores_node(const struct hub *h, const char *addr)
     for (const struct hub_node_name *n = h->node_names; n; n = n->next)
         if (strcmp(n->addr, addr) == 0)
             return n->node;
+    return NULL;
+}
+
+void hub_stores_remember_clock(struct hub *h, const char *addr, const struct hub_store_clock *c)
+{
+    for (struct hub_node_name *n = h->node_names; n; n = n->next) {
+        if (strcmp(n->addr, addr) == 0) {
+            n->clock = *c;
+            n->has_clock = true;
+            return;
+        }
+    }
+}
+
+const struct hub_store_clock *hub_stores_clock(const struct hub *h, const char *addr)
+{
+    for (const struct hub_node_name *n = h->node_names; n; n = n->next)
+        if (strcmp(n->addr, addr) == 0)
+            return n->has_clock ? &n->clock : NULL;
     return NULL;
 }
 

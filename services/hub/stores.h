@@ -40,6 +40,19 @@ void hub_stores_release(struct hub *h, struct rpc_channel *ch);
 void hub_stores_remember(struct hub *h, const char *addr, const char *node);
 const char *hub_stores_node(const struct hub *h, const char *addr);
 
+/* The last clock a snapshot's probe measured for the node at an address (hub/clock.h), for
+ * Status. Remembered only for an address that answered (hub_stores_remember); the lookup is NULL
+ * when none was. */
+struct hub_store_clock {
+    bool known;
+    int64_t offset_ns, uncertainty_ns;
+    uint64_t samples;
+    int64_t measured_ns; /* when */
+    char reference[254]; /* the node it is against */
+};
+void hub_stores_remember_clock(struct hub *h, const char *addr, const struct hub_store_clock *c);
+const struct hub_store_clock *hub_stores_clock(const struct hub *h, const char *addr);
+
 /* Closes every channel (and forgets the node names); cb(arg) once all are closed. */
 void hub_stores_close(struct hub *h, void (*cb)(void *arg), void *arg);
 

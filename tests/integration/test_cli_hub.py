@@ -25,10 +25,13 @@ def cluster(pb, reachable_b=True):
         captures=[pb.CaptureStats(capture_id="node-a@1", counters=pb.CaptureCounters(
             received=2000000, kernel_dropped=7, interface_dropped=1, capture_dropped=2)),
                   pb.CaptureStats(capture_id="node-a@2", counters=pb.CaptureCounters(
-                      kernel_dropped=3))]))
+                      kernel_dropped=3))]),
+        clock_known=True, clock_reference="node-b", clock_offset_ns=-3_000_005,
+        clock_uncertainty_ns=2_429, clock_measured_ns=now)
     if reachable_b:
         b = pb.StoreStatus(store="10.0.0.2:8897", reachable=True,
-                           stats=pb.StoreStats(node="node-b", max_bytes=500_000_000))
+                           stats=pb.StoreStats(node="node-b", max_bytes=500_000_000),
+                           clock_known=True, clock_reference="node-b")
     else:
         b = pb.StoreStatus(store="10.0.0.2:8897", reachable=False,
                            error="connect: connection refused")
@@ -42,13 +45,16 @@ def test_status_table(cli_bin, fake_hub, hub_pb):
     lines = r.stdout.splitlines()
     assert len(lines) == 3, r.where()
     for col in ("NODE", "STORE", "OLDEST", "NEWEST", "DISK / MAX", "SEGMENTS", "PACKETS",
-                "DROPS kernel/iface/capture"):
+                "CLOCK", "DROPS kernel/iface/capture"):
         assert col in lines[0]
     a = lines[1].split()
     assert a[0] == "node-a" and a[1] == "10.0.0.1:8897" and a[2] == "ok", r.where()
     assert a[5] == "1h"  # the span of the retained window
     assert "300.0MiB / 476.8MiB" in lines[1] and " 61 " in lines[1] and "1234567" in lines[1]
     assert lines[1].endswith("10/1/2"), r.where()  # summed over the node's captures
+    # the clock the last snapshot measured: against the reference node, and the reference
+    assert " -3.000ms\u00b10.002 " in lines[1], r.where()
+    assert " reference " in lines[2], r.where()
     b = lines[2].split()
     assert b[0] == "node-b" and b[3] == "-" and b[4] == "-", r.where()  # empty: no window
     assert r.stderr == ""

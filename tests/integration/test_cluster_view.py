@@ -29,9 +29,11 @@ import subprocess
 import threading
 import time
 from collections import Counter, defaultdict
+from pathlib import Path
 
 import pytest
 
+import cli_helpers as ch
 import kube_api
 import store_helpers as sh
 from cli_helpers import cli_bin  # noqa: F401 (fixture)
@@ -281,7 +283,7 @@ def datagrams(f):
 
 def dump(cli_bin, hubs, c, tmp_path, tag, *args, result=False):
     stores = ",".join(f"{a}:{PORT}" for a in NODES.values())
-    hub = hubs(stores, ns=c.ns["node-1"])
+    hub = c.hub = hubs(stores, ns=c.ns["node-1"])
     d = tmp_path / f"out-{tag}"
     d.mkdir()
     r = pcapdump(cli_bin, hub, "--time=5m", "--dest", d, *args, ns=c.ns["node-1"], expect=0)
@@ -441,6 +443,12 @@ def test_one_clock_from_the_traffic(lab, hubs, cli_bin, tmp_path):
         assert req <= resp, f"connection {port}: the response is {(req - resp) / 1e6} ms early"
     got = sorted(q for _, _, q, _ in datagrams(f))
     assert got == [*range(0, 20), *range(100, 120)], got
+    # `netreel status` shows the clock the snapshot measured.
+    r = ch.run("ip", "netns", "exec", c.ns["node-1"], Path(cli_bin).resolve(), "status",
+               "--hub", c.hub.addr, env=ch.base_env(), expect=0)
+    rows = {ln.split()[0]: ln for ln in r.stdout.splitlines()[1:]}
+    assert " reference " in rows["node-1"], r.stdout
+    assert re.search(r" -3\.0\d\dms\u00b1\d\.\d{3} ", rows["node-2"]), r.stdout
 
     # Every sighting on one clock: no received copy before its sending copy.
     path, f = dump(cli_bin, hubs, c, tmp_path, "all", "--sightings=all")
