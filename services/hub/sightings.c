@@ -16,16 +16,23 @@
 #define RING_MIN    1024 /* queued packets, a power of two */
 #define HOLD_BYTES  (HUB_SIGHTING_HOLD_MAX + PCAPNG_EPB_MIN + PCAPNG_MAX_SNAPLEN + 64)
 
-/* A packet seen recently, and where. */
+#define MAX_SENDS   3    /* sends of the same bytes one group tells apart */
+
+/* Bytes seen recently, and where. The same bytes may be sent again before every copy of the
+ * first send was seen (a fast retransmission, a datagram repeated): the k-th sighting at one
+ * (interface, direction) belongs to the k-th send, and a send's copies are its sightings
+ * elsewhere. */
 struct group {
     uint64_t key; /* 0: an empty slot */
     int64_t first_ts;
-    uint64_t packet_id;
-    uint64_t rep_seq; /* the queue entry of the copy to keep (mode one) */
-    uint8_t rep_score;
-    uint8_t n_sights;
+    uint8_t n_sights, n_sends;
     uint32_t sights[MAX_SIGHTS]; /* ifid << 2 | direction */
-    int32_t dt[MAX_SIGHTS];      /* each one's time after first_ts (< the window) */
+    uint8_t count[MAX_SIGHTS];   /* sightings there so far */
+    int32_t dt[MAX_SIGHTS];      /* the first one's time after first_ts (< the window) */
+    struct {
+        uint64_t id;   /* mode all: its packet id; mode one: the queue entry of the copy kept */
+        uint8_t score; /* of the copy kept */
+    } sends[MAX_SENDS];
 };
 
 /* A queued packet: its bytes as the file will have them, at [off, off + len) of sg->hold. */
@@ -108,18 +115,23 @@ void hub_sightings_clock(struct hub_sightings *sg, struct hub_clock *clock)
 
 /* A packet seen leaving a node's own device (an uplink: not a pod's) and entering another
  * node's is a sample of their clocks: sent and received, each on its node's clock. */
-static void clock_pairs(struct hub_sightings *sg, const struct group *g, uint32_t sight,
-                        int64_t ts)
+/* Only the first send's sightings are paired: a later send's could be taken for the first's. */
+static void clock_pairs(struct hub_sightings *sg, const struct group *g, uint8_t k, int64_t ts)
 {
+    uint32_t sight = g->sights[k];
     const struct iface *in = &sg->ifaces[sight >> 2];
     uint32_t dir = sight & 3;
 
-    if (!sg->clock || in->pod || (dir != PCAPNG_DIR_IN && dir != PCAPNG_DIR_OUT))
+    if (!sg->clock || in->pod || g->n_sends != 1 ||
+        (dir != PCAPNG_DIR_IN && dir != PCAPNG_DIR_OUT))
         return;
-    for (uint8_t i = 0; i + 1 < g->n_sights; i++) { /* the new one is the last */
-        const struct iface *o = &sg->ifaces[g->sights[i] >> 2];
+    for (uint8_t i = 0; i < g->n_sights; i++) {
         uint32_t odir = g->sights[i] & 3;
+        const struct iface *o;
         int64_t ots = g->first_ts + g->dt[i];
+        if (i == k || (g->sights[i] >> 2) >= sg->n_ifaces)
+            continue;
+        o = &sg->ifaces[g->sights[i] >> 2];
         if (o->pod || o->node == in->node || odir == dir ||
             (odir != PCAPNG_DIR_IN && odir != PCAPNG_DIR_OUT))
             continue;
@@ -138,15 +150,30 @@ static bool fresh(const struct hub_sightings *sg, const struct group *g)
 /* A table holding the fresh groups of the old one, at most a quarter full so that the next
  * rebuild is as many inserts away (all are dropped when even the largest table would be fuller:
  * a few copies kept twice, never a packet lost). */
-static int rebuild(struct hub_sightings *sg)
+static size_t younger(const struct hub_sightings *sg, int64_t horizon)
 {
-    size_t live = 0, slots = TABLE_MIN;
-    struct group *t;
+    size_t n = 0;
 
     for (size_t i = 0; i < sg->slots; i++)
-        live += fresh(sg, &sg->table[i]);
+        n += sg->table[i].key && sg->table[i].first_ts >= sg->latest - horizon;
+    return n;
+}
+
+static int rebuild(struct hub_sightings *sg)
+{
+    int64_t horizon = HUB_SIGHTING_WINDOW_NS;
+    size_t live = younger(sg, horizon), slots = TABLE_MIN;
+    struct group *t;
+
     while (slots < 4 * live && slots < HUB_SIGHTING_TABLE_MAX)
         slots *= 2;
+    /* Too many packets in the window for the largest table: keep the youngest groups (copies
+     * come within a millisecond or so once clocks are aligned); the oldest go first. */
+    while (live * 4 > slots && horizon > HUB_SIGHTING_WINDOW_NS / 512) {
+        horizon /= 8;
+        live = younger(sg, horizon);
+        sg->st.table_shrinks++;
+    }
     if (live * 4 > slots) {
         sg->st.table_resets++;
         live = 0;
@@ -158,7 +185,7 @@ static int rebuild(struct hub_sightings *sg)
     for (size_t i = 0; live && i < sg->slots; i++) {
         const struct group *g = &sg->table[i];
         size_t k;
-        if (!fresh(sg, g))
+        if (!g->key || g->first_ts < sg->latest - horizon)
             continue;
         for (k = g->key & (slots - 1); t[k].key; k = (k + 1) & (slots - 1)) {
         }
@@ -285,6 +312,7 @@ int hub_sightings_put(struct hub_sightings *sg, const struct pcapng_epb *epb, ui
     uint32_t sight = ifid << 2 | (uint32_t)dir;
     struct group *g = NULL;
     bool is_new = true, copy = false;
+    uint8_t send = 0;
     uint64_t key;
     struct entry *e;
     size_t len, off;
@@ -294,32 +322,41 @@ int hub_sightings_put(struct hub_sightings *sg, const struct pcapng_epb *epb, ui
     if (ts_ns > sg->latest)
         sg->latest = ts_ns;
     if (pcapng_sighting_key(in->link_type, epb->data, epb->caplen, &key)) {
+        uint8_t k = 0;
         g = group_of(sg, key, &is_new);
         if (!g)
             return -ENOMEM;
-        for (uint8_t i = 0; !is_new && i < g->n_sights && !copy; i++)
-            copy = g->sights[i] == sight;
-        if (!is_new && copy) { /* seen here already: a new packet with the same bytes */
+        while (k < g->n_sights && g->sights[k] != sight)
+            k++;
+        if (!is_new && ((k < g->n_sights && g->count[k] >= MAX_SENDS) ||
+                        (k == g->n_sights && k == MAX_SIGHTS))) {
+            /* More sends or places than a group tells apart: these bytes start over. */
             memset(g, 0, sizeof(*g));
             g->key = key;
             is_new = true;
+            k = 0;
         }
-        if (is_new) {
+        if (is_new)
             g->first_ts = ts_ns;
-            g->packet_id = ++sg->next_id;
+        if (k == g->n_sights) { /* a new place */
+            g->sights[k] = sight;
+            g->count[k] = 0;
+            g->dt[k] = (int32_t)(ts_ns - g->first_ts);
+            g->n_sights++;
         }
-        copy = !is_new;
-        if (g->n_sights < MAX_SIGHTS) {
-            g->dt[g->n_sights] = (int32_t)(ts_ns - g->first_ts);
-            g->sights[g->n_sights++] = sight;
-            if (ifid < sg->n_ifaces)
-                clock_pairs(sg, g, sight, ts_ns);
+        send = g->count[k]++;
+        copy = send < g->n_sends; /* a copy of a send seen elsewhere already */
+        if (!copy) {              /* a new send of these bytes */
+            g->n_sends = send + 1;
+            g->sends[send].id = sg->mode == HUB_SIGHTINGS_ALL ? ++sg->next_id : 0;
         }
+        if (send == 0 && ifid < sg->n_ifaces)
+            clock_pairs(sg, g, k, ts_ns);
     }
     if (sg->mode == HUB_SIGHTINGS_PROBE)
         return 0;
     if (sg->mode == HUB_SIGHTINGS_ALL) {
-        rc = encode(sg, out, epb, ifid, ts_ns, dir, g ? g->packet_id : ++sg->next_id);
+        rc = encode(sg, out, epb, ifid, ts_ns, dir, g ? g->sends[send].id : ++sg->next_id);
         if (rc == 0)
             sg->st.written++;
         return rc;
@@ -351,12 +388,12 @@ int hub_sightings_put(struct hub_sightings *sg, const struct pcapng_epb *epb, ui
     if (g) {
         uint8_t sc = score(in, dir);
         if (!copy) {
-            g->rep_seq = sg->tail;
-            g->rep_score = sc;
-        } else if (sc > g->rep_score && g->rep_seq >= sg->head) {
-            at(sg, g->rep_seq)->drop = true; /* the sender's copy came: it stays instead */
-            g->rep_seq = sg->tail;
-            g->rep_score = sc;
+            g->sends[send].id = sg->tail;
+            g->sends[send].score = sc;
+        } else if (sc > g->sends[send].score && g->sends[send].id >= sg->head) {
+            at(sg, g->sends[send].id)->drop = true; /* the sender's copy came: it stays */
+            g->sends[send].id = sg->tail;
+            g->sends[send].score = sc;
             sg->st.copies++;
         } else {
             e->drop = true;

@@ -4,7 +4,8 @@
  * retransmissions. Sightings are recognised by their invariant bytes (pcapng/sighting.h) seen on
  * another interface or in the other direction within HUB_SIGHTING_WINDOW_NS of the first; the
  * same bytes again on an interface and direction that already saw them are a new packet (a
- * retransmission, a datagram sent twice), never a copy.
+ * retransmission, a datagram sent twice), never a copy: the k-th sighting at one place belongs
+ * to the k-th send of those bytes, even when a send's copies come after the next send.
  *
  *   one (the default): each packet once. Packets wait HUB_SIGHTING_WINDOW_NS of the merge's time
  *       in a bounded queue, so that the copy kept can be the sending side's: the sighting
@@ -16,9 +17,9 @@
  *
  * Both write epb_flags with the direction (in or out of the device) where the link-layer header
  * says it (LINUX_SLL2). Memory is bounded: the queue by HUB_SIGHTING_HOLD_MAX bytes (past it the
- * oldest packet is decided early; the queue's buffer is at most twice that), the table of recent
- * packets by HUB_SIGHTING_TABLE_MAX slots (when more than half of them are packets of the
- * window, it starts over: a few copies more, never a packet less). */
+ * oldest packet is decided early), the table of recent packets by HUB_SIGHTING_TABLE_MAX slots
+ * (when more than a quarter of them would be packets of the window, it starts over: a few copies
+ * more, never a packet less). */
 #ifndef NR_HUB_SIGHTINGS_H
 #define NR_HUB_SIGHTINGS_H
 
@@ -43,6 +44,7 @@ struct hub_sighting_stats {
     uint64_t written;     /* written to the file */
     uint64_t copies;      /* sightings of a packet already kept, left out (mode one) */
     uint64_t early;       /* decided before their window was over (the queue was full) */
+    uint64_t table_shrinks; /* the table kept only its youngest packets (too many in a window) */
     uint64_t table_resets;
 };
 

@@ -515,13 +515,13 @@ static void one_keeps_retransmissions_resends_and_arp(void **state)
     hub_sightings_free(sg);
 }
 
-/* KNOWN BUG, left failing on purpose (services/hub/sightings.c): a group remembers one packet
- * per key, so when the same bytes are sent again before the first one's copies have all been
- * seen, the first one's late copy makes the group a copy of the second, and the second's own
- * copy there, "seen here already", is taken for a third packet. Pod A sends one datagram twice,
+/* The same bytes sent again before the first send's copies have all been seen: the k-th
+ * sighting at one place belongs to the k-th send (a group that remembered one packet per key
+ * took the first send's late copy for a copy of the second, and the second's own copy for a
+ * third packet). Pod A sends one datagram twice,
  * 1 us apart (a UDP socket that is not connected sends DF datagrams with IPv4 id 0: the same
  * bytes), both cross node 1's uplink 10 us later: the file must hold it twice, from pod A's
- * device; it holds a third copy, the second one from node 1's uplink. */
+ * device. */
 static void one_resent_before_its_copies_arrive(void **state)
 {
     struct hub_sightings *sg = new_sg(HUB_SIGHTINGS_ONE, false);
@@ -547,14 +547,13 @@ static void one_resent_before_its_copies_arrive(void **state)
     free(e.v);
     nr_buf_free(&out);
     hub_sightings_free(sg);
-    assert_int_equal(n, 2); /* fails: 3, the last on IF_N1 at T0 + 11 us */
+    assert_int_equal(n, 2); /* a group of one packet per key gave 3: IF_N1's at T0 + 11 us */
 }
 
-/* KNOWN BUG, left failing on purpose: the same with clock skew. A TCP segment retransmitted
+/* The same with clock skew. A TCP segment retransmitted
  * 200 us later (a fast retransmission inside a cluster), node 2's clock 1 ms early: node 2
  * sees both sends before node 1 sees the first. The file must hold the segment twice, both from
- * pod A's device; it holds node 2's uplink copy of the first as well. (5 ms apart, more than the
- * skew, it is right: one_keeps_retransmissions_resends_and_arp.) */
+ * pod A's device (not node 2's uplink copy of the first as well). */
 static void one_fast_retransmission_under_skew(void **state)
 {
     struct hub_sightings *sg = new_sg(HUB_SIGHTINGS_ONE, false);
@@ -578,7 +577,7 @@ static void one_fast_retransmission_under_skew(void **state)
     free(e.v);
     nr_buf_free(&out);
     hub_sightings_free(sg);
-    assert_int_equal(n, 2); /* fails: 3, the first on IF_N2 at T0 - 985 us */
+    assert_int_equal(n, 2); /* a group of one packet per key gave 3: IF_N2's at T0 - 985 us */
 }
 
 /* A sighting more than HUB_SIGHTING_WINDOW_NS after the first is a packet of its own; one just
@@ -1065,8 +1064,8 @@ int main(void)
         cmocka_unit_test(one_keeps_the_senders_copy),
         cmocka_unit_test(one_each_packet_once_both_ways),
         cmocka_unit_test(one_keeps_retransmissions_resends_and_arp),
-        cmocka_unit_test(one_resent_before_its_copies_arrive), /* fails: known bug */
-        cmocka_unit_test(one_fast_retransmission_under_skew),  /* fails: known bug */
+        cmocka_unit_test(one_resent_before_its_copies_arrive),
+        cmocka_unit_test(one_fast_retransmission_under_skew),
         cmocka_unit_test(one_window_ends_a_packet),
         cmocka_unit_test(all_writes_every_copy_with_one_id),
         cmocka_unit_test(one_hold_is_bounded),
