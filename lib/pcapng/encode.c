@@ -309,12 +309,47 @@ int pcapng_epb_append(struct nr_buf *b, uint32_t ifid, int64_t ts_ns, const void
     return 0;
 }
 
+/* Walks the source's options (decoded, so within bounds): the bytes of those kept, that is all
+ * but opt_endofopt and those the caller writes itself (`skip_flags`, `skip_id`), copied to out
+ * when it is not NULL. Returns their length. */
+static size_t kept_options(const struct pcapng_epb *epb, bool skip_flags, bool skip_id,
+                           uint8_t *out)
+{
+    size_t off = 0, kept = 0;
+
+    while (epb->options_len - off >= 4) {
+        uint16_t code = (uint16_t)(epb->options[off] | epb->options[off + 1] << 8);
+        uint16_t n = (uint16_t)(epb->options[off + 2] | epb->options[off + 3] << 8);
+        size_t whole = 4 + PCAPNG_PAD4(n);
+        if (code == OPT_ENDOFOPT || whole > epb->options_len - off)
+            break;
+        if (!(skip_flags && code == OPT_EPB_FLAGS) && !(skip_id && code == OPT_EPB_PACKETID)) {
+            if (out)
+                memcpy(out + kept, epb->options + off, whole);
+            kept += whole;
+        }
+        off += whole;
+    }
+    return kept;
+}
+
+size_t pcapng_epb_sighting_len(const struct pcapng_epb *epb, uint32_t snaplen, uint32_t flags,
+                               uint64_t packet_id)
+{
+    uint32_t caplen = snaplen != 0 && snaplen < epb->caplen ? snaplen : epb->caplen;
+    size_t opts = kept_options(epb, flags != 0, packet_id != 0, NULL) + (flags ? 8 : 0) +
+                  (packet_id ? 12 : 0);
+
+    return PCAPNG_EPB_MIN + PCAPNG_PAD4(caplen) + (opts ? opts + 4 : 0);
+}
+
 int pcapng_epb_append_sighting(struct nr_buf *b, const struct pcapng_epb *epb, uint32_t ifid,
                                int64_t ts_ns, uint32_t snaplen, uint32_t flags,
                                uint64_t packet_id)
 {
     uint32_t caplen = snaplen != 0 && snaplen < epb->caplen ? snaplen : epb->caplen;
-    size_t opts = (flags ? 8 : 0) + (packet_id ? 12 : 0), total;
+    size_t own = kept_options(epb, flags != 0, packet_id != 0, NULL);
+    size_t opts = own + (flags ? 8 : 0) + (packet_id ? 12 : 0), total;
     uint8_t *p;
     int rc;
 
@@ -331,6 +366,10 @@ int pcapng_epb_append_sighting(struct nr_buf *b, const struct pcapng_epb *epb, u
     p = put32(p, caplen);
     p = put32(p, epb->origlen);
     p = put_padded(p, epb->data, caplen);
+    if (own) { /* the source's own (a --tls packet's comment) */
+        kept_options(epb, flags != 0, packet_id != 0, p);
+        p += own;
+    }
     if (flags) {
         p = put16(p, OPT_EPB_FLAGS);
         p = put16(p, 4);

@@ -44,11 +44,15 @@ int pcapng_epb_append_copy(struct nr_buf *b, const struct pcapng_epb *epb, uint3
                            uint32_t snaplen);
 
 /* A decoded EPB written again for the hub's file: interface id `ifid`, timestamp ts_ns (the
- * node's clock corrected), its data cut to snaplen when non-zero and smaller, and as options
- * only epb_flags (when flags is non-zero: the direction bits) and epb_packetid (when packet_id
- * is non-zero: every sighting of one packet has the same), the source's options left out. */
+ * node's clock corrected), its data cut to snaplen when non-zero and smaller, its own options
+ * (a comment), then epb_flags (when flags is non-zero: the direction bits; replaces the
+ * source's) and epb_packetid (when packet_id is non-zero: every sighting of one packet has the
+ * same; replaces the source's). */
 int pcapng_epb_append_sighting(struct nr_buf *b, const struct pcapng_epb *epb, uint32_t ifid,
                                int64_t ts_ns, uint32_t snaplen, uint32_t flags,
+                               uint64_t packet_id);
+/* The bytes pcapng_epb_append_sighting appends for these arguments. */
+size_t pcapng_epb_sighting_len(const struct pcapng_epb *epb, uint32_t snaplen, uint32_t flags,
                                uint64_t packet_id);
 
 /* Decryption Secrets Block of secrets_type (PCAPNG_DSB_TLS_KEYLOG: NSS key log lines) holding

@@ -240,8 +240,7 @@ static size_t encoded_len(const struct hub_sightings *sg, const struct pcapng_ep
 {
     if (sg->pcap)
         return PCAP_RECORD_HEADER_LEN + epb->caplen;
-    return PCAPNG_EPB_MIN + PCAPNG_PAD4(epb->caplen) +
-           (dir || packet_id ? (dir ? 8 : 0) + (packet_id ? 12 : 0) + 4 : 0);
+    return pcapng_epb_sighting_len(epb, 0, (uint32_t)dir, packet_id);
 }
 
 static int encode(struct hub_sightings *sg, struct nr_buf *b, const struct pcapng_epb *epb,

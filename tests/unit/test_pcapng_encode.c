@@ -282,6 +282,68 @@ static void test_epb_round_trip(void **state)
     nr_buf_free(&b);
 }
 
+/* The hub's copy of a packet: new interface and time, the source's comment kept, its own
+ * epb_flags replaced, epb_packetid added; the length it announces is the length it writes. */
+static void test_epb_sighting_options(void **state)
+{
+    static const uint8_t data[5] = {1, 2, 3, 4, 5};
+    struct pcapng_epb in, out;
+    struct nr_buf b;
+    size_t len;
+
+    nr_buf_init(&b, 4096);
+    assert_int_equal(pcapng_epb_append(&b, 0, 1000, data, 5, 9, "netreel tls: pid 7"), 0);
+    assert_int_equal(pcapng_epb_decode(b.data, b.len, &in), 0);
+    {
+        struct nr_buf c;
+        nr_buf_init(&c, 4096);
+        len = pcapng_epb_sighting_len(&in, 0, 2, 77);
+        assert_int_equal(pcapng_epb_append_sighting(&c, &in, 3, 500, 0, 2, 77), 0);
+        assert_int_equal(c.len, len);
+        assert_int_equal(pcapng_epb_decode(c.data, c.len, &out), 0);
+        assert_int_equal(out.ifid, 3);
+        assert_int_equal(out.ts_ns, 500);
+        assert_int_equal(out.caplen, 5);
+        assert_int_equal(out.origlen, 9);
+        assert_memory_equal(out.data, data, 5);
+        /* comment (1), then flags (2) = 2, then packet id (5) = 77, then the end */
+        assert_int_equal(out.options[0], 1);
+        assert_memory_equal(out.options + 4, "netreel tls: pid 7", 18);
+        assert_int_equal(out.options[24], 2);
+        assert_int_equal(out.options[28], 2);
+        assert_int_equal(out.options[32], 5);
+        assert_int_equal(out.options[36], 77);
+        assert_int_equal(out.options[44], 0);
+        assert_int_equal(out.options_len, 48);
+        /* again from the copy, with other flags: one epb_flags, one id, not two */
+        c.len = 0;
+        in = out;
+        nr_buf_free(&b);
+        nr_buf_init(&b, 4096);
+        assert_int_equal(pcapng_epb_append_sighting(&b, &in, 1, 600, 3, 1, 78), 0);
+        assert_int_equal(pcapng_epb_decode(b.data, b.len, &out), 0);
+        assert_int_equal(out.caplen, 3); /* cut */
+        assert_int_equal(out.options_len, 48);
+        assert_int_equal(out.options[28], 1);
+        assert_int_equal(out.options[36], 78);
+        /* no options at all: none written, not even the end */
+        nr_buf_free(&c);
+    }
+    nr_buf_free(&b);
+    nr_buf_init(&b, 4096);
+    assert_int_equal(pcapng_epb_append(&b, 0, 1000, data, 5, 5, NULL), 0);
+    assert_int_equal(pcapng_epb_decode(b.data, b.len, &in), 0);
+    {
+        struct nr_buf c;
+        nr_buf_init(&c, 4096);
+        assert_int_equal(pcapng_epb_append_sighting(&c, &in, 0, 1, 0, 0, 0), 0);
+        assert_int_equal(c.len, PCAPNG_EPB_MIN + 8);
+        assert_int_equal(pcapng_epb_sighting_len(&in, 0, 0, 0), c.len);
+        nr_buf_free(&c);
+    }
+    nr_buf_free(&b);
+}
+
 static void test_idb_round_trip(void **state)
 {
     char long_name[3000];
@@ -693,6 +755,7 @@ int main(void)
         cmocka_unit_test(test_overflow_leaves_buffer_unchanged),
         cmocka_unit_test(test_epb_round_trip),
         cmocka_unit_test(test_idb_round_trip),
+        cmocka_unit_test(test_epb_sighting_options),
         cmocka_unit_test(test_nrb_round_trip),
         cmocka_unit_test(test_epb_copy),
         cmocka_unit_test(test_epb_copy_of_a_jumbo_block),
