@@ -91,9 +91,12 @@ int cli_pcapdump_args_parse(int argc, char **argv, int64_t now_ns, struct cli_pc
         {"output", required_argument, NULL, 'o'},
         {"filter", required_argument, NULL, 'f'},
         {"format", required_argument, NULL, 'F'},
-        {"snaplen", required_argument, NULL, 'n'},
+        {"snaplen", required_argument, NULL, 'Z'},
         {"sightings", required_argument, NULL, 'g'},
         {"clock", required_argument, NULL, 'k'},
+        {"namespace", required_argument, NULL, 'N'},
+        {"pod", required_argument, NULL, 'P'},
+        {"selector", required_argument, NULL, 'l'},
         {"strict", no_argument, NULL, 's'},
         {"force", no_argument, NULL, 'r'},
         {"help", no_argument, NULL, 'h'},
@@ -106,7 +109,7 @@ int cli_pcapdump_args_parse(int argc, char **argv, int64_t now_ns, struct cli_pc
 
     memset(a, 0, sizeof(*a));
     getopt_reset();
-    while ((c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":o:hn:l:", opts, NULL)) != -1) {
         if (cli_hub_opt(&a->hub, c, optarg))
             continue;
         switch (c) {
@@ -148,6 +151,19 @@ int cli_pcapdump_args_parse(int argc, char **argv, int64_t now_ns, struct cli_pc
                 return cli_error(CLI_EXIT_USAGE, "pcapdump: --sightings \"%s\": one or all",
                                  optarg);
             break;
+        case 'n':
+        case 'N':
+            /* kubectl's spelling: -n NS, repeated; commas too */
+            for (char *save = NULL, *ns = strtok_r(optarg, ",", &save); ns;
+                 ns = strtok_r(NULL, ",", &save)) {
+                if (a->n_namespaces == CLI_MAX_NAMESPACES)
+                    return cli_error(CLI_EXIT_USAGE, "pcapdump: -n: at most %d namespaces",
+                                     CLI_MAX_NAMESPACES);
+                a->namespaces[a->n_namespaces++] = ns;
+            }
+            break;
+        case 'P': a->pod_regex = optarg; break;
+        case 'l': a->selector = optarg; break;
         case 'k':
             if (strcmp(optarg, "raw") == 0)
                 a->raw_clock = true;
@@ -157,7 +173,7 @@ int cli_pcapdump_args_parse(int argc, char **argv, int64_t now_ns, struct cli_pc
                 return cli_error(CLI_EXIT_USAGE, "pcapdump: --clock \"%s\": aligned or raw",
                                  optarg);
             break;
-        case 'n': {
+        case 'Z': {
             char *end;
             unsigned long v;
             errno = 0;

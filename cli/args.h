@@ -52,12 +52,18 @@ int cli_hub_opts_check(const char *cmd, const struct cli_hub_opts *o);
 
 /* ---- netreel pcapdump ---- */
 
+#define CLI_MAX_NAMESPACES 64
+
 struct cli_pcapdump_args {
     const char *dest, *output, *filter;
     int64_t since, until; /* absolute ns; since 0: everything retained */
     bool have_since, have_until, have_time, strict, pcap, force;
     bool all_sightings; /* --sightings=all: every copy of a packet seen on several interfaces */
     bool raw_clock;     /* --clock=raw: the nodes' own timestamps */
+    /* the pod selection: -n NS (repeated, or with commas), --pod REGEX, -l SELECTOR */
+    const char *namespaces[CLI_MAX_NAMESPACES];
+    size_t n_namespaces;
+    const char *pod_regex, *selector;
     uint32_t snaplen;
     struct cli_hub_opts hub;
 };

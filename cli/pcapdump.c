@@ -31,6 +31,7 @@ static const char usage_text[] =
     "usage: netreel pcapdump [--time=5m | --since T [--until T]] [--dest DIR] [-o FILE|-]\n"
     "                        [--force] [--filter BPF] [--format pcapng|pcap] [--hub ADDR]\n"
     "                        [--sightings one|all] [--clock aligned|raw] [--strict]\n"
+    "                        [-n NS]... [--pod REGEX] [-l SELECTOR]\n"
     "Takes a snapshot of the recording: every node's packets in the window, merged in time\n"
     "order by the hub, as one file. Without --time or --since: everything retained.\n"
     "\n"
@@ -48,6 +49,10 @@ static const char usage_text[] =
     "  --sightings S     one (default): each packet once, as the sending side saw it, where\n"
     "                    nodes and devices saw it several times; all: every sighting, copies\n"
     "                    of one packet sharing a packet id (Wireshark's frame.packet_id)\n"
+    "  -n, --namespace NS  only packets sent or received by pods of namespace NS (repeat, or\n"
+    "                    NS1,NS2), as the pods were when each packet was seen\n"
+    "  --pod REGEX       ... by pods whose name matches (POSIX extended, unanchored)\n"
+    "  -l, --selector S  ... by pods whose labels match (kubectl's syntax: app=web,tier!=db)\n"
     "  --clock C         aligned (default): every node's timestamps on one clock, offsets\n"
     "                    measured from the traffic between nodes; raw: each node's own\n"
     "  --strict          fail (exit 3, no file) when a store is missing from the snapshot\n"
@@ -411,6 +416,10 @@ static int run_call(void)
     req.sightings = s.a.all_sightings ? NETREEL__V1__SIGHTINGS__SIGHTINGS_ALL
                                       : NETREEL__V1__SIGHTINGS__SIGHTINGS_ONE;
     req.clock = s.a.raw_clock ? NETREEL__V1__CLOCK__CLOCK_RAW : NETREEL__V1__CLOCK__CLOCK_ALIGNED;
+    req.n_namespaces = s.a.n_namespaces;
+    req.namespaces = (char **)s.a.namespaces;
+    req.pod_regex = (char *)(s.a.pod_regex ? s.a.pod_regex : "");
+    req.label_selector = (char *)(s.a.selector ? s.a.selector : "");
     req.snaplen = s.a.snaplen;
     co.path = "/netreel.v1.Hub/Snapshot";
     co.shape = RPC_SHAPE_SERVER_STREAM;

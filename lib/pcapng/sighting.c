@@ -247,6 +247,75 @@ enum pcapng_direction pcapng_sighting_direction(uint16_t link_type, const uint8_
     return type == 4 ? PCAPNG_DIR_OUT : PCAPNG_DIR_IN;
 }
 
+/* Where the IP header starts after the link layer, or NULL. */
+static const uint8_t *ip_start(uint16_t link_type, const uint8_t *d, size_t caplen, size_t *n)
+{
+    size_t off = 0;
+    uint16_t et = 0;
+
+    switch (link_type) {
+    case LT_EN10MB:
+        if (caplen < 14)
+            return NULL;
+        off = 12;
+        et = be16(d + 12);
+        while ((et == ET_VLAN || et == ET_QINQ) && caplen >= off + 6) {
+            off += 4;
+            et = be16(d + off);
+        }
+        off += 2;
+        break;
+    case LT_SLL2:
+        if (caplen < 20)
+            return NULL;
+        et = be16(d);
+        off = 20;
+        break;
+    case LT_SLL:
+        if (caplen < 16)
+            return NULL;
+        et = be16(d + 14);
+        off = 16;
+        break;
+    case LT_RAW:
+    case LT_IPV4:
+    case LT_IPV6: et = caplen && d[0] >> 4 == 6 ? ET_IPV6 : ET_IPV4; break;
+    case LT_NULL:
+    case LT_LOOP:
+        if (caplen < 5)
+            return NULL;
+        off = 4;
+        et = d[4] >> 4 == 6 ? ET_IPV6 : ET_IPV4;
+        break;
+    default: return NULL;
+    }
+    if ((et != ET_IPV4 && et != ET_IPV6) || off > caplen)
+        return NULL;
+    *n = caplen - off;
+    return d + off;
+}
+
+bool pcapng_packet_addrs(uint16_t link_type, const uint8_t *data, size_t caplen, uint8_t *family,
+                         uint8_t src[16], uint8_t dst[16])
+{
+    size_t n;
+    const uint8_t *p = ip_start(link_type, data, caplen, &n);
+
+    if (p && n >= 20 && p[0] >> 4 == 4) {
+        *family = 4;
+        memcpy(src, p + 12, 4);
+        memcpy(dst, p + 16, 4);
+        return true;
+    }
+    if (p && n >= 40 && p[0] >> 4 == 6) {
+        *family = 6;
+        memcpy(src, p + 8, 16);
+        memcpy(dst, p + 24, 16);
+        return true;
+    }
+    return false;
+}
+
 bool pcapng_sighting_key(uint16_t link_type, const uint8_t *data, size_t caplen, uint64_t *key)
 {
     struct hash s = {.h = SEED};

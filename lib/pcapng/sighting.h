@@ -33,6 +33,11 @@ enum pcapng_direction { PCAPNG_DIR_UNKNOWN = 0, PCAPNG_DIR_IN = 1, PCAPNG_DIR_OU
 enum pcapng_direction pcapng_sighting_direction(uint16_t link_type, const uint8_t *data,
                                                 size_t caplen);
 
+/* The addresses of the packet's IP header (the outer one; link types as below): true with
+ * *family (4 or 6) and src, dst (4 or 16 bytes used), or false when there is none. */
+bool pcapng_packet_addrs(uint16_t link_type, const uint8_t *data, size_t caplen, uint8_t *family,
+                         uint8_t src[16], uint8_t dst[16]);
+
 /* The key of the packet in data (caplen bytes captured of origlen) of link type link_type
  * (Ethernet, LINUX_SLL, LINUX_SLL2, RAW, IPV4, IPV6, NULL/LOOP). Returns true with *key, or false
  * when there is no IP packet to key (ARP, a cut header, another link type): such a packet is

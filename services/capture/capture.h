@@ -80,6 +80,7 @@ struct capture {
     char *filter_wanted; /* the base to narrow to when filter_timer fires */
     uv_timer_t filter_timer;
     bool pods_dirty; /* the pod set changed and no batch carrying it is in the spool yet */
+    int64_t pods_since_ns; /* when it did (the wall clock packets are stamped with) */
     struct capture_pod *pods;
     size_t n_pods;
     struct capture_counters c;

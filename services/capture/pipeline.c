@@ -75,9 +75,12 @@ static void spool_batch(struct capture *cap, struct capture_batch *b)
             pods[i].ip.len = cap->pods[i].family == 4 ? 4 : 16;
             pods[i].namespace_ = cap->pods[i].name_space;
             pods[i].name = cap->pods[i].name;
+            pods[i].uid = cap->pods[i].uid;
+            pods[i].labels = cap->pods[i].labels;
             podp[i] = &pods[i];
         }
         m.pods_update = true;
+        m.pods_since_ns = cap->pods_since_ns;
         m.n_pods = cap->n_pods;
         m.pods = podp;
     }

@@ -8,10 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "capture/filter.h"
 #include "capture/ifaces.h"
+#include "capture/pipeline.h"
 #include "capture/tls/iface.h"
 #include "kube/config.h"
 #include "kube/filter.h"
@@ -106,12 +108,22 @@ static void on_change(const struct kube_target_set *set, void *arg)
         snprintf(pods[i].uid, sizeof(pods[i].uid), "%s", e->uid);
         snprintf(pods[i].labels, sizeof(pods[i].labels), "%s", e->labels);
     }
+    /* The set before is still waiting for a batch to carry it: it goes now, in one of its own,
+     * so that the store's pod history has every set, each from when it held. */
+    if (cap->pods_dirty)
+        capture_pipeline_heartbeat(cap);
     /* The TLS probes follow the same pods (their network namespaces). */
     capture_tls_iface_target(cap->tls, everything ? NULL : set);
     free(cap->pods);
     cap->pods = pods;
     cap->n_pods = set->n;
     cap->pods_dirty = true;
+    {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        cap->pods_since_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec +
+                             cap->cfg.clock_skew_ns; /* as the packets' time stamps */
+    }
     capture_ifaces_pods_changed(cap); /* their devices become interfaces named after them */
     NR_INFO("targeted pods changed", "addresses=%zu", set->n);
 }

@@ -94,6 +94,10 @@ struct hub_snap {
     struct hub_clock_offset *offsets; /* per store, once measured (NULL: raw clocks) */
     size_t ref;                       /* the store whose clock the others are aligned to */
     struct hub_resolved stores;       /* kept while the probe runs */
+    /* The pod selection, passed on to the stores. */
+    char **namespaces;
+    size_t n_namespaces;
+    char *pod_regex, *label_selector;
     struct nr_buf out;
     /* The stores' TLS key log lines, written as DSBs ahead of the first packet. */
     struct nr_buf keys;
@@ -164,6 +168,11 @@ static void snap_free(uv_handle_t *t)
     free(s->offsets);
     free(s->stores.addrs);
     free(s->stores.failed);
+    for (size_t i = 0; i < s->n_namespaces; i++)
+        free(s->namespaces[i]);
+    free(s->namespaces);
+    free(s->pod_regex);
+    free(s->label_selector);
     nr_buf_free(&s->out);
     nr_buf_free(&s->keys);
     free(s->keys_seen);
@@ -893,6 +902,12 @@ static void start_calls(struct hub_snap *s, const struct hub_resolved *r)
     req.until_ns = s->until;
     req.filter = s->filter ? s->filter : (char *)"";
     req.snaplen = s->snaplen;
+    if (!s->is_probe) { /* the pod selection, which the stores apply (the probe reads all) */
+        req.n_namespaces = s->n_namespaces;
+        req.namespaces = s->namespaces;
+        req.pod_regex = s->pod_regex ? s->pod_regex : (char *)"";
+        req.label_selector = s->label_selector ? s->label_selector : (char *)"";
+    }
     for (size_t i = 0; i < r->n; i++) {
         struct hub_src *src = &s->srcs[i];
         struct rpc_call_opts opts = {.path = "/netreel.v1.Store/Snapshot",
@@ -1006,6 +1021,24 @@ static void resolved(struct hub_resolved *r, void *arg)
     start_calls(s, r);
 }
 
+/* Keeps the request's pod selection for the stores' calls. 0 or -ENOMEM. */
+static int keep_selection(struct hub_snap *s, const Netreel__V1__SnapshotRequest *req)
+{
+    if (req->n_namespaces && !(s->namespaces = calloc(req->n_namespaces, sizeof(char *))))
+        return -ENOMEM;
+    for (size_t i = 0; i < req->n_namespaces; i++) {
+        if (!(s->namespaces[i] = strdup(req->namespaces[i])))
+            return -ENOMEM;
+        s->n_namespaces = i + 1;
+    }
+    if (req->pod_regex && req->pod_regex[0] && !(s->pod_regex = strdup(req->pod_regex)))
+        return -ENOMEM;
+    if (req->label_selector && req->label_selector[0] &&
+        !(s->label_selector = strdup(req->label_selector)))
+        return -ENOMEM;
+    return 0;
+}
+
 static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *user)
 {
     struct hub_snap *s = user;
@@ -1045,6 +1078,13 @@ static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
         finish(s, RPC_INVALID_ARGUMENT, "filter of %zu bytes: at most %u", strlen(req->filter),
                HUB_MAX_FILTER);
     } else if (req->filter && req->filter[0] && !(s->filter = strdup(req->filter))) {
+        finish(s, RPC_RESOURCE_EXHAUSTED, "out of memory");
+    } else if (req->n_namespaces > 256 ||
+               (req->pod_regex && strlen(req->pod_regex) > HUB_MAX_FILTER) ||
+               (req->label_selector && strlen(req->label_selector) > HUB_MAX_FILTER)) {
+        finish(s, RPC_INVALID_ARGUMENT, "pod selection: at most 256 namespaces and %u bytes of "
+               "regex and of label selector", HUB_MAX_FILTER);
+    } else if (keep_selection(s, req) != 0) {
         finish(s, RPC_RESOURCE_EXHAUSTED, "out of memory");
     } else if (hub_stores_resolve(s->h, resolved, s) != 0) {
         finish(s, RPC_RESOURCE_EXHAUSTED, "out of memory");

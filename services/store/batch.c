@@ -113,6 +113,12 @@ static int check_pods(const Netreel__V1__PacketBatch *b, char *err, size_t errle
                            "pod %zu: namespace and name must be 1..%u bytes without control "
                            "characters",
                            i, STORE_MAX_NAME);
+        if ((p->uid && p->uid[0] && !name_ok(p->uid, STORE_MAX_UID)) ||
+            (p->labels && p->labels[0] && !name_ok(p->labels, STORE_MAX_LABELS)))
+            return nr_errf(NR_EPARSE, err, errlen,
+                           "pod %zu: uid and labels must be at most %u and %u bytes without "
+                           "control characters",
+                           i, STORE_MAX_UID, STORE_MAX_LABELS);
     }
     return 0;
 }
@@ -175,15 +181,12 @@ struct store_pods *store_batch_pods(const Netreel__V1__PacketBatch *b)
     for (size_t i = 0; i < b->n_pods; i++) {
         const Netreel__V1__PodName *in = b->pods[i];
         struct store_pod *out = &p->pods[i];
-        size_t len = strlen(in->namespace_) + 1 + strlen(in->name) + 1;
         out->family = in->ip.len == 4 ? 4 : 6;
         memcpy(out->ip, in->ip.data, in->ip.len);
-        out->name = malloc(len);
-        if (!out->name) {
+        if (store_pod_set(out, in->namespace_, in->name, in->uid, in->labels) != 0) {
             store_pods_unref(p);
             return NULL;
         }
-        snprintf(out->name, len, "%s/%s", in->namespace_, in->name);
         p->n = i + 1;
     }
     return p;

@@ -429,6 +429,23 @@ static int handle(struct store_ingest *ig, const Netreel__V1__PacketBatch *b, ch
             snprintf(err, errlen, "out of memory");
             return RPC_RESOURCE_EXHAUSTED;
         }
+        /* When the capture took it (its clock, like the packets'); a time from the future or
+         * before the last set's is the store's own. */
+        pods->since_ns = b->pods_since_ns > 0 && b->pods_since_ns <= now_ns + s->cfg.max_future_ns
+                             ? b->pods_since_ns
+                             : now_ns;
+        if (st->pods && pods->since_ns < st->pods->since_ns)
+            pods->since_ns = st->pods->since_ns;
+        if (st->pods && !st->active) { /* the next segment's head keeps it */
+            if (st->n_unwritten == STORE_MAX_UNWRITTEN) {
+                store_pods_unref(st->unwritten[0]);
+                memmove(st->unwritten, st->unwritten + 1,
+                        (STORE_MAX_UNWRITTEN - 1) * sizeof(st->unwritten[0]));
+                st->n_unwritten--;
+            }
+            store_pods_ref(st->pods);
+            st->unwritten[st->n_unwritten++] = st->pods;
+        }
         store_pods_unref(st->pods);
         st->pods = pods;
     }
@@ -460,6 +477,16 @@ static int handle(struct store_ingest *ig, const Netreel__V1__PacketBatch *b, ch
         if (code == RPC_RESOURCE_EXHAUSTED)
             s->batches_no_room++;
         return code;
+    }
+    if (b->pods_update && st->active) {
+        /* A set that came without packets goes into the pod history now: the next one could
+         * replace it before any packet makes a write. */
+        int rc = store_segment_update_meta(s, st->active, now_ns);
+        if (ig->finished)
+            return RPC_ABORTED;
+        if (rc != 0)
+            NR_WARN("the pod set was not written; its packets keep the pod history they had",
+                    "capture=%s err=\"%s\"", st->capture_id, nr_strerror(rc));
     }
     taken(st, b->seq, now_ns);
     return settled(ig, b->seq, true, err, errlen);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "pcapng/decode.h"
+#include "store/podset.h"
 #include "store/segment.h"
 #include "util/buf.h"
 #include "util/error.h"
@@ -86,17 +87,32 @@ static int add_name(const struct pcapng_name *name, void *arg)
     p = &m->pods->pods[m->pods->n];
     p->family = (uint8_t)name->family;
     memcpy(p->ip, name->addr, 16);
-    p->name = strdup(name->name);
-    if (!p->name)
+    if (store_pod_set(p, NULL, name->name, NULL, NULL) != 0)
         return -ENOMEM;
     m->pods->n++;
     return 0;
 }
 
-/* Parses the IDBs and NRBs of a head or update record. */
+/* A pod set a head or update record described becomes the segment's, and the stream's current
+ * one (the set's reference goes to the stream). */
+static int take_pods(struct store_segment *seg, struct store_pods *p)
+{
+    struct store_stream *st = seg->stream;
+    int rc = store_segment_add_pods(seg, p);
+
+    store_pods_unref(st->pods);
+    st->pods = p; /* add_pods took its own reference */
+    return rc;
+}
+
+/* Parses the IDBs, NRBs and pod set blocks of a head or update record. */
 static int parse_meta(struct store_segment *seg, int fd, const struct store_record *r)
 {
     struct store_stream *st = seg->stream;
+    struct meta_ctx m = {.st = st};
+    struct store_pods *set = NULL;
+    uint32_t filled = 0;
+    bool had_sets = false; /* whole pod set blocks: the NRBs' names are not needed */
     uint8_t *buf;
     size_t off = 0;
     int rc;
@@ -130,19 +146,37 @@ static int parse_meta(struct store_segment *seg, int fd, const struct store_reco
                 }
             }
         } else if (type == PCAPNG_BT_NRB) {
-            struct meta_ctx m = {.st = st};
             rc = pcapng_nrb_foreach(buf + off, blen, add_name, &m);
-            if (rc == 0 && m.pods) {
-                rc = store_segment_add_pods(seg, m.pods);
-                store_pods_unref(st->pods);
-                st->pods = m.pods; /* add_pods took its own reference */
-            } else {
-                store_pods_unref(m.pods);
+        } else if (type == STORE_PODSET_BLOCK) {
+            struct store_podset_part part;
+            rc = store_podset_decode(buf + off, blen, &part, NULL);
+            if (rc == 0 && part.first == 0) { /* a set starts */
+                store_pods_unref(set);
+                filled = 0;
+                set = store_pods_new(part.total);
+                if (!set)
+                    rc = -ENOMEM;
+                else
+                    set->n = part.total;
+            }
+            if (rc == 0 && set && part.first == filled && part.total == set->n) {
+                rc = store_podset_decode(buf + off, blen, &part, set);
+                set->since_ns = part.since_ns;
+                filled += part.count;
+                if (rc == 0 && filled == set->n) { /* whole: it joins the history */
+                    rc = take_pods(seg, set);
+                    set = NULL;
+                    had_sets = true;
+                }
             }
         }
         off += blen;
     }
     free(buf);
+    store_pods_unref(set); /* a set cut short */
+    if (rc == 0 && m.pods && !had_sets) /* a segment written before pod set blocks */
+        return take_pods(seg, m.pods);
+    store_pods_unref(m.pods);
     return rc;
 }
 

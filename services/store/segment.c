@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "pcapng/encode.h"
+#include "store/podset.h"
 #include "store/sync.h"
 #include "util/buf.h"
 #include "util/error.h"
@@ -259,7 +260,8 @@ static int pods_nrb(struct nr_buf *b, const struct store_pods *pods)
         rc = pcapng_nrb_append(b, names, k);
         done += k;
     }
-    return rc;
+    /* And the set with its time, uids and labels: the pod history of pod selection. */
+    return rc == 0 ? store_podset_append(b, pods) : rc;
 }
 
 /* What an IDB says when the capture gave no description: where the interface is. */
@@ -309,6 +311,8 @@ int store_segment_create(struct store *s, struct store_stream *st, int64_t now_n
     rc = pcapng_shb_append(&head, comment, NULL, NULL, "netreel-store " NR_VERSION);
     for (uint32_t i = 0; rc == 0 && i < st->n_ifaces; i++)
         rc = idb_of(&head, st, i);
+    for (size_t i = 0; rc == 0 && i < st->n_unwritten; i++)
+        rc = store_podset_append(&head, st->unwritten[i]);
     if (rc == 0 && st->pods)
         rc = pods_nrb(&head, st->pods);
     if (rc != 0)
@@ -352,7 +356,9 @@ int store_segment_create(struct store *s, struct store_stream *st, int64_t now_n
         goto out;
     }
     seg->n_ifaces = st->n_ifaces;
-    if (st->pods)
+    for (size_t i = 0; rc == 0 && i < st->n_unwritten; i++)
+        rc = store_segment_add_pods(seg, st->unwritten[i]);
+    if (rc == 0 && st->pods)
         rc = store_segment_add_pods(seg, st->pods);
     if (rc != 0) {
         segment_unlink(s, seg);
@@ -360,6 +366,8 @@ int store_segment_create(struct store *s, struct store_stream *st, int64_t now_n
     }
     st->next_segno++;
     st->active = seg;
+    while (st->n_unwritten)
+        store_pods_unref(st->unwritten[--st->n_unwritten]);
     st->dir_dirty = true;
     NR_DEBUG("segment opened", "segment=%s.pcapng", path);
 out:
@@ -395,7 +403,6 @@ int store_segment_update_meta(struct store *s, struct store_segment *seg, int64_
         rc = idb_of(&b, st, i);
     if (rc == 0 && new_pods)
         rc = pods_nrb(&b, st->pods);
-    /* A pod set that became empty adds no name: nothing to write, but it is the segment's now. */
     if (rc == 0 && b.len > 0) {
         struct iovec iov = {b.data, b.len};
         rec.packets = st->n_ifaces;

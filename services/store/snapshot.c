@@ -16,6 +16,7 @@
 #include "pcapng/merge.h"
 #include "rpc/status.h"
 #include "store/segment.h"
+#include "store/select.h"
 #include "util/buf.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -74,6 +75,7 @@ struct store_snapshot {
     struct snap_filter *filters;
     size_t n_filters;
     int *iface_filter; /* output interface id -> index in filters */
+    struct store_select *select; /* -n, --pod, -l (select.h); NULL: every packet */
     uv_work_t compile; /* the filters compile on the thread pool */
     bool compiling;
     int compile_rc;
@@ -115,6 +117,7 @@ static void snapshot_free(uv_handle_t *h)
         pcap_freecode(&snap->filters[i].prog);
     free(snap->filters);
     free(snap->iface_filter);
+    store_select_free(snap->select);
     free(snap->srcs);
     free(snap->streams);
     free(snap->filter);
@@ -214,14 +217,16 @@ static void admit(struct store_snapshot *snap)
     }
 }
 
-static bool passes(struct store_snapshot *snap, uint32_t out_id, const struct pcapng_epb *epb)
+static bool passes(struct store_snapshot *snap, uint32_t stream, uint32_t out_id,
+                   const struct pcapng_epb *epb)
 {
     struct pcap_pkthdr hdr = {.caplen = epb->caplen, .len = epb->origlen};
 
-    if (!snap->filters)
-        return true;
-    return pcap_offline_filter(&snap->filters[snap->iface_filter[out_id]].prog, &hdr, epb->data) !=
-           0;
+    if (snap->filters &&
+        pcap_offline_filter(&snap->filters[snap->iface_filter[out_id]].prog, &hdr, epb->data) ==
+            0)
+        return false;
+    return !snap->select || store_select_passes(snap->select, stream, out_id, epb);
 }
 
 /* Sends what buf holds as one StoreChunk of the given bytes kind (blocks or tls_keylog), and
@@ -343,7 +348,7 @@ static void produce(struct store_snapshot *snap)
         }
         if (ts >= snap->since) {
             uint32_t out_id = snap->streams[src->stream].base + src->epb.ifid;
-            if (passes(snap, out_id, &src->epb)) {
+            if (passes(snap, src->stream, out_id, &src->epb)) {
                 size_t need = src->epb.block_len;
                 if (snap->out.len && snap->out.len + need > STORE_CHUNK_BYTES &&
                     send_blocks(snap) != 0)
@@ -475,6 +480,8 @@ static int collect(struct store_snapshot *snap)
             continue;
         if (stream_index(snap, seg->stream, &si) != 0)
             return -ENOMEM;
+        if (snap->select && store_select_add_segment(snap->select, (uint32_t)si, seg) != 0)
+            return -ENOMEM;
         for (size_t i = 0; i < seg->n_runs; i++) {
             const struct store_run *r = &seg->runs[i];
             struct snap_stream *ss = &snap->streams[si];
@@ -515,8 +522,13 @@ static int collect(struct store_snapshot *snap)
     for (size_t i = 0; i < snap->n_srcs; i++)
         snap->srcs[i].rank = i;
     for (size_t i = 0; i < snap->n_streams; i++) {
+        const struct store_stream *st = snap->streams[i].st;
         snap->streams[i].base = snap->n_out_ifaces;
-        snap->n_out_ifaces += snap->streams[i].st->n_ifaces;
+        for (uint32_t k = 0; snap->select && k < st->n_ifaces; k++)
+            if (store_select_iface(snap->select, snap->n_out_ifaces + k, st->ifaces[k].link_type,
+                                   st->ifaces[k].desc) != 0)
+                return -ENOMEM;
+        snap->n_out_ifaces += st->n_ifaces;
     }
     return 0;
 }
@@ -821,6 +833,15 @@ static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
         snap->filter = strdup(req->filter);
         if (!snap->filter) {
             finish(snap, RPC_RESOURCE_EXHAUSTED, "out of memory");
+            goto out;
+        }
+    }
+    {
+        char why[512];
+        rc = store_select_new(req, &snap->select, why, sizeof(why));
+        if (rc != 0) {
+            finish(snap, rc == NR_EPARSE ? RPC_INVALID_ARGUMENT : RPC_RESOURCE_EXHAUSTED, "%s",
+                   rc == NR_EPARSE ? why : "out of memory");
             goto out;
         }
     }

@@ -15,6 +15,7 @@
 
 #define STORE_MAX_INTERFACES  256u
 #define STORE_MAX_PODS        65536u
+#define STORE_MAX_UNWRITTEN   16u /* pod sets kept for a stream without a segment */
 #define STORE_MAX_NAME        253u /* a Kubernetes name, a node name */
 #define STORE_MAX_IFNAME      255u  /* "NAMESPACE/POD" of a pod's device, cut by the capture */
 #define STORE_MAX_IFDESC      2047u /* an interface's if_description */
@@ -51,13 +52,23 @@ struct store_iface {
 struct store_pod {
     uint8_t family; /* 4 or 6 */
     uint8_t ip[16];
-    char *name; /* "namespace/name" */
+    char *name;   /* "namespace/name"; one allocation with uid and labels after it */
+    char *uid;    /* "" when unknown */
+    char *labels; /* "k=v,k=v" */
 };
 struct store_pods {
     unsigned refs;
+    int64_t since_ns; /* when the capture took this set (packets before it had the previous) */
     size_t n;
     struct store_pod pods[];
 };
+#define STORE_MAX_UID    63u
+#define STORE_MAX_LABELS 1023u
+
+/* Sets pod p's strings ("namespace/name", uid, labels: NULL for "") in one allocation. 0 or
+ * -ENOMEM. */
+int store_pod_set(struct store_pod *p, const char *name_space, const char *name, const char *uid,
+                  const char *labels);
 
 struct store_stream;
 
@@ -113,6 +124,10 @@ struct store_stream {
     struct store_iface ifaces[STORE_MAX_INTERFACES];
     uint32_t n_ifaces;
     struct store_pods *pods; /* the current set, NULL when none was ever sent */
+    /* Sets that came while the stream had no active segment, oldest first: the next segment's
+     * head keeps them, so the pod history has every set the capture sent. */
+    struct store_pods *unwritten[STORE_MAX_UNWRITTEN];
+    size_t n_unwritten;
     struct store_counters counters;
     uint64_t batches, packets, bytes, duplicates;
     int64_t last_batch_ns;

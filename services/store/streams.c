@@ -15,6 +15,24 @@ struct store_pods *store_pods_new(size_t n)
     return p;
 }
 
+int store_pod_set(struct store_pod *p, const char *name_space, const char *name, const char *uid,
+                  const char *labels)
+{
+    size_t nl = (name_space ? strlen(name_space) + 1 : 0) + strlen(name);
+    size_t ul = uid ? strlen(uid) : 0, ll = labels ? strlen(labels) : 0;
+    char *b = malloc(nl + ul + ll + 3);
+
+    if (!b)
+        return -ENOMEM;
+    snprintf(b, nl + 1, "%s%s%s", name_space ? name_space : "", name_space ? "/" : "", name);
+    memcpy(b + nl + 1, uid ? uid : "", ul + 1);
+    memcpy(b + nl + ul + 2, labels ? labels : "", ll + 1);
+    p->name = b;
+    p->uid = b + nl + 1;
+    p->labels = b + nl + ul + 2;
+    return 0;
+}
+
 void store_pods_ref(struct store_pods *p)
 {
     p->refs++;

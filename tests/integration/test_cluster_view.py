@@ -52,6 +52,7 @@ PODS = {  # name: (node, address)
     "a2": ("node-1", "10.90.1.3"),
     "b1": ("node-2", "10.90.2.2"),
 }
+NAMESPACE = {"a1": "default", "a2": "default", "b1": "web"}
 SLL2 = 276
 EXPERT = ("tcp.analysis.retransmission || tcp.analysis.fast_retransmission || "
           "tcp.analysis.spurious_retransmission || tcp.analysis.duplicate_ack || "
@@ -149,8 +150,9 @@ def start_cluster(lab, tmp_path, capture_args=None):
         api = kube_api.KubeAPI(pki)
         start_kube_api(api, c.ns[node])
         lab.apis.append(api)
+        c.apis = getattr(c, "apis", []) + [api]
         for name, (pnode, paddr) in PODS.items():
-            api.add("default", name, node=pnode, ips=[paddr])
+            api.add(NAMESPACE[name], name, node=pnode, ips=[paddr])
         store = start_store(lab.store_bins, c.ns[node], tmp_path / f"data-{node}",
                             tmp_path / f"store-{node}.stderr", PORT, "--node", node, "--listen",
                             f"{addr}:{PORT}")
@@ -301,7 +303,7 @@ def tshark_frames(path, display_filter):
 
 
 def pod_iface(name):
-    return f"{PODS[name][0]}/default/{name}"
+    return f"{PODS[name][0]}/{NAMESPACE[name]}/{name}"
 
 
 def test_each_packet_once_on_the_senders_interface(cluster, hubs, cli_bin, tmp_path):
@@ -466,3 +468,81 @@ def test_one_clock_from_the_traffic(lab, hubs, cli_bin, tmp_path):
     assert "clocks raw" in f.shb_comment, f.shb_comment
     early = [port for port, (req, resp) in exchanges(f).items() if resp < req]
     assert len(early) == 5, exchanges(f)
+
+
+def selected(cli_bin, hubs, c, tmp_path, tag, *args):
+    """The seqs of our datagrams in a snapshot with the given selection flags."""
+    _, f = dump(cli_bin, hubs, c, tmp_path, tag, *args)
+    return sorted({q for _, _, q, _ in datagrams(f)})
+
+
+def wait_recorded(cap, packets):
+    deadline = time.monotonic() + 20 * SCALE
+    while (cap.scrape().get("netreel_capture_packets_total") or 0) < packets:
+        assert time.monotonic() < deadline, f"recorded: {cap.scrape()}"
+        time.sleep(0.05)
+
+
+def wait_pod_devices(cap, want):
+    deadline = time.monotonic() + 20 * SCALE
+    while cap.scrape().get("netreel_capture_pod_devices") != want:
+        assert time.monotonic() < deadline, f"pod devices: {cap.scrape()}"
+        time.sleep(0.1)
+
+
+def test_who_after_the_fact(cluster, hubs, cli_bin, tmp_path):
+    """-n, --pod and -l select by the pods as they were when each packet was seen: a2 is
+    deleted and its address then goes to a new pod a3 of another namespace; a2 is still found
+    (and only a2), a3 is not taken for it. Everything goes to b1, of namespace "web"."""
+    c = cluster
+    a2_ip = PODS["a2"][1]
+    srv = Servers(c)
+    try:
+        send_udp(c, "a1", PODS["b1"][1], DGRAM_PORT, range(0, 10))   # a1 -> b1
+        send_udp(c, "a2", PODS["b1"][1], DGRAM_PORT, range(500, 510))  # a2 -> b1
+        # They are on the wire (a first datagram waits for ARP) and recorded before a2 goes:
+        # each was seen on its pod's device and on node-1's uplink.
+        wait_recorded(c.captures["node-1"], 40)
+        for api in c.apis:  # a2 goes; a3 of namespace "shop" comes with a2's address
+            api.delete("default", "a2")
+        wait_pod_devices(c.captures["node-1"], 1)
+        for api in c.apis:
+            api.add("shop", "a3", node="node-1", ips=[a2_ip])
+        wait_pod_devices(c.captures["node-1"], 2)
+        time.sleep(0.5)  # the filter's swap onto the handle
+        send_udp(c, "a2", PODS["b1"][1], DGRAM_PORT, range(600, 610))  # now a3's packets
+    finally:
+        srv.close()
+    time.sleep(1.5)
+
+    a2 = list(range(500, 510))
+    a3 = list(range(600, 610))
+    a1 = list(range(0, 10))
+    assert selected(cli_bin, hubs, c, tmp_path, "all") == a1 + a2 + a3
+    # a2, deleted: found by its namespace, its name and its labels; a3 is not a2
+    assert selected(cli_bin, hubs, c, tmp_path, "ns-default", "-n", "default") == a1 + a2
+    assert selected(cli_bin, hubs, c, tmp_path, "pod-a2", "--pod", "^a2$") == a2
+    assert selected(cli_bin, hubs, c, tmp_path, "l-a2", "-l", "app=a2") == a2
+    # a3: only what it sent after it came
+    assert selected(cli_bin, hubs, c, tmp_path, "ns-shop", "-n", "shop") == a3
+    assert selected(cli_bin, hubs, c, tmp_path, "pod-a3", "--pod", "a3") == a3
+    # combined: all of them must hold, and with --filter
+    assert selected(cli_bin, hubs, c, tmp_path, "both", "-n", "default", "-l",
+                    "app in (b1, a2)") == a2  # b1 is of namespace web
+    assert selected(cli_bin, hubs, c, tmp_path, "notin", "-l", "app notin (a1,b1)") == a2 + a3
+    assert selected(cli_bin, hubs, c, tmp_path, "none", "-n", "kube-system") == []
+    assert selected(cli_bin, hubs, c, tmp_path, "filter", "-n", "default", "--filter",
+                    f"src host {a2_ip}") == a2
+
+    # A selection that does not parse is an error, as a filter that does not compile is.
+    hub = hubs(",".join(f"{a}:{PORT}" for a in NODES.values()), ns=c.ns["node-1"])
+    d = tmp_path / "bad"
+    d.mkdir()
+    for args, words in ((["-l", "app in (a1"], "parenthesis"),
+                        (["--pod", "a(("], "pod"),
+                        (["-n", "Not_A_Label"], "Not_A_Label")):
+        r = pcapdump(cli_bin, hub, "--time=5m", "--dest", d, *args, ns=c.ns["node-1"],
+                     expect=1)
+        line = ch.one_error_line(r)
+        assert "INVALID_ARGUMENT" in line and words in line, line
+        assert list(d.iterdir()) == [], list(d.iterdir())
