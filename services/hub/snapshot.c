@@ -475,6 +475,23 @@ static const struct rpc_call_cbs src_cbs = {
     .on_done = src_done,
 };
 
+/* How long a store may keep the merge waiting: --store-timeout, a quarter of it for the clock
+ * probe (a slow store is then only not measured, and does not cost the caller twice). */
+static int64_t store_timeout(const struct hub_snap *s)
+{
+    int64_t t = s->h->cfg.store_timeout_ns;
+
+    return s->is_probe ? t / 4 : t;
+}
+
+/* How often the store timeouts are checked: a tenth of the timeout, at most a second. */
+static uint64_t tick_ms(const struct hub_snap *s)
+{
+    int64_t ms = store_timeout(s) / 10 / 1000000;
+
+    return ms < 10 ? 10 : ms > 1000 ? 1000 : (uint64_t)ms;
+}
+
 /* Stores silent for --store-timeout while the snapshot waits for them are left out. */
 static void timer_cb(uv_timer_t *t)
 {
@@ -485,7 +502,7 @@ static void timer_cb(uv_timer_t *t)
         struct hub_src *src = &s->srcs[i];
         bool waiting = src->state == S_WAIT_HEADER || src->blocked;
         if (waiting && src->call && src->waiting_since &&
-            now - src->waiting_since > s->h->cfg.store_timeout_ns) {
+            now - src->waiting_since > store_timeout(s)) {
             src->timed_out = true;
             rpc_call_cancel(src->call);
         }
@@ -880,7 +897,7 @@ static void turn_cb(uv_timer_t *t)
 {
     struct hub_snap *s = t->data;
 
-    uv_timer_start(&s->timer, timer_cb, 1000, 1000);
+    uv_timer_start(&s->timer, timer_cb, tick_ms(s), tick_ms(s));
     produce(s);
 }
 
@@ -998,6 +1015,7 @@ static int probe_start(struct hub_snap *s, const struct hub_resolved *r)
     memcpy(s->stores.failed, r->failed, r->n * sizeof(*r->failed));
     p->is_probe = true;
     p->parent = s;
+    uv_timer_start(&p->timer, timer_cb, tick_ms(p), tick_ms(p)); /* a probe's shorter timeout */
     p->sightings = HUB_SIGHTINGS_PROBE;
     p->until = s->until;
     p->since = s->until - HUB_PROBE_NS > s->since ? s->until - HUB_PROBE_NS : s->since;
@@ -1137,7 +1155,7 @@ static struct hub_snap *snap_new(struct hub *h, struct rpc_call *call)
     nr_buf_init(&s->keys, HUB_KEYLOG_MAX);
     uv_timer_init(h->loop, &s->timer);
     s->timer.data = s;
-    uv_timer_start(&s->timer, timer_cb, 1000, 1000);
+    uv_timer_start(&s->timer, timer_cb, tick_ms(s), tick_ms(s));
     return s;
 }
 
