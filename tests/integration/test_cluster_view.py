@@ -153,10 +153,14 @@ def start_cluster(lab, tmp_path, capture_args=None):
         c.apis = getattr(c, "apis", []) + [api]
         for name, (pnode, paddr) in PODS.items():
             api.add(NAMESPACE[name], name, node=pnode, ips=[paddr])
-        store = start_store(lab.store_bins, c.ns[node], tmp_path / f"data-{node}",
-                            tmp_path / f"store-{node}.stderr", PORT, "--node", node, "--listen",
-                            f"{addr}:{PORT}")
+        c.store_args = getattr(c, "store_args", {})
+        c.store_args[node] = (lab.store_bins, c.ns[node], tmp_path / f"data-{node}",
+                              tmp_path / f"store-{node}.stderr", PORT, "--node", node,
+                              "--listen", f"{addr}:{PORT}")
+        store = start_store(*c.store_args[node])
         lab.stores.append(store)
+        c.stores = getattr(c, "stores", {})
+        c.stores[node] = store
         kc = write_kubeconfig(tmp_path / f"kubeconfig-{node}", api)
         cap = CaptureProc(lab.capture_bin, ["-i", "any", "--store", f"{addr}:{PORT}",
                                             "--metrics-listen", "127.0.0.1:0", "--node", node,
@@ -490,7 +494,7 @@ def wait_pod_devices(cap, want):
         time.sleep(0.1)
 
 
-def test_who_after_the_fact(cluster, hubs, cli_bin, tmp_path):
+def test_who_after_the_fact(lab, cluster, hubs, cli_bin, tmp_path):
     """-n, --pod and -l select by the pods as they were when each packet was seen: a2 is
     deleted and its address then goes to a new pod a3 of another namespace; a2 is still found
     (and only a2), a3 is not taken for it. Everything goes to b1, of namespace "web"."""
@@ -533,6 +537,15 @@ def test_who_after_the_fact(cluster, hubs, cli_bin, tmp_path):
     assert selected(cli_bin, hubs, c, tmp_path, "none", "-n", "kube-system") == []
     assert selected(cli_bin, hubs, c, tmp_path, "filter", "-n", "default", "--filter",
                     f"src host {a2_ip}") == a2
+
+    # The history is in the segments: a store started again on them still knows a2 and a3.
+    for node in NODES:
+        problems = c.stores[node].stop()
+        assert not problems, problems
+        c.stores[node] = start_store(*c.store_args[node])
+        lab.stores.append(c.stores[node])
+    assert selected(cli_bin, hubs, c, tmp_path, "after-restart", "-n", "default") == a1 + a2
+    assert selected(cli_bin, hubs, c, tmp_path, "after-restart-a3", "-l", "app=a3") == a3
 
     # A selection that does not parse is an error, as a filter that does not compile is.
     hub = hubs(",".join(f"{a}:{PORT}" for a in NODES.values()), ns=c.ns["node-1"])
