@@ -498,8 +498,8 @@ static void report_clock(const Netreel__V1__SnapshotSummary *sum)
         fprintf(stderr,
                 "netreel: clock of %s: %+.3f ms against %s (\xc2\xb1 %.3f ms, %" PRIu64
                 " packets), taken off its timestamps\n",
-                node, (double)r->clock_offset_ns / 1e6, ref,
-                (double)r->clock_uncertainty_ns / 1e6, r->clock_samples);
+                node, (double)r->clock_offset_ns / 1e6, ref, (double)r->clock_uncertainty_ns / 1e6,
+                r->clock_samples);
     }
 }
 

@@ -112,9 +112,17 @@ static void row(const Netreel__V1__StoreStatus *ss, char cells[COLS][64], char *
 
 static int print_table(const Netreel__V1__ClusterStatus *st)
 {
-    static const char *const head[COLS] = {
-        "NODE",    "STORE",   "STATE",      "OLDEST",  "NEWEST", "SPAN",
-        "DISK / MAX", "SEGMENTS", "PACKETS", "CLOCK", "DROPS kernel/iface/capture"};
+    static const char *const head[COLS] = {"NODE",
+                                           "STORE",
+                                           "STATE",
+                                           "OLDEST",
+                                           "NEWEST",
+                                           "SPAN",
+                                           "DISK / MAX",
+                                           "SEGMENTS",
+                                           "PACKETS",
+                                           "CLOCK",
+                                           "DROPS kernel/iface/capture"};
     size_t n = st->n_stores, unreachable = 0;
     char(*cells)[COLS][64] = calloc(n ? n : 1, sizeof(*cells));
     char(*reasons)[512] = calloc(n ? n : 1, sizeof(*reasons));

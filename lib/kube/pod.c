@@ -163,7 +163,8 @@ static void copy_labels(char *dst, size_t cap, const json_t *labels)
     const json_t *v;
 
     dst[0] = '\0';
-    json_object_foreach((json_t *)labels, k, v) {
+    json_object_foreach((json_t *)labels, k, v)
+    {
         if (n < sizeof(keys) / sizeof(keys[0]) && json_is_string(v) && k[0] &&
             label_chars(k, strlen(k), KUBE_NAME_MAX + 64, true) &&
             strlen(json_string_value(v)) == json_string_length(v) &&

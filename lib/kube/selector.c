@@ -8,8 +8,8 @@
 
 static bool name_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_' || c == '.' || c == '/';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.' || c == '/';
 }
 
 static const char *skip_ws(const char *p)
@@ -61,8 +61,10 @@ int kube_label_selector_parse(const char *text, struct kube_label_selector *sel,
         }
         n = word(&p, r->key, sizeof(r->key), true);
         if (n <= 0)
-            return nr_errf(NR_EPARSE, err, errlen, "label selector \"%.200s\": a label key "
-                           "expected at \"%.40s\"", text, p);
+            return nr_errf(NR_EPARSE, err, errlen,
+                           "label selector \"%.200s\": a label key "
+                           "expected at \"%.40s\"",
+                           text, p);
         p = skip_ws(p);
         if (neg) {
             r->op = KUBE_SEL_NOT_EXISTS;
@@ -73,7 +75,8 @@ int kube_label_selector_parse(const char *text, struct kube_label_selector *sel,
             p += *p == '!' || p[1] == '=' ? 2 : 1;
             p = skip_ws(p);
             if (word(&p, r->vals[0], sizeof(r->vals[0]), false) < 0)
-                return nr_errf(NR_EPARSE, err, errlen, "label selector: a value longer than 63 "
+                return nr_errf(NR_EPARSE, err, errlen,
+                               "label selector: a value longer than 63 "
                                "bytes");
             r->n_vals = 1;
         } else if ((strncmp(p, "in", 2) == 0 && !name_char(p[2])) ||
@@ -81,39 +84,52 @@ int kube_label_selector_parse(const char *text, struct kube_label_selector *sel,
             r->op = p[0] == 'i' ? KUBE_SEL_IN : KUBE_SEL_NOT_IN;
             p = skip_ws(p + (p[0] == 'i' ? 2 : 5));
             if (*p != '(')
-                return nr_errf(NR_EPARSE, err, errlen, "label selector \"%.200s\": \"(\" "
-                               "expected after in/notin", text);
+                return nr_errf(NR_EPARSE, err, errlen,
+                               "label selector \"%.200s\": \"(\" "
+                               "expected after in/notin",
+                               text);
             p = skip_ws(p + 1);
             for (;;) {
                 if (r->n_vals == KUBE_SELECTOR_MAX_VALS)
-                    return nr_errf(NR_EPARSE, err, errlen, "label selector: more than %d values "
-                                   "in one set", KUBE_SELECTOR_MAX_VALS);
+                    return nr_errf(NR_EPARSE, err, errlen,
+                                   "label selector: more than %d values "
+                                   "in one set",
+                                   KUBE_SELECTOR_MAX_VALS);
                 if (word(&p, r->vals[r->n_vals], sizeof(r->vals[0]), false) < 0)
-                    return nr_errf(NR_EPARSE, err, errlen, "label selector: a value longer than "
+                    return nr_errf(NR_EPARSE, err, errlen,
+                                   "label selector: a value longer than "
                                    "63 bytes");
                 r->n_vals++;
                 p = skip_ws(p);
                 if (*p == ')')
                     break;
                 if (*p != ',')
-                    return nr_errf(NR_EPARSE, err, errlen, "label selector \"%.200s\": no "
-                                   "closing parenthesis", text);
+                    return nr_errf(NR_EPARSE, err, errlen,
+                                   "label selector \"%.200s\": no "
+                                   "closing parenthesis",
+                                   text);
                 p = skip_ws(p + 1);
             }
             p = skip_ws(p + 1);
         } else {
-            return nr_errf(NR_EPARSE, err, errlen, "label selector \"%.200s\": =, ==, !=, in or "
-                           "notin expected at \"%.40s\"", text, p);
+            return nr_errf(NR_EPARSE, err, errlen,
+                           "label selector \"%.200s\": =, ==, !=, in or "
+                           "notin expected at \"%.40s\"",
+                           text, p);
         }
         p = skip_ws(p);
         if (*p == ',') {
             p = skip_ws(p + 1);
             if (!*p)
-                return nr_errf(NR_EPARSE, err, errlen, "label selector \"%.200s\": ends with a "
-                               "comma", text);
+                return nr_errf(NR_EPARSE, err, errlen,
+                               "label selector \"%.200s\": ends with a "
+                               "comma",
+                               text);
         } else if (*p) {
-            return nr_errf(NR_EPARSE, err, errlen, "label selector \"%.200s\": \",\" expected "
-                           "at \"%.40s\"", text, p);
+            return nr_errf(NR_EPARSE, err, errlen,
+                           "label selector \"%.200s\": \",\" expected "
+                           "at \"%.40s\"",
+                           text, p);
         }
     }
     return 0;

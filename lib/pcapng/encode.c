@@ -344,8 +344,7 @@ size_t pcapng_epb_sighting_len(const struct pcapng_epb *epb, uint32_t snaplen, u
 }
 
 int pcapng_epb_append_sighting(struct nr_buf *b, const struct pcapng_epb *epb, uint32_t ifid,
-                               int64_t ts_ns, uint32_t snaplen, uint32_t flags,
-                               uint64_t packet_id)
+                               int64_t ts_ns, uint32_t snaplen, uint32_t flags, uint64_t packet_id)
 {
     uint32_t caplen = snaplen != 0 && snaplen < epb->caplen ? snaplen : epb->caplen;
     size_t own = kept_options(epb, flags != 0, packet_id != 0, NULL);

@@ -49,8 +49,7 @@ int pcapng_epb_append_copy(struct nr_buf *b, const struct pcapng_epb *epb, uint3
  * source's) and epb_packetid (when packet_id is non-zero: every sighting of one packet has the
  * same; replaces the source's). */
 int pcapng_epb_append_sighting(struct nr_buf *b, const struct pcapng_epb *epb, uint32_t ifid,
-                               int64_t ts_ns, uint32_t snaplen, uint32_t flags,
-                               uint64_t packet_id);
+                               int64_t ts_ns, uint32_t snaplen, uint32_t flags, uint64_t packet_id);
 /* The bytes pcapng_epb_append_sighting appends for these arguments. */
 size_t pcapng_epb_sighting_len(const struct pcapng_epb *epb, uint32_t snaplen, uint32_t flags,
                                uint64_t packet_id);

@@ -3,22 +3,22 @@
 
 #include <string.h>
 
-#define LT_NULL    0
-#define LT_EN10MB  1
-#define LT_RAW     101
-#define LT_LOOP    108
-#define LT_SLL     113
-#define LT_IPV4    228
-#define LT_IPV6    229
-#define LT_SLL2    276
-#define ET_IPV4    0x0800
-#define ET_IPV6    0x86dd
-#define ET_VLAN    0x8100
-#define ET_QINQ    0x88a8
-#define ET_TEB     0x6558 /* Geneve: an Ethernet frame inside */
-#define MAX_DEPTH  3      /* tunnels inside tunnels looked through */
+#define LT_NULL   0
+#define LT_EN10MB 1
+#define LT_RAW    101
+#define LT_LOOP   108
+#define LT_SLL    113
+#define LT_IPV4   228
+#define LT_IPV6   229
+#define LT_SLL2   276
+#define ET_IPV4   0x0800
+#define ET_IPV6   0x86dd
+#define ET_VLAN   0x8100
+#define ET_QINQ   0x88a8
+#define ET_TEB    0x6558 /* Geneve: an Ethernet frame inside */
+#define MAX_DEPTH 3      /* tunnels inside tunnels looked through */
 
-#define SEED       0x6e657472656c2d31ull
+#define SEED 0x6e657472656c2d31ull
 
 struct hash {
     uint64_t h;
@@ -84,13 +84,12 @@ static void key_quoted(struct hash *s, const uint8_t *p, size_t n)
     } else if (n >= 48 && p[0] >> 4 == 6) {
         const uint8_t *l4 = p + 40;
         mix(s, (uint64_t)be16(p + 4) << 8 | p[6]);
-        mix(s, p[6] == 6 ? (uint64_t)l4[4] << 24 | l4[5] << 16 | l4[6] << 8 | l4[7]
-                         : be16(l4 + 4));
+        mix(s, p[6] == 6 ? (uint64_t)l4[4] << 24 | l4[5] << 16 | l4[6] << 8 | l4[7] : be16(l4 + 4));
     }
 }
 
-static bool key_l4(struct hash *s, uint8_t proto, const uint8_t *p, size_t n, size_t wire,
-                   bool v6, int depth)
+static bool key_l4(struct hash *s, uint8_t proto, const uint8_t *p, size_t n, size_t wire, bool v6,
+                   int depth)
 {
     mix(s, proto);
     switch (proto) {
@@ -157,9 +156,7 @@ static bool key_l4(struct hash *s, uint8_t proto, const uint8_t *p, size_t n, si
             return key_ip(s, p, n, depth + 1);
         }
         /* fall through */
-    default:
-        payload(s, p, n, wire);
-        return true;
+    default: payload(s, p, n, wire); return true;
     }
 }
 
@@ -173,7 +170,7 @@ static bool key_ip(struct hash *s, const uint8_t *p, size_t n, int depth)
         /* total length, identification, flags and fragment offset, protocol */
         mix(s, (uint64_t)total << 48 | (uint64_t)be16(p + 4) << 32 | (uint64_t)frag << 8 | p[9]);
         if (n > total)
-            n = total; /* Ethernet padding */
+            n = total;       /* Ethernet padding */
         if (frag & 0x1fff) { /* a later fragment: no transport header */
             payload(s, p + ihl, n - ihl, total - ihl);
             return true;

@@ -16,7 +16,7 @@
 
 #include "util/error.h"
 
-#define RECV_BYTES (64u * 1024)
+#define RECV_BYTES      (64u * 1024)
 #define RECV_TIMEOUT_US 200000 /* one request: the kernel answers in microseconds */
 
 struct capture_devices {
@@ -145,10 +145,10 @@ static int take_route(const struct capture_nl_msg *m, void *arg)
 }
 
 struct neigh_ctx {
-    int32_t ifindex;        /* the bridge */
-    const uint8_t *ip;      /* looking for this address's MAC (ip_len bytes) ... */
+    int32_t ifindex;   /* the bridge */
+    const uint8_t *ip; /* looking for this address's MAC (ip_len bytes) ... */
     size_t ip_len;
-    uint8_t mac[32];        /* ... or for the port that learnt this MAC */
+    uint8_t mac[32]; /* ... or for the port that learnt this MAC */
     uint8_t mac_len;
     int32_t port;
 };

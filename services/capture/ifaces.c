@@ -14,7 +14,7 @@
 #include "util/log.h"
 
 #define LINKTYPE_LINUX_SLL2 276
-#define SLL2_IFINDEX_OFF    4  /* sll2_if_index, big-endian, in the 20-byte header */
+#define SLL2_IFINDEX_OFF    4 /* sll2_if_index, big-endian, in the 20-byte header */
 #define EPB_IFID_OFF        8
 #define EPB_CAPLEN_OFF      20
 #define EPB_DATA_OFF        28
@@ -51,7 +51,7 @@ struct capture_ifaces {
         int32_t ifindex;
         size_t pod;
         bool shared;
-    } *owners;
+    } * owners;
     size_t n_owners;
     uint64_t unsplit_packets; /* left on their source's interface: no room for another */
     uint64_t renamed;         /* devices given a new interface when their owner changed */
@@ -133,8 +133,8 @@ int capture_ifaces_init(struct capture *cap)
     return 0;
 }
 
-int capture_ifaces_add(struct capture *cap, const char *name, uint32_t link_type,
-                       uint32_t snaplen, uint32_t *id)
+int capture_ifaces_add(struct capture *cap, const char *name, uint32_t link_type, uint32_t snaplen,
+                       uint32_t *id)
 {
     return add_iface(cap->ifaces, name, NULL, link_type, snaplen, id);
 }
@@ -177,11 +177,10 @@ void capture_ifaces_free(struct capture *cap)
     cap->ifaces = NULL;
 }
 
-static const char *const overlay_kinds[] = {"vxlan", "geneve", "ipip", "ip6tnl", "sit",
-                                             "gre",   "gretap", "ip6gre", "wireguard"};
+static const char *const overlay_kinds[] = {"vxlan", "geneve", "ipip",   "ip6tnl",   "sit",
+                                            "gre",   "gretap", "ip6gre", "wireguard"};
 
-static const char *role_of(const struct capture_nl_link *l, const int32_t *uplinks,
-                           int n_uplinks)
+static const char *role_of(const struct capture_nl_link *l, const int32_t *uplinks, int n_uplinks)
 {
     if (l->flags & IFF_LOOPBACK)
         return "loopback";
@@ -344,8 +343,7 @@ static bool resolve_owners(struct capture *cap)
     /* A node runs ~100 pods; past POD_DEVICES_MAX addresses the rest keep device names. */
     for (size_t i = 0; i < cap->n_pods && i < POD_DEVICES_MAX; i++) {
         int32_t ifindex;
-        int rc = capture_devices_pod_device(t->dev, cap->pods[i].family, cap->pods[i].ip,
-                                            &ifindex);
+        int rc = capture_devices_pod_device(t->dev, cap->pods[i].family, cap->pods[i].ip, &ifindex);
         if (rc != 0) {
             if (rc != -ENOENT)
                 t->netlink_errors++;

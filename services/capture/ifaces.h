@@ -44,8 +44,8 @@ void capture_ifaces_free(struct capture *cap);
 
 /* Registers an interface of the capture's own (`tls`): 0 and its id, or -ENOSPC / -ENOMEM.
  * capture_ifaces_next_id says beforehand which id the next one gets. */
-int capture_ifaces_add(struct capture *cap, const char *name, uint32_t link_type,
-                       uint32_t snaplen, uint32_t *id);
+int capture_ifaces_add(struct capture *cap, const char *name, uint32_t link_type, uint32_t snaplen,
+                       uint32_t *id);
 uint32_t capture_ifaces_next_id(const struct capture *cap);
 
 /* The batch of a LINUX_SLL2 source gets each packet's interface id from its device (its EPBs'

@@ -111,9 +111,7 @@ static int link_attr(uint16_t type, const uint8_t *v, size_t n, void *arg)
     case IFLA_IFNAME: return str_attr(v, n, l->name, sizeof(l->name));
     case IFLA_MASTER: return u32_attr(v, n, &l->master);
     case IFLA_LINK: return u32_attr(v, n, &l->link);
-    case IFLA_LINK_NETNSID:
-        l->has_link_netnsid = true;
-        return u32_attr(v, n, &l->link_netnsid);
+    case IFLA_LINK_NETNSID: l->has_link_netnsid = true; return u32_attr(v, n, &l->link_netnsid);
     case IFLA_LINKINFO: return attrs(v, n, linkinfo_attr, l);
     default: return 0;
     }

@@ -34,13 +34,13 @@ int capture_nl_walk(const uint8_t *buf, size_t len, uint32_t seq,
 /* A network device (RTM_NEWLINK). */
 struct capture_nl_link {
     int32_t ifindex;
-    uint32_t flags;                /* IFF_* */
-    uint16_t type;                 /* ARPHRD_* */
-    char name[CAPTURE_NL_IFNAME];  /* IFLA_IFNAME, "" when absent */
-    char kind[CAPTURE_NL_KIND];    /* IFLA_LINKINFO/IFLA_INFO_KIND ("veth", "vxlan"), or "" */
-    int32_t master;                /* IFLA_MASTER (its bridge or bond), 0 when none */
-    int32_t link;                  /* IFLA_LINK (a veth's peer index), 0 when none */
-    bool has_link_netnsid;         /* IFLA_LINK_NETNSID: the peer lives in another namespace */
+    uint32_t flags;               /* IFF_* */
+    uint16_t type;                /* ARPHRD_* */
+    char name[CAPTURE_NL_IFNAME]; /* IFLA_IFNAME, "" when absent */
+    char kind[CAPTURE_NL_KIND];   /* IFLA_LINKINFO/IFLA_INFO_KIND ("veth", "vxlan"), or "" */
+    int32_t master;               /* IFLA_MASTER (its bridge or bond), 0 when none */
+    int32_t link;                 /* IFLA_LINK (a veth's peer index), 0 when none */
+    bool has_link_netnsid;        /* IFLA_LINK_NETNSID: the peer lives in another namespace */
     int32_t link_netnsid;
 };
 /* Parses an RTM_NEWLINK message. 0, or NR_EPARSE (not one, or an attribute past its end). A

@@ -93,8 +93,7 @@ void hub_clock_sample(struct hub_clock *c, size_t from, size_t to, int64_t sent_
                 return;
             p = find(c, from, to);
         }
-        *p = (struct pair){.from = (uint32_t)from + 1, .to = (uint32_t)to,
-                           .min_delay = INT64_MAX};
+        *p = (struct pair){.from = (uint32_t)from + 1, .to = (uint32_t)to, .min_delay = INT64_MAX};
         c->used++;
     }
     if (received_ns - sent_ns < p->min_delay)

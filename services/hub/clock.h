@@ -25,10 +25,10 @@ void hub_clock_sample(struct hub_clock *c, size_t from, size_t to, int64_t sent_
 
 /* One node's clock against the reference's. */
 struct hub_clock_offset {
-    bool known;            /* pairs both ways link it to the reference */
-    int64_t offset_ns;     /* its clock minus the reference's: subtract it to align */
+    bool known;             /* pairs both ways link it to the reference */
+    int64_t offset_ns;      /* its clock minus the reference's: subtract it to align */
     int64_t uncertainty_ns; /* the offset is exact within ± this */
-    uint64_t samples;      /* packets between it and the nodes it was reached through */
+    uint64_t samples;       /* packets between it and the nodes it was reached through */
 };
 
 /* Offsets of every node against node `ref` (out has n entries; the reference's is known, 0). */

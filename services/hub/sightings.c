@@ -11,12 +11,12 @@
 #include "pcapng/pcap.h"
 #include "pcapng/sighting.h"
 
-#define MAX_SIGHTS  6    /* (interface, direction) pairs one group remembers */
-#define TABLE_MIN   4096 /* slots, a power of two */
-#define RING_MIN    1024 /* queued packets, a power of two */
-#define HOLD_BYTES  (HUB_SIGHTING_HOLD_MAX + PCAPNG_EPB_MIN + PCAPNG_MAX_SNAPLEN + 64)
+#define MAX_SIGHTS 6    /* (interface, direction) pairs one group remembers */
+#define TABLE_MIN  4096 /* slots, a power of two */
+#define RING_MIN   1024 /* queued packets, a power of two */
+#define HOLD_BYTES (HUB_SIGHTING_HOLD_MAX + PCAPNG_EPB_MIN + PCAPNG_MAX_SNAPLEN + 64)
 
-#define MAX_SENDS   3    /* sends of the same bytes one group tells apart */
+#define MAX_SENDS 3 /* sends of the same bytes one group tells apart */
 
 /* Bytes seen recently, and where. The same bytes may be sent again before every copy of the
  * first send was seen (a fast retransmission, a datagram repeated): the k-th sighting at one
@@ -122,8 +122,7 @@ static void clock_pairs(struct hub_sightings *sg, const struct group *g, uint8_t
     const struct iface *in = &sg->ifaces[sight >> 2];
     uint32_t dir = sight & 3;
 
-    if (!sg->clock || in->pod || g->n_sends != 1 ||
-        (dir != PCAPNG_DIR_IN && dir != PCAPNG_DIR_OUT))
+    if (!sg->clock || in->pod || g->n_sends != 1 || (dir != PCAPNG_DIR_IN && dir != PCAPNG_DIR_OUT))
         return;
     for (uint8_t i = 0; i < g->n_sights; i++) {
         uint32_t odir = g->sights[i] & 3;
@@ -403,8 +402,7 @@ int hub_sightings_put(struct hub_sightings *sg, const struct pcapng_epb *epb, ui
     return 0;
 }
 
-int hub_sightings_release(struct hub_sightings *sg, struct nr_buf *out, bool all,
-                          size_t until_len)
+int hub_sightings_release(struct hub_sightings *sg, struct nr_buf *out, bool all, size_t until_len)
 {
     while (sg->head < sg->tail) {
         int rc;

@@ -31,7 +31,7 @@
 #include "util/buf.h"
 
 #define HUB_SIGHTING_WINDOW_NS (100 * 1000000LL)
-#define HUB_SIGHTING_HOLD_MAX  (4u << 20)  /* 32 ms at 1 Gbit/s */
+#define HUB_SIGHTING_HOLD_MAX  (4u << 20) /* 32 ms at 1 Gbit/s */
 #define HUB_SIGHTING_TABLE_MAX (1u << 16) /* slots of 64 bytes: 4 MiB */
 
 /* PROBE: nothing is written; packets only feed the clock (hub_sightings_clock). */
@@ -40,10 +40,10 @@ enum hub_sightings_mode { HUB_SIGHTINGS_ONE = 0, HUB_SIGHTINGS_ALL = 1, HUB_SIGH
 struct hub_sightings;
 
 struct hub_sighting_stats {
-    uint64_t packets;     /* taken */
-    uint64_t written;     /* written to the file */
-    uint64_t copies;      /* sightings of a packet already kept, left out (mode one) */
-    uint64_t early;       /* decided before their window was over (the queue was full) */
+    uint64_t packets;       /* taken */
+    uint64_t written;       /* written to the file */
+    uint64_t copies;        /* sightings of a packet already kept, left out (mode one) */
+    uint64_t early;         /* decided before their window was over (the queue was full) */
     uint64_t table_shrinks; /* the table kept only its youngest packets (too many in a window) */
     uint64_t table_resets;
 };
@@ -71,8 +71,7 @@ int hub_sightings_put(struct hub_sightings *sg, const struct pcapng_epb *epb, ui
 /* Writes the queued packets whose window is over (all of them when `all`: the merge ended) to
  * out, until out holds at least `until_len` bytes. Returns 1 when some are still queued (and due,
  * when `all`), 0 when none is, or a negative errno. */
-int hub_sightings_release(struct hub_sightings *sg, struct nr_buf *out, bool all,
-                          size_t until_len);
+int hub_sightings_release(struct hub_sightings *sg, struct nr_buf *out, bool all, size_t until_len);
 
 void hub_sightings_stats(const struct hub_sightings *sg, struct hub_sighting_stats *st);
 

@@ -88,9 +88,9 @@ struct hub_snap {
      * offsets it measures are taken off every packet's timestamp before the merge. */
     bool raw_clock;
     bool is_probe;
-    struct hub_snap *parent; /* a probe's snapshot, NULL once it is done or gone */
-    struct hub_snap *probe;  /* the probe running for this snapshot */
-    struct hub_clock *clock; /* a probe's samples */
+    struct hub_snap *parent;          /* a probe's snapshot, NULL once it is done or gone */
+    struct hub_snap *probe;           /* the probe running for this snapshot */
+    struct hub_clock *clock;          /* a probe's samples */
     struct hub_clock_offset *offsets; /* per store, once measured (NULL: raw clocks) */
     size_t ref;                       /* the store whose clock the others are aligned to */
     struct hub_resolved stores;       /* kept while the probe runs */
@@ -525,10 +525,11 @@ static size_t clock_comment(const struct hub_snap *s, char *buf, size_t len)
         if (i == s->ref)
             continue;
         if (c->known)
-            o += (size_t)snprintf(buf + o, len - o, "%s %s %+.6f ms \xc2\xb1 %.6f ms (%llu packets)",
-                                  o > 0 && buf[o - 1] != ':' ? "," : "", src_node(&s->srcs[i]),
-                                  (double)c->offset_ns / 1e6, (double)c->uncertainty_ns / 1e6,
-                                  (unsigned long long)c->samples);
+            o +=
+                (size_t)snprintf(buf + o, len - o, "%s %s %+.6f ms \xc2\xb1 %.6f ms (%llu packets)",
+                                 o > 0 && buf[o - 1] != ':' ? "," : "", src_node(&s->srcs[i]),
+                                 (double)c->offset_ns / 1e6, (double)c->uncertainty_ns / 1e6,
+                                 (unsigned long long)c->samples);
         else
             o += (size_t)snprintf(buf + o, len - o, "%s %s not measured",
                                   buf[o - 1] != ':' ? "," : "", src_node(&s->srcs[i]));
@@ -651,8 +652,8 @@ static int sightings_new(struct hub_snap *s)
         for (size_t k = 0; hd && k < hd->n_interfaces; k++) {
             const Netreel__V1__Interface *in = hd->interfaces[k];
             bool pod = in->description && strstr(in->description, "netreel.role=pod") != NULL;
-            hub_sightings_iface(s->sg, s->srcs[i].base + (uint32_t)k, (uint16_t)in->link_type,
-                                pod, (uint32_t)i);
+            hub_sightings_iface(s->sg, s->srcs[i].base + (uint32_t)k, (uint16_t)in->link_type, pod,
+                                (uint32_t)i);
         }
     }
     return 0;
@@ -771,11 +772,10 @@ static void send_summary(struct hub_snap *s)
         s->h->bytes_total += sum.bytes;
         if (missing)
             s->h->snapshots_partial++;
-        NR_INFO("snapshot served",
-                "stores=%zu missing=%zu packets=%llu copies=%llu bytes=%llu ms=%lld", s->n,
-                missing, (unsigned long long)s->packets, (unsigned long long)sum.copies,
-                (unsigned long long)sum.bytes,
-                (long long)((nr_now_ns() - s->started_ns) / 1000000));
+        NR_INFO(
+            "snapshot served", "stores=%zu missing=%zu packets=%llu copies=%llu bytes=%llu ms=%lld",
+            s->n, missing, (unsigned long long)s->packets, (unsigned long long)sum.copies,
+            (unsigned long long)sum.bytes, (long long)((nr_now_ns() - s->started_ns) / 1000000));
         finish(s, RPC_OK, NULL);
     }
     free(res);
@@ -983,9 +983,11 @@ static void probe_done(struct hub_snap *p)
             }
             for (size_t i = 0; i < p->n; i++)
                 if (i != ref && s->offsets[i].known)
-                    NR_INFO("clock offset", "node=%s reference=%s offset_ns=%lld "
-                            "uncertainty_ns=%lld packets=%llu", src_node(&p->srcs[i]),
-                            src_node(&p->srcs[ref]), (long long)s->offsets[i].offset_ns,
+                    NR_INFO("clock offset",
+                            "node=%s reference=%s offset_ns=%lld "
+                            "uncertainty_ns=%lld packets=%llu",
+                            src_node(&p->srcs[i]), src_node(&p->srcs[ref]),
+                            (long long)s->offsets[i].offset_ns,
                             (long long)s->offsets[i].uncertainty_ns,
                             (unsigned long long)s->offsets[i].samples);
         } else if (s->offsets) {
@@ -1100,8 +1102,10 @@ static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
     } else if (req->n_namespaces > 256 ||
                (req->pod_regex && strlen(req->pod_regex) > HUB_MAX_FILTER) ||
                (req->label_selector && strlen(req->label_selector) > HUB_MAX_FILTER)) {
-        finish(s, RPC_INVALID_ARGUMENT, "pod selection: at most 256 namespaces and %u bytes of "
-               "regex and of label selector", HUB_MAX_FILTER);
+        finish(s, RPC_INVALID_ARGUMENT,
+               "pod selection: at most 256 namespaces and %u bytes of "
+               "regex and of label selector",
+               HUB_MAX_FILTER);
     } else if (keep_selection(s, req) != 0) {
         finish(s, RPC_RESOURCE_EXHAUSTED, "out of memory");
     } else if (hub_stores_resolve(s->h, resolved, s) != 0) {

@@ -61,8 +61,7 @@ static int check_interfaces(const struct store_stream *st, const Netreel__V1__Pa
             return nr_errf(NR_EPARSE, err, errlen,
                            "interface %zu: its name must be 1..%u bytes without control characters",
                            i, STORE_MAX_IFNAME);
-        if (in->description && in->description[0] &&
-            !name_ok(in->description, STORE_MAX_IFDESC))
+        if (in->description && in->description[0] && !name_ok(in->description, STORE_MAX_IFDESC))
             return nr_errf(NR_EPARSE, err, errlen,
                            "interface %zu: its description must be at most %u bytes without "
                            "control characters",

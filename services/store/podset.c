@@ -76,8 +76,8 @@ int store_podset_append(struct nr_buf *b, const struct store_pods *pods)
     int rc = 0;
 
     do { /* an empty set is one block too: the history says when the last pod went */
-        size_t k = pods->n - done < STORE_PODSET_PER_BLOCK ? pods->n - done
-                                                            : STORE_PODSET_PER_BLOCK;
+        size_t k =
+            pods->n - done < STORE_PODSET_PER_BLOCK ? pods->n - done : STORE_PODSET_PER_BLOCK;
         rc = one_block(b, pods, done, k);
         done += k;
     } while (rc == 0 && done < pods->n);

@@ -173,7 +173,7 @@ static int parse_meta(struct store_segment *seg, int fd, const struct store_reco
         off += blen;
     }
     free(buf);
-    store_pods_unref(set); /* a set cut short */
+    store_pods_unref(set);              /* a set cut short */
     if (rc == 0 && m.pods && !had_sets) /* a segment written before pod set blocks */
         return take_pods(seg, m.pods);
     store_pods_unref(m.pods);

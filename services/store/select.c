@@ -42,8 +42,8 @@ struct store_select {
     size_t n_ifaces;
 };
 
-int store_select_new(const Netreel__V1__SnapshotRequest *req, struct store_select **out,
-                     char *err, size_t errlen)
+int store_select_new(const Netreel__V1__SnapshotRequest *req, struct store_select **out, char *err,
+                     size_t errlen)
 {
     struct store_select *sel;
     char *csv = NULL, why[400];
@@ -59,8 +59,10 @@ int store_select_new(const Netreel__V1__SnapshotRequest *req, struct store_selec
                        req->n_namespaces);
     for (size_t i = 0; i < req->n_namespaces; i++) {
         if (strchr(req->namespaces[i], ','))
-            return nr_errf(NR_EPARSE, err, errlen, "pod selection: namespace \"%.64s\" is not "
-                           "a DNS label", req->namespaces[i]);
+            return nr_errf(NR_EPARSE, err, errlen,
+                           "pod selection: namespace \"%.64s\" is not "
+                           "a DNS label",
+                           req->namespaces[i]);
         len += strlen(req->namespaces[i]) + 1;
     }
     sel = calloc(1, sizeof(*sel));
@@ -116,8 +118,7 @@ static bool pod_matches(const struct store_select *sel, const char *ns, size_t n
         return false;
     memcpy(pod.namespace, ns, ns_len);
     memcpy(pod.name, name, strlen(name));
-    return kube_selector_match(&sel->who, &pod) &&
-           kube_label_selector_match(&sel->labels, labels);
+    return kube_selector_match(&sel->who, &pod) && kube_label_selector_match(&sel->labels, labels);
 }
 
 int store_select_add_segment(struct store_select *sel, uint32_t stream,

@@ -23,8 +23,8 @@ struct store_select;
  * NR_EPARSE with a one-line reason in err (a namespace that is not a DNS label, a regex that
  * does not compile or that the guard refuses, a label selector that does not parse), or
  * -ENOMEM. */
-int store_select_new(const Netreel__V1__SnapshotRequest *req, struct store_select **out,
-                     char *err, size_t errlen);
+int store_select_new(const Netreel__V1__SnapshotRequest *req, struct store_select **out, char *err,
+                     size_t errlen);
 void store_select_free(struct store_select *sel);
 
 /* Tells the selection about stream `stream` (0..): the pod sets of one of its segments, in

@@ -223,8 +223,7 @@ static bool passes(struct store_snapshot *snap, uint32_t stream, uint32_t out_id
     struct pcap_pkthdr hdr = {.caplen = epb->caplen, .len = epb->origlen};
 
     if (snap->filters &&
-        pcap_offline_filter(&snap->filters[snap->iface_filter[out_id]].prog, &hdr, epb->data) ==
-            0)
+        pcap_offline_filter(&snap->filters[snap->iface_filter[out_id]].prog, &hdr, epb->data) == 0)
         return false;
     return !snap->select || store_select_passes(snap->select, stream, out_id, epb);
 }

@@ -15,10 +15,10 @@
 
 #define STORE_MAX_INTERFACES  256u
 #define STORE_MAX_PODS        65536u
-#define STORE_MAX_UNWRITTEN   16u /* pod sets kept for a stream without a segment */
+#define STORE_MAX_UNWRITTEN   16u  /* pod sets kept for a stream without a segment */
 #define STORE_MAX_NAME        253u /* a Kubernetes name, a node name */
-#define STORE_MAX_IFNAME      255u  /* "NAMESPACE/POD" of a pod's device, cut by the capture */
-#define STORE_MAX_IFDESC      2047u /* an interface's if_description */
+#define STORE_MAX_IFNAME      255u /* "NAMESPACE/POD" of a pod's device, cut by the capture */
+#define STORE_MAX_IFDESC      2047u      /* an interface's if_description */
 #define STORE_MAX_FILTER      16384u     /* bytes of BPF filter text */
 #define STORE_OPTIMIZE_FILTER 2048u      /* longer filters compile without the optimizer */
 #define STORE_MAX_STREAMS     4096u      /* capture streams remembered at once */

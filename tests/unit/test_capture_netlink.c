@@ -194,7 +194,9 @@ static void routes_and_neighbours(void **state)
 {
     struct msgbuf m = {0};
     struct seen s = {0};
-    struct rtmsg rt = {.rtm_family = AF_INET, .rtm_dst_len = 32, .rtm_table = RT_TABLE_MAIN,
+    struct rtmsg rt = {.rtm_family = AF_INET,
+                       .rtm_dst_len = 32,
+                       .rtm_table = RT_TABLE_MAIN,
                        .rtm_type = RTN_UNICAST};
     struct ndmsg nd = {.ndm_family = AF_BRIDGE, .ndm_ifindex = 12, .ndm_state = NUD_REACHABLE};
     int32_t oif = 12, master = 4;

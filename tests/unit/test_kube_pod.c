@@ -253,10 +253,8 @@ static void uid_and_labels(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(watch_events),
-        cmocka_unit_test(uid_and_labels),
-        cmocka_unit_test(bad_events),
-        cmocka_unit_test(pod_lists),
+        cmocka_unit_test(watch_events),  cmocka_unit_test(uid_and_labels),
+        cmocka_unit_test(bad_events),    cmocka_unit_test(pod_lists),
         cmocka_unit_test(status_bodies),
     };
 

@@ -32,8 +32,8 @@ static void put32(uint8_t *p, uint32_t v)
 }
 
 /* An IPv4 header of protocol proto around l4 (n bytes) at p; returns its length. */
-static size_t ipv4(uint8_t *p, const uint8_t src[4], const uint8_t dst[4], uint8_t ttl,
-                   uint16_t id, uint8_t proto, const uint8_t *l4, size_t n)
+static size_t ipv4(uint8_t *p, const uint8_t src[4], const uint8_t dst[4], uint8_t ttl, uint16_t id,
+                   uint8_t proto, const uint8_t *l4, size_t n)
 {
     memset(p, 0, 20);
     p[0] = 0x45;
@@ -112,9 +112,8 @@ static uint64_t key_of(uint16_t lt, const struct pkt *k)
     return key;
 }
 
-static const uint8_t POD_A[4] = {10, 1, 0, 5}, POD_B[4] = {10, 2, 0, 7},
-                     SVC[4] = {10, 96, 0, 10}, NODE[4] = {192, 168, 0, 1},
-                     EXT[4] = {203, 0, 113, 9};
+static const uint8_t POD_A[4] = {10, 1, 0, 5}, POD_B[4] = {10, 2, 0, 7}, SVC[4] = {10, 96, 0, 10},
+                     NODE[4] = {192, 168, 0, 1}, EXT[4] = {203, 0, 113, 9};
 
 static void the_same_packet_through_a_cluster(void **state)
 {
@@ -229,7 +228,7 @@ static void ipv6_and_fragments(void **state)
     memcpy(q, p, n);
     q[1] = 0x00;
     q[7] = 63;
-    q[8] = 0xfe;           /* another source address */
+    q[8] = 0xfe;         /* another source address */
     put16(q + 48, 2000); /* another port */
     sll2(&a, p, n, 3, 0);
     sll2(&b, q, n, 4, 4);

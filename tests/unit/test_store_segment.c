@@ -130,12 +130,12 @@ static void block_types(const char *path, char *out, size_t outlen)
         uint32_t type;
         size_t blen;
         assert_int_equal(pcapng_block_peek(p + off, len - off, &type, &blen), 1);
-        out[o++] = type == PCAPNG_BT_SHB   ? 'S'
-                   : type == PCAPNG_BT_IDB ? 'I'
-                   : type == PCAPNG_BT_NRB ? 'N'
-                   : type == PCAPNG_BT_EPB ? 'E'
-                   : type == PCAPNG_BT_ISB ? 'T'
-                   : type == PCAPNG_BT_DSB ? 'D'
+        out[o++] = type == PCAPNG_BT_SHB           ? 'S'
+                   : type == PCAPNG_BT_IDB         ? 'I'
+                   : type == PCAPNG_BT_NRB         ? 'N'
+                   : type == PCAPNG_BT_EPB         ? 'E'
+                   : type == PCAPNG_BT_ISB         ? 'T'
+                   : type == PCAPNG_BT_DSB         ? 'D'
                    : type == STORE_APPEND_PAD_TYPE ? 'P'
                    : type == STORE_PODSET_BLOCK    ? 'H' /* the pod history */
                                                    : '?';
