@@ -36,8 +36,21 @@ static int word(const char **p, char *out, size_t cap, bool slash)
     return (int)n;
 }
 
+static int parse(const char *text, struct kube_label_selector *sel, char *err, size_t errlen);
+
 int kube_label_selector_parse(const char *text, struct kube_label_selector *sel, char *err,
                               size_t errlen)
+{
+    int rc = parse(text, sel, err, errlen);
+
+    /* The reason quotes what was typed: a line break in it must not break the one line. */
+    for (size_t i = 0; rc != 0 && err && i < errlen && err[i]; i++)
+        if ((unsigned char)err[i] < 0x20 || err[i] == 0x7f)
+            err[i] = '?';
+    return rc;
+}
+
+static int parse(const char *text, struct kube_label_selector *sel, char *err, size_t errlen)
 {
     const char *p = text;
 

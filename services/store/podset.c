@@ -131,6 +131,7 @@ int store_podset_decode(const uint8_t *p, size_t block_len, struct store_podset_
             memcpy(labels, x + POD_FIXED + nl + ul, ll);
             labels[ll] = '\0';
             free(d->name);
+            d->name = NULL; /* a failed store_pod_set below leaves nothing to free twice */
             d->family = x[0];
             memcpy(d->ip, x + 8, 16);
             if (store_pod_set(d, NULL, name, uid, labels) != 0)

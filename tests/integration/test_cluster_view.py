@@ -386,14 +386,19 @@ def test_a_real_retransmission_is_kept(cluster, hubs, cli_bin, tmp_path):
     assert "packets 1 " in r.stdout, f"the rule dropped no segment: {r.stdout}"
     time.sleep(1.5)
     path, _ = dump(cli_bin, hubs, c, tmp_path, "loss")
-    retrans = tshark_frames(path, "tcp.analysis.retransmission || "
-                            "tcp.analysis.fast_retransmission")
-    assert len(retrans) == 1, retrans
-    # The request is there twice (sent, then sent again), on a1's interface both times.
+    # The request is there twice (sent, then sent again), on a1's interface both times, and
+    # tshark calls the second a retransmission. (A busy machine may delay an ACK enough for
+    # more retransmissions: real ones too, kept as well.)
     r = subprocess.run(["tshark", "-r", str(path), "-Y", "tcp.payload && ip.src == "
-                        f"{PODS['a1'][1]}", "-T", "fields", "-e", "frame.interface_name"],
+                        f"{PODS['a1'][1]}", "-T", "fields", "-e", "frame.interface_name", "-e",
+                        "tcp.analysis.retransmission", "-e", "tcp.seq"],
                        capture_output=True, text=True, timeout=120)
-    assert r.stdout.split() == [pod_iface("a1")] * 2, r.stdout
+    rows = [ln.split("\t") for ln in r.stdout.splitlines()]
+    assert len(rows) >= 2 and {row[0] for row in rows} == {pod_iface("a1")}, r.stdout
+    first_seq = rows[0][2]
+    again = [row for row in rows[1:] if row[2] == first_seq]
+    assert again and all(row[1] for row in again), r.stdout
+    assert not rows[0][1], f"the first send is no retransmission: {r.stdout}"
 
 
 def exchanges(f):
@@ -443,7 +448,8 @@ def test_one_clock_from_the_traffic(lab, hubs, cli_bin, tmp_path):
     # -3 ms within what the traffic allows (half the smallest round trip through the fabric)
     assert n > 0 and unc < 1.0, line[0]
     assert abs(offset - -3.0) <= unc + 0.05, line[0]
-    assert "clock of node-1:" in f.shb_comment and "node-2 -3." in f.shb_comment, f.shb_comment
+    m = re.search(r"clock of node-1: node-2 ([-+][0-9.]+) ms \u00b1 ([0-9.]+) ms", f.shb_comment)
+    assert m and abs(float(m.group(1)) - offset) < 0.001, f.shb_comment
     for port, (req, resp) in exchanges(f).items():
         assert req is not None and resp is not None, (port, req, resp)
         assert req <= resp, f"connection {port}: the response is {(req - resp) / 1e6} ms early"

@@ -494,13 +494,10 @@ static void limits(void **state)
     parse_bad(text, "label selector: longer than 4096 bytes");
 }
 
-/* BUG (lib/kube/selector.c, left failing on purpose): selector.h promises "a one-line reason"
- * in err, but the reason quotes the selector text (%.200s, %.40s) as it is, so a text holding a
- * newline or another control byte yields a multi-line reason. kube_label_selector_parse("a\nb")
- * gives `label selector "a\nb": =, ==, !=, in or notin expected at "\nb"` with two raw
- * newlines; expected a reason without '\n' or '\r' (escaped or cut), as the other parsers'
- * errors are (fuzz_kube_json checks it). The text comes from a client's SnapshotRequest
- * (services/store/select.c returns this reason as the INVALID_ARGUMENT message). */
+/* selector.h promises a one-line reason in err, and the reason quotes the selector text: a text
+ * holding a newline or another control byte must not break it (kube_label_selector_parse("a\nb")
+ * once gave a reason with two raw newlines). The text comes from a client's SnapshotRequest
+ * (services/store/select.c returns the reason as the INVALID_ARGUMENT message). */
 static void reason_is_one_line(void **state)
 {
     const char *texts[] = {"a\nb", "a=b\r\n", "a in (b\n", "a,\n", "\n"};
