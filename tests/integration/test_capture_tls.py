@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pytest
 
+import store_helpers as sh
+
 from cli_helpers import cli_bin  # noqa: F401 (fixture)
 from hub_helpers import hub_bin, hubs, pcapdump  # noqa: F401 (fixtures)
 from test_capture_common import (A_IP, B_IP, CaptureProc, STORE_PORT, UdpReceiver, lab,  # noqa: F401
@@ -513,6 +515,32 @@ def test_through_the_hub_the_tls_interface_is_kept(lab, hubs, cli_bin, cert, tmp
     for text in CLIENT_LINES + SERVER_LINES:
         for line in text.decode().splitlines():
             assert line in plain, f"{line!r} not decrypted with the file's own secrets:\n{plain}"
+
+
+def test_beside_any_the_tls_interface_is_linux_sll2(lab, hubs, cli_bin, cert, tmp_path):
+    # A capture recording "any" writes LINUX_SLL2 for every device; its `tls` interface must
+    # too: libpcap-based readers (tcpdump, Zeek) refuse a file whose interfaces differ in link
+    # type, and --format pcap can hold only one.
+    net = lab.netns()
+    lab.store(net)
+    cap = lab.capture(net, "--tls", iface="any")
+    converse(net, "1.2", cert, tmp_path)
+    time.sleep(1.0)
+    cap.stop()
+    hub = hubs(f"127.0.0.1:{STORE_PORT}", ns=net.a)
+    out = tmp_path / "hub.pcapng"
+    pcapdump(cli_bin, hub, "-o", out, ns=net.a, expect=0)
+    f = sh.read_pcapng(out)
+    assert {i.link_type for i in f.interfaces} == {276}, f.interfaces
+    assert "node-a/tls" in [i.name for i in f.interfaces], f.interfaces
+    ok, convs = follows_as_the_conversation(out)
+    assert ok, "beside any, no tls stream follows as the conversation:\n" + "\n".join(convs)
+    # One link type: the same window as classic pcap, which tcpdump reads.
+    pcap = tmp_path / "hub.pcap"
+    pcapdump(cli_bin, hub, "-o", pcap, "--format", "pcap", ns=net.a, expect=0)
+    r = subprocess.run(["tcpdump", "-nr", str(pcap)], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and "LINUX_SLL2" in r.stderr, r.stderr
 
 
 def test_a_library_of_another_mount_namespace_is_reached_through_proc_root(lab, cert, tmp_path):

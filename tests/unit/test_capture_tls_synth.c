@@ -182,6 +182,44 @@ static void handshake_then_data_in_both_directions(void **state)
     capture_tls_synth_free(s);
 }
 
+/* Beside "any", the same packets with LINUX_SLL2 headers: 20 bytes (protocol IPv6, Ethernet
+ * addresses, the sender's), outgoing for what the traced process wrote, to it for what it read;
+ * behind them the same IPv6 and TCP. */
+static void sll2_headers_beside_any(void **state)
+{
+    struct capture_tls_synth *s = capture_tls_synth_new(16);
+    struct nr_buf out;
+    size_t n, off = 0;
+    uint8_t types[6];
+    int k = 0;
+
+    (void)state;
+    nr_buf_init(&out, 1 << 20);
+    capture_tls_synth_set_sll2(s, true);
+    n = make(7, 0x1000, CAPTURE_TLS_WRITE, "GET / HTTP/1.1\r\n\r\n");
+    tuple4("10.0.0.2", 40000, "10.0.0.1", 443);
+    assert_int_equal(capture_tls_synth_record(s, &rec, n, 1000, 3, &out), 4);
+    n = make(7, 0x1000, CAPTURE_TLS_READ, "HTTP/1.1 200 OK\r\n\r\n");
+    tuple4("10.0.0.2", 40000, "10.0.0.1", 443);
+    assert_int_equal(capture_tls_synth_record(s, &rec, n, 2000, 3, &out), 1);
+    while (off < out.len) {
+        const uint8_t *blk = out.data + off, *f = blk + 28, *ip = f + 20;
+        uint32_t caplen = pcapng_le32(blk + 20);
+        assert_int_equal(be16(f), 0x86dd);
+        assert_int_equal(f[11], 6);
+        assert_int_equal(ip[0] >> 4, 6);
+        assert_int_equal(be16(ip + 4) + 60u, caplen);
+        check_checksum(ip, be16(ip + 4));
+        types[k++] = f[10];
+        off += pcapng_le32(blk + 4);
+    }
+    assert_int_equal(k, 5);
+    /* the client (traced) sends SYN, gets SYN-ACK, sends ACK and GET, gets the answer */
+    assert_memory_equal(types, ((uint8_t[]){4, 0, 4, 4, 0}), 5);
+    nr_buf_free(&out);
+    capture_tls_synth_free(s);
+}
+
 static void both_traced_ends_write_the_same_numbers(void **state)
 {
     struct capture_tls_synth *s = capture_tls_synth_new(16);
@@ -379,6 +417,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(handshake_then_data_in_both_directions),
+        cmocka_unit_test(sll2_headers_beside_any),
         cmocka_unit_test(both_traced_ends_write_the_same_numbers),
         cmocka_unit_test(lost_bytes_leave_a_gap),
         cmocka_unit_test(socket_found_later_keeps_who_spoke_first),

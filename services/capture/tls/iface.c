@@ -41,6 +41,7 @@
 struct capture_tls_iface {
     struct capture *cap;
     uint32_t ifid;
+    int link_type; /* of its packets: CAPTURE_TLS_LINKTYPE, or ..._ANY beside "any" */
     struct capture_tls_probe *probe;
     struct capture_tls_synth *synth;
     struct capture_tls_libs libs;
@@ -372,6 +373,11 @@ static int open_secrets(struct capture_tls_iface *t, char *err, size_t errlen)
     return 0;
 }
 
+int capture_tls_iface_link_type(const struct capture_tls_iface *t)
+{
+    return t->link_type;
+}
+
 struct capture_tls_iface *capture_tls_iface_open(struct capture *cap, uint32_t ifid)
 {
     struct capture_tls_iface *t = calloc(1, sizeof(*t));
@@ -388,6 +394,14 @@ struct capture_tls_iface *capture_tls_iface_open(struct capture *cap, uint32_t i
     t->synth = capture_tls_synth_new(CAPTURE_TLS_MAX_CONNS);
     if (!t->synth || nr_buf_reserve(&t->batch.blocks, t->batch.blocks.max) != 0)
         goto fail;
+    /* A capture recording "any" writes LINUX_SLL2: its `tls` packets too, so that one link
+     * type holds for every interface of its files (libpcap-based readers refuse mixed ones). */
+    for (unsigned i = 0; i < cap->n_sources; i++)
+        if (capture_source_link_type(cap->sources[i]) == CAPTURE_TLS_LINKTYPE_ANY)
+            t->link_type = CAPTURE_TLS_LINKTYPE_ANY;
+    if (!t->link_type)
+        t->link_type = CAPTURE_TLS_LINKTYPE;
+    capture_tls_synth_set_sll2(t->synth, t->link_type == CAPTURE_TLS_LINKTYPE_ANY);
     t->probe = capture_tls_probe_open(getenv("NETREEL_TLS_BTF"), on_record, t, err, sizeof(err));
     if (!t->probe)
         goto fail;

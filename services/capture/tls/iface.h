@@ -13,6 +13,7 @@
 
 #define CAPTURE_TLS_IFNAME    "tls"
 #define CAPTURE_TLS_LINKTYPE  1 /* LINKTYPE_ETHERNET: the same as most real interfaces */
+#define CAPTURE_TLS_LINKTYPE_ANY 276 /* LINUX_SLL2, when the capture records "any" */
 #define CAPTURE_TLS_SNAPLEN   262144
 #define CAPTURE_TLS_MAX_CONNS 4096
 
@@ -28,6 +29,10 @@ struct capture_tls_iface;
  * It also calibrates where the linked libssl keeps TLS secrets (offsets.h; when that fails, one
  * warning and plaintext only) and opens --tls-keylog-file (0600, appended to). */
 struct capture_tls_iface *capture_tls_iface_open(struct capture *cap, uint32_t ifid);
+
+/* The link type of its packets: LINUX_SLL2 when a source of the capture records "any", else
+ * Ethernet. */
+int capture_tls_iface_link_type(const struct capture_tls_iface *t);
 
 /* Starts taking records on the loop, flushing batches and rescanning. 0 or a negative errno. */
 int capture_tls_iface_start(struct capture_tls_iface *t);

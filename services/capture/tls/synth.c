@@ -39,6 +39,7 @@ struct capture_tls_synth {
     size_t n_buckets;
     uint64_t clock;
     uint64_t evicted;
+    bool sll2; /* LINUX_SLL2 headers instead of Ethernet (capture_tls_synth_set_sll2) */
 };
 
 static uint64_t mix(uint64_t h, uint64_t v)
@@ -216,27 +217,45 @@ static uint32_t sum16(uint32_t acc, const uint8_t *p, size_t n)
     return acc;
 }
 
-/* One packet: Ethernet (02:00:00:00:00:01 is the client's, ...:02 the server's), IPv6, TCP with
- * a correct checksum, the payload. */
-static int append_packet(struct nr_buf *out, uint32_t ifid, int64_t ts_ns, const struct conn *c,
-                         bool from_client, uint32_t seq, uint32_t ack, uint8_t flags,
-                         const uint8_t *payload, uint32_t len, const char *comment)
+void capture_tls_synth_set_sll2(struct capture_tls_synth *s, bool sll2)
 {
-    uint8_t pkt[CAPTURE_TLS_SYNTH_HEADERS + CAPTURE_TLS_CHUNK];
-    uint8_t *ip = pkt + 14, *tcp = pkt + 54;
+    s->sll2 = sll2;
+}
+
+/* One packet: Ethernet (02:00:00:00:00:01 is the client's, ...:02 the server's) or LINUX_SLL2
+ * (the sender's address; outgoing when the traced process sent it), IPv6, TCP with a correct
+ * checksum, the payload. */
+static int append_packet(const struct capture_tls_synth *s, struct nr_buf *out, uint32_t ifid,
+                         int64_t ts_ns, const struct conn *c, bool from_client, uint32_t seq,
+                         uint32_t ack, uint8_t flags, const uint8_t *payload, uint32_t len,
+                         const char *comment)
+{
+    uint8_t pkt[CAPTURE_TLS_SYNTH_HEADERS_MAX + CAPTURE_TLS_CHUNK];
+    size_t hl = s->sll2 ? 20 : 14;
+    uint8_t *ip = pkt + hl, *tcp = ip + 40;
     const uint8_t *src = from_client ? c->caddr : c->saddr,
                   *dst = from_client ? c->saddr : c->caddr;
     uint32_t tcp_len = 20 + len, acc;
 
     if (len > CAPTURE_TLS_CHUNK)
         return -EINVAL;
-    memset(pkt, 0, CAPTURE_TLS_SYNTH_HEADERS);
-    pkt[0] = 0x02;
-    pkt[5] = from_client ? 2 : 1; /* destination */
-    pkt[6] = 0x02;
-    pkt[11] = from_client ? 1 : 2; /* source */
-    pkt[12] = 0x86;
-    pkt[13] = 0xdd;
+    memset(pkt, 0, hl + 60);
+    if (s->sll2) {
+        pkt[0] = 0x86; /* protocol */
+        pkt[1] = 0xdd;
+        pkt[9] = 1;                                               /* ARPHRD_ETHER */
+        pkt[10] = from_client == c->local_is_client ? 4 : 0;      /* outgoing, or to us */
+        pkt[11] = 6;                                              /* address length */
+        pkt[12] = 0x02;
+        pkt[17] = from_client ? 1 : 2; /* the sender's */
+    } else {
+        pkt[0] = 0x02;
+        pkt[5] = from_client ? 2 : 1; /* destination */
+        pkt[6] = 0x02;
+        pkt[11] = from_client ? 1 : 2; /* source */
+        pkt[12] = 0x86;
+        pkt[13] = 0xdd;
+    }
     ip[0] = 0x60;
     put16be(ip + 4, (uint16_t)tcp_len);
     ip[6] = 6; /* TCP */
@@ -261,11 +280,12 @@ static int append_packet(struct nr_buf *out, uint32_t ifid, int64_t ts_ns, const
     while (acc >> 16)
         acc = (acc & 0xffff) + (acc >> 16);
     put16be(tcp + 16, (uint16_t)~acc);
-    return pcapng_epb_append(out, ifid, ts_ns, pkt, CAPTURE_TLS_SYNTH_HEADERS + len,
-                             CAPTURE_TLS_SYNTH_HEADERS + len, comment);
+    return pcapng_epb_append(out, ifid, ts_ns, pkt, (uint32_t)(hl + 60 + len),
+                             (uint32_t)(hl + 60 + len), comment);
 }
 
-static int handshake(struct nr_buf *out, uint32_t ifid, int64_t ts_ns, const struct conn *c,
+static int handshake(const struct capture_tls_synth *s, struct nr_buf *out, uint32_t ifid,
+                     int64_t ts_ns, const struct conn *c,
                      const struct capture_tls_hdr *h)
 {
     char comment[160];
@@ -280,12 +300,12 @@ static int handshake(struct nr_buf *out, uint32_t ifid, int64_t ts_ns, const str
     snprintf(comment, sizeof(comment), "netreel tls: pid %u %s, SSL* 0x%llx (%s side)%s", h->pid,
              comm, (unsigned long long)h->ssl, c->local_is_client ? "client" : "server",
              h->tuple.family ? "" : ", socket unknown: placeholder addresses");
-    rc = append_packet(out, ifid, ts_ns, c, true, c->cseq - 1, 0, TCP_SYN, NULL, 0, comment);
+    rc = append_packet(s, out, ifid, ts_ns, c, true, c->cseq - 1, 0, TCP_SYN, NULL, 0, comment);
     if (rc == 0)
-        rc = append_packet(out, ifid, ts_ns, c, false, c->sseq - 1, c->cseq, TCP_SYN | TCP_ACK,
+        rc = append_packet(s, out, ifid, ts_ns, c, false, c->sseq - 1, c->cseq, TCP_SYN | TCP_ACK,
                            NULL, 0, NULL);
     if (rc == 0)
-        rc = append_packet(out, ifid, ts_ns, c, true, c->cseq, c->sseq, TCP_ACK, NULL, 0, NULL);
+        rc = append_packet(s, out, ifid, ts_ns, c, true, c->cseq, c->sseq, TCP_ACK, NULL, 0, NULL);
     return rc;
 }
 
@@ -347,7 +367,7 @@ int capture_tls_synth_record(struct capture_tls_synth *s, const void *rec, size_
     }
     c->last_use = ++s->clock;
     if (new_conn) {
-        rc = handshake(out, ifid, ts_ns, c, &h);
+        rc = handshake(s, out, ifid, ts_ns, c, &h);
         if (rc != 0)
             goto fail;
         packets += 3;
@@ -356,7 +376,7 @@ int capture_tls_synth_record(struct capture_tls_synth *s, const void *rec, size_
     {
         uint32_t *seq = from_client ? &c->cseq : &c->sseq;
         uint32_t ack = from_client ? c->sseq : c->cseq;
-        rc = append_packet(out, ifid, ts_ns, c, from_client, *seq, ack, TCP_PSH | TCP_ACK, data,
+        rc = append_packet(s, out, ifid, ts_ns, c, from_client, *seq, ack, TCP_PSH | TCP_ACK, data,
                            h.len, NULL);
         if (rc != 0)
             goto fail;

@@ -9,24 +9,30 @@
 #ifndef NR_CAPTURE_TLS_SYNTH_H
 #define NR_CAPTURE_TLS_SYNTH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "capture/tls/record.h"
 #include "util/buf.h"
 
-/* Ethernet 14 + IPv6 40 + TCP 20 */
-#define CAPTURE_TLS_SYNTH_HEADERS 74u
+/* Ethernet 14 + IPv6 40 + TCP 20; LINUX_SLL2's header is 20 (..._MAX) */
+#define CAPTURE_TLS_SYNTH_HEADERS     74u
+#define CAPTURE_TLS_SYNTH_HEADERS_MAX 80u
 /* The most one record appends: a handshake (3 packets, a comment on the first) and one data
  * segment, as EPBs. */
 #define CAPTURE_TLS_SYNTH_MAX_BYTES \
-    (4u * (32u + CAPTURE_TLS_SYNTH_HEADERS) + 256u + CAPTURE_TLS_CHUNK)
+    (4u * (32u + CAPTURE_TLS_SYNTH_HEADERS_MAX) + 256u + CAPTURE_TLS_CHUNK)
 
 struct capture_tls_synth;
 
 /* A table of at most max_conns connections (the least recently used is forgotten to make room
  * for a new one). NULL when out of memory. */
 struct capture_tls_synth *capture_tls_synth_new(size_t max_conns);
+
+/* Writes LINUX_SLL2 headers instead of Ethernet ones from now on: what a capture recording "any"
+ * records, so that every interface of its files has one link type. */
+void capture_tls_synth_set_sll2(struct capture_tls_synth *s, bool sll2);
 void capture_tls_synth_free(struct capture_tls_synth *s);
 
 /* Appends the packets of one ring buffer record (`size` bytes, not trusted) to `out` as EPBs of
