@@ -181,6 +181,8 @@ void store_pods_unref(struct store_pods *p);
 /* streams.c: the capture streams by id, created on first sight with their directory. */
 struct store_stream *store_stream_find(struct store *s, const char *capture_id);
 int store_stream_add(struct store *s, const char *capture_id, struct store_stream **out);
+/* Frees a stream taken off s->streams: its pod sets and interface descriptions too. */
+void store_stream_free(struct store_stream *st);
 /* The directory name of a capture id: its safe characters and a hash of the whole id. */
 void store_stream_dirname(const char *capture_id, char *buf, size_t len);
 

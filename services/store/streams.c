@@ -75,6 +75,18 @@ void store_stream_dirname(const char *capture_id, char *buf, size_t len)
     snprintf(buf + o, len - o, "-%08x", h);
 }
 
+void store_stream_free(struct store_stream *st)
+{
+    if (!st)
+        return;
+    store_pods_unref(st->pods);
+    while (st->n_unwritten)
+        store_pods_unref(st->unwritten[--st->n_unwritten]);
+    for (uint32_t i = 0; i < st->n_ifaces; i++)
+        free(st->ifaces[i].desc);
+    free(st);
+}
+
 int store_stream_add(struct store *s, const char *capture_id, struct store_stream **out)
 {
     struct store_stream *st = calloc(1, sizeof(*st));

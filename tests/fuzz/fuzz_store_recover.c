@@ -64,8 +64,7 @@ static void free_store(struct store *s, struct store_segment *seg)
     while (s->streams) {
         struct store_stream *st = s->streams;
         s->streams = st->next;
-        store_pods_unref(st->pods);
-        free(st);
+        store_stream_free(st);
     }
 }
 
