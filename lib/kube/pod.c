@@ -157,7 +157,7 @@ static int by_key(const void *a, const void *b)
 /* metadata.labels → "k=v,k=v" sorted by key, as many whole labels as fit. */
 static void copy_labels(char *dst, size_t cap, const json_t *labels)
 {
-    const char *keys[64];
+    const char *keys[64] = {NULL};
     size_t n = 0, o = 0;
     const char *k;
     const json_t *v;
