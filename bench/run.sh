@@ -2,14 +2,17 @@
 # Every benchmark, each next to its peer in the same run (DESIGN §10):
 #   bench/run.sh BUILD_DIR
 # bench/rpc.sh: lib/rpc against iperf3; bench/store.sh: the store against dd and mergecap;
-# bench/capture.sh: the capture against tcpdump and dumpcap; bench/export.sh: pcapdump through the
-# hub against mergecap and cat; bench/tls.sh: a TLS transfer with and without `netreel-capture --tls`.
+# bench/capture.sh: the capture against tcpdump and dumpcap; bench/capture-any.sh: the capture
+# on `-i any` (split into one interface per device) against tcpdump -i any, and against another
+# commit's capture when BENCH_BASE_COMMIT (or BENCH_BASE) is set; bench/export.sh: pcapdump
+# through the hub against mergecap and cat; bench/sightings.sh: pcapdump with sightings collapsed
+# against --sightings=all; bench/tls.sh: a TLS transfer with and without `netreel-capture --tls`.
 set -euo pipefail
 
 build=${1:?usage: bench/run.sh BUILD_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 status=0
-for b in rpc store capture export tls; do
+for b in rpc store capture capture-any export sightings tls; do
     echo "== bench/$b.sh"
     "$here/$b.sh" "$build" || status=1
 done
