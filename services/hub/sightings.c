@@ -53,6 +53,12 @@ struct hub_sightings {
     bool pcap;
     struct iface *ifaces;
     uint32_t n_ifaces;
+    /* The table: what a lookup reads (key, first_ts: 16 bytes a slot, so that probing stays in
+     * the cache) apart from the rest of each group, at the same index. */
+    struct slot {
+        uint64_t key; /* 0: an empty slot */
+        int64_t first_ts;
+    } *hot;
     struct group *table;
     size_t slots, used;
     uint64_t next_id;
@@ -80,10 +86,11 @@ struct hub_sightings *hub_sightings_new(enum hub_sightings_mode mode, uint32_t n
     sg->ifaces = calloc(n_ifaces + 1, sizeof(*sg->ifaces));
     sg->slots = TABLE_MIN;
     sg->table = calloc(sg->slots, sizeof(*sg->table));
+    sg->hot = calloc(sg->slots, sizeof(*sg->hot));
     sg->ring_cap = mode == HUB_SIGHTINGS_ONE ? RING_MIN : 0; /* only mode one queues */
     sg->ring = sg->ring_cap ? calloc(sg->ring_cap, sizeof(*sg->ring)) : NULL;
     sg->hold = mode == HUB_SIGHTINGS_ONE ? malloc(HOLD_BYTES) : NULL;
-    if (!sg->ifaces || !sg->table || (sg->ring_cap && (!sg->ring || !sg->hold))) {
+    if (!sg->ifaces || !sg->table || !sg->hot || (sg->ring_cap && (!sg->ring || !sg->hold))) {
         hub_sightings_free(sg);
         return NULL;
     }
@@ -96,6 +103,7 @@ void hub_sightings_free(struct hub_sightings *sg)
         return;
     free(sg->ifaces);
     free(sg->table);
+    free(sg->hot);
     free(sg->ring);
     free(sg->hold);
     free(sg);
@@ -141,9 +149,9 @@ static void clock_pairs(struct hub_sightings *sg, const struct group *g, uint8_t
     }
 }
 
-static bool fresh(const struct hub_sightings *sg, const struct group *g)
+static bool fresh(const struct hub_sightings *sg, const struct slot *h)
 {
-    return g->key && g->first_ts >= sg->latest - HUB_SIGHTING_WINDOW_NS;
+    return h->key && h->first_ts >= sg->latest - HUB_SIGHTING_WINDOW_NS;
 }
 
 /* A table holding the fresh groups of the old one, at most a quarter full so that the next
@@ -154,7 +162,7 @@ static size_t younger(const struct hub_sightings *sg, int64_t horizon)
     size_t n = 0;
 
     for (size_t i = 0; i < sg->slots; i++)
-        n += sg->table[i].key && sg->table[i].first_ts >= sg->latest - horizon;
+        n += sg->hot[i].key && sg->hot[i].first_ts >= sg->latest - horizon;
     return n;
 }
 
@@ -163,6 +171,7 @@ static int rebuild(struct hub_sightings *sg)
     int64_t horizon = HUB_SIGHTING_WINDOW_NS;
     size_t live = younger(sg, horizon), slots = TABLE_MIN;
     struct group *t;
+    struct slot *h;
 
     while (slots < 4 * live && slots < HUB_SIGHTING_TABLE_MAX)
         slots *= 2;
@@ -178,53 +187,61 @@ static int rebuild(struct hub_sightings *sg)
         live = 0;
     }
     t = calloc(slots, sizeof(*t));
-    if (!t)
+    h = calloc(slots, sizeof(*h));
+    if (!t || !h) {
+        free(t);
+        free(h);
         return -ENOMEM;
+    }
     sg->used = 0;
     for (size_t i = 0; live && i < sg->slots; i++) {
-        const struct group *g = &sg->table[i];
+        const struct slot *o = &sg->hot[i];
         size_t k;
-        if (!g->key || g->first_ts < sg->latest - horizon)
+        if (!o->key || o->first_ts < sg->latest - horizon)
             continue;
-        for (k = g->key & (slots - 1); t[k].key; k = (k + 1) & (slots - 1)) {
+        for (k = o->key & (slots - 1); h[k].key; k = (k + 1) & (slots - 1)) {
         }
-        t[k] = *g;
+        h[k] = *o;
+        t[k] = sg->table[i];
         sg->used++;
     }
     free(sg->table);
+    free(sg->hot);
     sg->table = t;
+    sg->hot = h;
     sg->slots = slots;
     return 0;
 }
 
-/* The group of key: the fresh one, or a new one in place of a stale one or an empty slot. */
-static struct group *group_of(struct hub_sightings *sg, uint64_t key, bool *is_new)
+/* The group of key: the fresh one, or a new one (first seen at ts) in place of a stale one or an
+ * empty slot. */
+static struct group *group_of(struct hub_sightings *sg, uint64_t key, int64_t ts, bool *is_new)
 {
-    struct group *stale = NULL;
-    size_t k;
+    size_t k, stale = SIZE_MAX;
 
     if ((sg->used + 1) * 2 > sg->slots && rebuild(sg) != 0)
         return NULL;
-    for (k = key & (sg->slots - 1); sg->table[k].key; k = (k + 1) & (sg->slots - 1)) {
-        struct group *g = &sg->table[k];
-        if (!fresh(sg, g)) {
-            if (!stale)
-                stale = g;
+    for (k = key & (sg->slots - 1); sg->hot[k].key; k = (k + 1) & (sg->slots - 1)) {
+        if (!fresh(sg, &sg->hot[k])) {
+            if (stale == SIZE_MAX)
+                stale = k;
             continue;
         }
-        if (g->key == key) {
+        if (sg->hot[k].key == key) {
             *is_new = false;
-            return g;
+            return &sg->table[k];
         }
     }
-    if (!stale) {
-        stale = &sg->table[k];
+    if (stale == SIZE_MAX) {
+        stale = k;
         sg->used++;
     }
-    memset(stale, 0, sizeof(*stale));
-    stale->key = key;
+    memset(&sg->table[stale], 0, sizeof(sg->table[stale]));
+    sg->table[stale].key = key;
+    sg->table[stale].first_ts = ts;
+    sg->hot[stale] = (struct slot){.key = key, .first_ts = ts};
     *is_new = true;
-    return stale;
+    return &sg->table[stale];
 }
 
 /* How much a sighting says "the sender's": entering the node from a pod's device. */
@@ -321,7 +338,7 @@ int hub_sightings_put(struct hub_sightings *sg, const struct pcapng_epb *epb, ui
         sg->latest = ts_ns;
     if (pcapng_sighting_key(in->link_type, epb->data, epb->caplen, &key)) {
         uint8_t k = 0;
-        g = group_of(sg, key, &is_new);
+        g = group_of(sg, key, ts_ns, &is_new);
         if (!g)
             return -ENOMEM;
         while (k < g->n_sights && g->sights[k] != sight)
@@ -331,11 +348,11 @@ int hub_sightings_put(struct hub_sightings *sg, const struct pcapng_epb *epb, ui
             /* More sends or places than a group tells apart: these bytes start over. */
             memset(g, 0, sizeof(*g));
             g->key = key;
+            g->first_ts = ts_ns;
+            sg->hot[g - sg->table].first_ts = ts_ns;
             is_new = true;
             k = 0;
         }
-        if (is_new)
-            g->first_ts = ts_ns;
         if (k == g->n_sights) { /* a new place */
             g->sights[k] = sight;
             g->count[k] = 0;
@@ -414,6 +431,11 @@ int hub_sightings_release(struct hub_sightings *sg, struct nr_buf *out, bool all
             return rc;
     }
     return 0;
+}
+
+uint64_t hub_sightings_written(const struct hub_sightings *sg)
+{
+    return sg->st.written;
 }
 
 void hub_sightings_stats(const struct hub_sightings *sg, struct hub_sighting_stats *st)

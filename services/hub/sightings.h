@@ -75,4 +75,7 @@ int hub_sightings_release(struct hub_sightings *sg, struct nr_buf *out, bool all
 
 void hub_sightings_stats(const struct hub_sightings *sg, struct hub_sighting_stats *st);
 
+/* Packets written so far (stats.written), for the hub's running count. */
+uint64_t hub_sightings_written(const struct hub_sightings *sg);
+
 #endif

@@ -784,14 +784,6 @@ static void send_summary(struct hub_snap *s)
 
 static void turn_cb(uv_timer_t *t);
 
-static uint64_t sightings_written(const struct hub_snap *s)
-{
-    struct hub_sighting_stats st;
-
-    hub_sightings_stats(s->sg, &st);
-    return st.written;
-}
-
 /* Writes the next DSB of the stores' key log lines (at most PCAPNG_DSB_MAX_SECRETS of whole
  * lines) into the file. Returns 0 or a negative errno. */
 static int keys_out(struct hub_snap *s)
@@ -854,7 +846,7 @@ static void produce(struct hub_snap *s)
         if (!src) {
             /* The merge is over: what the sightings stage still holds goes out, then the end. */
             rc = hub_sightings_release(s->sg, &s->out, true, HUB_CHUNK_BYTES);
-            s->packets = sightings_written(s);
+            s->packets = hub_sightings_written(s->sg);
             if (rc < 0) {
                 finish(s, RPC_INTERNAL, "cannot write a packet: %s", strerror(-rc));
                 return;
@@ -883,7 +875,7 @@ static void produce(struct hub_snap *s)
             finish(s, RPC_INTERNAL, "cannot write a packet: %s", strerror(-rc));
             return;
         }
-        s->packets = sightings_written(s);
+        s->packets = hub_sightings_written(s->sg);
         src->packets++;
         budget = budget > src->epb.block_len ? budget - src->epb.block_len : 0;
         src->ready = false;
