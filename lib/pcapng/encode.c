@@ -276,6 +276,25 @@ int pcapng_isb_append(struct nr_buf *b, const struct pcapng_isb *isb)
     return 0;
 }
 
+/* Starts an EPB of `opts` option bytes: the block's head, the packet's fields and its data
+ * padded to 4; *p is where the options go. block_end closes it. */
+static int epb_begin(struct nr_buf *b, uint32_t ifid, int64_t ts_ns, const void *data,
+                     uint32_t caplen, uint32_t origlen, size_t opts, size_t *total, uint8_t **p)
+{
+    int rc;
+
+    *total = PCAPNG_EPB_MIN + PCAPNG_PAD4(caplen) + opts;
+    rc = block_begin(b, PCAPNG_BT_EPB, *total, p);
+    if (rc < 0)
+        return rc;
+    *p = put32(*p, ifid);
+    *p = put_ts(*p, ts_ns);
+    *p = put32(*p, caplen);
+    *p = put32(*p, origlen);
+    *p = put_padded(*p, data, caplen);
+    return 0;
+}
+
 int pcapng_epb_append(struct nr_buf *b, uint32_t ifid, int64_t ts_ns, const void *data,
                       uint32_t caplen, uint32_t origlen, const char *comment)
 {
@@ -292,15 +311,9 @@ int pcapng_epb_append(struct nr_buf *b, uint32_t ifid, int64_t ts_ns, const void
         return rc;
     if (opts)
         opts += 4;
-    total = PCAPNG_EPB_MIN + PCAPNG_PAD4(caplen) + opts;
-    rc = block_begin(b, PCAPNG_BT_EPB, total, &p);
+    rc = epb_begin(b, ifid, ts_ns, data, caplen, origlen, opts, &total, &p);
     if (rc < 0)
         return rc;
-    p = put32(p, ifid);
-    p = put_ts(p, ts_ns);
-    p = put32(p, caplen);
-    p = put32(p, origlen);
-    p = put_padded(p, data, caplen);
     if (opts) {
         p = put_str_opt(p, OPT_COMMENT, comment);
         p = put_opt(p, OPT_ENDOFOPT, NULL, 0);
@@ -356,15 +369,9 @@ int pcapng_epb_append_sighting(struct nr_buf *b, const struct pcapng_epb *epb, u
         return -EINVAL;
     if (opts)
         opts += 4; /* opt_endofopt */
-    total = PCAPNG_EPB_MIN + PCAPNG_PAD4(caplen) + opts;
-    rc = block_begin(b, PCAPNG_BT_EPB, total, &p);
+    rc = epb_begin(b, ifid, ts_ns, epb->data, caplen, epb->origlen, opts, &total, &p);
     if (rc < 0)
         return rc;
-    p = put32(p, ifid);
-    p = put_ts(p, ts_ns);
-    p = put32(p, caplen);
-    p = put32(p, epb->origlen);
-    p = put_padded(p, epb->data, caplen);
     if (own) { /* the source's own (a --tls packet's comment) */
         kept_options(epb, flags != 0, packet_id != 0, p);
         p += own;
@@ -409,15 +416,10 @@ int pcapng_epb_append_copy(struct nr_buf *b, const struct pcapng_epb *epb, uint3
         return rc;
     }
 
-    total = PCAPNG_EPB_MIN + PCAPNG_PAD4(caplen) + epb->options_len;
-    rc = block_begin(b, PCAPNG_BT_EPB, total, &p);
+    rc = epb_begin(b, ifid, epb->ts_ns, epb->data, caplen, epb->origlen, epb->options_len,
+                   &total, &p);
     if (rc < 0)
         return rc;
-    p = put32(p, ifid);
-    p = put_ts(p, epb->ts_ns);
-    p = put32(p, caplen);
-    p = put32(p, epb->origlen);
-    p = put_padded(p, epb->data, caplen);
     if (epb->options_len)
         memcpy(p, epb->options, epb->options_len);
     p += epb->options_len;
