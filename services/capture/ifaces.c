@@ -63,6 +63,7 @@ struct capture_ifaces {
 };
 
 static bool resolve_owners(struct capture *cap);
+static void redescribe(struct capture *cap);
 
 static uint32_t slot_of(uint32_t source, int32_t ifindex)
 {
@@ -308,9 +309,12 @@ void capture_ifaces_split(struct capture *cap, struct capture_batch *b)
             } else if (s && t->n_seen < CAPTURE_DEVICES_SEEN) {
                 if (n_up < 0) {
                     n_up = uplinks_now(t, uplinks);
-                    /* A new device may be the one a pod was waiting for. */
-                    if (t->unresolved)
-                        resolve_owners(cap);
+                    /* A new device may be the one a pod was waiting for; a device seen before
+                     * whose pod is found now gets its new interface too. */
+                    if (t->unresolved && resolve_owners(cap)) {
+                        redescribe(cap);
+                        s = lookup(t, source, ifindex);
+                    }
                 }
                 id = iface_for(cap, source, ifindex, uplinks, n_up, NULL);
                 *s = (struct seen){.source = source, .ifindex = ifindex, .id = id};
