@@ -450,7 +450,8 @@ def test_one_clock_from_the_traffic(lab, hubs, cli_bin, tmp_path):
     assert abs(offset - -3.0) <= unc + 0.05, line[0]
     m = re.search(r"clock of node-1: node-2 ([-+][0-9.]+) ms \u00b1 ([0-9.]+) ms", f.shb_comment)
     assert m and abs(float(m.group(1)) - offset) < 0.001, f.shb_comment
-    for port, (req, resp) in exchanges(f).items():
+    aligned = exchanges(f)
+    for port, (req, resp) in aligned.items():
         assert req is not None and resp is not None, (port, req, resp)
         assert req <= resp, f"connection {port}: the response is {(req - resp) / 1e6} ms early"
     got = sorted(q for _, _, q, _ in datagrams(f))
@@ -472,12 +473,18 @@ def test_one_clock_from_the_traffic(lab, hubs, cli_bin, tmp_path):
     for q in range(100, 120):
         assert when[q]["node-2/eth0"] <= when[q]["node-1/eth0"], (q, when[q])
 
-    # --clock=raw: the nodes' own clocks, and node-2's responses stand before the requests.
+    # --clock=raw: the nodes' own clocks: node-2's packets 3 ms earlier than aligned (so that
+    # responses stand before their requests, unless a round trip took longer than that), node-1's
+    # as they were.
     path, f, r = dump(cli_bin, hubs, c, tmp_path, "raw", "--clock=raw", result=True)
     assert "clock of" not in r.stderr, r.where()
     assert "clocks raw" in f.shb_comment, f.shb_comment
-    early = [port for port, (req, resp) in exchanges(f).items() if resp < req]
-    assert len(early) == 5, exchanges(f)
+    raw = exchanges(f)
+    assert raw.keys() == aligned.keys(), (raw, aligned)
+    for port in raw:
+        assert raw[port][0] == aligned[port][0], (port, raw[port], aligned[port])  # node-1's
+        moved = raw[port][1] - aligned[port][1]  # node-2's response, ns
+        assert abs(moved - offset * 1e6) < 1000, (port, moved, offset)
 
 
 def selected(cli_bin, hubs, c, tmp_path, tag, *args):
