@@ -1120,6 +1120,11 @@ static void on_done(struct rpc_call *call, int code, const char *message, void *
     s->over = true;
     s->finished = true;
     s->h->snapshots_active--;
+    if (s->probe) { /* the caller went while the clocks were measured: the probe is of no use */
+        s->probe->parent = NULL;
+        finish(s->probe, RPC_CANCELLED, NULL);
+        s->probe = NULL;
+    }
     if (code != RPC_OK)
         NR_INFO("snapshot ended early", "code=%s message=\"%s\" packets=%llu", rpc_code_name(code),
                 message, (unsigned long long)s->packets);

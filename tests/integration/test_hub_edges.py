@@ -129,6 +129,23 @@ def test_max_snapshots(stores, feeder, hubs, hub_client, silent_store, cli_bin, 
 
 # ---- stores that do not answer -------------------------------------------------------------------
 
+def test_caller_gone_while_the_clocks_are_measured(stores, feeder, hubs, hub_client, silent_store,
+                                                   tmp_path):
+    """The caller gives up while the clock probe waits for a silent store: the snapshot and its
+    probe end without touching each other after (a hub that freed the snapshot first used it
+    again when the probe ended; ASan's run of this test saw it), and the hub serves on."""
+    ss, _, _ = feed_stores(stores, feeder, tmp_path, n=1, packets=100)
+    quiet = silent_store()
+    hub = hubs(f"{ss[0].addr},{quiet.addr}", "--store-timeout", "2s")
+    with pytest.raises(grpc.RpcError) as e:
+        hub_client(hub).snapshot(timeout=0.3)
+    assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED, e.value
+    time.sleep(1.0)  # the probe leaves the silent store out after a quarter of 2 s, and ends
+    data, summary, _ = hub_client(hub).snapshot(clock=1)  # CLOCK_RAW: no probe
+    assert summary.packets == 100, summary
+    assert [s.ok for s in summary.stores] == [True, False], summary
+
+
 def test_silent_store_left_out_after_timeout(stores, feeder, hubs, hub_client, silent_store,
                                              cli_bin, tmp_path):
     ss, fed, _ = feed_stores(stores, feeder, tmp_path, n=2, packets=1000)
