@@ -23,8 +23,7 @@
  * (interface, direction) belongs to the k-th send, and a send's copies are its sightings
  * elsewhere. */
 struct group {
-    uint64_t key; /* 0: an empty slot */
-    int64_t first_ts;
+    int64_t first_ts; /* as its slot's (the key is the slot's alone) */
     uint8_t n_sights, n_sends;
     uint32_t sights[MAX_SIGHTS]; /* ifid << 2 | direction */
     uint8_t count[MAX_SIGHTS];   /* sightings there so far */
@@ -237,7 +236,6 @@ static struct group *group_of(struct hub_sightings *sg, uint64_t key, int64_t ts
         sg->used++;
     }
     memset(&sg->table[stale], 0, sizeof(sg->table[stale]));
-    sg->table[stale].key = key;
     sg->table[stale].first_ts = ts;
     sg->hot[stale] = (struct slot){.key = key, .first_ts = ts};
     *is_new = true;
@@ -347,7 +345,6 @@ int hub_sightings_put(struct hub_sightings *sg, const struct pcapng_epb *epb, ui
                         (k == g->n_sights && k == MAX_SIGHTS))) {
             /* More sends or places than a group tells apart: these bytes start over. */
             memset(g, 0, sizeof(*g));
-            g->key = key;
             g->first_ts = ts_ns;
             sg->hot[g - sg->table].first_ts = ts_ns;
             is_new = true;
