@@ -3,6 +3,7 @@
 #include "rpc/internal.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -438,13 +439,24 @@ static void send_end(struct rpc_call *call)
 
 int rpc_call_send_raw(struct rpc_call *call, const void *data, size_t len)
 {
-    int rv = 0;
-    uint8_t *p = send_begin(call, len, &rv);
+    return rpc_call_send_joined(call, NULL, 0, data, len);
+}
 
+int rpc_call_send_joined(struct rpc_call *call, const void *head, size_t head_len, const void *data,
+                         size_t len)
+{
+    int rv = 0;
+    uint8_t *p;
+
+    if (head_len > SIZE_MAX - len)
+        return -EMSGSIZE;
+    p = send_begin(call, head_len + len, &rv);
     if (!p)
         return rv;
+    if (head_len > 0)
+        memcpy(p, head, head_len);
     if (len > 0)
-        memcpy(p, data, len);
+        memcpy(p + head_len, data, len);
     send_end(call);
     return 0;
 }

@@ -45,6 +45,10 @@ void *rpc_call_user(const struct rpc_call *call);
  * 4 GiB, or -ENOMEM. */
 int rpc_call_send(struct rpc_call *call, const ProtobufCMessage *msg);
 int rpc_call_send_raw(struct rpc_call *call, const void *data, size_t len);
+/* One message of head then data: two encodings of one protobuf message joined (repeated fields
+ * add up, the later of a scalar wins), without the caller copying them together first. */
+int rpc_call_send_joined(struct rpc_call *call, const void *head, size_t head_len, const void *data,
+                         size_t len);
 
 /* True while the send queue is below its high mark (1 MiB + one message by default) and the
  * queues of all the connection's calls together below theirs (16 MiB by default). */

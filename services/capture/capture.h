@@ -55,6 +55,7 @@ struct capture_counters {
     uint64_t batches, acked;
     uint64_t refused_batches; /* the store said INVALID_ARGUMENT */
     uint64_t store_errors;    /* Ingest calls that ended with an error */
+    uint64_t ifaces_sent;     /* interface descriptions sent (each once per Ingest call) */
     uint64_t filter_changes;
 };
 

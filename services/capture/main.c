@@ -357,6 +357,10 @@ static int serve_metrics(struct nr_buf *body, const char **content_type, void *d
     nr_metrics_family(&m, "netreel_capture_store_errors_total", NR_METRICS_COUNTER,
                       "Ingest calls that ended with an error.");
     nr_metrics_u64(&m, NULL, c->c.store_errors);
+    nr_metrics_family(&m, "netreel_capture_interfaces_sent_total", NR_METRICS_COUNTER,
+                      "Interface descriptions sent to the store: each once per Ingest call, in "
+                      "front of the first batch that needs it.");
+    nr_metrics_u64(&m, NULL, c->c.ifaces_sent);
     nr_metrics_family(&m, "netreel_capture_filter_changes_total", NR_METRICS_COUNTER,
                       "Filters swapped onto the live handles.");
     nr_metrics_u64(&m, NULL, c->c.filter_changes);

@@ -31,14 +31,61 @@ void capture_pipeline_counters(struct capture *cap, uint64_t *received, uint64_t
     *capture_dropped = own;
 }
 
+int capture_pipeline_interfaces(const struct capture *cap, uint32_t from, uint32_t to,
+                                uint8_t **out, size_t *out_len)
+{
+    Netreel__V1__PacketBatch m = NETREEL__V1__PACKET_BATCH__INIT;
+    Netreel__V1__Interface *ifs, **ifp;
+    const struct capture_iface *all;
+    uint32_t n;
+    uint8_t *bytes = NULL;
+    size_t len;
+
+    *out = NULL;
+    *out_len = 0;
+    all = capture_ifaces_all(cap, &n);
+    if (to > n)
+        to = n;
+    if (from >= to)
+        return 0;
+    ifs = calloc(to - from, sizeof(*ifs));
+    ifp = calloc(to - from, sizeof(*ifp));
+    if (!ifs || !ifp)
+        goto nomem;
+    for (uint32_t i = from; i < to; i++) {
+        Netreel__V1__Interface *in = &ifs[i - from];
+        netreel__v1__interface__init(in);
+        in->id = i;
+        in->name = (char *)all[i].name;
+        in->description = all[i].desc ? all[i].desc : "";
+        in->link_type = all[i].link_type;
+        in->snaplen = all[i].snaplen;
+        in->node = (char *)cap->cfg.node;
+        ifp[i - from] = in;
+    }
+    m.n_interfaces = to - from;
+    m.interfaces = ifp;
+    len = netreel__v1__packet_batch__get_packed_size(&m);
+    if (!(bytes = malloc(len ? len : 1)))
+        goto nomem;
+    netreel__v1__packet_batch__pack(&m, bytes);
+    free(ifs);
+    free(ifp);
+    *out = bytes;
+    *out_len = len;
+    return 0;
+nomem:
+    free(ifs);
+    free(ifp);
+    return -ENOMEM;
+}
+
 /* Encodes and spools one batch (b may be NULL: an empty one). */
 static void spool_batch(struct capture *cap, struct capture_batch *b)
 {
     Netreel__V1__PacketBatch m = NETREEL__V1__PACKET_BATCH__INIT;
-    Netreel__V1__Interface ifs[CAPTURE_IFACES_MAX], *ifp[CAPTURE_IFACES_MAX];
     Netreel__V1__CaptureCounters cc = NETREEL__V1__CAPTURE_COUNTERS__INIT;
     uint32_t n_ifaces;
-    const struct capture_iface *all;
     Netreel__V1__PodName *pods = NULL, **podp = NULL;
     bool with_pods = cap->pods_dirty;
     uint32_t packets = b ? b->packets : 0;
@@ -49,21 +96,11 @@ static void spool_batch(struct capture *cap, struct capture_batch *b)
     m.capture_id = cap->cfg.capture_id;
     m.node = cap->cfg.node;
     m.seq = cap->next_seq;
-    if (b) /* "any": each packet on its device's interface (which may be new: listed below) */
+    if (b) /* "any": each packet on its device's interface (which may be new) */
         capture_ifaces_split(cap, b);
-    all = capture_ifaces_all(cap, &n_ifaces);
-    for (uint32_t i = 0; i < n_ifaces; i++) {
-        netreel__v1__interface__init(&ifs[i]);
-        ifs[i].id = i;
-        ifs[i].name = (char *)all[i].name;
-        ifs[i].description = all[i].desc ? all[i].desc : "";
-        ifs[i].link_type = all[i].link_type;
-        ifs[i].snaplen = all[i].snaplen;
-        ifs[i].node = cap->cfg.node;
-        ifp[i] = &ifs[i];
-    }
-    m.n_interfaces = n_ifaces;
-    m.interfaces = ifp;
+    /* The interfaces are not in the spooled bytes: the uplink puts in front of them, when it
+     * sends them, those of 0..n_ifaces-1 its call has not carried yet. */
+    capture_ifaces_all(cap, &n_ifaces);
     if (with_pods) {
         pods = calloc(cap->n_pods + 1, sizeof(*pods));
         podp = calloc(cap->n_pods + 1, sizeof(*podp));
@@ -105,7 +142,7 @@ static void spool_batch(struct capture *cap, struct capture_batch *b)
     if (!bytes)
         goto dropped;
     netreel__v1__packet_batch__pack(&m, bytes);
-    if (capture_spool_push(cap->spool, m.seq, bytes, len, packets, with_pods) != 0)
+    if (capture_spool_push(cap->spool, m.seq, bytes, len, packets, n_ifaces, with_pods) != 0)
         goto dropped;
     cap->next_seq++;
     cap->c.batches++;

@@ -1,8 +1,10 @@
 /* From the capture threads' batches to the spool: each batch becomes a PacketBatch (capture id,
- * the next seq, the interfaces, the pod names when they changed, the EPBs, the counters) encoded
- * once into the spool, or dropped whole and counted when the spool is full. Also sends an empty
- * batch with the counters (and pods) when the capture has been quiet for a while, so the store
- * knows the capture is alive and what it dropped. */
+ * the next seq, the pod names when they changed, the EPBs, the counters) encoded once into the
+ * spool, or dropped whole and counted when the spool is full. Its interfaces are not in those
+ * bytes: each interface is sent once per Ingest call, in front of the first batch that needs it
+ * (capture_pipeline_interfaces), so that a batch carries no list of hundreds of pods' devices. Also
+ * sends an empty batch with the counters (and pods) when the capture has been quiet for a while, so
+ * the store knows the capture is alive and what it dropped. */
 #ifndef NR_CAPTURE_PIPELINE_H
 #define NR_CAPTURE_PIPELINE_H
 
@@ -16,6 +18,12 @@ struct capture_batch;
 /* Encodes and spools one batch of any source (the `tls` interface's too); the batch's buffer
  * may be reused as soon as this returns. */
 void capture_pipeline_spool(struct capture *cap, struct capture_batch *b);
+
+/* The PacketBatch encoding of interfaces from..to-1 alone (to is capped at the capture's
+ * count), which put in front of a spooled batch's bytes makes one message that carries them:
+ * malloc'ed into *out (NULL and 0 when there are none). 0 or -ENOMEM. */
+int capture_pipeline_interfaces(const struct capture *cap, uint32_t from, uint32_t to,
+                                uint8_t **out, size_t *out_len);
 
 /* Queues an empty batch (counters, and the pod set when it changed). */
 void capture_pipeline_heartbeat(struct capture *cap);

@@ -31,7 +31,7 @@ void capture_spool_free(struct capture_spool *sp)
 }
 
 int capture_spool_push(struct capture_spool *sp, uint64_t seq, uint8_t *bytes, size_t len,
-                       uint32_t packets, bool carries_pods)
+                       uint32_t packets, uint32_t interfaces, bool carries_pods)
 {
     struct capture_spool_entry *e;
 
@@ -44,6 +44,7 @@ int capture_spool_push(struct capture_spool *sp, uint64_t seq, uint8_t *bytes, s
     e->bytes = bytes;
     e->len = len;
     e->packets = packets;
+    e->interfaces = interfaces;
     e->carries_pods = carries_pods;
     if (sp->tail)
         sp->tail->next = e;

@@ -12,9 +12,10 @@
 struct capture_spool_entry {
     struct capture_spool_entry *next;
     uint64_t seq;
-    uint8_t *bytes; /* the encoded PacketBatch */
+    uint8_t *bytes; /* the encoded PacketBatch, without its interfaces */
     size_t len;
     uint32_t packets;
+    uint32_t interfaces; /* the capture's interfaces 0..interfaces-1 it needs the store to know */
     bool carries_pods;
 };
 
@@ -30,7 +31,7 @@ void capture_spool_free(struct capture_spool *sp);
 /* Appends an entry, taking `bytes` (malloc'ed) on success. Returns 0, or -ENOSPC when it does
  * not fit (bytes stays the caller's), or -ENOMEM. */
 int capture_spool_push(struct capture_spool *sp, uint64_t seq, uint8_t *bytes, size_t len,
-                       uint32_t packets, bool carries_pods);
+                       uint32_t packets, uint32_t interfaces, bool carries_pods);
 
 /* Frees every entry with seq <= `seq`; returns how many. */
 size_t capture_spool_ack(struct capture_spool *sp, uint64_t seq);

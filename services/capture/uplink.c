@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "capture/pipeline.h"
 #include "capture/spool.h"
 #include "netreel/v1/store.pb-c.h"
 #include "rpc/client.h"
@@ -26,6 +27,7 @@ struct capture_uplink {
     uv_timer_t retry, deadline, stall;
     uint64_t backoff_ms;
     uint64_t progress_ms; /* the last ack, or when nothing sent was waiting for one */
+    uint32_t sent_ifaces; /* the capture's interfaces 0..sent_ifaces-1 went on this call */
     bool acked_on_call, failing, stalled, closing;
     void (*close_cb)(void *arg);
     void *close_arg;
@@ -36,11 +38,32 @@ static void start_call(struct capture_uplink *up);
 
 static void send_spool(struct capture_uplink *up)
 {
+    struct capture_spool *sp = up->cap->spool;
     struct capture_spool_entry *e;
 
-    while (up->call && rpc_call_writable(up->call) && (e = capture_spool_next(up->cap->spool)))
-        if (rpc_call_send_raw(up->call, e->bytes, e->len) != 0)
+    while (up->call && rpc_call_writable(up->call) && (e = sp->cursor)) {
+        /* The interfaces this batch needs and this call has not carried yet, in front of it:
+         * after a reconnect, the whole table with the first batch. */
+        uint8_t *ifs = NULL;
+        size_t ifs_len = 0;
+        int rc;
+        if (e->interfaces > up->sent_ifaces &&
+            capture_pipeline_interfaces(up->cap, up->sent_ifaces, e->interfaces, &ifs, &ifs_len) !=
+                0) {
+            NR_WARN("out of memory for the interfaces of a batch; it waits", "seq=%" PRIu64,
+                    e->seq);
+            break; /* the next batch or heartbeat tries again */
+        }
+        rc = rpc_call_send_joined(up->call, ifs, ifs_len, e->bytes, e->len);
+        free(ifs);
+        capture_spool_next(sp);
+        if (rc != 0)
             break;
+        if (e->interfaces > up->sent_ifaces) {
+            up->cap->c.ifaces_sent += e->interfaces - up->sent_ifaces;
+            up->sent_ifaces = e->interfaces;
+        }
+    }
     if (up->closing && up->call && !up->cap->spool->cursor)
         rpc_call_close_send(up->call);
 }
@@ -160,6 +183,7 @@ static void start_call(struct capture_uplink *up)
         return;
     up->acked_on_call = false;
     up->stalled = false;
+    up->sent_ifaces = 0;
     up->progress_ms = uv_now(up->cap->loop);
     capture_spool_rewind(up->cap->spool);
     up->call = rpc_channel_call(up->ch, &opts, &cbs, up);

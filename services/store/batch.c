@@ -39,45 +39,53 @@ static int check_interfaces(const struct store_stream *st, const Netreel__V1__Pa
                             struct store_iface *ifaces, uint32_t *n_ifaces, char *err,
                             size_t errlen)
 {
-    uint32_t known = st ? st->n_ifaces : 0;
+    uint32_t known = st ? st->n_ifaces : 0, first;
 
     if (st)
         memcpy(ifaces, st->ifaces, known * sizeof(*ifaces));
     *n_ifaces = known;
     if (b->n_interfaces == 0)
         return 0;
-    if (b->n_interfaces > STORE_MAX_INTERFACES)
-        return nr_errf(NR_EPARSE, err, errlen, "%zu interfaces: at most %u", b->n_interfaces,
-                       STORE_MAX_INTERFACES);
-    if (b->n_interfaces < known)
-        return nr_errf(NR_EPARSE, err, errlen, "the interface list shrank from %u to %zu", known,
-                       b->n_interfaces);
-    for (size_t i = 0; i < b->n_interfaces; i++) {
-        const Netreel__V1__Interface *in = b->interfaces[i];
+    /* The list is ids first..first+n-1: the whole table (first 0) or what the store may not
+     * have heard of yet on this call (first at most the ids it knows). */
+    first = b->interfaces[0]->id;
+    if (first > known)
+        return nr_errf(-ESTALE, err, errlen,
+                       "the interfaces start at id %u, but this stream knows ids 0..%u only: send "
+                       "them from 0",
+                       first, known ? known - 1 : 0);
+    if (b->n_interfaces > STORE_MAX_INTERFACES - first)
+        return nr_errf(NR_EPARSE, err, errlen, "interfaces up to id %zu: at most %u",
+                       first + b->n_interfaces - 1, STORE_MAX_INTERFACES);
+    for (size_t j = 0; j < b->n_interfaces; j++) {
+        const Netreel__V1__Interface *in = b->interfaces[j];
+        uint32_t i = first + (uint32_t)j;
         if (in->id != i)
             return nr_errf(NR_EPARSE, err, errlen,
-                           "interface %zu has id %u: ids must be 0..n-1 in order", i, in->id);
+                           "interface %zu of the list has id %u, not %u: ids must follow each "
+                           "other",
+                           j, in->id, i);
         if (!name_ok(in->name, STORE_MAX_IFNAME))
             return nr_errf(NR_EPARSE, err, errlen,
-                           "interface %zu: its name must be 1..%u bytes without control characters",
+                           "interface %u: its name must be 1..%u bytes without control characters",
                            i, STORE_MAX_IFNAME);
         if (in->description && in->description[0] && !name_ok(in->description, STORE_MAX_IFDESC))
             return nr_errf(NR_EPARSE, err, errlen,
-                           "interface %zu: its description must be at most %u bytes without "
+                           "interface %u: its description must be at most %u bytes without "
                            "control characters",
                            i, STORE_MAX_IFDESC);
         if (in->link_type > 0xffff)
             return nr_errf(NR_EPARSE, err, errlen,
-                           "interface %zu: link type %u does not fit 16 bits", i, in->link_type);
+                           "interface %u: link type %u does not fit 16 bits", i, in->link_type);
         if (in->snaplen == 0 || in->snaplen > PCAPNG_MAX_SNAPLEN)
-            return nr_errf(NR_EPARSE, err, errlen, "interface %zu: snaplen %u is not in 1..%u", i,
+            return nr_errf(NR_EPARSE, err, errlen, "interface %u: snaplen %u is not in 1..%u", i,
                            in->snaplen, PCAPNG_MAX_SNAPLEN);
         if (i < known) {
             const struct store_iface *k = &ifaces[i];
             if (strcmp(k->name, in->name) != 0 || k->link_type != in->link_type ||
                 k->snaplen != in->snaplen)
                 return nr_errf(NR_EPARSE, err, errlen,
-                               "interface %zu changed from %s (link type %u, snaplen %u) to %s "
+                               "interface %u changed from %s (link type %u, snaplen %u) to %s "
                                "(link type %u, snaplen %u); a new interface needs a new id",
                                i, k->name, k->link_type, k->snaplen, in->name, in->link_type,
                                in->snaplen);
@@ -89,7 +97,8 @@ static int check_interfaces(const struct store_stream *st, const Netreel__V1__Pa
         /* Borrowed from the batch: the caller keeps a copy (store_batch_check's contract). */
         ifaces[i].desc = in->description && in->description[0] ? in->description : NULL;
     }
-    *n_ifaces = (uint32_t)b->n_interfaces;
+    if (first + b->n_interfaces > known)
+        *n_ifaces = first + (uint32_t)b->n_interfaces;
     return 0;
 }
 

@@ -15,10 +15,13 @@
 /* Checks batch b for the stream `st` (NULL when its capture_id is new) at time now. On success
  * returns 0, fills *info, and the interfaces after the batch in ifaces and n_ifaces (the stream's,
  * extended by the batch's list; the `desc` of a new one points into b, and is the caller's to
- * copy before b goes). A known interface keeps the description it was first sent with. tls_keylog
- * must be whole, known NSS key log lines of at most 1 MiB (pcapng/keylog.h). Otherwise returns
- * NR_EPARSE with one line in err saying what is wrong ("interface 1 has id 5: ids must be 0..n-1",
- * "block 3 at offset 96: ..."). */
+ * copy before b goes). The batch lists interfaces with consecutive ids from any id the stream
+ * knows (0: the whole table; the capture sends on each call only what that call has not carried
+ * yet); a known one must be listed as it was and keeps the description it was first sent with.
+ * tls_keylog must be whole, known NSS key log lines of at most 1 MiB (pcapng/keylog.h).
+ * Otherwise returns NR_EPARSE with one line in err saying what is wrong ("interface 1 of the list
+ * has id 5, not 1: ...", "block 3 at offset 96: ..."), or -ESTALE when the list starts past the
+ * ids the stream knows (the capture resends them from 0 on a new call). */
 int store_batch_check(const struct store_config *cfg, const struct store_stream *st,
                       const Netreel__V1__PacketBatch *b, int64_t now_ns, struct store_iface *ifaces,
                       uint32_t *n_ifaces, struct pcapng_batch_info *info, char *err, size_t errlen);

@@ -413,7 +413,10 @@ static int handle(struct store_ingest *ig, const Netreel__V1__PacketBatch *b, ch
         s->batches_duplicate++;
         return settled(ig, st->last_seq, false, err, errlen);
     }
-    if (store_batch_check(&s->cfg, st, b, now_ns, ifaces, &n_ifaces, &info, err, errlen) != 0) {
+    code = store_batch_check(&s->cfg, st, b, now_ns, ifaces, &n_ifaces, &info, err, errlen);
+    if (code == -ESTALE) /* not the batch's fault: the capture sends the list again, whole */
+        return RPC_FAILED_PRECONDITION;
+    if (code != 0) {
         s->batches_refused++;
         return RPC_INVALID_ARGUMENT;
     }

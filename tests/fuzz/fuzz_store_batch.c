@@ -44,14 +44,19 @@ static void fix_claims(Netreel__V1__PacketBatch *b, const struct store_stream *s
     struct pcapng_batch_info info;
     uint32_t n = 0;
 
-    if (b->n_interfaces > 0 && b->n_interfaces <= STORE_MAX_INTERFACES) {
-        for (size_t i = 0; i < b->n_interfaces; i++)
-            snaplens[i] = b->interfaces[i]->snaplen;
-        n = (uint32_t)b->n_interfaces;
-    } else if (st) {
+    if (st) {
         for (uint32_t i = 0; i < st->n_ifaces; i++)
             snaplens[i] = st->ifaces[i].snaplen;
         n = st->n_ifaces;
+    }
+    /* the batch's list: consecutive ids from one the stream knows */
+    if (b->n_interfaces > 0 && b->interfaces[0]->id <= n &&
+        b->n_interfaces <= STORE_MAX_INTERFACES - b->interfaces[0]->id) {
+        uint32_t first = b->interfaces[0]->id;
+        for (size_t i = 0; i < b->n_interfaces; i++)
+            snaplens[first + i] = b->interfaces[i]->snaplen;
+        if (first + b->n_interfaces > n)
+            n = first + (uint32_t)b->n_interfaces;
     }
     rules.snaplens = snaplens;
     rules.n_interfaces = n;

@@ -29,6 +29,7 @@ import store_helpers as sh
 from cli_helpers import cli_bin  # noqa: F401 (fixture)
 from hub_helpers import hub_bin, hubs, only_file, pcapdump, wireshark_ok  # noqa: F401
 from test_capture_common import (MAGIC, SCALE, CaptureProc, _delete_ns, _ns_counter, lab,  # noqa
+                                 mval,
                                  ns_socket, run, start_kube_api, start_store, write_kubeconfig)
 
 NODE = "node-1"
@@ -314,3 +315,67 @@ def test_a_pod_added_later_gets_its_own_interface(pod_node, hubs, cli_bin, tmp_p
                if itf == f"{NODE}/default/late-0" and src == "10.90.0.9"}
     # The first ones may predate the filter; the last 20 are all there.
     assert set(sent[-20:]) <= on_late, (sorted(on_late), sent)
+
+
+def test_interfaces_go_once_per_call_and_again_after_a_reconnect(pod_node, hubs, cli_bin, lab,
+                                                                  tmp_path):
+    # A batch carries only the interfaces its call has not carried yet: a node with hundreds of
+    # pods' devices does not send their descriptions with every batch. A new call (the store
+    # restarted) starts with the whole table, and nothing is lost on the way.
+    n, api, cap, store = pod_node
+    warm_up(n, cap, 3)
+    web, db = PODS["web-1"][1], PODS["db-0"][1]
+    for i in range(10):  # ten batches or more, each with packets of several devices
+        send(n.pods["web-1"], web, db, range(1000 + 10 * i, 1010 + 10 * i))
+        time.sleep(0.25)
+    time.sleep(1.5)
+    m = cap.scrape()
+    made = m["netreel_capture_interfaces"]
+    spooled = mval(m, "netreel_capture_batches_total", result="spooled")
+    assert spooled >= 5, m
+    assert m["netreel_capture_interfaces_sent_total"] == made, m
+
+    # The store restarted: the capture's new call sends the whole table once more.
+    store.stop()
+    send(n.pods["web-1"], web, db, range(2000, 2010))  # waits in the spool
+    store2 = start_store(lab.store_bins, n.node, tmp_path / "data", tmp_path / "store2.stderr",
+                         PORT, "--node", NODE)
+    lab.stores.append(store2)
+    wait_metric(cap, "netreel_capture_store_connected", 1)
+    wait_metric(cap, "netreel_capture_spool_bytes", 0)  # the waiting batch is in
+    # The call that works sent the whole table again (so did each failed attempt while the
+    # store was down).
+    deadline = time.monotonic() + 10 * SCALE
+    while (m1 := cap.scrape())["netreel_capture_interfaces_sent_total"] < 2 * made:
+        assert time.monotonic() < deadline, m1
+        time.sleep(0.1)
+    dev = n.add_pod("late-1", how="routed", addr="10.90.0.10")
+    api.add("default", "late-1", node=NODE, ips=["10.90.0.10"])
+    wait_metric(cap, "netreel_capture_pod_devices", 4)
+    late = []
+    deadline = time.monotonic() + 10 * SCALE
+    while time.monotonic() < deadline and len(late) < 30:
+        batch = list(range(3000 + len(late), 3005 + len(late)))
+        send(n.pods["late-1"], "10.90.0.10", web, batch)
+        late += batch
+        time.sleep(0.3)
+    time.sleep(1.5)
+    m2 = cap.scrape()
+    made2 = m2["netreel_capture_interfaces"]
+    assert made2 > made, (made, made2)
+    # The late pod's device (and whatever else appeared) went once on this call, not once per
+    # batch: at most the whole table since m1, however many batches went.
+    delta = m2["netreel_capture_interfaces_sent_total"] - m1["netreel_capture_interfaces_sent_total"]
+    assert made2 - m1["netreel_capture_interfaces"] <= delta <= made2, (m1, m2)
+    assert mval(m2, "netreel_capture_batches_total", result="spooled") - \
+        mval(m1, "netreel_capture_batches_total", result="spooled") >= 3, m2
+
+    _, f = dump(cli_bin, hubs, n, tmp_path, "calls")
+    names = {i.name: i for i in f.interfaces}
+    assert names[f"{NODE}/default/late-1"].description.endswith(
+        f"netreel.device={dev};netreel.role=pod"), names
+    on = Counter((itf, q) for itf, _, _, q, _ in datagrams(f))
+    for q in [*range(1000, 1100), *range(2000, 2010)]:
+        assert on[(f"{NODE}/default/web-1", q)] == 1, (q, sorted(on.items()))
+    assert {q for (itf, q) in on if itf == f"{NODE}/default/late-1"} >= set(late[-20:]), \
+        sorted(on.items())

@@ -248,9 +248,20 @@ def pods_without_update(c, seq):
 
 
 def new_capture_bad_ids(c, seq):
-    b = sh.make_batch(c.pb, "fresh-ids", 1, c.packets(2), interfaces=[("eth0", 1, 256)])
-    b.interfaces[0].id = 1
-    return [b], ["batch seq 1", "interface", "0..n-1"]
+    b = sh.make_batch(c.pb, "fresh-ids", 1, c.packets(2),
+                      interfaces=[("eth0", 1, 256), ("eth1", 1, 256)])
+    b.interfaces[1].id = 2
+    return [b], ["batch seq 1", "interface 1 of the list has id 2, not 1", "follow each other"]
+
+
+def interfaces_past_known(c, seq):
+    # A list that starts past the ids the stream knows is not the batch's fault (the capture
+    # sends each interface once per call): FAILED_PRECONDITION, which the capture answers by
+    # sending the whole list again on a new call, and nothing is dropped or written.
+    b = sh.make_batch(c.pb, "good", seq, c.packets(2), interfaces=[("eth9", 1, SNAPLEN)])
+    b.interfaces[0].id = len(IFACES) + 1
+    return [b], [f"batch seq {seq}", f"start at id {len(IFACES) + 1}", "send them from 0"], \
+        grpc.StatusCode.FAILED_PRECONDITION
 
 
 def new_capture_no_interfaces(c, seq):
@@ -261,19 +272,20 @@ CASES = [trailing_length, leading_length, past_the_blob, not_multiple_of_4, capl
          caplen_over_block, caplen_over_origlen, unknown_interface, far_future, far_past,
          unsorted, packet_count_lie, first_ts_lie, last_ts_lie, garbage_blocks, not_an_epb,
          malformed_protobuf, second_capture_id, interface_changed, pods_without_update,
-         new_capture_bad_ids, new_capture_no_interfaces]
+         new_capture_bad_ids, interfaces_past_known, new_capture_no_interfaces]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f.__name__ for f in CASES])
 def test_lie_is_refused_and_nothing_written(ctx, case):
     seq = ctx.next_seq()
-    msgs, want = case(ctx, seq)
+    msgs, want, *code = case(ctx, seq)
+    code = code[0] if code else grpc.StatusCode.INVALID_ARGUMENT
     before_dir = sh.dir_state(ctx.store.data_dir)
     before = ctx.stats()
     raw = isinstance(msgs[0], bytes)
     acks, err = sh.ingest(ctx.stub, msgs, raw=raw)
     assert err is not None, f"the lie was accepted: acks {[a.seq for a in acks]}"
-    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, f"{err.code()}: {err.details()}"
+    assert err.code() == code, f"{err.code()}: {err.details()}"
     msg = err.details() or ""
     missing = [w for w in want if w not in msg]
     assert not missing, f"status message {msg!r} does not name {missing}"

@@ -14,7 +14,7 @@
 static int push(struct capture_spool *sp, uint64_t seq, size_t len)
 {
     uint8_t *b = malloc(len);
-    int rc = capture_spool_push(sp, seq, b, len, 1, false);
+    int rc = capture_spool_push(sp, seq, b, len, 1, 0, false);
 
     if (rc != 0)
         free(b);

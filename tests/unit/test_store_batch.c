@@ -1,5 +1,6 @@
 /* Tests for services/store/batch.c: every kind of lie in a PacketBatch is refused with a
  * message that names it, before anything is written. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -111,7 +112,7 @@ static void lies_in_the_header_are_named(void **state)
     expect(&x, NULL, "capture_id must be");
     make(&x);
     x.ifs[1].id = 5;
-    expect(&x, NULL, "interface 1 has id 5");
+    expect(&x, NULL, "interface 1 of the list has id 5, not 1");
     make(&x);
     x.ifs[0].snaplen = 0;
     expect(&x, NULL, "snaplen 0 is not in 1..262144");
@@ -163,11 +164,99 @@ static void lies_in_the_header_are_named(void **state)
     x.ifs[1].name = "eth9";
     expect(&x, &st, "interface 1 changed from eth1");
     make(&x);
-    x.b.n_interfaces = 1;
-    expect(&x, &st, "the interface list shrank from 2 to 1");
+    x.b.n_interfaces = 1; /* the first of those it knows: fine */
+    expect(&x, &st, NULL);
     make(&x);
     x.b.n_interfaces = 0; /* known from earlier batches: fine */
     expect(&x, &st, NULL);
+}
+
+/* A batch lists the interfaces its call has not carried yet: consecutive ids from any id the
+ * stream knows; one starting past them is not the batch's fault (-ESTALE: resend from 0). */
+static void interfaces_from_an_id_the_stream_knows(void **state)
+{
+    static struct store_stream st;
+    struct store_iface ifaces[STORE_MAX_INTERFACES];
+    struct pcapng_batch_info info;
+    struct batch x;
+    uint32_t n = 0;
+    char err[512] = "";
+
+    (void)state;
+    st.n_ifaces = 2;
+    snprintf(st.ifaces[0].name, sizeof(st.ifaces[0].name), "eth0");
+    snprintf(st.ifaces[1].name, sizeof(st.ifaces[1].name), "eth1");
+    st.ifaces[0].link_type = st.ifaces[1].link_type = 1;
+    st.ifaces[0].snaplen = st.ifaces[1].snaplen = 128;
+
+    /* ids 2 and 3 new: the stream knows 0..3 after it, its packets may use all four */
+    make(&x);
+    x.ifs[0].id = 2;
+    x.ifs[0].name = "default/web-1";
+    x.ifs[0].description = "k8s.namespace=default;k8s.podName=web-1";
+    x.ifs[1].id = 3;
+    x.ifs[1].name = "eth2";
+    assert_int_equal(store_batch_check(&cfg, &st, &x.b, NOW, ifaces, &n, &info, err, sizeof(err)),
+                     0);
+    assert_int_equal(n, 4);
+    assert_string_equal(ifaces[0].name, "eth0");
+    assert_string_equal(ifaces[2].name, "default/web-1");
+    assert_string_equal(ifaces[2].desc, "k8s.namespace=default;k8s.podName=web-1");
+    assert_string_equal(ifaces[3].name, "eth2");
+    nr_buf_free(&x.blocks);
+
+    /* from id 1: eth1 as it was, then a new one */
+    make(&x);
+    x.ifs[0].id = 1;
+    x.ifs[0].name = "eth1";
+    x.ifs[1].id = 2;
+    x.ifs[1].name = "eth2";
+    assert_int_equal(store_batch_check(&cfg, &st, &x.b, NOW, ifaces, &n, &info, err, sizeof(err)),
+                     0);
+    assert_int_equal(n, 3);
+    nr_buf_free(&x.blocks);
+
+    /* from id 1, but id 1 is not what it was */
+    make(&x);
+    x.ifs[0].id = 1;
+    x.ifs[0].name = "eth7";
+    x.ifs[1].id = 2;
+    expect(&x, &st, "interface 1 changed from eth1");
+
+    /* a gap: ids 2 then 4 */
+    make(&x);
+    x.ifs[0].id = 2;
+    x.ifs[1].id = 4;
+    expect(&x, &st, "interface 1 of the list has id 4, not 3");
+
+    /* past what it knows (3 when it knows 0..1), or anything but 0 for a new stream */
+    make(&x);
+    x.ifs[0].id = 3;
+    x.ifs[1].id = 4;
+    assert_int_equal(store_batch_check(&cfg, &st, &x.b, NOW, ifaces, &n, &info, err, sizeof(err)),
+                     -ESTALE);
+    assert_non_null(strstr(err, "start at id 3, but this stream knows ids 0..1 only"));
+    nr_buf_free(&x.blocks);
+    make(&x);
+    x.ifs[0].id = 1;
+    x.ifs[1].id = 2;
+    assert_int_equal(store_batch_check(&cfg, NULL, &x.b, NOW, ifaces, &n, &info, err, sizeof(err)),
+                     -ESTALE);
+    nr_buf_free(&x.blocks);
+
+    /* the last id there is room for, and one past it */
+    st.n_ifaces = STORE_MAX_INTERFACES - 1;
+    make(&x);
+    x.ifs[0].id = STORE_MAX_INTERFACES - 1;
+    x.b.n_interfaces = 1;
+    assert_int_equal(store_batch_check(&cfg, &st, &x.b, NOW, ifaces, &n, &info, err, sizeof(err)),
+                     0);
+    assert_int_equal(n, STORE_MAX_INTERFACES);
+    nr_buf_free(&x.blocks);
+    make(&x);
+    x.ifs[0].id = STORE_MAX_INTERFACES - 1;
+    x.ifs[1].id = STORE_MAX_INTERFACES;
+    expect(&x, &st, "interfaces up to id 256: at most 256");
 }
 
 static void lies_in_the_blocks_are_named(void **state)
@@ -226,6 +315,7 @@ int main(void)
         cmocka_unit_test(valid_batch_passes),
         cmocka_unit_test(lies_in_the_header_are_named),
         cmocka_unit_test(lies_in_the_blocks_are_named),
+        cmocka_unit_test(interfaces_from_an_id_the_stream_knows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
