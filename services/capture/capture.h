@@ -34,6 +34,7 @@ struct capture_config {
     const char *metrics_listen;
     const char *user; /* drop to this user after opening the handles ("" or "root": stay) */
     int64_t clock_skew_ns; /* --test-clock-skew: added to every packet's timestamp */
+    uint32_t ifaces_max;   /* --test-interfaces-max (0: CAPTURE_IFACES_MAX) */
     char node[254];
     char capture_id[128];
     uint16_t exclude_ports[CAPTURE_MAX_EXCLUDE]; /* TCP ports never recorded */
@@ -76,6 +77,7 @@ struct capture {
     struct capture_spool *spool;
     struct capture_uplink *uplink;
     uint64_t next_seq;
+    uint32_t stream;     /* the capture stream (cfg.capture_id) batches go to now; ifaces.h */
     char *filter_text;   /* the expression applied to every handle now */
     char *filter_base;   /* what it was composed from (NULL: everything) */
     char *filter_wanted; /* the base to narrow to when filter_timer fires */

@@ -23,12 +23,21 @@
 #define RETRY_MIN_MS        1000
 #define RETRY_MAX_MS        32000
 #define TABLE_SLOTS         (2 * CAPTURE_DEVICES_SEEN) /* open addressing, a power of two */
+#define RETIRED_MAX         8     /* tables of earlier streams kept for their unsent batches */
+#define ROLL_MIN_GAP_MS     60000 /* a new stream at most this often */
+
+/* The table of an earlier stream, while the spool holds batches of it. */
+struct retired {
+    uint32_t stream, n;
+    struct capture_iface *v;
+};
 
 /* A device seen on a source: the interface its packets go on now. */
 struct seen {
     uint32_t source;
     int32_t ifindex; /* 0: a free slot */
     uint32_t id;
+    bool stale; /* what the device is may have changed: described again at its next packet */
 };
 
 #define NO_ID UINT32_MAX
@@ -36,6 +45,12 @@ struct seen {
 struct capture_ifaces {
     struct capture_iface v[CAPTURE_IFACES_MAX];
     uint32_t n;
+    uint32_t max;     /* CAPTURE_IFACES_MAX, or less for tests (--test-interfaces-max) */
+    uint32_t n_fixed; /* the first ones, made before any device (sources', tls): every stream's */
+    uint32_t stream;  /* the capture stream these ids belong to (capture->stream) */
+    struct retired retired[RETIRED_MAX];
+    size_t n_retired;
+    uint64_t rolls, last_roll_ms;
     bool is_device[CAPTURE_IFACES_MAX];
     /* Each source's own interface; NO_ID for a split one until a packet needs it (one whose
      * device cannot be told, or when there is no room for another device): a slot is kept for
@@ -88,7 +103,7 @@ static int add_iface(struct capture_ifaces *t, const char *name, const char *des
 {
     struct capture_iface *in;
 
-    if (t->n + t->reserved >= CAPTURE_IFACES_MAX)
+    if (t->n + t->reserved >= t->max)
         return -ENOSPC;
     in = &t->v[t->n];
     snprintf(in->name, sizeof(in->name), "%s", name);
@@ -110,6 +125,9 @@ int capture_ifaces_init(struct capture *cap)
     if (!t)
         return -ENOMEM;
     cap->ifaces = t;
+    t->max = cap->cfg.ifaces_max && cap->cfg.ifaces_max < CAPTURE_IFACES_MAX ? cap->cfg.ifaces_max
+                                                                             : CAPTURE_IFACES_MAX;
+    t->stream = cap->stream;
     for (unsigned i = 0; i < cap->n_sources; i++)
         any |= capture_source_link_type(cap->sources[i]) == LINKTYPE_LINUX_SLL2;
     if (any && !(t->dev = capture_devices_open(err, sizeof(err))))
@@ -137,7 +155,13 @@ int capture_ifaces_init(struct capture *cap)
 int capture_ifaces_add(struct capture *cap, const char *name, uint32_t link_type, uint32_t snaplen,
                        uint32_t *id)
 {
-    return add_iface(cap->ifaces, name, NULL, link_type, snaplen, id);
+    struct capture_ifaces *t = cap->ifaces;
+    bool prefix = t->n == t->n_fixed;
+    int rc = add_iface(t, name, NULL, link_type, snaplen, id);
+
+    if (rc == 0 && prefix)
+        t->n_fixed = t->n; /* made before any device: the next stream keeps it */
+    return rc;
 }
 
 uint32_t capture_ifaces_next_id(const struct capture *cap)
@@ -164,14 +188,23 @@ static uint32_t own_of(struct capture *cap, uint32_t source)
     return t->own[source];
 }
 
+static void free_table(struct capture_iface *v, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        free(v[i].desc);
+}
+
 void capture_ifaces_free(struct capture *cap)
 {
     struct capture_ifaces *t = cap->ifaces;
 
     if (!t)
         return;
-    for (uint32_t i = 0; i < t->n; i++)
-        free(t->v[i].desc);
+    free_table(t->v, t->n);
+    for (size_t i = 0; i < t->n_retired; i++) {
+        free_table(t->retired[i].v, t->retired[i].n);
+        free(t->retired[i].v);
+    }
     capture_devices_close(t->dev);
     free(t->owners);
     free(t);
@@ -222,9 +255,10 @@ static int uplinks_now(struct capture_ifaces *t, int32_t *uplinks)
     return n;
 }
 
-/* What device ifindex is now: its interface name and description. */
-static void describe(struct capture *cap, int32_t ifindex, const int32_t *uplinks, int n_up,
-                     char *name, size_t nlen, char *desc, size_t dlen)
+/* What device ifindex is now: its interface name and description. Returns 0, or -ENODEV when
+ * the device is gone (or the kernel did not say): then its index is all the name there is. */
+static int describe(struct capture *cap, int32_t ifindex, const int32_t *uplinks, int n_up,
+                    char *name, size_t nlen, char *desc, size_t dlen)
 {
     struct capture_ifaces *t = cap->ifaces;
     struct capture_nl_link l;
@@ -244,11 +278,12 @@ static void describe(struct capture *cap, int32_t ifindex, const int32_t *uplink
                  "k8s.node=%s;k8s.namespace=%s;k8s.podName=%s;k8s.podUID=%s;k8s.podLabels=%s;"
                  "netreel.device=%s;netreel.role=pod",
                  cap->cfg.node, pod->name_space, pod->name, pod->uid, pod->labels, l.name);
-        return;
+        return rc ? -ENODEV : 0;
     }
     snprintf(name, nlen, "%s", l.name);
     snprintf(desc, dlen, "k8s.node=%s;netreel.device=%s;netreel.role=%s", cap->cfg.node, l.name,
-             role_of(&l, uplinks, n_up));
+             rc ? "device" : role_of(&l, uplinks, n_up));
+    return rc ? -ENODEV : 0;
 }
 
 /* The interface for device ifindex as it is described now: the current one when nothing
@@ -260,14 +295,16 @@ static uint32_t iface_for(struct capture *cap, uint32_t source, int32_t ifindex,
     char name[CAPTURE_IFNAME_MAX + 1], desc[CAPTURE_IFDESC_MAX + 1];
     uint32_t id;
 
-    describe(cap, ifindex, uplinks, n_up, name, sizeof(name), desc, sizeof(desc));
+    if (describe(cap, ifindex, uplinks, n_up, name, sizeof(name), desc, sizeof(desc)) != 0 &&
+        current && t->is_device[*current])
+        return *current; /* gone: its last packets stay on the interface they had */
     if (current && t->is_device[*current] && strcmp(t->v[*current].name, name) == 0 &&
         t->v[*current].desc && strcmp(t->v[*current].desc, desc) == 0)
         return *current;
     if (add_iface(t, name, desc, LINKTYPE_LINUX_SLL2, cap->cfg.snaplen, &id) != 0) {
         if (!t->warned_full)
             NR_WARN("no room for another interface; further devices stay on their source's",
-                    "max=%u device=%s", CAPTURE_IFACES_MAX, name);
+                    "max=%u device=%s", t->max, name);
         t->warned_full = true;
         return current ? *current : own_of(cap, source);
     }
@@ -304,7 +341,15 @@ void capture_ifaces_split(struct capture *cap, struct capture_batch *b)
             id = last_id;
         } else {
             struct seen *s = lookup(t, source, ifindex);
-            if (s && s->ifindex == ifindex) {
+            if (s && s->ifindex == ifindex && s->stale) {
+                if (n_up < 0)
+                    n_up = uplinks_now(t, uplinks);
+                id = iface_for(cap, source, ifindex, uplinks, n_up, &s->id);
+                if (id != s->id)
+                    t->renamed++;
+                s->id = id;
+                s->stale = false;
+            } else if (s && s->ifindex == ifindex) {
                 id = s->id;
             } else if (s && t->n_seen < CAPTURE_DEVICES_SEEN) {
                 if (n_up < 0) {
@@ -374,24 +419,16 @@ static bool resolve_owners(struct capture *cap)
     return changed;
 }
 
-/* Every known device described again: those whose description changed get a new interface
- * from their next packet on. */
+/* Every known device is described again at its next packet: those whose description changed
+ * get a new interface from then on. Not now: most of them (a deleted pod's) never send again,
+ * and an interface made for each would fill the table. */
 static void redescribe(struct capture *cap)
 {
     struct capture_ifaces *t = cap->ifaces;
-    int32_t uplinks[MAX_UPLINKS];
-    int n_up = uplinks_now(t, uplinks);
 
-    for (uint32_t i = 0; i < TABLE_SLOTS; i++) {
-        struct seen *s = &t->table[i];
-        uint32_t id;
-        if (s->ifindex == 0)
-            continue;
-        id = iface_for(cap, s->source, s->ifindex, uplinks, n_up, &s->id);
-        if (id != s->id)
-            t->renamed++;
-        s->id = id;
-    }
+    for (uint32_t i = 0; i < TABLE_SLOTS; i++)
+        if (t->table[i].ifindex != 0)
+            t->table[i].stale = true;
 }
 
 /* A pod whose device was not found (a bridge that has not learnt its MAC yet, a device made
@@ -432,6 +469,95 @@ const struct capture_iface *capture_ifaces_all(const struct capture *cap, uint32
     return cap->ifaces ? cap->ifaces->v : NULL;
 }
 
+const struct capture_iface *capture_ifaces_of(const struct capture *cap, uint32_t stream,
+                                              uint32_t *n)
+{
+    const struct capture_ifaces *t = cap->ifaces;
+
+    *n = 0;
+    if (!t)
+        return NULL;
+    if (stream == t->stream) {
+        *n = t->n;
+        return t->v;
+    }
+    for (size_t i = 0; i < t->n_retired; i++)
+        if (t->retired[i].stream == stream) {
+            *n = t->retired[i].n;
+            return t->retired[i].v;
+        }
+    return NULL;
+}
+
+bool capture_ifaces_should_roll(const struct capture *cap, uint64_t now_ms)
+{
+    const struct capture_ifaces *t = cap->ifaces;
+    uint32_t headroom;
+
+    if (!t || !t->dev || t->n_retired == RETIRED_MAX || t->n == t->n_fixed)
+        return false;
+    if (t->rolls && now_ms - t->last_roll_ms < ROLL_MIN_GAP_MS)
+        return false;
+    headroom = t->max / 16 ? t->max / 16 : 1;
+    return t->n + t->reserved + headroom > t->max ||
+           t->n_seen + CAPTURE_DEVICES_SEEN / 16 > CAPTURE_DEVICES_SEEN;
+}
+
+int capture_ifaces_roll(struct capture *cap, uint32_t stream, uint64_t now_ms)
+{
+    struct capture_ifaces *t = cap->ifaces;
+    struct capture_iface *old;
+
+    if (t->n_retired == RETIRED_MAX)
+        return -ENOSPC;
+    if (!(old = malloc(t->n * sizeof(*old))))
+        return -ENOMEM;
+    memcpy(old, t->v, t->n * sizeof(*old));   /* the devices' descriptions move to it */
+    for (uint32_t i = 0; i < t->n_fixed; i++) /* the fixed ones are in both */
+        if (t->v[i].desc && !(old[i].desc = strdup(t->v[i].desc))) {
+            while (i-- > 0)
+                if (t->v[i].desc)
+                    free(old[i].desc);
+            free(old);
+            return -ENOMEM;
+        }
+    t->retired[t->n_retired++] = (struct retired){.stream = t->stream, .n = t->n, .v = old};
+    memset(t->v + t->n_fixed, 0, (t->n - t->n_fixed) * sizeof(t->v[0]));
+    t->n = t->n_fixed;
+    t->stream = stream;
+    memset(t->is_device, 0, sizeof(t->is_device));
+    memset(t->table, 0, sizeof(t->table));
+    t->n_seen = 0;
+    for (unsigned i = 0; i < cap->n_sources; i++)
+        if (t->split[i] && t->own[i] != NO_ID) {
+            t->own[i] = NO_ID;
+            t->reserved++;
+        }
+    t->warned_full = false;
+    t->rolls++;
+    t->last_roll_ms = now_ms;
+    return 0;
+}
+
+void capture_ifaces_release(struct capture *cap, uint32_t oldest)
+{
+    struct capture_ifaces *t = cap->ifaces;
+    size_t kept = 0;
+
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->n_retired; i++) {
+        struct retired *r = &t->retired[i];
+        if ((int32_t)(r->stream - oldest) < 0) {
+            free_table(r->v, r->n);
+            free(r->v);
+        } else {
+            t->retired[kept++] = *r;
+        }
+    }
+    t->n_retired = kept;
+}
+
 void capture_ifaces_metrics(const struct capture *cap, struct nr_metrics *m)
 {
     const struct capture_ifaces *t = cap->ifaces;
@@ -442,6 +568,10 @@ void capture_ifaces_metrics(const struct capture *cap, struct nr_metrics *m)
                       "Interfaces described to the store (sources, tls, and the devices \"any\" "
                       "was split into).");
     nr_metrics_u64(m, NULL, t->n);
+    nr_metrics_family(m, "netreel_capture_streams_total", NR_METRICS_COUNTER,
+                      "Capture streams begun since the start: the first, and one each time the "
+                      "interface table filled up (devices come and go with pods).");
+    nr_metrics_u64(m, NULL, t->rolls + 1);
     nr_metrics_family(m, "netreel_capture_pod_devices", NR_METRICS_GAUGE,
                       "Targeted pod addresses whose device on this node is known.");
     nr_metrics_u64(m, NULL, t->n_owners);

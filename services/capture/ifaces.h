@@ -12,8 +12,14 @@
  *
  * An interface, once it has an id, never changes (pcapng IDBs cannot): a device whose owner is
  * learnt later (the pod list came after its first packets) gets a new id from then on. Ids are
- * 0..n-1 in the order they were made. Past CAPTURE_IFACES_MAX interfaces, packets of further
- * devices stay on their source's own interface ("any"), counted. All of it on the loop. */
+ * 0..n-1 in the order they were made, within one capture stream (capture->stream, one
+ * capture_id). Devices come and go with pods, so a long-lived capture fills its table with the
+ * dead: when it nears CAPTURE_IFACES_MAX (or the devices seen near CAPTURE_DEVICES_SEEN), the
+ * pipeline begins a new stream (capture_ifaces_roll) whose table holds the fixed interfaces
+ * (sources', tls) and then the devices as their packets come; the old table is kept while the
+ * spool holds batches of its stream. Past the limit within one stream (at most one new stream a
+ * minute), packets of further devices stay on their source's own interface ("any"), counted.
+ * All of it on the loop. */
 #ifndef NR_CAPTURE_IFACES_H
 #define NR_CAPTURE_IFACES_H
 
@@ -56,8 +62,24 @@ void capture_ifaces_split(struct capture *cap, struct capture_batch *b);
  * every known device whose description changes. */
 void capture_ifaces_pods_changed(struct capture *cap);
 
-/* The interfaces made so far (ids 0..*n-1). */
+/* The interfaces made so far in the current stream (ids 0..*n-1). */
 const struct capture_iface *capture_ifaces_all(const struct capture *cap, uint32_t *n);
+
+/* Those of stream `stream` (the current one or one kept for its unsent batches); NULL and 0
+ * when it is neither. */
+const struct capture_iface *capture_ifaces_of(const struct capture *cap, uint32_t stream,
+                                              uint32_t *n);
+
+/* True when the table (or the devices seen) is within 1/16 of its limit, the last new stream
+ * began at least a minute ago, and there is room to keep one more old table. */
+bool capture_ifaces_should_roll(const struct capture *cap, uint64_t now_ms);
+
+/* Begins stream `stream`: the current table is kept as that of the old stream, and the new one
+ * holds the fixed interfaces only. 0, -ENOSPC (too many old tables kept) or -ENOMEM. */
+int capture_ifaces_roll(struct capture *cap, uint32_t stream, uint64_t now_ms);
+
+/* Frees the tables of streams before `oldest` (the oldest one the spool still holds). */
+void capture_ifaces_release(struct capture *cap, uint32_t oldest);
 
 void capture_ifaces_metrics(const struct capture *cap, struct nr_metrics *m);
 

@@ -80,6 +80,8 @@ static const char usage_text[] =
     "  --log-level LEVEL         debug, info, warn or error (default info)\n"
     "  --test-clock-skew DUR     add DUR (-3ms: subtract) to every timestamp, as a node whose\n"
     "                            clock is off would (for testing the hub's clock alignment)\n"
+    "  --test-interfaces-max N   at most N (4..256) interfaces per capture stream, so that a\n"
+    "                            test sees a new stream begin after a few pods' devices\n"
     "  --version, --help\n";
 
 static uint64_t size_flag(const char *name, const char *v)
@@ -145,7 +147,8 @@ static void parse_flags(int argc, char **argv, struct capture_config *cfg)
         O_READ,
         O_TLS,
         O_KEYLOG,
-        O_SKEW
+        O_SKEW,
+        O_IFMAX
     };
     static const struct option opts[] = {
         {"interface", required_argument, NULL, 'i'},
@@ -175,6 +178,7 @@ static void parse_flags(int argc, char **argv, struct capture_config *cfg)
         {"tls", no_argument, NULL, O_TLS},
         {"tls-keylog-file", required_argument, NULL, O_KEYLOG},
         {"test-clock-skew", required_argument, NULL, O_SKEW},
+        {"test-interfaces-max", required_argument, NULL, O_IFMAX},
         {"version", no_argument, NULL, O_VERSION},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -252,6 +256,15 @@ static void parse_flags(int argc, char **argv, struct capture_config *cfg)
                 cfg->clock_skew_ns = -cfg->clock_skew_ns;
             break;
         }
+        case O_IFMAX: {
+            char *end;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (*optarg < '0' || *optarg > '9' || *end || v < 4 || v > CAPTURE_IFACES_MAX)
+                nr_die("--test-interfaces-max: '%s' is not a count in 4..%u", optarg,
+                       CAPTURE_IFACES_MAX);
+            cfg->ifaces_max = (uint32_t)v;
+            break;
+        }
         case O_KEYLOG: cfg->tls_keylog_file = optarg; break;
         case O_VERSION: printf("netreel-capture %s\n", NR_VERSION); exit(0);
         case 'h': fputs(usage_text, stdout); exit(0);
@@ -300,11 +313,7 @@ static void parse_flags(int argc, char **argv, struct capture_config *cfg)
         node = gethostname(hostname, sizeof(hostname) - 1) == 0 ? hostname : "unknown";
     }
     snprintf(cfg->node, sizeof(cfg->node), "%s", node);
-    snprintf(cfg->capture_id, sizeof(cfg->capture_id), "%.100s@%lld", cfg->node,
-             (long long)nr_now_ns());
-    for (char *p = cfg->capture_id; *p; p++)
-        if (*p <= ' ' || *p >= 0x7f)
-            *p = '_';
+    capture_pipeline_name_stream(cfg);
 }
 
 static int serve_metrics(struct nr_buf *body, const char **content_type, void *data)

@@ -2,6 +2,7 @@
 #include "capture/pipeline.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,7 @@
 #include "capture/uplink.h"
 #include "netreel/v1/store.pb-c.h"
 #include "util/log.h"
+#include "util/prog.h"
 
 void capture_pipeline_counters(struct capture *cap, uint64_t *received, uint64_t *kernel_dropped,
                                uint64_t *interface_dropped, uint64_t *capture_dropped)
@@ -31,8 +33,43 @@ void capture_pipeline_counters(struct capture *cap, uint64_t *received, uint64_t
     *capture_dropped = own;
 }
 
-int capture_pipeline_interfaces(const struct capture *cap, uint32_t from, uint32_t to,
-                                uint8_t **out, size_t *out_len)
+void capture_pipeline_name_stream(struct capture_config *cfg)
+{
+    snprintf(cfg->capture_id, sizeof(cfg->capture_id), "%.100s@%lld", cfg->node,
+             (long long)nr_now_ns());
+    for (char *p = cfg->capture_id; *p; p++)
+        if (*p <= ' ' || *p >= 0x7f)
+            *p = '_';
+}
+
+/* The interface table is nearly full (of devices long gone, on a node where pods come and go):
+ * a new capture stream, whose table starts again from the fixed interfaces. */
+static void new_stream(struct capture *cap)
+{
+    char old[sizeof(cap->cfg.capture_id)];
+    uint32_t n;
+    int rc = capture_ifaces_roll(cap, cap->stream + 1, uv_now(cap->loop));
+
+    if (rc != 0) {
+        NR_WARN("cannot begin a new capture stream; devices past the table's room stay on their "
+                "source's interface",
+                "err=\"%s\"", strerror(-rc));
+        return;
+    }
+    capture_ifaces_of(cap, cap->stream, &n);
+    snprintf(old, sizeof(old), "%s", cap->cfg.capture_id);
+    cap->stream++;
+    capture_pipeline_name_stream(&cap->cfg);
+    if (cap->pods)
+        cap->pods_dirty = true; /* the new stream's pod history starts with the set in force */
+    NR_INFO("a new capture stream: the interface table was nearly full",
+            "old=%s new=%s "
+            "interfaces=%u",
+            old, cap->cfg.capture_id, n);
+}
+
+int capture_pipeline_interfaces(const struct capture *cap, uint32_t stream, uint32_t from,
+                                uint32_t to, uint8_t **out, size_t *out_len)
 {
     Netreel__V1__PacketBatch m = NETREEL__V1__PACKET_BATCH__INIT;
     Netreel__V1__Interface *ifs, **ifp;
@@ -43,7 +80,7 @@ int capture_pipeline_interfaces(const struct capture *cap, uint32_t from, uint32
 
     *out = NULL;
     *out_len = 0;
-    all = capture_ifaces_all(cap, &n);
+    all = capture_ifaces_of(cap, stream, &n);
     if (to > n)
         to = n;
     if (from >= to)
@@ -85,6 +122,7 @@ static void spool_batch(struct capture *cap, struct capture_batch *b)
 {
     Netreel__V1__PacketBatch m = NETREEL__V1__PACKET_BATCH__INIT;
     Netreel__V1__CaptureCounters cc = NETREEL__V1__CAPTURE_COUNTERS__INIT;
+    struct capture_spool_entry meta = {0};
     uint32_t n_ifaces;
     Netreel__V1__PodName *pods = NULL, **podp = NULL;
     bool with_pods = cap->pods_dirty;
@@ -96,6 +134,10 @@ static void spool_batch(struct capture *cap, struct capture_batch *b)
     m.capture_id = cap->cfg.capture_id;
     m.node = cap->cfg.node;
     m.seq = cap->next_seq;
+    /* Old streams' tables go once the spool holds none of their batches. */
+    capture_ifaces_release(cap, cap->spool->head ? cap->spool->head->stream : cap->stream);
+    if (b && capture_ifaces_should_roll(cap, uv_now(cap->loop)))
+        new_stream(cap);
     if (b) /* "any": each packet on its device's interface (which may be new) */
         capture_ifaces_split(cap, b);
     /* The interfaces are not in the spooled bytes: the uplink puts in front of them, when it
@@ -142,7 +184,12 @@ static void spool_batch(struct capture *cap, struct capture_batch *b)
     if (!bytes)
         goto dropped;
     netreel__v1__packet_batch__pack(&m, bytes);
-    if (capture_spool_push(cap->spool, m.seq, bytes, len, packets, n_ifaces, with_pods) != 0)
+    meta.seq = m.seq;
+    meta.packets = packets;
+    meta.interfaces = n_ifaces;
+    meta.stream = cap->stream;
+    meta.carries_pods = with_pods;
+    if (capture_spool_push(cap->spool, bytes, len, &meta) != 0)
         goto dropped;
     cap->next_seq++;
     cap->c.batches++;

@@ -19,11 +19,14 @@ struct capture_batch;
  * may be reused as soon as this returns. */
 void capture_pipeline_spool(struct capture *cap, struct capture_batch *b);
 
-/* The PacketBatch encoding of interfaces from..to-1 alone (to is capped at the capture's
- * count), which put in front of a spooled batch's bytes makes one message that carries them:
- * malloc'ed into *out (NULL and 0 when there are none). 0 or -ENOMEM. */
-int capture_pipeline_interfaces(const struct capture *cap, uint32_t from, uint32_t to,
-                                uint8_t **out, size_t *out_len);
+/* The PacketBatch encoding of stream `stream`'s interfaces from..to-1 alone (to is capped at the
+ * capture's count), which put in front of a spooled batch's bytes makes one message that carries
+ * them: malloc'ed into *out (NULL and 0 when there are none). 0 or -ENOMEM. */
+int capture_pipeline_interfaces(const struct capture *cap, uint32_t stream, uint32_t from,
+                                uint32_t to, uint8_t **out, size_t *out_len);
+
+/* Names a new capture stream: cfg->capture_id = "NODE@<now in ns>". */
+void capture_pipeline_name_stream(struct capture_config *cfg);
 
 /* Queues an empty batch (counters, and the pod set when it changed). */
 void capture_pipeline_heartbeat(struct capture *cap);

@@ -30,8 +30,8 @@ void capture_spool_free(struct capture_spool *sp)
     sp->tail = sp->cursor = NULL;
 }
 
-int capture_spool_push(struct capture_spool *sp, uint64_t seq, uint8_t *bytes, size_t len,
-                       uint32_t packets, uint32_t interfaces, bool carries_pods)
+int capture_spool_push(struct capture_spool *sp, uint8_t *bytes, size_t len,
+                       const struct capture_spool_entry *meta)
 {
     struct capture_spool_entry *e;
 
@@ -40,12 +40,10 @@ int capture_spool_push(struct capture_spool *sp, uint64_t seq, uint8_t *bytes, s
     e = calloc(1, sizeof(*e));
     if (!e)
         return -ENOMEM;
-    e->seq = seq;
+    *e = *meta;
+    e->next = NULL;
     e->bytes = bytes;
     e->len = len;
-    e->packets = packets;
-    e->interfaces = interfaces;
-    e->carries_pods = carries_pods;
     if (sp->tail)
         sp->tail->next = e;
     else

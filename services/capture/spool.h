@@ -16,6 +16,7 @@ struct capture_spool_entry {
     size_t len;
     uint32_t packets;
     uint32_t interfaces; /* the capture's interfaces 0..interfaces-1 it needs the store to know */
+    uint32_t stream;     /* the capture stream (capture_id) it belongs to: one per Ingest call */
     bool carries_pods;
 };
 
@@ -28,10 +29,11 @@ struct capture_spool {
 void capture_spool_init(struct capture_spool *sp, size_t max);
 void capture_spool_free(struct capture_spool *sp);
 
-/* Appends an entry, taking `bytes` (malloc'ed) on success. Returns 0, or -ENOSPC when it does
- * not fit (bytes stays the caller's), or -ENOMEM. */
-int capture_spool_push(struct capture_spool *sp, uint64_t seq, uint8_t *bytes, size_t len,
-                       uint32_t packets, uint32_t interfaces, bool carries_pods);
+/* Appends an entry like `meta` (its seq, packets, interfaces, stream, carries_pods), taking
+ * `bytes` (malloc'ed) on success. Returns 0, or -ENOSPC when it does not fit (bytes stays the
+ * caller's), or -ENOMEM. */
+int capture_spool_push(struct capture_spool *sp, uint8_t *bytes, size_t len,
+                       const struct capture_spool_entry *meta);
 
 /* Frees every entry with seq <= `seq`; returns how many. */
 size_t capture_spool_ack(struct capture_spool *sp, uint64_t seq);

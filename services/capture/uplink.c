@@ -28,6 +28,10 @@ struct capture_uplink {
     uint64_t backoff_ms;
     uint64_t progress_ms; /* the last ack, or when nothing sent was waiting for one */
     uint32_t sent_ifaces; /* the capture's interfaces 0..sent_ifaces-1 went on this call */
+    uint32_t stream;      /* the capture stream of this call's batches */
+    /* The next batch is of a new stream and those of this call's are all acknowledged: the
+     * call was half-closed, and the next one carries the new stream. */
+    bool switching;
     bool acked_on_call, failing, stalled, closing;
     void (*close_cb)(void *arg);
     void *close_arg;
@@ -35,21 +39,38 @@ struct capture_uplink {
 };
 
 static void start_call(struct capture_uplink *up);
+static void open_call(struct capture_uplink *up);
+
+/* A call carries one capture stream: at a batch of the next one, once everything this call
+ * sent is acknowledged, it is ended (the store finishes it OK) and on_done opens the next. */
+static void end_stream(struct capture_uplink *up)
+{
+    const struct capture_spool *sp = up->cap->spool;
+
+    if (up->switching || sp->head != sp->cursor)
+        return; /* already ending, or acks still to come (on_message calls back) */
+    up->switching = true;
+    rpc_call_close_send(up->call);
+}
 
 static void send_spool(struct capture_uplink *up)
 {
     struct capture_spool *sp = up->cap->spool;
     struct capture_spool_entry *e;
 
-    while (up->call && rpc_call_writable(up->call) && (e = sp->cursor)) {
-        /* The interfaces this batch needs and this call has not carried yet, in front of it:
-         * after a reconnect, the whole table with the first batch. */
+    while (up->call && !up->switching && rpc_call_writable(up->call) && (e = sp->cursor)) {
         uint8_t *ifs = NULL;
         size_t ifs_len = 0;
         int rc;
+        if (e->stream != up->stream) {
+            end_stream(up);
+            return;
+        }
+        /* The interfaces this batch needs and this call has not carried yet, in front of it:
+         * after a reconnect, the whole table with the first batch. */
         if (e->interfaces > up->sent_ifaces &&
-            capture_pipeline_interfaces(up->cap, up->sent_ifaces, e->interfaces, &ifs, &ifs_len) !=
-                0) {
+            capture_pipeline_interfaces(up->cap, e->stream, up->sent_ifaces, e->interfaces, &ifs,
+                                        &ifs_len) != 0) {
             NR_WARN("out of memory for the interfaces of a batch; it waits", "seq=%" PRIu64,
                     e->seq);
             break; /* the next batch or heartbeat tries again */
@@ -64,7 +85,7 @@ static void send_spool(struct capture_uplink *up)
             up->sent_ifaces = e->interfaces;
         }
     }
-    if (up->closing && up->call && !up->cap->spool->cursor)
+    if (up->closing && up->call && !up->switching && !sp->cursor)
         rpc_call_close_send(up->call);
 }
 
@@ -80,6 +101,8 @@ static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
     up->cap->c.acked += capture_spool_ack(up->cap->spool, ack->seq);
     netreel__v1__ingest_ack__free_unpacked(ack, NULL);
     up->progress_ms = uv_now(up->cap->loop);
+    if (up->cap->spool->cursor && up->cap->spool->cursor->stream != up->stream)
+        send_spool(up); /* the batches of a new stream wait for this call's last ack */
     if (up->stalled) {
         up->stalled = false;
         up->failing = false;
@@ -137,6 +160,14 @@ static void on_done(struct rpc_call *call, int code, const char *message, void *
     unsigned long long seq;
 
     up->call = NULL;
+    if (up->switching) {
+        up->switching = false;
+        if (code == RPC_OK && up->cap->spool->head) {
+            open_call(up); /* the next stream, at once: this one ended as asked */
+            if (up->call)
+                return;
+        }
+    }
     if (up->closing) {
         finished(up);
         return;
@@ -175,23 +206,34 @@ static const struct rpc_call_cbs cbs = {
     .on_done = on_done,
 };
 
-static void start_call(struct capture_uplink *up)
+/* A new call for the oldest unacknowledged batch's stream (the current one when none waits),
+ * which everything unacknowledged is sent again on. */
+static void open_call(struct capture_uplink *up)
 {
     struct rpc_call_opts opts = {.path = "/netreel.v1.Store/Ingest", .shape = RPC_SHAPE_BIDI};
+    const struct capture_spool *sp = up->cap->spool;
 
-    if (up->call || up->closing)
-        return;
     up->acked_on_call = false;
     up->stalled = false;
+    up->switching = false;
     up->sent_ifaces = 0;
+    up->stream = sp->head ? sp->head->stream : up->cap->stream;
     up->progress_ms = uv_now(up->cap->loop);
     capture_spool_rewind(up->cap->spool);
     up->call = rpc_channel_call(up->ch, &opts, &cbs, up);
     if (!up->call) {
-        uv_timer_start(&up->retry, retry_cb, up->backoff_ms, 0);
+        if (!up->closing)
+            uv_timer_start(&up->retry, retry_cb, up->backoff_ms, 0);
         return;
     }
     send_spool(up);
+}
+
+static void start_call(struct capture_uplink *up)
+{
+    if (up->call || up->closing)
+        return;
+    open_call(up);
 }
 
 struct capture_uplink *capture_uplink_new(struct capture *cap, char *err, size_t errlen)
@@ -296,14 +338,10 @@ void capture_uplink_close(struct capture_uplink *up, uint64_t timeout_ms, void (
     up->close_arg = arg;
     uv_timer_stop(&up->retry);
     uv_timer_start(&up->deadline, deadline_cb, timeout_ms, 0);
-    if (!up->call && up->cap->spool->entries) {
-        /* One last try to deliver what is left. */
-        struct rpc_call_opts opts = {.path = "/netreel.v1.Store/Ingest", .shape = RPC_SHAPE_BIDI};
-        capture_spool_rewind(up->cap->spool);
-        up->call = rpc_channel_call(up->ch, &opts, &cbs, up);
-    }
-    if (up->call)
+    if (!up->call && up->cap->spool->entries)
+        open_call(up); /* one last try to deliver what is left */
+    else if (up->call)
         send_spool(up);
-    else
+    if (!up->call)
         finished(up);
 }

@@ -20,6 +20,7 @@ import struct
 import subprocess
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -112,6 +113,12 @@ class PodNode:
             self._ip(self.node, "link", "set", dev, "master", "cni0")
         return dev
 
+    def remove_pod(self, name):
+        """The pod's namespace goes, and its veth pair with it."""
+        ns = self.pods.pop(name)
+        _delete_ns(ns)
+        self.created.remove(ns)
+
     def close(self):
         for ns in reversed(self.created):
             _delete_ns(ns)
@@ -164,6 +171,10 @@ def wait_metric(cap, name, want, timeout=20.0):
 
 @pytest.fixture
 def pod_node(lab, tmp_path):
+    return make_pod_node(lab, tmp_path)
+
+
+def make_pod_node(lab, tmp_path, *capture_args):
     n = PodNode()
     lab.nets.append(n)  # deleted after the processes in it stopped
     pki = kube_api.make_pki(tmp_path / "pki")
@@ -178,7 +189,8 @@ def pod_node(lab, tmp_path):
     kc = write_kubeconfig(tmp_path / "kubeconfig", api)
     cap = CaptureProc(lab.capture_bin, ["-i", "any", "--store", f"127.0.0.1:{PORT}",
                                         "--metrics-listen", "127.0.0.1:0", "--node", NODE,
-                                        "--kubeconfig", kc], tmp_path / "capture.stderr",
+                                        "--kubeconfig", kc, *capture_args],
+                      tmp_path / "capture.stderr",
                       ns=n.node)
     lab.captures.append(cap)
     cap.wait_capturing()
@@ -379,3 +391,63 @@ def test_interfaces_go_once_per_call_and_again_after_a_reconnect(pod_node, hubs,
         assert on[(f"{NODE}/default/web-1", q)] == 1, (q, sorted(on.items()))
     assert {q for (itf, q) in on if itf == f"{NODE}/default/late-1"} >= set(late[-20:]), \
         sorted(on.items())
+
+
+def test_a_full_interface_table_begins_a_new_stream(lab, hubs, cli_bin, tmp_path):
+    # Pods come and go, each with a new device: a capture that lived long enough would fill its
+    # table with the dead and then put new pods' packets on "any". Near full, it begins a new
+    # capture stream whose table holds only what still sends; every datagram stays on its pod's
+    # interface, and none is lost at the switch. (--test-interfaces-max makes "long" short.)
+    # The store is down while the switch happens: the spool then holds batches of both
+    # streams, and each goes on its own call.
+    n, api, cap, store = make_pod_node(lab, tmp_path, "--test-interfaces-max", "12")
+    warm_up(n, cap, 3)
+    web = PODS["web-1"][1]
+    sent = {}  # pod -> seqs it sent while listed
+    for k in range(10):  # 10 pods, one after another, each gone before the next
+        if k == 6:
+            store.stop()
+        if k == 10 - 1:
+            assert cap.scrape()["netreel_capture_streams_total"] == 2, sh.tail(cap.stderr())
+        name, ip = f"churn-{k}", f"10.90.1.{10 + k}"
+        n.add_pod(name, how="routed", addr=ip)
+        api.add("default", name, node=NODE, ips=[ip])
+        wait_metric(cap, "netreel_capture_pod_devices", 4)
+        seqs = list(range(5000 + 100 * k, 5010 + 100 * k))
+        send(n.pods[name], ip, web, seqs[:5])
+        time.sleep(0.4)  # a batch or two apart
+        send(n.pods[name], ip, web, seqs[5:])
+        # Kubernetes deletes a pod seconds after its last packet (termination, then the
+        # sandbox); the capture names a device's packets after the pod listed when their batch
+        # is split, up to the batch time later.
+        time.sleep(1.5)
+        sent[name] = seqs
+        api.delete("default", name)
+        n.remove_pod(name)
+        wait_metric(cap, "netreel_capture_pod_devices", 3)
+    send(n.pods["web-1"], web, PODS["db-0"][1], range(9000, 9010))  # after it all, on web-1's
+    time.sleep(1.5)
+    assert cap.scrape()["netreel_capture_spool_bytes"] > 0
+    store2 = start_store(lab.store_bins, n.node, tmp_path / "data", tmp_path / "store2.stderr",
+                         PORT, "--node", NODE)
+    lab.stores.append(store2)
+    wait_metric(cap, "netreel_capture_spool_bytes", 0)
+    m = cap.scrape()
+    assert m["netreel_capture_streams_total"] == 2, (m, sh.tail(cap.stderr()))
+    assert mval(m, "netreel_capture_batches_total", result="refused") == 0, m
+    assert mval(m, "netreel_capture_dropped_total", where="spool") == 0, m
+    assert m["netreel_capture_unsplit_packets_total"] == 0, m
+    assert cap.lines("a new capture stream: the interface table was nearly full"), cap.stderr()
+
+    _, f = dump(cli_bin, hubs, n, tmp_path, "streams", "--sightings=all")
+    assert f"{NODE}/any" not in {i.name for i in f.interfaces}
+    on = Counter((itf, q) for itf, _, _, q, _ in datagrams(f))
+    for name, seqs in sent.items():
+        got = {q for (itf, q) in on if itf == f"{NODE}/default/{name}"}
+        # The first datagrams may come before the filter lets the pod's address in.
+        assert set(seqs[5:]) <= got, (name, sorted(on.items()))
+    for q in range(9000, 9010):
+        assert on[(f"{NODE}/default/web-1", q)] == 1, (q, sorted(on.items()))
+    # The store keeps the two streams apart, each in its directory.
+    dirs = {Path(p).parent.name for p in sh.segment_files(tmp_path / "data")}
+    assert len(dirs) == 2 and all(d.startswith(f"{NODE}_") for d in dirs), dirs

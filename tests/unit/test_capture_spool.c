@@ -14,7 +14,8 @@
 static int push(struct capture_spool *sp, uint64_t seq, size_t len)
 {
     uint8_t *b = malloc(len);
-    int rc = capture_spool_push(sp, seq, b, len, 1, 0, false);
+    struct capture_spool_entry meta = {.seq = seq, .packets = 1};
+    int rc = capture_spool_push(sp, b, len, &meta);
 
     if (rc != 0)
         free(b);
