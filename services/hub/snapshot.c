@@ -537,11 +537,28 @@ static size_t clock_comment(const struct hub_snap *s, char *buf, size_t len)
     return o < len ? o : len - 1;
 }
 
+/* The largest snaplen of the window's interfaces: every IDB of the file gets it (a packet's
+ * captured length is within its own interface's, so within this), as libpcap-based readers
+ * refuse a file whose interfaces differ in it (tcpdump: "an interface has a snapshot length
+ * ... different from ... the first interface") and nodes, `tls` and --snaplen can differ. */
+static uint32_t window_snaplen(const struct hub_snap *s)
+{
+    uint32_t snaplen = 0;
+
+    for (size_t i = 0; i < s->n; i++) {
+        const Netreel__V1__WindowHeader *hd = s->srcs[i].header ? s->srcs[i].header->header : NULL;
+        for (size_t k = 0; hd && k < hd->n_interfaces; k++)
+            if (hd->interfaces[k]->snaplen > snaplen)
+                snaplen = hd->interfaces[k]->snaplen;
+    }
+    return snaplen ? snaplen : PCAPNG_MAX_SNAPLEN;
+}
+
 static int head_pcapng(struct hub_snap *s, char *err, size_t errlen)
 {
     char comment[2048], from[40], to[40];
     size_t o;
-    uint32_t base = 0;
+    uint32_t base = 0, snaplen = window_snaplen(s);
     int rc;
 
     if (s->since > 0)
@@ -571,9 +588,8 @@ static int head_pcapng(struct hub_snap *s, char *err, size_t errlen)
             char name[512];
             snprintf(name, sizeof(name), "%s/%s", in->node && in->node[0] ? in->node : hd->node,
                      in->name);
-            rc = pcapng_idb_append(&s->out, (uint16_t)in->link_type,
-                                   in->snaplen ? in->snaplen : PCAPNG_MAX_SNAPLEN, name,
-                                   in->description);
+            rc =
+                pcapng_idb_append(&s->out, (uint16_t)in->link_type, snaplen, name, in->description);
             base++;
         }
     }
@@ -609,7 +625,7 @@ static int head_pcapng(struct hub_snap *s, char *err, size_t errlen)
 static int head_pcap(struct hub_snap *s, char *err, size_t errlen)
 {
     int link = -1;
-    uint32_t snaplen = 0, base = 0;
+    uint32_t base = 0;
 
     for (size_t i = 0; i < s->n; i++) {
         struct hub_src *src = &s->srcs[i];
@@ -626,13 +642,10 @@ static int head_pcap(struct hub_snap *s, char *err, size_t errlen)
                 return NR_EPARSE;
             }
             link = (int)in->link_type;
-            if (in->snaplen > snaplen)
-                snaplen = in->snaplen;
         }
     }
     s->pcap_link_type = (uint16_t)(link < 0 ? 1 : link);
-    return pcap_file_header_append(&s->out, s->pcap_link_type,
-                                   snaplen ? snaplen : PCAPNG_MAX_SNAPLEN);
+    return pcap_file_header_append(&s->out, s->pcap_link_type, window_snaplen(s));
 }
 
 /* The sightings stage, told what each output interface is (the file's head set the bases). */

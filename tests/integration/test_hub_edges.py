@@ -17,6 +17,7 @@
     window is fine.
 """
 
+import subprocess
 import threading
 import time
 from concurrent import futures
@@ -375,3 +376,32 @@ def test_pcap_refused_for_mixed_link_types(lab, hubs, hub_client, cli_bin, tmp_p
                   else p.data for p in got]
         seqs = sorted(s for _, s, _ in udp_datagrams([sh.Packet(0, 0, 0, 0, x) for x in frames]))
         assert seqs == list(range(50)), f"{node}: {seqs[:10]}..."
+
+
+def test_one_snaplen_for_every_interface(lab, hubs, cli_bin, tmp_path):
+    # Nodes recording with different --snaplen (or `tls`, which keeps 262144): the file's IDBs
+    # all say the largest, as libpcap-based readers refuse a file whose interfaces differ in it,
+    # and each node's packets stay as it cut them.
+    nodes = [Node(lab, "node-1"), Node(lab, "node-2")]
+    for n in nodes:
+        n.start_store()
+    caps = [nodes[0].start_capture("--snaplen", "96"), nodes[1].start_capture("--snaplen", "4000")]
+    for n in nodes:
+        UdpReceiver(lab, n.net.a, read=False)
+        send_udp(lab, n.net.b, range(30), pps=2000, sizes=[1000] * 30)
+    for c in caps:
+        wait_drained(c, packets=30)
+    hub = hubs(",".join(n.store_addr for n in nodes))
+    d = tmp_path / "out"
+    d.mkdir()
+    pcapdump(cli_bin, hub, "--time=1m", "--dest", d, expect=0)
+    path = only_file(d)
+    f = wireshark_ok(path)
+    assert {i.snaplen for i in f.interfaces} == {4000}, f.interfaces
+    caplen = {n: {p.caplen for p in f.packets if f.interfaces[p.ifid].name.startswith(n)}
+              for n in ("node-1/", "node-2/")}
+    assert max(caplen["node-1/"]) == 96 and max(caplen["node-2/"]) > 1000, caplen
+    # tcpdump (libpcap) reads every packet of it.
+    r = subprocess.run(["tcpdump", "-nr", str(path)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.splitlines()) == len(f.packets), r.stderr
