@@ -235,7 +235,9 @@ static struct group *group_of(struct hub_sightings *sg, uint64_t key, int64_t ts
         stale = k;
         sg->used++;
     }
-    memset(&sg->table[stale], 0, sizeof(sg->table[stale]));
+    /* Only what is read before written: a group's arrays are read below n_sights and n_sends,
+     * so a new group touches one line of the table, not all of its 128 bytes. */
+    sg->table[stale].n_sights = sg->table[stale].n_sends = 0;
     sg->table[stale].first_ts = ts;
     sg->hot[stale] = (struct slot){.key = key, .first_ts = ts};
     *is_new = true;
@@ -344,7 +346,7 @@ int hub_sightings_put(struct hub_sightings *sg, const struct pcapng_epb *epb, ui
         if (!is_new && ((k < g->n_sights && g->count[k] >= MAX_SENDS) ||
                         (k == g->n_sights && k == MAX_SIGHTS))) {
             /* More sends or places than a group tells apart: these bytes start over. */
-            memset(g, 0, sizeof(*g));
+            g->n_sights = g->n_sends = 0;
             g->first_ts = ts_ns;
             sg->hot[g - sg->table].first_ts = ts_ns;
             is_new = true;
@@ -418,14 +420,39 @@ int hub_sightings_put(struct hub_sightings *sg, const struct pcapng_epb *epb, ui
 
 int hub_sightings_release(struct hub_sightings *sg, struct nr_buf *out, bool all, size_t until_len)
 {
+    int64_t due = all ? INT64_MAX : sg->latest - HUB_SIGHTING_WINDOW_NS;
+
+    /* Called after every packet: nothing until the oldest is HUB_SIGHTING_RELEASE_SLACK_NS past
+     * its window, then every due one, in runs of one copy each. */
+    if (!all && sg->head < sg->tail && at(sg, sg->head)->ts > due - HUB_SIGHTING_RELEASE_SLACK_NS)
+        return 0;
     while (sg->head < sg->tail) {
+        const struct entry *e = at(sg, sg->head);
+        size_t off, len = 0, n = 0;
         int rc;
-        if (!all && at(sg, sg->head)->ts > sg->latest - HUB_SIGHTING_WINDOW_NS)
+        if (e->ts > due)
             return 0;
         if (out->len >= until_len)
             return 1;
-        if ((rc = release_one(sg, out)) != 0)
+        if (e->drop) {
+            release_one(sg, out); /* writes nothing: cannot fail */
+            continue;
+        }
+        /* The kept packets that follow each other in the ring's bytes, as many as the
+         * one-at-a-time loop would write: one copy for all of them. */
+        off = e->off;
+        do {
+            len += e->len;
+            n++;
+            e = sg->head + n < sg->tail ? at(sg, sg->head + n) : NULL;
+        } while (e && !e->drop && e->ts <= due && e->off == off + len &&
+                 out->len + len < until_len);
+        if ((rc = nr_buf_append(out, sg->hold + off, len)) != 0)
             return rc;
+        sg->st.written += n;
+        sg->head += n;
+        if (sg->head == sg->tail)
+            sg->wpos = 0;
     }
     return 0;
 }

@@ -31,6 +31,9 @@
 #include "util/buf.h"
 
 #define HUB_SIGHTING_WINDOW_NS (100 * 1000000LL)
+/* A queued packet is released once the oldest is this far past its window: then every due one
+ * goes, in runs of one copy each, rather than one call per packet. */
+#define HUB_SIGHTING_RELEASE_SLACK_NS (2 * 1000000LL)
 #define HUB_SIGHTING_HOLD_MAX  (4u << 20) /* 32 ms at 1 Gbit/s */
 #define HUB_SIGHTING_TABLE_MAX (1u << 15) /* slots of 128 bytes: 4 MiB */
 
@@ -69,8 +72,9 @@ int hub_sightings_put(struct hub_sightings *sg, const struct pcapng_epb *epb, ui
                       int64_t ts_ns, struct nr_buf *out);
 
 /* Writes the queued packets whose window is over (all of them when `all`: the merge ended) to
- * out, until out holds at least `until_len` bytes. Returns 1 when some are still queued (and due,
- * when `all`), 0 when none is, or a negative errno. */
+ * out, until out holds at least `until_len` bytes; nothing, until the oldest is
+ * HUB_SIGHTING_RELEASE_SLACK_NS past its window (or `all`). Returns 1 when some are still queued
+ * (and due, when `all`), 0 when none is, or a negative errno. */
 int hub_sightings_release(struct hub_sightings *sg, struct nr_buf *out, bool all, size_t until_len);
 
 void hub_sightings_stats(const struct hub_sightings *sg, struct hub_sighting_stats *st);

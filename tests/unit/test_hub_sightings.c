@@ -958,7 +958,9 @@ static void release_stops_and_resumes(void **state)
     struct nr_buf out;
     struct rec *r;
     size_t n, due = 0;
-    int64_t last = T0 + W + 5 * US;
+    /* 1 ms apart: release begins once the oldest is HUB_SIGHTING_RELEASE_SLACK_NS past its window
+     */
+    int64_t step = MS, last = T0 + W + 5 * step;
 
     nr_buf_init(&out, OUT_MAX);
     for (uint32_t i = 0; i < 10; i++) {
@@ -968,8 +970,8 @@ static void release_stops_and_resumes(void **state)
         build(&k, &p, IF_N1, SLL2_OUT, 0);
         epb.data = k.b;
         epb.caplen = epb.origlen = (uint32_t)k.n;
-        assert_int_equal(hub_sightings_put(sg, &epb, IF_N1, T0 + i * US, &out), 0);
-        due += T0 + i * US <= last - W;
+        assert_int_equal(hub_sightings_put(sg, &epb, IF_N1, T0 + i * step, &out), 0);
+        due += T0 + i * step <= last - W;
     }
     /* nothing due yet */
     assert_int_equal(hub_sightings_release(sg, &out, false, SIZE_MAX), 0);
