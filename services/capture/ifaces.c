@@ -25,6 +25,8 @@
 #define TABLE_SLOTS         (2 * CAPTURE_DEVICES_SEEN) /* open addressing, a power of two */
 #define RETIRED_MAX         8     /* tables of earlier streams kept for their unsent batches */
 #define ROLL_MIN_GAP_MS     60000 /* a new stream at most this often */
+#define DEPARTED_MAX        256   /* pods gone from the set whose devices are still named */
+#define DEPARTED_GRACE_MS   5000  /* ... for this long: their last packets come a batch later */
 
 /* The table of an earlier stream, while the spool holds batches of it. */
 struct retired {
@@ -68,6 +70,15 @@ struct capture_ifaces {
         bool shared;
     } * owners;
     size_t n_owners;
+    /* Owners of the sets before (a copy of each pod): a packet is split up to a batch time and
+     * a ring block after it was captured, by when its pod (a Job that just ended) may have left
+     * the set; it is still named after it for DEPARTED_GRACE_MS. */
+    struct departed {
+        int32_t ifindex;
+        uint64_t until_ms;
+        struct capture_pod pod;
+    } * departed;
+    size_t n_departed;
     uint64_t unsplit_packets; /* left on their source's interface: no room for another */
     uint64_t renamed;         /* devices given a new interface when their owner changed */
     uint64_t netlink_errors;
@@ -207,6 +218,7 @@ void capture_ifaces_free(struct capture *cap)
     }
     capture_devices_close(t->dev);
     free(t->owners);
+    free(t->departed);
     free(t);
     cap->ifaces = NULL;
 }
@@ -236,11 +248,54 @@ static const char *role_of(const struct capture_nl_link *l, const int32_t *uplin
 static const struct capture_pod *owner_of(const struct capture *cap, int32_t ifindex)
 {
     const struct capture_ifaces *t = cap->ifaces;
+    uint64_t now = uv_now(cap->loop);
 
     for (size_t i = 0; i < t->n_owners; i++)
         if (t->owners[i].ifindex == ifindex && t->owners[i].pod < cap->n_pods)
             return &cap->pods[t->owners[i].pod];
+    for (size_t i = t->n_departed; i-- > 0;) /* the newest first */
+        if (t->departed[i].ifindex == ifindex && t->departed[i].until_ms > now)
+            return &t->departed[i].pod;
     return NULL;
+}
+
+static bool same_pod(const struct capture_pod *a, const struct capture_pod *b)
+{
+    return a->family == b->family && memcmp(a->ip, b->ip, 16) == 0 &&
+           strcmp(a->name, b->name) == 0 && strcmp(a->name_space, b->name_space) == 0;
+}
+
+void capture_ifaces_pods_leaving(struct capture *cap, const struct capture_pod *next, size_t n_next)
+{
+    struct capture_ifaces *t = cap->ifaces;
+    uint64_t now;
+    size_t kept = 0;
+
+    if (!t || !t->n_owners)
+        return;
+    if (!t->departed && !(t->departed = calloc(DEPARTED_MAX, sizeof(*t->departed))))
+        return; /* out of memory: a departed pod's last packets are named after its device */
+    now = uv_now(cap->loop);
+    for (size_t i = 0; i < t->n_departed; i++) /* the expired go */
+        if (t->departed[i].until_ms > now)
+            t->departed[kept++] = t->departed[i];
+    t->n_departed = kept;
+    for (size_t i = 0; i < t->n_owners; i++) {
+        const struct owner *o = &t->owners[i];
+        size_t k = 0;
+        if (o->pod >= cap->n_pods)
+            continue;
+        while (k < n_next && !same_pod(&next[k], &cap->pods[o->pod]))
+            k++;
+        if (k < n_next)
+            continue;                        /* it stays */
+        if (t->n_departed == DEPARTED_MAX) { /* the oldest goes */
+            memmove(t->departed, t->departed + 1, (DEPARTED_MAX - 1) * sizeof(*t->departed));
+            t->n_departed--;
+        }
+        t->departed[t->n_departed++] = (struct departed){
+            .ifindex = o->ifindex, .until_ms = now + DEPARTED_GRACE_MS, .pod = cap->pods[o->pod]};
+    }
 }
 
 /* The devices of the node's default routes, at most MAX_UPLINKS. */

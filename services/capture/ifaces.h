@@ -58,8 +58,14 @@ uint32_t capture_ifaces_next_id(const struct capture *cap);
  * interface ids are rewritten in place); other batches are left as they are. */
 void capture_ifaces_split(struct capture *cap, struct capture_batch *b);
 
-/* The pod set changed (cap->pods): finds the pods' devices again and gives a new interface to
- * every known device whose description changes. */
+/* The pod set is about to be replaced by `next` (cap->pods still the old one): the devices of
+ * the pods that leave stay named after them for a few seconds, as their last packets reach the
+ * split a batch later. */
+void capture_ifaces_pods_leaving(struct capture *cap, const struct capture_pod *next,
+                                 size_t n_next);
+
+/* The pod set changed (cap->pods): finds the pods' devices again; every known device is
+ * described again at its next packet, and gets a new interface if its description changed. */
 void capture_ifaces_pods_changed(struct capture *cap);
 
 /* The interfaces made so far in the current stream (ids 0..*n-1). */

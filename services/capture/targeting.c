@@ -114,6 +114,7 @@ static void on_change(const struct kube_target_set *set, void *arg)
         capture_pipeline_heartbeat(cap);
     /* The TLS probes follow the same pods (their network namespaces). */
     capture_tls_iface_target(cap->tls, everything ? NULL : set);
+    capture_ifaces_pods_leaving(cap, pods, set->n);
     free(cap->pods);
     cap->pods = pods;
     cap->n_pods = set->n;
