@@ -663,6 +663,7 @@ int rpc_conn_start(struct rpc_conn *conn, SSL_CTX *ssl_ctx, const char *host)
             port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
             snprintf(conn->peer, sizeof(conn->peer), "%s:%d", ip, port);
         }
+        snprintf(conn->peer_ip, sizeof(conn->peer_ip), "%s", ip);
     }
     uv_tcp_nodelay(&conn->tcp, 1);
     conn->started_ms = conn->idle_since_ms = uv_now(conn->loop);

@@ -239,7 +239,8 @@ struct rpc_conn {
     uint8_t *rbuf;
     uint8_t *tlsbuf;
     char peer[64];
-    char why[160]; /* why it closed */
+    char peer_ip[48];             /* its address alone: what the server counts per peer */
+    char why[160];                /* why it closed */
     struct rpc_conn_stats *stats; /* the server's, or NULL */
     uint64_t started_ms;          /* uv_now() at rpc_conn_start */
     uint64_t idle_since_ms;       /* when its last call ended (or it started) */

@@ -34,6 +34,7 @@ struct rpc_server {
     struct rpc_health health;
     struct rpc_conn_stats cstats;
     uint64_t refused; /* connections over max_connections */
+    uint64_t refused_peer; /* over max_connections_per_peer */
     bool closing;
     bool in_close; /* rpc_server_close is running: do not free yet */
     void (*close_cb)(void *arg);
@@ -45,6 +46,17 @@ void rpc_server_config_init(struct rpc_server_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
     rpc_limits_init(&cfg->limits);
     cfg->max_connections = 1024;
+    cfg->max_connections_per_peer = 64;
+}
+
+/* Connections open from conn's address, conn included. */
+static unsigned from_peer(const struct rpc_server *s, const struct rpc_conn *conn)
+{
+    unsigned n = 0;
+
+    for (const struct rpc_conn *c = s->conns; c; c = c->next)
+        n += strcmp(c->peer_ip, conn->peer_ip) == 0;
+    return n;
 }
 
 static void server_free(struct rpc_server *s)
@@ -117,6 +129,7 @@ void rpc_server_get_stats(const struct rpc_server *s, struct rpc_server_stats *s
         st->calls += c->n_calls;
     }
     st->refused_connections = s->refused;
+    st->refused_peer_connections = s->refused_peer;
     st->handshake_timeouts = s->cstats.handshake_timeouts;
     st->idle_closed = s->cstats.idle_closed;
     st->stalled_calls = s->cstats.stalled_calls;
@@ -135,6 +148,8 @@ int rpc_server_metrics_write(const struct rpc_server *s, struct nr_metrics *m)
     nr_metrics_family(m, "netreel_rpc_connections_closed_total", NR_METRICS_COUNTER,
                       "gRPC connections the server closed on its own, by reason.");
     nr_metrics_u64(m, NR_METRICS_LABELS({"reason", "too_many"}), st.refused_connections);
+    nr_metrics_u64(m, NR_METRICS_LABELS({"reason", "too_many_from_peer"}),
+                   st.refused_peer_connections);
     nr_metrics_u64(m, NR_METRICS_LABELS({"reason", "handshake_timeout"}), st.handshake_timeouts);
     nr_metrics_u64(m, NR_METRICS_LABELS({"reason", "idle_timeout"}), st.idle_closed);
     nr_metrics_u64(m, NR_METRICS_LABELS({"reason", "stall_timeout"}), st.stalled_connections);
@@ -359,13 +374,22 @@ static void on_connection(uv_stream_t *listener, int status)
     s->n_conns++;
     conn->stats = &s->cstats;
     rv = uv_accept(listener, (uv_stream_t *)&conn->tcp);
+    if (rv == 0)
+        rv = rpc_conn_start(conn, s->ssl_ctx, NULL); /* names the peer: no I/O yet */
     if (rv == 0 && s->n_conns > s->cfg.max_connections) {
         NR_WARN("too many connections", "limit=%u", s->cfg.max_connections);
         s->refused++;
         rv = -EMFILE;
+    } else if (rv == 0 && s->cfg.max_connections_per_peer &&
+               from_peer(s, conn) > s->cfg.max_connections_per_peer) {
+        /* One client must not take every descriptor the server has (a store needs them to
+         * sync what it acknowledges). */
+        if (s->refused_peer++ % 1000 == 0)
+            NR_WARN("too many connections from one address", "peer=%s limit=%u refused=%llu",
+                    conn->peer_ip, s->cfg.max_connections_per_peer,
+                    (unsigned long long)s->refused_peer);
+        rv = -EMFILE;
     }
-    if (rv == 0)
-        rv = rpc_conn_start(conn, s->ssl_ctx, NULL);
     if (rv != 0)
         rpc_conn_close(conn, rv, RPC_CANCELLED, nr_strerror(rv));
 }

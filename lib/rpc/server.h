@@ -35,9 +35,11 @@ struct rpc_server_config {
     const char *tls_ca; /* PEM; requires client certificates signed by it (mTLS) */
     struct rpc_limits limits; /* also the handshake, idle and stall timeouts */
     unsigned max_connections; /* default 1024; more are closed as they come */
+    unsigned max_connections_per_peer; /* from one address; default 64, 0: no limit */
 };
 
-/* Fills defaults: listen NULL (must be set), no TLS, rpc_limits_init(), 1024 connections. */
+/* Fills defaults: listen NULL (must be set), no TLS, rpc_limits_init(), 1024 connections, 64
+ * from one address. */
 void rpc_server_config_init(struct rpc_server_config *cfg);
 
 /* Creates a server; `methods` must outlive it. NULL on allocation failure. Sets SIGPIPE to be
@@ -57,6 +59,7 @@ struct rpc_server_stats {
     uint64_t connections; /* open now */
     uint64_t calls;       /* open now */
     uint64_t refused_connections; /* over max_connections */
+    uint64_t refused_peer_connections; /* over max_connections_per_peer */
     uint64_t handshake_timeouts;  /* no TLS handshake, preface or request headers in time */
     uint64_t idle_closed;         /* no calls for limits.idle_timeout_ms */
     uint64_t stalled_calls;       /* reset: their output made no progress (stall timeout) */

@@ -119,8 +119,10 @@ class Wire:
     on the peer's own account: no WINDOW_UPDATE, no PING answer."""
 
     def __init__(self, port, preface=True, rcvbuf=None, settings=(), ack_settings=True,
-                 host="127.0.0.1"):
+                 host="127.0.0.1", source=None):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if source:
+            self.sock.bind((source, 0))
         if rcvbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(5)
@@ -493,11 +495,13 @@ MAX_CONNECTIONS = 1024   # rpc_server_config's default
 def silent_peers_fill_every_slot(t):
     """1024 silent connections take every slot the server has: the next one is closed at once.
     The handshake timeout gives them all back, and a well-formed call is served again. (Before
-    it, a silent peer held its slot forever.)"""
+    it, a silent peer held its slot forever.) They come from 17 loopback addresses, 60 from
+    each: one address may hold only 64 (max_connections_per_peer)."""
     socks = []
     try:
-        for _ in range(MAX_CONNECTIONS):
-            socks.append(socket.create_connection(("127.0.0.1", t.port), timeout=5))
+        for i in range(MAX_CONNECTIONS):
+            socks.append(socket.create_connection(("127.0.0.1", t.port), timeout=5,
+                                                  source_address=(f"127.0.1.{1 + i // 60}", 0)))
         # Every one accepted (the kernel completes a connect before the server accepts it): a
         # fixed 0.2 s was too short on a busy machine. Past the handshake timeout the first
         # ones are closed and the count never gets there.
@@ -507,7 +511,7 @@ def silent_peers_fill_every_slot(t):
                 f"the server took {held:g} of the {MAX_CONNECTIONS} connections within "
                 f"{HANDSHAKE_S + TIMEOUT_SLACK_S:g} s")
             time.sleep(0.02)
-        extra = Wire(t.port, preface=False)
+        extra = Wire(t.port, preface=False, source="127.0.2.1")  # its address holds none
         took = expect_closed(extra, 2.0)
         extra.close()
         assert took < HANDSHAKE_S, f"the connection past the limit was closed after {took:.2f} s"
