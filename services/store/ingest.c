@@ -559,6 +559,10 @@ int store_ingest_start(struct rpc_call *call, void *data)
     ig->next = s->ingests;
     s->ingests = ig;
     rpc_call_set_cbs(call, &ingest_cbs, ig);
+    if (s->sync_starved) /* what it wrote could not be acknowledged */
+        finish(ig, RPC_RESOURCE_EXHAUSTED,
+               "the store cannot sync its files (%s); it takes no new stream until it can",
+               strerror(s->sync_starved));
     return 0;
 }
 

@@ -271,6 +271,7 @@ static const struct nr_httpd_route routes[] = {
 static void on_tick(uv_timer_t *t)
 {
     store_ingest_tick(&store, nr_now_ns());
+    store_sync_tick(&store);
 }
 
 static void server_closed(void *arg)
@@ -359,8 +360,8 @@ int main(int argc, char **argv)
     }
     uv_run(store.loop, UV_RUN_DEFAULT);
     store_writer_free(&store);
-    store_sync_free(&store);
+    rc = store_sync_free(&store);
     uv_loop_close(store.loop);
     NR_INFO("stopped", "segments=%u", store.n_segments);
-    return 0;
+    return rc == 0 ? 0 : 1;
 }

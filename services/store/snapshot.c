@@ -890,5 +890,9 @@ int store_snapshot_start(struct rpc_call *call, void *data)
     snap->turn.data = snap;
     s->snapshots_active++;
     rpc_call_set_cbs(call, &snapshot_cbs, snap);
+    if (s->sync_starved) /* a snapshot's files would take descriptors it needs to sync */
+        finish(snap, RPC_RESOURCE_EXHAUSTED,
+               "the store cannot sync its files (%s); no snapshot until it can",
+               strerror(s->sync_starved));
     return 0;
 }

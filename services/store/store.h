@@ -162,6 +162,8 @@ struct store {
     /* group commit (sync.c) */
     bool sync_running;
     bool sync_again;
+    bool sync_retry;  /* the last sync could not take every file: the tick tries again */
+    int sync_starved; /* its errno (EMFILE) until a sync takes them all: new calls refused */
     int *sync_fds; /* descriptors of closed segments still to be synced and closed */
     size_t n_sync_fds, cap_sync_fds;
     uv_timer_t timer; /* retention and rotation without traffic */

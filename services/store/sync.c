@@ -17,8 +17,35 @@ struct sync_job {
     size_t n;
     int errors;
     int first_errno;
+    /* A dirty file could not be taken (no descriptor for its dup, its directory's open):
+     * what it holds is not synced, so this sync acknowledges nothing. */
+    int missed_errno;
     int fds[];
 };
+
+/* After a failed fdatasync the kernel may have dropped the dirty pages and marked them clean,
+ * so a retry would succeed without writing them; which batches are gone cannot be told.
+ * Acknowledging them would break the promise that an acknowledged batch is on the disk. Stop
+ * instead (as PostgreSQL does): the capture keeps every unacknowledged batch, and the restart's
+ * recovery keeps only what its index vouches for, whole. */
+static void failed_sync(int files, int err)
+{
+    NR_ERROR("fdatasync failed: stopping, so that nothing unsynced is acknowledged",
+             "files=%d err=\"%s\"", files, strerror(err));
+    exit(1);
+}
+
+/* fdatasync and close one descriptor here; false (errno set) when the data may not be on the
+ * disk. EINVAL/EROFS: a file that cannot be synced holds nothing to lose. */
+static bool sync_close(int fd)
+{
+    bool ok = fdatasync(fd) == 0 || errno == EINVAL || errno == EROFS;
+    int e = errno;
+
+    close(fd);
+    errno = e;
+    return ok;
+}
 
 static int grow_fds(struct store *s, size_t more)
 {
@@ -37,14 +64,10 @@ void store_sync_adopt(struct store *s, int fd, int idx_fd)
 {
     if (grow_fds(s, 2) != 0) {
         /* Without memory we cannot defer: sync here, on the loop, rather than lose it. */
-        if (fd >= 0) {
-            fdatasync(fd);
-            close(fd);
-        }
-        if (idx_fd >= 0) {
-            fdatasync(idx_fd);
-            close(idx_fd);
-        }
+        if (fd >= 0 && !sync_close(fd))
+            failed_sync(1, errno);
+        if (idx_fd >= 0 && !sync_close(idx_fd))
+            failed_sync(1, errno);
         return;
     }
     if (fd >= 0)
@@ -57,12 +80,9 @@ static void sync_work(uv_work_t *w)
 {
     struct sync_job *job = (struct sync_job *)w;
 
-    for (size_t i = 0; i < job->n; i++) {
-        if (fdatasync(job->fds[i]) != 0 && errno != EINVAL && errno != EROFS &&
-            !job->errors++)
+    for (size_t i = 0; i < job->n; i++)
+        if (!sync_close(job->fds[i]) && !job->errors++)
             job->first_errno = errno;
-        close(job->fds[i]);
-    }
 }
 
 static void start(struct store *s);
@@ -72,18 +92,26 @@ static void sync_done(uv_work_t *w, int status)
     struct sync_job *job = (struct sync_job *)w;
     struct store *s = job->s;
 
-    if (job->errors) {
-        /* After a failed fdatasync the kernel may have dropped the dirty pages and marked them
-         * clean, so a retry would succeed without writing them; which batches are gone cannot
-         * be told. Acknowledging them would break DESIGN §4's promise. Stop instead (as
-         * PostgreSQL does): the capture keeps every unacknowledged batch, and the restart's
-         * recovery keeps only what its index vouches for, whole. */
-        NR_ERROR("fdatasync failed: stopping, so that nothing unsynced is acknowledged",
-                 "files=%d err=\"%s\"", job->errors, strerror(job->first_errno));
-        exit(1);
-    }
+    int missed = job->missed_errno;
+
+    if (job->errors)
+        failed_sync(job->errors, job->first_errno);
     free(job);
     s->sync_running = false;
+    if (missed) {
+        /* Nothing is acknowledged; the files stay dirty, and the next tick tries again. */
+        if (!s->sync_starved)
+            NR_ERROR("cannot sync: acknowledgements wait, and new calls are refused", "err=\"%s\"",
+                     strerror(missed));
+        s->sync_starved = missed;
+        s->sync_retry = true;
+        store_ingest_synced(s, false);
+        return;
+    }
+    if (s->sync_starved && status == 0) {
+        NR_INFO("syncing again: acknowledgements resume", "was=\"%s\"", strerror(s->sync_starved));
+        s->sync_starved = 0;
+    }
     store_ingest_synced(s, status == 0);
     if (s->sync_again) {
         s->sync_again = false;
@@ -111,6 +139,8 @@ static void start(struct store *s)
     job->n = 0;
     job->errors = 0;
     job->first_errno = 0;
+    job->missed_errno = 0;
+    s->sync_retry = false;
     if (s->n_sync_fds)
         memcpy(job->fds, s->sync_fds, s->n_sync_fds * sizeof(int));
     job->n = s->n_sync_fds;
@@ -118,19 +148,27 @@ static void start(struct store *s)
     for (struct store_segment *seg = s->seg_head; seg; seg = seg->next) {
         if (!seg->active || !seg->dirty)
             continue;
-        int a = dup(seg->fd), b = dup(seg->idx_fd);
-        if (a >= 0)
-            job->fds[job->n++] = a;
-        if (b >= 0)
-            job->fds[job->n++] = b;
+        int a = dup(seg->fd), b = a >= 0 ? dup(seg->idx_fd) : -1;
+        if (a < 0 || b < 0) { /* EMFILE: it stays dirty, and this sync acknowledges nothing */
+            job->missed_errno = errno;
+            if (a >= 0)
+                close(a);
+            continue;
+        }
+        job->fds[job->n++] = a;
+        job->fds[job->n++] = b;
         seg->dirty = false;
     }
     for (struct store_stream *st = s->streams; st; st = st->next) {
+        int d;
         if (!st->dir_dirty)
             continue;
-        int d = open(st->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (d >= 0)
-            job->fds[job->n++] = d;
+        d = open(st->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (d < 0) { /* a new segment's name may not be on the disk: the same */
+            job->missed_errno = errno;
+            continue;
+        }
+        job->fds[job->n++] = d;
         st->dir_dirty = false;
     }
     store_ingest_sync_begin(s);
@@ -149,13 +187,27 @@ void store_sync_request(struct store *s)
         start(s);
 }
 
-void store_sync_free(struct store *s)
+void store_sync_tick(struct store *s)
 {
-    for (size_t i = 0; i < s->n_sync_fds; i++) {
-        fdatasync(s->sync_fds[i]);
-        close(s->sync_fds[i]);
-    }
+    if (s->sync_retry && !s->sync_running)
+        start(s);
+}
+
+int store_sync_free(struct store *s)
+{
+    int errors = 0, first = 0;
+
+    for (size_t i = 0; i < s->n_sync_fds; i++)
+        if (!sync_close(s->sync_fds[i]) && !errors++)
+            first = errno;
     free(s->sync_fds);
     s->sync_fds = NULL;
     s->n_sync_fds = s->cap_sync_fds = 0;
+    if (errors) {
+        NR_ERROR("fdatasync failed at shutdown: the last segments may miss batches not "
+                 "acknowledged",
+                 "files=%d err=\"%s\"", errors, strerror(first));
+        return -first;
+    }
+    return 0;
 }

@@ -7,14 +7,20 @@
 #include "store/store.h"
 
 /* Takes ownership of a closed segment's descriptors (either may be -1): the next sync flushes
- * and closes them. */
+ * and closes them (out of memory: syncs them now, and stops the store if that fails). */
 void store_sync_adopt(struct store *s, int fd, int idx_fd);
 
 /* Asks for a sync of everything written so far: starts one now, or right after the one
  * running. When it ends, store_ingest_synced() acknowledges what it covered. */
 void store_sync_request(struct store *s);
 
-/* Frees what a store that is shutting down still holds for syncing (after the loop ended). */
-void store_sync_free(struct store *s);
+/* A sync that could not take every dirty file (no descriptor: EMFILE) acknowledges nothing,
+ * leaves them dirty and sets s->sync_starved (new calls are refused meanwhile); the store's
+ * once-a-second tick calls this to try again. */
+void store_sync_tick(struct store *s);
+
+/* Syncs and closes what a store that is shutting down still holds (after the loop ended).
+ * 0, or a negative errno (logged) when an fdatasync failed. */
+int store_sync_free(struct store *s);
 
 #endif
