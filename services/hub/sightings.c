@@ -319,6 +319,33 @@ static size_t room_for(const struct hub_sightings *sg, size_t len)
     return sg->wpos + len < r ? sg->wpos : SIZE_MAX; /* wrapped: only [wpos, r) is free */
 }
 
+/* Writes the oldest queued packet (which must be due) and the kept ones after it that are due
+ * too and lie next to it in the ring's bytes, as many as keep out below until_len, in one copy;
+ * or drops the oldest when it is a copy. Returns how many left the queue, or a negative errno. */
+static long write_run(struct hub_sightings *sg, struct nr_buf *out, int64_t due, size_t until_len)
+{
+    const struct entry *e = at(sg, sg->head);
+    size_t off = e->off, len = 0, n = 0;
+    int rc;
+
+    if (e->drop) {
+        release_one(sg, out); /* writes nothing: cannot fail */
+        return 1;
+    }
+    do {
+        len += e->len;
+        n++;
+        e = sg->head + n < sg->tail ? at(sg, sg->head + n) : NULL;
+    } while (e && !e->drop && e->ts <= due && e->off == off + len && out->len + len < until_len);
+    if ((rc = nr_buf_append(out, sg->hold + off, len)) != 0)
+        return rc;
+    sg->st.written += n;
+    sg->head += n;
+    if (sg->head == sg->tail)
+        sg->wpos = 0;
+    return (long)n;
+}
+
 int hub_sightings_put(struct hub_sightings *sg, const struct pcapng_epb *epb, uint32_t ifid,
                       int64_t ts_ns, struct nr_buf *out)
 {
@@ -379,6 +406,9 @@ int hub_sightings_put(struct hub_sightings *sg, const struct pcapng_epb *epb, ui
     /* Mode one: queue it (the oldest decided early when there is no room), and decide which
      * copy stays. */
     len = encoded_len(sg, epb, dir, 0);
+    /* No room: the oldest is decided early, one for one (releasing more at a time, an eighth
+     * of the ring, measured slower: a larger chunk to the caller, and 57 MiB of hub instead of
+     * 48, for 1.18x instead of 1.10x of --sightings=all). */
     while ((off = room_for(sg, len)) == SIZE_MAX) {
         if (sg->head == sg->tail)
             return -EOVERFLOW;
@@ -427,32 +457,13 @@ int hub_sightings_release(struct hub_sightings *sg, struct nr_buf *out, bool all
     if (!all && sg->head < sg->tail && at(sg, sg->head)->ts > due - HUB_SIGHTING_RELEASE_SLACK_NS)
         return 0;
     while (sg->head < sg->tail) {
-        const struct entry *e = at(sg, sg->head);
-        size_t off, len = 0, n = 0;
-        int rc;
-        if (e->ts > due)
+        long rc;
+        if (at(sg, sg->head)->ts > due)
             return 0;
         if (out->len >= until_len)
             return 1;
-        if (e->drop) {
-            release_one(sg, out); /* writes nothing: cannot fail */
-            continue;
-        }
-        /* The kept packets that follow each other in the ring's bytes, as many as the
-         * one-at-a-time loop would write: one copy for all of them. */
-        off = e->off;
-        do {
-            len += e->len;
-            n++;
-            e = sg->head + n < sg->tail ? at(sg, sg->head + n) : NULL;
-        } while (e && !e->drop && e->ts <= due && e->off == off + len &&
-                 out->len + len < until_len);
-        if ((rc = nr_buf_append(out, sg->hold + off, len)) != 0)
-            return rc;
-        sg->st.written += n;
-        sg->head += n;
-        if (sg->head == sg->tail)
-            sg->wpos = 0;
+        if ((rc = write_run(sg, out, due, until_len)) < 0)
+            return (int)rc;
     }
     return 0;
 }
