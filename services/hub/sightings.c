@@ -52,11 +52,17 @@ struct hub_sightings {
     bool pcap;
     struct iface *ifaces;
     uint32_t n_ifaces;
-    /* The table: what a lookup reads (key, first_ts: 16 bytes a slot, so that probing stays in
-     * the cache) apart from the rest of each group, at the same index. */
+    /* The table: what a lookup reads apart from the rest of each group, at the same index. A
+     * packet seen once (most of them) lives in its slot alone — its place, its send's id and
+     * score — and its group in `table` is made (a second cache miss) only when a second
+     * sighting comes. */
     struct slot {
         uint64_t key; /* 0: an empty slot */
         int64_t first_ts;
+        uint32_t sight; /* the first sighting's place, while the group is the slot alone */
+        uint8_t score;  /* of its send's copy kept, the same */
+        bool grouped;   /* the group is in table[] */
+        uint64_t id;    /* its send's id (mode all) or queue entry (mode one), the same */
     } *hot;
     struct group *table;
     size_t slots, used;
@@ -212,14 +218,14 @@ static int rebuild(struct hub_sightings *sg)
     return 0;
 }
 
-/* The group of key: the fresh one, or a new one (first seen at ts) in place of a stale one or an
- * empty slot. */
-static struct group *group_of(struct hub_sightings *sg, uint64_t key, int64_t ts, bool *is_new)
+/* The slot of key: the fresh one, or a new one (first seen at ts, its group the slot alone) in
+ * place of a stale one or an empty slot. SIZE_MAX when out of memory. */
+static size_t slot_of(struct hub_sightings *sg, uint64_t key, int64_t ts, bool *is_new)
 {
     size_t k, stale = SIZE_MAX;
 
     if ((sg->used + 1) * 2 > sg->slots && rebuild(sg) != 0)
-        return NULL;
+        return SIZE_MAX;
     for (k = key & (sg->slots - 1); sg->hot[k].key; k = (k + 1) & (sg->slots - 1)) {
         if (!fresh(sg, &sg->hot[k])) {
             if (stale == SIZE_MAX)
@@ -228,26 +234,76 @@ static struct group *group_of(struct hub_sightings *sg, uint64_t key, int64_t ts
         }
         if (sg->hot[k].key == key) {
             *is_new = false;
-            return &sg->table[k];
+            return k;
         }
     }
     if (stale == SIZE_MAX) {
         stale = k;
         sg->used++;
     }
-    /* Only what is read before written: a group's arrays are read below n_sights and n_sends,
-     * so a new group touches one line of the table, not all of its 128 bytes. */
-    sg->table[stale].n_sights = sg->table[stale].n_sends = 0;
-    sg->table[stale].first_ts = ts;
     sg->hot[stale] = (struct slot){.key = key, .first_ts = ts};
     *is_new = true;
-    return &sg->table[stale];
+    return stale;
+}
+
+/* The group of slot k, made from the slot when it was the slot alone (one sighting so far).
+ * Only what is read before written: a group's arrays are read below n_sights and n_sends. */
+static struct group *group_at(struct hub_sightings *sg, size_t k)
+{
+    struct slot *h = &sg->hot[k];
+    struct group *g = &sg->table[k];
+
+    if (!h->grouped) {
+        g->first_ts = h->first_ts;
+        g->n_sights = g->n_sends = 1;
+        g->sights[0] = h->sight;
+        g->count[0] = 1;
+        g->dt[0] = 0;
+        g->sends[0].id = h->id;
+        g->sends[0].score = h->score;
+        h->grouped = true;
+    }
+    return g;
 }
 
 /* How much a sighting says "the sender's": entering the node from a pod's device. */
 static uint8_t score(const struct iface *in, enum pcapng_direction dir)
 {
     return in->pod && dir == PCAPNG_DIR_IN ? 2 : 1;
+}
+
+/* A second or later sighting of a group's bytes at place `sight`: which send of them it is
+ * (the k-th sighting at one place belongs to the k-th send), and whether that send was seen
+ * elsewhere already (*copy). */
+static uint8_t take_sighting(struct hub_sightings *sg, struct group *g, uint32_t sight,
+                             uint32_t ifid, int64_t ts_ns, bool *copy)
+{
+    uint8_t k = 0, send;
+
+    while (k < g->n_sights && g->sights[k] != sight)
+        k++;
+    if ((k < g->n_sights && g->count[k] >= MAX_SENDS) || (k == g->n_sights && k == MAX_SIGHTS)) {
+        /* More sends or places than a group tells apart: these bytes start over. */
+        g->n_sights = g->n_sends = 0;
+        g->first_ts = ts_ns;
+        sg->hot[g - sg->table].first_ts = ts_ns;
+        k = 0;
+    }
+    if (k == g->n_sights) { /* a new place */
+        g->sights[k] = sight;
+        g->count[k] = 0;
+        g->dt[k] = (int32_t)(ts_ns - g->first_ts);
+        g->n_sights++;
+    }
+    send = g->count[k]++;
+    *copy = send < g->n_sends; /* a copy of a send seen elsewhere already */
+    if (!*copy) {              /* a new send of these bytes */
+        g->n_sends = send + 1;
+        g->sends[send].id = sg->mode == HUB_SIGHTINGS_ALL ? ++sg->next_id : 0;
+    }
+    if (send == 0 && ifid < sg->n_ifaces)
+        clock_pairs(sg, g, k, ts_ns);
+    return send;
 }
 
 /* The bytes encode() writes for a packet. */
@@ -353,9 +409,10 @@ int hub_sightings_put(struct hub_sightings *sg, const struct pcapng_epb *epb, ui
     enum pcapng_direction dir = pcapng_sighting_direction(in->link_type, epb->data, epb->caplen);
     uint32_t sight = ifid << 2 | (uint32_t)dir;
     struct group *g = NULL;
-    bool is_new = true, copy = false;
+    struct slot *alone = NULL; /* a first sighting: its group is this slot alone */
+    bool is_new, copy = false;
     uint8_t send = 0;
-    uint64_t key;
+    uint64_t key, id = 0;
     struct entry *e;
     size_t len, off;
     int rc;
@@ -364,40 +421,23 @@ int hub_sightings_put(struct hub_sightings *sg, const struct pcapng_epb *epb, ui
     if (ts_ns > sg->latest)
         sg->latest = ts_ns;
     if (pcapng_sighting_key(in->link_type, epb->data, epb->caplen, &key)) {
-        uint8_t k = 0;
-        g = group_of(sg, key, ts_ns, &is_new);
-        if (!g)
+        size_t at_k = slot_of(sg, key, ts_ns, &is_new);
+        if (at_k == SIZE_MAX)
             return -ENOMEM;
-        while (k < g->n_sights && g->sights[k] != sight)
-            k++;
-        if (!is_new && ((k < g->n_sights && g->count[k] >= MAX_SENDS) ||
-                        (k == g->n_sights && k == MAX_SIGHTS))) {
-            /* More sends or places than a group tells apart: these bytes start over. */
-            g->n_sights = g->n_sends = 0;
-            g->first_ts = ts_ns;
-            sg->hot[g - sg->table].first_ts = ts_ns;
-            is_new = true;
-            k = 0;
+        if (is_new) { /* the first sighting of these bytes: a new send, nothing to pair */
+            alone = &sg->hot[at_k];
+            alone->sight = sight;
+            alone->id = id = sg->mode == HUB_SIGHTINGS_ALL ? ++sg->next_id : 0;
+        } else {
+            g = group_at(sg, at_k);
+            send = take_sighting(sg, g, sight, ifid, ts_ns, &copy);
+            id = g->sends[send].id;
         }
-        if (k == g->n_sights) { /* a new place */
-            g->sights[k] = sight;
-            g->count[k] = 0;
-            g->dt[k] = (int32_t)(ts_ns - g->first_ts);
-            g->n_sights++;
-        }
-        send = g->count[k]++;
-        copy = send < g->n_sends; /* a copy of a send seen elsewhere already */
-        if (!copy) {              /* a new send of these bytes */
-            g->n_sends = send + 1;
-            g->sends[send].id = sg->mode == HUB_SIGHTINGS_ALL ? ++sg->next_id : 0;
-        }
-        if (send == 0 && ifid < sg->n_ifaces)
-            clock_pairs(sg, g, k, ts_ns);
     }
     if (sg->mode == HUB_SIGHTINGS_PROBE)
         return 0;
     if (sg->mode == HUB_SIGHTINGS_ALL) {
-        rc = encode(sg, out, epb, ifid, ts_ns, dir, g ? g->sends[send].id : ++sg->next_id);
+        rc = encode(sg, out, epb, ifid, ts_ns, dir, g || alone ? id : ++sg->next_id);
         if (rc == 0)
             sg->st.written++;
         return rc;
@@ -429,7 +469,10 @@ int hub_sightings_put(struct hub_sightings *sg, const struct pcapng_epb *epb, ui
     sg->wpos = off + len;
     e = at(sg, sg->tail);
     *e = (struct entry){.ts = ts_ns, .off = off, .len = len};
-    if (g) {
+    if (alone) { /* the first copy of a send: kept, for now */
+        alone->id = sg->tail;
+        alone->score = score(in, dir);
+    } else if (g) {
         uint8_t sc = score(in, dir);
         if (!copy) {
             g->sends[send].id = sg->tail;
