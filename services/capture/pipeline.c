@@ -125,19 +125,20 @@ static void spool_batch(struct capture *cap, struct capture_batch *b)
     struct capture_spool_entry meta = {0};
     uint32_t n_ifaces;
     Netreel__V1__PodName *pods = NULL, **podp = NULL;
-    bool with_pods = cap->pods_dirty;
+    bool with_pods;
     uint32_t packets = b ? b->packets : 0;
     uint8_t *bytes = NULL;
     const char *keylog = NULL;
     size_t len, keylog_len = 0;
 
-    m.capture_id = cap->cfg.capture_id;
-    m.node = cap->cfg.node;
-    m.seq = cap->next_seq;
     /* Old streams' tables go once the spool holds none of their batches. */
     capture_ifaces_release(cap, cap->spool->head ? cap->spool->head->stream : cap->stream);
     if (b && capture_ifaces_should_roll(cap, uv_now(cap->loop)))
-        new_stream(cap);
+        new_stream(cap); /* this batch is the new stream's first: it carries the pod set */
+    with_pods = cap->pods_dirty;
+    m.capture_id = cap->cfg.capture_id;
+    m.node = cap->cfg.node;
+    m.seq = cap->next_seq;
     if (b) /* "any": each packet on its device's interface (which may be new) */
         capture_ifaces_split(cap, b);
     /* The interfaces are not in the spooled bytes: the uplink puts in front of them, when it

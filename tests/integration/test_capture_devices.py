@@ -460,6 +460,13 @@ def test_a_full_interface_table_begins_a_new_stream(lab, hubs, cli_bin, tmp_path
         assert set(seqs[5:]) <= got, (name, sorted(on.items()))
     for q in range(9000, 9010):
         assert on[(f"{NODE}/default/web-1", q)] == 1, (q, sorted(on.items()))
+    # The new stream's first batch (churn-8's first datagrams began it) carries the pod set:
+    # selected by pod, churn-8 has every datagram its interface has.
+    _, fp = dump(cli_bin, hubs, n, tmp_path, "by-pod", "--sightings=all", "--pod", "^churn-8$")
+    picked = {q for itf, _, _, q, _ in datagrams(fp) if itf == f"{NODE}/default/churn-8"}
+    assert picked == {q for (itf, q) in on if itf == f"{NODE}/default/churn-8"} and picked, \
+        (sorted(picked), sent["churn-8"])
+
     # The store keeps the two streams apart, each in its directory.
     dirs = {Path(p).parent.name for p in sh.segment_files(tmp_path / "data")}
     assert len(dirs) == 2 and all(d.startswith(f"{NODE}_") for d in dirs), dirs
