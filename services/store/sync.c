@@ -91,7 +91,6 @@ static void sync_done(uv_work_t *w, int status)
 {
     struct sync_job *job = (struct sync_job *)w;
     struct store *s = job->s;
-
     int missed = job->missed_errno;
 
     if (job->errors)
