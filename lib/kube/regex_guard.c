@@ -152,8 +152,8 @@ static uint64_t regex_cost(const char *re, bool *anchors_bad)
             }
             p++;
             break;
-        case '|':
-            sum[d] = sat_add(sum[d], last[d]);
+        case '|': /* an empty alternative is a node too: "(||||...|a?){1,100}" took 1.7 GB */
+            sum[d] = sat_add(sum[d], last[d] ? last[d] : 1);
             last[d] = 0;
             p++;
             break;
