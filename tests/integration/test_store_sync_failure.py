@@ -38,14 +38,19 @@ def eio_shim(tmp_path):
     return sh.build_shim(tmp_path, "eio", SHIM)
 
 
-def test_failed_fdatasync_stops_the_store_before_any_ack(store_bins, feeder, stores, store_client,
-                                                          eio_shim, tmp_path):
+def eio_store(store_bins, eio_shim, tmp_path):
+    """A store (not started yet) whose fdatasync fails while the returned flag file exists."""
     data = tmp_path / "data"
     flag = tmp_path / "fail-now"
     env = sh.shim_env(eio_shim, NR_TEST_FDATASYNC_EIO=flag)
     argv = [store_bins.store, "--listen", "127.0.0.1:0", "--metrics-listen", "off",
             "--node", "node-a", "--data-dir", data]
-    store = sh.StoreProc(argv, data, tmp_path / "store.stderr", env=env)
+    return data, flag, sh.StoreProc(argv, data, tmp_path / "store.stderr", env=env)
+
+
+def test_failed_fdatasync_stops_the_store_before_any_ack(store_bins, feeder, stores, store_client,
+                                                          eio_shim, tmp_path):
+    data, flag, store = eio_store(store_bins, eio_shim, tmp_path)
     try:
         check_stops_before_any_ack(store, feeder, flag)
     finally:
@@ -88,12 +93,7 @@ def test_failed_fdatasync_at_shutdown_is_said_and_fails_the_exit(store_bins, fee
                                                                 tmp_path):
     # The active segment is closed at shutdown and synced last of all, after the loop: a failure
     # there was ignored (exit 0, nothing said) although its last batches may not be on the disk.
-    data = tmp_path / "data"
-    flag = tmp_path / "fail-now"
-    env = sh.shim_env(eio_shim, NR_TEST_FDATASYNC_EIO=flag)
-    argv = [store_bins.store, "--listen", "127.0.0.1:0", "--metrics-listen", "off",
-            "--node", "node-a", "--data-dir", data]
-    store = sh.StoreProc(argv, data, tmp_path / "store.stderr", env=env)
+    data, flag, store = eio_store(store_bins, eio_shim, tmp_path)
     try:
         store.wait_serving()
         ts = (sh.now_ns() // 10**9 - 60) * 10**9
