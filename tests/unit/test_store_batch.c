@@ -60,6 +60,16 @@ static void make(struct batch *x)
     x->b.last_ts_ns = NOW + 9;
 }
 
+/* A stream that knows what make()'s batch describes: eth0 and eth1, link type 1, snaplen 128. */
+static void knows_eth0_eth1(struct store_stream *st)
+{
+    st->n_ifaces = 2;
+    snprintf(st->ifaces[0].name, sizeof(st->ifaces[0].name), "eth0");
+    snprintf(st->ifaces[1].name, sizeof(st->ifaces[1].name), "eth1");
+    st->ifaces[0].link_type = st->ifaces[1].link_type = 1;
+    st->ifaces[0].snaplen = st->ifaces[1].snaplen = 128;
+}
+
 static void expect(struct batch *x, const struct store_stream *st, const char *want)
 {
     struct store_iface ifaces[STORE_MAX_INTERFACES];
@@ -153,11 +163,7 @@ static void lies_in_the_header_are_named(void **state)
     expect(&x, NULL, "pod 0: an address of 3 bytes");
 
     /* A stream that knows its interfaces: they may grow, never change or shrink. */
-    st.n_ifaces = 2;
-    snprintf(st.ifaces[0].name, sizeof(st.ifaces[0].name), "eth0");
-    snprintf(st.ifaces[1].name, sizeof(st.ifaces[1].name), "eth1");
-    st.ifaces[0].link_type = st.ifaces[1].link_type = 1;
-    st.ifaces[0].snaplen = st.ifaces[1].snaplen = 128;
+    knows_eth0_eth1(&st);
     make(&x);
     expect(&x, &st, NULL);
     make(&x);
@@ -183,11 +189,7 @@ static void interfaces_from_an_id_the_stream_knows(void **state)
     char err[512] = "";
 
     (void)state;
-    st.n_ifaces = 2;
-    snprintf(st.ifaces[0].name, sizeof(st.ifaces[0].name), "eth0");
-    snprintf(st.ifaces[1].name, sizeof(st.ifaces[1].name), "eth1");
-    st.ifaces[0].link_type = st.ifaces[1].link_type = 1;
-    st.ifaces[0].snaplen = st.ifaces[1].snaplen = 128;
+    knows_eth0_eth1(&st);
 
     /* ids 2 and 3 new: the stream knows 0..3 after it, its packets may use all four */
     make(&x);
