@@ -123,13 +123,23 @@ void store_ingest_synced(struct store *s, bool ok)
     }
 }
 
-/* The batch is on disk (or needs no disk): remember its seq for the next ack. */
+/* The batch is written (or needs no write): with a sync interval it is acknowledged now, and
+ * synced within the interval; without one the next sync's end acknowledges it. While syncs
+ * cannot take every file (sync_starved) nothing is acknowledged before a sync covers it. */
 static void written(struct store_ingest *ig, uint64_t seq)
 {
+    struct store *s = ig->s;
+
     if (!ig->written || seq > ig->written_seq)
         ig->written_seq = seq;
     ig->written = true;
-    store_sync_request(ig->s);
+    store_sync_later(s);
+    if (s->cfg.sync_interval_ns <= 0 || s->sync_starved || ig->finished)
+        return;
+    if (!ig->acked || ig->written_seq > ig->acked_seq)
+        send_ack(ig, ig->written_seq);
+    if (ig->half_closed && all_acked(ig))
+        finish(ig, RPC_OK, NULL);
 }
 
 static void done_up_to(struct store_stream *st, uint64_t seq)
@@ -521,9 +531,10 @@ static void on_half_close(struct rpc_call *call, void *user)
     struct store_ingest *ig = user;
 
     ig->half_closed = true;
-    if (all_acked(ig) && !ig->sync_pending && !ig->s->sync_running)
+    if (all_acked(ig) && (ig->s->cfg.sync_interval_ns > 0 ||
+                          (!ig->sync_pending && !ig->s->sync_running)))
         finish(ig, RPC_OK, NULL);
-    else
+    else if (ig->s->cfg.sync_interval_ns <= 0)
         store_sync_request(ig->s);
 }
 

@@ -49,6 +49,9 @@ static const char usage_text[] =
     "  --max-time DUR         keep packets this long (default 1h; 0 = no limit)\n"
     "  --max-size SIZE        all segments together stay below this (default 500MB)\n"
     "  --min-free-disk PCT    delete oldest segments while the disk has less free (default 5%)\n"
+    "  --sync-interval DUR    acknowledge batches once written, and sync them to the disk within\n"
+    "                         DUR (default 1s): a power loss loses at most DUR; 0 = acknowledge\n"
+    "                         each batch only once synced\n"
     "  --tls-cert FILE        serve TLS with this certificate (PEM) ...\n"
     "  --tls-key FILE         ... and key\n"
     "  --tls-ca FILE          require client certificates signed by this CA (mTLS)\n"
@@ -125,6 +128,7 @@ static void parse_flags(int argc, char **argv, struct store_config *cfg)
         {"max-time", required_argument, NULL, 't'},
         {"max-size", required_argument, NULL, 's'},
         {"min-free-disk", required_argument, NULL, 'f'},
+        {"sync-interval", required_argument, NULL, 'y'},
         {"tls-cert", required_argument, NULL, 'c'},
         {"tls-key", required_argument, NULL, 'k'},
         {"tls-ca", required_argument, NULL, 'a'},
@@ -151,6 +155,7 @@ static void parse_flags(int argc, char **argv, struct store_config *cfg)
     cfg->max_time_ns = 3600 * INT64_C(1000000000);
     cfg->max_size = 500 * UINT64_C(1000000);
     cfg->min_free_pct = 5;
+    cfg->sync_interval_ns = INT64_C(1000000000);
     cfg->max_future_ns = 3600 * INT64_C(1000000000);
     cfg->max_past_ns = 30 * 86400 * INT64_C(1000000000);
     opterr = 0;
@@ -165,6 +170,7 @@ static void parse_flags(int argc, char **argv, struct store_config *cfg)
                 nr_die("--max-size: %s", err);
             break;
         case 'f': cfg->min_free_pct = percent_flag("min-free-disk", optarg); break;
+        case 'y': cfg->sync_interval_ns = duration_flag("sync-interval", optarg); break;
         case 'c': cfg->tls_cert = optarg; break;
         case 'k': cfg->tls_key = optarg; break;
         case 'a': cfg->tls_ca = optarg; break;
@@ -194,6 +200,8 @@ static void parse_flags(int argc, char **argv, struct store_config *cfg)
         nr_die("unexpected argument \"%s\" (see --help)", argv[optind]);
     if (cfg->time_interval_ns < 1000000000)
         nr_die("--time-interval: at least 1s");
+    if (cfg->sync_interval_ns > 3600 * INT64_C(1000000000))
+        nr_die("--sync-interval: at most 1h");
     if (cfg->max_size < STORE_MIN_MAX_SIZE)
         nr_die("--max-size: at least 16MiB (a batch and a segment's head must fit)");
     if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL))
@@ -337,6 +345,7 @@ int main(int argc, char **argv)
     rc = store_writer_start(&store);
     if (rc != 0)
         NR_WARN("no writer thread: writing on the loop", "err=\"%s\"", strerror(-rc));
+    store_sync_init(&store);
     uv_timer_init(store.loop, &store.timer);
     uv_timer_start(&store.timer, on_tick, 1000, 1000);
     uv_signal_init(store.loop, &sigterm);
@@ -344,15 +353,16 @@ int main(int argc, char **argv)
     uv_signal_start(&sigterm, on_signal, SIGTERM);
     uv_signal_start(&sigint, on_signal, SIGINT);
     {
-        char sz[32], mt[32], ti[32];
+        char sz[32], mt[32], ti[32], si[32];
         nr_format_size(store.cfg.max_size, sz, sizeof(sz));
         nr_format_duration(store.cfg.max_time_ns, mt, sizeof(mt));
         nr_format_duration(store.cfg.time_interval_ns, ti, sizeof(ti));
+        nr_format_duration(store.cfg.sync_interval_ns, si, sizeof(si));
         NR_INFO("serving",
                 "listen=%s port=%d data_dir=%s node=%s max_size=%s max_time=%s "
-                "time_interval=%s min_free_disk=%.1f%% tls=%s metrics_port=%d",
+                "time_interval=%s sync_interval=%s min_free_disk=%.1f%% tls=%s metrics_port=%d",
                 store.cfg.listen, rpc_server_port(server), store.cfg.data_dir, store.cfg.node, sz,
-                mt, ti, store.cfg.min_free_pct,
+                mt, ti, si, store.cfg.min_free_pct,
                 store.cfg.tls_ca     ? "mtls"
                 : store.cfg.tls_cert ? "tls"
                                      : "off",

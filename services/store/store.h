@@ -39,6 +39,8 @@ struct store_config {
     uint64_t segment_cap;  /* max_size / 16, at most 64 MiB */
     int64_t max_future_ns; /* packets later than now + this are refused */
     int64_t max_past_ns;   /* packets earlier than now - this are refused */
+    /* What is written is synced within this (0: each batch is acknowledged only once synced) */
+    int64_t sync_interval_ns;
 };
 
 struct store_iface {
@@ -166,6 +168,9 @@ struct store {
     int sync_starved; /* its errno (EMFILE) until a sync takes them all: new calls refused */
     int *sync_fds; /* descriptors of closed segments still to be synced and closed */
     size_t n_sync_fds, cap_sync_fds;
+    bool sync_timer_ready; /* store_sync_init ran (not in unit tests) */
+    uv_timer_t sync_timer; /* starts the next sync by its deadline */
+    int64_t sync_deadline_ns; /* when the next sync must start (0: nothing waits for one) */
     uv_timer_t timer; /* retention and rotation without traffic */
 };
 

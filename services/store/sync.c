@@ -10,6 +10,7 @@
 
 #include "store/ingest.h"
 #include "util/log.h"
+#include "util/prog.h"
 
 struct sync_job {
     uv_work_t work;
@@ -60,6 +61,44 @@ static int grow_fds(struct store *s, size_t more)
     return 0;
 }
 
+static void start(struct store *s);
+
+static void on_deadline(uv_timer_t *t)
+{
+    struct store *s = t->data;
+
+    if (!s->sync_running)
+        start(s);
+}
+
+/* The next sync starts by now + delay_ns, or by the deadline already set if that is sooner.
+ * While a sync runs, its end arms the timer (sync_done). */
+static void due_in(struct store *s, int64_t delay_ns)
+{
+    int64_t now = nr_now_ns(), at = now + delay_ns;
+
+    if (s->sync_deadline_ns && s->sync_deadline_ns <= at)
+        return;
+    s->sync_deadline_ns = at;
+    if (s->sync_timer_ready && !s->sync_running)
+        uv_timer_start(&s->sync_timer, on_deadline, (uint64_t)(delay_ns / 1000000), 0);
+}
+
+void store_sync_init(struct store *s)
+{
+    uv_timer_init(s->loop, &s->sync_timer);
+    s->sync_timer.data = s;
+    s->sync_timer_ready = true;
+}
+
+void store_sync_later(struct store *s)
+{
+    if (s->cfg.sync_interval_ns <= 0)
+        store_sync_request(s);
+    else
+        due_in(s, s->cfg.sync_interval_ns);
+}
+
 void store_sync_adopt(struct store *s, int fd, int idx_fd)
 {
     if (grow_fds(s, 2) != 0) {
@@ -74,6 +113,7 @@ void store_sync_adopt(struct store *s, int fd, int idx_fd)
         s->sync_fds[s->n_sync_fds++] = fd;
     if (idx_fd >= 0)
         s->sync_fds[s->n_sync_fds++] = idx_fd;
+    due_in(s, 0); /* "at segment close"; not from here: the caller is mid-way through a close */
 }
 
 static void sync_work(uv_work_t *w)
@@ -85,7 +125,14 @@ static void sync_work(uv_work_t *w)
             job->first_errno = errno;
 }
 
-static void start(struct store *s);
+/* After a sync: what was written while it ran waits for the deadline it set. */
+static void arm(struct store *s)
+{
+    int64_t left = s->sync_deadline_ns - nr_now_ns();
+
+    if (s->sync_deadline_ns && s->sync_timer_ready)
+        uv_timer_start(&s->sync_timer, on_deadline, left > 0 ? (uint64_t)(left / 1000000) : 0, 0);
+}
 
 static void sync_done(uv_work_t *w, int status)
 {
@@ -105,6 +152,7 @@ static void sync_done(uv_work_t *w, int status)
         s->sync_starved = missed;
         s->sync_retry = true;
         store_ingest_synced(s, false);
+        arm(s);
         return;
     }
     if (s->sync_starved && status == 0) {
@@ -115,6 +163,8 @@ static void sync_done(uv_work_t *w, int status)
     if (s->sync_again) {
         s->sync_again = false;
         start(s);
+    } else {
+        arm(s);
     }
 }
 
@@ -131,9 +181,13 @@ static void start(struct store *s)
             n++;
     job = malloc(sizeof(*job) + n * sizeof(int));
     if (!job) {
-        s->sync_again = true;
+        s->sync_retry = true; /* the tick tries again */
         return;
     }
+    /* Everything written so far is in this sync: no deadline waits. */
+    s->sync_deadline_ns = 0;
+    if (s->sync_timer_ready)
+        uv_timer_stop(&s->sync_timer);
     job->s = s;
     job->n = 0;
     job->errors = 0;
@@ -199,12 +253,18 @@ int store_sync_free(struct store *s)
     for (size_t i = 0; i < s->n_sync_fds; i++)
         if (!sync_close(s->sync_fds[i]) && !errors++)
             first = errno;
+    for (struct store_stream *st = s->streams; st; st = st->next) {
+        int d = st->dir_dirty ? open(st->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+        if (st->dir_dirty && (d < 0 || !sync_close(d)) && !errors++)
+            first = errno;
+        st->dir_dirty = false;
+    }
     free(s->sync_fds);
     s->sync_fds = NULL;
     s->n_sync_fds = s->cap_sync_fds = 0;
     if (errors) {
-        NR_ERROR("fdatasync failed at shutdown: the last segments may miss batches not "
-                 "acknowledged",
+        NR_ERROR("fdatasync failed at shutdown: a power loss now may cost the last segments "
+                 "their last batches",
                  "files=%d err=\"%s\"", errors, strerror(first));
         return -first;
     }

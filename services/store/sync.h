@@ -1,13 +1,23 @@
 /* Group commit: what ingest wrote is fdatasync'ed on libuv's thread pool, many batches per
- * sync, and a batch is acknowledged only once a sync that started after it was written has
- * finished — so an acked batch survives power loss, and the loop never waits for the disk. */
+ * sync, so the loop never waits for the disk. A sync starts at the latest --sync-interval after
+ * the first write it covers, and as soon as a segment closes: a power loss loses at most the
+ * writes of the last interval (and of the sync running then). With --sync-interval 0 a sync
+ * starts at each write and a batch is acknowledged only once a sync that started after it was
+ * written has finished. */
 #ifndef NR_STORE_SYNC_H
 #define NR_STORE_SYNC_H
 
 #include "store/store.h"
 
-/* Takes ownership of a closed segment's descriptors (either may be -1): the next sync flushes
- * and closes them (out of memory: syncs them now, and stops the store if that fails). */
+/* Arms the timer that starts syncs (main, once the loop exists). Without it (unit tests) what
+ * is written is synced by store_sync_free. */
+void store_sync_init(struct store *s);
+
+/* Something was written: a sync starts within the sync interval (now, with interval 0). */
+void store_sync_later(struct store *s);
+
+/* Takes ownership of a closed segment's descriptors (either may be -1): a sync starts soon and
+ * flushes and closes them (out of memory: syncs them now, and stops the store if that fails). */
 void store_sync_adopt(struct store *s, int fd, int idx_fd);
 
 /* Asks for a sync of everything written so far: starts one now, or right after the one
@@ -19,8 +29,9 @@ void store_sync_request(struct store *s);
  * once-a-second tick calls this to try again. */
 void store_sync_tick(struct store *s);
 
-/* Syncs and closes what a store that is shutting down still holds (after the loop ended).
- * 0, or a negative errno (logged) when an fdatasync failed. */
+/* Syncs and closes what a store that is shutting down still holds (after the loop ended), and
+ * the directories that gained a file since the last sync. 0, or a negative errno (logged) when
+ * an fdatasync failed. */
 int store_sync_free(struct store *s);
 
 #endif

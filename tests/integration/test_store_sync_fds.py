@@ -1,11 +1,12 @@
-"""netreel-store out of file descriptors: it never acknowledges what it could not sync.
+"""netreel-store out of file descriptors: it acknowledges nothing a sync could not take.
 
 A sync takes a duplicate of each dirty segment's descriptors (the segment may rotate while the
 sync runs) and opens each stream directory that got a new file. When a dup() or that open()
 fails (EMFILE), the files stay dirty and the sync acknowledges nothing; the store says so once,
-refuses new Ingest and Snapshot calls with RESOURCE_EXHAUSTED while it lasts, tries again each
-second, and acknowledges everything once a sync takes every file. Before, the failed file was
-marked clean and its batches acknowledged unsynced. The failures are injected with an
+refuses new Ingest and Snapshot calls with RESOURCE_EXHAUSTED while it lasts, acknowledges no
+more written batches (with a sync interval they are otherwise acknowledged once written), tries
+again each second, and acknowledges everything once a sync takes every file. Before, the failed
+file was marked clean and its batches acknowledged unsynced. The failures are injected with an
 LD_PRELOAD shim whose dup() (or open() of a directory) fails with EMFILE while a flag file
 exists. One client address also cannot take every descriptor: past 64 connections from it, the
 server closes the new ones.
@@ -115,8 +116,10 @@ def start_store(store_bins, tmp_path, env=None, *extra):
 @pytest.mark.parametrize("what", ["NR_TEST_DUP_EMFILE", "NR_TEST_OPENDIR_EMFILE"])
 def test_no_descriptor_to_sync_means_no_ack(store_bins, store_pb, store_client, fd_shim, tmp_path,
                                             what):
+    # --sync-interval 0: a batch is acknowledged only once synced.
     flag = tmp_path / "fail-now"
-    store = start_store(store_bins, tmp_path, sh.shim_env(fd_shim, **{what: flag}))
+    store = start_store(store_bins, tmp_path, sh.shim_env(fd_shim, **{what: flag}),
+                        "--sync-interval", "0")
     try:
         client = store_client(store)
         t0 = (sh.now_ns() // 10**9 - 60) * 10**9
@@ -134,36 +137,80 @@ def test_no_descriptor_to_sync_means_no_ack(store_bins, store_pb, store_client, 
         assert err is not None and err.code() == grpc.StatusCode.DEADLINE_EXCEEDED, err
         assert store.log_lines("cannot sync: acknowledgements wait, and new calls are refused")
 
-        # Meanwhile new calls are refused, saying why.
-        _, err = sh.ingest(client, [sh.make_batch(store_pb, "new", 1, packets(t0, 1),
-                                                  interfaces=IFACES)], timeout=10)
-        assert err is not None and err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err
-        assert "cannot sync its files (Too many open files)" in err.details(), err.details()
-        with pytest.raises(grpc.RpcError) as e:
-            client.snapshot(timeout=10)
-        assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e.value
-        assert "no snapshot until it can" in e.value.details(), e.value.details()
-
-        # Descriptors again: within a tick or two every batch is synced; sent again, they are
-        # acknowledged (as duplicates: nothing is written twice), and new calls work.
-        flag.unlink()
-        deadline = time.monotonic() + 10
-        while not store.log_lines("syncing again: acknowledgements resume"):
-            assert time.monotonic() < deadline, sh.tail(store.stderr())
-            time.sleep(0.1)
-        acks, err = sh.ingest(client, batches)
-        assert err is None and acks and acks[-1].seq == 3, (acks, err)
-        acks, err = sh.ingest(client, [sh.make_batch(store_pb, "after", 1, packets(t0, 2),
-                                                     interfaces=IFACES)])
-        assert err is None and [a.seq for a in acks] == [1], (acks, err)
-        by_id = {c.capture_id: c for c in client.stats().captures}
-        assert by_id["during"].last_seq == 3 and by_id["during"].packets == 15, by_id
-        assert client.snapshot(timeout=30).keys(), "the snapshot is empty"
+        check_refused_then_resumed(store, store_pb, client, flag, batches, t0)
     finally:
         problems = store.stop()
     assert not problems, problems
     problems, _ = sh.wireshark_check(sh.segment_files(tmp_path / "data"))
     assert not problems, problems
+
+
+@pytest.mark.parametrize("what", ["NR_TEST_DUP_EMFILE", "NR_TEST_OPENDIR_EMFILE"])
+def test_no_descriptor_to_sync_stops_the_acks(store_bins, store_pb, store_client, fd_shim,
+                                              tmp_path, what):
+    # With a sync interval a batch is acknowledged once written; once a sync could not take
+    # every file, nothing more is acknowledged until one does: the interval bounds what a power
+    # loss can cost, and a sync that cannot happen would stretch it without end.
+    flag = tmp_path / "fail-now"
+    store = start_store(store_bins, tmp_path, sh.shim_env(fd_shim, **{what: flag}),
+                        "--sync-interval", "200ms")
+    try:
+        client = store_client(store)
+        t0 = (sh.now_ns() // 10**9 - 60) * 10**9
+        flag.touch()
+        batches = [sh.make_batch(store_pb, "during", s, packets(t0 + s * 10**8, 5),
+                                 interfaces=IFACES if s == 1 else None) for s in (1, 2, 3)]
+
+        def sent():
+            yield batches[0]
+            deadline = time.monotonic() + 10
+            while not store.log_lines("cannot sync: acknowledgements wait"):
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.05)
+            yield from batches[1:]
+
+        acks, err = sh.ingest(client, sent(), timeout=6)
+        assert store.log_lines("cannot sync: acknowledgements wait, and new calls are refused")
+        assert [a.seq for a in acks] == [1], \
+            f"acknowledged {[a.seq for a in acks]}: only seq 1 was written before the sync failed"
+        assert err is not None and err.code() == grpc.StatusCode.DEADLINE_EXCEEDED, err
+        check_refused_then_resumed(store, store_pb, client, flag, batches, t0)
+    finally:
+        problems = store.stop()
+    assert not problems, problems
+    problems, _ = sh.wireshark_check(sh.segment_files(tmp_path / "data"))
+    assert not problems, problems
+
+
+def check_refused_then_resumed(store, store_pb, client, flag, batches, t0):
+    """While starved, new calls are refused; once descriptors are back, the batches are synced,
+    acknowledged when sent again (as duplicates: nothing is written twice), and new calls work."""
+    # Meanwhile new calls are refused, saying why.
+    _, err = sh.ingest(client, [sh.make_batch(store_pb, "new", 1, packets(t0, 1),
+                                              interfaces=IFACES)], timeout=10)
+    assert err is not None and err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err
+    assert "cannot sync its files (Too many open files)" in err.details(), err.details()
+    with pytest.raises(grpc.RpcError) as e:
+        client.snapshot(timeout=10)
+    assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e.value
+    assert "no snapshot until it can" in e.value.details(), e.value.details()
+
+    # Descriptors again: within a tick or two every batch is synced; sent again, they are
+    # acknowledged (as duplicates: nothing is written twice), and new calls work.
+    flag.unlink()
+    deadline = time.monotonic() + 10
+    while not store.log_lines("syncing again: acknowledgements resume"):
+        assert time.monotonic() < deadline, sh.tail(store.stderr())
+        time.sleep(0.1)
+    acks, err = sh.ingest(client, batches)
+    assert err is None and acks and acks[-1].seq == 3, (acks, err)
+    acks, err = sh.ingest(client, [sh.make_batch(store_pb, "after", 1, packets(t0, 2),
+                                                 interfaces=IFACES)])
+    assert err is None and [a.seq for a in acks] == [1], (acks, err)
+    by_id = {c.capture_id: c for c in client.stats().captures}
+    assert by_id["during"].last_seq == 3 and by_id["during"].packets == 15, by_id
+    assert client.snapshot(timeout=30).keys(), "the snapshot is empty"
 
 
 def test_one_address_cannot_take_every_connection(store_bins, store_pb, store_client, tmp_path):
