@@ -452,6 +452,7 @@ static const struct set_key {
     {"pcapdump.maxSize", CLI_LOCAL_STORE, "--max-size", V_SIZE},
     {"pcapdump.timeInterval", CLI_LOCAL_STORE, "--time-interval", V_DURATION},
     {"pcapdump.minFreeDisk", CLI_LOCAL_STORE, "--min-free-disk", V_PERCENT},
+    {"pcapdump.syncInterval", CLI_LOCAL_STORE, "--sync-interval", V_DURATION},
     {"tap.interface", CLI_LOCAL_CAPTURE, "-i", V_TEXT},
     {"tap.snaplen", CLI_LOCAL_CAPTURE, "--snaplen", V_COUNT},
     {"tap.bufferSize", CLI_LOCAL_CAPTURE, "--buffer-size", V_SIZE},

@@ -255,7 +255,8 @@ def gone(pid):
 
 
 def test_tap_local_records_and_stops_on_ctrl_c(cli_bin, tap_local, tmp_path):
-    t = tap_local("--set", "pcapdump.maxTime=2h", "--set", "tap.snaplen=128")
+    t = tap_local("--set", "pcapdump.maxTime=2h", "--set", "tap.snaplen=128",
+                  "--set", "pcapdump.syncInterval=500ms")
     t.wait_recording()
     err = t.stderr()
     # The hint: the data folder is not the default one, so pcapdump needs --data (and nothing
@@ -268,6 +269,7 @@ def test_tap_local_records_and_stops_on_ctrl_c(cli_bin, tap_local, tmp_path):
     assert f"--exclude-port\x00{t.hub_port}" in "\0".join(cap)
     assert "--snaplen\x00128" in "\0".join(cap)
     assert "--max-time\x002h" in "\0".join(kids["netreel-store"][1])
+    assert "--sync-interval\x00500ms" in "\0".join(kids["netreel-store"][1])
     assert "--tls" not in cap  # decrypted TLS only when asked for (--tls)
     # Traffic, then a snapshot through the hub: the packets are there, the hub's port is not.
     port = ch.free_port()

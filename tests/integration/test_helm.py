@@ -255,14 +255,15 @@ def test_bpf_override_replaces_pod_targeting(variants):
 def test_store_arguments_follow_the_values(defaults, full):
     assert flags(container(defaults, "store")) == {
         "listen": ":8897", "data-dir": "/data", "time-interval": "1m", "max-time": "1h",
-        "max-size": "500MB", "min-free-disk": "5%", "tls-ca": "/etc/netreel/tls/ca.crt",
+        "max-size": "500MB", "min-free-disk": "5%", "sync-interval": "1s",
+        "tls-ca": "/etc/netreel/tls/ca.crt",
         "tls-cert": "/etc/netreel/tls/store.crt", "tls-key": "/etc/netreel/tls/store.key",
         "ingest-peers": "netreel-capture", "read-peers": "netreel-hub",
         "metrics-listen": ":9102", "log-level": "info",
     }
     f = flags(container(full, "store"))
-    assert (f["time-interval"], f["max-time"], f["max-size"], f["min-free-disk"]) == \
-        ("30s", "2h30m", "2GiB", "10%")
+    assert (f["time-interval"], f["max-time"], f["max-size"], f["min-free-disk"],
+            f["sync-interval"]) == ("30s", "2h30m", "2GiB", "10%", "2s")
     assert f["listen"] == ":18897" and f["metrics-listen"] == ":19102"
     assert f["log-level"] == "warn"  # extraArgs come last and win
     # The certificates the chart makes are named after the release's parts.
@@ -836,10 +837,14 @@ def test_schema_accepts_what_the_programs_read(helm):
     # Durations and sizes as lib/util/parse.c reads them.
     objs = render(helm, sets=["pcapdump.maxTime=1h30m", "pcapdump.timeInterval=1.5s",
                               "pcapdump.maxSize=1.5GiB", "tap.bufferSize=64Mi", "capture.batchTime=250000us",
-                              "capture.batchBytes=1048576B", "pcapdump.minFreeDisk=2.5%", "headless=true"])
+                              "capture.batchBytes=1048576B", "pcapdump.minFreeDisk=2.5%", "headless=true",
+                              "pcapdump.syncInterval=250ms"])
     f = flags(container(objs, "store"))
-    assert (f["max-time"], f["time-interval"], f["max-size"], f["min-free-disk"]) == \
-        ("1h30m", "1.5s", "1.5GiB", "2.5%")
+    assert (f["max-time"], f["time-interval"], f["max-size"], f["min-free-disk"],
+            f["sync-interval"]) == ("1h30m", "1.5s", "1.5GiB", "2.5%", "250ms")
+    # syncInterval 0: each batch acknowledged only once synced, as the store reads it.
+    assert flags(container(render(helm, strings=["pcapdump.syncInterval=0"]), "store"))[
+        "sync-interval"] == "0"
     # maxTime 0: no time limit, as the store reads it.
     assert flags(container(render(helm, strings=["pcapdump.maxTime=0"]), "store"))["max-time"] == "0"
 

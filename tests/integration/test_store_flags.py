@@ -32,6 +32,8 @@ BAD = [
     (["--time-interval", "soon"], "--time-interval"),
     (["--max-time", "-3s"], "--max-time"),
     (["--min-free-disk", "150%"], "--min-free-disk"),
+    (["--sync-interval", "-1s"], "--sync-interval"),
+    (["--sync-interval", "2h"], "--sync-interval"),
     (["--log-level", "loud"], "--log-level"),
     (["--no-such-flag"], "no-such-flag"),
     (["--data-dir"], "data-dir"),
