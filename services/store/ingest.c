@@ -251,9 +251,12 @@ static void taken(struct store_stream *st, uint64_t seq, int64_t now_ns)
     st->last_batch_ns = now_ns;
 }
 
-static int ensure_dir(const char *dir)
+/* A new stream's directory; its name in data_dir is synced with the stream's first files. */
+static int ensure_dir(struct store *s, const char *dir)
 {
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+    if (mkdir(dir, 0700) == 0)
+        s->root_dirty = true;
+    else if (errno != EEXIST)
         return -errno;
     return 0;
 }
@@ -326,7 +329,7 @@ static int keys_and_batch(struct store_ingest *ig, const Netreel__V1__PacketBatc
         return RPC_RESOURCE_EXHAUSTED;
     }
     if (!st->active) {
-        rc = ensure_dir(st->dir);
+        rc = ensure_dir(s, st->dir);
         if (rc == 0)
             rc = store_segment_create(s, st, now_ns);
         if (rc != 0) {

@@ -220,13 +220,39 @@ static void parse_flags(int argc, char **argv, struct store_config *cfg)
     snprintf(cfg->node, sizeof(cfg->node), "%s", node);
 }
 
+/* A directory just created: its name in its parent goes to the disk now, or a power loss could
+ * take the directory with every segment later synced in it. */
+static void sync_parent(const char *dir)
+{
+    char parent[600];
+    char *slash;
+    int fd;
+
+    snprintf(parent, sizeof(parent), "%s", dir);
+    while ((slash = strrchr(parent, '/')) && slash[1] == 0 && slash != parent)
+        *slash = 0; /* "a/b/" is "a/b" */
+    slash = strrchr(parent, '/');
+    if (!slash)
+        snprintf(parent, sizeof(parent), ".");
+    else
+        slash[slash == parent] = 0; /* "/x": "/" */
+    fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) != 0)
+        NR_WARN("cannot sync the directory holding --data-dir", "dir=%s err=\"%s\"", parent,
+                strerror(errno));
+    if (fd >= 0)
+        close(fd);
+}
+
 /* One store per data directory: a second one would interleave writes with the first. */
 static void lock_data_dir(const char *dir)
 {
     char path[600];
     int fd;
 
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+    if (mkdir(dir, 0700) == 0)
+        sync_parent(dir);
+    else if (errno != EEXIST)
         nr_die("cannot create --data-dir %s: %s", dir, strerror(errno));
     snprintf(path, sizeof(path), "%s/.lock", dir);
     fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);

@@ -48,6 +48,13 @@ static bool sync_close(int fd)
     return ok;
 }
 
+static bool sync_dir(const char *dir)
+{
+    int d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    return d >= 0 && sync_close(d);
+}
+
 static int grow_fds(struct store *s, size_t more)
 {
     if (s->n_sync_fds + more > s->cap_sync_fds) {
@@ -179,6 +186,7 @@ static void start(struct store *s)
     for (const struct store_stream *st = s->streams; st; st = st->next)
         if (st->dir_dirty)
             n++;
+    n += s->root_dirty;
     job = malloc(sizeof(*job) + n * sizeof(int));
     if (!job) {
         s->sync_retry = true; /* the tick tries again */
@@ -224,6 +232,15 @@ static void start(struct store *s)
         job->fds[job->n++] = d;
         st->dir_dirty = false;
     }
+    if (s->root_dirty) { /* a new stream directory's name: the same */
+        int d = open(s->cfg.data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (d < 0) {
+            job->missed_errno = errno;
+        } else {
+            job->fds[job->n++] = d;
+            s->root_dirty = false;
+        }
+    }
     store_ingest_sync_begin(s);
     s->sync_running = true;
     if (uv_queue_work(s->loop, &job->work, sync_work, sync_done) != 0) {
@@ -254,11 +271,13 @@ int store_sync_free(struct store *s)
         if (!sync_close(s->sync_fds[i]) && !errors++)
             first = errno;
     for (struct store_stream *st = s->streams; st; st = st->next) {
-        int d = st->dir_dirty ? open(st->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-        if (st->dir_dirty && (d < 0 || !sync_close(d)) && !errors++)
+        if (st->dir_dirty && !sync_dir(st->dir) && !errors++)
             first = errno;
         st->dir_dirty = false;
     }
+    if (s->root_dirty && !sync_dir(s->cfg.data_dir) && !errors++)
+        first = errno;
+    s->root_dirty = false;
     free(s->sync_fds);
     s->sync_fds = NULL;
     s->n_sync_fds = s->cap_sync_fds = 0;
