@@ -351,9 +351,10 @@ void rpc_call__start_deadline(struct rpc_call *call)
 
 /* ---- sending ---- */
 
-static int sendq_push(struct rpc_call *call, struct rpc_wbuf *buf, size_t off, size_t len)
+/* Room for `more` slices in the send queue, so that pushing them cannot fail. */
+static int sendq_room(struct rpc_call *call, size_t more)
 {
-    if (call->sendq_n == call->sendq_cap) {
+    if (call->sendq_n + more > call->sendq_cap) {
         size_t cap = call->sendq_cap ? call->sendq_cap * 2 : 4;
         struct rpc_seg *q = malloc(cap * sizeof(*q));
         if (!q)
@@ -365,6 +366,13 @@ static int sendq_push(struct rpc_call *call, struct rpc_wbuf *buf, size_t off, s
         call->sendq_cap = cap;
         call->sendq_head = 0;
     }
+    return 0;
+}
+
+static int sendq_push(struct rpc_call *call, struct rpc_wbuf *buf, size_t off, size_t len)
+{
+    if (sendq_room(call, 1) != 0)
+        return -ENOMEM;
     call->sendq[(call->sendq_head + call->sendq_n) % call->sendq_cap] =
         (struct rpc_seg){buf, off, len};
     call->sendq_n++;
@@ -402,9 +410,9 @@ static uint8_t *send_reserve(struct rpc_call *call, size_t need)
     return b->data;
 }
 
-/* Checks the call can send `len` more bytes and reserves room for them after their prefix.
- * Returns the payload's place, or NULL with *rv set. */
-static uint8_t *send_begin(struct rpc_call *call, size_t len, int *rv)
+/* Checks the call can send a message of `len` bytes and reserves room for its prefix and the
+ * first `copied` of them. Returns the payload's place, or NULL with *rv set. */
+static uint8_t *send_begin(struct rpc_call *call, size_t copied, size_t len, int *rv)
 {
     uint8_t *p;
 
@@ -418,7 +426,7 @@ static uint8_t *send_begin(struct rpc_call *call, size_t len, int *rv)
     }
     if (call->queued == 0 && call->conn)
         call->send_progress_ms = uv_now(call->conn->loop); /* the stall clock starts now */
-    p = send_reserve(call, RPC_FRAME_PREFIX + len);
+    p = send_reserve(call, RPC_FRAME_PREFIX + copied);
     if (!p) {
         *rv = -ENOMEM;
         return NULL;
@@ -439,24 +447,45 @@ static void send_end(struct rpc_call *call)
 
 int rpc_call_send_raw(struct rpc_call *call, const void *data, size_t len)
 {
-    return rpc_call_send_joined(call, NULL, 0, data, len);
+    struct iovec iov = {(void *)data, len};
+
+    return rpc_call_send_ref(call, &iov, 1, NULL);
 }
 
-int rpc_call_send_joined(struct rpc_call *call, const void *head, size_t head_len, const void *data,
-                         size_t len)
+int rpc_call_send_ref(struct rpc_call *call, const struct iovec *head, int n_head,
+                      struct rpc_wbuf *body)
 {
+    size_t copied = 0, len;
     int rv = 0;
     uint8_t *p;
 
-    if (head_len > SIZE_MAX - len)
+    for (int i = 0; i < n_head; i++) {
+        if (head[i].iov_len > SIZE_MAX - copied)
+            return -EMSGSIZE;
+        copied += head[i].iov_len;
+    }
+    len = copied + (body ? body->len : 0);
+    if (len < copied)
         return -EMSGSIZE;
-    p = send_begin(call, head_len + len, &rv);
+    /* The body's slice must find room after the head's, or the prefix would promise bytes
+     * that never come. */
+    if (body && sendq_room(call, 2) != 0)
+        return -ENOMEM;
+    p = send_begin(call, copied, len, &rv);
     if (!p)
         return rv;
-    if (head_len > 0)
-        memcpy(p, head, head_len);
-    if (len > 0)
-        memcpy(p + head_len, data, len);
+    for (int i = 0; i < n_head; i++) {
+        if (head[i].iov_len > 0)
+            memcpy(p, head[i].iov_base, head[i].iov_len);
+        p += head[i].iov_len;
+    }
+    if (body && body->len > 0) {
+        body->refs++;
+        (void)sendq_push(call, body, 0, body->len); /* cannot fail: room was made */
+        call->queued += body->len;
+        if (call->conn)
+            call->conn->queued += body->len;
+    }
     send_end(call);
     return 0;
 }
@@ -465,7 +494,7 @@ int rpc_call_send(struct rpc_call *call, const ProtobufCMessage *msg)
 {
     size_t len = protobuf_c_message_get_packed_size(msg);
     int rv = 0;
-    uint8_t *p = send_begin(call, len, &rv);
+    uint8_t *p = send_begin(call, len, len, &rv);
 
     if (!p)
         return rv;

@@ -9,8 +9,21 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 struct rpc_call;
+
+/* Bytes sent without a copy: a reference-counted wrapper of the caller's buffer, which the send
+ * queue and the connection's output hold until written. release gives the bytes back (on the
+ * loop thread) when the last reference goes. */
+struct rpc_wbuf;
+typedef void (*rpc_wbuf_release_fn)(void *ctx, uint8_t *data, size_t cap);
+/* Wraps len bytes at data (cap allocated there) with one reference, the caller's. NULL when
+ * out of memory (data stays the caller's). */
+struct rpc_wbuf *rpc_wbuf_wrap(uint8_t *data, size_t len, size_t cap, rpc_wbuf_release_fn release,
+                               void *ctx);
+size_t rpc_wbuf_len(const struct rpc_wbuf *b);
+void rpc_wbuf_unref(struct rpc_wbuf *b);
 
 enum rpc_shape {
     RPC_SHAPE_UNARY,         /* one request, one response */
@@ -45,10 +58,11 @@ void *rpc_call_user(const struct rpc_call *call);
  * 4 GiB, or -ENOMEM. */
 int rpc_call_send(struct rpc_call *call, const ProtobufCMessage *msg);
 int rpc_call_send_raw(struct rpc_call *call, const void *data, size_t len);
-/* One message of head then data: two encodings of one protobuf message joined (repeated fields
- * add up, the later of a scalar wins), without the caller copying them together first. */
-int rpc_call_send_joined(struct rpc_call *call, const void *head, size_t head_len, const void *data,
-                         size_t len);
+/* One message of the n_head pieces of head (copied) then body (referenced until written, not
+ * copied; body may be NULL): encodings of one protobuf message joined (repeated fields add up,
+ * the later of a scalar wins), without the caller copying them together first. */
+int rpc_call_send_ref(struct rpc_call *call, const struct iovec *head, int n_head,
+                      struct rpc_wbuf *body);
 
 /* True while the send queue is below its high mark (1 MiB + one message by default) and the
  * queues of all the connection's calls together below theirs (16 MiB by default). */

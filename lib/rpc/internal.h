@@ -14,16 +14,21 @@
 #include "rpc/frame.h"
 #include "rpc/limits.h"
 
-/* A byte buffer shared by the queues that reference it; freed with its last reference. */
+/* A byte buffer shared by the queues that reference it; freed with its last reference. Its
+ * bytes follow it (rpc_wbuf_new), or are the caller's (rpc_wbuf_wrap: cap == len, so nothing is
+ * ever appended to them, and release gives them back). */
 struct rpc_wbuf {
     unsigned refs;
     size_t len;
     size_t cap;
-    uint8_t data[];
+    uint8_t *data;
+    rpc_wbuf_release_fn release;
+    void *release_ctx;
+    size_t data_cap; /* what release is told was allocated */
+    uint8_t inline_data[];
 };
 
 struct rpc_wbuf *rpc_wbuf_new(size_t cap);
-void rpc_wbuf_unref(struct rpc_wbuf *b);
 
 /* A slice of a wbuf, holding a reference. */
 struct rpc_seg {

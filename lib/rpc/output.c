@@ -26,17 +26,42 @@ struct rpc_wbuf *rpc_wbuf_new(size_t cap)
     struct rpc_wbuf *b = malloc(sizeof(*b) + cap);
 
     if (b) {
+        memset(b, 0, sizeof(*b));
         b->refs = 1;
-        b->len = 0;
         b->cap = cap;
+        b->data = b->inline_data;
     }
     return b;
 }
 
+struct rpc_wbuf *rpc_wbuf_wrap(uint8_t *data, size_t len, size_t cap, rpc_wbuf_release_fn release,
+                               void *ctx)
+{
+    struct rpc_wbuf *b = calloc(1, sizeof(*b));
+
+    if (b) {
+        b->refs = 1;
+        b->len = b->cap = len;
+        b->data = data;
+        b->release = release;
+        b->release_ctx = ctx;
+        b->data_cap = cap;
+    }
+    return b;
+}
+
+size_t rpc_wbuf_len(const struct rpc_wbuf *b)
+{
+    return b->len;
+}
+
 void rpc_wbuf_unref(struct rpc_wbuf *b)
 {
-    if (b && --b->refs == 0)
-        free(b);
+    if (!b || --b->refs > 0)
+        return;
+    if (b->release)
+        b->release(b->release_ctx, b->data, b->data_cap);
+    free(b);
 }
 
 /* ---- staging output ---- */

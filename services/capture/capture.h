@@ -66,6 +66,14 @@ struct capture_uplink;
 struct capture_tls_iface;
 struct capture_ifaces;
 
+/* Buffers of EPBs the store acknowledged, for the sources' next batches (pipeline.c). */
+#define CAPTURE_BLOCKS_POOL 8u
+struct capture_blocks_pool {
+    uint8_t *data[CAPTURE_BLOCKS_POOL];
+    size_t cap[CAPTURE_BLOCKS_POOL];
+    unsigned n;
+};
+
 struct capture {
     uv_loop_t *loop;
     struct capture_config cfg;
@@ -75,6 +83,7 @@ struct capture {
     struct capture_ifaces *ifaces; /* every interface described to the store (ifaces.h) */
     uv_async_t ready;              /* a capture thread has a full batch, or stopped */
     struct capture_spool *spool;
+    struct capture_blocks_pool blocks_pool;
     struct capture_uplink *uplink;
     uint64_t next_seq;
     uint32_t stream;     /* the capture stream (cfg.capture_id) batches go to now; ifaces.h */

@@ -591,6 +591,7 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < cap.n_sources; i++)
         capture_source_close(cap.sources[i]);
     capture_spool_free(&spool);
+    capture_pipeline_free_pool(&cap);
     free(cap.filter_text);
     free(cap.filter_base);
     free(cap.filter_wanted);

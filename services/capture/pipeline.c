@@ -12,6 +12,7 @@
 #include "capture/tls/iface.h"
 #include "capture/uplink.h"
 #include "netreel/v1/store.pb-c.h"
+#include "rpc/call.h"
 #include "util/log.h"
 #include "util/prog.h"
 
@@ -117,6 +118,106 @@ nomem:
     return -ENOMEM;
 }
 
+/* ---- a batch's EPBs into the spool without a copy ----
+ * A well-filled batch gives its buffer to the spool as the message's body (sent from there
+ * without a copy, rpc_call_send_ref) and takes one the store acknowledged earlier from the pool;
+ * a batch under half full is copied instead, so that the spool, which counts the body's
+ * allocation, does not fill with half-empty buffers. Once the spool is half full (the store
+ * slow or away) a taken buffer is also cut to its length (realloc, which shrinks in place), so
+ * that its bound still holds as many packets as it says. */
+
+static void blocks_release(void *ctx, uint8_t *data, size_t cap)
+{
+    struct capture *c = ctx;
+    struct capture_blocks_pool *p = &c->blocks_pool;
+
+    if (cap >= c->cfg.batch_bytes && p->n < CAPTURE_BLOCKS_POOL) {
+        p->data[p->n] = data;
+        p->cap[p->n++] = cap;
+    } else {
+        free(data);
+    }
+}
+
+void capture_pipeline_free_pool(struct capture *c)
+{
+    while (c->blocks_pool.n)
+        free(c->blocks_pool.data[--c->blocks_pool.n]);
+}
+
+/* The body of b's message; *charge is what it counts in the spool. NULL when out of memory. */
+static struct rpc_wbuf *take_blocks(struct capture *c, struct capture_batch *b, size_t *charge)
+{
+    struct nr_buf *bl = &b->blocks;
+    struct capture_blocks_pool *p = &c->blocks_pool;
+    bool tight = c->spool->bytes > c->spool->max / 2;
+    struct rpc_wbuf *w;
+    uint8_t *fresh = NULL, *taken;
+    size_t fresh_cap = bl->cap, taken_cap = bl->cap;
+
+    if (bl->len < bl->cap / 2) {
+        uint8_t *copy = malloc(bl->len);
+        if (!copy || !(w = rpc_wbuf_wrap(copy, bl->len, bl->len, blocks_release, c))) {
+            free(copy);
+            return NULL;
+        }
+        memcpy(copy, bl->data, bl->len);
+        *charge = bl->len;
+        return w;
+    }
+    for (unsigned i = 0; i < p->n; i++) {
+        if (p->cap[i] >= bl->cap) {
+            fresh = p->data[i];
+            fresh_cap = p->cap[i];
+            p->data[i] = p->data[--p->n];
+            p->cap[i] = p->cap[p->n];
+            break;
+        }
+    }
+    if (!fresh && !(fresh = malloc(fresh_cap)))
+        return NULL;
+    taken = bl->data;
+    if (tight && bl->len < bl->cap && (taken = realloc(bl->data, bl->len)) != NULL)
+        taken_cap = bl->len;
+    else
+        taken = bl->data;
+    w = rpc_wbuf_wrap(taken, bl->len, taken_cap, blocks_release, c);
+    if (!w) {
+        bl->data = taken;
+        bl->cap = taken_cap;
+        blocks_release(c, fresh, fresh_cap);
+        return NULL;
+    }
+    *charge = taken_cap;
+    bl->data = fresh;
+    bl->cap = fresh_cap;
+    bl->len = 0;
+    return w;
+}
+
+/* The head of a message whose `blocks` field (6, bytes) follows it: m packed, then that field's
+ * tag and length. */
+static uint8_t *pack_head(const Netreel__V1__PacketBatch *m, size_t blocks_len, size_t *len)
+{
+    size_t n = netreel__v1__packet_batch__get_packed_size(m);
+    uint8_t *p = malloc(n + 1 + 10);
+    size_t at;
+
+    if (!p)
+        return NULL;
+    at = netreel__v1__packet_batch__pack(m, p);
+    if (blocks_len) {
+        p[at++] = 6 << 3 | 2;
+        for (uint64_t v = blocks_len;; v >>= 7) {
+            p[at++] = (uint8_t)(v & 0x7f) | (v >= 0x80 ? 0x80 : 0);
+            if (v < 0x80)
+                break;
+        }
+    }
+    *len = at;
+    return p;
+}
+
 /* Encodes and spools one batch (b may be NULL: an empty one). */
 static void spool_batch(struct capture *cap, struct capture_batch *b)
 {
@@ -128,8 +229,9 @@ static void spool_batch(struct capture *cap, struct capture_batch *b)
     bool with_pods;
     uint32_t packets = b ? b->packets : 0;
     uint8_t *bytes = NULL;
+    struct rpc_wbuf *body = NULL;
     const char *keylog = NULL;
-    size_t len, keylog_len = 0;
+    size_t len, keylog_len = 0, charge = 0, blocks_len = 0;
 
     /* Old streams' tables go once the spool holds none of their batches. */
     capture_ifaces_release(cap, cap->spool->head ? cap->spool->head->stream : cap->stream);
@@ -165,8 +267,7 @@ static void spool_batch(struct capture *cap, struct capture_batch *b)
         m.pods = podp;
     }
     if (b) {
-        m.blocks.data = b->blocks.data;
-        m.blocks.len = b->blocks.len;
+        blocks_len = b->blocks.len; /* not in m: they follow the head as its body */
         m.packet_count = b->packets;
         m.first_ts_ns = b->first_ts_ns;
         m.last_ts_ns = b->last_ts_ns;
@@ -180,17 +281,15 @@ static void spool_batch(struct capture *cap, struct capture_batch *b)
     capture_pipeline_counters(cap, &cc.received, &cc.kernel_dropped, &cc.interface_dropped,
                               &cc.capture_dropped);
     m.counters = &cc;
-    len = netreel__v1__packet_batch__get_packed_size(&m);
-    bytes = malloc(len ? len : 1);
-    if (!bytes)
+    bytes = pack_head(&m, blocks_len, &len);
+    if (!bytes || (blocks_len && !(body = take_blocks(cap, b, &charge))))
         goto dropped;
-    netreel__v1__packet_batch__pack(&m, bytes);
     meta.seq = m.seq;
     meta.packets = packets;
     meta.interfaces = n_ifaces;
     meta.stream = cap->stream;
     meta.carries_pods = with_pods;
-    if (capture_spool_push(cap->spool, bytes, len, &meta) != 0)
+    if (capture_spool_push(cap->spool, bytes, len, body, charge, &meta) != 0)
         goto dropped;
     cap->next_seq++;
     cap->c.batches++;
@@ -209,6 +308,7 @@ dropped:
                 (unsigned long long)cap->c.spool_dropped_batches, cap->spool->bytes);
     cap->c.spool_dropped += packets;
     free(bytes);
+    rpc_wbuf_unref(body);
     free(pods);
     free(podp);
 }

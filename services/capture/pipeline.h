@@ -28,6 +28,9 @@ int capture_pipeline_interfaces(const struct capture *cap, uint32_t stream, uint
 /* Names a new capture stream: cfg->capture_id = "NODE@<now in ns>". */
 void capture_pipeline_name_stream(struct capture_config *cfg);
 
+/* Frees the buffers of EPBs kept for reuse (after the spool is freed and the loop ended). */
+void capture_pipeline_free_pool(struct capture *cap);
+
 /* Queues an empty batch (counters, and the pod set when it changed). */
 void capture_pipeline_heartbeat(struct capture *cap);
 

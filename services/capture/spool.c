@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "rpc/call.h"
+
 void capture_spool_init(struct capture_spool *sp, size_t max)
 {
     sp->head = sp->tail = sp->cursor = NULL;
@@ -14,9 +16,10 @@ void capture_spool_init(struct capture_spool *sp, size_t max)
 
 static void entry_free(struct capture_spool *sp, struct capture_spool_entry *e)
 {
-    sp->bytes -= e->len;
+    sp->bytes -= e->charge;
     sp->entries--;
     free(e->bytes);
+    rpc_wbuf_unref(e->body);
     free(e);
 }
 
@@ -30,12 +33,13 @@ void capture_spool_free(struct capture_spool *sp)
     sp->tail = sp->cursor = NULL;
 }
 
-int capture_spool_push(struct capture_spool *sp, uint8_t *bytes, size_t len,
-                       const struct capture_spool_entry *meta)
+int capture_spool_push(struct capture_spool *sp, uint8_t *bytes, size_t len, struct rpc_wbuf *body,
+                       size_t body_cap, const struct capture_spool_entry *meta)
 {
     struct capture_spool_entry *e;
+    size_t charge = len + (body ? body_cap : 0);
 
-    if (len > sp->max || sp->bytes > sp->max - len)
+    if (charge < len || charge > sp->max || sp->bytes > sp->max - charge)
         return -ENOSPC;
     e = calloc(1, sizeof(*e));
     if (!e)
@@ -44,6 +48,8 @@ int capture_spool_push(struct capture_spool *sp, uint8_t *bytes, size_t len,
     e->next = NULL;
     e->bytes = bytes;
     e->len = len;
+    e->body = body;
+    e->charge = charge;
     if (sp->tail)
         sp->tail->next = e;
     else
@@ -51,7 +57,7 @@ int capture_spool_push(struct capture_spool *sp, uint8_t *bytes, size_t len,
     sp->tail = e;
     if (!sp->cursor)
         sp->cursor = e;
-    sp->bytes += len;
+    sp->bytes += charge;
     sp->entries++;
     return 0;
 }

@@ -9,11 +9,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct rpc_wbuf;
+
 struct capture_spool_entry {
     struct capture_spool_entry *next;
     uint64_t seq;
-    uint8_t *bytes; /* the encoded PacketBatch, without its interfaces */
+    /* The encoded PacketBatch, without its interfaces: bytes, then body (the EPBs of its
+     * `blocks` field, sent without a copy; NULL without packets). */
+    uint8_t *bytes;
     size_t len;
+    struct rpc_wbuf *body;
+    size_t charge; /* what it counts against the bound: len and the body's allocation */
     uint32_t packets;
     uint32_t interfaces; /* the capture's interfaces 0..interfaces-1 it needs the store to know */
     uint32_t stream;     /* the capture stream (capture_id) it belongs to: one per Ingest call */
@@ -30,10 +36,10 @@ void capture_spool_init(struct capture_spool *sp, size_t max);
 void capture_spool_free(struct capture_spool *sp);
 
 /* Appends an entry like `meta` (its seq, packets, interfaces, stream, carries_pods), taking
- * `bytes` (malloc'ed) on success. Returns 0, or -ENOSPC when it does not fit (bytes stays the
- * caller's), or -ENOMEM. */
-int capture_spool_push(struct capture_spool *sp, uint8_t *bytes, size_t len,
-                       const struct capture_spool_entry *meta);
+ * `bytes` (malloc'ed) and the reference to `body` (may be NULL; body_cap bytes allocated) on
+ * success. Returns 0, or -ENOSPC when it does not fit (both stay the caller's), or -ENOMEM. */
+int capture_spool_push(struct capture_spool *sp, uint8_t *bytes, size_t len, struct rpc_wbuf *body,
+                       size_t body_cap, const struct capture_spool_entry *meta);
 
 /* Frees every entry with seq <= `seq`; returns how many. */
 size_t capture_spool_ack(struct capture_spool *sp, uint64_t seq);

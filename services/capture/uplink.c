@@ -75,7 +75,10 @@ static void send_spool(struct capture_uplink *up)
                     e->seq);
             break; /* the next batch or heartbeat tries again */
         }
-        rc = rpc_call_send_joined(up->call, ifs, ifs_len, e->bytes, e->len);
+        {
+            struct iovec head[2] = {{ifs, ifs_len}, {e->bytes, e->len}};
+            rc = rpc_call_send_ref(up->call, head, 2, e->body);
+        }
         free(ifs);
         capture_spool_next(sp);
         if (rc != 0)

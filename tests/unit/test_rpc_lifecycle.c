@@ -1,13 +1,14 @@
 /* lib/rpc server and client in one loop: the lifetimes and orderings that a service relies on —
  * closing from callbacks and timers, calls that wait for a stream slot keeping their deadline
  * and cancellation, first-come first-started, a server closed by its own handler, a channel
- * that reconnects. */
+ * that reconnects, a message whose body is sent from the caller's buffer without a copy. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
@@ -57,7 +58,37 @@ static void flood_writable(struct rpc_call *call, void *user)
     rpc_server_close(flood_server, NULL, NULL);
 }
 
+/* Ref: "HEAD:" copied, then REF_LEN bytes of i % 251 from a buffer of its own (referenced). */
+#define REF_LEN ((300u << 10) + 7) /* more than one DATA frame */
+static int ref_released;
+static size_t ref_released_cap;
+
+static void ref_release(void *ctx, uint8_t *data, size_t cap)
+{
+    ref_released++;
+    ref_released_cap = cap;
+    free(data);
+}
+
+static void ref_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *user)
+{
+    uint8_t *body = malloc(REF_LEN + 100);
+    struct iovec head = {"HEAD:", 5};
+    struct rpc_wbuf *w;
+
+    assert_non_null(body);
+    for (size_t i = 0; i < REF_LEN; i++)
+        body[i] = (uint8_t)(i % 251);
+    w = rpc_wbuf_wrap(body, REF_LEN, REF_LEN + 100, ref_release, NULL);
+    assert_non_null(w);
+    assert_int_equal(rpc_call_send_ref(call, &head, 1, w), 0);
+    rpc_wbuf_unref(w); /* the queue holds its own reference */
+    assert_int_equal(ref_released, 0);
+    rpc_call_finish(call, RPC_OK, NULL);
+}
+
 static const struct rpc_call_cbs echo_cbs = {.on_message = echo_message};
+static const struct rpc_call_cbs ref_cbs = {.on_message = ref_message};
 static const struct rpc_call_cbs hold_cbs = {.on_message = hold_message, .on_done = hold_done};
 static const struct rpc_call_cbs flood_cbs = {.on_message = flood_message,
                                               .on_writable = flood_writable};
@@ -72,6 +103,7 @@ static const struct rpc_method methods[] = {
     {"/t.T/Echo", RPC_SHAPE_UNARY, start_with, (void *)&echo_cbs, 0, NULL},
     {"/t.T/Hold", RPC_SHAPE_SERVER_STREAM, start_with, (void *)&hold_cbs, 0, NULL},
     {"/t.T/Flood", RPC_SHAPE_SERVER_STREAM, start_with, (void *)&flood_cbs, 0, NULL},
+    {"/t.T/Ref", RPC_SHAPE_UNARY, start_with, (void *)&ref_cbs, 0, NULL},
 };
 
 /* ---- client side bookkeeping ---- */
@@ -415,6 +447,51 @@ static void test_channel_reconnects(void **state)
     assert_int_equal(closes, 2);
 }
 
+/* ---- 6: a body sent from the caller's buffer arrives whole, and goes back once ---- */
+
+static size_t ref_got_len;
+static bool ref_got_ok;
+
+static void ref_client_message(struct rpc_call *c, const uint8_t *msg, size_t len, void *user)
+{
+    ref_got_len = len;
+    ref_got_ok = len == 5 + REF_LEN && memcmp(msg, "HEAD:", 5) == 0;
+    for (size_t i = 0; ref_got_ok && i < REF_LEN; i++)
+        ref_got_ok = msg[5 + i] == (uint8_t)(i % 251);
+}
+
+static void ref_client_done(struct rpc_call *c, int code, const char *message, void *user)
+{
+    struct result *r = user;
+
+    r->done = true;
+    r->code = code;
+    rpc_channel_close(channel, closed, NULL);
+    rpc_server_close(server, closed, NULL);
+}
+
+static void test_send_ref_without_copy(void **state)
+{
+    static const struct rpc_call_cbs cbs = {.on_message = ref_client_message,
+                                            .on_done = ref_client_done};
+    struct rpc_call_opts opts = {.path = "/t.T/Ref", .shape = RPC_SHAPE_UNARY};
+    struct result r = {0};
+    struct rpc_call *c;
+
+    setup_pair(100, &server);
+    c = rpc_channel_call(channel, &opts, &cbs, &r);
+    assert_non_null(c);
+    assert_int_equal(rpc_call_send_raw(c, "go", 2), 0);
+    assert_int_equal(rpc_call_close_send(c), 0);
+    run_loop();
+    assert_true(r.done);
+    assert_int_equal(r.code, RPC_OK);
+    assert_int_equal(ref_got_len, 5 + REF_LEN);
+    assert_true(ref_got_ok);
+    assert_int_equal(ref_released, 1); /* once written, given back exactly once */
+    assert_int_equal(ref_released_cap, REF_LEN + 100);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -423,6 +500,7 @@ int main(void)
         cmocka_unit_test(test_calls_start_first_come_first_started),
         cmocka_unit_test(test_server_closed_from_on_writable),
         cmocka_unit_test(test_channel_reconnects),
+        cmocka_unit_test(test_send_ref_without_copy),
     };
     int rv = cmocka_run_group_tests(tests, NULL, NULL);
 
