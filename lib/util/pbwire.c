@@ -18,13 +18,14 @@ static int varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *v)
     return -1;
 }
 
-int nr_pb_field_len(const uint8_t *msg, size_t len, uint32_t field, size_t *flen)
+int nr_pb_field_find(const uint8_t *msg, size_t len, uint32_t field, struct nr_pb_field *f)
 {
     size_t pos = 0;
     int found = 0;
 
     while (pos < len) {
         uint64_t key, n;
+        size_t start = pos;
         if (varint(msg, len, &pos, &key) != 0 || key >> 3 == 0)
             return -1;
         switch (key & 7) {
@@ -44,8 +45,10 @@ int nr_pb_field_len(const uint8_t *msg, size_t len, uint32_t field, size_t *flen
             if (varint(msg, len, &pos, &n) != 0 || n > len - pos)
                 return -1;
             if (key >> 3 == field) {
-                *flen = (size_t)n;
-                found = 1;
+                f->start = start;
+                f->value = pos;
+                f->len = (size_t)n;
+                found++;
             }
             pos += (size_t)n;
             break;
@@ -53,6 +56,16 @@ int nr_pb_field_len(const uint8_t *msg, size_t len, uint32_t field, size_t *flen
         }
     }
     return found;
+}
+
+int nr_pb_field_len(const uint8_t *msg, size_t len, uint32_t field, size_t *flen)
+{
+    struct nr_pb_field f;
+    int n = nr_pb_field_find(msg, len, field, &f);
+
+    if (n > 0)
+        *flen = f.len;
+    return n > 0 ? 1 : n;
 }
 
 bool nr_pb_string_has_nul(const uint8_t *msg, size_t len, uint32_t field, const char *str)

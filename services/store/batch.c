@@ -9,6 +9,50 @@
 #include <string.h>
 
 #include "util/error.h"
+#include "util/pbwire.h"
+
+#define BLOCKS_FIELD 6 /* PacketBatch.blocks */
+
+Netreel__V1__PacketBatch *store_batch_unpack(const uint8_t *msg, size_t len)
+{
+    struct nr_pb_field f;
+    Netreel__V1__PacketBatch *b;
+    uint8_t *rest;
+    size_t end, rest_len;
+
+    /* The usual way for anything but one non-empty blocks field (several: the last wins, which
+     * protobuf-c knows how to do). */
+    if (nr_pb_field_find(msg, len, BLOCKS_FIELD, &f) != 1 || f.len == 0)
+        return netreel__v1__packet_batch__unpack(NULL, len, msg);
+    end = f.value + f.len;
+    rest_len = len - (end - f.start);
+    rest = malloc(rest_len ? rest_len : 1);
+    if (!rest)
+        return NULL;
+    memcpy(rest, msg, f.start);
+    memcpy(rest + f.start, msg + end, len - end);
+    b = netreel__v1__packet_batch__unpack(NULL, rest_len, rest);
+    free(rest);
+    if (b) {
+        b->blocks.data = (uint8_t *)msg + f.value;
+        b->blocks.len = f.len;
+    }
+    return b;
+}
+
+void store_batch_free(Netreel__V1__PacketBatch *b, const uint8_t *msg, size_t len)
+{
+    uintptr_t p, m = (uintptr_t)msg;
+
+    if (!b)
+        return;
+    p = (uintptr_t)b->blocks.data;
+    if (b->blocks.data && p >= m && p < m + len) { /* in msg: not protobuf-c's to free */
+        b->blocks.data = NULL;
+        b->blocks.len = 0;
+    }
+    netreel__v1__packet_batch__free_unpacked(b, NULL);
+}
 
 /* A name we put in files and logs: 1..max bytes, no control characters. */
 static bool name_ok(const char *s, size_t max)

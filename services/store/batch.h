@@ -26,6 +26,12 @@ int store_batch_check(const struct store_config *cfg, const struct store_stream 
                       const Netreel__V1__PacketBatch *b, int64_t now_ns, struct store_iface *ifaces,
                       uint32_t *n_ifaces, struct pcapng_batch_info *info, char *err, size_t errlen);
 
+/* Unpacks a PacketBatch with its `blocks` left in msg, not copied (msg must outlive the batch);
+ * free it with store_batch_free(b, msg, len). NULL when msg is not a PacketBatch or out of
+ * memory. */
+Netreel__V1__PacketBatch *store_batch_unpack(const uint8_t *msg, size_t len);
+void store_batch_free(Netreel__V1__PacketBatch *b, const uint8_t *msg, size_t len);
+
 /* A capture id the store accepts: 1..255 printable ASCII bytes without spaces. */
 int store_batch_check_id(const char *capture_id);
 

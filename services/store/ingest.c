@@ -517,7 +517,7 @@ static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
 
     if (ig->finished)
         return;
-    b = netreel__v1__packet_batch__unpack(NULL, len, msg);
+    b = store_batch_unpack(msg, len);
     if (!b) {
         ig->s->batches_refused++;
         finish(ig, RPC_INVALID_ARGUMENT, "cannot parse PacketBatch (%zu bytes)", len);
@@ -526,7 +526,7 @@ static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
     code = handle(ig, b, err, sizeof(err));
     if (code != RPC_OK)
         finish(ig, code, "batch seq %llu: %s", (unsigned long long)b->seq, err);
-    netreel__v1__packet_batch__free_unpacked(b, NULL);
+    store_batch_free(b, msg, len);
 }
 
 static void on_half_close(struct rpc_call *call, void *user)

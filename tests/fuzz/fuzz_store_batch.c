@@ -1,6 +1,7 @@
 /* libFuzzer target for what netreel-store does with an Ingest message before any byte reaches
- * disk (services/store/batch.c): unpack a PacketBatch, check it against the stream it belongs
- * to, build its pod set. A batch it accepts holds nothing but whole EPBs of known interfaces,
+ * disk (services/store/batch.c): unpack a PacketBatch (its blocks left in place: the same
+ * message protobuf-c's own unpack gives), check it against the stream it belongs to, build its
+ * pod set. A batch it accepts holds nothing but whole EPBs of known interfaces,
  * within their snaplens and the time window, as many and as early and late as it claims; the
  * stream's interfaces only grow; sent again on the stream it built, it is accepted the same.
  * Input: one flags byte (bit 0: the stream already knows two interfaces; bit 1: make the
@@ -160,7 +161,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         verbose = getenv("FUZZ_VERBOSE") != NULL;
     if (size < 1)
         return 0;
-    b = netreel__v1__packet_batch__unpack(NULL, size - 1, data + 1);
+    /* The store's unpack, blocks left in place, is protobuf-c's to the byte. */
+    b = store_batch_unpack(data + 1, size - 1);
+    {
+        Netreel__V1__PacketBatch *ref = netreel__v1__packet_batch__unpack(NULL, size - 1, data + 1);
+        CHECK((b == NULL) == (ref == NULL));
+        if (b) {
+            size_t n = netreel__v1__packet_batch__get_packed_size(b);
+            uint8_t *x = malloc(n + 1), *y = malloc(n + 1);
+            CHECK(x && y && netreel__v1__packet_batch__get_packed_size(ref) == n);
+            netreel__v1__packet_batch__pack(b, x);
+            netreel__v1__packet_batch__pack(ref, y);
+            CHECK(memcmp(x, y, n) == 0);
+            free(x);
+            free(y);
+        }
+        netreel__v1__packet_batch__free_unpacked(ref, NULL);
+    }
     if (!b)
         return 0;
     if (data[0] & 1) {
@@ -183,6 +200,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                   b->interfaces[0]->id > (st ? st->n_ifaces : 0)));
         CHECK(err[0] != '\0' && strchr(err, '\n') == NULL && strlen(err) < sizeof(err));
     }
-    netreel__v1__packet_batch__free_unpacked(b, NULL);
+    store_batch_free(b, data + 1, size - 1);
     return 0;
 }
