@@ -37,14 +37,16 @@ wait_for() { # wait_for FILE PATTERN PID WHAT: until FILE holds PATTERN, while P
     die "$4 did not start: $(cat "$1")"
 }
 
-# netreel_start DATA_DIR CAPTURE_ARGS...: a netreel-store on DATA_DIR and a netreel-capture
-# streaming to it, both in namespace A; sets spid, cpid and mport (the capture's metrics port).
+# netreel_start DATA_DIR CAPTURE_ARGS...: a netreel-store on DATA_DIR (with store_args, if set)
+# and a netreel-capture streaming to it, both in namespace A; sets spid, cpid and mport (the
+# capture's metrics port).
 netreel_start() {
     local data=$1
     shift
     # ip netns exec itself in the background (not inA: $! would be a subshell's pid)
     ip netns exec "$nsa" "$store_bin" --listen "127.0.0.1:$store_port" --metrics-listen off --data-dir "$data" \
-        --max-size 40GB --max-time 0 --node bench 2>"$work/store.err" &
+        --max-size "${store_max_size:-40GB}" --max-time 0 --node bench ${store_args[@]+"${store_args[@]}"} \
+        2>"$work/store.err" &
     spid=$!
     pids+=("$spid")
     wait_for "$work/store.err" "msg=serving" "$spid" netreel-store
