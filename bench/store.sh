@@ -92,7 +92,10 @@ wait "$store_pid" || die "netreel-store exited with status $? after SIGTERM"
 rm -rf "$work/data0"
 sync
 start_store "$work/data"
+cached() { awk '/^Cached:/ { print int($2 / 1024) }' /proc/meminfo; }
+cached0=$(cached)
 ingest
+cache_grew=$(($(cached) - cached0))
 
 # ---- dd of the same bytes onto the same disk ----------------------------------------------------
 mapfile -t segs < <(ls "$work"/data/*/*.pcapng)
@@ -136,3 +139,4 @@ awk -v b="$bytes" -v p="$packets" -v is="$ingest_s" -v zs="$strict_s" -v db="$dd
     printf "%-34s %10.1f %12.0f %10s\n", "mergecap, " n " segments", b / ms / 1e6, p / ms, "1.000"
     printf "%-34s %10.1f %12.0f %10.3f\n", "store snapshot (k-way merge)", b / ss / 1e6, p / ss, ms / ss
 }'
+echo "the page cache grew by $cache_grew MiB during the ingest of $((bytes / 1000000)) MB (the segments are written around it)"

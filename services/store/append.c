@@ -184,10 +184,10 @@ int store_append_prepare(struct store_append *a, struct store_stage *stage, uint
     return 0;
 }
 
-int store_append_flush(bool direct, int fd, const uint8_t *buf, uint64_t off, size_t len)
+int store_append_flush(bool direct, int fd, const struct iovec *iov, int n, uint64_t off,
+                       size_t len)
 {
-    struct iovec iov = {(void *)buf, len};
-    int rc = store_pwritev_all(fd, &iov, 1, off);
+    int rc = store_pwritev_all(fd, iov, n, off);
 
     if (rc == 0 && !direct) /* the writeback hint, as buffered_write */
         (void)sync_file_range(fd, (off64_t)off, (off64_t)len, SYNC_FILE_RANGE_WRITE);

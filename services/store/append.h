@@ -56,8 +56,10 @@ void store_append_commit(struct store_append *a, const struct store_stage *stage
  * is on disk. If the write then fails, the file is cut back and not appended to again. */
 int store_append_prepare(struct store_append *a, struct store_stage *stage, uint64_t size,
                          const struct iovec *iov, int n, size_t len, uint64_t *off, size_t *wlen);
-/* The write of a prepared stage; on any thread. Returns 0 or a negative errno. */
-int store_append_flush(bool direct, int fd, const uint8_t *buf, uint64_t off, size_t len);
+/* The write of prepared stages (n pieces, at most 8, len bytes in all, contiguous in the file
+ * from off); on any thread. Returns 0 or a negative errno. */
+int store_append_flush(bool direct, int fd, const struct iovec *iov, int n, uint64_t off,
+                       size_t len);
 /* What a stage needs at most for an append of len bytes. */
 #define STORE_APPEND_STAGE_NEED(len) ((size_t)(len) + 4u * STORE_APPEND_ALIGN)
 

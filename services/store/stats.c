@@ -159,6 +159,10 @@ int store_metrics_write(const struct store *s, struct nr_buf *b)
                           "Times taking in a batch waited for the disk (every stage buffer "
                           "in flight).");
         nr_metrics_u64(&m, NULL, wc.waits);
+        nr_metrics_family(&m, "netreel_store_writes_grouped_total", NR_METRICS_COUNTER,
+                          "Batch writes made together with the one queued before them (one "
+                          "write to the device for several batches).");
+        nr_metrics_u64(&m, NULL, wc.grouped);
     }
     nr_metrics_family(&m, "netreel_store_snapshots_active", NR_METRICS_GAUGE,
                       "Snapshots being served.");

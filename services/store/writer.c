@@ -12,30 +12,56 @@
 #include "store/store.h"
 #include "util/log.h"
 
-static void make(struct store_write *w)
+/* At most this many queued writes of one segment go to the device as one (writer.h). */
+#define GROUP_MAX 8
+
+/* b follows a in the same files and its bytes start within or right after a's: b's first block
+ * (with direct I/O) holds a's last bytes, so a's write may stop where b's begins. */
+static bool joins(const struct store_write *a, const struct store_write *b)
 {
-    struct iovec riov = {w->rec, w->rec_len};
+    return b && a->seg && b->seg == a->seg && b->fd == a->fd && b->direct == a->direct &&
+           b->off >= a->off && b->off <= a->off + a->len && b->off + b->len >= a->off + a->len &&
+           b->idx_off == a->idx_off + a->rec_len;
+}
+
+/* Makes the n writes of g (joined, in order) as one write of the data and one of their index
+ * records: the device takes a few large writes faster than many small ones. */
+static void make(struct store_write **g, int n)
+{
+    struct store_write *w = g[0];
     struct store_segment *seg = w->seg;
+    struct iovec data[GROUP_MAX], recs[GROUP_MAX];
+    size_t len = 0;
+    int rc;
 
     if (!seg) {
         w->rc = 0;
         return;
     }
+    for (int i = 0; i < n; i++) {
+        /* Each stage up to where the next one starts; the last whole. */
+        size_t part = i + 1 < n ? (size_t)(g[i + 1]->off - g[i]->off) : g[i]->len;
+        data[i] = (struct iovec){g[i]->stage.buf, part};
+        recs[i] = (struct iovec){g[i]->rec, g[i]->rec_len};
+        len += part;
+    }
     /* Only this thread reads or sets w_broken while writes of the segment are queued. */
     if (seg->w_broken) {
-        w->rc = -ECANCELED;
-        return;
+        rc = -ECANCELED;
+    } else {
+        rc = store_append_flush(w->direct, w->fd, data, n, w->off, len);
+        if (rc == 0)
+            rc = store_pwritev_all(w->idx_fd, recs, n, w->idx_off);
+        if (rc != 0) {
+            seg->w_broken = true;
+            if (ftruncate(w->fd, (off_t)w->cut_data) != 0 ||
+                ftruncate(w->idx_fd, (off_t)w->idx_off) != 0)
+                NR_ERROR("cannot cut a failed write back", "segment=%s err=\"%s\"", seg->path,
+                         strerror(errno));
+        }
     }
-    w->rc = store_append_flush(w->direct, w->fd, w->stage.buf, w->off, w->len);
-    if (w->rc == 0)
-        w->rc = store_pwritev_all(w->idx_fd, &riov, 1, w->idx_off);
-    if (w->rc != 0) {
-        seg->w_broken = true;
-        if (ftruncate(w->fd, (off_t)w->cut_data) != 0 ||
-            ftruncate(w->idx_fd, (off_t)w->idx_off) != 0)
-            NR_ERROR("cannot cut a failed write back", "segment=%s err=\"%s\"", seg->path,
-                     strerror(errno));
-    }
+    for (int i = 0; i < n; i++)
+        g[i]->rc = rc;
 }
 
 /* Under the lock: the stage goes back to the pool (or away when grown for a large batch). */
@@ -59,29 +85,38 @@ static void *writer_main(void *arg)
 
     pthread_mutex_lock(&wr->lock);
     for (;;) {
-        struct store_write *w;
+        struct store_write *g[GROUP_MAX];
+        int n = 0;
 
         while (!wr->head && !wr->stop)
             pthread_cond_wait(&wr->work, &wr->lock);
         if (!wr->head)
             break;
-        w = wr->head;
-        wr->head = w->next;
-        if (!wr->head)
-            wr->tail = NULL;
-        w->next = NULL;
+        /* The head, and the writes queued behind it that join it. */
+        do {
+            struct store_write *w = wr->head;
+            wr->head = w->next;
+            if (!wr->head)
+                wr->tail = NULL;
+            w->next = NULL;
+            g[n++] = w;
+        } while (n < GROUP_MAX && joins(g[n - 1], wr->head));
+        if (n > 1)
+            wr->grouped += (uint64_t)n - 1;
         wr->busy = true;
         pthread_mutex_unlock(&wr->lock);
 
-        make(w);
+        make(g, n);
 
         pthread_mutex_lock(&wr->lock);
-        give_back(wr, w);
-        if (wr->done_tail)
-            wr->done_tail->next = w;
-        else
-            wr->done_head = w;
-        wr->done_tail = w;
+        for (int i = 0; i < n; i++) {
+            give_back(wr, g[i]);
+            if (wr->done_tail)
+                wr->done_tail->next = g[i];
+            else
+                wr->done_head = g[i];
+            wr->done_tail = g[i];
+        }
         wr->busy = false;
         pthread_cond_broadcast(&wr->room);
         uv_async_send(&wr->async);
@@ -212,7 +247,7 @@ void store_writer_queue(struct store *s, struct store_write *w)
     }
     wr->queued++;
     if (!wr->started) {
-        make(w);
+        make(&w, 1);
         finish(s, w);
         return;
     }
@@ -243,6 +278,9 @@ void store_writer_counters(const struct store *s, struct store_writer_counters *
 {
     c->queued = s->writer.queued;
     c->waits = s->writer.waits;
+    pthread_mutex_lock((pthread_mutex_t *)&s->writer.lock);
+    c->grouped = s->writer.grouped;
+    pthread_mutex_unlock((pthread_mutex_t *)&s->writer.lock);
 }
 
 void store_writer_free(struct store *s)

@@ -12,6 +12,11 @@
  * on the loop after store_writer_drain(), as before the writer existed. The loop waits only when
  * every stage buffer is in flight: memory stays at STORE_WRITER_STAGES buffers.
  *
+ * The thread makes the writes queued behind one another in the same segment's files as one write
+ * each of the data and the index (up to 8: with direct I/O each stage starts with the block
+ * the one before ends in, so each but the last is cut where the next begins): under load the
+ * device takes a few large writes rather than many small ones.
+ *
  * Without the thread (not started: unit tests, or pthread_create failed) a queued write is made
  * and done at once, on the loop. */
 #ifndef NR_STORE_WRITER_H
@@ -78,6 +83,7 @@ struct store_writer {
     unsigned in_flight; /* stages taken and not yet given back (at most STORE_WRITER_STAGES) */
     unsigned queued; /* writes queued or being written (the loop's count) */
     uint64_t waits; /* times the loop waited for a stage (the loop's count) */
+    uint64_t grouped; /* writes made as part of the one before them (under the lock) */
 };
 
 /* Starts the thread on s->loop. Returns 0 or a negative errno (the store then writes on its
@@ -99,6 +105,7 @@ void store_writer_drain(struct store *s);
 struct store_writer_counters {
     uint64_t queued; /* writes queued and not yet done */
     uint64_t waits;  /* times the loop waited for a stage */
+    uint64_t grouped; /* writes made together with the one before them */
 };
 void store_writer_counters(const struct store *s, struct store_writer_counters *c);
 

@@ -293,12 +293,14 @@ def run_power(store_bins, store_pb, store_client, stores, tmp_path, shim, varian
             "--node", "node-a", "--data-dir", data, "--sync-interval", f"{int(interval_s * 1000)}ms",
             "--time-interval", "1s"]
     store = sh.StoreProc(argv, data, tmp_path / "store.stderr", env=env)
-    store.wait_serving()
-    t0 = (sh.now_ns() // 10**9 - 120) * 10**9
-    client = Client(store_client(store), store_pb, t0)
-    client.start()
-    time.sleep(run_s)  # several segments, closed ones and the active one
-    store.kill9()
+    try:
+        store.wait_serving()
+        t0 = (sh.now_ns() // 10**9 - 120) * 10**9
+        client = Client(store_client(store), store_pb, t0)
+        client.start()
+        time.sleep(run_s)  # several segments, closed ones and the active one
+    finally:
+        store.kill9()  # the power goes (and never is a store left behind)
     killed = time.time_ns()
     client.stop.set()
     client.join(30)

@@ -5,7 +5,8 @@
   * two capture streams with interleaved timestamps merge into one non-decreasing stream;
   * a stock grpcio client: Snapshot (chunks <= 1 MiB), Stats consistent with what was fed,
     grpc.health.v1 Check;
-  * a resend of batches already written is acked and not stored twice.
+  * a resend of batches already written is acked and not stored twice;
+  * on a slow disk, batches queued together are written as one, and still byte-exact.
 """
 
 import threading
@@ -237,3 +238,61 @@ def test_interfaces_extended_and_pod_names_reach_files_and_snapshots(stores, sto
     f = parsed[out]
     assert [i.name for i in f.interfaces] == ["node-p/eth0", "node-p/eth1"]
     assert {"kube-system/dns", "default/api"} <= {n for _, n in f.names}
+
+
+SLOW_WRITES = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+/* A slow disk: every data write of more than a block takes 20 ms more. */
+ssize_t pwritev(int fd, const struct iovec *iov, int n, off_t off)
+{
+    ssize_t (*real)(int, const struct iovec *, int, off_t) =
+        (ssize_t (*)(int, const struct iovec *, int, off_t))dlsym(RTLD_NEXT, "pwritev");
+    size_t len = 0;
+    for (int i = 0; i < n; i++)
+        len += iov[i].iov_len;
+    if (len > 4096)
+        usleep(20000);
+    return real(fd, iov, n, off);
+}
+ssize_t pwritev64(int fd, const struct iovec *iov, int n, off_t off) { return pwritev(fd, iov, n, off); }
+"""
+
+
+def test_writes_queued_together_reach_the_disk_as_one_and_whole(store_bins, feeder, snapshot_tool,
+                                                                tmp_path):
+    # On a slow disk the batches queue behind the one being written; the writer makes the ones
+    # of a segment queued together one write (and their index records another). What is on the
+    # disk and in a snapshot is still exactly what was sent.
+    shim = sh.build_shim(tmp_path, "slow", SLOW_WRITES)
+    data = tmp_path / "data"
+    argv = [store_bins.store, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+            "--node", "node-a", "--data-dir", data, "--max-size", "64MiB"]
+    store = sh.StoreProc(argv, data, tmp_path / "store.stderr", env=sh.shim_env(shim))
+    try:
+        store.wait_serving()
+        n = 20000
+        t0, step = ts_base(), 1000
+        dump = tmp_path / "sent.pcapng"
+        fed = feeder(store, "--packets", n, "--ts-start", t0, "--ts-step", step,
+                     "--batch-bytes", "64KiB", "--dump", dump, capture_id="grouped")
+        assert fed["packets"] == n and fed["batches"] > 50, fed
+        _, body, _ = sh.scrape(store)
+        grouped = sh.metric_value(body, "netreel_store_writes_grouped_total")
+        assert grouped > 0, "no writes were grouped although they queued behind a slow disk"
+        sent = [p.key() for p in sh.read_pcapng(dump).packets]
+        on_disk = []
+        for seg in sh.segment_files(data):
+            on_disk += sh.read_pcapng(seg).keys()
+        assert on_disk == sent, "the segment files do not hold what was sent"
+        snap = snapshot_tool(store, tmp_path / "snap.pcapng")
+        assert snap["packets"] == n, snap
+        assert sh.read_pcapng(tmp_path / "snap.pcapng").keys() == sent
+    finally:
+        problems = store.stop()
+    assert not problems, problems
+    problems, _ = sh.wireshark_check(sh.segment_files(data))
+    assert not problems, problems

@@ -72,7 +72,11 @@ class Logged:
         argv = [store_bins.store, "--listen", "127.0.0.1:0", "--metrics-listen", "off",
                 "--node", "node-a", "--data-dir", self.data, *extra]
         self.store = sh.StoreProc(argv, self.data, tmp_path / "store.stderr", env=env)
-        self.store.wait_serving()
+        try:
+            self.store.wait_serving()
+        except BaseException:
+            self.store.kill9()  # never left behind
+            raise
 
     def syncs(self, suffix=".pcapng"):
         """[(ns, path)] of the fdatasyncs of files ending in suffix, in order."""
