@@ -421,6 +421,32 @@ def build_shim(tmp_path, name, source):
     return so
 
 
+# C for an LD_PRELOAD shim that watches open(): the shim defines
+#   static int opened(const char *sym, const char *path, int flags, va_list ap)
+# (sym: the real function to call, "open" or "open64") and appends this.
+OPEN_WRAPPERS = r"""
+int open(const char *path, int flags, ...)
+{
+    va_list ap;
+    int rc;
+    va_start(ap, flags);
+    rc = opened("open", path, flags, ap);
+    va_end(ap);
+    return rc;
+}
+
+int open64(const char *path, int flags, ...)
+{
+    va_list ap;
+    int rc;
+    va_start(ap, flags);
+    rc = opened("open64", path, flags, ap);
+    va_end(ap);
+    return rc;
+}
+"""
+
+
 def shim_env(so, **extra):
     """The environment of a program run with the shim so preloaded."""
     return dict(os.environ, LD_PRELOAD=str(so), **{k: str(v) for k, v in extra.items()},

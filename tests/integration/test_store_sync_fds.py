@@ -55,27 +55,7 @@ static int opened(const char *sym, const char *path, int flags, va_list ap)
     }
     return real(path, flags, mode);
 }
-
-int open(const char *path, int flags, ...)
-{
-    va_list ap;
-    int rc;
-    va_start(ap, flags);
-    rc = opened("open", path, flags, ap);
-    va_end(ap);
-    return rc;
-}
-
-int open64(const char *path, int flags, ...)
-{
-    va_list ap;
-    int rc;
-    va_start(ap, flags);
-    rc = opened("open64", path, flags, ap);
-    va_end(ap);
-    return rc;
-}
-"""
+""" + sh.OPEN_WRAPPERS
 
 IFACES = [("eth0", 1, 256)]
 
