@@ -6,13 +6,14 @@
 # on `-i any` (split into one interface per device) against tcpdump -i any, and against another
 # commit's capture when BENCH_BASE_COMMIT (or BENCH_BASE) is set; bench/export.sh: pcapdump
 # through the hub against mergecap and cat; bench/sightings.sh: pcapdump with sightings collapsed
-# against --sightings=all; bench/tls.sh: a TLS transfer with and without `netreel-capture --tls`.
+# against --sightings=all; bench/hub-scale.sh: the hub's memory and rate against the number of
+# stores (store-sim); bench/tls.sh: a TLS transfer with and without `netreel-capture --tls`.
 set -euo pipefail
 
 build=${1:?usage: bench/run.sh BUILD_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 status=0
-for b in rpc store capture capture-any export sightings tls; do
+for b in rpc store capture capture-any export sightings hub-scale tls; do
     echo "== bench/$b.sh"
     "$here/$b.sh" "$build" || status=1
 done

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# netreel-hub against many stores: its peak memory and its export rate as the number of stores
+# grows, with the total window the same:
+#   bench/hub-scale.sh BUILD_DIR
+# For each count in BENCH_HUB_STORES (default "16 128 1024"), one store-sim process serves that
+# many synthetic stores (tests/integration/bin/store-sim.c: Store.Snapshot and Stats on one port
+# each, packets interleaved packet by packet across them, BENCH_HUB_SIZE bytes each, default
+# 128), BENCH_HUB_PACKETS (default 2000000) packets in all; a fresh netreel-hub --stores (all of
+# them) serves `netreel pcapdump -o - >/dev/null` of the whole window. Prints per count: the
+# packets the CLI counted, its wall time, packets/s, the hub's peak resident set (VmHWM) and its
+# resident set per store, and the rate as a ratio to the first count's. (The hub takes at most
+# 1024 stores per snapshot today: HUB_MAX_STORES.)
+set -euo pipefail
+
+build=${1:?usage: bench/hub-scale.sh BUILD_DIR}
+build=$(cd "$build" && pwd)
+counts=${BENCH_HUB_STORES:-16 128 1024}
+total=${BENCH_HUB_PACKETS:-2000000}
+size=${BENCH_HUB_SIZE:-128}
+hub_bin=$build/bin/netreel-hub
+cli_bin=$build/bin/netreel
+sim_bin=$build/tests/store-sim
+
+die() { echo "bench: $*" >&2; exit 1; }
+for b in "$hub_bin" "$cli_bin" "$sim_bin"; do
+    [ -x "$b" ] || die "$b is missing: build it with make"
+done
+
+work=$(mktemp -d "${BENCH_DIR:-$PWD/build}/bench-hub-scale.XXXXXX")
+pids=()
+cleanup() {
+    local p
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
+
+ulimit -n "$(ulimit -Hn)" # the hub holds a connection per store
+
+printf '%-7s %10s %9s %12s %12s %14s %7s\n' stores packets "wall s" "packets/s" "hub VmHWM" "per store" ratio
+first_rate=
+for n in $counts; do
+    per=$((total / n))
+    rm -f "$work/ports"
+    "$sim_bin" --stores "$n" --packets "$per" --size "$size" --ports-file "$work/ports" \
+        2>"$work/sim.err" &
+    sim_pid=$!
+    pids+=("$sim_pid")
+    for _ in $(seq 1 600); do
+        [ -s "$work/ports" ] && break
+        kill -0 "$sim_pid" 2>/dev/null || die "store-sim exited: $(cat "$work/sim.err")"
+        sleep 0.1
+    done
+    [ -s "$work/ports" ] || die "store-sim wrote no ports file"
+    list=$(paste -sd, "$work/ports")
+    "$hub_bin" --listen 127.0.0.1:0 --metrics-listen off --stores "$list" 2>"$work/hub.err" &
+    hub_pid=$!
+    pids+=("$hub_pid")
+    port=
+    for _ in $(seq 1 300); do
+        port=$(sed -n 's/.*msg=serving .* port=\([0-9]*\) .*/\1/p' "$work/hub.err" | head -n 1)
+        [ -n "$port" ] && break
+        kill -0 "$hub_pid" 2>/dev/null || die "netreel-hub exited: $(tail -n 5 "$work/hub.err")"
+        sleep 0.1
+    done
+    [ -n "$port" ] || die "netreel-hub did not start: $(tail -n 5 "$work/hub.err")"
+    start=$(now)
+    NETREEL_LOCAL_HUB=off "$cli_bin" pcapdump --hub "127.0.0.1:$port" -o - \
+        >/dev/null 2>"$work/cli.err" || die "pcapdump failed: $(tail -n 3 "$work/cli.err")"
+    wall=$(elapsed "$start" "$(now)")
+    got=$(sed -n "s/.*: \([0-9]*\) packets, .*/\1/p" "$work/cli.err" | tail -n 1)
+    [ "$got" = $((per * n)) ] || die "$n stores: pcapdump counted ${got:-no} packets, $((per * n)) were served"
+    hwm=$(hwm_kib "$hub_pid")
+    kill -TERM "$hub_pid" "$sim_pid"
+    wait "$hub_pid" || die "netreel-hub exited with status $? after SIGTERM"
+    wait "$sim_pid" || die "store-sim exited with status $? after SIGTERM"
+    rate=$(awk -v p="$got" -v w="$wall" 'BEGIN { printf "%.0f", p / w }')
+    first_rate=${first_rate:-$rate}
+    awk -v n="$n" -v p="$got" -v w="$wall" -v r="$rate" -v h="$hwm" -v f="$first_rate" 'BEGIN {
+        printf "%-7d %10d %9.2f %12d %9.1f MiB %10.1f KiB %7.2f\n", n, p, w, r, h / 1024, h / n, r / f
+    }'
+done

@@ -1,0 +1,121 @@
+"""The hub against many stores in one process (tests/integration/bin/store-sim.c).
+
+store-sim serves Store.Snapshot and Store.Stats for N synthetic nodes on N ports, their packets
+interleaved packet by packet (node k's packet i at t0 + (i*N + k)*step), so the merge takes
+turns among all of them -- the way to try the hub at hundreds or thousands of nodes without as
+many processes (bench/hub-scale.sh). Here, 32 nodes: `netreel pcapdump` through a hub brings
+back every packet once, in time order, with one interface per node; `netreel status` lists every
+node; and the simulator itself keeps to a store's protocol (window, snaplen, no filter).
+"""
+
+import os
+import signal
+import struct
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+import cli_helpers as ch
+import store_helpers as sh
+from cli_helpers import cli_bin  # noqa: F401 (fixture)
+from hub_helpers import closing_line, hub_bin, hubs  # noqa: F401 (fixtures)
+
+N = 32
+PACKETS = 300
+STEP = 1000
+
+
+class Sim:
+    def __init__(self, build_dir, tmp_path, n, packets, *args):
+        self.ports_file = tmp_path / "sim.ports"
+        self.stderr_path = tmp_path / "sim.stderr"
+        argv = [str(build_dir / "tests" / "store-sim"), "--stores", str(n), "--packets",
+                str(packets), "--ts-step", str(STEP), "--ports-file", str(self.ports_file),
+                *map(str, args)]
+        with open(self.stderr_path, "wb") as e:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=e)
+        deadline = time.monotonic() + 60
+        while not self.ports_file.exists():
+            assert self.proc.poll() is None, f"store-sim exited: {self.stderr_path.read_text()}"
+            assert time.monotonic() < deadline, "store-sim wrote no ports file within 60 s"
+            time.sleep(0.05)
+        self.addrs = self.ports_file.read_text().split()
+        assert len(self.addrs) == n, self.addrs
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+                return "store-sim did not exit within 30 s of SIGTERM"
+        if self.proc.returncode != 0:
+            return f"store-sim exited {self.proc.returncode}: {self.stderr_path.read_text()}"
+        return None
+
+
+@pytest.fixture
+def sim(build_dir, tmp_path):
+    made = []
+
+    def start(n=N, packets=PACKETS, *args):
+        s = Sim(build_dir, tmp_path, n, packets, *args)
+        made.append(s)
+        return s
+
+    yield start
+    problems = [p for p in (s.stop() for s in made) if p]
+    assert not problems, problems
+
+
+def ids(pkts):
+    return [struct.unpack_from("<QQ", p.data, 42) for p in pkts]
+
+
+def test_every_packet_of_many_nodes_once_in_time_order(sim, hubs, cli_bin, tmp_path):
+    s = sim()
+    hub = hubs(",".join(s.addrs))
+    out = tmp_path / "all.pcapng"
+    res = ch.run(cli_bin, "pcapdump", "--hub", hub.addr, "-o", out, env=ch.base_env(),
+                 timeout=120, expect=0)
+    packets, nbytes, _ = closing_line(res)
+    assert packets == N * PACKETS, res.where()
+    f = sh.read_pcapng(out)
+    got = ids(f.packets)
+    assert len(got) == N * PACKETS and len(set(got)) == N * PACKETS, "a packet missing or twice"
+    assert set(got) == {(k, i) for k in range(N) for i in range(PACKETS)}
+    ts = [p.ts_ns for p in f.packets]
+    assert ts == sorted(ts), "the merge is not in time order"
+    # Interleaved: consecutive packets come from consecutive nodes, every node taking turns.
+    assert [k for k, _ in got[:N]] == list(range(N)), got[:N]
+    assert sorted(i.name for i in f.interfaces) == sorted(f"sim-{k}/eth0" for k in range(N))
+    assert nbytes == out.stat().st_size
+
+    st = ch.run(cli_bin, "status", "--hub", hub.addr, env=ch.base_env(), timeout=60, expect=0)
+    rows = [ln for ln in st.stdout.splitlines() if ln.startswith("sim-")]
+    assert len(rows) == N and all(" ok " in ln for ln in rows), st.where()
+
+
+def test_sim_keeps_to_the_store_protocol(sim, store_client, tmp_path):
+    # A window, a snaplen; a filter is refused rather than ignored.
+    s = sim(2, 50)
+    port = int(s.addrs[1].rsplit(":", 1)[1])
+    client = store_client(type("S", (), {"port": port})())
+    stats = client.stats()
+    assert stats.node == "sim-1" and stats.packets == 50
+    first, last = stats.oldest_ns, stats.newest_ns
+    assert last - first == 49 * 2 * STEP
+    snap = client.snapshot(since_ns=first + 10 * 2 * STEP, until_ns=first + 19 * 2 * STEP,
+                           snaplen=60)
+    assert [i for _, i in ids(snap.packets)] == list(range(10, 20))
+    assert all(p.caplen == 60 and p.origlen == 128 for p in snap.packets)
+    assert snap.summary.packets == 10 and snap.header.node == "sim-1"
+    import grpc
+    with pytest.raises(grpc.RpcError) as e:
+        client.snapshot(filter="udp")
+    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
