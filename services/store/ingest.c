@@ -534,8 +534,8 @@ static void on_half_close(struct rpc_call *call, void *user)
     struct store_ingest *ig = user;
 
     ig->half_closed = true;
-    if (all_acked(ig) && (ig->s->cfg.sync_interval_ns > 0 ||
-                          (!ig->sync_pending && !ig->s->sync_running)))
+    if (all_acked(ig) &&
+        (ig->s->cfg.sync_interval_ns > 0 || (!ig->sync_pending && !ig->s->sync_running)))
         finish(ig, RPC_OK, NULL);
     else if (ig->s->cfg.sync_interval_ns <= 0)
         store_sync_request(ig->s);

@@ -168,9 +168,9 @@ struct store {
     int sync_starved; /* its errno (EMFILE) until a sync takes them all: new calls refused */
     int *sync_fds; /* descriptors of closed segments still to be synced and closed */
     size_t n_sync_fds, cap_sync_fds;
-    bool root_dirty;       /* a stream directory was created in data_dir since the last sync */
-    bool sync_timer_ready; /* store_sync_init ran (not in unit tests) */
-    uv_timer_t sync_timer; /* starts the next sync by its deadline */
+    bool root_dirty;          /* a stream directory was created in data_dir since the last sync */
+    bool sync_timer_ready;    /* store_sync_init ran (not in unit tests) */
+    uv_timer_t sync_timer;    /* starts the next sync by its deadline */
     int64_t sync_deadline_ns; /* when the next sync must start (0: nothing waits for one) */
     uv_timer_t timer; /* retention and rotation without traffic */
 };

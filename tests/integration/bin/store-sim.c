@@ -9,10 +9,10 @@
  *   store-sim --stores N --packets P --ports-file FILE [--size BYTES] [--ts-start NS]
  *             [--ts-step NS]
  *
- * FILE gets one "127.0.0.1:PORT" line per node once every server listens (it appears whole). Snapshot honours the
- * window (since/until) and snaplen, and refuses a filter or a pod selection (UNIMPLEMENTED);
- * it sends at most 1 MiB a message and only while the call is writable, as a store does.
- * SIGTERM or SIGINT stops it. */
+ * FILE gets one "127.0.0.1:PORT" line per node once every server listens (it appears whole).
+ * Snapshot honours the window (since/until) and snaplen, and refuses a filter or a pod selection
+ * (UNIMPLEMENTED); it sends at most 1 MiB a message and only while the call is writable, as a store
+ * does. SIGTERM or SIGINT stops it. */
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -30,8 +30,8 @@
 #include "util/buf.h"
 #include "util/parse.h"
 
-#define CHUNK  (1u << 20)
-#define MAX_N  65536u
+#define CHUNK   (1u << 20)
+#define MAX_N   65536u
 #define SNAPLEN 65535u
 
 struct sim_store {
@@ -78,11 +78,48 @@ static uint64_t first_at(const struct sim_store *st, int64_t ts)
 static void frame(const struct sim_store *st, uint64_t i, uint8_t *f)
 {
     uint32_t ip_len = sim.size - 14;
-    uint8_t hdr[42] = {2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0,    /* Ethernet */
-                       0x45, 0, (uint8_t)(ip_len >> 8), (uint8_t)ip_len, 0, 0, 0, 0, 64, 17, 0,
-                       0, 10, (uint8_t)(st->k >> 8), (uint8_t)st->k, 1, 10, 255, 0, 1, /* IPv4 */
-                       0x13, 0x88, 0x17, 0x70, (uint8_t)((ip_len - 20) >> 8),
-                       (uint8_t)(ip_len - 20), 0, 0}; /* UDP 5000 -> 6000 */
+    uint8_t hdr[42] = {2,
+                       0,
+                       0,
+                       0,
+                       0,
+                       2,
+                       2,
+                       0,
+                       0,
+                       0,
+                       0,
+                       1,
+                       8,
+                       0, /* Ethernet */
+                       0x45,
+                       0,
+                       (uint8_t)(ip_len >> 8),
+                       (uint8_t)ip_len,
+                       0,
+                       0,
+                       0,
+                       0,
+                       64,
+                       17,
+                       0,
+                       0,
+                       10,
+                       (uint8_t)(st->k >> 8),
+                       (uint8_t)st->k,
+                       1,
+                       10,
+                       255,
+                       0,
+                       1, /* IPv4 */
+                       0x13,
+                       0x88,
+                       0x17,
+                       0x70,
+                       (uint8_t)((ip_len - 20) >> 8),
+                       (uint8_t)(ip_len - 20),
+                       0,
+                       0}; /* UDP 5000 -> 6000 */
     uint64_t k = st->k;
 
     memcpy(f, hdr, sizeof(hdr));
@@ -155,8 +192,8 @@ static void snapshot_message(struct rpc_call *call, const uint8_t *msg, size_t l
         c->done = true;
         return;
     }
-    if ((req->filter && req->filter[0]) || req->n_namespaces || (req->pod_regex && req->pod_regex[0]) ||
-        (req->label_selector && req->label_selector[0])) {
+    if ((req->filter && req->filter[0]) || req->n_namespaces ||
+        (req->pod_regex && req->pod_regex[0]) || (req->label_selector && req->label_selector[0])) {
         rpc_call_finish(call, RPC_UNIMPLEMENTED, "store-sim serves no filter or pod selection");
         c->done = true;
         netreel__v1__snapshot_request__free_unpacked(req, NULL);
@@ -284,9 +321,12 @@ static uint64_t number(const char *name, const char *v, uint64_t min, uint64_t m
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"stores", required_argument, NULL, 'n'},     {"packets", required_argument, NULL, 'p'},
-        {"size", required_argument, NULL, 's'},       {"ts-start", required_argument, NULL, 't'},
-        {"ts-step", required_argument, NULL, 'd'},    {"ports-file", required_argument, NULL, 'f'},
+        {"stores", required_argument, NULL, 'n'},
+        {"packets", required_argument, NULL, 'p'},
+        {"size", required_argument, NULL, 's'},
+        {"ts-start", required_argument, NULL, 't'},
+        {"ts-step", required_argument, NULL, 'd'},
+        {"ports-file", required_argument, NULL, 'f'},
         {NULL, 0, NULL, 0},
     };
     const char *ports_file = NULL;
@@ -330,10 +370,10 @@ int main(int argc, char **argv)
         struct rpc_server_config scfg;
         st->k = k;
         snprintf(st->node, sizeof(st->node), "sim-%u", k);
-        st->methods[0] = (struct rpc_method){"/netreel.v1.Store/Snapshot", RPC_SHAPE_SERVER_STREAM,
-                                             snapshot_start, st, 0, NULL};
-        st->methods[1] = (struct rpc_method){"/netreel.v1.Store/Stats", RPC_SHAPE_UNARY,
-                                             stats_start, st, 0, NULL};
+        st->methods[0] = (struct rpc_method){
+            "/netreel.v1.Store/Snapshot", RPC_SHAPE_SERVER_STREAM, snapshot_start, st, 0, NULL};
+        st->methods[1] = (struct rpc_method){
+            "/netreel.v1.Store/Stats", RPC_SHAPE_UNARY, stats_start, st, 0, NULL};
         rpc_server_config_init(&scfg);
         scfg.listen = "127.0.0.1:0";
         st->server = rpc_server_new(uv_default_loop(), &scfg, st->methods, 2);
