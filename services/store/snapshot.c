@@ -67,6 +67,7 @@ struct store_snapshot {
     struct rpc_call *call;
     int64_t since, until;
     uint32_t snaplen;
+    uint32_t chunk; /* blocks and key log messages hold at most this, or one block */
     char *filter;
     struct snap_src *srcs;
     size_t n_srcs, next_src;
@@ -261,7 +262,7 @@ static int send_keys(struct store_snapshot *snap)
 }
 
 /* Reads the next DSB of key log lines and adds its lines to the message being built; sends
- * that message first when they would take it past STORE_CHUNK_BYTES, and at the end. One DSB
+ * that message first when they would take it past the chunk size, and at the end. One DSB
  * per call, so flow control is asked between them. Returns 0, or a negative error after which
  * the call is over. */
 static int keys_step(struct store_snapshot *snap)
@@ -293,7 +294,7 @@ static int keys_step(struct store_snapshot *snap)
         rc = NR_EPARSE;
     if (rc != 0)
         goto skip;
-    if (snap->keys_out.len + dsb.len > STORE_CHUNK_BYTES) {
+    if (snap->keys_out.len && snap->keys_out.len + dsb.len > snap->chunk) {
         rc = send_keys(snap);
         if (rc != 0)
             return rc;
@@ -349,8 +350,7 @@ static void produce(struct store_snapshot *snap)
             uint32_t out_id = snap->streams[src->stream].base + src->epb.ifid;
             if (passes(snap, src->stream, out_id, &src->epb)) {
                 size_t need = src->epb.block_len;
-                if (snap->out.len && snap->out.len + need > STORE_CHUNK_BYTES &&
-                    send_blocks(snap) != 0)
+                if (snap->out.len && snap->out.len + need > snap->chunk && send_blocks(snap) != 0)
                     return;
                 size_t before = snap->out.len;
                 if (pcapng_epb_append_copy(&snap->out, &src->epb, out_id, snap->snaplen) != 0) {
@@ -817,6 +817,10 @@ static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
     snap->since = req->since_ns;
     snap->until = req->until_ns ? req->until_ns : nr_now_ns();
     snap->snaplen = req->snaplen;
+    snap->chunk = req->max_chunk_bytes == 0 || req->max_chunk_bytes > STORE_CHUNK_BYTES
+                      ? STORE_CHUNK_BYTES
+                  : req->max_chunk_bytes < STORE_MIN_CHUNK_BYTES ? STORE_MIN_CHUNK_BYTES
+                                                                 : req->max_chunk_bytes;
     if (req->filter && strlen(req->filter) > STORE_MAX_FILTER) {
         finish(snap, RPC_INVALID_ARGUMENT, "filter of %zu bytes: at most %u", strlen(req->filter),
                STORE_MAX_FILTER);

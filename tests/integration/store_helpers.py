@@ -612,12 +612,15 @@ class StoreStub:
     def stats(self):
         return self.Stats(self.pb.StatsRequest(), timeout=30)
 
-    def snapshot(self, since_ns=0, until_ns=0, filter="", snaplen=0, timeout=120):
+    def snapshot(self, since_ns=0, until_ns=0, filter="", snaplen=0, timeout=120,
+                 max_chunk_bytes=0):
         """Calls Snapshot and checks the shape of the stream: one header first, then TLS key
-        log messages (each at most 1 MiB), then blocks (each at most 1 MiB and whole EPBs), then
-        one summary last. Returns SnapshotResult."""
+        log messages, then blocks (whole EPBs), then one summary last; key log and blocks
+        messages each hold at most the chunk size (1 MiB, or max_chunk_bytes within [4 KiB,
+        1 MiB]) or a single block. Returns SnapshotResult."""
         req = self.pb.SnapshotRequest(since_ns=since_ns, until_ns=until_ns, filter=filter,
-                                      snaplen=snaplen)
+                                      snaplen=snaplen, max_chunk_bytes=max_chunk_bytes)
+        chunk = min(max(max_chunk_bytes, 4096), CHUNK_MAX) if max_chunk_bytes else CHUNK_MAX
         msgs = list(self.Snapshot(req, timeout=timeout))
         kinds = [m.WhichOneof("kind") for m in msgs]
         assert kinds and kinds[0] == "header", f"first message is not the header: {kinds[:5]}"
@@ -633,9 +636,11 @@ class StoreStub:
             res.keylog.append(m.tls_keylog)
         for i, m in enumerate(msgs[1 + nkeys:-1]):
             b = m.blocks
-            assert len(b) <= CHUNK_MAX, f"blocks message {i} holds {len(b)} bytes (> 1 MiB)"
+            epbs = parse_epbs(b, where=f"blocks message {i}")
+            assert len(b) <= chunk or len(epbs) == 1, \
+                f"blocks message {i} holds {len(b)} bytes in {len(epbs)} blocks (> {chunk})"
             res.chunk_sizes.append(len(b))
-            res.packets += parse_epbs(b, where=f"blocks message {i}")
+            res.packets += epbs
         return res
 
 
