@@ -8,8 +8,9 @@
 # 128), BENCH_HUB_PACKETS (default 2000000) packets in all; a fresh netreel-hub --stores (all of
 # them) serves `netreel pcapdump -o - >/dev/null` of the whole window. Prints per count: the
 # packets the CLI counted, its wall time, packets/s, the hub's peak resident set (VmHWM) and its
-# resident set per store, and the rate as a ratio to the first count's. (The hub takes at most
-# 1024 stores per snapshot today: HUB_MAX_STORES.)
+# resident set per store, and the rate as a ratio to the first count's. BENCH_HUB_ARGS: more hub
+# flags (--memory-budget 1GiB). (The hub takes at most 1024 stores per snapshot today:
+# HUB_MAX_STORES.)
 set -euo pipefail
 
 build=${1:?usage: bench/hub-scale.sh BUILD_DIR}
@@ -59,7 +60,7 @@ for n in $counts; do
     done
     [ -s "$work/ports" ] || die "store-sim wrote no ports file"
     list=$(paste -sd, "$work/ports")
-    "$hub_bin" --listen 127.0.0.1:0 --metrics-listen off --stores "$list" 2>"$work/hub.err" &
+    "$hub_bin" --listen 127.0.0.1:0 --metrics-listen off ${BENCH_HUB_ARGS:-} --stores "$list" 2>"$work/hub.err" &
     hub_pid=$!
     pids+=("$hub_pid")
     port=

@@ -463,6 +463,7 @@ static const struct set_key {
     {"capture.recordSelf", CLI_LOCAL_CAPTURE, "--record-self", V_BOOL},
     {"tap.tls", CLI_LOCAL_CAPTURE, "--tls", V_BOOL},
     {"hub.maxSnapshots", CLI_LOCAL_HUB, "--max-snapshots", V_COUNT},
+    {"hub.memoryBudget", CLI_LOCAL_HUB, "--memory-budget", V_SIZE},
     {"logLevel", CLI_LOCAL_NCHILD, "--log-level", V_LEVEL},
 };
 

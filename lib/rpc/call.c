@@ -657,7 +657,10 @@ static void give_back_connection(struct rpc_call *call)
  * bounded by the connection window. */
 static void give_back(struct rpc_call *call)
 {
-    size_t keep = rpc_frame_decoder_pending(&call->dec) + (call->held_len - call->held_off);
+    /* With a window of its own (recv_window) a call takes a message larger than its window: the
+     * bytes of the one arriving are given back too, as the call is not paused here. */
+    size_t pending = call->recv_window ? 0 : rpc_frame_decoder_pending(&call->dec);
+    size_t keep = pending + (call->held_len - call->held_off);
     size_t n;
 
     give_back_connection(call);
@@ -706,8 +709,9 @@ void rpc_call__fit_window(struct rpc_call *call)
 {
     /* The bytes of an unfinished message are not given back to the stream (see give_back), and
      * nghttp2 announces consumed bytes only once they reach half the window: the window must
-     * hold twice the largest message for the sender never to stall. */
-    size_t need = 2 * (call->max_recv + RPC_FRAME_PREFIX);
+     * hold twice the largest message for the sender never to stall. A call with a window of its
+     * own gives those bytes back and takes that window. */
+    size_t need = call->recv_window ? call->recv_window : 2 * (call->max_recv + RPC_FRAME_PREFIX);
 
     if (need > INT32_MAX)
         need = INT32_MAX;

@@ -431,6 +431,7 @@ struct rpc_call *rpc_channel_call(struct rpc_channel *ch, const struct rpc_call_
         return NULL;
     rpc_call_set_cbs(call, cbs, user);
     call->shape = opts->shape;
+    call->recv_window = opts->recv_window;
     call->path = strdup(opts->path);
     if (!call->path)
         goto nomem;

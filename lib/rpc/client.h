@@ -38,6 +38,13 @@ struct rpc_call_opts {
     int64_t timeout_ms;          /* 0: no deadline */
     size_t max_recv_size;        /* 0: the channel's limit */
     const char *const *metadata; /* name, value, name, value, ..., NULL (lower-case names) */
+    /* 0: the stream's receive window holds twice the largest message (a paused call holds up
+     * to that). Else the window is this (at least the channel's stream_window, which it starts
+     * at): the bytes of a message still arriving are given back while the call is not paused,
+     * so a message larger than the window still comes, and a paused call holds at most its
+     * unfinished message and this. For calls that must each cost little (a hub's thousand
+     * store streams). */
+    uint32_t recv_window;
 };
 
 /* Starts a call; it waits for the connection if one is being made. Returns NULL only when out

@@ -81,10 +81,16 @@ static ssize_t read_length_cb(nghttp2_session *session, uint8_t frame_type, int3
                               int32_t session_window, int32_t stream_window,
                               uint32_t max_frame_size, void *user_data)
 {
+    struct rpc_call *call = nghttp2_session_get_stream_user_data(session, stream_id);
     int64_t n = session_window < stream_window ? session_window : stream_window;
 
     if (n > (int64_t)max_frame_size)
         n = max_frame_size;
+    /* No larger than what is queued (nothing: the empty frame that ends the stream): nghttp2
+     * sizes its frame buffer to this, a 1 MiB buffer per connection for a 30-byte request
+     * otherwise. */
+    if (call && frame_type == NGHTTP2_DATA && (size_t)n > call->queued)
+        n = (int64_t)call->queued;
     return n > 0 ? (ssize_t)n : 1;
 }
 
@@ -298,13 +304,17 @@ out:
     return rv;
 }
 
+/* One read buffer per thread, shared by every connection of its loops: read_cb hands all it
+ * read to nghttp2 (or OpenSSL) before it returns, so the buffer is free again by the next
+ * read of any connection. A buffer per connection cost its pages for each of a hub's
+ * thousand store connections. */
+static _Thread_local uint8_t *shared_rbuf;
+
 static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 {
-    struct rpc_conn *conn = handle->data;
-
-    if (!conn->rbuf)
-        conn->rbuf = malloc(RBUF_SIZE);
-    *buf = uv_buf_init((char *)conn->rbuf, conn->rbuf ? RBUF_SIZE : 0);
+    if (!shared_rbuf)
+        shared_rbuf = malloc(RBUF_SIZE);
+    *buf = uv_buf_init((char *)shared_rbuf, shared_rbuf ? RBUF_SIZE : 0);
 }
 
 static void close_deferred(struct rpc_conn *conn)
@@ -754,7 +764,6 @@ static void handle_closed(uv_handle_t *h)
     free(conn->out);
     rpc_wbuf_unref(conn->copybuf);
     SSL_free(conn->ssl);
-    free(conn->rbuf);
     free(conn->tlsbuf);
     free(conn);
 }

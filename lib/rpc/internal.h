@@ -113,6 +113,7 @@ struct rpc_call {
     struct rpc_header *headers;
     size_t n_headers;
     size_t max_recv;
+    uint32_t recv_window;      /* client: rpc_call_opts.recv_window (0: twice max_recv) */
     size_t send_high;          /* rpc_call_writable() is false at or above this */
     int64_t timeout_ns;        /* server: from grpc-timeout; client: from opts */
     uint64_t deadline_ms;      /* client: uv_now() at which the deadline passes, or 0 */
@@ -241,7 +242,6 @@ struct rpc_conn {
     size_t staged;
     size_t inflight;          /* bytes in uv_write requests */
     struct rpc_wbuf *copybuf; /* tail chunk that small frames are copied into */
-    uint8_t *rbuf;
     uint8_t *tlsbuf;
     char peer[64];
     char peer_ip[48];             /* its address alone: what the server counts per peer */

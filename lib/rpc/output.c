@@ -100,6 +100,10 @@ static int out_push(struct rpc_conn *conn, struct rpc_wbuf *buf, size_t off, siz
 /* Makes sure the copy buffer has room; returns the room or 0 when out of memory. */
 static size_t copybuf_room(struct rpc_conn *conn)
 {
+    /* Nothing staged or in flight refers to its bytes: start over at its first page, so that a
+     * connection of small frames touches one page, not all 64 KiB (a hub has a thousand). */
+    if (conn->copybuf && conn->copybuf->refs == 1)
+        conn->copybuf->len = 0;
     if (!conn->copybuf || conn->copybuf->len == conn->copybuf->cap) {
         struct rpc_wbuf *b = rpc_wbuf_new(COPYBUF_SIZE);
         if (!b)

@@ -20,6 +20,7 @@ struct hub_config {
     const char *store_tls_ca, *store_tls_cert, *store_tls_key;
     const char *metrics_listen;
     unsigned max_snapshots;
+    uint64_t memory_budget;   /* --memory-budget: budget.h */
     int64_t store_timeout_ns; /* a store silent this long while awaited is left out */
     char node[254];
 };

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "hub/budget.h"
 #include "hub/hub.h"
 #include "hub/snapshot.h"
 #include "hub/status.h"
@@ -44,6 +45,8 @@ static const char usage_text[] =
     "  --store-tls-ca F          TLS to the stores, verified against this CA ...\n"
     "  --store-tls-cert F --store-tls-key F   ... with this client certificate (mTLS)\n"
     "  --max-snapshots N         snapshots served at once (default 4)\n"
+    "  --memory-budget SIZE      what the snapshots served at once may hold of the stores'\n"
+    "                            streams, all together (default 128MiB; at least 16MiB)\n"
     "  --store-timeout DUR       a store silent this long while awaited is left out (10s)\n"
     "  --handshake-timeout DUR   close connections without a TLS handshake and HTTP/2\n"
     "                            preface within DUR (default 10s; 0 = never)\n"
@@ -110,6 +113,7 @@ static void parse_flags(int argc, char **argv, struct hub_config *cfg)
         O_SCERT,
         O_SKEY,
         O_MAX,
+        O_BUDGET,
         O_TIMEOUT,
         O_HANDSHAKE,
         O_IDLE,
@@ -130,6 +134,7 @@ static void parse_flags(int argc, char **argv, struct hub_config *cfg)
         {"store-tls-cert", required_argument, NULL, O_SCERT},
         {"store-tls-key", required_argument, NULL, O_SKEY},
         {"max-snapshots", required_argument, NULL, O_MAX},
+        {"memory-budget", required_argument, NULL, O_BUDGET},
         {"store-timeout", required_argument, NULL, O_TIMEOUT},
         {"handshake-timeout", required_argument, NULL, O_HANDSHAKE},
         {"idle-timeout", required_argument, NULL, O_IDLE},
@@ -148,6 +153,7 @@ static void parse_flags(int argc, char **argv, struct hub_config *cfg)
     cfg->listen = ":8898";
     cfg->metrics_listen = ":9103";
     cfg->max_snapshots = 4;
+    cfg->memory_budget = HUB_DEFAULT_BUDGET;
     cfg->store_timeout_ns = 10 * INT64_C(1000000000);
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -169,6 +175,12 @@ static void parse_flags(int argc, char **argv, struct hub_config *cfg)
             cfg->max_snapshots = (unsigned)n;
             break;
         }
+        case O_BUDGET:
+            if (nr_parse_size(optarg, &cfg->memory_budget, err, sizeof(err)) != 0)
+                nr_die("--memory-budget: %s", err);
+            if (cfg->memory_budget < HUB_MIN_BUDGET)
+                nr_die("--memory-budget: at least 16MiB");
+            break;
         case O_TIMEOUT:
             if (nr_parse_duration(optarg, &cfg->store_timeout_ns, err, sizeof(err)) != 0)
                 nr_die("--store-timeout: %s", err);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hub/budget.h"
 #include "hub/clock.h"
 #include "hub/sightings.h"
 #include "hub/stores.h"
@@ -912,8 +913,10 @@ static void turn_cb(uv_timer_t *t)
 static void start_calls(struct hub_snap *s, const struct hub_resolved *r)
 {
     Netreel__V1__SnapshotRequest req = NETREEL__V1__SNAPSHOT_REQUEST__INIT;
+    struct hub_share share;
     char err[256];
 
+    hub_budget_share(s->h->cfg.memory_budget, s->h->cfg.max_snapshots, r->n ? r->n : 1, &share);
     s->srcs = calloc(r->n + 1, sizeof(*s->srcs));
     if (!s->srcs) {
         finish(s, RPC_RESOURCE_EXHAUSTED, "out of memory");
@@ -924,6 +927,7 @@ static void start_calls(struct hub_snap *s, const struct hub_resolved *r)
     req.until_ns = s->until;
     req.filter = s->filter ? s->filter : (char *)"";
     req.snaplen = s->snaplen;
+    req.max_chunk_bytes = share.chunk; /* each store's next message is what it holds here */
     if (!s->is_probe) { /* the pod selection, which the stores apply (the probe reads all) */
         req.n_namespaces = s->n_namespaces;
         req.namespaces = s->namespaces;
@@ -933,7 +937,8 @@ static void start_calls(struct hub_snap *s, const struct hub_resolved *r)
     for (size_t i = 0; i < r->n; i++) {
         struct hub_src *src = &s->srcs[i];
         struct rpc_call_opts opts = {.path = "/netreel.v1.Store/Snapshot",
-                                     .shape = RPC_SHAPE_SERVER_STREAM};
+                                     .shape = RPC_SHAPE_SERVER_STREAM,
+                                     .recv_window = share.window};
         struct rpc_channel *ch;
         src->snap = s;
         src->addr = r->addrs[i];

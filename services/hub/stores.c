@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hub/budget.h"
 #include "util/addr.h"
 #include "util/log.h"
 
@@ -308,12 +309,13 @@ struct rpc_channel *hub_stores_channel(struct hub *h, const struct hub_store_add
     cfg.tls_key = h->cfg.store_tls_key;
     cfg.backoff_initial_ms = 200;
     cfg.backoff_max_ms = 5000;
-    /* A paused store holds at most its window: keep them small, the merge holds one message
-     * per store and waits for the slowest. */
-    cfg.limits.stream_window = 2u << 20;
-    cfg.limits.conn_window = 4u << 20;
-    cfg.limits.max_recv_size = 8u << 20;
-    cfg.limits.max_kept = 2u << 20; /* buffers kept for reuse, per store connection */
+    /* A paused store holds at most its window: a snapshot widens each stream's from the
+     * least to its share of the memory budget (budget.h); the merge holds one message per
+     * store and waits for the slowest. */
+    cfg.limits.stream_window = HUB_WINDOW_MIN;
+    cfg.limits.conn_window = HUB_WINDOW_MAX;
+    cfg.limits.max_recv_size = 8u << 20; /* a window's header with every pod of the node */
+    cfg.limits.max_kept = HUB_CHUNK_MAX; /* a message buffer kept for reuse, per connection */
     c->ch = rpc_channel_new(h->loop, &cfg, err, errlen);
     if (!c->ch) {
         free(c);

@@ -285,13 +285,15 @@ def test_hub_arguments_follow_the_values(defaults, full):
         "tls-ca": "/etc/netreel/tls/ca.crt", "tls-cert": "/etc/netreel/tls/hub.crt",
         "tls-key": "/etc/netreel/tls/hub.key", "store-tls-ca": "/etc/netreel/tls/ca.crt",
         "store-tls-cert": "/etc/netreel/tls/hub.crt", "store-tls-key": "/etc/netreel/tls/hub.key",
-        "max-snapshots": "4", "metrics-listen": ":9103", "log-level": "info",
+        "max-snapshots": "4", "memory-budget": "128MiB", "metrics-listen": ":9103",
+        "log-level": "info",
     }
     f = flags(container(full, "hub"))
     # The stores' headless Service, under the overridden name, namespace and cluster domain.
     assert f["stores"] == f"dns:rec-store.{NS}.svc.corp.internal:18897"
     one(full, "Service", "rec-store")
     assert f["listen"] == ":18898" and f["max-snapshots"] == "7" and f["metrics-listen"] == ":19103"
+    assert f["memory-budget"] == "256MiB"
 
 
 def test_the_hub_finds_every_store(defaults, full):

@@ -10,9 +10,9 @@
  *             [--ts-step NS]
  *
  * FILE gets one "127.0.0.1:PORT" line per node once every server listens (it appears whole).
- * Snapshot honours the window (since/until) and snaplen, and refuses a filter or a pod selection
- * (UNIMPLEMENTED); it sends at most 1 MiB a message and only while the call is writable, as a store
- * does. SIGTERM or SIGINT stops it. */
+ * Snapshot honours the window (since/until), snaplen and max_chunk_bytes (1 MiB when not
+ * given), and refuses a filter or a pod selection (UNIMPLEMENTED); it sends only while the call
+ * is writable, as a store does. SIGTERM or SIGINT stops it. */
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -55,6 +55,7 @@ struct sim_call {
     struct rpc_call *call;
     uint64_t next, end; /* packets [next, end) still to send */
     uint32_t snaplen;
+    uint32_t chunk; /* a blocks message holds at most this (max_chunk_bytes), or one packet */
     uint64_t sent, bytes;
     bool started, done;
 };
@@ -131,9 +132,10 @@ static void frame(const struct sim_store *st, uint64_t i, uint8_t *f)
 static void send_chunk_or_finish(struct sim_call *c)
 {
     uint8_t f[SNAPLEN];
-    struct nr_buf b;
+    static struct nr_buf b; /* one for all calls: the loop is single-threaded */
 
-    nr_buf_init(&b, CHUNK + 2 * SNAPLEN);
+    if (b.max == 0)
+        nr_buf_init(&b, CHUNK + 2 * SNAPLEN);
     while (!c->done && rpc_call_writable(c->call)) {
         Netreel__V1__StoreChunk ch = NETREEL__V1__STORE_CHUNK__INIT;
         if (c->next == c->end) {
@@ -152,7 +154,7 @@ static void send_chunk_or_finish(struct sim_call *c)
             break;
         }
         b.len = 0;
-        while (c->next < c->end && b.len < CHUNK - sim.size - 64) {
+        while (c->next < c->end && (b.len == 0 || b.len + 32 + sim.size + 3 <= c->chunk)) {
             uint32_t cap = c->snaplen && c->snaplen < sim.size ? c->snaplen : sim.size;
             size_t before = b.len;
             frame(c->st, c->next, f);
@@ -172,7 +174,6 @@ static void send_chunk_or_finish(struct sim_call *c)
         ch.blocks.len = b.len;
         rpc_call_send(c->call, &ch.base);
     }
-    nr_buf_free(&b);
 }
 
 static void snapshot_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *user)
@@ -204,6 +205,9 @@ static void snapshot_message(struct rpc_call *call, const uint8_t *msg, size_t l
     if (c->end < c->next)
         c->end = c->next;
     c->snaplen = req->snaplen;
+    c->chunk = req->max_chunk_bytes == 0 || req->max_chunk_bytes > CHUNK ? CHUNK
+               : req->max_chunk_bytes < (4u << 10)                       ? 4u << 10
+                                                                         : req->max_chunk_bytes;
     netreel__v1__snapshot_request__free_unpacked(req, NULL);
     itf.id = 0;
     itf.name = "eth0";
