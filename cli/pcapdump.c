@@ -180,6 +180,14 @@ static int check_output(void)
         shown_path(s.name, shown, sizeof(shown));
         if (S_ISDIR(st.st_mode))
             return cli_error(CLI_EXIT_FAIL, "pcapdump: %s is a folder: give a file name", shown);
+        /* --force replaces a file by renaming the new one over it: over /dev/null, as root,
+         * that would leave a regular file where the device was. */
+        if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode))
+            return cli_error(CLI_EXIT_FAIL,
+                             "pcapdump: %s is not a file (a device, a pipe or a socket): -o "
+                             "replaces only files; write to it with -o - > %s (nothing was "
+                             "written)",
+                             shown, shown);
         if (!s.a.force)
             return cli_error(CLI_EXIT_FAIL,
                              "pcapdump: %s exists: give --force to replace it (nothing was "
@@ -278,9 +286,16 @@ static void stamp(int64_t ns, char *buf, size_t len)
 }
 
 /* Renames the .part to name in the folder: never over a file without --force (RENAME_NOREPLACE,
- * or link + unlink where the file system lacks it). 0 or a negative errno (-EEXIST). */
+ * or link + unlink where the file system lacks it), never over anything but a file or a link
+ * with it. 0 or a negative errno (-EEXIST). */
 static int place(const char *name)
 {
+    struct stat st;
+
+    /* What appeared meanwhile is replaced only if it is a file (or a link): never a device. */
+    if (s.a.force && fstatat(s.dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode))
+        return -EEXIST;
     if (renameat2(s.dirfd, s.part, s.dirfd, name, s.a.force ? 0 : RENAME_NOREPLACE) == 0)
         return 0;
     if (!s.a.force && (errno == EINVAL || errno == ENOSYS)) {
@@ -605,6 +620,11 @@ static int finish(void)
     shown_path(name, final, sizeof(final));
     if (rc != 0) {
         remove_part();
+        if (rc == -EEXIST && s.a.force)
+            return cli_error(CLI_EXIT_FAIL,
+                             "pcapdump: %s appeared while the snapshot ran and is not a file: "
+                             "it is left as it is (no file written)",
+                             final);
         if (rc == -EEXIST)
             return cli_error(CLI_EXIT_FAIL,
                              "pcapdump: %s appeared while the snapshot ran: give --force to "

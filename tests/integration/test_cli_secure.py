@@ -401,6 +401,14 @@ def test_pcapdump_never_overwrites_without_force(cli_bin, hub, tmp_path):
     r = ch.run(cli_bin, "pcapdump", "--hub", hub.addr, "-o", tmp_path / "adir", "--force",
                env=ch.base_env(), expect=1)
     assert "is a folder" in ch.one_error_line(r)
+    # Nor a device, a pipe or a socket: --force renames the new file over the old name, which
+    # over /dev/null (as root) left a regular file where the device was. A FIFO stands in here.
+    fifo = tmp_path / "afifo"
+    os.mkfifo(fifo)
+    r = ch.run(cli_bin, "pcapdump", "--hub", hub.addr, "-o", fifo, "--force",
+               env=ch.base_env(), expect=1)
+    assert "is not a file" in ch.one_error_line(r) and "-o - >" in ch.one_error_line(r)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode), "the pipe was replaced"
 
 
 @pytest.mark.parametrize("name", ["../x.pcapng", "/tmp/x.pcapng", "sub/x.pcapng", ".", "..",
