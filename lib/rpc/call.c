@@ -507,8 +507,7 @@ bool rpc_call_writable(const struct rpc_call *call)
 {
     const struct rpc_conn *conn = call->conn;
 
-    return call->queued < call->send_high &&
-           (!conn || conn->queued < conn->limits.conn_send_high);
+    return call->queued < call->send_high && (!conn || conn->queued < conn->limits.conn_send_high);
 }
 
 size_t rpc_call_queued(const struct rpc_call *call)

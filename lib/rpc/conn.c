@@ -557,8 +557,7 @@ void rpc_conn_schedule(struct rpc_conn *conn)
 /* ---- timeouts (server): a peer that says or reads nothing gives its slot back ---- */
 
 /* Closes with the reason "<what> <ms as seconds>s". */
-static void close_timed_out(struct rpc_conn *conn, uint64_t *counter, const char *what,
-                            uint64_t ms)
+static void close_timed_out(struct rpc_conn *conn, uint64_t *counter, const char *what, uint64_t ms)
 {
     char why[160];
 
@@ -611,8 +610,7 @@ static void conn_tick(uv_timer_t *t)
         if (l->handshake_timeout_ms && !c->dispatched && !c->stream_closed &&
             now - c->born_ms >= l->handshake_timeout_ms) {
             /* A header block left open blocks the whole connection (RFC 9113 §6.10). */
-            close_timed_out(conn, &st->handshake_timeouts,
-                            "request headers not finished within",
+            close_timed_out(conn, &st->handshake_timeouts, "request headers not finished within",
                             l->handshake_timeout_ms);
             return;
         }

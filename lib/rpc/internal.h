@@ -84,12 +84,12 @@ struct rpc_call {
     size_t sendq_cap;
     size_t sendq_head;
     size_t sendq_n;
-    size_t queued;      /* bytes in sendq */
+    size_t queued;             /* bytes in sendq */
     uint64_t send_progress_ms; /* uv_now() when the queue last moved or became non-empty */
-    bool headers_sent;  /* server: response headers; client: request */
-    bool local_closed;  /* server: finish called; client: close_send called */
-    bool eof_sent;      /* the data provider reported EOF */
-    bool trailers_sent; /* server: the status went out */
+    bool headers_sent;         /* server: response headers; client: request */
+    bool local_closed;         /* server: finish called; client: close_send called */
+    bool eof_sent;             /* the data provider reported EOF */
+    bool trailers_sent;        /* server: the status went out */
     bool data_deferred;
     bool want_writable;
 
@@ -252,7 +252,7 @@ struct rpc_conn {
     uint64_t drain_ms;            /* when the idle shutdown notice went out, or 0 */
     uint64_t write_progress_ms;   /* when the socket last took bytes (or output began waiting) */
     size_t write_queue_seen;      /* libuv's write queue size at the last check */
-    bool close_deferred; /* rpc_conn_close was called inside nghttp2 */
+    bool close_deferred;          /* rpc_conn_close was called inside nghttp2 */
     int deferred_err;
     int deferred_code;
 };

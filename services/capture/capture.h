@@ -32,7 +32,7 @@ struct capture_config {
     const char *tls_ca, *tls_cert, *tls_key;
     uint64_t spool_size;
     const char *metrics_listen;
-    const char *user; /* drop to this user after opening the handles ("" or "root": stay) */
+    const char *user;      /* drop to this user after opening the handles ("" or "root": stay) */
     int64_t clock_skew_ns; /* --test-clock-skew: added to every packet's timestamp */
     uint32_t ifaces_max;   /* --test-interfaces-max (0: CAPTURE_IFACES_MAX) */
     char node[254];
@@ -91,7 +91,7 @@ struct capture {
     char *filter_base;   /* what it was composed from (NULL: everything) */
     char *filter_wanted; /* the base to narrow to when filter_timer fires */
     uv_timer_t filter_timer;
-    bool pods_dirty; /* the pod set changed and no batch carrying it is in the spool yet */
+    bool pods_dirty;       /* the pod set changed and no batch carrying it is in the spool yet */
     int64_t pods_since_ns; /* when it did (the wall clock packets are stamped with) */
     struct capture_pod *pods;
     size_t n_pods;

@@ -545,9 +545,9 @@ int main(int argc, char **argv)
         nr_die("out of memory for the interface table");
     if (cap.cfg.tls)
         cap.tls = capture_tls_iface_open(&cap, capture_ifaces_next_id(&cap));
-    if (cap.tls && capture_ifaces_add(&cap, CAPTURE_TLS_IFNAME,
-                                      (uint32_t)capture_tls_iface_link_type(cap.tls),
-                                      CAPTURE_TLS_SNAPLEN, &tls_id) != 0)
+    if (cap.tls &&
+        capture_ifaces_add(&cap, CAPTURE_TLS_IFNAME, (uint32_t)capture_tls_iface_link_type(cap.tls),
+                           CAPTURE_TLS_SNAPLEN, &tls_id) != 0)
         nr_die("out of memory for the interface table");
     /* TLS material is read now, while the files are still readable to us. */
     cap.uplink = capture_uplink_new(&cap, err, sizeof(err));

@@ -177,10 +177,13 @@ static struct rpc_wbuf *take_blocks(struct capture *c, struct capture_batch *b, 
     if (!fresh && !(fresh = malloc(fresh_cap)))
         return NULL;
     taken = bl->data;
-    if (tight && bl->len < bl->cap && (taken = realloc(bl->data, bl->len)) != NULL)
-        taken_cap = bl->len;
-    else
-        taken = bl->data;
+    if (tight && bl->len < bl->cap) {
+        uint8_t *cut = realloc(bl->data, bl->len);
+        if (cut) {
+            taken = cut;
+            taken_cap = bl->len;
+        }
+    }
     w = rpc_wbuf_wrap(taken, bl->len, taken_cap, blocks_release, c);
     if (!w) {
         bl->data = taken;

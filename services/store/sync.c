@@ -80,15 +80,24 @@ static void on_deadline(uv_timer_t *t)
 
 /* The next sync starts by now + delay_ns, or by the deadline already set if that is sooner.
  * While a sync runs, its end arms the timer (sync_done). */
+/* The timer for the deadline set (after a sync: what was written while it ran waits for it). */
+static void arm(struct store *s)
+{
+    int64_t left = s->sync_deadline_ns - nr_now_ns();
+
+    if (s->sync_deadline_ns && s->sync_timer_ready)
+        uv_timer_start(&s->sync_timer, on_deadline, left > 0 ? (uint64_t)(left / 1000000) : 0, 0);
+}
+
 static void due_in(struct store *s, int64_t delay_ns)
 {
-    int64_t now = nr_now_ns(), at = now + delay_ns;
+    int64_t at = nr_now_ns() + delay_ns;
 
     if (s->sync_deadline_ns && s->sync_deadline_ns <= at)
         return;
     s->sync_deadline_ns = at;
-    if (s->sync_timer_ready && !s->sync_running)
-        uv_timer_start(&s->sync_timer, on_deadline, (uint64_t)(delay_ns / 1000000), 0);
+    if (!s->sync_running)
+        arm(s);
 }
 
 void store_sync_init(struct store *s)
@@ -130,15 +139,6 @@ static void sync_work(uv_work_t *w)
     for (size_t i = 0; i < job->n; i++)
         if (!sync_close(job->fds[i]) && !job->errors++)
             job->first_errno = errno;
-}
-
-/* After a sync: what was written while it ran waits for the deadline it set. */
-static void arm(struct store *s)
-{
-    int64_t left = s->sync_deadline_ns - nr_now_ns();
-
-    if (s->sync_deadline_ns && s->sync_timer_ready)
-        uv_timer_start(&s->sync_timer, on_deadline, left > 0 ? (uint64_t)(left / 1000000) : 0, 0);
 }
 
 static void sync_done(uv_work_t *w, int status)
