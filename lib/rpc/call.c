@@ -396,7 +396,12 @@ static uint8_t *send_reserve(struct rpc_call *call, size_t need)
             return p;
         }
     }
-    struct rpc_wbuf *b = rpc_wbuf_new(need > SEND_CHUNK ? need : SEND_CHUNK);
+    /* A call's first message gets a buffer of its own size (a client's one request: a hub has
+     * thousands waiting to connect); later ones share SEND_CHUNK buffers. */
+    size_t cap = need > SEND_CHUNK || !call->sent_any ? need : SEND_CHUNK;
+    struct rpc_wbuf *b = rpc_wbuf_new(cap);
+
+    call->sent_any = true;
     if (!b)
         return NULL;
     if (sendq_push(call, b, 0, need) != 0) {
@@ -659,12 +664,20 @@ static void give_back(struct rpc_call *call)
     /* With a window of its own (recv_window) a call takes a message larger than its window: the
      * bytes of the one arriving are given back too, as the call is not paused here. */
     size_t pending = call->recv_window ? 0 : rpc_frame_decoder_pending(&call->dec);
-    size_t keep = pending + (call->held_len - call->held_off);
+    size_t held = call->held_len - call->held_off;
+    size_t keep = pending + held;
     size_t n;
 
-    give_back_connection(call);
-    if (!wants_input(call))
+    if (!wants_input(call)) {
         keep = 0; /* nothing is gathered any more */
+        give_back_connection(call);
+    } else if (call->conn_held > held && call->conn && call->conn->session) {
+        /* A paused handler took some of what it held: the connection window of those goes back,
+         * what it still holds keeps its share. */
+        nghttp2_session_consume_connection(call->conn->session, call->conn_held - held);
+        call->conn_held = held;
+        rpc_conn_schedule(call->conn);
+    }
     if (call->unconsumed <= keep || !call->conn || call->stream_closed || call->stream_id <= 0)
         return;
     n = call->unconsumed - keep;
@@ -755,8 +768,14 @@ static int on_msg(void *arg, const uint8_t *msg, size_t len)
  * were taken; the rest must wait for resume. */
 static size_t decode(struct rpc_call *call, const uint8_t *data, size_t len)
 {
-    int rv = rpc_frame_decoder_feed(&call->dec, data, len, on_msg, call);
+    bool outer = !call->decoding;
+    int rv;
     char msg[128];
+
+    call->decoding = true;
+    rv = rpc_frame_decoder_feed(&call->dec, data, len, on_msg, call);
+    if (outer)
+        call->decoding = false;
 
     if (rv == 0 || rv == 1)
         return rv == 0 ? len : call->dec.last_used;
@@ -778,8 +797,15 @@ static int held_append(struct rpc_call *call, const uint8_t *data, size_t len)
 {
     if (call->held_off == call->held_len)
         call->held_off = call->held_len = 0;
+    if (call->held_off > 0 && call->held_len + len > call->held_cap) {
+        /* What was taken from the front makes room: a handler that never drains what it holds
+         * (its peer sends while it takes) must not grow the buffer past its window. */
+        memmove(call->held, call->held + call->held_off, call->held_len - call->held_off);
+        call->held_len -= call->held_off;
+        call->held_off = 0;
+    }
     if (call->held_len + len > call->held_cap) {
-        size_t cap = call->held_cap ? call->held_cap : 16384;
+        size_t cap = call->held_cap ? call->held_cap : 1024;
         while (cap < call->held_len + len)
             cap *= 2;
         uint8_t *p = realloc(call->held, cap);
@@ -807,8 +833,10 @@ static void after_input(struct rpc_call *call)
     keep_or_trim(call);
     if (!wants_input(call))
         held_free(call);
-    if (!call->paused && !held_pending(call))
-        give_back(call);
+    /* Paused or not, the bytes of delivered messages go back to the windows at once: a handler
+     * that takes one message at a time would otherwise reopen the window only once it had taken
+     * all it held, and its peer could never send ahead. */
+    give_back(call);
 }
 
 void rpc_call__on_data(struct rpc_call *call, const uint8_t *data, size_t len)
@@ -866,8 +894,7 @@ void rpc_call__deliver(struct rpc_call *call)
         size_t n = call->held_len - call->held_off;
         call->held_off += decode(call, call->held + call->held_off, n);
     }
-    if (!call->paused || !wants_input(call))
-        after_input(call);
+    after_input(call);
     check_end(call);
 }
 
@@ -889,4 +916,14 @@ void rpc_call_resume_recv(struct rpc_call *call)
     } else if (call->done_pending) {
         uv_timer_start(&call->timer, timer_cb, 0, 0);
     }
+}
+
+void rpc_call_resume_recv_now(struct rpc_call *call)
+{
+    rpc_call_resume_recv(call);
+    /* Not from inside this call's own delivery (its decoding goes on by itself once unpaused)
+     * nor from inside nghttp2 on its connection. */
+    if (call->deliver_pending && !call->decoding && call->conn && !call->conn->in_nghttp2 &&
+        !call->conn->closing)
+        rpc_call__deliver(call);
 }

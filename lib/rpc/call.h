@@ -74,6 +74,11 @@ size_t rpc_call_queued(const struct rpc_call *call);
  * turn) and reopens the window. */
 void rpc_call_pause_recv(struct rpc_call *call);
 void rpc_call_resume_recv(struct rpc_call *call);
+/* As resume, but the messages already received are delivered before it returns where that is
+ * safe (else on the next loop turn, as resume): for a handler that takes one message at a time
+ * from many calls and cannot wait a loop turn for each. on_message may run, for this call, from
+ * inside this function. */
+void rpc_call_resume_recv_now(struct rpc_call *call);
 
 /* Server: ends the call with a status after the queued messages; `message` (may be NULL) is
  * sent percent-encoded. A call with nothing sent yet answers Trailers-Only. on_done follows

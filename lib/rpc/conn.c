@@ -19,6 +19,7 @@
 #define RBUF_SIZE          (256u << 10)
 #define TLSBUF_SIZE        (64u << 10)
 #define OUTBOUND_ITEMS_MAX 1024
+#define FLUSH_ROUNDS       8 /* of nghttp2 output the socket takes at once, in one turn */
 
 static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf);
 static void handle_closed(uv_handle_t *h);
@@ -278,8 +279,9 @@ static int session_new(struct rpc_conn *conn)
     /* CVE-2024-28182: a header block may not be spread over endless CONTINUATION frames. */
     nghttp2_option_set_max_continuations(opt, 8);
 #endif
-    rv = conn->is_server ? nghttp2_session_server_new2(&conn->session, cbs, conn, opt)
-                         : nghttp2_session_client_new2(&conn->session, cbs, conn, opt);
+    rv = conn->is_server
+             ? nghttp2_session_server_new3(&conn->session, cbs, conn, opt, rpc_mem__nghttp2())
+             : nghttp2_session_client_new3(&conn->session, cbs, conn, opt, rpc_mem__nghttp2());
     if (rv != 0) {
         rv = -ENOMEM;
         goto out;
@@ -503,22 +505,33 @@ void rpc_conn_flush(struct rpc_conn *conn)
 
     if (conn->closing || !conn->ready || conn->in_nghttp2)
         return;
-    conn->in_nghttp2 = true;
-    rv = nghttp2_session_send(conn->session);
-    conn->in_nghttp2 = false;
-    close_deferred(conn);
-    if (conn->closing)
-        return;
-    if (rv != 0) {
-        rpc_conn_close(conn, NR_EPROTO_H2, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE,
-                       nghttp2_strerror(rv));
-        return;
-    }
-    rv = rpc_out_submit(conn);
-    if (rv != 0) {
-        rpc_conn_close(conn, rv, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE,
-                       uv_strerror(rv));
-        return;
+    for (int round = 0;; round++) {
+        conn->in_nghttp2 = true;
+        rv = nghttp2_session_send(conn->session);
+        conn->in_nghttp2 = false;
+        close_deferred(conn);
+        if (conn->closing)
+            return;
+        if (rv != 0) {
+            rpc_conn_close(conn, NR_EPROTO_H2, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE,
+                           nghttp2_strerror(rv));
+            return;
+        }
+        bool was_full = rpc_out_full(conn);
+        rv = rpc_out_submit(conn);
+        if (rv != 0) {
+            rpc_conn_close(conn, rv, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE,
+                           uv_strerror(rv));
+            return;
+        }
+        /* The socket took everything at once (no write_cb will come back here) while nghttp2
+         * had more than the output holds: go on, a few rounds in this turn, the rest next. */
+        if (!was_full || conn->inflight != 0 || !nghttp2_session_want_write(conn->session))
+            break;
+        if (round == FLUSH_ROUNDS) {
+            rpc_conn_schedule(conn);
+            break;
+        }
     }
     for (struct rpc_call *c = conn->calls; c && !conn->closing; c = c->next)
         rpc_call__notify_writable(c);

@@ -74,6 +74,7 @@ struct rpc_call {
     uint64_t recv_count; /* messages handed to on_message */
     bool paused;
     bool deliver_pending; /* conn's idle run must deliver held bytes */
+    bool decoding;        /* inside decode(): on_message may be running */
     bool remote_closed;   /* END_STREAM received */
     bool half_close_told;
     bool recv_failed; /* input after an error is dropped */
@@ -86,6 +87,7 @@ struct rpc_call {
     size_t sendq_n;
     size_t queued;             /* bytes in sendq */
     uint64_t send_progress_ms; /* uv_now() when the queue last moved or became non-empty */
+    bool sent_any;             /* a message was queued (the first gets a buffer of its size) */
     bool headers_sent;         /* server: response headers; client: request */
     bool local_closed;         /* server: finish called; client: close_send called */
     bool eof_sent;             /* the data provider reported EOF */
@@ -265,6 +267,9 @@ struct rpc_conn *rpc_conn_new(uv_loop_t *loop, bool is_server, const struct rpc_
 int rpc_conn_start(struct rpc_conn *conn, SSL_CTX *ssl_ctx, const char *host);
 /* Runs nghttp2's send loop and hands what it produced to the socket; notifies writable calls. */
 void rpc_conn_flush(struct rpc_conn *conn);
+
+/* The allocator of every nghttp2 session (mem.c): large blocks mapped, not taken from the heap. */
+nghttp2_mem *rpc_mem__nghttp2(void);
 /* Asks for a flush of pending frames on the next loop turn. */
 void rpc_conn_schedule(struct rpc_conn *conn);
 /* Closes now: every call on it ends (code for their on_done), handles close, owner told. */

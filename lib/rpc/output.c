@@ -11,7 +11,8 @@
 #include "rpc/status.h"
 #include "util/error.h"
 
-#define COPYBUF_SIZE (64u << 10)
+#define COPYBUF_MIN (1u << 10)  /* a connection of small frames holds this ... */
+#define COPYBUF_MAX (64u << 10) /* ... and one that copies much grows to this */
 
 struct rpc_write {
     uv_write_t req;
@@ -105,7 +106,9 @@ static size_t copybuf_room(struct rpc_conn *conn)
     if (conn->copybuf && conn->copybuf->refs == 1)
         conn->copybuf->len = 0;
     if (!conn->copybuf || conn->copybuf->len == conn->copybuf->cap) {
-        struct rpc_wbuf *b = rpc_wbuf_new(COPYBUF_SIZE);
+        /* Full while in use: the next is twice as large, up to COPYBUF_MAX. */
+        size_t cap = conn->copybuf ? conn->copybuf->cap * 2 : COPYBUF_MIN;
+        struct rpc_wbuf *b = rpc_wbuf_new(cap < COPYBUF_MAX ? cap : COPYBUF_MAX);
         if (!b)
             return 0;
         rpc_wbuf_unref(conn->copybuf);
@@ -208,11 +211,38 @@ static void write_cb(uv_write_t *req, int status)
     rpc_conn_flush(conn);
 }
 
-/* Hands everything staged to one uv_write. */
+/* Writes what the socket takes now, when nothing is queued on it (uv_try_write): what it took
+ * needs no write request, no poll for writability and no callback a loop turn later. Returns
+ * how many of the n bufs it took whole, the next one advanced past what it took of it. */
+static size_t write_now(struct rpc_conn *conn, uv_buf_t *bufs, size_t n)
+{
+    size_t done = 0;
+    int rv;
+
+    if (conn->inflight != 0)
+        return 0;
+    rv = uv_try_write((uv_stream_t *)&conn->tcp, bufs, (unsigned)n);
+    if (rv <= 0)
+        return 0; /* EAGAIN; any other error comes again from uv_write, as it did */
+    conn->write_progress_ms = uv_now(conn->loop);
+    for (size_t took = (size_t)rv; done < n && took >= bufs[done].len; done++)
+        took -= bufs[done].len;
+    if (done < n) {
+        size_t took = (size_t)rv;
+        for (size_t i = 0; i < done; i++)
+            took -= bufs[i].len;
+        bufs[done].base += took;
+        bufs[done].len -= took;
+    }
+    return done;
+}
+
+/* Hands everything staged to the socket: what it takes now, the rest to one uv_write. */
 int rpc_out_submit(struct rpc_conn *conn)
 {
     struct rpc_write *w;
     uv_buf_t *bufs;
+    size_t done, left = 0;
     int rv;
 
     if (conn->out_n == 0)
@@ -229,11 +259,23 @@ int rpc_out_submit(struct rpc_conn *conn)
         bufs[i] =
             uv_buf_init((char *)w->segs[i].buf->data + w->segs[i].off, (unsigned)w->segs[i].len);
     conn->out_n = 0;
+    done = write_now(conn, bufs, w->n);
+    if (done == w->n) {
+        for (size_t i = 0; i < w->n; i++)
+            rpc_wbuf_unref(w->segs[i].buf);
+        free(w);
+        conn->staged = 0;
+        return 0;
+    }
+    for (size_t i = done; i < w->n; i++)
+        left += bufs[i].len;
     if (conn->inflight == 0)
         conn->write_progress_ms = uv_now(conn->loop); /* the wait for the peer starts now */
-    conn->inflight += conn->staged;
+    w->bytes = left; /* the slices taken already are let go with the rest, in write_cb */
+    conn->inflight += left;
     conn->staged = 0;
-    rv = uv_write(&w->req, (uv_stream_t *)&conn->tcp, bufs, (unsigned)w->n, write_cb);
+    rv = uv_write(&w->req, (uv_stream_t *)&conn->tcp, bufs + done, (unsigned)(w->n - done),
+                  write_cb);
     if (rv < 0) {
         for (size_t i = 0; i < w->n; i++)
             rpc_wbuf_unref(w->segs[i].buf);

@@ -87,7 +87,42 @@ static void ref_message(struct rpc_call *call, const uint8_t *msg, size_t len, v
     rpc_call_finish(call, RPC_OK, NULL);
 }
 
+/* Count: COUNT_N messages of COUNT_LEN bytes, the k-th filled with k, as the window lets it. */
+#define COUNT_N   64
+#define COUNT_LEN 1000
+struct count_state {
+    int sent;
+};
+static struct count_state count_server;
+
+static void count_fill(struct rpc_call *call)
+{
+    uint8_t m[COUNT_LEN];
+
+    while (count_server.sent < COUNT_N && rpc_call_writable(call)) {
+        memset(m, count_server.sent++, sizeof(m));
+        rpc_call_send_raw(call, m, sizeof(m));
+    }
+    if (count_server.sent == COUNT_N) {
+        count_server.sent++;
+        rpc_call_finish(call, RPC_OK, NULL);
+    }
+}
+
+static void count_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *user)
+{
+    count_server.sent = 0;
+    count_fill(call);
+}
+
+static void count_writable(struct rpc_call *call, void *user)
+{
+    count_fill(call);
+}
+
 static const struct rpc_call_cbs echo_cbs = {.on_message = echo_message};
+static const struct rpc_call_cbs count_cbs = {.on_message = count_message,
+                                              .on_writable = count_writable};
 static const struct rpc_call_cbs ref_cbs = {.on_message = ref_message};
 static const struct rpc_call_cbs hold_cbs = {.on_message = hold_message, .on_done = hold_done};
 static const struct rpc_call_cbs flood_cbs = {.on_message = flood_message,
@@ -104,6 +139,7 @@ static const struct rpc_method methods[] = {
     {"/t.T/Hold", RPC_SHAPE_SERVER_STREAM, start_with, (void *)&hold_cbs, 0, NULL},
     {"/t.T/Flood", RPC_SHAPE_SERVER_STREAM, start_with, (void *)&flood_cbs, 0, NULL},
     {"/t.T/Ref", RPC_SHAPE_UNARY, start_with, (void *)&ref_cbs, 0, NULL},
+    {"/t.T/Count", RPC_SHAPE_SERVER_STREAM, start_with, (void *)&count_cbs, 0, NULL},
 };
 
 /* ---- client side bookkeeping ---- */
@@ -500,6 +536,108 @@ static void test_send_ref_without_copy(void **state)
     assert_int_equal(ref_released_cap, REF_LEN + 100);
 }
 
+/* ---- 7: a handler that takes one message at a time ---- */
+
+static struct {
+    struct rpc_call *call;
+    int got;          /* messages delivered */
+    bool in_order;    /* the k-th filled with k */
+    int first_burst;  /* taken at once in the first timer turn */
+    int second_burst; /* taken at once after the peer had time to send again */
+    bool done;
+    bool flowing; /* the rest taken as it comes, no pause */
+    int code;
+    uv_timer_t timer;
+} one;
+
+static void one_message(struct rpc_call *c, const uint8_t *msg, size_t len, void *user)
+{
+    if (len != COUNT_LEN || msg[0] != (uint8_t)one.got || msg[len - 1] != (uint8_t)one.got)
+        one.in_order = false;
+    one.got++;
+    if (!one.flowing)
+        rpc_call_pause_recv(c); /* one at a time, as the hub's merge takes them */
+}
+
+static void one_done(struct rpc_call *c, int code, const char *message, void *user)
+{
+    one.done = true;
+    one.code = code;
+    one.call = NULL;
+    uv_close((uv_handle_t *)&one.timer, NULL);
+    rpc_channel_close(channel, closed, NULL);
+    rpc_server_close(server, closed, NULL);
+}
+
+/* Takes every message that has arrived, each delivered before resume_recv_now returns. */
+static int take_held(void)
+{
+    int n = 0;
+
+    while (one.call && !one.done) {
+        int before = one.got;
+        rpc_call_resume_recv_now(one.call);
+        if (one.got == before)
+            break; /* nothing held: the rest is still on its way */
+        assert_int_equal(one.got, before + 1);
+        n++;
+        if (one.call && !one.done)
+            rpc_call_pause_recv(one.call);
+    }
+    return n;
+}
+
+static void one_tick(uv_timer_t *t)
+{
+    if (one.first_burst == 0) {
+        /* The window (16 KiB) is full: take half of it, and give the peer time to send. */
+        for (int i = 0; i < 8; i++) {
+            int before = one.got;
+            rpc_call_resume_recv_now(one.call);
+            assert_int_equal(one.got, before + 1);
+        }
+        one.first_burst = 8;
+        return;
+    }
+    if (one.second_burst == 0) {
+        /* What was taken while paused went back to the window at once, so the peer sent
+         * ahead: more is held now than the first window's other half. */
+        one.second_burst = take_held();
+        return;
+    }
+    take_held();
+    one.flowing = true;
+    if (one.call)
+        rpc_call_resume_recv(one.call); /* the rest as it comes */
+    uv_timer_stop(t);
+}
+
+static void test_one_message_at_a_time(void **state)
+{
+    static const struct rpc_call_cbs cbs = {.on_message = one_message, .on_done = one_done};
+    struct rpc_call_opts opts = {.path = "/t.T/Count",
+                                 .shape = RPC_SHAPE_SERVER_STREAM,
+                                 .timeout_ms = 10000,
+                                 .recv_window = 16u << 10};
+
+    memset(&one, 0, sizeof(one));
+    one.in_order = true;
+    setup_pair(100, &server);
+    one.call = rpc_channel_call(channel, &opts, &cbs, NULL);
+    assert_non_null(one.call);
+    assert_int_equal(rpc_call_send_raw(one.call, "go", 2), 0);
+    assert_int_equal(rpc_call_close_send(one.call), 0);
+    uv_timer_init(uv_default_loop(), &one.timer);
+    uv_timer_start(&one.timer, one_tick, 200, 200);
+    run_loop();
+    assert_true(one.done);
+    assert_int_equal(one.code, RPC_OK);
+    assert_int_equal(one.got, COUNT_N);
+    assert_true(one.in_order);
+    assert_int_equal(one.first_burst, 8);
+    assert_true(one.second_burst > 10);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -509,6 +647,7 @@ int main(void)
         cmocka_unit_test(test_server_closed_from_on_writable),
         cmocka_unit_test(test_channel_reconnects),
         cmocka_unit_test(test_send_ref_without_copy),
+        cmocka_unit_test(test_one_message_at_a_time),
     };
     int rv = cmocka_run_group_tests(tests, NULL, NULL);
 
