@@ -484,12 +484,20 @@ static size_t report_missing(const Netreel__V1__SnapshotSummary *sum)
         if (r->ok)
             continue;
         missing++;
+        const char *why = r->error && r->error[0] ? r->error : "no reason given";
+        char who[512], reached[40];
         if (r->node && r->node[0])
-            cli_warn("node %s (store %s) is MISSING from the snapshot: %s", r->node, r->store,
-                     r->error && r->error[0] ? r->error : "no reason given");
+            snprintf(who, sizeof(who), "node %s (store %s)", r->node, r->store);
         else
-            cli_warn("store %s is MISSING from the snapshot: %s", r->store,
-                     r->error && r->error[0] ? r->error : "no reason given");
+            snprintf(who, sizeof(who), "store %s", r->store);
+        /* Left out mid-stream: what it sent before is in the file, up to a time. */
+        if (r->packets > 0 && r->reached_ns > 0 &&
+            nr_format_time(r->reached_ns, 6, reached, sizeof(reached)) > 0)
+            cli_warn("%s is CUT SHORT in the snapshot: its %llu packets up to %s are in, none "
+                     "after: %s",
+                     who, (unsigned long long)r->packets, reached, why);
+        else
+            cli_warn("%s is MISSING from the snapshot: %s", who, why);
     }
     return missing;
 }

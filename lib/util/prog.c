@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 static const char *prog_name = "netreel";
@@ -64,4 +65,18 @@ static void close_one(uv_handle_t *h, void *arg)
 void nr_prog_close_handles(uv_loop_t *loop)
 {
     uv_walk(loop, close_one, NULL);
+}
+
+uint64_t nr_prog_raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 0;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0 && getrlimit(RLIMIT_NOFILE, &rl) != 0)
+            return 0;
+    }
+    return (uint64_t)rl.rlim_cur;
 }

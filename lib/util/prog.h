@@ -23,6 +23,10 @@ int64_t nr_now_ns(void);
 struct nr_httpd *nr_prog_metrics(uv_loop_t *loop, const char *listen,
                                  const struct nr_httpd_route *routes, size_t n_routes);
 
+/* Raises the soft limit of open descriptors to the hard one: a store's snapshots hold one per
+ * segment they read, a hub one per store. Returns the limit now in force (0 if unknown). */
+uint64_t nr_prog_raise_nofile(void);
+
 /* At shutdown: closes every handle still open on the loop, so uv_run returns. */
 void nr_prog_close_handles(uv_loop_t *loop);
 

@@ -15,7 +15,7 @@
 #define HUB_MIN_BUDGET     (16u << 20)
 #define HUB_CHUNK_MIN      (4u << 10)   /* the least a store takes (STORE_MIN_CHUNK_BYTES) */
 #define HUB_CHUNK_MAX      (256u << 10) /* asked of stores at most */
-#define HUB_WINDOW_MIN     (16u << 10)  /* a store stream's window, at least ... */
+#define HUB_WINDOW_MIN     (8u << 10)   /* a store stream's window, at least ... */
 #define HUB_WINDOW_MAX     (2u << 20)   /* ... and at most */
 
 struct hub_share {

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#define HUB_MAX_STORES  1024 /* addresses one snapshot may fan out to */
+#define HUB_MAX_STORES  4096 /* addresses one snapshot may fan out to */
 #define HUB_CHUNK_BYTES (1u << 20)
 #define HUB_MAX_FILTER  16384u /* bytes of BPF filter text, as a store takes */
 

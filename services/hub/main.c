@@ -297,10 +297,12 @@ int main(int argc, char **argv)
     };
     struct rpc_server_config scfg;
     char err[256];
+    uint64_t fd_limit;
 
     nr_prog_set_name("netreel-hub");
     rpc_limits_init(&rpc_limits);
     parse_flags(argc, argv, &hub.cfg);
+    fd_limit = nr_prog_raise_nofile(); /* a connection per store */
     hub.loop = uv_default_loop();
     if (hub.cfg.token_file)
         hub.token = read_token(hub.cfg.token_file);
@@ -323,14 +325,15 @@ int main(int argc, char **argv)
     uv_signal_start(&sigterm, on_signal, SIGTERM);
     uv_signal_start(&sigint, on_signal, SIGINT);
     NR_INFO("serving",
-            "listen=%s port=%d stores=\"%s\" node=%s tls=%s token=%s "
-            "max_snapshots=%u metrics_port=%d",
-            hub.cfg.listen, rpc_server_port(server), hub.cfg.stores, hub.cfg.node,
+            "listen=%s port=%d stores=\"%.200s%s\" node=%s tls=%s token=%s "
+            "max_snapshots=%u metrics_port=%d fd_limit=%llu",
+            hub.cfg.listen, rpc_server_port(server), hub.cfg.stores,
+            strlen(hub.cfg.stores) > 200 ? "..." : "", hub.cfg.node,
             hub.cfg.tls_ca     ? "mtls"
             : hub.cfg.tls_cert ? "tls"
                                : "off",
             hub.token ? "required" : "none", hub.cfg.max_snapshots,
-            httpd ? nr_httpd_port(httpd) : -1);
+            httpd ? nr_httpd_port(httpd) : -1, (unsigned long long)fd_limit);
     uv_run(hub.loop, UV_RUN_DEFAULT);
     uv_loop_close(hub.loop);
     free(hub.token);

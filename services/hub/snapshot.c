@@ -44,26 +44,29 @@ enum src_state { S_WAIT_HEADER, S_STREAM, S_DONE, S_FAILED };
 
 struct hub_snap;
 
-/* One store's stream within a snapshot. */
+/* One store's stream within a snapshot. What the merge touches for every packet comes first:
+ * with a thousand stores taking turns, each packet's store is cold in the cache. */
 struct hub_src {
     struct hub_snap *snap;
-    struct hub_store_addr addr;
-    struct rpc_call *call;  /* NULL once its call is over */
-    struct rpc_channel *ch; /* held for the call (hub_stores_channel), NULL once given back */
-    enum src_state state;
-    char error[256];
-    Netreel__V1__StoreChunk *header; /* its WindowHeader, kept for the file's head */
-    Netreel__V1__StoreChunk *summary;
     Netreel__V1__StoreChunk *msg; /* the blocks message being merged */
     size_t pos;
+    size_t n_ifaces;       /* of its header */
     struct pcapng_epb epb; /* its next packet, in the heap when `ready` */
+    uint32_t base;         /* output id of its interface 0 */
+    enum src_state state;
     bool ready;
     bool had_blocks; /* its key log lines, which come before its blocks, are all in */
-    bool blocked; /* counted in snap->blocked: streaming, no packet ready, none held */
+    bool blocked;    /* counted in snap->blocked: streaming, no packet ready, none held */
     bool timed_out;
-    uint32_t base; /* output id of its interface 0 */
     uint64_t packets;
-    int64_t waiting_since; /* when the merge started waiting for it (0: not waiting) */
+    int64_t reached_ns;     /* the time of its last packet merged, on the file's clock */
+    int64_t waiting_since;  /* when the merge started waiting for it (0: not waiting) */
+    struct rpc_call *call;  /* NULL once its call is over */
+    struct rpc_channel *ch; /* held for the call (hub_stores_channel), NULL once given back */
+    Netreel__V1__StoreChunk *header; /* its WindowHeader, kept for the file's head */
+    Netreel__V1__StoreChunk *summary;
+    struct hub_store_addr addr;
+    char error[256];
 };
 
 struct hub_snap {
@@ -80,6 +83,7 @@ struct hub_snap {
     size_t blocked;         /* streaming stores without a packet ready */
     size_t live_calls;
     bool resolving, head_sent, finished, over;
+    bool producing;    /* inside produce(): a store's message delivered meanwhile joins that run */
     char refused[400]; /* a store's INVALID_ARGUMENT for the request itself: the call's answer */
     struct pcapng_merge heap;
     enum hub_sightings_mode sightings;
@@ -260,7 +264,8 @@ static void src_fail(struct hub_src *src, const char *fmt, ...)
         src->snap->waiting_headers--;
     set_blocked(src, false);
     src->state = S_FAILED;
-    NR_WARN("store left out of a snapshot", "store=%s reason=\"%s\"", src->addr.addr, src->error);
+    NR_WARN("store left out of a snapshot", "store=%s packets_merged=%llu reason=\"%s\"",
+            src->addr.addr, (unsigned long long)src->packets, src->error);
     if (src->call)
         rpc_call_cancel(src->call);
 }
@@ -288,7 +293,7 @@ static void src_next(struct hub_src *src)
 
     if (src->msg && src->pos < len) {
         const uint8_t *p = src->msg->blocks.data + src->pos;
-        size_t n_ifaces = src->header->header->n_interfaces;
+        size_t n_ifaces = src->n_ifaces;
         if (pcapng_block_peek(p, len - src->pos, &type, &blen) != 1 ||
             pcapng_epb_decode(p, blen, &src->epb) != 0 || src->epb.ifid >= n_ifaces) {
             src_fail(src, "it sent blocks that are not whole EPBs of its interfaces");
@@ -312,8 +317,10 @@ static void src_next(struct hub_src *src)
     src->ready = false;
     if (src->state == S_STREAM) {
         set_blocked(src, true);
+        /* A message it already sent is taken now, not a loop turn later: with many stores in
+         * step, each would otherwise cost a turn and a tiny chunk to the caller. */
         if (src->call)
-            rpc_call_resume_recv(src->call);
+            rpc_call_resume_recv_now(src->call);
     }
 }
 
@@ -390,6 +397,7 @@ static void src_message(struct rpc_call *call, const uint8_t *msg, size_t len, v
         if (src->state != S_WAIT_HEADER || !c->header)
             break;
         src->header = c;
+        src->n_ifaces = c->header->n_interfaces;
         hub_stores_remember(s->h, src->addr.addr, c->header->node);
         src->state = S_STREAM;
         s->waiting_headers--;
@@ -460,7 +468,10 @@ static void src_done(struct rpc_call *call, int code, const char *message, void 
         if (src->timed_out) {
             char d[32];
             nr_format_duration(s->h->cfg.store_timeout_ns, d, sizeof(d));
-            src_fail(src, "no answer within %s (--store-timeout)", d);
+            if (src->had_blocks)
+                src_fail(src, "it stopped sending mid-stream: nothing for %s (--store-timeout)", d);
+            else
+                src_fail(src, "no answer within %s (--store-timeout)", d);
         } else
             src_fail(src, "%s: %s", rpc_code_name(code), without_addr(message, src->addr.addr));
     } else if (src->state == S_WAIT_HEADER) {
@@ -753,6 +764,7 @@ static void send_summary(struct hub_snap *s)
         res[i].ok = src->state == S_DONE;
         res[i].error = src->state == S_DONE ? (char *)"" : src->error;
         res[i].packets = src->packets;
+        res[i].reached_ns = src->reached_ns;
         if (s->offsets && s->offsets[i].known) {
             res[i].clock_known = true;
             res[i].clock_offset_ns = s->offsets[i].offset_ns;
@@ -824,8 +836,23 @@ static int keys_out(struct hub_snap *s)
     return 0;
 }
 
+/* Asks the cache for what the next turn reads of the store it takes: its packet's bytes (hashed
+ * by the sightings stage) and the block after it (decoded next). */
+static void prefetch_top(const struct hub_snap *s)
+{
+    void *p;
+    const struct hub_src *top;
+
+    if (!pcapng_merge_peek(&s->heap, NULL, &p))
+        return;
+    top = p;
+    __builtin_prefetch(top->epb.data);
+    if (top->msg && top->pos < top->msg->blocks.len)
+        __builtin_prefetch(top->msg->blocks.data + top->pos);
+}
+
 /* Merges while the caller can take more and every streaming store has a packet ready. */
-static void produce(struct hub_snap *s)
+static void produce_run(struct hub_snap *s)
 {
     size_t budget = TURN_BUDGET;
 
@@ -891,12 +918,23 @@ static void produce(struct hub_snap *s)
         }
         s->packets = hub_sightings_written(s->sg);
         src->packets++;
+        src->reached_ns = ts;
         budget = budget > src->epb.block_len ? budget - src->epb.block_len : 0;
         src->ready = false;
         src_next(src);
+        prefetch_top(s);
         if (s->out.len >= HUB_CHUNK_BYTES && send_out(s, NULL) != 0)
             return;
     }
+}
+
+static void produce(struct hub_snap *s)
+{
+    if (s->producing)
+        return; /* a store's message taken from within the run: the run goes on with it */
+    s->producing = true;
+    produce_run(s);
+    s->producing = false; /* s is freed only from a close callback, never from here */
 }
 
 static void turn_cb(uv_timer_t *t)

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -262,17 +261,6 @@ static void lock_data_dir(const char *dir)
         nr_die("%s is in use by another netreel-store", dir);
 }
 
-/* Snapshots hold a descriptor per segment they read: allow as many as the system lets us. */
-static void raise_nofile(void)
-{
-    struct rlimit rl;
-
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-}
-
 static int serve_metrics(struct nr_buf *body, const char **content_type, void *data)
 {
     int rc = store_metrics_write(data, body);
@@ -348,7 +336,7 @@ int main(int argc, char **argv)
     parse_flags(argc, argv, &store.cfg);
     store.loop = uv_default_loop();
     lock_data_dir(store.cfg.data_dir);
-    raise_nofile();
+    nr_prog_raise_nofile(); /* snapshots hold a descriptor per segment they read */
     rc = store_recover(&store);
     if (rc != 0)
         nr_die("cannot read --data-dir %s: %s", store.cfg.data_dir, strerror(-rc));

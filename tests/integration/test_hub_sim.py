@@ -142,3 +142,40 @@ def test_hub_memory_is_the_budget_not_the_store_count(sim, hubs, cli_bin, tmp_pa
     assert m and int(m.group(1)) == n * per, err
     hwm_mib = hub.vm_hwm_kib() / 1024
     assert hwm_mib < 100, f"hub peak RSS {hwm_mib:.1f} MiB with 1024 stores"
+
+
+def test_a_store_that_stops_mid_stream_is_cut_short(sim, hubs, cli_bin, tmp_path):
+    # 256 nodes; sim-7 stops after 500 of its 2000 packets and holds its stream open, as a store
+    # stopped with SIGSTOP does. The hub waits --store-timeout (2 s) for it, then goes on: the
+    # file holds the other 255 whole and sim-7's first 500, in time order, and stderr names it
+    # with how far it got. --strict fails the same snapshot.
+    n, per, after = 256, 2000, 500
+    s = sim(n, per, "--stall", f"7:{after}")
+    hub = hubs(",".join(s.addrs), "--store-timeout", "2s")
+    out = tmp_path / "cut.pcapng"
+    t = time.monotonic()
+    res = ch.run(cli_bin, "pcapdump", "--hub", hub.addr, "-o", out, env=ch.base_env(),
+                 timeout=120, expect=0)
+    took = time.monotonic() - t
+    assert took < 2 + 10, f"the snapshot took {took:.1f} s with --store-timeout 2s"
+    f = sh.read_pcapng(out)
+    got = ids(f.packets)
+    want = {(k, i) for k in range(n) if k != 7 for i in range(per)} | \
+        {(7, i) for i in range(after)}
+    assert len(got) == len(want) and set(got) == want, f"{len(got)} packets of {len(want)}"
+    ts = [p.ts_ns for p in f.packets]
+    assert ts == sorted(ts), "the merge is not in time order"
+    last7 = max(p.ts_ns for p, (k, _) in zip(f.packets, got) if k == 7)
+    cut = [ln for ln in res.stderr.splitlines() if "CUT SHORT" in ln]
+    assert len(cut) == 1 and "node sim-7 " in cut[0] and f"its {after} packets up to " in cut[0], \
+        res.where()
+    assert "stopped sending mid-stream: nothing for 2s (--store-timeout)" in cut[0], cut[0]
+    # The time it reached is its last packet's, to the microsecond.
+    stamp = cut[0].split(" up to ")[1].split(" ")[0]
+    sec = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(last7 // 10**9))
+    assert stamp == f"{sec}.{last7 % 10**9 // 1000:06d}Z", (stamp, last7)
+    assert closing_line(res)[2].startswith(f"{n - 1} of {n} nodes"), res.where()
+
+    res = ch.run(cli_bin, "pcapdump", "--hub", hub.addr, "--strict", "-o", tmp_path / "s.pcapng",
+                 env=ch.base_env(), timeout=120, expect=3)
+    assert "sim-7" in res.stderr and not (tmp_path / "s.pcapng").exists(), res.where()

@@ -7,7 +7,10 @@
  * tell every packet's node and number.
  *
  *   store-sim --stores N --packets P --ports-file FILE [--size BYTES] [--ts-start NS]
- *             [--ts-step NS]
+ *             [--ts-step NS] [--stall K:AFTER]
+ *
+ * --stall: node K's Snapshot streams stop after AFTER packets and stay open, sending nothing more
+ * (its socket still read), as a store stopped with SIGSTOP looks to the hub; Stats still answers.
  *
  * FILE gets one "127.0.0.1:PORT" line per node once every server listens (it appears whole).
  * Snapshot honours the window (since/until), snaplen and max_chunk_bytes (1 MiB when not
@@ -48,6 +51,8 @@ static struct {
     int64_t ts0, step;
     struct sim_store *stores;
     unsigned closing;
+    int64_t stall_k; /* -1: none */
+    uint64_t stall_after;
 } sim;
 
 struct sim_call {
@@ -129,6 +134,11 @@ static void frame(const struct sim_store *st, uint64_t i, uint8_t *f)
     memcpy(f + 50, &i, 8);
 }
 
+static bool stalled(const struct sim_call *c)
+{
+    return (int64_t)c->st->k == sim.stall_k && c->sent >= sim.stall_after;
+}
+
 static void send_chunk_or_finish(struct sim_call *c)
 {
     uint8_t f[SNAPLEN];
@@ -136,7 +146,7 @@ static void send_chunk_or_finish(struct sim_call *c)
 
     if (b.max == 0)
         nr_buf_init(&b, CHUNK + 2 * SNAPLEN);
-    while (!c->done && rpc_call_writable(c->call)) {
+    while (!c->done && !stalled(c) && rpc_call_writable(c->call)) {
         Netreel__V1__StoreChunk ch = NETREEL__V1__STORE_CHUNK__INIT;
         if (c->next == c->end) {
             Netreel__V1__StoreSummary sum = NETREEL__V1__STORE_SUMMARY__INIT;
@@ -154,7 +164,8 @@ static void send_chunk_or_finish(struct sim_call *c)
             break;
         }
         b.len = 0;
-        while (c->next < c->end && (b.len == 0 || b.len + 32 + sim.size + 3 <= c->chunk)) {
+        while (c->next < c->end && !stalled(c) &&
+               (b.len == 0 || b.len + 32 + sim.size + 3 <= c->chunk)) {
             uint32_t cap = c->snaplen && c->snaplen < sim.size ? c->snaplen : sim.size;
             size_t before = b.len;
             frame(c->st, c->next, f);
@@ -305,7 +316,7 @@ static void on_signal(uv_signal_t *sig, int signum)
 static void usage(void)
 {
     fprintf(stderr, "usage: store-sim --stores N --packets P --ports-file FILE [--size BYTES] "
-                    "[--ts-start NS] [--ts-step NS]\n");
+                    "[--ts-start NS] [--ts-step NS] [--stall K:AFTER]\n");
     exit(2);
 }
 
@@ -325,13 +336,10 @@ static uint64_t number(const char *name, const char *v, uint64_t min, uint64_t m
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"stores", required_argument, NULL, 'n'},
-        {"packets", required_argument, NULL, 'p'},
-        {"size", required_argument, NULL, 's'},
-        {"ts-start", required_argument, NULL, 't'},
-        {"ts-step", required_argument, NULL, 'd'},
-        {"ports-file", required_argument, NULL, 'f'},
-        {NULL, 0, NULL, 0},
+        {"stores", required_argument, NULL, 'n'},  {"packets", required_argument, NULL, 'p'},
+        {"size", required_argument, NULL, 's'},    {"ts-start", required_argument, NULL, 't'},
+        {"ts-step", required_argument, NULL, 'd'}, {"ports-file", required_argument, NULL, 'f'},
+        {"stall", required_argument, NULL, 'S'},   {NULL, 0, NULL, 0},
     };
     const char *ports_file = NULL;
     struct rlimit rl;
@@ -340,6 +348,7 @@ int main(int argc, char **argv)
     int c;
 
     sim.size = 128;
+    sim.stall_k = -1;
     sim.step = 1000;
     {
         struct timespec now;
@@ -354,10 +363,19 @@ int main(int argc, char **argv)
         case 't': sim.ts0 = (int64_t)number("ts-start", optarg, 1, INT64_MAX / 2); break;
         case 'd': sim.step = (int64_t)number("ts-step", optarg, 1, 1000000000); break;
         case 'f': ports_file = optarg; break;
+        case 'S': {
+            char *colon = strchr(optarg, ':');
+            if (!colon)
+                usage();
+            *colon = '\0';
+            sim.stall_k = (int64_t)number("stall", optarg, 0, MAX_N - 1);
+            sim.stall_after = number("stall", colon + 1, 0, UINT64_C(1) << 32);
+            break;
+        }
         default: usage();
         }
     }
-    if (!sim.n || !sim.packets || !ports_file || optind != argc)
+    if (!sim.n || !sim.packets || !ports_file || optind != argc || sim.stall_k >= (int64_t)sim.n)
         usage();
     /* Each server holds a listening socket and its connections. */
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
