@@ -227,10 +227,12 @@ int cli_pcapdump_args_parse(int argc, char **argv, int64_t now_ns, struct cli_pc
 
 /* ---- status, clean, version ---- */
 
-int cli_status_args_parse(int argc, char **argv, struct cli_hub_opts *o)
+int cli_status_args_parse(int argc, char **argv, struct cli_status_opts *o)
 {
     static const struct option opts[] = {
         {"help", no_argument, NULL, 'h'},
+        {"all", no_argument, NULL, 'a'},
+        {"output", required_argument, NULL, 'o'},
         CLI_HUB_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
@@ -238,18 +240,31 @@ int cli_status_args_parse(int argc, char **argv, struct cli_hub_opts *o)
 
     memset(o, 0, sizeof(*o));
     getopt_reset();
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if (cli_hub_opt(o, c, optarg))
+    while ((c = getopt_long(argc, argv, ":hao:", opts, NULL)) != -1) {
+        if (cli_hub_opt(&o->hub, c, optarg))
             continue;
-        if (c == 'h')
-            return CLI_ARGS_HELP;
-        return cli_bad_option("status", c, argv);
+        switch (c) {
+        case 'h': return CLI_ARGS_HELP;
+        case 'a': o->all = true; break;
+        case 'o':
+            if (strcmp(optarg, "wide") == 0)
+                o->all = true;
+            else if (strcmp(optarg, "json") == 0)
+                o->json = true;
+            else
+                return cli_error(CLI_EXIT_USAGE,
+                                 "status: -o %s: the output is wide or json (netreel status "
+                                 "--help)",
+                                 optarg);
+            break;
+        default: return cli_bad_option("status", c, argv);
+        }
     }
     if (optind != argc)
         return cli_error(CLI_EXIT_USAGE,
                          "status: unexpected argument \"%s\" (netreel status --help)",
                          argv[optind]);
-    return cli_hub_opts_check("status", o);
+    return cli_hub_opts_check("status", &o->hub);
 }
 
 int cli_clean_args_parse(int argc, char **argv, const char **release_ns)

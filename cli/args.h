@@ -74,7 +74,13 @@ int cli_pcapdump_args_parse(int argc, char **argv, int64_t now_ns, struct cli_pc
 
 /* ---- netreel status, clean, version ---- */
 
-int cli_status_args_parse(int argc, char **argv, struct cli_hub_opts *o);
+struct cli_status_opts {
+    struct cli_hub_opts hub;
+    bool all;  /* --all, -o wide: the full table of nodes */
+    bool json; /* -o json */
+};
+
+int cli_status_args_parse(int argc, char **argv, struct cli_status_opts *o);
 
 int cli_clean_args_parse(int argc, char **argv, const char **release_ns);
 

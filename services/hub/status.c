@@ -98,6 +98,8 @@ static void one_message(struct rpc_call *call, const uint8_t *msg, size_t len, v
         (Netreel__V1__StoreStats *)rpc_unpack(&netreel__v1__store_stats__descriptor, msg, len);
     if (!o->stats)
         snprintf(o->error, sizeof(o->error), "%s sent StoreStats that do not parse", o->addr.addr);
+    else if (o->stats->node && o->stats->node[0])
+        hub_stores_remember(o->req->h, o->addr.addr, o->stats->node); /* named when it is down */
 }
 
 static void one_done(struct rpc_call *call, int code, const char *message, void *user)

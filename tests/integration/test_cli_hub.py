@@ -41,7 +41,7 @@ def cluster(pb, reachable_b=True):
 def test_status_table(cli_bin, fake_hub, hub_pb):
     h = fake_hub()
     h.cluster = cluster(hub_pb)
-    r = ch.run(cli_bin, "status", "--hub", h.addr, env=ch.base_env(), expect=0)
+    r = ch.run(cli_bin, "status", "--all", "--hub", h.addr, env=ch.base_env(), expect=0)
     lines = r.stdout.splitlines()
     assert len(lines) == 3, r.where()
     for col in ("NODE", "STORE", "OLDEST", "NEWEST", "DISK / MAX", "SEGMENTS", "PACKETS",
@@ -63,10 +63,86 @@ def test_status_table(cli_bin, fake_hub, hub_pb):
 def test_status_unreachable_store_exit_3(cli_bin, fake_hub, hub_pb):
     h = fake_hub()
     h.cluster = cluster(hub_pb, reachable_b=False)
-    r = ch.run(cli_bin, "status", "--hub", h.addr, env=ch.base_env(), expect=3)
+    r = ch.run(cli_bin, "status", "-o", "wide", "--hub", h.addr, env=ch.base_env(), expect=3)
     row = r.stdout.splitlines()[2]
     assert "10.0.0.2:8897" in row and "UNREACHABLE: connect: connection refused" in row
     assert "1 of 2 stores is unreachable" in r.stderr
+
+
+def big_cluster(pb, n=1000):
+    """n nodes, node-k's window [now - 2h + k s, now - k ms]; node-3 down, node-5 dropping,
+    node-8 out of room (segments deleted for the file system's free space)."""
+    now = time.time_ns()
+    out = []
+    for k in range(n):
+        name = f"node-{k}"
+        if k == 3:
+            out.append(pb.StoreStatus(store=f"10.0.{k // 256}.{k % 256}:8897", reachable=False,
+                                      error="connect: connection refused"))
+            continue
+        st = pb.StoreStats(node=name, oldest_ns=now - 7200 * NS + k * NS,
+                           newest_ns=now - k * 1_000_000, bytes=1 << 20, max_bytes=2 << 20,
+                           segments=2, packets=100)
+        if k == 5:
+            st.captures.append(pb.CaptureStats(capture_id="c", counters=pb.CaptureCounters(
+                kernel_dropped=4, capture_dropped=2)))
+        if k == 8:
+            st.deletions.append(pb.DeletionCount(reason="min_free_disk", segments=3,
+                                                 bytes=3 << 20))
+        st.deletions.append(pb.DeletionCount(reason="max_size", segments=9, bytes=9 << 20))
+        out.append(pb.StoreStatus(store=f"10.0.{k // 256}.{k % 256}:8897", reachable=True,
+                                  stats=st))
+    return pb.ClusterStatus(stores=out), now
+
+
+def test_status_at_scale_leads_with_totals_and_attention(cli_bin, fake_hub, hub_pb):
+    # A thousand nodes read in a few lines: the totals, then the three that need attention
+    # (down, dropping, out of room), one line each; the full table behind --all.
+    h = fake_hub()
+    h.cluster, now = big_cluster(hub_pb)
+    r = ch.run(cli_bin, "status", "--hub", h.addr, env=ch.base_env(), expect=3)
+    lines = r.stdout.splitlines()
+    assert lines[0] == "1000 nodes: 999 ok, 1 unreachable", r.where()
+    assert lines[1].startswith("window ") and "(2h)" in lines[1], lines[1]
+    # Every node holds the window from the youngest oldest (node-999's) to the oldest newest.
+    assert "every node holds " in lines[1] and "(1h43m20.001s)" in lines[1], lines[1]
+    assert lines[2] == "disk      999.0MiB / 1.9GiB", lines[2]
+    assert lines[3] == "packets   99900, dropped 6 (kernel 4 / interface 0 / capture 2)", lines[3]
+    assert lines[4] == "needs attention (3 nodes):", r.where()
+    att = lines[5:8]
+    assert att[0].split()[:3] == ["?", "10.0.0.3:8897", "UNREACHABLE:"], att
+    assert att[1].split()[:3] == ["node-5", "10.0.0.5:8897", "DROPPING:"] and \
+        "6 packets lost" in att[1], att
+    assert att[2].split()[:3] == ["node-8", "10.0.0.8:8897", "OUT"] and \
+        "3 segments (3.0MiB) deleted for the file system's free space" in att[2], att
+    assert lines[8:] == ["every node: netreel status --all"], r.where()
+    assert "1 of 1000 stores is unreachable" in r.stderr
+
+    r = ch.run(cli_bin, "status", "--all", "--hub", h.addr, env=ch.base_env(), expect=3)
+    assert len(r.stdout.splitlines()) == 1001, r.where()
+
+
+def test_status_json(cli_bin, fake_hub, hub_pb):
+    import json
+    h = fake_hub()
+    h.cluster, now = big_cluster(hub_pb, n=10)
+    r = ch.run(cli_bin, "status", "-o", "json", "--hub", h.addr, env=ch.base_env(), expect=3)
+    doc = json.loads(r.stdout)
+    assert (doc["nodes"], doc["ok"], doc["unreachable"]) == (10, 9, 1)
+    assert doc["packets"] == 900 and doc["dropped"] == {"kernel": 4, "interface": 0,
+                                                         "capture": 2}
+    assert doc["oldest_ns"] == now - 7200 * NS and doc["newest_ns"] == now
+    assert doc["every_node_since_ns"] == now - 7200 * NS + 9 * NS
+    assert doc["every_node_until_ns"] == now - 9 * 1_000_000
+    assert [a["store"] for a in doc["attention"]] == ["10.0.0.3:8897", "10.0.0.5:8897",
+                                                      "10.0.0.8:8897"]
+    assert len(doc["stores"]) == 10
+    n8 = doc["stores"][8]
+    assert n8["node"] == "node-8" and n8["deleted_for_free_space"] == {"segments": 3,
+                                                                       "bytes": 3 << 20}
+    assert doc["stores"][3]["reachable"] is False and "refused" in doc["stores"][3]["error"]
+    r = ch.run(cli_bin, "status", "-o", "yaml", "--hub", h.addr, env=ch.base_env(), expect=2)
+    assert "wide or json" in r.stderr, r.where()
 
 
 def test_status_token_and_unreachable_hub(cli_bin, fake_hub, hub_pb):

@@ -114,7 +114,7 @@ def test_tap_local_runs_mtls_and_token(tap_local, cli_bin):
         for i in range(50):
             s.sendto(b"secure %d" % i, ("127.0.0.1", ch.free_port()))
     time.sleep(1.5)
-    r = ch.run(cli_bin, "status", "--data", d, env=ch.base_env(), expect=0)
+    r = ch.run(cli_bin, "status", "--all", "--data", d, env=ch.base_env(), expect=0)
     assert f"127.0.0.1:{t.store_port}" in r.stdout and " ok " in r.stdout, r.where()
     seen = 0
     for root, dirs, files in os.walk(d):
@@ -221,8 +221,8 @@ def test_default_folder_found_as_another_user(tap_local, cli_bin):
         del env["NETREEL_LOCAL_HUB"]  # the default step is what this tests
         env.pop("XDG_DATA_HOME", None)
         nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-        r = subprocess.run([*nobody, str(cli_bin), "status"], env=env, capture_output=True,
-                           text=True, timeout=60)
+        r = subprocess.run([*nobody, str(cli_bin), "status", "--all"], env=env,
+                           capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
         assert f"127.0.0.1:{t.store_port}" in r.stdout
         r = subprocess.run([*nobody, str(cli_bin), "pcapdump", "--time=1m"], env=env, cwd=work,
@@ -491,7 +491,10 @@ def test_peer_text_cannot_steer_the_terminal(cli_bin, hub, hub_pb, tmp_path):
         hub_pb.StoreStatus(store="10.0.0.1:8897\x1b[1m", reachable=True,
                            stats=hub_pb.StoreStats(node=evil)),
         hub_pb.StoreStatus(store="10.0.0.2:8897", reachable=False, error="gone\x1b[8m\nx")])
-    r = ch.run(cli_bin, "status", "--hub", hub.addr, env=ch.base_env(), expect=3)
+    r = ch.run(cli_bin, "status", "--all", "--hub", hub.addr, env=ch.base_env(), expect=3)
     assert "\x1b" not in r.stdout + r.stderr and "\x07" not in r.stdout, r.where()
     assert len(r.stdout.splitlines()) == 3, r.where()
+    r = ch.run(cli_bin, "status", "--hub", hub.addr, env=ch.base_env(), expect=3)
+    assert "\x1b" not in r.stdout + r.stderr and "\x07" not in r.stdout, r.where()
+    assert len([ln for ln in r.stdout.splitlines() if "UNREACHABLE" in ln]) == 1, r.where()
 

@@ -458,7 +458,7 @@ def test_one_clock_from_the_traffic(lab, hubs, cli_bin, tmp_path):
     assert got == [*range(0, 20), *range(100, 120)], got
     # `netreel status` shows the clock the snapshot measured.
     r = ch.run("ip", "netns", "exec", c.ns["node-1"], Path(cli_bin).resolve(), "status",
-               "--hub", c.hub.addr, env=ch.base_env(), expect=0)
+               "--all", "--hub", c.hub.addr, env=ch.base_env(), expect=0)
     rows = {ln.split()[0]: ln for ln in r.stdout.splitlines()[1:]}
     assert " reference " in rows["node-1"], r.stdout
     assert re.search(r" -3\.0\d\dms\u00b1\d\.\d{3} ", rows["node-2"]), r.stdout

@@ -132,7 +132,7 @@ def test_grpcio_status(three, hub_client, store_client, cli_bin):
         assert s.stats == direct, f"{store.addr}: the hub says\n{s.stats}\nthe store says\n{direct}"
         assert (s.stats.node, s.stats.packets, s.stats.oldest_ns) == \
             (f"node-{k + 1}", N, t0 + k * 333)
-    r = ch.run(cli_bin, "status", "--hub", hub.addr, env=ch.base_env(), expect=0)
+    r = ch.run(cli_bin, "status", "--all", "--hub", hub.addr, env=ch.base_env(), expect=0)
     rows = r.stdout.splitlines()[1:]
     assert [ln.split()[:3] for ln in rows] == \
         [[f"node-{k + 1}", s.addr, "ok"] for k, s in enumerate(ss)], r.where()
@@ -142,5 +142,10 @@ def test_grpcio_status(three, hub_client, store_client, cli_bin):
     st = c.status()
     assert [s.reachable for s in st.stores] == [True, True, False]
     assert "connection refused" in st.stores[2].error, st.stores[2]
-    r = ch.run(cli_bin, "status", "--hub", hub.addr, env=ch.base_env(), expect=3)
+    r = ch.run(cli_bin, "status", "-o", "wide", "--hub", hub.addr, env=ch.base_env(), expect=3)
     assert "UNREACHABLE" in r.stdout.splitlines()[-1] and ss[2].addr in r.stdout, r.where()
+    # The summary leads with the totals and names it among the nodes that need attention.
+    r = ch.run(cli_bin, "status", "--hub", hub.addr, env=ch.base_env(), expect=3)
+    assert r.stdout.startswith("3 nodes: 2 ok, 1 unreachable\n"), r.where()
+    (att,) = [ln for ln in r.stdout.splitlines() if "UNREACHABLE" in ln]
+    assert ss[2].addr in att and "node-3" in att, r.where()

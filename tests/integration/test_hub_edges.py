@@ -278,7 +278,7 @@ def test_dns_entries_resolve_to_every_address_for_every_request(lab, hubs, cli_b
         text = closing_line(r)[2]  # the stores in the order of the records (::1 first)
         assert text in ("2 of 3 nodes (node-a, node-c)", "2 of 3 nodes (node-c, node-a)"), \
             r.where()
-        r = ch.run(IP, "netns", "exec", ns, cli_bin, "status", "--hub", hub.addr,
+        r = ch.run(IP, "netns", "exec", ns, cli_bin, "status", "--all", "--hub", hub.addr,
                    env=ch.base_env(), expect=3)
         rows = sorted(ln.split()[:3] for ln in r.stdout.splitlines()[1:])
         assert rows == [["?", f"dns:nothere.netreel.test:{port}", "UNREACHABLE:"],

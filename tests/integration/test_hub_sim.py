@@ -98,7 +98,8 @@ def test_every_packet_of_many_nodes_once_in_time_order(sim, hubs, cli_bin, tmp_p
     assert sorted(i.name for i in f.interfaces) == sorted(f"sim-{k}/eth0" for k in range(N))
     assert nbytes == out.stat().st_size
 
-    st = ch.run(cli_bin, "status", "--hub", hub.addr, env=ch.base_env(), timeout=60, expect=0)
+    st = ch.run(cli_bin, "status", "--all", "--hub", hub.addr, env=ch.base_env(), timeout=60,
+                expect=0)
     rows = [ln for ln in st.stdout.splitlines() if ln.startswith("sim-")]
     assert len(rows) == N and all(" ok " in ln for ln in rows), st.where()
 
@@ -142,6 +143,13 @@ def test_hub_memory_is_the_budget_not_the_store_count(sim, hubs, cli_bin, tmp_pa
     assert m and int(m.group(1)) == n * per, err
     hwm_mib = hub.vm_hwm_kib() / 1024
     assert hwm_mib < 100, f"hub peak RSS {hwm_mib:.1f} MiB with 1024 stores"
+    # Status of all of them in one answer: the totals, nobody needing attention.
+    import json
+    st = ch.run(cli_bin, "status", "-o", "json", "--hub", hub.addr, env=ch.base_env(),
+                timeout=60, expect=0)
+    doc = json.loads(st.stdout)
+    assert (doc["nodes"], doc["ok"], doc["attention"]) == (n, n, []), st.where()
+    assert doc["packets"] == n * per, st.where()
 
 
 def test_a_store_that_stops_mid_stream_is_cut_short(sim, hubs, cli_bin, tmp_path):
