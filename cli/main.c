@@ -9,7 +9,7 @@
 static const struct cli_command commands[] = {
     {"tap", cli_tap, "record: install the chart into the kube context (or --local: this machine)"},
     {"pcapdump", cli_pcapdump, "take a snapshot: one time-ordered pcapng file from every node"},
-    {"status", cli_status, "per node: retained window, disk use, packets, drops, reachability"},
+    {"status", cli_status, "the cluster: totals, nodes that need attention (--all: per node)"},
     {"clean", cli_clean, "uninstall the release from the kube context"},
     {"version", cli_version, "print netreel's version"},
 };
