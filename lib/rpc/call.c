@@ -265,8 +265,11 @@ static void reset(struct rpc_call *call, int code, const char *message)
                                   NGHTTP2_CANCEL);
         rpc_conn_schedule(call->conn);
     } else if (!call->stream_closed) {
-        if (call->side == RPC_SIDE_CLIENT)
+        if (call->side == RPC_SIDE_CLIENT) {
+            struct rpc_channel *ch = call->channel;
             rpc_channel__forget(call);
+            rpc_channel__call_ended(ch);
+        }
         rpc_call__fail_async(call, code, message);
     }
 }

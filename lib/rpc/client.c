@@ -41,7 +41,22 @@ struct rpc_channel {
     bool closing;
     void (*close_cb)(void *arg);
     void *close_arg;
+    bool dialing;                  /* holds one of the thread's dialing slots */
+    bool given_up;                 /* its dial closed because no call waits for it any more */
+    bool dial_queued;              /* waits for one */
+    struct rpc_channel *dial_next; /* in the queue of those waiting */
 };
+
+/* The channels of this thread making a connection at once (rpc_client_set_max_dialing). */
+static _Thread_local struct {
+    unsigned limit, active;
+    struct rpc_channel *head, *tail;
+} dial;
+
+void rpc_client_set_max_dialing(unsigned n)
+{
+    dial.limit = n;
+}
 
 struct connect_req {
     uv_connect_t req;
@@ -134,6 +149,18 @@ void rpc_channel__forget(struct rpc_call *call)
     call->channel = NULL;
 }
 
+void rpc_channel__call_ended(struct rpc_channel *ch)
+{
+    /* The last call waiting for a connection still being made is gone (cancelled, past its
+     * deadline): stop making it, so that a server that never answers does not hold a dialing
+     * slot that others wait for. */
+    if (!ch || ch->pending || !ch->dialing || ch->closing || !ch->conn ||
+        ch->conn->settings_received || ch->conn->closing)
+        return;
+    ch->given_up = true;
+    rpc_conn_close(ch->conn, -ECANCELED, RPC_CANCELLED, "no call waits for the connection");
+}
+
 static void fail_pending(struct rpc_channel *ch, int code, const char *why)
 {
     struct rpc_call *call;
@@ -199,6 +226,59 @@ static int submit(struct rpc_call *call, struct rpc_conn *conn)
 
 /* ---- connecting ---- */
 
+/* Takes a dialing slot for ch, or queues it: true when it may dial now. */
+static bool dial_take(struct rpc_channel *ch)
+{
+    if (ch->dialing)
+        return true;
+    if (dial.limit && dial.active >= dial.limit) {
+        if (!ch->dial_queued) {
+            ch->dial_queued = true;
+            ch->dial_next = NULL;
+            if (dial.tail)
+                dial.tail->dial_next = ch;
+            else
+                dial.head = ch;
+            dial.tail = ch;
+        }
+        return false;
+    }
+    ch->dialing = true;
+    dial.active++;
+    return true;
+}
+
+/* ch no longer dials (connected, failed, closed) or waits to: its slot goes to the next in
+ * line. */
+static void dial_done(struct rpc_channel *ch)
+{
+    if (ch->dial_queued) {
+        struct rpc_channel **p = &dial.head, *prev = NULL;
+        while (*p && *p != ch) {
+            prev = *p;
+            p = &(*p)->dial_next;
+        }
+        if (*p)
+            *p = ch->dial_next;
+        if (dial.tail == ch)
+            dial.tail = prev;
+        ch->dial_queued = false;
+    }
+    if (!ch->dialing)
+        return;
+    ch->dialing = false;
+    dial.active--;
+    while (dial.head && (!dial.limit || dial.active < dial.limit)) {
+        struct rpc_channel *next = dial.head;
+        dial.head = next->dial_next;
+        if (!dial.head)
+            dial.tail = NULL;
+        next->dial_queued = false;
+        if (!next->closing && next->pending)
+            ensure_connect(next);
+    }
+}
+
 static void connect_failed(struct rpc_channel *ch, const char *why)
 {
     snprintf(ch->last_error, sizeof(ch->last_error), "%s", why);
@@ -211,6 +291,7 @@ static void connect_failed(struct rpc_channel *ch, const char *why)
     }
     NR_DEBUG("connect failed", "target=%s reason=\"%s\"", ch->target, why);
     fail_pending(ch, RPC_UNAVAILABLE, why);
+    dial_done(ch);
 }
 
 /* Starts waiting calls while the server allows more concurrent streams. Calls stay ours until
@@ -250,6 +331,7 @@ static void on_settings(struct rpc_conn *conn)
     ch->backoff_ms = ch->backoff_initial;
     ch->retry_at = 0;
     pump(ch, conn);
+    dial_done(ch);
 }
 
 static void on_goaway(struct rpc_conn *conn)
@@ -296,7 +378,17 @@ static void on_conn_close(struct rpc_conn *conn, int err, const char *why)
         maybe_finish_close(ch);
         return;
     }
-    if (was_current && conn->settings_received) {
+    if (was_current && ch->given_up) {
+        /* Closed by rpc_channel__call_ended: no error to keep, no backoff. */
+        ch->given_up = false;
+        if (ch->addrs) {
+            uv_freeaddrinfo(ch->addrs);
+            ch->addrs = ch->next_addr = NULL;
+        }
+        dial_done(ch);
+        if (ch->pending) /* a call came meanwhile */
+            ensure_connect(ch);
+    } else if (was_current && conn->settings_received) {
         /* It was up: calls still waiting for a stream get a new connection. */
         if (ch->pending)
             ensure_connect(ch);
@@ -328,6 +420,11 @@ static void on_connect(uv_connect_t *req, int status)
         char why[200];
         snprintf(why, sizeof(why), "connect: %s", uv_strerror(status));
         rpc_conn_close(conn, status, RPC_UNAVAILABLE, why);
+        return;
+    }
+    if (!ch->pending && ch->dialing && conn == ch->conn) {
+        ch->given_up = true; /* its calls ended while it connected (rpc_channel__call_ended) */
+        rpc_conn_close(conn, -ECANCELED, RPC_CANCELLED, "no call waits for the connection");
         return;
     }
     tls_name(ch, host, sizeof(host));
@@ -409,6 +506,8 @@ static void ensure_connect(struct rpc_channel *ch)
         fail_pending(ch, RPC_UNAVAILABLE, why);
         return;
     }
+    if (!dial_take(ch))
+        return; /* its turn comes (dial_done) */
     snprintf(port, sizeof(port), "%u", ch->port);
     ch->gai.data = ch;
     ch->resolving = true;
@@ -480,6 +579,7 @@ void rpc_channel_close(struct rpc_channel *ch, void (*cb)(void *arg), void *arg)
     ch->close_cb = cb;
     ch->close_arg = arg;
     ch->in_close = 1;
+    dial_done(ch);
     fail_pending(ch, RPC_CANCELLED, "channel closed");
     if (ch->resolving)
         uv_cancel((uv_req_t *)&ch->gai);

@@ -61,4 +61,10 @@ bool rpc_channel_connected(const struct rpc_channel *ch);
  * it closes does nothing. */
 void rpc_channel_close(struct rpc_channel *ch, void (*cb)(void *arg), void *arg);
 
+/* At most n channels of this thread make a connection at once (TCP connect, TLS handshake, the
+ * server's SETTINGS); the others wait their turn, first come first served, their calls' deadlines
+ * running. For a process that dials thousands of servers at once (the hub). 0: no limit (the
+ * default). */
+void rpc_client_set_max_dialing(unsigned n);
+
 #endif

@@ -311,6 +311,7 @@ out:
  * read of any connection. A buffer per connection cost its pages for each of a hub's
  * thousand store connections. */
 static _Thread_local uint8_t *shared_rbuf;
+static _Thread_local uint8_t *shared_tlsbuf; /* the same for what TLS decrypts (tls_read) */
 
 static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 {
@@ -434,15 +435,16 @@ static void tls_read(struct rpc_conn *conn, const uint8_t *data, size_t len)
         return;
     if (!conn->ready)
         return;
-    if (!conn->tlsbuf && !(conn->tlsbuf = malloc(TLSBUF_SIZE))) {
+    /* Decrypted bytes go to nghttp2 at once, like the read buffer's: one buffer per thread. */
+    if (!shared_tlsbuf && !(shared_tlsbuf = malloc(TLSBUF_SIZE))) {
         rpc_conn_close(conn, -ENOMEM, RPC_UNAVAILABLE, "out of memory");
         return;
     }
     for (;;) {
         ERR_clear_error();
-        int r = SSL_read(conn->ssl, conn->tlsbuf, TLSBUF_SIZE);
+        int r = SSL_read(conn->ssl, shared_tlsbuf, TLSBUF_SIZE);
         if (r > 0) {
-            if (feed(conn, conn->tlsbuf, (size_t)r) != 0)
+            if (feed(conn, shared_tlsbuf, (size_t)r) != 0)
                 return;
             continue;
         }
@@ -775,7 +777,6 @@ static void handle_closed(uv_handle_t *h)
     free(conn->out);
     rpc_wbuf_unref(conn->copybuf);
     SSL_free(conn->ssl);
-    free(conn->tlsbuf);
     free(conn);
 }
 

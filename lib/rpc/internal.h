@@ -172,6 +172,8 @@ size_t rpc_call__trailers(struct rpc_call *call, nghttp2_nv *nva, char *code_buf
 
 /* Takes a call that waits for a connection off its channel's list. */
 void rpc_channel__forget(struct rpc_call *call);
+/* A call of ch ended before its stream started (client.c). */
+void rpc_channel__call_ended(struct rpc_channel *ch);
 
 /* ---- conn.c: one HTTP/2 connection ---- */
 
@@ -244,7 +246,6 @@ struct rpc_conn {
     size_t staged;
     size_t inflight;          /* bytes in uv_write requests */
     struct rpc_wbuf *copybuf; /* tail chunk that small frames are copied into */
-    uint8_t *tlsbuf;
     char peer[64];
     char peer_ip[48];             /* its address alone: what the server counts per peer */
     char why[160];                /* why it closed */

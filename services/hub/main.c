@@ -18,6 +18,7 @@
 #include "hub/snapshot.h"
 #include "hub/status.h"
 #include "hub/stores.h"
+#include "rpc/client.h"
 #include "rpc/server.h"
 #include "util/httpd.h"
 #include "util/log.h"
@@ -303,6 +304,7 @@ int main(int argc, char **argv)
     rpc_limits_init(&rpc_limits);
     parse_flags(argc, argv, &hub.cfg);
     fd_limit = nr_prog_raise_nofile(); /* a connection per store */
+    rpc_client_set_max_dialing(HUB_MAX_DIALING); /* a thousand TLS handshakes take turns */
     hub.loop = uv_default_loop();
     if (hub.cfg.token_file)
         hub.token = read_token(hub.cfg.token_file);

@@ -17,10 +17,12 @@
     window is fine.
 """
 
+import json
 import subprocess
 import threading
 import time
 from concurrent import futures
+from pathlib import Path
 
 import grpc
 import pytest
@@ -286,6 +288,36 @@ def test_dns_entries_resolve_to_every_address_for_every_request(lab, hubs, cli_b
             r.where()
     finally:
         etc.close()
+
+
+def test_dns_answer_larger_than_udp_holds(lab, hubs, cli_bin, tmp_path):
+    """A headless Service of a thousand nodes: its A records do not fit a UDP answer, so the
+    resolver is told to ask again over TCP (TC), and the hub gets all of them -- a thousand
+    stores for one dns: entry, each asked (here none listens, so each is unreachable at once)."""
+    net = lab.netns(with_b=False)
+    ns = net.a
+    etc = NetnsEtc(ns)  # the resolver points at 127.0.0.1 of ns, where dns-big.py answers
+    n, port = 1000, STORE_PORT
+    dns = subprocess.Popen([IP, "netns", "exec", ns, "/usr/bin/python3",
+                            str(Path(__file__).parent / "bin" / "dns-big.py"),
+                            "big.netreel.test", str(n)],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        assert dns.stdout.readline().strip() == "ready", dns.stderr.read()
+        hub = hubs(f"dns:big.netreel.test:{port}", ns=ns)
+        r = ch.run(IP, "netns", "exec", ns, cli_bin, "status", "-o", "json", "--hub", hub.addr,
+                   env=ch.base_env(), timeout=120, expect=3)
+        doc = json.loads(r.stdout)
+        want = {f"127.77.{k // 250}.{k % 250 + 1}:{port}" for k in range(n)}
+        assert doc["nodes"] == n and {s["store"] for s in doc["stores"]} == want, \
+            f"{doc['nodes']} stores: {r.stderr}"
+        assert doc["unreachable"] == n and all("refused" in s["error"] for s in doc["stores"])
+    finally:
+        dns.terminate()
+        _, err = dns.communicate(timeout=10)
+        etc.close()
+    assert "tcp=" in err and "tcp=0" not in err, f"no query came over TCP: {err}"
 
 
 # ---- flags -------------------------------------------------------------------------------------------

@@ -98,8 +98,12 @@ def test_readme_sequence(tap_local, cli_bin, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert tail.returncode == 0 and len(tail.stdout.splitlines()) == 10, tail
 
-    # build/netreel status: the one store, ok.
+    # build/netreel status: one node, ok, nothing that needs attention; --all: its store.
     r = ch.run(cli_bin, "status", env=env, expect=0)
+    rows = r.stdout.splitlines()
+    assert rows[0] == "1 node: 1 ok" and rows[1].startswith("window ") and \
+        not any("needs attention" in ln for ln in rows), r.where()
+    r = ch.run(cli_bin, "status", "--all", env=env, expect=0)
     rows = r.stdout.splitlines()
     assert len(rows) == 2 and rows[0].startswith("NODE") and \
         rows[1].split()[1:3] == [f"127.0.0.1:{t.store_port}", "ok"], r.where()

@@ -638,6 +638,72 @@ static void test_one_message_at_a_time(void **state)
     assert_true(one.second_burst > 10);
 }
 
+/* ---- 8: channels take turns to dial ---- */
+
+static struct result gate_a, gate_b;
+static uv_tcp_t mute; /* accepts, never says a word */
+static uv_tcp_t mute_peer;
+
+static void mute_accept(uv_stream_t *srv, int status)
+{
+    uv_tcp_init(uv_default_loop(), &mute_peer);
+    assert_int_equal(uv_accept(srv, (uv_stream_t *)&mute_peer), 0); /* left alone till the end */
+}
+
+static void gate_end(struct result *r)
+{
+    if (gate_a.done && gate_b.done) {
+        rpc_channel_close(channel, closed, NULL);
+        rpc_server_close(server, closed, NULL);
+        uv_close((uv_handle_t *)&mute, NULL);
+    }
+}
+
+static void test_channels_take_turns_to_dial(void **state)
+{
+    struct rpc_channel_config ccfg;
+    struct rpc_channel *quiet;
+    struct sockaddr_in sa;
+    int len = sizeof(sa);
+    char err[256], target[64];
+    uint64_t t0;
+
+    memset(&gate_a, 0, sizeof(gate_a));
+    memset(&gate_b, 0, sizeof(gate_b));
+    setup_pair(100, &server);
+    uv_tcp_init(uv_default_loop(), &mute);
+    uv_ip4_addr("127.0.0.1", 0, &sa);
+    assert_int_equal(uv_tcp_bind(&mute, (struct sockaddr *)&sa, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&mute, 8, mute_accept), 0);
+    uv_tcp_getsockname(&mute, (struct sockaddr *)&sa, &len);
+    snprintf(target, sizeof(target), "127.0.0.1:%d", ntohs(sa.sin_port));
+    rpc_channel_config_init(&ccfg);
+    ccfg.target = target;
+    quiet = rpc_channel_new(uv_default_loop(), &ccfg, err, sizeof(err));
+    assert_non_null(quiet);
+
+    /* One slot: the quiet server's dial holds it until its only call's deadline (300 ms); the
+     * other channel's call waits for it, then goes through. */
+    rpc_client_set_max_dialing(1);
+    t0 = uv_now(uv_default_loop());
+    struct rpc_channel *keep = channel;
+    channel = quiet;
+    gate_a.on_end = gate_end;
+    call("/t.T/Echo", 300, &gate_a, "a");
+    channel = keep;
+    gate_b.on_end = gate_end;
+    call("/t.T/Echo", 5000, &gate_b, "b");
+    run_loop();
+    rpc_client_set_max_dialing(0);
+    assert_int_equal(gate_a.code, RPC_DEADLINE_EXCEEDED);
+    assert_int_equal(gate_b.code, RPC_OK);
+    assert_true(gate_b.done_at - t0 >= 300); /* it waited its turn */
+    assert_true(gate_b.done_at >= gate_a.done_at);
+    rpc_channel_close(quiet, NULL, NULL);
+    uv_close((uv_handle_t *)&mute_peer, NULL);
+    run_loop();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -648,6 +714,7 @@ int main(void)
         cmocka_unit_test(test_channel_reconnects),
         cmocka_unit_test(test_send_ref_without_copy),
         cmocka_unit_test(test_one_message_at_a_time),
+        cmocka_unit_test(test_channels_take_turns_to_dial),
     };
     int rv = cmocka_run_group_tests(tests, NULL, NULL);
 
