@@ -2,20 +2,19 @@
 # netreel-hub against many stores: its peak memory and its export rate as the number of stores
 # grows, with the total window the same:
 #   bench/hub-scale.sh BUILD_DIR
-# For each count in BENCH_HUB_STORES (default "16 128 1024"), one store-sim process serves that
+# For each count in BENCH_HUB_STORES (default "16 128 1024 4096"), one store-sim process serves that
 # many synthetic stores (tests/integration/bin/store-sim.c: Store.Snapshot and Stats on one port
 # each, packets interleaved packet by packet across them, BENCH_HUB_SIZE bytes each, default
 # 128), BENCH_HUB_PACKETS (default 2000000) packets in all; a fresh netreel-hub --stores (all of
 # them) serves `netreel pcapdump -o - >/dev/null` of the whole window. Prints per count: the
 # packets the CLI counted, its wall time, packets/s, the hub's peak resident set (VmHWM) and its
 # resident set per store, and the rate as a ratio to the first count's. BENCH_HUB_ARGS: more hub
-# flags (--memory-budget 1GiB). (The hub takes at most 1024 stores per snapshot today:
-# HUB_MAX_STORES.)
+# flags (--memory-budget 1GiB). (The hub takes at most 4096 stores per snapshot: HUB_MAX_STORES.)
 set -euo pipefail
 
 build=${1:?usage: bench/hub-scale.sh BUILD_DIR}
 build=$(cd "$build" && pwd)
-counts=${BENCH_HUB_STORES:-16 128 1024}
+counts=${BENCH_HUB_STORES:-16 128 1024 4096}
 total=${BENCH_HUB_PACKETS:-2000000}
 size=${BENCH_HUB_SIZE:-128}
 hub_bin=$build/bin/netreel-hub

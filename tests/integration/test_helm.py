@@ -449,6 +449,22 @@ def test_resources_on_every_container(defaults, full, variants):
     assert f == {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": "2", "memory": "1Gi"}}
     assert container(full, "store")["resources"]["limits"]["memory"] == "384Mi"
     assert container(full, "hub")["resources"]["requests"]["cpu"] == "75m"
+    assert container(full, "hub")["resources"]["limits"] == {"cpu": "500m", "memory": "300Mi"}
+
+
+def test_hub_memory_limit_follows_the_budget(helm, defaults):
+    # Unless given, 64MiB + expectedNodes x 32KiB + max(memoryBudget, maxSnapshots x
+    # expectedNodes x 16KiB), in whole MiB: what the hub holds at that many stores.
+    def limit(*sets):
+        return container(render(helm, sets=sets), "hub")["resources"]["limits"]
+
+    assert container(defaults, "hub")["resources"]["limits"] == {"memory": "224Mi"}
+    assert limit("hub.expectedNodes=16") == {"memory": "193Mi"}
+    assert limit("hub.expectedNodes=4096") == {"memory": "448Mi"}  # the floors: 4 x 64 MiB
+    assert limit("hub.expectedNodes=1024", "hub.memoryBudget=1GiB") == {"memory": "1120Mi"}
+    assert limit("hub.resources.limits.cpu=500m") == {"cpu": "500m", "memory": "224Mi"}
+    assert limit("hub.resources.limits.memory=300Mi") == {"memory": "300Mi"}
+    assert "expectedNodes" in render_error(helm, sets=["hub.expectedNodes=0"])
 
 
 def test_rbac_no_wider_than_watching_pods(defaults):

@@ -176,3 +176,25 @@ pods' checksum annotation see the same certificates.
 {{- fail "netreel: storage.hostPath.path must not be / (the store deletes old segments in it)" -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+The hub's resources: as given, with limits.memory derived from the budget when not given:
+64MiB + expectedNodes x 32KiB (a connection to each store) + the larger of memoryBudget and
+maxSnapshots x expectedNodes x 16KiB (a store's least share: an 8 KiB window and two 4 KiB
+messages), in whole MiB (docs/deploy.md, "Sizing the hub").
+*/}}
+{{- define "netreel.hubResources" -}}
+{{- $r := deepCopy .Values.hub.resources -}}
+{{- $limits := $r.limits | default dict -}}
+{{- if not (hasKey $limits "memory") -}}
+{{- $mi := 1048576 -}}
+{{- $nodes := int64 .Values.hub.expectedNodes -}}
+{{- $budget := include "netreel.bytes" .Values.hub.memoryBudget | int64 -}}
+{{- $floor := mul (int64 .Values.hub.maxSnapshots) $nodes 16384 -}}
+{{- $bytes := add (mul 64 $mi) (mul $nodes 32768) (max $budget $floor) -}}
+{{- $_ := set $limits "memory" (printf "%dMi" (div (add $bytes (sub $mi 1)) $mi)) -}}
+{{- $_ := set $r "limits" $limits -}}
+{{- end -}}
+{{- toYaml $r -}}
+{{- end -}}
+
