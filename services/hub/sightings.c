@@ -402,8 +402,30 @@ static long write_run(struct hub_sightings *sg, struct nr_buf *out, int64_t due,
     return (long)n;
 }
 
+bool hub_sightings_key(const struct hub_sightings *sg, const struct pcapng_epb *epb, uint32_t ifid,
+                       uint64_t *key)
+{
+    const struct iface *in = &sg->ifaces[ifid < sg->n_ifaces ? ifid : sg->n_ifaces];
+
+    return pcapng_sighting_key(in->link_type, epb->data, epb->caplen, key);
+}
+
+void hub_sightings_prefetch(const struct hub_sightings *sg, uint64_t key)
+{
+    __builtin_prefetch(&sg->hot[key & (sg->slots - 1)]);
+}
+
 int hub_sightings_put(struct hub_sightings *sg, const struct pcapng_epb *epb, uint32_t ifid,
                       int64_t ts_ns, struct nr_buf *out)
+{
+    uint64_t key;
+
+    return hub_sightings_put_keyed(sg, epb, ifid, ts_ns,
+                                   hub_sightings_key(sg, epb, ifid, &key) ? &key : NULL, out);
+}
+
+int hub_sightings_put_keyed(struct hub_sightings *sg, const struct pcapng_epb *epb, uint32_t ifid,
+                            int64_t ts_ns, const uint64_t *key, struct nr_buf *out)
 {
     const struct iface *in = &sg->ifaces[ifid < sg->n_ifaces ? ifid : sg->n_ifaces];
     enum pcapng_direction dir = pcapng_sighting_direction(in->link_type, epb->data, epb->caplen);
@@ -412,7 +434,7 @@ int hub_sightings_put(struct hub_sightings *sg, const struct pcapng_epb *epb, ui
     struct slot *alone = NULL; /* a first sighting: its group is this slot alone */
     bool is_new, copy = false;
     uint8_t send = 0;
-    uint64_t key, id = 0;
+    uint64_t id = 0;
     struct entry *e;
     size_t len, off;
     int rc;
@@ -420,8 +442,8 @@ int hub_sightings_put(struct hub_sightings *sg, const struct pcapng_epb *epb, ui
     sg->st.packets++;
     if (ts_ns > sg->latest)
         sg->latest = ts_ns;
-    if (pcapng_sighting_key(in->link_type, epb->data, epb->caplen, &key)) {
-        size_t at_k = slot_of(sg, key, ts_ns, &is_new);
+    if (key) {
+        size_t at_k = slot_of(sg, *key, ts_ns, &is_new);
         if (at_k == SIZE_MAX)
             return -ENOMEM;
         if (is_new) { /* the first sighting of these bytes: a new send, nothing to pair */

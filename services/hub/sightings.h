@@ -71,6 +71,15 @@ void hub_sightings_clock(struct hub_sightings *sg, struct hub_clock *clock);
 int hub_sightings_put(struct hub_sightings *sg, const struct pcapng_epb *epb, uint32_t ifid,
                       int64_t ts_ns, struct nr_buf *out);
 
+/* The same with the packet's key found beforehand (hub_sightings_key: `key` NULL when it has
+ * none), for a caller that asks the cache for its table slot ahead (hub_sightings_prefetch):
+ * with a thousand stores taking turns, the slot is otherwise a miss per packet. */
+int hub_sightings_put_keyed(struct hub_sightings *sg, const struct pcapng_epb *epb, uint32_t ifid,
+                            int64_t ts_ns, const uint64_t *key, struct nr_buf *out);
+bool hub_sightings_key(const struct hub_sightings *sg, const struct pcapng_epb *epb, uint32_t ifid,
+                       uint64_t *key);
+void hub_sightings_prefetch(const struct hub_sightings *sg, uint64_t key);
+
 /* Writes the queued packets whose window is over (all of them when `all`: the merge ended) to
  * out, until out holds at least `until_len` bytes; nothing, until the oldest is
  * HUB_SIGHTING_RELEASE_SLACK_NS past its window (or `all`). Returns 1 when some are still queued

@@ -41,6 +41,7 @@
 #define HUB_PROBE_MAX_PACKETS 200000u
 
 enum src_state { S_WAIT_HEADER, S_STREAM, S_DONE, S_FAILED };
+enum { KEY_NOT_YET, KEY_SET, KEY_NONE };
 
 struct hub_snap;
 
@@ -52,6 +53,8 @@ struct hub_src {
     size_t pos;
     size_t n_ifaces;       /* of its header */
     struct pcapng_epb epb; /* its next packet, in the heap when `ready` */
+    uint64_t key;          /* its sightings key (hub_sightings_key) ... */
+    uint8_t key_state;     /* ... KEY_NOT_YET, KEY_SET or KEY_NONE (the packet has none) */
     uint32_t base;         /* output id of its interface 0 */
     enum src_state state;
     bool ready;
@@ -307,6 +310,13 @@ static void src_next(struct hub_src *src)
                    0) {
             src->pos += blen;
             src->ready = true;
+            /* Its bytes are in the cache now: its key is found here, its table slot fetched
+             * when it comes to the top (prefetch_top). */
+            src->key_state =
+                !s->sg ? KEY_NOT_YET
+                : hub_sightings_key(s->sg, &src->epb, src->base + src->epb.ifid, &src->key)
+                    ? KEY_SET
+                    : KEY_NONE;
             return;
         }
     }
@@ -849,6 +859,8 @@ static void prefetch_top(const struct hub_snap *s)
     __builtin_prefetch(top->epb.data);
     if (top->msg && top->pos < top->msg->blocks.len)
         __builtin_prefetch(top->msg->blocks.data + top->pos);
+    if (top->key_state == KEY_SET)
+        hub_sightings_prefetch(s->sg, top->key);
 }
 
 /* Merges while the caller can take more and every streaming store has a packet ready. */
@@ -909,7 +921,11 @@ static void produce_run(struct hub_snap *s)
             probe_done(s); /* enough to measure with */
             return;
         }
-        rc = hub_sightings_put(s->sg, &src->epb, src->base + src->epb.ifid, ts, &s->out);
+        if (src->key_state == KEY_NOT_YET)
+            rc = hub_sightings_put(s->sg, &src->epb, src->base + src->epb.ifid, ts, &s->out);
+        else
+            rc = hub_sightings_put_keyed(s->sg, &src->epb, src->base + src->epb.ifid, ts,
+                                         src->key_state == KEY_SET ? &src->key : NULL, &s->out);
         if (rc == 0)
             rc = hub_sightings_release(s->sg, &s->out, false, HUB_CHUNK_BYTES) < 0 ? -ENOMEM : 0;
         if (rc != 0) {
