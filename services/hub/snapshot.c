@@ -114,6 +114,7 @@ struct hub_snap {
     uint64_t *keys_seen;        /* hashes of the lines kept (open addressing, 0: empty) */
     uint64_t packets, file_bytes; /* packets written */
     uint64_t taken;               /* packets the merge gave */
+    uint64_t waits;               /* times the merge stopped to wait for a store's next message */
     int64_t first_ts; /* of the first packet written */
     uv_timer_t timer;
     int64_t started_ns;
@@ -809,9 +810,11 @@ static void send_summary(struct hub_snap *s)
         if (missing)
             s->h->snapshots_partial++;
         NR_INFO(
-            "snapshot served", "stores=%zu missing=%zu packets=%llu copies=%llu bytes=%llu ms=%lld",
+            "snapshot served",
+            "stores=%zu missing=%zu packets=%llu copies=%llu bytes=%llu ms=%lld merge_waits=%llu",
             s->n, missing, (unsigned long long)s->packets, (unsigned long long)sum.copies,
-            (unsigned long long)sum.bytes, (long long)((nr_now_ns() - s->started_ns) / 1000000));
+            (unsigned long long)sum.bytes, (long long)((nr_now_ns() - s->started_ns) / 1000000),
+            (unsigned long long)s->waits);
         finish(s, RPC_OK, NULL);
     }
     free(res);
@@ -874,6 +877,7 @@ static void produce_run(struct hub_snap *s)
         int rc;
 
         if (s->blocked > 0) { /* a store's next packet may be the oldest: wait for it */
+            s->waits++;
             send_out(s, NULL);
             return;
         }
