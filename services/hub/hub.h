@@ -41,7 +41,13 @@ struct hub {
     char *token; /* NULL: no token required */
     struct hub_channel *channels;
     struct hub_node_name *node_names; /* the node each store address answered with last */
-    size_t n_node_names;
+    size_t n_node_names, n_channels;
+    /* Hash indexes over those (stores.c): by channel key, by rpc_channel, by address. A hub of
+     * thousands of stores looks each one up for every call. */
+    struct hub_channel **by_key, **by_ch;
+    size_t chan_slots;
+    struct hub_node_name **by_addr;
+    size_t name_slots;
     unsigned snapshots_active;
     uint64_t snapshots_total, snapshots_failed, snapshots_partial;
     uint64_t bytes_total, packets_total;

@@ -50,6 +50,8 @@ struct hub_snap;
 struct hub_src {
     struct hub_snap *snap;
     Netreel__V1__StoreChunk *msg; /* the blocks message being merged */
+    const uint8_t *blk;           /* its blocks (msg->blocks, here so as not to chase msg) */
+    size_t blk_len;
     size_t pos;
     size_t n_ifaces;       /* of its header */
     struct pcapng_epb epb; /* its next packet, in the heap when `ready` */
@@ -291,12 +293,12 @@ static int64_t aligned_ts(const struct hub_src *src)
 static void src_next(struct hub_src *src)
 {
     struct hub_snap *s = src->snap;
-    size_t len = src->msg ? src->msg->blocks.len : 0;
+    size_t len = src->blk_len;
     uint32_t type;
     size_t blen;
 
     if (src->msg && src->pos < len) {
-        const uint8_t *p = src->msg->blocks.data + src->pos;
+        const uint8_t *p = src->blk + src->pos;
         size_t n_ifaces = src->n_ifaces;
         if (pcapng_block_peek(p, len - src->pos, &type, &blen) != 1 ||
             pcapng_epb_decode(p, blen, &src->epb) != 0 || src->epb.ifid >= n_ifaces) {
@@ -324,6 +326,8 @@ static void src_next(struct hub_src *src)
     if (src->msg) {
         netreel__v1__store_chunk__free_unpacked(src->msg, NULL);
         src->msg = NULL;
+        src->blk = NULL;
+        src->blk_len = 0;
     }
     src->ready = false;
     if (src->state == S_STREAM) {
@@ -435,6 +439,8 @@ static void src_message(struct rpc_call *call, const uint8_t *msg, size_t len, v
             break;
         src->had_blocks = true;
         src->msg = c;
+        src->blk = c->blocks.data;
+        src->blk_len = c->blocks.len;
         src->pos = 0;
         rpc_call_pause_recv(call); /* one message per store at a time: back-pressure */
         set_blocked(src, false);
@@ -860,8 +866,8 @@ static void prefetch_top(const struct hub_snap *s)
         return;
     top = p;
     __builtin_prefetch(top->epb.data);
-    if (top->msg && top->pos < top->msg->blocks.len)
-        __builtin_prefetch(top->msg->blocks.data + top->pos);
+    if (top->pos < top->blk_len)
+        __builtin_prefetch(top->blk + top->pos);
     if (top->key_state == KEY_SET)
         hub_sightings_prefetch(s->sg, top->key);
 }

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,10 +15,62 @@
 
 struct hub_channel {
     struct hub_channel *next;
-    char key[620]; /* addr + authority */
+    struct hub_channel *key_next, *ch_next; /* in h->by_key, h->by_ch */
+    char key[620];                          /* addr + authority */
     struct rpc_channel *ch;
     unsigned users; /* calls that hold it (hub_stores_channel .. hub_stores_release) */
 };
+
+/* ---- hash indexes ---- */
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+
+    while (*s)
+        h = (h ^ (uint8_t)*s++) * 1099511628211ull;
+    return h ^ h >> 29;
+}
+
+static uint64_t hash_ptr(const void *p)
+{
+    uint64_t h = (uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ull;
+
+    return h ^ h >> 31;
+}
+
+/* Grows the channel indexes to twice the channels (a power of two); 0 or -ENOMEM (then the
+ * old ones stay). */
+static int chan_index_fit(struct hub *h)
+{
+    size_t slots = h->chan_slots ? h->chan_slots : 64;
+    struct hub_channel **k, **c;
+
+    if (h->n_channels * 2 < h->chan_slots)
+        return 0;
+    while (slots <= h->n_channels * 2)
+        slots *= 2;
+    k = calloc(slots, sizeof(*k));
+    c = calloc(slots, sizeof(*c));
+    if (!k || !c) {
+        free(k);
+        free(c);
+        return h->by_key ? 0 : -ENOMEM;
+    }
+    for (struct hub_channel *x = h->channels; x; x = x->next) {
+        size_t i = hash_str(x->key) & (slots - 1), j = hash_ptr(x->ch) & (slots - 1);
+        x->key_next = k[i];
+        k[i] = x;
+        x->ch_next = c[j];
+        c[j] = x;
+    }
+    free(h->by_key);
+    free(h->by_ch);
+    h->by_key = k;
+    h->by_ch = c;
+    h->chan_slots = slots;
+    return 0;
+}
 
 /* Connections to one store beyond --max-snapshots, for Status calls; past that, calls share. */
 #define SPARE_CHANNELS 4u
@@ -281,7 +334,8 @@ struct rpc_channel *hub_stores_channel(struct hub *h, const struct hub_store_add
      * after --store-timeout. So each call gets a connection no other call is using; idle ones
      * are kept for the next calls. */
     snprintf(key, sizeof(key), "%s|%s", a->addr, a->authority);
-    for (c = h->channels; c; c = c->next) {
+    for (c = h->by_key ? h->by_key[hash_str(key) & (h->chan_slots - 1)] : NULL; c;
+         c = c->key_next) {
         if (strcmp(c->key, key) != 0)
             continue;
         if (c->users == 0) {
@@ -297,7 +351,8 @@ struct rpc_channel *hub_stores_channel(struct hub *h, const struct hub_store_add
         return least->ch;
     }
     c = calloc(1, sizeof(*c));
-    if (!c) {
+    if (!c || chan_index_fit(h) != 0) {
+        free(c);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
@@ -325,12 +380,23 @@ struct rpc_channel *hub_stores_channel(struct hub *h, const struct hub_store_add
     c->users = 1;
     c->next = h->channels;
     h->channels = c;
+    h->n_channels++;
+    {
+        size_t i = hash_str(c->key) & (h->chan_slots - 1),
+               j = hash_ptr(c->ch) & (h->chan_slots - 1);
+        c->key_next = h->by_key[i];
+        h->by_key[i] = c;
+        c->ch_next = h->by_ch[j];
+        h->by_ch[j] = c;
+    }
     return c->ch;
 }
 
 void hub_stores_release(struct hub *h, struct rpc_channel *ch)
 {
-    for (struct hub_channel *c = h->channels; c; c = c->next) {
+    if (!h->by_ch)
+        return;
+    for (struct hub_channel *c = h->by_ch[hash_ptr(ch) & (h->chan_slots - 1)]; c; c = c->ch_next) {
         if (c->ch == ch) {
             if (c->users > 0)
                 c->users--;
@@ -341,13 +407,39 @@ void hub_stores_release(struct hub *h, struct rpc_channel *ch)
 
 struct hub_node_name {
     struct hub_node_name *next;
+    struct hub_node_name *addr_next; /* in h->by_addr */
     char addr[300];
     char node[254];
     bool has_clock;
     struct hub_store_clock clock;
 };
 
-#define NODE_NAMES_MAX 4096
+#define NODE_NAMES_MAX (2 * HUB_MAX_STORES) /* every store of a snapshot, and as many gone */
+
+static void names_forget(struct hub *h)
+{
+    struct hub_node_name *n;
+
+    while ((n = h->node_names)) {
+        h->node_names = n->next;
+        free(n);
+    }
+    h->n_node_names = 0;
+    free(h->by_addr);
+    h->by_addr = NULL;
+    h->name_slots = 0;
+}
+
+static struct hub_node_name *name_find(const struct hub *h, const char *addr)
+{
+    if (!h->by_addr)
+        return NULL;
+    for (struct hub_node_name *n = h->by_addr[hash_str(addr) & (h->name_slots - 1)]; n;
+         n = n->addr_next)
+        if (strcmp(n->addr, addr) == 0)
+            return n;
+    return NULL;
+}
 
 void hub_stores_remember(struct hub *h, const char *addr, const char *node)
 {
@@ -355,18 +447,19 @@ void hub_stores_remember(struct hub *h, const char *addr, const char *node)
 
     if (!node || !node[0])
         return;
-    for (n = h->node_names; n; n = n->next) {
-        if (strcmp(n->addr, addr) == 0) {
-            snprintf(n->node, sizeof(n->node), "%s", node);
-            return;
-        }
+    n = name_find(h, addr);
+    if (n) {
+        snprintf(n->node, sizeof(n->node), "%s", node);
+        return;
     }
     if (h->n_node_names >= NODE_NAMES_MAX) /* addresses come and go: start over, bounded */
-        while ((n = h->node_names)) {
-            h->node_names = n->next;
-            free(n);
-            h->n_node_names--;
-        }
+        names_forget(h);
+    if (!h->by_addr) { /* sized for the most names at once */
+        h->by_addr = calloc(2 * NODE_NAMES_MAX, sizeof(*h->by_addr));
+        if (!h->by_addr)
+            return;
+        h->name_slots = 2 * NODE_NAMES_MAX;
+    }
     n = calloc(1, sizeof(*n));
     if (!n)
         return;
@@ -374,34 +467,33 @@ void hub_stores_remember(struct hub *h, const char *addr, const char *node)
     snprintf(n->node, sizeof(n->node), "%s", node);
     n->next = h->node_names;
     h->node_names = n;
+    n->addr_next = h->by_addr[hash_str(n->addr) & (h->name_slots - 1)];
+    h->by_addr[hash_str(n->addr) & (h->name_slots - 1)] = n;
     h->n_node_names++;
 }
 
 const char *hub_stores_node(const struct hub *h, const char *addr)
 {
-    for (const struct hub_node_name *n = h->node_names; n; n = n->next)
-        if (strcmp(n->addr, addr) == 0)
-            return n->node;
-    return NULL;
+    const struct hub_node_name *n = name_find(h, addr);
+
+    return n ? n->node : NULL;
 }
 
 void hub_stores_remember_clock(struct hub *h, const char *addr, const struct hub_store_clock *c)
 {
-    for (struct hub_node_name *n = h->node_names; n; n = n->next) {
-        if (strcmp(n->addr, addr) == 0) {
-            n->clock = *c;
-            n->has_clock = true;
-            return;
-        }
+    struct hub_node_name *n = name_find(h, addr);
+
+    if (n) {
+        n->clock = *c;
+        n->has_clock = true;
     }
 }
 
 const struct hub_store_clock *hub_stores_clock(const struct hub *h, const char *addr)
 {
-    for (const struct hub_node_name *n = h->node_names; n; n = n->next)
-        if (strcmp(n->addr, addr) == 0)
-            return n->has_clock ? &n->clock : NULL;
-    return NULL;
+    const struct hub_node_name *n = name_find(h, addr);
+
+    return n && n->has_clock ? &n->clock : NULL;
 }
 
 struct closing {
@@ -425,14 +517,14 @@ void hub_stores_close(struct hub *h, void (*cb)(void *arg), void *arg)
 {
     struct closing *cl = calloc(1, sizeof(*cl));
     struct hub_channel *c = h->channels;
-    struct hub_node_name *n;
 
     h->channels = NULL;
-    while ((n = h->node_names)) {
-        h->node_names = n->next;
-        free(n);
-    }
-    h->n_node_names = 0;
+    h->n_channels = 0;
+    free(h->by_key);
+    free(h->by_ch);
+    h->by_key = h->by_ch = NULL;
+    h->chan_slots = 0;
+    names_forget(h);
     if (!cl) {
         if (cb)
             cb(arg);
