@@ -7,7 +7,8 @@
 # each, packets interleaved packet by packet across them, BENCH_HUB_SIZE bytes each, default
 # 128), BENCH_HUB_PACKETS (default 2000000) packets in all; a fresh netreel-hub --stores (all of
 # them) serves `netreel pcapdump -o - >/dev/null` of the whole window. Prints per count: the
-# packets the CLI counted, its wall time, packets/s, the hub's peak resident set (VmHWM) and its
+# packets the CLI counted, its wall time, the time to the file's first byte (every store answered,
+# the clocks measured), packets/s, the hub's peak resident set (VmHWM) and its
 # resident set per store, and the rate as a ratio to the first count's. BENCH_HUB_ARGS: more hub
 # flags (--memory-budget 1GiB). (The hub takes at most 4096 stores per snapshot: HUB_MAX_STORES.)
 set -euo pipefail
@@ -43,7 +44,7 @@ hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 
 ulimit -n "$(ulimit -Hn)" # the hub holds a connection per store
 
-printf '%-7s %10s %9s %12s %12s %14s %7s\n' stores packets "wall s" "packets/s" "hub VmHWM" "per store" ratio
+printf '%-7s %10s %9s %9s %12s %12s %14s %7s\n' stores packets "wall s" "first s" "packets/s" "hub VmHWM" "per store" ratio
 first_rate=
 for n in $counts; do
     per=$((total / n))
@@ -71,9 +72,15 @@ for n in $counts; do
     done
     [ -n "$port" ] || die "netreel-hub did not start: $(tail -n 5 "$work/hub.err")"
     start=$(now)
-    NETREEL_LOCAL_HUB=off "$cli_bin" pcapdump --hub "127.0.0.1:$port" -o - \
-        >/dev/null 2>"$work/cli.err" || die "pcapdump failed: $(tail -n 3 "$work/cli.err")"
+    rm -f "$work/first"
+    # The file's first byte marks when the stores had all answered (and the clocks were
+    # measured): the time to first byte.
+    NETREEL_LOCAL_HUB=off "$cli_bin" pcapdump --hub "127.0.0.1:$port" -o - 2>"$work/cli.err" |
+        { head -c 1 >/dev/null && now >"$work/first"; cat >/dev/null; } ||
+        die "pcapdump failed: $(tail -n 3 "$work/cli.err")"
     wall=$(elapsed "$start" "$(now)")
+    [ -s "$work/first" ] || die "$n stores: pcapdump wrote nothing"
+    ttfb=$(elapsed "$start" "$(cat "$work/first")")
     got=$(sed -n "s/.*: \([0-9]*\) packets, .*/\1/p" "$work/cli.err" | tail -n 1)
     [ "$got" = $((per * n)) ] || die "$n stores: pcapdump counted ${got:-no} packets, $((per * n)) were served"
     hwm=$(hwm_kib "$hub_pid")
@@ -82,7 +89,7 @@ for n in $counts; do
     wait "$sim_pid" || die "store-sim exited with status $? after SIGTERM"
     rate=$(awk -v p="$got" -v w="$wall" 'BEGIN { printf "%.0f", p / w }')
     first_rate=${first_rate:-$rate}
-    awk -v n="$n" -v p="$got" -v w="$wall" -v r="$rate" -v h="$hwm" -v f="$first_rate" 'BEGIN {
-        printf "%-7d %10d %9.2f %12d %9.1f MiB %10.1f KiB %7.2f\n", n, p, w, r, h / 1024, h / n, r / f
+    awk -v n="$n" -v p="$got" -v w="$wall" -v t="$ttfb" -v r="$rate" -v h="$hwm" -v f="$first_rate" 'BEGIN {
+        printf "%-7d %10d %9.2f %9.2f %12d %9.1f MiB %10.1f KiB %7.2f\n", n, p, w, t, r, h / 1024, h / n, r / f
     }'
 done
