@@ -174,11 +174,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         switch (which) {
         case 0: check_pcapdump(nargs, argv); break;
         case 1: {
-            struct cli_hub_opts o;
+            struct cli_status_opts o;
             int rc = cli_status_args_parse(nargs, argv, &o);
             CHECK(rc == 0 || rc == CLI_ARGS_HELP || rc == CLI_EXIT_USAGE);
-            if (rc == 0)
-                check_hub(&o);
+            if (rc == 0) {
+                bool json = false, all = false;
+                check_hub(&o.hub);
+                /* An output format only from an argument that names it. */
+                for (int i = 1; i < nargs; i++) {
+                    json |= strstr(args[i], "json") != NULL;
+                    all |= strstr(args[i], "wide") != NULL || strchr(args[i], 'a') != NULL;
+                }
+                CHECK(!o.json || json);
+                CHECK(!o.all || all);
+            }
             break;
         }
         case 2:
