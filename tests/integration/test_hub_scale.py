@@ -25,7 +25,7 @@ from hub_helpers import (ASAN, closing_line, dispose, feed, hub_bin, hubs,  # no
                          start_stores, store_list, store_window)
 
 N = 256
-PACKETS = 400  # per store: with IMIX sizes about 150 KB, several times what a store may send ahead
+PACKETS = 800  # per store: with IMIX sizes about 300 KB, many times what a store may send ahead
 VICTIM = 7  # node-8
 TIMEOUT_S = 2
 
