@@ -28,8 +28,8 @@ static void *mem_malloc(size_t size, void *user)
     if (size > SIZE_MAX - sizeof(*h))
         return NULL;
     if (size >= RPC_MEM_MAP_MIN) {
-        void *p = mmap(NULL, sizeof(*h) + size, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        void *p = mmap(NULL, sizeof(*h) + size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                       -1, 0);
         if (p == MAP_FAILED)
             return NULL;
         h = p;

@@ -303,7 +303,7 @@ int main(int argc, char **argv)
     nr_prog_set_name("netreel-hub");
     rpc_limits_init(&rpc_limits);
     parse_flags(argc, argv, &hub.cfg);
-    fd_limit = nr_prog_raise_nofile(); /* a connection per store */
+    fd_limit = nr_prog_raise_nofile();           /* a connection per store */
     rpc_client_set_max_dialing(HUB_MAX_DIALING); /* a thousand TLS handshakes take turns */
     hub.loop = uv_default_loop();
     if (hub.cfg.token_file)

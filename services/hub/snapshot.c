@@ -22,6 +22,7 @@
 #include "rpc/status.h"
 #include "util/buf.h"
 #include "util/error.h"
+#include "util/hash.h"
 #include "util/log.h"
 #include "util/parse.h"
 #include "util/pbwire.h"
@@ -111,13 +112,13 @@ struct hub_snap {
     struct nr_buf out;
     /* The stores' TLS key log lines, written as DSBs ahead of the first packet. */
     struct nr_buf keys;
-    size_t keys_pos;            /* how much of keys is in the file */
-    uint64_t keys_dropped;      /* bytes of lines past HUB_KEYLOG_MAX, or for a pcap file */
-    uint64_t *keys_seen;        /* hashes of the lines kept (open addressing, 0: empty) */
+    size_t keys_pos;              /* how much of keys is in the file */
+    uint64_t keys_dropped;        /* bytes of lines past HUB_KEYLOG_MAX, or for a pcap file */
+    uint64_t *keys_seen;          /* hashes of the lines kept (open addressing, 0: empty) */
     uint64_t packets, file_bytes; /* packets written */
     uint64_t taken;               /* packets the merge gave */
     uint64_t waits;               /* times the merge stopped to wait for a store's next message */
-    int64_t first_ts; /* of the first packet written */
+    int64_t first_ts;             /* of the first packet written */
     uv_timer_t timer;
     int64_t started_ns;
 };
@@ -373,11 +374,8 @@ static void keys_add(struct hub_snap *s, const uint8_t *p, size_t len)
     if (!s->keys_seen)
         s->keys_seen = calloc(HUB_KEYLOG_SLOTS, sizeof(*s->keys_seen));
     while (pcapng_keylog_next(p, len, &off, &line, &n) == 1) {
-        uint64_t h = 14695981039346656037ull;
+        uint64_t h = nr_hash_bytes(line, n) | 1; /* 0 marks an empty slot */
         size_t slot;
-        for (size_t i = 0; i < n; i++)
-            h = (h ^ line[i]) * 1099511628211ull;
-        h |= 1; /* 0 marks an empty slot */
         if (!s->keys_seen || s->keys.len + n > s->keys.max) {
             s->keys_dropped += n;
             continue;
@@ -792,8 +790,8 @@ static void send_summary(struct hub_snap *s)
         missing += src->state != S_DONE;
     }
     if (s->keys_dropped)
-        NR_WARN("TLS key log lines dropped",
-                "bytes=%llu reason=\"%s\"", (unsigned long long)s->keys_dropped,
+        NR_WARN("TLS key log lines dropped", "bytes=%llu reason=\"%s\"",
+                (unsigned long long)s->keys_dropped,
                 s->pcap ? "a pcap file cannot hold them" : "over the 16 MiB a snapshot keeps");
     sum.packets = s->packets;
     sum.bytes = s->file_bytes + s->out.len;

@@ -11,6 +11,7 @@
 
 #include "hub/budget.h"
 #include "util/addr.h"
+#include "util/hash.h"
 #include "util/log.h"
 
 struct hub_channel {
@@ -25,11 +26,9 @@ struct hub_channel {
 
 static uint64_t hash_str(const char *s)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    uint64_t h = nr_hash_bytes(s, strlen(s));
 
-    while (*s)
-        h = (h ^ (uint8_t)*s++) * 1099511628211ull;
-    return h ^ h >> 29;
+    return h ^ h >> 29; /* the low bits pick the slot */
 }
 
 static uint64_t hash_ptr(const void *p)
@@ -37,6 +36,18 @@ static uint64_t hash_ptr(const void *p)
     uint64_t h = (uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ull;
 
     return h ^ h >> 31;
+}
+
+/* Puts x at the head of its chains in the indexes k (by key) and c (by rpc_channel). */
+static void chan_link(struct hub_channel **k, struct hub_channel **c, size_t slots,
+                      struct hub_channel *x)
+{
+    size_t i = hash_str(x->key) & (slots - 1), j = hash_ptr(x->ch) & (slots - 1);
+
+    x->key_next = k[i];
+    k[i] = x;
+    x->ch_next = c[j];
+    c[j] = x;
 }
 
 /* Grows the channel indexes to twice the channels (a power of two); 0 or -ENOMEM (then the
@@ -57,13 +68,8 @@ static int chan_index_fit(struct hub *h)
         free(c);
         return h->by_key ? 0 : -ENOMEM;
     }
-    for (struct hub_channel *x = h->channels; x; x = x->next) {
-        size_t i = hash_str(x->key) & (slots - 1), j = hash_ptr(x->ch) & (slots - 1);
-        x->key_next = k[i];
-        k[i] = x;
-        x->ch_next = c[j];
-        c[j] = x;
-    }
+    for (struct hub_channel *x = h->channels; x; x = x->next)
+        chan_link(k, c, slots, x);
     free(h->by_key);
     free(h->by_ch);
     h->by_key = k;
@@ -381,14 +387,7 @@ struct rpc_channel *hub_stores_channel(struct hub *h, const struct hub_store_add
     c->next = h->channels;
     h->channels = c;
     h->n_channels++;
-    {
-        size_t i = hash_str(c->key) & (h->chan_slots - 1),
-               j = hash_ptr(c->ch) & (h->chan_slots - 1);
-        c->key_next = h->by_key[i];
-        h->by_key[i] = c;
-        c->ch_next = h->by_ch[j];
-        h->by_ch[j] = c;
-    }
+    chan_link(h->by_key, h->by_ch, h->chan_slots, c);
     return c->ch;
 }
 
@@ -467,8 +466,9 @@ void hub_stores_remember(struct hub *h, const char *addr, const char *node)
     snprintf(n->node, sizeof(n->node), "%s", node);
     n->next = h->node_names;
     h->node_names = n;
-    n->addr_next = h->by_addr[hash_str(n->addr) & (h->name_slots - 1)];
-    h->by_addr[hash_str(n->addr) & (h->name_slots - 1)] = n;
+    size_t i = hash_str(n->addr) & (h->name_slots - 1);
+    n->addr_next = h->by_addr[i];
+    h->by_addr[i] = n;
     h->n_node_names++;
 }
 
