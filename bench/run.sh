@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every benchmark, each next to its peer in the same run (DESIGN §10):
+# Every benchmark, each next to its peer in the same run (docs/design.md §10):
 #   bench/run.sh BUILD_DIR
 # bench/rpc.sh: lib/rpc against iperf3; bench/store.sh: the store against dd and mergecap;
 # bench/capture.sh: the capture against tcpdump and dumpcap; bench/capture-any.sh: the capture

@@ -1,6 +1,6 @@
-/* netreel pcapdump: one snapshot of every node as one file (DESIGN §5, §7). The hub streams the
- * file's bytes; they go to DIR/netreel-<start>-<end>.pcapng through a .part file that becomes
- * the final name only after the hub's last message said the file is whole, and after fsync.
+/* netreel pcapdump: one snapshot of every node as one file (docs/design.md §5, §7). The hub
+ * streams the file's bytes; they go to DIR/netreel-<start>-<end>.pcapng through a .part file that
+ * becomes the final name only after the hub's last message said the file is whole, and after fsync.
  * Every file is made relative to one descriptor of DIR, never replaces a file without --force,
  * and is named only from the flags and the CLI's own time stamps, never from the network. */
 #include <errno.h>

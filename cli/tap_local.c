@@ -315,7 +315,7 @@ static void build_argv(void)
     arg(cap, t.certs.cert[CLI_CERT_CAPTURE]);
     arg(cap, "--tls-key");
     arg(cap, t.certs.key[CLI_CERT_CAPTURE]);
-    /* Local mode: never record what goes to the store and the hub (DESIGN §6). */
+    /* Local mode: never record what goes to the store and the hub (docs/design.md §6). */
     arg(cap, "--exclude-port");
     arg(cap, t.store_port_s);
     arg(cap, "--exclude-port");

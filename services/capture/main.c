@@ -45,7 +45,7 @@ static int64_t last_batch_ns;
 
 static const char usage_text[] =
     "usage: netreel-capture [options]\n"
-    "Records this node's traffic with libpcap and streams it to netreel-store (DESIGN §1, §6).\n"
+    "Records this node's traffic with libpcap and streams it to netreel-store (docs/capture.md).\n"
     "\n"
     "  -i, --interface IFACE     any (default), or names; repeat or separate with commas\n"
     "  --snaplen N               bytes kept of each packet (default 262144)\n"

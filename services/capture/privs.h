@@ -1,5 +1,6 @@
-/* Giving up privilege once the handles are open (DESIGN §9): to --user with no supplementary
- * groups and, on Linux, no capabilities in any set; no way back (PR_SET_NO_NEW_PRIVS). */
+/* Giving up privilege once the handles are open (docs/design.md §9): to --user with no
+ * supplementary groups and, on Linux, no capabilities in any set; no way back
+ * (PR_SET_NO_NEW_PRIVS). */
 #ifndef NR_CAPTURE_PRIVS_H
 #define NR_CAPTURE_PRIVS_H
 

@@ -40,7 +40,7 @@ static uv_signal_t sigterm, sigint;
 
 static const char usage_text[] =
     "usage: netreel-store [options]\n"
-    "Keeps the node's recording on disk: segments, retention, snapshots (DESIGN §4).\n"
+    "Keeps the node's recording on disk: segments, retention, snapshots (docs/store.md).\n"
     "\n"
     "  --listen ADDR          gRPC address (default 127.0.0.1:8897; \":8897\" = all addresses)\n"
     "  --data-dir DIR         where segments live (default /var/lib/netreel)\n"

@@ -1,4 +1,4 @@
-/* Retention (DESIGN §4): max-time, max-size over every segment and index (the active ones
+/* Retention (docs/design.md §4): max-time, max-size over every segment and index (the active ones
  * included) and a free-disk floor, enforced before each append and on a timer. Whole segments go,
  * the oldest (by newest packet) first, closed ones before active ones. */
 #ifndef NR_STORE_RETENTION_H

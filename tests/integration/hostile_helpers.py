@@ -1,4 +1,5 @@
-"""Adversarial peers for netreel-store and netreel-hub (issue 7, "Hostile input"; DESIGN §9).
+"""Adversarial peers for netreel-store and netreel-hub (issue 7, "Hostile input";
+docs/design.md §9).
 
 What the hostile suites (test_hostile_store.py, test_hostile_hub.py, test_hostile_stall.py)
 share:

@@ -1,5 +1,5 @@
 """netreel-capture as a process: it gives up root for good once its handles are open, and it
-refuses bad flags with one clear line and exit status 2 (issue 4, DESIGN §7, §9).
+refuses bad flags with one clear line and exit status 2 (issue 4, docs/design.md §7, §9).
 """
 
 import os

@@ -1,4 +1,4 @@
-"""netreel-capture never records itself (DESIGN §6, issue 4).
+"""netreel-capture never records itself (docs/design.md §6, issue 4).
 
 With `-i lo` and nothing else on the loopback but the capture's own connection to its store, a
 minute of recording (15 s under ASan) holds essentially nothing, and none of it on the store's

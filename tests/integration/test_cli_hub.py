@@ -1,9 +1,9 @@
-"""`netreel status` and how pcapdump and status find the hub (DESIGN §7, docs/cli.md): --hub,
-else $NETREEL_HUB, else the hub of a local `tap --local` named by its data folder (hub.addr, with
-the client certificate and token there), else `kubectl port-forward` to
-service/netreel-hub in the release namespace with the token and client certificate read from
-the chart's Secrets (a fake kubectl answers, and forwards for real to a fake hub); a missing
-kubectl or kube context is one line and exit 4.
+"""`netreel status` and how pcapdump and status find the hub (docs/design.md §7, docs/cli.md):
+--hub, else $NETREEL_HUB, else the hub of a local `tap --local` named by its data folder (hub.addr,
+with the client certificate and token there), else `kubectl port-forward` to service/netreel-hub in
+the release namespace with the token and client certificate read from the chart's Secrets (a fake
+kubectl answers, and forwards for real to a fake hub); a missing kubectl or kube context is one line
+and exit 4.
 """
 
 import os

@@ -1,5 +1,5 @@
-"""`netreel pcapdump` against a fake hub (grpcio) (DESIGN §5, §7; issue 5): the exact window it
-asks for, the file's name, the .part that only becomes the file when the hub's last message says
+"""`netreel pcapdump` against a fake hub (grpcio) (docs/design.md §5, §7; issue 5): the exact window
+it asks for, the file's name, the .part that only becomes the file when the hub's last message says
 it is whole, a hub dying mid-stream (no file, non-zero), a missing store (named, exit 0; with
 --strict exit 3 and no file), -o -, the token and TLS, Ctrl-C, and bad usage (one line, exit 2).
 """

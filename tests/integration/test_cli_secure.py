@@ -1,4 +1,4 @@
-"""Secure defaults of the CLI and of `netreel tap --local` (issue 7, DESIGN §9).
+"""Secure defaults of the CLI and of `netreel tap --local` (issue 7, docs/design.md §9).
 
 tap --local: capture -> store, hub -> store and CLI -> hub are mTLS with a CA and certificates made
 on first start in DATA/.tls, and the hub wants the token of DATA/hub.token; the children's command

@@ -1,4 +1,4 @@
-"""`netreel tap`, `tap --local` and `clean` (DESIGN §6, §7; issue 5).
+"""`netreel tap`, `tap --local` and `clean` (docs/design.md §6, §7; issue 5).
 
 Cluster mode runs against fake helm and kubectl on PATH that record their arguments: the chart
 found beside the build, POD_REGEX/-n/-e in a values file, --set passed on, headless=true

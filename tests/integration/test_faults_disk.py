@@ -1,4 +1,5 @@
-"""The disk fills up (issue 7, "Fault injection", third point; DESIGN §4 "a free-disk floor").
+"""The disk fills up (issue 7, "Fault injection", third point; docs/design.md §4, "a free-disk
+floor").
 
 The store's data directory is on a 64 MiB tmpfs; a capture records numbered UDP datagrams and a
 TCP transfer (~10 MB/s) into it, the hub in front. Another writer (dd) then eats the space:

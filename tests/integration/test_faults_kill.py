@@ -1,4 +1,4 @@
-"""kill -9 under load (issue 7, "Fault injection", first point; DESIGN §4).
+"""kill -9 under load (issue 7, "Fault injection", first point; docs/design.md §4).
 
 One node (capture and store in a namespace, hub in the root namespace) records numbered UDP
 datagrams and a TCP transfer, next to an independent tcpdump on the same interface. In the

@@ -1,10 +1,10 @@
-"""netreel-hub against hostile clients (issue 7 "Hostile input", DESIGN §9): the HTTP/2 and gRPC
-framing cases of hostile_helpers.GENERIC_CASES (bytes before the preface, invalid frames, rapid
+"""netreel-hub against hostile clients (issue 7 "Hostile input", docs/design.md §9): the HTTP/2 and
+gRPC framing cases of hostile_helpers.GENERIC_CASES (bytes before the preface, invalid frames, rapid
 reset, CONTINUATION/SETTINGS/PING floods, 10 000 streams, header bombs, a 4 GiB length prefix,
 truncated messages, malformed protobuf, silent peers and the handshake/idle timeouts), then the
-hub's own: Snapshot requests with filters that do not compile or are megabytes long, reversed
-and absurd windows, formats that do not exist, bearer tokens that are too long, and a TLS
-handshake that never finishes.
+hub's own: Snapshot requests with filters that do not compile or are megabytes long, reversed and
+absurd windows, formats that do not exist, bearer tokens that are too long, and a TLS handshake that
+never finishes.
 
 The hub serves one store (a real netreel-store with 60 packets in it). Every case expects one
 exact verdict (a gRPC status code and words of its message, a GOAWAY error code, or a close in

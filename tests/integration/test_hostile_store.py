@@ -1,4 +1,5 @@
-"""netreel-store against hostile clients (issue 7 "Hostile input", DESIGN §9). Two kinds of case:
+"""netreel-store against hostile clients (issue 7 "Hostile input", docs/design.md §9). Two kinds
+of case:
 
   * the HTTP/2 and gRPC framing cases of hostile_helpers.GENERIC_CASES (bytes before the preface,
     invalid frames, rapid reset, CONTINUATION/SETTINGS/PING floods, 10 000 streams, header bombs,

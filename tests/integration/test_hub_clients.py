@@ -1,5 +1,5 @@
 """Clients of the hub other than a file on disk (issue 5, "What must hold", fourth point;
-DESIGN §1, §3): `netreel pcapdump -o - | tshark -r -`, and a stock grpcio client (stubs from
+docs/design.md §1, §3): `netreel pcapdump -o - | tshark -r -`, and a stock grpcio client (stubs from
 proto/ generated at test time) calling Hub.Snapshot, Hub.Status and grpc.health.v1.Health.
 
 Three stores filled by store-feeder with interleaved timestamps (store k's packets at

@@ -1,5 +1,5 @@
 """netreel-hub and `netreel pcapdump` over three "nodes" (issue 5, "What must hold", first two
-points; DESIGN §5, §7).
+points; docs/design.md §5, §7).
 
 Three network namespaces, each a node with its own netreel-capture and netreel-store
 (hub_helpers.Node: the capture records the node's veth, the store listens on a management link

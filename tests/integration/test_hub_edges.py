@@ -1,4 +1,4 @@
-"""netreel-hub's own edges (issue 5, "What to build"; DESIGN §3, §5, §9; docs/hub.md):
+"""netreel-hub's own edges (issue 5, "What to build"; docs/design.md §3, §5, §9; docs/hub.md):
 
   * --token-file: Snapshot and Status refused without the token, with a wrong one, with another
     scheme (UNAUTHENTICATED), served with it — from grpcio and from the CLI (--token-file,

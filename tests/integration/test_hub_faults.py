@@ -1,4 +1,5 @@
-"""A store or the hub dying (issue 5, "What must hold", third point; DESIGN §5, docs/cli.md).
+"""A store or the hub dying (issue 5, "What must hold", third point; docs/design.md §5,
+docs/cli.md).
 
 Three stores filled by store-feeder (interleaved timestamps), the real hub and the real CLI:
 

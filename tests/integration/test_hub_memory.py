@@ -1,5 +1,5 @@
-"""A 2 GiB window in flat memory (issue 5, "What must hold", fifth point; DESIGN §5: "Memory
-stays flat whatever the window's size").
+"""A 2 GiB window in flat memory (issue 5, "What must hold", fifth point; docs/design.md §5, "Flat
+memory").
 
 Four stores hold 512 MiB each of IMIX packets from store-feeder, their timestamps interleaved
 packet by packet (store k at t0 + k*250 + i*1000 ns), so the hub's merge takes turns among all

@@ -1,4 +1,4 @@
-"""netreel-store's command line and side doors (DESIGN §4, §8, §9; issue 3):
+"""netreel-store's command line and side doors (docs/design.md §4, §8, §9; issue 3):
 
   * a bad flag value or an unknown flag: exit 2 and one line "netreel-store: ..." on stderr;
   * --version prints "netreel-store <version>";

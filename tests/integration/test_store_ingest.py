@@ -1,4 +1,4 @@
-"""netreel-store: what goes in comes out (DESIGN §3-§5, issue 3).
+"""netreel-store: what goes in comes out (docs/design.md §3-§5, issue 3).
 
   * ingest -> snapshot round trip, byte-exact per packet, against store-feeder's --dump; the
     segments on disk hold the same packets;

@@ -1,4 +1,4 @@
-"""netreel-store crash safety (DESIGN §4, issue 3).
+"""netreel-store crash safety (docs/design.md §4, issue 3).
 
   * kill -9 during ingest, restart on the same data directory: every segment opens in tshark
     without a warning, every acked batch is there, and a full resend (the feeder rerun with the

@@ -1,4 +1,5 @@
-"""netreel-store retention (DESIGN §4, issue 3), as a user watching the data directory sees it.
+"""netreel-store retention (docs/design.md §4, issue 3), as a user watching the data directory
+sees it.
 
   * max-size: while 10x max-size is ingested at full speed, `du -sb` and `du -s -B1` of the data
     directory, sampled at least every 100 ms, never exceed it; what went is the oldest data;

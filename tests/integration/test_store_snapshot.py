@@ -1,5 +1,5 @@
-"""netreel-store snapshots (DESIGN §5, issue 3): what a time window, a BPF filter and a snaplen
-give back, and that every file the store writes or serves opens in Wireshark's tools.
+"""netreel-store snapshots (docs/design.md §5, issue 3): what a time window, a BPF filter and a
+snaplen give back, and that every file the store writes or serves opens in Wireshark's tools.
 
   * bounds are packet-precise: since/until exactly on a packet include it, 1 ns past excludes it;
     a window between packets is empty but a valid stream (header + summary);
