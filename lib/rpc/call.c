@@ -92,11 +92,6 @@ void rpc_call_set_cbs(struct rpc_call *call, const struct rpc_call_cbs *cbs, voi
     call->user = user;
 }
 
-void *rpc_call_user(const struct rpc_call *call)
-{
-    return call->user;
-}
-
 const char *rpc_call_path(const struct rpc_call *call)
 {
     return call->path ? call->path : "";
@@ -252,7 +247,7 @@ static void kick(struct rpc_call *call)
         call->data_deferred = false;
         nghttp2_session_resume_data(call->conn->session, call->stream_id);
     }
-    rpc_conn_schedule(call->conn);
+    rpc_conn__schedule(call->conn);
 }
 
 /* Ends the stream from our side with an RST_STREAM, or (no stream yet) from the loop. */
@@ -263,13 +258,10 @@ static void reset(struct rpc_call *call, int code, const char *message)
     if (call->conn && call->stream_id > 0 && !call->stream_closed) {
         nghttp2_submit_rst_stream(call->conn->session, NGHTTP2_FLAG_NONE, call->stream_id,
                                   NGHTTP2_CANCEL);
-        rpc_conn_schedule(call->conn);
+        rpc_conn__schedule(call->conn);
     } else if (!call->stream_closed) {
-        if (call->side == RPC_SIDE_CLIENT) {
-            struct rpc_channel *ch = call->channel;
-            rpc_channel__forget(call);
-            rpc_channel__call_ended(ch);
-        }
+        if (call->side == RPC_SIDE_CLIENT && call->leave_channel)
+            call->leave_channel(call);
         rpc_call__fail_async(call, code, message);
     }
 }
@@ -402,7 +394,7 @@ static uint8_t *send_reserve(struct rpc_call *call, size_t need)
     /* A call's first message gets a buffer of its own size (a client's one request: a hub has
      * thousands waiting to connect); later ones share SEND_CHUNK buffers. */
     size_t cap = need > SEND_CHUNK || !call->sent_any ? need : SEND_CHUNK;
-    struct rpc_wbuf *b = rpc_wbuf_new(cap);
+    struct rpc_wbuf *b = rpc_wbuf__new(cap);
 
     call->sent_any = true;
     if (!b)
@@ -518,11 +510,6 @@ bool rpc_call_writable(const struct rpc_call *call)
     return call->queued < call->send_high && (!conn || conn->queued < conn->limits.conn_send_high);
 }
 
-size_t rpc_call_queued(const struct rpc_call *call)
-{
-    return call->queued;
-}
-
 void rpc_call__notify_writable(struct rpc_call *call)
 {
     if (!call->want_writable || call->queued > call->send_high / 2 || call->handler_done ||
@@ -608,7 +595,7 @@ int rpc_call__server_submit(struct rpc_call *call)
         nghttp2_data_provider prd = rpc_call__data_provider(call);
         rv = nghttp2_submit_response(session, call->stream_id, nva, 2, &prd);
     }
-    rpc_conn_schedule(call->conn);
+    rpc_conn__schedule(call->conn);
     return rv == 0 ? 0 : -EPROTO;
 }
 
@@ -654,7 +641,7 @@ static void give_back_connection(struct rpc_call *call)
         return;
     nghttp2_session_consume_connection(call->conn->session, call->conn_held);
     call->conn_held = 0;
-    rpc_conn_schedule(call->conn);
+    rpc_conn__schedule(call->conn);
 }
 
 /* Gives the stream's flow-control window back for the bytes of whole, delivered messages. The
@@ -679,14 +666,14 @@ static void give_back(struct rpc_call *call)
          * what it still holds keeps its share. */
         nghttp2_session_consume_connection(call->conn->session, call->conn_held - held);
         call->conn_held = held;
-        rpc_conn_schedule(call->conn);
+        rpc_conn__schedule(call->conn);
     }
     if (call->unconsumed <= keep || !call->conn || call->stream_closed || call->stream_id <= 0)
         return;
     n = call->unconsumed - keep;
     nghttp2_session_consume_stream(call->conn->session, call->stream_id, n);
     call->unconsumed = keep;
-    rpc_conn_schedule(call->conn);
+    rpc_conn__schedule(call->conn);
 }
 
 /* Keeps the connection's count of bytes in unfinished messages current. */
@@ -915,7 +902,7 @@ void rpc_call_resume_recv(struct rpc_call *call)
         return;
     if (call->conn && !call->stream_closed) {
         call->deliver_pending = true;
-        rpc_conn_schedule(call->conn);
+        rpc_conn__schedule(call->conn);
     } else if (call->done_pending) {
         uv_timer_start(&call->timer, timer_cb, 0, 0);
     }

@@ -22,7 +22,6 @@ typedef void (*rpc_wbuf_release_fn)(void *ctx, uint8_t *data, size_t cap);
  * out of memory (data stays the caller's). */
 struct rpc_wbuf *rpc_wbuf_wrap(uint8_t *data, size_t len, size_t cap, rpc_wbuf_release_fn release,
                                void *ctx);
-size_t rpc_wbuf_len(const struct rpc_wbuf *b);
 void rpc_wbuf_unref(struct rpc_wbuf *b);
 
 enum rpc_shape {
@@ -50,7 +49,6 @@ struct rpc_call_cbs {
 
 /* Sets who receives the call's events. A server handler calls it from its start function. */
 void rpc_call_set_cbs(struct rpc_call *call, const struct rpc_call_cbs *cbs, void *user);
-void *rpc_call_user(const struct rpc_call *call);
 
 /* Queues one message. The queue takes any amount; producers of streams keep it bounded by
  * sending only while rpc_call_writable() and resuming in on_writable. Returns 0, -EPIPE when the
@@ -67,7 +65,6 @@ int rpc_call_send_ref(struct rpc_call *call, const struct iovec *head, int n_hea
 /* True while the send queue is below its high mark (1 MiB + one message by default) and the
  * queues of all the connection's calls together below theirs (16 MiB by default). */
 bool rpc_call_writable(const struct rpc_call *call);
-size_t rpc_call_queued(const struct rpc_call *call);
 
 /* Stops delivering messages: those already received wait, and once the stream's flow-control
  * window is used up the peer cannot send more. resume delivers what waited (on the next loop

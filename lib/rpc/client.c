@@ -100,7 +100,8 @@ struct rpc_channel *rpc_channel_new(uv_loop_t *loop, const struct rpc_channel_co
     else
         snprintf(ch->authority, sizeof(ch->authority), "%s", ch->target);
     if (cfg->tls || cfg->tls_ca || cfg->tls_cert) {
-        ch->ssl_ctx = rpc_tls_client_ctx_new(cfg->tls_ca, cfg->tls_cert, cfg->tls_key, err, errlen);
+        ch->ssl_ctx =
+            rpc_tls__client_ctx_new(cfg->tls_ca, cfg->tls_cert, cfg->tls_key, err, errlen);
         if (!ch->ssl_ctx)
             goto fail;
     }
@@ -118,10 +119,13 @@ bool rpc_channel_connected(const struct rpc_channel *ch)
 
 /* ---- calls waiting for a connection ---- */
 
+static void leave_channel(struct rpc_call *call);
+
 /* Calls wait in order of creation; the oldest is started first. */
 static void pending_add(struct rpc_channel *ch, struct rpc_call *call)
 {
     call->channel = ch;
+    call->leave_channel = leave_channel;
     call->next = NULL;
     call->prev = ch->pending_tail;
     if (ch->pending_tail)
@@ -131,7 +135,8 @@ static void pending_add(struct rpc_channel *ch, struct rpc_call *call)
     ch->pending_tail = call;
 }
 
-void rpc_channel__forget(struct rpc_call *call)
+/* Takes a call that waits for a connection off its channel's list. */
+static void pending_remove(struct rpc_call *call)
 {
     struct rpc_channel *ch = call->channel;
 
@@ -147,9 +152,11 @@ void rpc_channel__forget(struct rpc_call *call)
         ch->pending_tail = call->prev;
     call->next = call->prev = NULL;
     call->channel = NULL;
+    call->leave_channel = NULL;
 }
 
-void rpc_channel__call_ended(struct rpc_channel *ch)
+/* A call of ch ended before its stream started. */
+static void call_ended(struct rpc_channel *ch)
 {
     /* The last call waiting for a connection still being made is gone (cancelled, past its
      * deadline): stop making it, so that a server that never answers does not hold a dialing
@@ -158,7 +165,15 @@ void rpc_channel__call_ended(struct rpc_channel *ch)
         ch->conn->settings_received || ch->conn->closing)
         return;
     ch->given_up = true;
-    rpc_conn_close(ch->conn, -ECANCELED, RPC_CANCELLED, "no call waits for the connection");
+    rpc_conn__close(ch->conn, -ECANCELED, RPC_CANCELLED, "no call waits for the connection");
+}
+
+static void leave_channel(struct rpc_call *call)
+{
+    struct rpc_channel *ch = call->channel;
+
+    pending_remove(call);
+    call_ended(ch);
 }
 
 static void fail_pending(struct rpc_channel *ch, int code, const char *why)
@@ -166,7 +181,7 @@ static void fail_pending(struct rpc_channel *ch, int code, const char *why)
     struct rpc_call *call;
 
     while ((call = ch->pending) != NULL) {
-        rpc_channel__forget(call);
+        pending_remove(call);
         rpc_call__fail_async(call, code, why);
     }
 }
@@ -219,8 +234,8 @@ static int submit(struct rpc_call *call, struct rpc_conn *conn)
     call->stream_id = id;
     call->headers_sent = true;
     snprintf(call->peer, sizeof(call->peer), "%s", conn->peer);
-    rpc_conn_add_call(conn, call);
-    rpc_conn_schedule(conn);
+    rpc_conn__add_call(conn, call);
+    rpc_conn__schedule(conn);
     return 0;
 }
 
@@ -307,7 +322,7 @@ static void pump(struct rpc_channel *ch, struct rpc_conn *conn)
     uint32_t max =
         nghttp2_session_get_remote_settings(conn->session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
     while ((call = ch->pending) != NULL && conn->n_calls < max) {
-        rpc_channel__forget(call);
+        pending_remove(call);
         if (submit(call, conn) != 0)
             rpc_call__fail_async(call, RPC_UNAVAILABLE, "cannot start a stream");
     }
@@ -379,7 +394,7 @@ static void on_conn_close(struct rpc_conn *conn, int err, const char *why)
         return;
     }
     if (was_current && ch->given_up) {
-        /* Closed by rpc_channel__call_ended: no error to keep, no backoff. */
+        /* Closed by call_ended: no error to keep, no backoff. */
         ch->given_up = false;
         if (ch->addrs) {
             uv_freeaddrinfo(ch->addrs);
@@ -419,18 +434,18 @@ static void on_connect(uv_connect_t *req, int status)
     if (status < 0) {
         char why[200];
         snprintf(why, sizeof(why), "connect: %s", uv_strerror(status));
-        rpc_conn_close(conn, status, RPC_UNAVAILABLE, why);
+        rpc_conn__close(conn, status, RPC_UNAVAILABLE, why);
         return;
     }
     if (!ch->pending && ch->dialing && conn == ch->conn) {
-        ch->given_up = true; /* its calls ended while it connected (rpc_channel__call_ended) */
-        rpc_conn_close(conn, -ECANCELED, RPC_CANCELLED, "no call waits for the connection");
+        ch->given_up = true; /* its calls ended while it connected (call_ended) */
+        rpc_conn__close(conn, -ECANCELED, RPC_CANCELLED, "no call waits for the connection");
         return;
     }
     tls_name(ch, host, sizeof(host));
-    rv = rpc_conn_start(conn, ch->ssl_ctx, host);
+    rv = rpc_conn__start(conn, ch->ssl_ctx, host);
     if (rv != 0 && !conn->closing)
-        rpc_conn_close(conn, rv, RPC_UNAVAILABLE, "cannot start the connection");
+        rpc_conn__close(conn, rv, RPC_UNAVAILABLE, "cannot start the connection");
 }
 
 static void try_next_addr(struct rpc_channel *ch)
@@ -446,7 +461,7 @@ static void try_next_addr(struct rpc_channel *ch)
     }
     ch->next_addr = ai->ai_next;
     cr = malloc(sizeof(*cr));
-    conn = cr ? rpc_conn_new(ch->loop, false, &ch->limits, &client_ops, ch) : NULL;
+    conn = cr ? rpc_conn__new(ch->loop, false, &ch->limits, &client_ops, ch) : NULL;
     if (!conn) {
         free(cr);
         connect_failed(ch, "out of memory");
@@ -464,7 +479,7 @@ static void try_next_addr(struct rpc_channel *ch)
         char why[200];
         free(cr);
         snprintf(why, sizeof(why), "connect: %s", uv_strerror(rv));
-        rpc_conn_close(conn, rv, RPC_UNAVAILABLE, why);
+        rpc_conn__close(conn, rv, RPC_UNAVAILABLE, why);
     }
 }
 
@@ -585,7 +600,7 @@ void rpc_channel_close(struct rpc_channel *ch, void (*cb)(void *arg), void *arg)
         uv_cancel((uv_req_t *)&ch->gai);
     for (struct rpc_conn *c = ch->conns, *next; c; c = next) {
         next = c->next;
-        rpc_conn_close(c, -ECANCELED, RPC_CANCELLED, "channel closed");
+        rpc_conn__close(c, -ECANCELED, RPC_CANCELLED, "channel closed");
     }
     ch->in_close = 0;
     maybe_finish_close(ch);

@@ -32,9 +32,9 @@ static ssize_t send_cb(nghttp2_session *session, const uint8_t *data, size_t len
 {
     struct rpc_conn *conn = user_data;
 
-    if (rpc_out_full(conn))
+    if (rpc_out__full(conn))
         return NGHTTP2_ERR_WOULDBLOCK;
-    if (rpc_out_copy(conn, data, len) != 0)
+    if (rpc_out__copy(conn, data, len) != 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     return (ssize_t)len;
 }
@@ -46,19 +46,19 @@ static int send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const ui
     struct rpc_call *call = source->ptr;
     static const uint8_t zeros[256];
 
-    if (rpc_out_full(conn))
+    if (rpc_out__full(conn))
         return NGHTTP2_ERR_WOULDBLOCK;
-    if (rpc_out_copy(conn, framehd, 9) != 0)
+    if (rpc_out__copy(conn, framehd, 9) != 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     if (frame->data.padlen > 0) {
         uint8_t padlen = (uint8_t)(frame->data.padlen - 1);
-        if (rpc_out_copy(conn, &padlen, 1) != 0)
+        if (rpc_out__copy(conn, &padlen, 1) != 0)
             return NGHTTP2_ERR_CALLBACK_FAILURE;
     }
     while (length > 0) {
         struct rpc_seg *seg = &call->sendq[call->sendq_head];
         size_t n = seg->len < length ? seg->len : length;
-        if (rpc_out_ref(conn, seg->buf, seg->off, n) != 0)
+        if (rpc_out__ref(conn, seg->buf, seg->off, n) != 0)
             return NGHTTP2_ERR_CALLBACK_FAILURE;
         seg->off += n;
         seg->len -= n;
@@ -73,7 +73,7 @@ static int send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const ui
             call->sendq_n--;
         }
     }
-    if (frame->data.padlen > 1 && rpc_out_copy(conn, zeros, frame->data.padlen - 1) != 0)
+    if (frame->data.padlen > 1 && rpc_out__copy(conn, zeros, frame->data.padlen - 1) != 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     return 0;
 }
@@ -179,7 +179,7 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
         return 0;
     nghttp2_session_set_stream_user_data(session, stream_id, NULL);
     rpc_call__stream_closed(call);
-    rpc_conn_remove_call(conn, call);
+    rpc_conn__remove_call(conn, call);
     conn->ops->on_stream_close(conn, call, error_code);
     rpc_call__maybe_free(call);
     return 0;
@@ -219,8 +219,8 @@ static int on_error(nghttp2_session *session, int lib_error_code, const char *ms
 
 /* ---- the connection ---- */
 
-struct rpc_conn *rpc_conn_new(uv_loop_t *loop, bool is_server, const struct rpc_limits *limits,
-                              const struct rpc_conn_ops *ops, void *owner)
+struct rpc_conn *rpc_conn__new(uv_loop_t *loop, bool is_server, const struct rpc_limits *limits,
+                               const struct rpc_conn_ops *ops, void *owner)
 {
     struct rpc_conn *conn = calloc(1, sizeof(*conn));
 
@@ -324,7 +324,7 @@ static void close_deferred(struct rpc_conn *conn)
 {
     if (conn->close_deferred && !conn->in_nghttp2) {
         conn->close_deferred = false;
-        rpc_conn_close(conn, conn->deferred_err, conn->deferred_code, conn->why);
+        rpc_conn__close(conn, conn->deferred_err, conn->deferred_code, conn->why);
     }
 }
 
@@ -365,7 +365,7 @@ static int feed(struct rpc_conn *conn, const uint8_t *data, size_t len)
             goaway_now(conn, code);
         if (rv == NGHTTP2_ERR_FLOODED)
             conn->peer_gone = true; /* it reads nothing: no linger for its sake */
-        rpc_conn_close(conn, NR_EPROTO_H2, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE, why);
+        rpc_conn__close(conn, NR_EPROTO_H2, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE, why);
         return -1;
     }
     return conn->closing ? -1 : 0;
@@ -379,13 +379,13 @@ static void tls_fail(struct rpc_conn *conn, const char *what)
     if (vr != X509_V_OK)
         snprintf(detail, sizeof(detail), "%s", X509_verify_cert_error_string(vr));
     else
-        rpc_tls_error_text(detail, sizeof(detail));
+        rpc_tls__error_text(detail, sizeof(detail));
     ERR_clear_error();
     snprintf(why, sizeof(why), "%s: %s", what, detail);
     NR_INFO("tls failed", "peer=%s reason=\"%s\"", conn->peer, why);
-    rpc_out_tls_drain(conn); /* the alert, if any */
-    rpc_out_submit(conn);
-    rpc_conn_close(conn, NR_ETLS, RPC_UNAVAILABLE, why);
+    rpc_out__tls_drain(conn); /* the alert, if any */
+    rpc_out__submit(conn);
+    rpc_conn__close(conn, NR_ETLS, RPC_UNAVAILABLE, why);
 }
 
 static void become_ready(struct rpc_conn *conn)
@@ -403,8 +403,8 @@ static int tls_handshake(struct rpc_conn *conn)
     ERR_clear_error();
     r = SSL_do_handshake(conn->ssl);
 
-    if (rpc_out_tls_drain(conn) != 0 || rpc_out_submit(conn) != 0) {
-        rpc_conn_close(conn, -ENOMEM, RPC_UNAVAILABLE, "out of memory");
+    if (rpc_out__tls_drain(conn) != 0 || rpc_out__submit(conn) != 0) {
+        rpc_conn__close(conn, -ENOMEM, RPC_UNAVAILABLE, "out of memory");
         return -1;
     }
     if (r != 1) {
@@ -418,7 +418,7 @@ static int tls_handshake(struct rpc_conn *conn)
     unsigned alpn_len = 0;
     SSL_get0_alpn_selected(conn->ssl, &alpn, &alpn_len);
     if (alpn_len != 2 || memcmp(alpn, "h2", 2) != 0) {
-        rpc_conn_close(conn, NR_ETLS, RPC_UNAVAILABLE, "peer did not negotiate h2 (ALPN)");
+        rpc_conn__close(conn, NR_ETLS, RPC_UNAVAILABLE, "peer did not negotiate h2 (ALPN)");
         return -1;
     }
     become_ready(conn);
@@ -428,7 +428,7 @@ static int tls_handshake(struct rpc_conn *conn)
 static void tls_read(struct rpc_conn *conn, const uint8_t *data, size_t len)
 {
     if (BIO_write(conn->rbio, data, (int)len) != (int)len) {
-        rpc_conn_close(conn, NR_ETLS, RPC_UNAVAILABLE, "TLS buffer write failed");
+        rpc_conn__close(conn, NR_ETLS, RPC_UNAVAILABLE, "TLS buffer write failed");
         return;
     }
     if (!conn->ready && tls_handshake(conn) != 0)
@@ -437,7 +437,7 @@ static void tls_read(struct rpc_conn *conn, const uint8_t *data, size_t len)
         return;
     /* Decrypted bytes go to nghttp2 at once, like the read buffer's: one buffer per thread. */
     if (!shared_tlsbuf && !(shared_tlsbuf = malloc(TLSBUF_SIZE))) {
-        rpc_conn_close(conn, -ENOMEM, RPC_UNAVAILABLE, "out of memory");
+        rpc_conn__close(conn, -ENOMEM, RPC_UNAVAILABLE, "out of memory");
         return;
     }
     for (;;) {
@@ -452,15 +452,15 @@ static void tls_read(struct rpc_conn *conn, const uint8_t *data, size_t len)
         if (e == SSL_ERROR_WANT_READ)
             break;
         if (e == SSL_ERROR_ZERO_RETURN) {
-            rpc_conn_close(conn, UV_EOF, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE,
-                           "connection closed by peer");
+            rpc_conn__close(conn, UV_EOF, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE,
+                            "connection closed by peer");
             return;
         }
         tls_fail(conn, "TLS read failed");
         return;
     }
-    if (rpc_out_tls_drain(conn) != 0)
-        rpc_conn_close(conn, -ENOMEM, RPC_UNAVAILABLE, "out of memory");
+    if (rpc_out__tls_drain(conn) != 0)
+        rpc_conn__close(conn, -ENOMEM, RPC_UNAVAILABLE, "out of memory");
 }
 
 static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -471,8 +471,8 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     if (nread < 0) {
         conn->peer_gone = true;
-        rpc_conn_close(conn, (int)nread, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE,
-                       nread == UV_EOF ? "connection closed by peer" : uv_strerror((int)nread));
+        rpc_conn__close(conn, (int)nread, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE,
+                        nread == UV_EOF ? "connection closed by peer" : uv_strerror((int)nread));
         return;
     }
     if (conn->ssl)
@@ -480,7 +480,7 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     else if (feed(conn, (const uint8_t *)buf->base, (size_t)nread) != 0)
         return;
     if (!conn->closing)
-        rpc_conn_flush(conn);
+        rpc_conn__flush(conn);
 }
 
 /* Stops reading while the peer is not reading our output and nghttp2 keeps queueing replies to
@@ -489,7 +489,7 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
  * so two peers streaming bulk data at each other do not both stop. */
 static void read_pace(struct rpc_conn *conn)
 {
-    bool backlog = rpc_out_full(conn) &&
+    bool backlog = rpc_out__full(conn) &&
                    nghttp2_session_get_outbound_queue_size(conn->session) > OUTBOUND_ITEMS_MAX;
 
     if (backlog && !conn->read_paused) {
@@ -501,7 +501,7 @@ static void read_pace(struct rpc_conn *conn)
     }
 }
 
-void rpc_conn_flush(struct rpc_conn *conn)
+void rpc_conn__flush(struct rpc_conn *conn)
 {
     int rv;
 
@@ -515,15 +515,15 @@ void rpc_conn_flush(struct rpc_conn *conn)
         if (conn->closing)
             return;
         if (rv != 0) {
-            rpc_conn_close(conn, NR_EPROTO_H2, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE,
-                           nghttp2_strerror(rv));
+            rpc_conn__close(conn, NR_EPROTO_H2, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE,
+                            nghttp2_strerror(rv));
             return;
         }
-        bool was_full = rpc_out_full(conn);
-        rv = rpc_out_submit(conn);
+        bool was_full = rpc_out__full(conn);
+        rv = rpc_out__submit(conn);
         if (rv != 0) {
-            rpc_conn_close(conn, rv, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE,
-                           uv_strerror(rv));
+            rpc_conn__close(conn, rv, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE,
+                            uv_strerror(rv));
             return;
         }
         /* The socket took everything at once (no write_cb will come back here) while nghttp2
@@ -531,7 +531,7 @@ void rpc_conn_flush(struct rpc_conn *conn)
         if (!was_full || conn->inflight != 0 || !nghttp2_session_want_write(conn->session))
             break;
         if (round == FLUSH_ROUNDS) {
-            rpc_conn_schedule(conn);
+            rpc_conn__schedule(conn);
             break;
         }
     }
@@ -542,9 +542,9 @@ void rpc_conn_flush(struct rpc_conn *conn)
     read_pace(conn);
     if (!nghttp2_session_want_read(conn->session) && !nghttp2_session_want_write(conn->session) &&
         conn->inflight == 0)
-        rpc_conn_close(conn, 0, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE,
-                       conn->goaway_received ? "connection closed by peer (GOAWAY)"
-                                             : "connection closed");
+        rpc_conn__close(conn, 0, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE,
+                        conn->goaway_received ? "connection closed by peer (GOAWAY)"
+                                              : "connection closed");
 }
 
 static void idle_cb(uv_idle_t *idle)
@@ -560,10 +560,10 @@ static void idle_cb(uv_idle_t *idle)
         if (c->deliver_pending)
             rpc_call__deliver(c);
     }
-    rpc_conn_flush(conn);
+    rpc_conn__flush(conn);
 }
 
-void rpc_conn_schedule(struct rpc_conn *conn)
+void rpc_conn__schedule(struct rpc_conn *conn)
 {
     if (!conn->closing)
         uv_idle_start(&conn->idle, idle_cb);
@@ -580,7 +580,7 @@ static void close_timed_out(struct rpc_conn *conn, uint64_t *counter, const char
              (unsigned)(ms % 1000 / 100));
     (*counter)++;
     NR_INFO("closing connection", "peer=%s reason=\"%s\"", conn->peer, why);
-    rpc_conn_close(conn, -ETIMEDOUT, RPC_UNAVAILABLE, why);
+    rpc_conn__close(conn, -ETIMEDOUT, RPC_UNAVAILABLE, why);
 }
 
 /* The socket took nothing for stall_timeout while output waited: the peer does not read. */
@@ -648,7 +648,7 @@ static void conn_tick(uv_timer_t *t)
         NR_DEBUG("closing idle connection", "peer=%s", conn->peer);
         nghttp2_session_terminate_session(conn->session, NGHTTP2_NO_ERROR);
     }
-    rpc_conn_flush(conn);
+    rpc_conn__flush(conn);
 }
 
 static void timer_start(struct rpc_conn *conn)
@@ -669,7 +669,7 @@ static void timer_start(struct rpc_conn *conn)
     uv_timer_start(&conn->timer, conn_tick, period, period);
 }
 
-int rpc_conn_start(struct rpc_conn *conn, SSL_CTX *ssl_ctx, const char *host)
+int rpc_conn__start(struct rpc_conn *conn, SSL_CTX *ssl_ctx, const char *host)
 {
     struct sockaddr_storage ss;
     int len = sizeof(ss), rv;
@@ -732,14 +732,14 @@ int rpc_conn_start(struct rpc_conn *conn, SSL_CTX *ssl_ctx, const char *host)
         return rv;
     if (!conn->ssl) {
         become_ready(conn);
-        rpc_conn_flush(conn);
+        rpc_conn__flush(conn);
     } else if (!conn->is_server) {
         tls_handshake(conn);
     }
     return 0;
 }
 
-void rpc_conn_add_call(struct rpc_conn *conn, struct rpc_call *call)
+void rpc_conn__add_call(struct rpc_conn *conn, struct rpc_call *call)
 {
     call->conn = conn;
     call->prev = NULL;
@@ -751,7 +751,7 @@ void rpc_conn_add_call(struct rpc_conn *conn, struct rpc_call *call)
     conn->queued += call->queued;
 }
 
-void rpc_conn_remove_call(struct rpc_conn *conn, struct rpc_call *call)
+void rpc_conn__remove_call(struct rpc_conn *conn, struct rpc_call *call)
 {
     if (call->prev)
         call->prev->next = call->next;
@@ -835,7 +835,7 @@ static bool linger_start(struct rpc_conn *conn, int err)
     return true;
 }
 
-void rpc_conn_close(struct rpc_conn *conn, int err, int code, const char *why)
+void rpc_conn__close(struct rpc_conn *conn, int err, int code, const char *why)
 {
     struct rpc_call *call;
     bool linger;
@@ -855,14 +855,14 @@ void rpc_conn_close(struct rpc_conn *conn, int err, int code, const char *why)
     }
     conn->closing = true;
     /* Frames already made (an RST_STREAM, a GOAWAY) go out if the socket takes them now. */
-    rpc_out_submit(conn);
+    rpc_out__submit(conn);
     uv_read_stop((uv_stream_t *)&conn->tcp);
     uv_idle_stop(&conn->idle);
     uv_timer_stop(&conn->timer);
     while ((call = conn->calls) != NULL) {
         if (conn->session)
             nghttp2_session_set_stream_user_data(conn->session, call->stream_id, NULL);
-        rpc_conn_remove_call(conn, call);
+        rpc_conn__remove_call(conn, call);
         call->stream_closed = true;
         if (!call->handler_done && call->local_code)
             rpc_call__done(call, call->local_code, call->local_message);

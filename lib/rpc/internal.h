@@ -15,7 +15,7 @@
 #include "rpc/limits.h"
 
 /* A byte buffer shared by the queues that reference it; freed with its last reference. Its
- * bytes follow it (rpc_wbuf_new), or are the caller's (rpc_wbuf_wrap: cap == len, so nothing is
+ * bytes follow it (rpc_wbuf__new), or are the caller's (rpc_wbuf_wrap: cap == len, so nothing is
  * ever appended to them, and release gives them back). */
 struct rpc_wbuf {
     unsigned refs;
@@ -28,7 +28,7 @@ struct rpc_wbuf {
     uint8_t inline_data[];
 };
 
-struct rpc_wbuf *rpc_wbuf_new(size_t cap);
+struct rpc_wbuf *rpc_wbuf__new(size_t cap);
 
 /* A slice of a wbuf, holding a reference. */
 struct rpc_seg {
@@ -53,6 +53,9 @@ struct rpc_call {
     enum rpc_shape shape;
     struct rpc_conn *conn;       /* NULL while a client call waits for its connection */
     struct rpc_channel *channel; /* client: set while the call waits in the channel */
+    /* client, set with channel: takes the call off the channel's list when the call ends before
+     * its stream starts (the channel's business, reached through this, not by name) */
+    void (*leave_channel)(struct rpc_call *call);
     struct rpc_call *next;       /* in conn->calls or channel->pending */
     struct rpc_call *prev;
     int32_t stream_id; /* 0 until the stream exists */
@@ -168,13 +171,6 @@ int rpc_call__server_submit(struct rpc_call *call);
 size_t rpc_call__trailers(struct rpc_call *call, nghttp2_nv *nva, char *code_buf, char *msg_buf,
                           size_t msg_len);
 
-/* ---- client.c ---- */
-
-/* Takes a call that waits for a connection off its channel's list. */
-void rpc_channel__forget(struct rpc_call *call);
-/* A call of ch ended before its stream started (client.c). */
-void rpc_channel__call_ended(struct rpc_channel *ch);
-
 /* ---- conn.c: one HTTP/2 connection ---- */
 
 struct rpc_conn_ops {
@@ -231,7 +227,7 @@ struct rpc_conn {
     bool read_paused;       /* reading stopped until our output drains (read_pace) */
     bool peer_gone;         /* reading or writing failed: nothing more gets through */
     bool lingering;         /* closed by us: FIN sent, the peer's bytes read and dropped */
-    int close_err;          /* rpc_conn_close's err, for on_close after the linger */
+    int close_err;          /* rpc_conn__close's err, for on_close after the linger */
     size_t linger_read;     /* bytes read and dropped while lingering */
     uv_shutdown_t shutdown_req;
     int handles_open;
@@ -250,45 +246,45 @@ struct rpc_conn {
     char peer_ip[48];             /* its address alone: what the server counts per peer */
     char why[160];                /* why it closed */
     struct rpc_conn_stats *stats; /* the server's, or NULL */
-    uint64_t started_ms;          /* uv_now() at rpc_conn_start */
+    uint64_t started_ms;          /* uv_now() at rpc_conn__start */
     uint64_t idle_since_ms;       /* when its last call ended (or it started) */
     uint64_t drain_ms;            /* when the idle shutdown notice went out, or 0 */
     uint64_t write_progress_ms;   /* when the socket last took bytes (or output began waiting) */
     size_t write_queue_seen;      /* libuv's write queue size at the last check */
-    bool close_deferred;          /* rpc_conn_close was called inside nghttp2 */
+    bool close_deferred;          /* rpc_conn__close was called inside nghttp2 */
     int deferred_err;
     int deferred_code;
 };
 
 /* Sets up a connection object (tcp initialised, not connected). NULL on failure. */
-struct rpc_conn *rpc_conn_new(uv_loop_t *loop, bool is_server, const struct rpc_limits *limits,
-                              const struct rpc_conn_ops *ops, void *owner);
+struct rpc_conn *rpc_conn__new(uv_loop_t *loop, bool is_server, const struct rpc_limits *limits,
+                               const struct rpc_conn_ops *ops, void *owner);
 /* The socket is connected: make the session, start TLS if ssl_ctx, start reading. For a client
  * `host` is the name to verify and send as SNI (may be NULL). Returns 0 or negative errno. */
-int rpc_conn_start(struct rpc_conn *conn, SSL_CTX *ssl_ctx, const char *host);
+int rpc_conn__start(struct rpc_conn *conn, SSL_CTX *ssl_ctx, const char *host);
 /* Runs nghttp2's send loop and hands what it produced to the socket; notifies writable calls. */
-void rpc_conn_flush(struct rpc_conn *conn);
+void rpc_conn__flush(struct rpc_conn *conn);
 
 /* The allocator of every nghttp2 session (mem.c): large blocks mapped, not taken from the heap. */
 nghttp2_mem *rpc_mem__nghttp2(void);
 /* Asks for a flush of pending frames on the next loop turn. */
-void rpc_conn_schedule(struct rpc_conn *conn);
+void rpc_conn__schedule(struct rpc_conn *conn);
 /* Closes now: every call on it ends (code for their on_done), handles close, owner told. */
-void rpc_conn_close(struct rpc_conn *conn, int err, int code, const char *why);
-void rpc_conn_add_call(struct rpc_conn *conn, struct rpc_call *call);
-void rpc_conn_remove_call(struct rpc_conn *conn, struct rpc_call *call);
+void rpc_conn__close(struct rpc_conn *conn, int err, int code, const char *why);
+void rpc_conn__add_call(struct rpc_conn *conn, struct rpc_call *call);
+void rpc_conn__remove_call(struct rpc_conn *conn, struct rpc_call *call);
 
 /* ---- output.c: a connection's bytes on their way to the socket ---- */
 
 /* True when as much as limits.write_high waits for the socket: stop producing frames. */
-bool rpc_out_full(const struct rpc_conn *conn);
+bool rpc_out__full(const struct rpc_conn *conn);
 /* Stages a copy of bytes (encrypted first with TLS). 0, -ENOMEM or NR_ETLS. */
-int rpc_out_copy(struct rpc_conn *conn, const uint8_t *data, size_t len);
+int rpc_out__copy(struct rpc_conn *conn, const uint8_t *data, size_t len);
 /* Stages a slice of a message buffer: referenced in plaintext, encrypted (copied) with TLS. */
-int rpc_out_ref(struct rpc_conn *conn, struct rpc_wbuf *buf, size_t off, size_t len);
+int rpc_out__ref(struct rpc_conn *conn, struct rpc_wbuf *buf, size_t off, size_t len);
 /* Moves what OpenSSL produced (handshake records, alerts) into staged output. */
-int rpc_out_tls_drain(struct rpc_conn *conn);
+int rpc_out__tls_drain(struct rpc_conn *conn);
 /* Hands everything staged to one uv_write. 0 or a negative errno. */
-int rpc_out_submit(struct rpc_conn *conn);
+int rpc_out__submit(struct rpc_conn *conn);
 
 #endif

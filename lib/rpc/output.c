@@ -22,7 +22,7 @@ struct rpc_write {
     struct rpc_seg segs[];
 };
 
-struct rpc_wbuf *rpc_wbuf_new(size_t cap)
+struct rpc_wbuf *rpc_wbuf__new(size_t cap)
 {
     struct rpc_wbuf *b = malloc(sizeof(*b) + cap);
 
@@ -51,11 +51,6 @@ struct rpc_wbuf *rpc_wbuf_wrap(uint8_t *data, size_t len, size_t cap, rpc_wbuf_r
     return b;
 }
 
-size_t rpc_wbuf_len(const struct rpc_wbuf *b)
-{
-    return b->len;
-}
-
 void rpc_wbuf_unref(struct rpc_wbuf *b)
 {
     if (!b || --b->refs > 0)
@@ -67,7 +62,7 @@ void rpc_wbuf_unref(struct rpc_wbuf *b)
 
 /* ---- staging output ---- */
 
-bool rpc_out_full(const struct rpc_conn *conn)
+bool rpc_out__full(const struct rpc_conn *conn)
 {
     return conn->staged + conn->inflight >= conn->limits.write_high;
 }
@@ -108,7 +103,7 @@ static size_t copybuf_room(struct rpc_conn *conn)
     if (!conn->copybuf || conn->copybuf->len == conn->copybuf->cap) {
         /* Full while in use: the next is twice as large, up to COPYBUF_MAX. */
         size_t cap = conn->copybuf ? conn->copybuf->cap * 2 : COPYBUF_MIN;
-        struct rpc_wbuf *b = rpc_wbuf_new(cap < COPYBUF_MAX ? cap : COPYBUF_MAX);
+        struct rpc_wbuf *b = rpc_wbuf__new(cap < COPYBUF_MAX ? cap : COPYBUF_MAX);
         if (!b)
             return 0;
         rpc_wbuf_unref(conn->copybuf);
@@ -138,7 +133,7 @@ static int out_copy_raw(struct rpc_conn *conn, const uint8_t *data, size_t len)
 }
 
 /* Moves what OpenSSL produced into staged output. */
-int rpc_out_tls_drain(struct rpc_conn *conn)
+int rpc_out__tls_drain(struct rpc_conn *conn)
 {
     size_t pending;
 
@@ -172,20 +167,20 @@ static int tls_write(struct rpc_conn *conn, const uint8_t *data, size_t len)
             return NR_ETLS;
         data += r;
         len -= (size_t)r;
-        int rv = rpc_out_tls_drain(conn);
+        int rv = rpc_out__tls_drain(conn);
         if (rv != 0)
             return rv;
     }
     return 0;
 }
 
-int rpc_out_copy(struct rpc_conn *conn, const uint8_t *data, size_t len)
+int rpc_out__copy(struct rpc_conn *conn, const uint8_t *data, size_t len)
 {
     return conn->ssl ? tls_write(conn, data, len) : out_copy_raw(conn, data, len);
 }
 
 /* Stages a slice of a message buffer: referenced in plaintext, encrypted (copied) with TLS. */
-int rpc_out_ref(struct rpc_conn *conn, struct rpc_wbuf *buf, size_t off, size_t len)
+int rpc_out__ref(struct rpc_conn *conn, struct rpc_wbuf *buf, size_t off, size_t len)
 {
     return conn->ssl ? tls_write(conn, buf->data + off, len) : out_push(conn, buf, off, len);
 }
@@ -204,11 +199,11 @@ static void write_cb(uv_write_t *req, int status)
         return;
     if (status < 0) {
         conn->peer_gone = true;
-        rpc_conn_close(conn, status, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE,
-                       uv_strerror(status));
+        rpc_conn__close(conn, status, conn->is_server ? RPC_CANCELLED : RPC_UNAVAILABLE,
+                        uv_strerror(status));
         return;
     }
-    rpc_conn_flush(conn);
+    rpc_conn__flush(conn);
 }
 
 /* Writes what the socket takes now, when nothing is queued on it (uv_try_write): what it took
@@ -238,7 +233,7 @@ static size_t write_now(struct rpc_conn *conn, uv_buf_t *bufs, size_t n)
 }
 
 /* Hands everything staged to the socket: what it takes now, the rest to one uv_write. */
-int rpc_out_submit(struct rpc_conn *conn)
+int rpc_out__submit(struct rpc_conn *conn)
 {
     struct rpc_write *w;
     uv_buf_t *bufs;

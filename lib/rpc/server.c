@@ -183,7 +183,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     call->born_ms = uv_now(s->loop);
     snprintf(call->peer, sizeof(call->peer), "%s", conn->peer);
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, call);
-    rpc_conn_add_call(conn, call);
+    rpc_conn__add_call(conn, call);
     return 0;
 }
 
@@ -218,7 +218,7 @@ static bool peer_allowed(struct rpc_conn *conn, const struct rpc_method *m, char
 
     if (!m->peers || !m->peers[0] || !conn->ssl)
         return true;
-    rpc_tls_peer_name(conn->ssl, name, sizeof(name));
+    rpc_tls__peer_name(conn->ssl, name, sizeof(name));
     for (size_t i = 0; m->peers[i]; i++)
         if (name[0] && strcmp(name, m->peers[i]) == 0)
             return true;
@@ -364,7 +364,7 @@ static void on_connection(uv_stream_t *listener, int status)
         NR_WARN("accept failed", "error=\"%s\"", uv_strerror(status));
         return;
     }
-    conn = rpc_conn_new(s->loop, true, &s->cfg.limits, &server_ops, s);
+    conn = rpc_conn__new(s->loop, true, &s->cfg.limits, &server_ops, s);
     if (!conn)
         return;
     conn->next = s->conns;
@@ -375,7 +375,7 @@ static void on_connection(uv_stream_t *listener, int status)
     conn->stats = &s->cstats;
     rv = uv_accept(listener, (uv_stream_t *)&conn->tcp);
     if (rv == 0)
-        rv = rpc_conn_start(conn, s->ssl_ctx, NULL); /* names the peer: no I/O yet */
+        rv = rpc_conn__start(conn, s->ssl_ctx, NULL); /* names the peer: no I/O yet */
     if (rv == 0 && s->n_conns > s->cfg.max_connections) {
         NR_WARN("too many connections", "limit=%u", s->cfg.max_connections);
         s->refused++;
@@ -391,7 +391,7 @@ static void on_connection(uv_stream_t *listener, int status)
         rv = -EMFILE;
     }
     if (rv != 0)
-        rpc_conn_close(conn, rv, RPC_CANCELLED, nr_strerror(rv));
+        rpc_conn__close(conn, rv, RPC_CANCELLED, nr_strerror(rv));
 }
 
 /* Resolves the listen address, binding ":port" to every address (IPv6 and IPv4). */
@@ -451,7 +451,7 @@ int rpc_server_start(struct rpc_server *s, char *err, size_t errlen)
         return -EINVAL;
     }
     if (s->tls_cert || s->tls_key || s->tls_ca) {
-        s->ssl_ctx = rpc_tls_server_ctx_new(s->tls_cert, s->tls_key, s->tls_ca, err, errlen);
+        s->ssl_ctx = rpc_tls__server_ctx_new(s->tls_cert, s->tls_key, s->tls_ca, err, errlen);
         if (!s->ssl_ctx)
             return NR_ETLS;
     }
@@ -486,9 +486,9 @@ void rpc_server_close(struct rpc_server *s, void (*cb)(void *arg), void *arg)
         /* Tell the peer with a GOAWAY (written now if the socket takes it) before closing. */
         if (c->ready && c->session && !c->in_nghttp2) {
             nghttp2_session_terminate_session(c->session, NGHTTP2_NO_ERROR);
-            rpc_conn_flush(c);
+            rpc_conn__flush(c);
         }
-        rpc_conn_close(c, -ECANCELED, RPC_CANCELLED, "server shutting down");
+        rpc_conn__close(c, -ECANCELED, RPC_CANCELLED, "server shutting down");
     }
     if (s->listening)
         uv_close((uv_handle_t *)&s->listener, listener_closed);

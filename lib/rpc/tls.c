@@ -8,7 +8,7 @@
 
 static const unsigned char alpn_h2[] = {2, 'h', '2'};
 
-void rpc_tls_error_text(char *buf, size_t len)
+void rpc_tls__error_text(char *buf, size_t len)
 {
     unsigned long e = ERR_peek_last_error();
     const char *reason = e ? ERR_reason_error_string(e) : NULL;
@@ -17,7 +17,7 @@ void rpc_tls_error_text(char *buf, size_t len)
     ERR_clear_error();
 }
 
-void rpc_tls_peer_name(SSL *ssl, char *buf, size_t len)
+void rpc_tls__peer_name(SSL *ssl, char *buf, size_t len)
 {
     X509 *x = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
 
@@ -26,7 +26,7 @@ void rpc_tls_peer_name(SSL *ssl, char *buf, size_t len)
         buf[0] = '\0';
 }
 
-void rpc_tls_error(char *err, size_t errlen, const char *fallback)
+void rpc_tls__error(char *err, size_t errlen, const char *fallback)
 {
     unsigned long e = ERR_peek_last_error();
     char buf[256];
@@ -57,7 +57,7 @@ static SSL_CTX *ctx_new(const SSL_METHOD *method, char *err, size_t errlen)
     SSL_CTX *ctx = SSL_CTX_new(method);
 
     if (!ctx) {
-        rpc_tls_error(err, errlen, "cannot create TLS context");
+        rpc_tls__error(err, errlen, "cannot create TLS context");
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
@@ -73,17 +73,17 @@ static int load_pair(SSL_CTX *ctx, const char *cert, const char *key, char *err,
 
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
         snprintf(what, sizeof(what), "cannot load certificate %s", cert);
-        rpc_tls_error(err, errlen, what);
+        rpc_tls__error(err, errlen, what);
         return -1;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
         snprintf(what, sizeof(what), "cannot load private key %s", key);
-        rpc_tls_error(err, errlen, what);
+        rpc_tls__error(err, errlen, what);
         return -1;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
         snprintf(what, sizeof(what), "private key %s does not match certificate %s", key, cert);
-        rpc_tls_error(err, errlen, what);
+        rpc_tls__error(err, errlen, what);
         return -1;
     }
     return 0;
@@ -95,14 +95,14 @@ static int load_ca(SSL_CTX *ctx, const char *ca, char *err, size_t errlen)
 
     if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
         snprintf(what, sizeof(what), "cannot load CA certificates %s", ca);
-        rpc_tls_error(err, errlen, what);
+        rpc_tls__error(err, errlen, what);
         return -1;
     }
     return 0;
 }
 
-SSL_CTX *rpc_tls_server_ctx_new(const char *cert, const char *key, const char *ca, char *err,
-                                size_t errlen)
+SSL_CTX *rpc_tls__server_ctx_new(const char *cert, const char *key, const char *ca, char *err,
+                                 size_t errlen)
 {
     SSL_CTX *ctx;
 
@@ -130,8 +130,8 @@ fail:
     return NULL;
 }
 
-SSL_CTX *rpc_tls_client_ctx_new(const char *ca, const char *cert, const char *key, char *err,
-                                size_t errlen)
+SSL_CTX *rpc_tls__client_ctx_new(const char *ca, const char *cert, const char *key, char *err,
+                                 size_t errlen)
 {
     SSL_CTX *ctx = ctx_new(TLS_client_method(), err, errlen);
 
@@ -141,7 +141,7 @@ SSL_CTX *rpc_tls_client_ctx_new(const char *ca, const char *cert, const char *ke
         if (load_ca(ctx, ca, err, errlen) != 0)
             goto fail;
     } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
-        rpc_tls_error(err, errlen, "cannot load the system's CA certificates");
+        rpc_tls__error(err, errlen, "cannot load the system's CA certificates");
         goto fail;
     }
     if ((cert != NULL) != (key != NULL)) {
@@ -152,7 +152,7 @@ SSL_CTX *rpc_tls_client_ctx_new(const char *ca, const char *cert, const char *ke
         goto fail;
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     if (SSL_CTX_set_alpn_protos(ctx, alpn_h2, sizeof(alpn_h2)) != 0) {
-        rpc_tls_error(err, errlen, "cannot set ALPN");
+        rpc_tls__error(err, errlen, "cannot set ALPN");
         goto fail;
     }
     return ctx;

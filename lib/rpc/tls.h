@@ -1,6 +1,6 @@
-/* TLS contexts for lib/rpc: TLS >= 1.2 with ALPN "h2" only, mTLS when a CA is given to a server,
- * peer and host name verification on clients. The per-connection TLS state (OpenSSL memory
- * BIOs) lives in conn.c. */
+/* TLS contexts for lib/rpc (internal to it: hence rpc_tls__): TLS >= 1.2 with ALPN "h2" only, mTLS
+ * when a CA is given to a server, peer and host name verification on clients. The per-connection
+ * TLS state (OpenSSL memory BIOs) lives in conn.c. */
 #ifndef NR_RPC_TLS_H
 #define NR_RPC_TLS_H
 
@@ -9,22 +9,22 @@
 
 /* A server context from PEM files. With `ca`, clients must present a certificate signed by it.
  * Returns NULL with a one-line reason in err (naming the file) on failure. */
-SSL_CTX *rpc_tls_server_ctx_new(const char *cert, const char *key, const char *ca, char *err,
-                                size_t errlen);
+SSL_CTX *rpc_tls__server_ctx_new(const char *cert, const char *key, const char *ca, char *err,
+                                 size_t errlen);
 
 /* A client context: verifies the server against `ca` (or the system's trust store when NULL),
  * and presents cert/key when both are given. Returns NULL with a reason in err on failure. */
-SSL_CTX *rpc_tls_client_ctx_new(const char *ca, const char *cert, const char *key, char *err,
-                                size_t errlen);
+SSL_CTX *rpc_tls__client_ctx_new(const char *ca, const char *cert, const char *key, char *err,
+                                 size_t errlen);
 
 /* Writes the reason of the last OpenSSL error ("unknown" if none) into buf; clears the queue. */
-void rpc_tls_error_text(char *buf, size_t len);
+void rpc_tls__error_text(char *buf, size_t len);
 
 /* The common name of the certificate the peer presented (verified against the CA), or "" when
  * it presented none. */
-void rpc_tls_peer_name(SSL *ssl, char *buf, size_t len);
+void rpc_tls__peer_name(SSL *ssl, char *buf, size_t len);
 
 /* Writes the reason of the last OpenSSL error (or `fallback`) into err and clears the queue. */
-void rpc_tls_error(char *err, size_t errlen, const char *fallback);
+void rpc_tls__error(char *err, size_t errlen, const char *fallback);
 
 #endif
