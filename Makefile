@@ -272,15 +272,11 @@ bench: deps
 	$(Q)./bench/run.sh $(BUILD)/release
 
 install: $(BINS)
-ifeq ($(strip $(BINS)),)
-	@echo "netreel: nothing to install yet: no program (services/*, cli/) exists in this version"
-else
 	$(Q)install -d $(DESTDIR)$(PREFIX)/bin
 	$(Q)for b in $(BINS); do install -m 0755 $$b $(DESTDIR)$(PREFIX)/bin/; done
 	$(Q)if [ -d helm/netreel ]; then install -d $(DESTDIR)$(PREFIX)/share/netreel && \
 	    cp -r helm/netreel $(DESTDIR)$(PREFIX)/share/netreel/; fi
 	@echo "installed $(notdir $(BINS)) into $(DESTDIR)$(PREFIX)/bin"
-endif
 
 uninstall:
 	$(Q)rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(notdir $(BINS)))

@@ -757,11 +757,6 @@ void kube_watch_get_stats(const struct kube_watch *w, struct kube_watch_stats *s
     *st = w->st;
 }
 
-const struct kube_target_set *kube_watch_set(const struct kube_watch *w)
-{
-    return &w->target.set;
-}
-
 static void handle_closed(uv_handle_t *h)
 {
     struct kube_watch *w;

@@ -71,10 +71,6 @@ int kube_watch_start(struct kube_watch *w);
 /* The current counters. */
 void kube_watch_get_stats(const struct kube_watch *w, struct kube_watch_stats *st);
 
-/* The current target set (empty before the first list); valid until control returns to the
- * loop. */
-const struct kube_target_set *kube_watch_set(const struct kube_watch *w);
-
 /* Stops everything; no callback of opt is called after this returns. close_cb(arg) (may be
  * NULL) runs from the loop once every handle is closed, and w is freed then. Safe to call from
  * on_change / on_health. */

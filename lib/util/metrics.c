@@ -216,14 +216,6 @@ int nr_metrics_u64(struct nr_metrics *m, const struct nr_metrics_label *labels, 
     return write_sample(m, labels, text);
 }
 
-int nr_metrics_i64(struct nr_metrics *m, const struct nr_metrics_label *labels, int64_t value)
-{
-    char text[24];
-
-    snprintf(text, sizeof(text), "%" PRId64, value);
-    return write_sample(m, labels, text);
-}
-
 int nr_metrics_double(struct nr_metrics *m, const struct nr_metrics_label *labels, double value)
 {
     char text[32];

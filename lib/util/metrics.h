@@ -65,7 +65,6 @@ int nr_metrics_family(struct nr_metrics *m, const char *name, enum nr_metrics_ty
  * newline). Returns m->err: 0, -EINVAL (no family yet, a bad or duplicate label name),
  * -EOVERFLOW or -ENOMEM; a failed call leaves out as it was. */
 int nr_metrics_u64(struct nr_metrics *m, const struct nr_metrics_label *labels, uint64_t value);
-int nr_metrics_i64(struct nr_metrics *m, const struct nr_metrics_label *labels, int64_t value);
 
 /* As nr_metrics_u64 for a double: %.17g (exact; in the C locale, which netreel never changes),
  * and NaN, +Inf, -Inf as Prometheus spells them. */

@@ -417,7 +417,7 @@ int store_segment_update_meta(struct store *s, struct store_segment *seg, int64_
     return rc;
 }
 
-/* The index record of a batch (its offset and length are the append's to set). */
+/* The index record of a batch (its offset and length are store_segment_prepare's to set). */
 static struct store_record batch_record(const struct store_run *run, int64_t now_ns)
 {
     struct store_record rec = {
@@ -515,21 +515,6 @@ void store_segment_write_failed(struct store *s, struct store_write *w, int64_t 
              nr_strerror(w->rc));
     if (seg->active)
         store_segment_close(s, seg, now_ns);
-}
-
-int store_segment_append(struct store *s, struct store_segment *seg, const uint8_t *blocks,
-                         size_t len, const struct store_run *run, int64_t now_ns)
-{
-    struct store_record rec = batch_record(run, now_ns);
-    struct iovec iov = {(void *)blocks, len};
-    struct store_run r = *run;
-    int rc = append(s, seg, &iov, 1, len, &rec);
-
-    if (rc != 0)
-        return rc;
-    r.offset = rec.offset;
-    r.length = len;
-    return store_segment_add_run(seg, &r);
 }
 
 static bool any_active(const struct store *s)

@@ -23,17 +23,12 @@ char *store_segment_idb_desc(const struct store_stream *st, const struct pcapng_
  * the pod set changed. 0 when there is nothing to do. Returns 0 or a negative errno. */
 int store_segment_update_meta(struct store *s, struct store_segment *seg, int64_t now_ns);
 
-/* Appends one validated batch of EPBs and its index record. Returns 0 or a negative errno
- * (-ENOSPC among them); on failure neither file changed. */
-int store_segment_append(struct store *s, struct store_segment *seg, const uint8_t *blocks,
-                         size_t len, const struct store_run *run, int64_t now_ns);
-
-/* The same append through the writer thread (writer.h): builds it into w (a stage from
- * store_writer_take) and reserves its place; the caller queues w. With dsb (dsb_len bytes: one
- * whole Decryption Secrets Block) the block goes right before the EPBs in the same write, with a
- * STORE_REC_KEYS record before the batch's; len may then be 0 (a batch of key log lines only:
- * no BATCH record, no run). Returns 0 or a negative errno (then nothing changed and w is the
- * caller's to discard). */
+/* Appends one validated batch of EPBs (len bytes) and its index record, through the writer
+ * thread (writer.h): builds it into w (a stage from store_writer_take) and reserves its place;
+ * the caller queues w. With dsb (dsb_len bytes: one whole Decryption Secrets Block) the block
+ * goes right before the EPBs in the same write, with a STORE_REC_KEYS record before the batch's;
+ * len may then be 0 (a batch of key log lines only: no BATCH record, no run). Returns 0 or a
+ * negative errno (then nothing changed and w is the caller's to discard). */
 int store_segment_prepare(struct store *s, struct store_segment *seg, const uint8_t *dsb,
                           size_t dsb_len, const uint8_t *blocks, size_t len,
                           const struct store_run *run, int64_t now_ns, struct store_write *w);

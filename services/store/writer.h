@@ -17,8 +17,8 @@
  * the one before ends in, so each but the last is cut where the next begins): under load the
  * device takes a few large writes rather than many small ones.
  *
- * Without the thread (not started: unit tests, or pthread_create failed) a queued write is made
- * and done at once, on the loop. */
+ * Without the thread (not started: pthread_create failed, or a unit test runs without it) a
+ * queued write is made and done at once, on the loop. */
 #ifndef NR_STORE_WRITER_H
 #define NR_STORE_WRITER_H
 

@@ -1,6 +1,11 @@
-/* Tests for services/store/segment.c, index.c and recover.c: a segment is a complete pcapng
- * file at every commit, and recovery keeps exactly what the index vouches for — whatever byte
- * the process died at. */
+/* Tests for services/store/segment.c, index.c, writer.c and recover.c: a segment is a complete
+ * pcapng file at every commit, and recovery keeps exactly what the index vouches for — whatever
+ * byte the process died at.
+ *
+ * Batches go in as ingest writes them: store_writer_take, store_segment_prepare,
+ * store_writer_queue, then on the loop the write's done commits it (store_segment_written). As
+ * in netreel-store the writer thread is started and the done callbacks run from the loop's
+ * uv_async; one test also runs without the thread, where a queued write is made at once. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -25,20 +30,33 @@
 #include "store/writer.h"
 #include "util/error.h"
 
-#define T0 INT64_C(1795600000000000000)
+#define T0         INT64_C(1795600000000000000)
+#define MAX_WRITES 16
 
 struct fixture {
     char dir[64];
     struct store s;
     struct store_stream *st;
+    uv_loop_t loop;
+    bool threaded;
+    /* Writes queued to the writer, and done (on the loop), with their seqs in done order. */
+    unsigned n_queued, n_done;
+    uint64_t done_seq[MAX_WRITES];
 };
 
-static int setup(void **state)
+static int setup_with(void **state, bool threaded)
 {
     struct fixture *f = calloc(1, sizeof(*f));
 
     snprintf(f->dir, sizeof(f->dir), "/tmp/netreel-test-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    f->s.loop = &f->loop;
+    f->threaded = threaded;
+    if (threaded) {
+        assert_int_equal(store_writer_start(&f->s), 0);
+        assert_true(f->s.writer.started);
+    }
     f->s.cfg.data_dir = f->dir;
     f->s.cfg.max_size = 1u << 30;
     snprintf(f->s.cfg.node, sizeof(f->s.cfg.node), "node-a");
@@ -50,6 +68,18 @@ static int setup(void **state)
     f->st->ifaces[0].snaplen = 65535;
     *state = f;
     return 0;
+}
+
+/* As netreel-store runs: with the writer thread. */
+static int setup(void **state)
+{
+    return setup_with(state, true);
+}
+
+/* Without it (pthread_create failed): each write made and done when queued. */
+static int setup_inline(void **state)
+{
+    return setup_with(state, false);
 }
 
 static void free_store(struct store *s)
@@ -71,28 +101,19 @@ static int teardown(void **state)
     struct fixture *f = *state;
     char cmd[128];
 
+    /* As netreel-store stops: the writes done, the segments closed, the loop's handles
+     * closed, then the thread joined. */
+    store_writer_drain(&f->s);
     free_store(&f->s);
+    if (f->s.writer.started)
+        uv_close((uv_handle_t *)&f->s.writer.async, NULL);
+    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    store_writer_free(&f->s);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
     snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
     assert_int_equal(system(cmd), 0);
     free(f);
     return 0;
-}
-
-/* Appends a batch of n packets of `size` bytes starting at ts, seq. */
-static void add_batch(struct fixture *f, uint64_t seq, int n, int64_t ts, uint32_t size)
-{
-    struct nr_buf b;
-    uint8_t data[1600];
-    struct store_run run = {
-        .seq = seq, .packets = (uint32_t)n, .first_ts_ns = ts, .last_ts_ns = ts + n - 1};
-
-    nr_buf_init(&b, 1 << 20);
-    for (int i = 0; i < n; i++) {
-        memset(data, (int)(seq * 16 + (uint64_t)i), sizeof(data));
-        assert_int_equal(pcapng_epb_append(&b, 0, ts + i, data, size, size, NULL), 0);
-    }
-    assert_int_equal(store_segment_append(&f->s, f->st->active, b.data, b.len, &run, T0), 0);
-    nr_buf_free(&b);
 }
 
 static size_t read_file(const char *path, uint8_t **out)
@@ -115,6 +136,215 @@ static void write_file(const char *path, const uint8_t *p, size_t len)
     assert_true(fd >= 0);
     assert_int_equal(write(fd, p, len), (ssize_t)len);
     close(fd);
+}
+
+static struct fixture *fixture_of(struct store *s)
+{
+    return (struct fixture *)(void *)((char *)s - offsetof(struct fixture, s));
+}
+
+/* A write's done, on the loop, as ingest's: it commits the batch. */
+static void write_done(struct store *s, struct store_write *w)
+{
+    struct fixture *f = fixture_of(s);
+
+    assert_int_equal(w->rc, 0);
+    assert_true(f->n_done < f->n_queued);
+    f->done_seq[f->n_done++] = w->run.seq;
+    assert_int_equal(store_segment_written(s, w), 0);
+    assert_int_equal(w->seg->size, w->data_end);
+    assert_int_equal(w->seg->idx_size, w->idx_off + w->rec_len);
+}
+
+/* Runs the loop until n writes in all are done (the writer's uv_async completes them); without
+ * the thread they were done when queued. */
+static void wait_done(struct fixture *f, unsigned n)
+{
+    if (!f->threaded) {
+        assert_int_equal(f->n_done, n);
+        return;
+    }
+    while (f->n_done < n)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(f->n_done, n);
+}
+
+/* What a queued batch is to become: a DSB (keys_len bytes, 0: none) right before the EPBs
+ * (len bytes, 0: none), their index records at idx_off, and the bytes themselves. */
+struct queued {
+    uint64_t seq;
+    uint32_t packets;
+    int64_t first_ts_ns, last_ts_ns;
+    uint64_t keys_off, keys_len, off, len, idx_off;
+    uint8_t *bytes; /* the DSB and the EPBs, keys_len + len of them */
+};
+
+/* Queues a batch through the writer as ingest does (store_writer_take, store_segment_prepare,
+ * store_writer_queue): with dsb (may be NULL) its key log lines, then n packets of `size`
+ * bytes from ts. The place is reserved at once; nothing is committed before the write's done. */
+static struct queued queue_batch(struct fixture *f, uint64_t seq, const struct nr_buf *dsb, int n,
+                                 int64_t ts, uint32_t size)
+{
+    struct store_segment *seg = f->st->active;
+    struct nr_buf b;
+    uint8_t data[1600];
+    struct store_run run = {
+        .seq = seq,
+        .packets = (uint32_t)n,
+        .first_ts_ns = n ? ts : 0,
+        .last_ts_ns = n ? ts + n - 1 : 0,
+        .counters = {.received = seq * 10, .kernel_dropped = seq},
+    };
+    size_t dlen = dsb ? dsb->len : 0;
+    uint64_t size_before = seg->size, idx_size_before = seg->idx_size;
+    struct queued q = {.seq = seq,
+                       .packets = run.packets,
+                       .first_ts_ns = run.first_ts_ns,
+                       .last_ts_ns = run.last_ts_ns,
+                       .keys_off = seg->end,
+                       .keys_len = dlen,
+                       .idx_off = seg->idx_end};
+    struct store_write *w;
+
+    nr_buf_init(&b, 1 << 20);
+    for (int i = 0; i < n; i++) {
+        memset(data, (int)(seq * 16 + (uint64_t)i), sizeof(data));
+        assert_int_equal(pcapng_epb_append(&b, 0, ts + i, data, size, size, NULL), 0);
+    }
+    q.off = seg->end + dlen;
+    q.len = b.len;
+    q.bytes = malloc(dlen + b.len + 1);
+    if (dlen)
+        memcpy(q.bytes, dsb->data, dlen);
+    if (b.len)
+        memcpy(q.bytes + dlen, b.data, b.len);
+
+    w = store_writer_take(&f->s, STORE_APPEND_STAGE_NEED(dlen + b.len));
+    assert_non_null(w);
+    assert_int_equal(
+        store_segment_prepare(&f->s, seg, dsb ? dsb->data : NULL, dlen, b.data, b.len, &run, T0, w),
+        0);
+    /* Its place: right after what is written or queued, in both files. */
+    assert_ptr_equal(w->seg, seg);
+    assert_int_equal(w->data_start, q.keys_off);
+    assert_int_equal(w->data_end, q.off + q.len);
+    assert_int_equal(w->run.offset, q.off);
+    assert_int_equal(w->run.length, q.len);
+    assert_int_equal(w->keys_len, dlen);
+    assert_int_equal(w->rec_len, ((dlen ? 1u : 0u) + (b.len ? 1u : 0u)) * STORE_INDEX_RECORD_LEN);
+    assert_int_equal(seg->end, q.off + q.len);
+    assert_int_equal(seg->idx_end, q.idx_off + w->rec_len);
+    /* Not committed: snapshots do not see it yet. */
+    assert_int_equal(seg->size, size_before);
+    assert_int_equal(seg->idx_size, idx_size_before);
+    w->done = write_done;
+    f->n_queued++;
+    store_writer_queue(&f->s, w);
+    /* A queued write holds its segment until done (the catalog holds the other reference). */
+    assert_int_equal(seg->queued, f->n_queued - f->n_done);
+    assert_int_equal(seg->refs, 1 + f->n_queued - f->n_done);
+    nr_buf_free(&b);
+    return q;
+}
+
+/* After q's write is done: the segment, its runs and both files say what q was. run_index: its
+ * run among the segment's (when it has EPBs), keys_index: its DSB among the segment's. */
+static void check_written(struct fixture *f, const struct queued *q, size_t run_index,
+                          size_t keys_index)
+{
+    const struct store_segment *seg = f->st->active;
+    char path[700];
+    uint8_t *p;
+    size_t len, at = q->idx_off;
+    struct store_record rec;
+
+    assert_true(seg->size >= q->off + q->len);
+    assert_true(seg->idx_size >= q->idx_off + STORE_INDEX_RECORD_LEN);
+    if (q->keys_len) {
+        assert_true(keys_index < seg->n_keys);
+        assert_int_equal(seg->keys[keys_index].offset, q->keys_off);
+        assert_int_equal(seg->keys[keys_index].length, q->keys_len);
+    }
+    if (q->len) {
+        const struct store_run *r = &seg->runs[run_index];
+        assert_true(run_index < seg->n_runs);
+        assert_int_equal(r->offset, q->off);
+        assert_int_equal(r->length, q->len);
+        assert_int_equal(r->seq, q->seq);
+        assert_int_equal(r->packets, q->packets);
+        assert_int_equal(r->first_ts_ns, q->first_ts_ns);
+        assert_int_equal(r->last_ts_ns, q->last_ts_ns);
+        assert_int_equal(r->counters.received, q->seq * 10);
+    }
+
+    /* The index: a KEYS record for the DSB, then the batch's BATCH record, where reserved. */
+    snprintf(path, sizeof(path), "%s.idx", seg->path);
+    len = read_file(path, &p);
+    assert_true(len >= seg->idx_size);
+    if (q->keys_len) {
+        assert_int_equal(store_index_record_decode(p + at, &rec), 0);
+        assert_int_equal(rec.kind, STORE_REC_KEYS);
+        assert_int_equal(rec.offset, q->keys_off);
+        assert_int_equal(rec.length, q->keys_len);
+        assert_int_equal(rec.seq, q->seq);
+        assert_int_equal(rec.arrival_ns, T0);
+        at += STORE_INDEX_RECORD_LEN;
+    }
+    if (q->len) {
+        assert_int_equal(store_index_record_decode(p + at, &rec), 0);
+        assert_int_equal(rec.kind, STORE_REC_BATCH);
+        assert_int_equal(rec.offset, q->off);
+        assert_int_equal(rec.length, q->len);
+        assert_int_equal(rec.seq, q->seq);
+        assert_int_equal(rec.packets, q->packets);
+        assert_int_equal(rec.first_ts_ns, q->first_ts_ns);
+        assert_int_equal(rec.last_ts_ns, q->last_ts_ns);
+        assert_int_equal(rec.counters.received, q->seq * 10);
+        assert_int_equal(rec.counters.kernel_dropped, q->seq);
+        assert_int_equal(rec.arrival_ns, T0);
+    }
+    free(p);
+
+    /* The segment: the bytes, where the records say. */
+    snprintf(path, sizeof(path), "%s.pcapng", seg->path);
+    len = read_file(path, &p);
+    assert_true(len >= q->off + q->len);
+    assert_memory_equal(p + q->keys_off, q->bytes, q->keys_len + q->len);
+    free(p);
+}
+
+/* Every segment's disk use is accounted, queued writes included. */
+static void check_accounting(const struct store *s)
+{
+    uint64_t bytes = 0;
+
+    for (const struct store_segment *seg = s->seg_head; seg; seg = seg->next)
+        bytes += store_segment_disk(seg);
+    assert_int_equal(s->bytes, bytes);
+}
+
+/* Appends a batch of n packets of `size` bytes starting at ts, seq, and waits for it: then it is
+ * committed, its run the segment's last and its records the index's last. */
+static void add_batch(struct fixture *f, uint64_t seq, int n, int64_t ts, uint32_t size)
+{
+    size_t runs = f->st->active->n_runs;
+    uint64_t packets = f->st->active->packets;
+    struct queued q = queue_batch(f, seq, NULL, n, ts, size);
+
+    wait_done(f, f->n_queued);
+    assert_int_equal(f->done_seq[f->n_done - 1], seq);
+    assert_int_equal(f->st->active->n_runs, runs + 1);
+    assert_int_equal(f->st->active->packets, packets + (uint64_t)n);
+    assert_int_equal(f->st->active->size, q.off + q.len);
+    assert_int_equal(f->st->active->idx_size, q.idx_off + STORE_INDEX_RECORD_LEN);
+    assert_int_equal(f->st->active->end, f->st->active->size);
+    assert_int_equal(f->st->active->idx_end, f->st->active->idx_size);
+    assert_int_equal(f->st->active->queued, 0);
+    assert_int_equal(f->st->active->refs, 1);
+    assert_true(f->st->active->dirty);
+    check_written(f, &q, runs, 0);
+    check_accounting(&f->s);
+    free(q.bytes);
 }
 
 /* Block types of a whole pcapng file, in order, as a string: "S" SHB, "I" IDB, "N" NRB,
@@ -195,17 +425,78 @@ static void segment_is_complete_pcapng_at_every_commit(void **state)
     assert_true(f->s.bytes >= 8192);
 }
 
-/* The segment with three batches that the recovery tests cut; returns the stem. */
+/* The segment with three batches that the recovery tests cut; returns the stem. The batches
+ * are queued behind one another before any is done, as under load (the writer thread may make
+ * them as one write). */
 static void three_batches(struct fixture *f, char *stem, size_t len, uint64_t *batch_end)
 {
+    struct queued q[3];
+
     assert_int_equal(store_segment_create(&f->s, f->st, T0), 0);
-    add_batch(f, 1, 2, T0, 100);
-    batch_end[0] = f->st->active->size;
-    add_batch(f, 2, 2, T0 + 10, 200);
-    batch_end[1] = f->st->active->size;
-    add_batch(f, 3, 3, T0 + 20, 300);
-    batch_end[2] = f->st->active->size;
+    q[0] = queue_batch(f, 1, NULL, 2, T0, 100);
+    q[1] = queue_batch(f, 2, NULL, 2, T0 + 10, 200);
+    q[2] = queue_batch(f, 3, NULL, 3, T0 + 20, 300);
+    wait_done(f, 3);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(f->done_seq[i], i + 1);
+        batch_end[i] = q[i].off + q[i].len;
+        check_written(f, &q[i], i, 0);
+        free(q[i].bytes);
+    }
+    assert_int_equal(q[1].off, batch_end[0]);
+    assert_int_equal(q[2].off, batch_end[1]);
+    assert_int_equal(f->st->active->size, batch_end[2]);
+    assert_int_equal(f->st->active->n_runs, 3);
+    assert_int_equal(f->st->active->packets, 7);
     snprintf(stem, len, "%s", strrchr(f->st->active->path, '/') + 1);
+}
+
+/* Batches queued faster than the device takes them: each has its place at once, none is
+ * visible before its write is done, and they are done and committed in the order queued. */
+static void queued_batches_commit_in_order(void **state)
+{
+    struct fixture *f = *state;
+    struct queued q[8];
+    struct store_writer_counters c;
+    char path[700], types[64], want[64];
+    uint64_t head;
+
+    assert_int_equal(store_segment_create(&f->s, f->st, T0), 0);
+    head = f->st->active->size;
+    for (size_t i = 0; i < 8; i++) {
+        q[i] = queue_batch(f, 10 + i, NULL, 1 + (int)i % 3, T0 + 10 * (int64_t)i,
+                           60 + 200 * (uint32_t)i);
+        if (i > 0)
+            assert_int_equal(q[i].off, q[i - 1].off + q[i - 1].len);
+        /* Until the loop runs, the thread's writes are not committed. */
+        if (f->threaded)
+            assert_int_equal(f->st->active->size, head);
+        check_accounting(&f->s);
+    }
+    assert_int_equal(q[0].off, head);
+    store_writer_counters(&f->s, &c);
+    assert_int_equal(c.queued, f->threaded ? 8 : 0);
+    wait_done(f, 8);
+    store_writer_counters(&f->s, &c);
+    assert_int_equal(c.queued, 0);
+    for (size_t i = 0; i < 8; i++) {
+        assert_int_equal(f->done_seq[i], 10 + i);
+        check_written(f, &q[i], i, 0);
+        free(q[i].bytes);
+    }
+    assert_int_equal(f->st->active->n_runs, 8);
+    assert_int_equal(f->st->active->size, q[7].off + q[7].len);
+    assert_int_equal(f->st->active->idx_size, q[7].idx_off + STORE_INDEX_RECORD_LEN);
+    assert_int_equal(f->st->active->queued, 0);
+    assert_int_equal(f->st->active->refs, 1);
+    snprintf(path, sizeof(path), "%s.pcapng", f->st->active->path);
+    block_types(path, types, sizeof(types));
+    snprintf(want, sizeof(want), "SI%s%s", "EEEEEEEEEEEEEEE", f->st->active->out.direct ? "P" : "");
+    assert_string_equal(types, want);
+    store_segment_close(&f->s, f->st->active, T0 + 100);
+    block_types(path, types, sizeof(types));
+    assert_string_equal(types, "SIEEEEEEEEEEEEEEET");
+    check_accounting(&f->s);
 }
 
 static void expect_recovered(struct fixture *f, const char *stem, uint64_t size, size_t runs,
@@ -405,40 +696,35 @@ static void index_records_round_trip_and_detect_damage(void **state)
     assert_int_equal(store_index_header_encode(hdr, ""), -EINVAL);
 }
 
-static void keys_written(struct store *s, struct store_write *w)
+/* A batch with TLS key log lines, as ingest writes it: one DSB, then its EPBs (n may be 0: a
+ * DSB alone), in one write; waits for it. run_index and keys_index: what the batch's run and
+ * DSB are to be among the segment's. */
+static void write_keys(struct fixture *f, uint64_t seq, const char *keys, int n, int64_t ts,
+                       size_t run_index, size_t keys_index)
 {
-    assert_int_equal(w->rc, 0);
-    assert_int_equal(store_segment_written(s, w), 0);
-}
-
-/* Through the writer (without its thread: made at once), as ingest does: a DSB and its EPBs,
- * then a DSB alone. */
-static void write_keys(struct fixture *f, uint64_t seq, const char *keys, int n, int64_t ts)
-{
-    struct nr_buf dsb, b;
-    uint8_t data[100] = {0};
-    struct store_run run = {.seq = seq, .packets = (uint32_t)n, .first_ts_ns = ts,
-                            .last_ts_ns = ts + n - 1};
-    struct store_write *w;
+    struct nr_buf dsb;
+    struct queued q;
 
     nr_buf_init(&dsb, 1 << 21);
-    nr_buf_init(&b, 1 << 20);
     assert_int_equal(pcapng_dsb_append(&dsb, PCAPNG_DSB_TLS_KEYLOG, keys, strlen(keys)), 0);
-    for (int i = 0; i < n; i++)
-        assert_int_equal(pcapng_epb_append(&b, 0, ts + i, data, 100, 100, NULL), 0);
-    w = store_writer_take(&f->s, STORE_APPEND_STAGE_NEED(dsb.len + b.len));
-    assert_non_null(w);
-    assert_int_equal(store_segment_prepare(&f->s, f->st->active, dsb.data, dsb.len, b.data, b.len,
-                                           &run, T0, w),
-                     0);
-    w->done = keys_written;
-    store_writer_queue(&f->s, w);
+    q = queue_batch(f, seq, &dsb, n, ts, 100);
+    assert_int_equal(q.off, q.keys_off + dsb.len);
+    wait_done(f, f->n_queued);
+    assert_int_equal(f->done_seq[f->n_done - 1], seq);
+    assert_int_equal(f->st->active->n_keys, keys_index + 1);
+    assert_int_equal(f->st->active->n_runs, run_index + (n ? 1 : 0));
+    assert_int_equal(f->st->active->size, q.off + q.len);
+    assert_int_equal(f->st->active->idx_size, q.idx_off + (n ? 2 : 1) * STORE_INDEX_RECORD_LEN);
+    assert_int_equal(f->st->active->refs, 1);
+    check_written(f, &q, run_index, keys_index);
+    check_accounting(&f->s);
+    free(q.bytes);
     nr_buf_free(&dsb);
-    nr_buf_free(&b);
 }
 
-#define KEYLINE "CLIENT_RANDOM 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef " \
-                "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
+#define KEYLINE                                                                       \
+    "CLIENT_RANDOM 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef " \
+    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
 
 static void keys_go_before_their_packets_and_survive_recovery(void **state)
 {
@@ -455,8 +741,8 @@ static void keys_go_before_their_packets_and_survive_recovery(void **state)
     snprintf(path, sizeof(path), "%s.pcapng", f->st->active->path);
     snprintf(stem, sizeof(stem), "%s", strrchr(f->st->active->path, '/') + 1);
     add_batch(f, 1, 2, T0, 100);
-    write_keys(f, 2, KEYLINE, 3, T0 + 10);
-    write_keys(f, 3, KEYLINE KEYLINE, 0, 0); /* key log lines without packets */
+    write_keys(f, 2, KEYLINE, 3, T0 + 10, 1, 0);
+    write_keys(f, 3, KEYLINE KEYLINE, 0, 0, 2, 1); /* key log lines without packets */
     block_types(path, types, sizeof(types));
     snprintf(want, sizeof(want), "SIEEDEEED%s", pad); /* no pods: no NRB */
     assert_string_equal(types, want);
@@ -488,6 +774,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(segment_is_complete_pcapng_at_every_commit, setup,
                                         teardown),
+        {"segment_is_complete_pcapng_at_every_commit without the writer thread",
+         segment_is_complete_pcapng_at_every_commit, setup_inline, teardown, NULL},
+        cmocka_unit_test_setup_teardown(queued_batches_commit_in_order, setup, teardown),
+        {"queued_batches_commit_in_order without the writer thread", queued_batches_commit_in_order,
+         setup_inline, teardown, NULL},
         cmocka_unit_test_setup_teardown(recovery_cuts_a_torn_last_block_at_every_offset, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(recovery_drops_a_batch_without_its_whole_record, setup,

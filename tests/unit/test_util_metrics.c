@@ -38,7 +38,7 @@ static void test_families(void **state)
     nr_metrics_family(&m, "netreel:ratio", NR_METRICS_UNTYPED, NULL);
     nr_metrics_double(&m, NULL, 0.5);
     nr_metrics_family(&m, "netreel_store_clock_skew_seconds", NR_METRICS_GAUGE, "");
-    nr_metrics_i64(&m, NR_METRICS_LABELS({"_peer", "hub-0"}), -3);
+    nr_metrics_double(&m, NR_METRICS_LABELS({"_peer", "hub-0"}), -3);
     assert_int_equal(m.err, 0);
     assert_string_equal(text(&b), "# HELP netreel_store_bytes_total Bytes stored.\n"
                                   "# TYPE netreel_store_bytes_total counter\n"
@@ -92,8 +92,6 @@ static void test_numbers(void **state)
     nr_metrics_init(&m, &b);
     nr_metrics_family(&m, "n", NR_METRICS_GAUGE, NULL);
     nr_metrics_u64(&m, NULL, UINT64_MAX);
-    nr_metrics_i64(&m, NULL, INT64_MIN);
-    nr_metrics_i64(&m, NULL, INT64_MAX);
     nr_metrics_double(&m, NULL, 0.1);
     nr_metrics_double(&m, NULL, -1.5e300);
     nr_metrics_double(&m, NULL, 1e-320); /* subnormal */
@@ -105,8 +103,6 @@ static void test_numbers(void **state)
     assert_int_equal(m.err, 0);
     assert_string_equal(text(&b), "# TYPE n gauge\n"
                                   "n 18446744073709551615\n"
-                                  "n -9223372036854775808\n"
-                                  "n 9223372036854775807\n"
                                   "n 0.10000000000000001\n"
                                   "n -1.5000000000000001e+300\n"
                                   "n 9.9998886718268301e-321\n"

@@ -277,11 +277,6 @@ unsigned capture_tls_probe_libraries(const struct capture_tls_probe *p)
     return p->n_libs;
 }
 
-unsigned capture_tls_probe_kdf_libraries(const struct capture_tls_probe *p)
-{
-    return p->n_kdf_libs;
-}
-
 int capture_tls_probe_fd(const struct capture_tls_probe *p)
 {
     return ring_buffer__epoll_fd(p->rb);

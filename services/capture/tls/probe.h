@@ -60,9 +60,8 @@ unsigned capture_tls_probe_links(const struct capture_tls_probe *p);
 unsigned capture_tls_probe_link_fds(const struct capture_tls_probe *p, unsigned first, int *fds,
                                     unsigned max);
 
-/* The number of libssl files attached, and of libcrypto files (capture_tls_probe_attach_kdf). */
+/* The number of libssl files attached. */
 unsigned capture_tls_probe_libraries(const struct capture_tls_probe *p);
-unsigned capture_tls_probe_kdf_libraries(const struct capture_tls_probe *p);
 
 /* A file descriptor that is readable when records wait (for poll/uv_poll). */
 int capture_tls_probe_fd(const struct capture_tls_probe *p);
