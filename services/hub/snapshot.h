@@ -14,7 +14,4 @@
 /* The Snapshot method's start function; data is the struct hub. */
 int hub_snapshot_start(struct rpc_call *call, void *data);
 
-/* Whether the call carries the hub's token (always true without --token-file); sets err. */
-int hub_check_token(const struct hub *h, struct rpc_call *call);
-
 #endif

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hub/snapshot.h"
+#include "hub/token.h"
 #include "hub/stores.h"
 #include "netreel/v1/hub.pb-c.h"
 #include "rpc/client.h"

@@ -1,0 +1,344 @@
+/* A snapshot's stores' streams (snapshot_parts.h): one Store.Snapshot call per store, each held
+ * one message at a time (its call paused meanwhile) so that the caller's back-pressure reaches
+ * the stores; their headers, key log lines, blocks and summaries; the stores that fail or stay
+ * silent past --store-timeout, left out. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hub/budget.h"
+#include "hub/snapshot_parts.h"
+#include "pcapng/keylog.h"
+#include "rpc/client.h"
+#include "rpc/status.h"
+#include "util/log.h"
+#include "util/parse.h"
+#include "util/prog.h"
+
+/* Whether the merge waits for this store's next message (counted in snap->blocked). */
+static void set_blocked(struct hub_src *src, bool blocked)
+{
+    if (src->blocked == blocked)
+        return;
+    src->blocked = blocked;
+    if (blocked) {
+        src->snap->blocked++;
+        src->waiting_since = nr_now_ns();
+    } else {
+        src->snap->blocked--;
+        src->waiting_since = 0;
+    }
+}
+
+static void src_fail(struct hub_src *src, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void src_fail(struct hub_src *src, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (src->state == S_FAILED)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(src->error, sizeof(src->error), fmt, ap);
+    va_end(ap);
+    if (src->state == S_WAIT_HEADER)
+        src->snap->waiting_headers--;
+    set_blocked(src, false);
+    src->state = S_FAILED;
+    NR_WARN("store left out of a snapshot", "store=%s packets_merged=%llu reason=\"%s\"",
+            src->addr.addr, (unsigned long long)src->packets, src->error);
+    if (src->call)
+        rpc_call_cancel(src->call);
+}
+
+/* The packet's time on the reference clock: its node's measured offset taken off (a constant per
+ * store, so each store's stream stays in order). */
+static int64_t aligned_ts(const struct hub_src *src)
+{
+    const struct hub_snap *s = src->snap;
+    const struct hub_clock_offset *o = s->offsets ? &s->offsets[src - s->srcs] : NULL;
+    int64_t ts = src->epb.ts_ns;
+
+    if (o && o->known)
+        ts -= o->offset_ns;
+    return ts < 0 ? 0 : ts;
+}
+
+void hub_snap_src_next(struct hub_src *src)
+{
+    struct hub_snap *s = src->snap;
+    size_t len = src->blk_len;
+    uint32_t type;
+    size_t blen;
+
+    if (src->msg && src->pos < len) {
+        const uint8_t *p = src->blk + src->pos;
+        size_t n_ifaces = src->n_ifaces;
+        if (pcapng_block_peek(p, len - src->pos, &type, &blen) != 1 ||
+            pcapng_epb_decode(p, blen, &src->epb) != 0 || src->epb.ifid >= n_ifaces) {
+            src_fail(src, "it sent blocks that are not whole EPBs of its interfaces");
+        } else if (src->epb.caplen > PCAPNG_MAX_SNAPLEN || src->epb.ts_ns < 0 ||
+                   (s->pcap && src->epb.ts_ns / 1000000000 > UINT32_MAX)) {
+            /* What the output cannot hold would fail the whole file when written: this
+             * store is left out instead. */
+            src_fail(src, "it sent a packet the file cannot hold (%u bytes captured, at %lld ns)",
+                     src->epb.caplen, (long long)src->epb.ts_ns);
+        } else if (pcapng_merge_push(&s->heap, src, aligned_ts(src), (uint64_t)(src - s->srcs)) ==
+                   0) {
+            src->pos += blen;
+            src->ready = true;
+            /* Its bytes are in the cache now: its key is found here, its table slot fetched
+             * when it comes to the top (prefetch_top). */
+            src->key_state =
+                !s->sg ? KEY_NOT_YET
+                : hub_sightings_key(s->sg, &src->epb, src->base + src->epb.ifid, &src->key)
+                    ? KEY_SET
+                    : KEY_NONE;
+            return;
+        }
+    }
+    if (src->msg) {
+        netreel__v1__store_chunk__free_unpacked(src->msg, NULL);
+        src->msg = NULL;
+        src->blk = NULL;
+        src->blk_len = 0;
+    }
+    src->ready = false;
+    if (src->state == S_STREAM) {
+        set_blocked(src, true);
+        /* A message it already sent is taken now, not a loop turn later: with many stores in
+         * step, each would otherwise cost a turn and a tiny chunk to the caller. */
+        if (src->call)
+            rpc_call_resume_recv_now(src->call);
+    }
+}
+
+/* lib/rpc's messages start with the address; the summary names it already. */
+static const char *without_addr(const char *message, const char *addr)
+{
+    size_t n = strlen(addr);
+
+    if (strncmp(message, addr, n) == 0 && message[n] == ':' && message[n + 1] == ' ')
+        return message + n + 2;
+    return message;
+}
+
+/* The store's node: from this snapshot's header, else from an earlier answer at its address. */
+const char *hub_snap_src_node(const struct hub_src *src)
+{
+    const char *n;
+
+    if (src->header && src->header->header->node && src->header->header->node[0])
+        return src->header->header->node;
+    n = hub_stores_node(src->snap->h, src->addr.addr);
+    return n ? n : "";
+}
+
+static void src_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *user)
+{
+    struct hub_src *src = user;
+    struct hub_snap *s = src->snap;
+    Netreel__V1__StoreChunk *c =
+        (Netreel__V1__StoreChunk *)rpc_unpack(&netreel__v1__store_chunk__descriptor, msg, len);
+
+    if (!c) {
+        src_fail(src, "it sent a StoreChunk that does not parse");
+        hub_snap_produce(s);
+        return;
+    }
+    switch (c->kind_case) {
+    case NETREEL__V1__STORE_CHUNK__KIND_HEADER:
+        if (src->state != S_WAIT_HEADER || !c->header)
+            break;
+        src->header = c;
+        src->n_ifaces = c->header->n_interfaces;
+        hub_stores_remember(s->h, src->addr.addr, c->header->node);
+        src->state = S_STREAM;
+        s->waiting_headers--;
+        set_blocked(src, true); /* no packet yet */
+        hub_snap_try_head(s);
+        return;
+    case NETREEL__V1__STORE_CHUNK__KIND_TLS_KEYLOG:
+        if (src->state != S_STREAM || src->had_blocks)
+            break;
+        if (pcapng_keylog_validate(c->tls_keylog.data, c->tls_keylog.len, NULL, NULL, 0) != 0) {
+            netreel__v1__store_chunk__free_unpacked(c, NULL);
+            src_fail(src, "it sent TLS key log lines that are not valid");
+            hub_snap_produce(s);
+            return;
+        }
+        if (s->pcap)
+            s->keys_dropped += c->tls_keylog.len;
+        else if (!s->is_probe)
+            hub_snap_keys_add(s, c->tls_keylog.data, c->tls_keylog.len);
+        netreel__v1__store_chunk__free_unpacked(c, NULL);
+        return;
+    case NETREEL__V1__STORE_CHUNK__KIND_BLOCKS:
+        if (src->state != S_STREAM || src->msg)
+            break;
+        src->had_blocks = true;
+        src->msg = c;
+        src->blk = c->blocks.data;
+        src->blk_len = c->blocks.len;
+        src->pos = 0;
+        rpc_call_pause_recv(call); /* one message per store at a time: back-pressure */
+        set_blocked(src, false);
+        hub_snap_src_next(src);
+        hub_snap_produce(s);
+        return;
+    case NETREEL__V1__STORE_CHUNK__KIND_SUMMARY:
+        if (src->summary)
+            break;
+        src->summary = c;
+        return;
+    default: break;
+    }
+    netreel__v1__store_chunk__free_unpacked(c, NULL);
+    if (src->state == S_STREAM || src->state == S_WAIT_HEADER)
+        src_fail(src, "it sent its stream out of order");
+    hub_snap_produce(s);
+}
+
+static void src_done(struct rpc_call *call, int code, const char *message, void *user)
+{
+    struct hub_src *src = user;
+    struct hub_snap *s = src->snap;
+
+    src->call = NULL;
+    if (src->ch) {
+        hub_stores_release(s->h, src->ch);
+        src->ch = NULL;
+    }
+    s->live_calls--;
+    if (code == RPC_OK && src->state == S_STREAM) {
+        set_blocked(src, false); /* what it holds is still merged; nothing more comes */
+        src->state = S_DONE;
+    } else if (code != RPC_OK) {
+        /* Every store gets the same request: one that calls it invalid (a filter that does not
+         * compile for its link types) speaks for the caller's mistake, not for a missing store. */
+        if (code == RPC_INVALID_ARGUMENT && src->state == S_WAIT_HEADER && !s->refused[0]) {
+            const char *node = hub_snap_src_node(src);
+            snprintf(s->refused, sizeof(s->refused), "store %s: %s", node ? node : src->addr.addr,
+                     without_addr(message, src->addr.addr));
+        }
+        if (src->timed_out) {
+            char d[32];
+            nr_format_duration(s->h->cfg.store_timeout_ns, d, sizeof(d));
+            if (src->had_blocks)
+                src_fail(src, "it stopped sending mid-stream: nothing for %s (--store-timeout)", d);
+            else
+                src_fail(src, "no answer within %s (--store-timeout)", d);
+        } else
+            src_fail(src, "%s: %s", rpc_code_name(code), without_addr(message, src->addr.addr));
+    } else if (src->state == S_WAIT_HEADER) {
+        src_fail(src, "it ended its stream without a header");
+    }
+    hub_snap_try_head(s);
+    hub_snap_produce(s);
+    hub_snap_maybe_free(s);
+}
+
+static const struct rpc_call_cbs src_cbs = {
+    .on_message = src_message,
+    .on_done = src_done,
+};
+
+/* How long a store may keep the merge waiting: --store-timeout, a quarter of it for the clock
+ * probe (a slow store is then only not measured, and does not cost the caller twice). */
+static int64_t store_timeout(const struct hub_snap *s)
+{
+    int64_t t = s->h->cfg.store_timeout_ns;
+
+    return s->is_probe ? t / 4 : t;
+}
+
+/* How often the store timeouts are checked: a tenth of the timeout, at most a second. */
+static uint64_t tick_ms(const struct hub_snap *s)
+{
+    int64_t ms = store_timeout(s) / 10 / 1000000;
+
+    return ms < 10 ? 10 : ms > 1000 ? 1000 : (uint64_t)ms;
+}
+
+/* Stores silent for --store-timeout while the snapshot waits for them are left out. */
+static void timer_cb(uv_timer_t *t)
+{
+    struct hub_snap *s = t->data;
+    int64_t now = nr_now_ns();
+
+    for (size_t i = 0; i < s->n; i++) {
+        struct hub_src *src = &s->srcs[i];
+        bool waiting = src->state == S_WAIT_HEADER || src->blocked;
+        if (waiting && src->call && src->waiting_since &&
+            now - src->waiting_since > store_timeout(s)) {
+            src->timed_out = true;
+            rpc_call_cancel(src->call);
+        }
+    }
+}
+
+/* Calls Store.Snapshot on every resolved store. */
+void hub_snap_start_calls(struct hub_snap *s, const struct hub_resolved *r)
+{
+    Netreel__V1__SnapshotRequest req = NETREEL__V1__SNAPSHOT_REQUEST__INIT;
+    struct hub_share share;
+    char err[256];
+
+    hub_budget_share(s->h->cfg.memory_budget, s->h->cfg.max_snapshots, r->n ? r->n : 1, &share);
+    s->srcs = calloc(r->n + 1, sizeof(*s->srcs));
+    if (!s->srcs) {
+        hub_snap_finish(s, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    s->n = r->n;
+    req.since_ns = s->since;
+    req.until_ns = s->until;
+    req.filter = s->filter ? s->filter : (char *)"";
+    req.snaplen = s->snaplen;
+    req.max_chunk_bytes = share.chunk; /* each store's next message is what it holds here */
+    if (!s->is_probe) { /* the pod selection, which the stores apply (the probe reads all) */
+        req.n_namespaces = s->n_namespaces;
+        req.namespaces = s->namespaces;
+        req.pod_regex = s->pod_regex ? s->pod_regex : (char *)"";
+        req.label_selector = s->label_selector ? s->label_selector : (char *)"";
+    }
+    for (size_t i = 0; i < r->n; i++) {
+        struct hub_src *src = &s->srcs[i];
+        struct rpc_call_opts opts = {.path = "/netreel.v1.Store/Snapshot",
+                                     .shape = RPC_SHAPE_SERVER_STREAM,
+                                     .recv_window = share.window};
+        struct rpc_channel *ch;
+        src->snap = s;
+        src->addr = r->addrs[i];
+        src->state = S_WAIT_HEADER;
+        s->waiting_headers++;
+        if (r->failed[i][0]) {
+            src_fail(src, "%s", r->failed[i]);
+            continue;
+        }
+        ch = hub_stores_channel(s->h, &src->addr, err, sizeof(err));
+        src->call = ch ? rpc_channel_call(ch, &opts, &src_cbs, src) : NULL;
+        if (!src->call) {
+            if (ch)
+                hub_stores_release(s->h, ch);
+            src_fail(src, "%s", ch ? "out of memory" : err);
+            continue;
+        }
+        src->ch = ch;
+        s->live_calls++;
+        src->waiting_since = nr_now_ns();
+        if (rpc_call_send(src->call, &req.base) != 0 || rpc_call_close_send(src->call) != 0)
+            src_fail(src, "cannot send the request");
+    }
+    hub_snap_try_head(s);
+    hub_snap_produce(s);
+}
+
+/* Checks, every tick, the stores the snapshot waits for against their timeout. */
+void hub_snap_watch_stores(struct hub_snap *s)
+{
+    uv_timer_start(&s->timer, timer_cb, tick_ms(s), tick_ms(s));
+}
