@@ -9,7 +9,7 @@
 
 #define NS_PER_S INT64_C(1000000000)
 
-int pcap_file_header_append(struct nr_buf *b, uint16_t link_type, uint32_t snaplen)
+int pcapng_pcap_header_append(struct nr_buf *b, uint16_t link_type, uint32_t snaplen)
 {
     uint8_t *p;
     int rc;
@@ -33,8 +33,8 @@ int pcap_file_header_append(struct nr_buf *b, uint16_t link_type, uint32_t snapl
     return 0;
 }
 
-int pcap_record_append(struct nr_buf *b, int64_t ts_ns, const void *data, uint32_t caplen,
-                       uint32_t origlen)
+int pcapng_pcap_record_append(struct nr_buf *b, int64_t ts_ns, const void *data, uint32_t caplen,
+                              uint32_t origlen)
 {
     int64_t sec = ts_ns / NS_PER_S;
     uint8_t *p;

@@ -63,7 +63,7 @@ struct hub_sightings {
         uint8_t score;  /* of its send's copy kept, the same */
         bool grouped;   /* the group is in table[] */
         uint64_t id;    /* its send's id (mode all) or queue entry (mode one), the same */
-    } *hot;
+    } * hot;
     struct group *table;
     size_t slots, used;
     uint64_t next_id;
@@ -319,7 +319,7 @@ static int encode(struct hub_sightings *sg, struct nr_buf *b, const struct pcapn
                   uint32_t ifid, int64_t ts, enum pcapng_direction dir, uint64_t packet_id)
 {
     if (sg->pcap)
-        return pcap_record_append(b, ts, epb->data, epb->caplen, epb->origlen);
+        return pcapng_pcap_record_append(b, ts, epb->data, epb->caplen, epb->origlen);
     return pcapng_epb_append_sighting(b, epb, ifid, ts, 0, (uint32_t)dir, packet_id);
 }
 

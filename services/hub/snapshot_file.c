@@ -149,7 +149,7 @@ static int head_pcap(struct hub_snap *s, char *err, size_t errlen)
         }
     }
     s->pcap_link_type = (uint16_t)(link < 0 ? 1 : link);
-    return pcap_file_header_append(&s->out, s->pcap_link_type, window_snaplen(s));
+    return pcapng_pcap_header_append(&s->out, s->pcap_link_type, window_snaplen(s));
 }
 
 int hub_snap_file_trailer(struct hub_snap *s)

@@ -234,11 +234,11 @@ static void test_overflow_leaves_buffer_unchanged(void **state)
     assert_int_equal(pcapng_isb_append(&b, &isb), -EOVERFLOW);
     assert_int_equal(pcapng_nrb_append(&b, &name, 1), -EOVERFLOW);
     assert_int_equal(pcapng_epb_append(&b, 0, 1, "abcd", 4, 4, NULL), -EOVERFLOW);
-    assert_int_equal(pcap_file_header_append(&b, 1, 100), -EOVERFLOW);
-    assert_int_equal(pcap_record_append(&b, 1, "abcdabcd", 8, 8), -EOVERFLOW);
+    assert_int_equal(pcapng_pcap_header_append(&b, 1, 100), -EOVERFLOW);
+    assert_int_equal(pcapng_pcap_record_append(&b, 1, "abcdabcd", 8, 8), -EOVERFLOW);
     assert_int_equal(b.len, 36);
     assert_int_equal(pcapng_epb_append(&b, 0, 1, NULL, 0, 0, NULL), -EOVERFLOW); /* 32 > 23 */
-    assert_int_equal(pcap_record_append(&b, 1, "abcdabc", 7, 7), 0);             /* 23 fits */
+    assert_int_equal(pcapng_pcap_record_append(&b, 1, "abcdabc", 7, 7), 0);      /* 23 fits */
     assert_int_equal(b.len, 59);
     nr_buf_free(&b);
 }
@@ -556,16 +556,16 @@ static void test_pcap_layout(void **state)
     struct nr_buf b;
 
     nr_buf_init(&b, 4096);
-    assert_int_equal(pcap_file_header_append(&b, 1, 65535), 0);
-    assert_int_equal(pcap_record_append(&b, 1500000000, "xyz", 3, 70), 0);
-    assert_int_equal(pcap_record_append(&b, last, NULL, 0, 0), 0);
+    assert_int_equal(pcapng_pcap_header_append(&b, 1, 65535), 0);
+    assert_int_equal(pcapng_pcap_record_append(&b, 1500000000, "xyz", 3, 70), 0);
+    assert_int_equal(pcapng_pcap_record_append(&b, last, NULL, 0, 0), 0);
     bytes_equal(b.data, b.len, want, sizeof(want));
 
     b.len = 0;
-    assert_int_equal(pcap_file_header_append(&b, 1, 0), -EINVAL);
-    assert_int_equal(pcap_record_append(&b, last + 1, "x", 1, 1), -EINVAL); /* 2106 */
-    assert_int_equal(pcap_record_append(&b, -1, "x", 1, 1), -EINVAL);
-    assert_int_equal(pcap_record_append(&b, 0, "xy", 2, 1), -EINVAL);
+    assert_int_equal(pcapng_pcap_header_append(&b, 1, 0), -EINVAL);
+    assert_int_equal(pcapng_pcap_record_append(&b, last + 1, "x", 1, 1), -EINVAL); /* 2106 */
+    assert_int_equal(pcapng_pcap_record_append(&b, -1, "x", 1, 1), -EINVAL);
+    assert_int_equal(pcapng_pcap_record_append(&b, 0, "xy", 2, 1), -EINVAL);
     assert_int_equal(b.len, 0);
     nr_buf_free(&b);
 }
@@ -721,11 +721,11 @@ static void test_tools_read_our_files(void **state)
     unlink(path);
 
     b.len = 0;
-    assert_int_equal(pcap_file_header_append(&b, 1, 65535), 0);
+    assert_int_equal(pcapng_pcap_header_append(&b, 1, 65535), 0);
     make_frame(frame, 60, pod_a, pod_b);
-    assert_int_equal(pcap_record_append(&b, t0 + 123456789, frame, 60, 60), 0);
+    assert_int_equal(pcapng_pcap_record_append(&b, t0 + 123456789, frame, 60, 60), 0);
     make_frame(frame, 150, pod_b, pod_a);
-    assert_int_equal(pcap_record_append(&b, t0 + 987654321, frame, 100, 150), 0);
+    assert_int_equal(pcapng_pcap_record_append(&b, t0 + 987654321, frame, 100, 150), 0);
     snprintf(path, sizeof(path), "%s/made.pcap", dir);
     write_file(path, &b);
     run_tool(dir, "tshark -r", path, out, sizeof(out));
