@@ -55,10 +55,12 @@ void rpc_call_set_cbs(struct rpc_call *call, const struct rpc_call_cbs *cbs, voi
  * sending side is already closed (finished, cancelled, or the call is over), -EMSGSIZE past
  * 4 GiB, or -ENOMEM. */
 int rpc_call_send(struct rpc_call *call, const ProtobufCMessage *msg);
+/* The same for a message already encoded: len bytes at data. Same returns. */
 int rpc_call_send_raw(struct rpc_call *call, const void *data, size_t len);
 /* One message of the n_head pieces of head (copied) then body (referenced until written, not
  * copied; body may be NULL): encodings of one protobuf message joined (repeated fields add up,
- * the later of a scalar wins), without the caller copying them together first. */
+ * the later of a scalar wins), without the caller copying them together first. Same returns as
+ * rpc_call_send. The queue takes a reference of its own: the caller keeps (and drops) its own. */
 int rpc_call_send_ref(struct rpc_call *call, const struct iovec *head, int n_head,
                       struct rpc_wbuf *body);
 
@@ -83,10 +85,12 @@ void rpc_call_resume_recv_now(struct rpc_call *call);
  * already finished or is over. */
 int rpc_call_finish(struct rpc_call *call, int code, const char *message);
 
-/* Server, unary convenience: rpc_call_send + rpc_call_finish(OK). */
+/* Server, unary convenience: rpc_call_send + rpc_call_finish(OK). Returns the first error of
+ * those two (-EPIPE, -EMSGSIZE, -ENOMEM), or 0. */
 int rpc_call_reply(struct rpc_call *call, const ProtobufCMessage *msg);
 
-/* Client: no more messages from us (END_STREAM after the queue drains). */
+/* Client: no more messages from us (END_STREAM after the queue drains). 0, or -EPIPE on the
+ * server side, when already closed, or when the call is over. */
 int rpc_call_close_send(struct rpc_call *call);
 
 /* Either side: abandons the call (RST_STREAM CANCEL); on_done follows with CANCELLED. */

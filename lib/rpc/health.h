@@ -19,7 +19,8 @@ struct rpc_health {
 #define RPC_HEALTH_CHECK_PATH "/grpc.health.v1.Health/Check"
 #define RPC_HEALTH_WATCH_PATH "/grpc.health.v1.Health/Watch"
 
-/* Method start functions; `data` is the struct rpc_health. */
+/* Method start functions; `data` is the struct rpc_health. 0, or a negative errno (-ENOMEM):
+ * lib/rpc then answers the call with INTERNAL. */
 int rpc_health_check_start(struct rpc_call *call, void *data);
 int rpc_health_watch_start(struct rpc_call *call, void *data);
 

@@ -11,7 +11,8 @@
 #include "hub/hub.h"
 #include "rpc/call.h"
 
-/* The Snapshot method's start function; data is the struct hub. */
+/* The Snapshot method's start function; data is the struct hub. 0, or -ENOMEM (the call is
+ * then answered INTERNAL by lib/rpc). */
 int hub_snapshot_start(struct rpc_call *call, void *data);
 
 #endif
