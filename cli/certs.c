@@ -24,6 +24,7 @@
 
 #include "certs.h"
 #include "util/addr.h"
+#include "util/error.h"
 
 #define PEM_MAX      (64 * 1024)
 #define VALID_DAYS   365
@@ -32,7 +33,7 @@
 static const char *const role_names[CLI_CERT_N] = {"store", "hub", "capture", "client"};
 
 const char *const cli_cert_names[CLI_CERT_N] = {"netreel-store", "netreel-hub", "netreel-capture",
-                                                 "netreel CLI"};
+                                                "netreel CLI"};
 
 /* ---- files ---- */
 
@@ -392,14 +393,14 @@ static int make_set(const struct cli_certs *c, char *err, size_t errlen)
         if (!x)
             rc = -EPROTO;
         if (rc == 0 && (rc = write_pem(c->key[i], NULL, k)) != 0)
-            snprintf(err, errlen, "cannot write %s: %s", c->key[i], strerror(-rc));
+            snprintf(err, errlen, "cannot write %s: %s", c->key[i], nr_strerror(rc));
         if (rc == 0 && (rc = write_pem(c->cert[i], x, NULL)) != 0)
-            snprintf(err, errlen, "cannot write %s: %s", c->cert[i], strerror(-rc));
+            snprintf(err, errlen, "cannot write %s: %s", c->cert[i], nr_strerror(rc));
         X509_free(x);
         EVP_PKEY_free(k);
     }
     if (rc == 0 && (rc = write_pem(c->ca, ca, NULL)) != 0)
-        snprintf(err, errlen, "cannot write %s: %s", c->ca, strerror(-rc));
+        snprintf(err, errlen, "cannot write %s: %s", c->ca, nr_strerror(rc));
     if (rc == -EPROTO) {
         unsigned long e = ERR_peek_last_error();
         snprintf(err, errlen, "cannot make the certificates with OpenSSL: %s",
@@ -475,7 +476,7 @@ int cli_token_ensure(const char *data, char *path, size_t len, bool *made, char 
     rc = cli_write_private(data, "hub.token", text, 2 * CLI_TOKEN_BYTES + 1);
     OPENSSL_cleanse(text, sizeof(text));
     if (rc != 0) {
-        snprintf(err, errlen, "cannot write %s: %s", path, strerror(-rc));
+        snprintf(err, errlen, "cannot write %s: %s", path, nr_strerror(rc));
         return rc;
     }
     *made = true;
@@ -489,7 +490,7 @@ int cli_hub_addr_write(const char *data, const char *addr, char *err, size_t err
     int rc = cli_write_private(data, "hub.addr", line, (size_t)n);
 
     if (rc != 0)
-        snprintf(err, errlen, "cannot write %s/hub.addr: %s", data, strerror(-rc));
+        snprintf(err, errlen, "cannot write %s/hub.addr: %s", data, nr_strerror(rc));
     return rc;
 }
 

@@ -9,6 +9,7 @@
 #include "hub.h"
 #include "kube.h"
 #include "proc.h"
+#include "util/error.h"
 
 static const char usage_text[] =
     "usage: netreel clean [--release-namespace NS]\n"
@@ -48,7 +49,7 @@ int cli_clean(int argc, char **argv)
     args[5] = NULL;
     rc = cli_run(args, &o);
     if (rc < 0)
-        return cli_error(CLI_EXIT_ENV, "clean: cannot run %s: %s", helm, strerror(-rc));
+        return cli_error(CLI_EXIT_ENV, "clean: cannot run %s: %s", helm, nr_strerror(rc));
     if (rc != 0) {
         if (strstr(o.err, "not found")) {
             printf("netreel: nothing to clean: no release %s in namespace %s (context %s)\n",

@@ -22,6 +22,7 @@
 #include "proc.h"
 #include "rpc/status.h"
 #include "util/addr.h"
+#include "util/error.h"
 
 #define LOCAL_HUB       "127.0.0.1:8898"
 #define ROOT_DATA       "/var/lib/netreel"
@@ -282,7 +283,7 @@ static int secret_tls(struct cli_hub *h, const char *kc, const char *ns)
         }
         snprintf(files[i], PATH_MAX, "%s/%s", h->tmpdir, keys[i]);
         if ((rc = write_file(files[i], p, (size_t)n)) != 0) {
-            rc = cli_error(CLI_EXIT_FAIL, "cannot write %s: %s", files[i], strerror(-rc));
+            rc = cli_error(CLI_EXIT_FAIL, "cannot write %s: %s", files[i], nr_strerror(rc));
             break;
         }
         p = end ? end + 1 : p + strlen(p);
@@ -324,7 +325,7 @@ static int port_forward(struct cli_hub *h, const char *kc, const char *ns)
     pid_t pid = cli_spawn_piped(argv, &h->forward_fd, 1);
 
     if (pid < 0)
-        return cli_error(CLI_EXIT_ENV, "cannot run kubectl: %s", strerror(-pid));
+        return cli_error(CLI_EXIT_ENV, "cannot run kubectl: %s", nr_strerror(pid));
     h->forward_pid = pid;
     for (;;) {
         struct pollfd p = {h->forward_fd, POLLIN, 0};
@@ -456,7 +457,7 @@ static int find_local(const struct cli_hub_opts *o, struct cli_hub *h, const cha
     if (rc == -EINVAL)
         return cli_error(CLI_EXIT_FAIL, "%s/hub.addr does not hold a host:port", data);
     if (rc != 0)
-        return cli_error(CLI_EXIT_FAIL, "cannot read %s/hub.addr: %s%s", data, strerror(-rc),
+        return cli_error(CLI_EXIT_FAIL, "cannot read %s/hub.addr: %s%s", data, nr_strerror(rc),
                          rc == -EACCES ? " (run netreel as the user of `netreel tap --local`, "
                                          "root for `make run`)"
                                        : "");

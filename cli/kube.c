@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "kube.h"
 #include "proc.h"
+#include "util/error.h"
 
 int cli_kube_ready(const char *cmd, char *helm, char *kubectl, size_t len, char *context,
                    size_t context_len)
@@ -34,7 +35,7 @@ int cli_kube_ready(const char *cmd, char *helm, char *kubectl, size_t len, char 
         rc = cli_error(CLI_EXIT_ENV,
                        "%s: no kube context: `kubectl config current-context` failed (%s); "
                        "choose one with kubectl config use-context NAME",
-                       cmd, rc < 0 ? strerror(-rc) : cli_last_line(o.err, line, sizeof(line)));
+                       cmd, rc < 0 ? nr_strerror(rc) : cli_last_line(o.err, line, sizeof(line)));
         if (rc >= 0)
             cli_output_free(&o);
         return CLI_EXIT_ENV;

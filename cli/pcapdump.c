@@ -22,6 +22,7 @@
 #include "hub.h"
 #include "netreel/v1/hub.pb-c.h"
 #include "rpc/status.h"
+#include "util/error.h"
 #include "util/parse.h"
 
 #define CONNECT_WAIT_MS 15000
@@ -236,7 +237,7 @@ static int open_output(void)
         s.part[0] = 0;
         s.fd = -1;
         return cli_error(CLI_EXIT_FAIL, "pcapdump: cannot create a file in %s: %s", s.dir,
-                         strerror(-rc));
+                         nr_strerror(rc));
     }
     /* A capture holds whatever crossed the wire: 0600, whatever the umask. */
     if (fchmod(s.fd, 0600) != 0) {
@@ -639,7 +640,7 @@ static int finish(void)
                              "replace it (no file written)",
                              final);
         return cli_error(CLI_EXIT_FAIL, "pcapdump: cannot rename the file to %s: %s", final,
-                         strerror(-rc));
+                         nr_strerror(rc));
     }
     s.part[0] = 0;
     fsync(s.dirfd);

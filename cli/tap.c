@@ -15,6 +15,7 @@
 #include "hub.h"
 #include "kube.h"
 #include "proc.h"
+#include "util/error.h"
 
 static const char usage_text[] =
     "usage: netreel tap [POD_REGEX] [-n NS,...] [-e NS,...] [--tls[=true|false]]\n"
@@ -177,7 +178,7 @@ static int ensure_namespace(const char *kubectl, const char *ns)
         return 0;
     }
     if (rc < 0)
-        return cli_error(CLI_EXIT_ENV, "tap: cannot run kubectl: %s", strerror(-rc));
+        return cli_error(CLI_EXIT_ENV, "tap: cannot run kubectl: %s", nr_strerror(rc));
     if (!strstr(o.err, "NotFound") && !strstr(o.err, "not found")) {
         rc = cli_error(CLI_EXIT_FAIL, "tap: kubectl get namespace %s failed: %s", ns,
                        cli_last_line(o.err, line, sizeof(line)));
@@ -190,7 +191,7 @@ static int ensure_namespace(const char *kubectl, const char *ns)
         if (rc != 0) {
             int e = cli_error(CLI_EXIT_FAIL, "tap: kubectl %s namespace %s failed: %s",
                               i == 0 ? "create" : "label", ns,
-                              rc < 0 ? strerror(-rc) : cli_last_line(o.err, line, sizeof(line)));
+                              rc < 0 ? nr_strerror(rc) : cli_last_line(o.err, line, sizeof(line)));
             if (rc > 0)
                 cli_output_free(&o);
             return e;
@@ -248,7 +249,7 @@ int cli_tap(int argc, char **argv)
     rc = cli_run(args, NULL);
     unlink(values);
     if (rc < 0)
-        return cli_error(CLI_EXIT_ENV, "tap: cannot run %s: %s", helm, strerror(-rc));
+        return cli_error(CLI_EXIT_ENV, "tap: cannot run %s: %s", helm, nr_strerror(rc));
     if (rc != 0)
         return cli_error(CLI_EXIT_FAIL,
                          "tap: helm upgrade --install failed (exit %d): see "

@@ -28,6 +28,7 @@
 #include "rpc/client.h"
 #include "rpc/health.h"
 #include "rpc/status.h"
+#include "util/error.h"
 
 #define MAX_ARGS      64
 #define TAIL_LINES    8
@@ -168,7 +169,7 @@ static int data_dir(void)
     t.data_default = def[0] && strcmp(def, t.data) == 0;
     rc = cli_mkdir_private(t.data_buf);
     if (rc != 0)
-        return cli_error(CLI_EXIT_FAIL, "tap --local: cannot make %s: %s", t.data, strerror(-rc));
+        return cli_error(CLI_EXIT_FAIL, "tap --local: cannot make %s: %s", t.data, nr_strerror(rc));
     if (stat(t.data, &st) != 0)
         return cli_error(CLI_EXIT_FAIL, "tap --local: %s: %s", t.data, strerror(errno));
     if (!S_ISDIR(st.st_mode))

@@ -122,7 +122,7 @@ static int head_pcapng(struct hub_snap *s, char *err, size_t errlen)
             rc = pcapng_nrb_append(&s->out, names, k);
     }
     if (rc != 0)
-        snprintf(err, errlen, "cannot write the file's head: %s", strerror(-rc));
+        snprintf(err, errlen, "cannot write the file's head: %s", nr_strerror(rc));
     return rc;
 }
 

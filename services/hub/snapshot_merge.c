@@ -185,7 +185,7 @@ static void produce_run(struct hub_snap *s)
              * before the handshakes they decrypt. */
             rc = hub_snap_file_keys(s);
             if (rc != 0) {
-                hub_snap_finish(s, RPC_INTERNAL, "cannot write the TLS key log: %s", strerror(-rc));
+                hub_snap_finish(s, RPC_INTERNAL, "cannot write the TLS key log: %s", nr_strerror(rc));
                 return;
             }
             if (s->out.len >= HUB_CHUNK_BYTES && hub_snap_send_out(s, NULL) != 0)
@@ -198,7 +198,7 @@ static void produce_run(struct hub_snap *s)
             rc = hub_sightings_release(s->sg, &s->out, true, HUB_CHUNK_BYTES);
             s->packets = hub_sightings_written(s->sg);
             if (rc < 0) {
-                hub_snap_finish(s, RPC_INTERNAL, "cannot write a packet: %s", strerror(-rc));
+                hub_snap_finish(s, RPC_INTERNAL, "cannot write a packet: %s", nr_strerror(rc));
                 return;
             }
             if (rc == 0) {
@@ -226,7 +226,7 @@ static void produce_run(struct hub_snap *s)
         if (rc == 0)
             rc = hub_sightings_release(s->sg, &s->out, false, HUB_CHUNK_BYTES) < 0 ? -ENOMEM : 0;
         if (rc != 0) {
-            hub_snap_finish(s, RPC_INTERNAL, "cannot write a packet: %s", strerror(-rc));
+            hub_snap_finish(s, RPC_INTERNAL, "cannot write a packet: %s", nr_strerror(rc));
             return;
         }
         s->packets = hub_sightings_written(s->sg);
