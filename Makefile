@@ -263,6 +263,8 @@ check: $(PROTO_H) $(TEST_PROTO_H)
 	    $(CC) $(filter-out -MMD -MP,$(CFLAGS_BASE)) -I. -x c -fsyntax-only - || \
 	    { echo "$$h is not self-contained"; exit 1; }; \
 	done
+	$(call say,REFS,'docs and code references')
+	$(Q)/usr/bin/python3 mk/check-refs.py
 
 format:
 	$(Q)clang-format -i $$(git ls-files '*.c' '*.h')
