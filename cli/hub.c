@@ -22,6 +22,7 @@
 #include "proc.h"
 #include "rpc/status.h"
 #include "util/addr.h"
+#include "util/base64.h"
 #include "util/error.h"
 
 #define LOCAL_HUB       "127.0.0.1:8898"
@@ -133,45 +134,6 @@ static bool tcp_answers(const char *addr, int timeout_ms)
 
 /* ---- the cluster ---- */
 
-static int b64_value(int c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-/* Decodes base64 (whitespace skipped, '=' ends it) in place. Returns the length or -1. */
-static ssize_t b64_decode(char *s, size_t len)
-{
-    size_t out = 0;
-    unsigned acc = 0;
-    int bits = 0;
-
-    for (size_t i = 0; i < len && s[i] != '='; i++) {
-        int v;
-        if (s[i] == '\n' || s[i] == '\r' || s[i] == ' ')
-            continue;
-        v = b64_value((unsigned char)s[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            s[out++] = (char)((acc >> bits) & 0xff);
-        }
-    }
-    return (ssize_t)out;
-}
-
 /* kubectl ARGS... with its output captured; returns its exit status (see cli_run). */
 static int kubectl(const char *path, struct cli_output *o, const char *ns, const char *a1,
                    const char *a2, const char *a3, const char *a4, const char *a5)
@@ -201,7 +163,7 @@ static int secret_token(struct cli_hub *h, const char *kc, const char *ns)
 {
     struct cli_output o;
     char line[300];
-    ssize_t n;
+    size_t n = 0;
     int rc = kubectl(kc, &o, ns, "get", "secret", TOKEN_SECRET, "-o", "jsonpath={.data.token}");
 
     if (rc != 0) {
@@ -214,12 +176,11 @@ static int secret_token(struct cli_hub *h, const char *kc, const char *ns)
         cli_output_free(&o);
         return rc;
     }
-    n = b64_decode(o.out, strlen(o.out));
-    if (n < 0)
+    if (nr_base64_decode(o.out, strlen(o.out), o.out, strlen(o.out), &n) != 0)
         rc = cli_error(CLI_EXIT_FAIL, "Secret %s in namespace %s: the token is not base64",
                        TOKEN_SECRET, ns);
     else if (n > 0)
-        rc = set_token(h, o.out, (size_t)n, "Secret " TOKEN_SECRET);
+        rc = set_token(h, o.out, n, "Secret " TOKEN_SECRET);
     cli_output_free(&o);
     return rc;
 }
@@ -272,17 +233,16 @@ static int secret_tls(struct cli_hub *h, const char *kc, const char *ns)
     p = o.out;
     for (int i = 0; i < 3; i++) {
         char *end = strchr(p, '\n');
-        ssize_t n;
+        size_t n = 0;
         if (end)
             *end = 0;
-        n = b64_decode(p, strlen(p));
-        if (n <= 0) {
+        if (nr_base64_decode(p, strlen(p), p, strlen(p), &n) != 0 || n == 0) {
             rc = cli_error(CLI_EXIT_FAIL, "Secret %s in namespace %s has no %s", TLS_SECRET, ns,
                            keys[i]);
             break;
         }
         snprintf(files[i], PATH_MAX, "%s/%s", h->tmpdir, keys[i]);
-        if ((rc = write_file(files[i], p, (size_t)n)) != 0) {
+        if ((rc = write_file(files[i], p, n)) != 0) {
             rc = cli_error(CLI_EXIT_FAIL, "cannot write %s: %s", files[i], nr_strerror(rc));
             break;
         }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "util/base64.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -153,61 +154,24 @@ out:
     return rc;
 }
 
-/* ---- base64 (the "*-data" fields) ---------------------------------------------------------- */
+/* ---- the "*-data" fields ------------------------------------------------------------------- */
 
-static int b64_value(int ch)
+/* Base64 as lib/util/base64.h reads it; an empty field is not a blob either. */
+static int blob_decode(const char *s, struct kube_blob *out)
 {
-    if (ch >= 'A' && ch <= 'Z')
-        return ch - 'A';
-    if (ch >= 'a' && ch <= 'z')
-        return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9')
-        return ch - '0' + 52;
-    if (ch == '+')
-        return 62;
-    if (ch == '/')
-        return 63;
-    return -1;
-}
+    size_t len = strlen(s), n = 0;
+    unsigned char *buf = malloc(NR_BASE64_DECODED_MAX(len));
+    int rc = buf != NULL ? nr_base64_decode(s, len, buf, NR_BASE64_DECODED_MAX(len), &n) : -ENOMEM;
 
-/* Standard base64 with optional padding; white space is skipped. */
-static int b64_decode(const char *s, size_t len, struct kube_blob *out)
-{
-    unsigned char *buf = malloc(len / 4 * 3 + 3);
-    uint32_t acc = 0;
-    size_t n = 0, bits = 0, pad = 0;
-
-    if (buf == NULL)
-        return -ENOMEM;
-    for (size_t i = 0; i < len; i++) {
-        int ch = (unsigned char)s[i];
-        int v;
-
-        if (isspace(ch))
-            continue;
-        if (ch == '=') {
-            pad++;
-            continue;
-        }
-        v = b64_value(ch);
-        if (v < 0 || pad > 0)
-            goto bad;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            buf[n++] = (unsigned char)(acc >> bits);
-        }
+    if (rc == 0 && n == 0)
+        rc = -EINVAL;
+    if (rc == 0) {
+        out->data = buf;
+        out->len = n;
+    } else {
+        free(buf);
     }
-    /* Leftover bits must be the zero padding of the last group; at most two '='. */
-    if (bits >= 6 || pad > 2 || (acc & ((1u << bits) - 1)) != 0 || n == 0)
-        goto bad;
-    out->data = buf;
-    out->len = n;
-    return 0;
-bad:
-    free(buf);
-    return -EINVAL;
+    return rc;
 }
 
 /* ---- kubeconfig -------------------------------------------------------------------------- */
@@ -295,7 +259,7 @@ static int file_or_data(struct kc *k, yaml_node_t *m, const char *what, const ch
     int rc;
 
     if (d != NULL) {
-        rc = b64_decode(d, strlen(d), data);
+        rc = blob_decode(d, data);
         if (rc == -EINVAL)
             nr_errf(0, k->err, k->errlen, "kubeconfig: %s: %s is not valid base64", what, data_key);
         return rc;

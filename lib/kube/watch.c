@@ -1,7 +1,7 @@
-/* List + watch of one node's pods over libcurl's multi_socket interface on a libuv loop: one
- * uv_poll per socket curl asks for, one uv_timer for curl's timeout, one for backoff. The state
- * machine: LIST → WATCH → (normal end) WATCH again from the last resourceVersion; 410 → LIST;
- * 401 → the same request once more with the token read again; anything else → backoff. */
+/* List + watch of one node's pods: requests built here, run by lib/kube/curl_uv on the loop, one
+ * uv_timer for backoff. The state machine: LIST → WATCH → (normal end) WATCH again from the last
+ * resourceVersion; 410 → LIST; 401 → the same request once more with the token read again;
+ * anything else → backoff. */
 #include "kube/watch.h"
 
 #include <curl/curl.h>
@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "kube/curl_uv.h"
 #include "kube/pod.h"
 #include "util/buf.h"
 #include "util/error.h"
@@ -33,25 +34,16 @@ enum abort_reason {
     ABORT_CLOSING,
 };
 
-struct kube_sock {
-    uv_poll_t poll;
-    curl_socket_t fd;
-    struct kube_watch *w;
-    struct kube_sock *next;
-};
-
 struct kube_watch {
     uv_loop_t *loop;
     const struct kube_config *cfg;
     struct kube_target target;
     struct kube_watch_options opt;
     char *node;
-    CURLM *multi;
-    CURL *easy;
+    struct kube_curl_uv *curl;
+    CURL *easy; /* the running request, or NULL */
     struct curl_slist *headers;
-    uv_timer_t curl_timer;
     uv_timer_t retry_timer;
-    struct kube_sock *socks;
     enum phase phase;
     struct nr_buf body; /* the list body, an error body, or the watch line being assembled */
     long http_status;
@@ -63,7 +55,7 @@ struct kube_watch {
     bool listed;          /* a list has succeeded: later ones are relists */
     unsigned gone_streak; /* 410s without a good event in between */
     uint64_t watch_start_ms, watch_events;
-    int open_handles;
+    int open_parts; /* the retry timer and the curl glue, until both are closed */
     void (*close_cb)(void *arg);
     void *close_arg;
     char errbuf[CURL_ERROR_SIZE];
@@ -451,7 +443,7 @@ static void run_request(struct kube_watch *w)
     w->errbuf[0] = '\0';
     w->watch_events = 0;
     w->watch_start_ms = uv_now(w->loop);
-    if (curl_multi_add_handle(w->multi, e) != CURLM_OK) {
+    if (kube_curl_uv_start(w->curl, e) != 0) {
         fail(w, false, "curl_multi_add_handle failed");
         goto out;
     }
@@ -500,16 +492,16 @@ static void end_list(struct kube_watch *w)
         run_request(w);
 }
 
-/* The transfer of w->easy is over: decide what comes next. */
-static void end_request(struct kube_watch *w, CURLcode result)
+/* The transfer of w->easy is over (kube_curl_uv_done_fn): decide what comes next. */
+static void end_request(CURL *easy, CURLcode result, void *arg)
 {
+    struct kube_watch *w = arg;
     enum phase phase = w->phase;
     long status = w->http_status;
     char msg[512];
     int code = 0;
 
-    curl_multi_remove_handle(w->multi, w->easy);
-    curl_easy_cleanup(w->easy);
+    curl_easy_cleanup(easy);
     w->easy = NULL;
     curl_slist_free_all(w->headers);
     w->headers = NULL;
@@ -570,111 +562,7 @@ static void end_request(struct kube_watch *w, CURLcode result)
         run_request(w);
 }
 
-/* ---- libcurl ↔ libuv ------------------------------------------------------------------- */
-
-static void check_done(struct kube_watch *w)
-{
-    CURLMsg *m;
-    int left;
-
-    while (!w->closing && (m = curl_multi_info_read(w->multi, &left)) != NULL) {
-        if (m->msg == CURLMSG_DONE && m->easy_handle == w->easy)
-            end_request(w, m->data.result);
-    }
-}
-
-static void on_poll(uv_poll_t *h, int status, int events)
-{
-    struct kube_sock *s = h->data;
-    struct kube_watch *w = s->w;
-    int flags = 0, running = 0;
-
-    if (status < 0)
-        flags = CURL_CSELECT_ERR;
-    if (events & UV_READABLE)
-        flags |= CURL_CSELECT_IN;
-    if (events & UV_WRITABLE)
-        flags |= CURL_CSELECT_OUT;
-    curl_multi_socket_action(w->multi, s->fd, flags, &running);
-    check_done(w);
-}
-
-static void on_curl_timer_fire(uv_timer_t *t)
-{
-    struct kube_watch *w = t->data;
-    int running = 0;
-
-    curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(w);
-}
-
-static int on_curl_timer(CURLM *multi, long timeout_ms, void *arg)
-{
-    struct kube_watch *w = arg;
-
-    if (timeout_ms < 0)
-        uv_timer_stop(&w->curl_timer);
-    else
-        uv_timer_start(&w->curl_timer, on_curl_timer_fire, (uint64_t)timeout_ms, 0);
-    return 0;
-}
-
-static void handle_closed(uv_handle_t *h);
-
-static void sock_close(struct kube_sock *s)
-{
-    struct kube_watch *w = s->w;
-
-    for (struct kube_sock **p = &w->socks; *p != NULL; p = &(*p)->next) {
-        if (*p == s) {
-            *p = s->next;
-            break;
-        }
-    }
-    uv_poll_stop(&s->poll);
-    uv_close((uv_handle_t *)&s->poll, handle_closed);
-}
-
-static int on_socket(CURL *e, curl_socket_t fd, int what, void *arg, void *sockp)
-{
-    struct kube_watch *w = arg;
-    struct kube_sock *s = sockp;
-    int events = 0;
-
-    if (what == CURL_POLL_REMOVE) {
-        if (s != NULL) {
-            curl_multi_assign(w->multi, fd, NULL);
-            sock_close(s);
-        }
-        return 0;
-    }
-    if (s == NULL) {
-        s = calloc(1, sizeof(*s));
-        if (s == NULL)
-            return -1;
-        if (uv_poll_init_socket(w->loop, &s->poll, fd) != 0) {
-            free(s);
-            return -1;
-        }
-        s->poll.data = s;
-        s->fd = fd;
-        s->w = w;
-        s->next = w->socks;
-        w->socks = s;
-        w->open_handles++;
-        curl_multi_assign(w->multi, fd, s);
-    }
-    if (what & CURL_POLL_IN)
-        events |= UV_READABLE;
-    if (what & CURL_POLL_OUT)
-        events |= UV_WRITABLE;
-    uv_poll_start(&s->poll, events, on_poll);
-    return 0;
-}
-
 /* ---- life cycle ------------------------------------------------------------------------- */
-
-static bool curl_ready;
 
 struct kube_watch *kube_watch_new(uv_loop_t *loop, const struct kube_config *cfg,
                                   const struct kube_selector *sel,
@@ -686,13 +574,6 @@ struct kube_watch *kube_watch_new(uv_loop_t *loop, const struct kube_config *cfg
         opt->on_change == NULL || cfg->server == NULL) {
         snprintf(err, errlen, "kube watch: a node name, a server and on_change are required");
         return NULL;
-    }
-    if (!curl_ready) {
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-            snprintf(err, errlen, "curl_global_init failed");
-            return NULL;
-        }
-        curl_ready = true;
     }
     w = calloc(1, sizeof(*w));
     if (w == NULL)
@@ -719,23 +600,18 @@ struct kube_watch *kube_watch_new(uv_loop_t *loop, const struct kube_config *cfg
     if (w->opt.backoff_max_ns < w->opt.backoff_min_ns)
         w->opt.backoff_max_ns = w->opt.backoff_min_ns;
     w->backoff_ns = w->opt.backoff_min_ns;
+    w->curl = kube_curl_uv_new(loop, end_request, w, err, errlen);
+    if (w->curl == NULL)
+        goto out_free;
     kube_target_init(&w->target, sel);
     nr_buf_init(&w->body, w->opt.max_line);
-    w->multi = curl_multi_init();
-    if (w->multi == NULL)
-        goto nomem;
-    curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-    curl_multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);
-    curl_multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-    curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, w);
-    uv_timer_init(loop, &w->curl_timer);
     uv_timer_init(loop, &w->retry_timer);
-    w->curl_timer.data = w;
     w->retry_timer.data = w;
-    w->open_handles = 2;
+    w->open_parts = 2;
     return w;
 nomem:
     snprintf(err, errlen, "out of memory");
+out_free:
     if (w != NULL) {
         free(w->node);
         free(w);
@@ -757,20 +633,15 @@ void kube_watch_get_stats(const struct kube_watch *w, struct kube_watch_stats *s
     *st = w->st;
 }
 
-static void handle_closed(uv_handle_t *h)
+/* Once the glue has taken a running request off its multi handle, and the retry timer is
+ * closed. */
+static void part_closed(struct kube_watch *w)
 {
-    struct kube_watch *w;
-
-    if (h->type == UV_POLL) {
-        struct kube_sock *s = h->data;
-
-        w = s->w;
-        free(s);
-    } else {
-        w = h->data;
-    }
-    if (--w->open_handles > 0)
+    if (--w->open_parts > 0)
         return;
+    if (w->easy != NULL)
+        curl_easy_cleanup(w->easy);
+    curl_slist_free_all(w->headers);
     if (w->close_cb != NULL)
         w->close_cb(w->close_arg);
     kube_target_free(&w->target);
@@ -779,27 +650,18 @@ static void handle_closed(uv_handle_t *h)
     free(w);
 }
 
-/* The teardown runs from the loop, never inside a curl callback (curl forbids removing a
- * handle from within one, and on_change may call kube_watch_close from there). */
-static void teardown(uv_timer_t *t)
+static void curl_closed(void *arg)
 {
-    struct kube_watch *w = t->data;
-
-    if (w->easy != NULL) {
-        curl_multi_remove_handle(w->multi, w->easy);
-        curl_easy_cleanup(w->easy);
-        w->easy = NULL;
-    }
-    curl_slist_free_all(w->headers);
-    w->headers = NULL;
-    curl_multi_cleanup(w->multi); /* may report CURL_POLL_REMOVE for cached connections */
-    w->multi = NULL;
-    while (w->socks != NULL)
-        sock_close(w->socks);
-    uv_close((uv_handle_t *)&w->curl_timer, handle_closed);
-    uv_close((uv_handle_t *)&w->retry_timer, handle_closed);
+    part_closed(arg);
 }
 
+static void retry_timer_closed(uv_handle_t *h)
+{
+    part_closed(h->data);
+}
+
+/* Both closes are safe from inside a curl callback (on_change may call this from there); the
+ * glue tears curl down from the loop. */
 void kube_watch_close(struct kube_watch *w, void (*close_cb)(void *arg), void *arg)
 {
     if (w->closing)
@@ -807,6 +669,6 @@ void kube_watch_close(struct kube_watch *w, void (*close_cb)(void *arg), void *a
     w->closing = true;
     w->close_cb = close_cb;
     w->close_arg = arg;
-    uv_timer_stop(&w->curl_timer);
-    uv_timer_start(&w->retry_timer, teardown, 0, 0);
+    kube_curl_uv_close(w->curl, curl_closed, w);
+    uv_close((uv_handle_t *)&w->retry_timer, retry_timer_closed);
 }

@@ -137,6 +137,10 @@ static void refused(void **state)
     parse_bad(HEAD "clusters:\n- name: c1\n  cluster: {server: 'https://h', "
                    "certificate-authority-data: 'not base64!'}\n",
               0, -EINVAL, "not valid base64");
+    /* Empty decodes to nothing, which is no certificate either. */
+    parse_bad(HEAD "clusters:\n- name: c1\n  cluster: {server: 'https://h', "
+                   "certificate-authority-data: ' '}\n",
+              0, -EINVAL, "not valid base64");
     parse_bad(HEAD "clusters:\n- name: c1\n  cluster: {server: 'https://h', "
                    "insecure-skip-tls-verify: true}\n",
               0, -EINVAL, "insecure-skip-tls-verify: refused");
