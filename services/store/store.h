@@ -143,6 +143,7 @@ enum store_reason { STORE_DEL_MAX_TIME, STORE_DEL_MAX_SIZE, STORE_DEL_MIN_FREE, 
 
 struct store_ingest;
 struct store_snapshot;
+struct store_sync_cbs;
 
 struct store {
     uv_loop_t *loop;
@@ -164,6 +165,7 @@ struct store {
     struct store_stage stage; /* writes on the loop are built here (append.h) */
     struct store_writer writer; /* batch writes off the loop (writer.h) */
     /* group commit (sync.c) */
+    const struct store_sync_cbs *sync_cbs; /* told of each sync (ingest: acknowledgements) */
     bool sync_running;
     bool sync_again;
     bool sync_retry;  /* the last sync could not take every file: the tick tries again */
