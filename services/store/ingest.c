@@ -189,14 +189,14 @@ static void write_done(struct store *s, struct store_write *w)
     if (ig)
         ig->pending--;
     if (w->epoch != st->epoch)
-        return; /* queued before a failed write of the stream: void */
+        goto out; /* queued before a failed write of the stream: void */
     if (rc == 0 && w->seg)
         rc = store_segment_written(s, w);
     if (rc != 0) {
         if (!w->rc)
             w->rc = rc;
         stream_failed(s, w);
-        return;
+        goto out;
     }
     if (w->seg) {
         st->packets += w->run.packets;
@@ -208,6 +208,8 @@ static void write_done(struct store *s, struct store_write *w)
     done_up_to(st, w->run.seq);
     if (ig && !ig->finished)
         written(ig, w->run.seq);
+out:
+    store_segment_write_end(w);
 }
 
 static void queue_write(struct store_ingest *ig, struct store_write *w, uint64_t seq)

@@ -89,14 +89,14 @@ struct store_segment {
     int fd, idx_fd; /* open for writing while active, else -1 */
     struct store_append out; /* how fd is written (append.h) */
     int rfd;        /* read descriptor while snapshots hold the segment, else -1 */
-    unsigned refs;  /* the catalog's (until deleted) + one per snapshot */
+    unsigned refs;  /* the catalog's (until deleted) + one per snapshot and write in flight */
     unsigned readers;
     bool active, deleted, dirty;
     bool broken;   /* a write failed: closed, never written again */
     bool w_broken; /* the same, for the writer thread only (writer.c) */
     uint64_t size, idx_size; /* committed bytes */
     uint64_t end, idx_end;   /* the same plus the writes queued to the writer */
-    unsigned queued;         /* writes of it queued to the writer (writer.c) */
+    unsigned queued;         /* writes of it prepared and not yet ended (segment.h) */
     int64_t created_ns;
     int64_t first_ts_ns, last_ts_ns; /* over its batches; 0 when it has none */
     uint64_t packets;
