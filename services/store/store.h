@@ -185,7 +185,7 @@ static inline uint64_t store_disk_bytes(uint64_t size)
     return (size + 4095) & ~(uint64_t)4095;
 }
 
-/* pods.c */
+/* streams.c: pod name sets of n pods, shared by reference (a new one holds one). */
 struct store_pods *store_pods_new(size_t n);
 void store_pods_ref(struct store_pods *p);
 void store_pods_unref(struct store_pods *p);
