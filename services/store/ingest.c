@@ -100,7 +100,8 @@ static struct store_ingest *find_ingest(struct store *s, uint64_t id)
     return NULL;
 }
 
-void store_ingest_sync_begin(struct store *s)
+/* A sync is starting: it covers every batch written so far. */
+static void sync_begin(struct store *s)
 {
     for (struct store_ingest *ig = s->ingests; ig; ig = ig->next) {
         if (ig->written) {
@@ -110,7 +111,8 @@ void store_ingest_sync_begin(struct store *s)
     }
 }
 
-void store_ingest_synced(struct store *s, bool ok)
+/* The sync that started last has finished (ok false: acks wait for a sync that covers all). */
+static void synced(struct store *s, bool ok)
 {
     for (struct store_ingest *ig = s->ingests; ig; ig = ig->next) {
         if (!ig->sync_pending || !ok)
@@ -122,6 +124,8 @@ void store_ingest_synced(struct store *s, bool ok)
             finish(ig, RPC_OK, NULL);
     }
 }
+
+static const struct store_sync_cbs sync_cbs = {.begin = sync_begin, .end = synced};
 
 /* The batch is written (or needs no write): with a sync interval it is acknowledged now, and
  * synced within the interval; without one the next sync's end acknowledges it. While syncs
@@ -185,14 +189,14 @@ static void write_done(struct store *s, struct store_write *w)
     if (ig)
         ig->pending--;
     if (w->epoch != st->epoch)
-        return; /* queued before a failed write of the stream: void */
+        goto out; /* queued before a failed write of the stream: void */
     if (rc == 0 && w->seg)
         rc = store_segment_written(s, w);
     if (rc != 0) {
         if (!w->rc)
             w->rc = rc;
         stream_failed(s, w);
-        return;
+        goto out;
     }
     if (w->seg) {
         st->packets += w->run.packets;
@@ -204,6 +208,8 @@ static void write_done(struct store *s, struct store_write *w)
     done_up_to(st, w->run.seq);
     if (ig && !ig->finished)
         written(ig, w->run.seq);
+out:
+    store_segment_write_end(w);
 }
 
 static void queue_write(struct store_ingest *ig, struct store_write *w, uint64_t seq)
@@ -578,6 +584,11 @@ int store_ingest_start(struct rpc_call *call, void *data)
                "the store cannot sync its files (%s); it takes no new stream until it can",
                strerror(s->sync_starved));
     return 0;
+}
+
+void store_ingest_init(struct store *s)
+{
+    store_sync_set_cbs(s, &sync_cbs);
 }
 
 void store_ingest_tick(struct store *s, int64_t now_ns)

@@ -4,19 +4,15 @@
 #ifndef NR_STORE_INGEST_H
 #define NR_STORE_INGEST_H
 
-#include <stdbool.h>
-
 #include "rpc/call.h"
 #include "store/store.h"
 
 /* The Ingest method's start function; data is the struct store. */
 int store_ingest_start(struct rpc_call *call, void *data);
 
-/* sync.c: a sync is starting and covers every batch written so far. */
-void store_ingest_sync_begin(struct store *s);
-
-/* sync.c: the sync that started last has finished (ok false: it failed, acks wait). */
-void store_ingest_synced(struct store *s, bool ok);
+/* Has the group commit (sync.h) tell ingest when each sync starts and ends: the acks follow
+ * them. main, once, before the loop runs. */
+void store_ingest_init(struct store *s);
 
 /* Closes the active segments of streams no Ingest call feeds any longer and that have been
  * quiet for a rotation period, expires segments by max-time; called by the store's timer. */

@@ -360,6 +360,7 @@ int main(int argc, char **argv)
     if (rc != 0)
         NR_WARN("no writer thread: writing on the loop", "err=\"%s\"", strerror(-rc));
     store_sync_init(&store);
+    store_ingest_init(&store);
     uv_timer_init(store.loop, &store.timer);
     uv_timer_start(&store.timer, on_tick, 1000, 1000);
     uv_signal_init(store.loop, &sigterm);

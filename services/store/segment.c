@@ -483,6 +483,8 @@ int store_segment_prepare(struct store *s, struct store_segment *seg, const uint
     seg->end += len;
     seg->idx_end += w->rec_len;
     s->bytes += store_segment_disk(seg) - before;
+    seg->refs++;
+    seg->queued++;
     return 0;
 }
 
@@ -515,6 +517,17 @@ void store_segment_write_failed(struct store *s, struct store_write *w, int64_t 
              nr_strerror(w->rc));
     if (seg->active)
         store_segment_close(s, seg, now_ns);
+}
+
+void store_segment_write_end(struct store_write *w)
+{
+    struct store_segment *seg = w->seg;
+
+    if (!seg)
+        return;
+    w->seg = NULL;
+    seg->queued--;
+    store_segment_unref(seg);
 }
 
 static bool any_active(const struct store *s)

@@ -25,10 +25,12 @@ int store_segment_update_meta(struct store *s, struct store_segment *seg, int64_
 
 /* Appends one validated batch of EPBs (len bytes) and its index record, through the writer
  * thread (writer.h): builds it into w (a stage from store_writer_take) and reserves its place;
- * the caller queues w. With dsb (dsb_len bytes: one whole Decryption Secrets Block) the block
- * goes right before the EPBs in the same write, with a STORE_REC_KEYS record before the batch's;
- * len may then be 0 (a batch of key log lines only: no BATCH record, no run). Returns 0 or a
- * negative errno (then nothing changed and w is the caller's to discard). */
+ * w->seg then holds the segment (a reference, and a place among its writes in flight) until
+ * store_segment_write_end. The caller queues w. With dsb (dsb_len bytes: one whole Decryption
+ * Secrets Block) the block goes right before the EPBs in the same write, with a STORE_REC_KEYS
+ * record before the batch's; len may then be 0 (a batch of key log lines only: no BATCH record,
+ * no run). Returns 0 or a negative errno (then nothing changed and w is the caller's to
+ * discard). */
 int store_segment_prepare(struct store *s, struct store_segment *seg, const uint8_t *dsb,
                           size_t dsb_len, const uint8_t *blocks, size_t len,
                           const struct store_run *run, int64_t now_ns, struct store_write *w);
@@ -37,6 +39,9 @@ int store_segment_prepare(struct store *s, struct store_segment *seg, const uint
  * write_failed closes the segment, whose files the writer cut back to the last good write. */
 int store_segment_written(struct store *s, struct store_write *w);
 void store_segment_write_failed(struct store *s, struct store_write *w, int64_t now_ns);
+/* The last thing a write's done does, whatever became of the write (a marker's too: it holds
+ * nothing): the segment lets go of w, and may be freed here; w->seg is NULL after. */
+void store_segment_write_end(struct store_write *w);
 
 /* Completes the active segment: ISBs with the stream's counters, the CLOSE record; hands its
  * descriptors to the syncer (which syncs and closes them). Errors are logged; the segment is

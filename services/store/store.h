@@ -89,14 +89,14 @@ struct store_segment {
     int fd, idx_fd; /* open for writing while active, else -1 */
     struct store_append out; /* how fd is written (append.h) */
     int rfd;        /* read descriptor while snapshots hold the segment, else -1 */
-    unsigned refs;  /* the catalog's (until deleted) + one per snapshot */
+    unsigned refs;  /* the catalog's (until deleted) + one per snapshot and write in flight */
     unsigned readers;
     bool active, deleted, dirty;
     bool broken;   /* a write failed: closed, never written again */
     bool w_broken; /* the same, for the writer thread only (writer.c) */
     uint64_t size, idx_size; /* committed bytes */
     uint64_t end, idx_end;   /* the same plus the writes queued to the writer */
-    unsigned queued;         /* writes of it queued to the writer (writer.c) */
+    unsigned queued;         /* writes of it prepared and not yet ended (segment.h) */
     int64_t created_ns;
     int64_t first_ts_ns, last_ts_ns; /* over its batches; 0 when it has none */
     uint64_t packets;
@@ -143,6 +143,7 @@ enum store_reason { STORE_DEL_MAX_TIME, STORE_DEL_MAX_SIZE, STORE_DEL_MIN_FREE, 
 
 struct store_ingest;
 struct store_snapshot;
+struct store_sync_cbs;
 
 struct store {
     uv_loop_t *loop;
@@ -164,6 +165,7 @@ struct store {
     struct store_stage stage; /* writes on the loop are built here (append.h) */
     struct store_writer writer; /* batch writes off the loop (writer.h) */
     /* group commit (sync.c) */
+    const struct store_sync_cbs *sync_cbs; /* told of each sync (ingest: acknowledgements) */
     bool sync_running;
     bool sync_again;
     bool sync_retry;  /* the last sync could not take every file: the tick tries again */
@@ -183,7 +185,7 @@ static inline uint64_t store_disk_bytes(uint64_t size)
     return (size + 4095) & ~(uint64_t)4095;
 }
 
-/* pods.c */
+/* streams.c: pod name sets of n pods, shared by reference (a new one holds one). */
 struct store_pods *store_pods_new(size_t n);
 void store_pods_ref(struct store_pods *p);
 void store_pods_unref(struct store_pods *p);

@@ -8,7 +8,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "store/ingest.h"
 #include "util/log.h"
 #include "util/prog.h"
 
@@ -107,6 +106,11 @@ void store_sync_init(struct store *s)
     s->sync_timer_ready = true;
 }
 
+void store_sync_set_cbs(struct store *s, const struct store_sync_cbs *cbs)
+{
+    s->sync_cbs = cbs;
+}
+
 void store_sync_later(struct store *s)
 {
     if (s->cfg.sync_interval_ns <= 0)
@@ -130,6 +134,13 @@ void store_sync_adopt(struct store *s, int fd, int idx_fd)
     if (idx_fd >= 0)
         s->sync_fds[s->n_sync_fds++] = idx_fd;
     due_in(s, 0); /* "at segment close"; not from here: the caller is mid-way through a close */
+}
+
+/* Tells the registered callbacks (none in unit tests) that a sync ended. */
+static void tell_end(struct store *s, bool ok)
+{
+    if (s->sync_cbs)
+        s->sync_cbs->end(s, ok);
 }
 
 static void sync_work(uv_work_t *w)
@@ -158,7 +169,7 @@ static void sync_done(uv_work_t *w, int status)
                      strerror(missed));
         s->sync_starved = missed;
         s->sync_retry = true;
-        store_ingest_synced(s, false);
+        tell_end(s, false);
         arm(s);
         return;
     }
@@ -166,7 +177,7 @@ static void sync_done(uv_work_t *w, int status)
         NR_INFO("syncing again: acknowledgements resume", "was=\"%s\"", strerror(s->sync_starved));
         s->sync_starved = 0;
     }
-    store_ingest_synced(s, status == 0);
+    tell_end(s, status == 0);
     if (s->sync_again) {
         s->sync_again = false;
         start(s);
@@ -241,7 +252,8 @@ static void start(struct store *s)
             s->root_dirty = false;
         }
     }
-    store_ingest_sync_begin(s);
+    if (s->sync_cbs)
+        s->sync_cbs->begin(s);
     s->sync_running = true;
     if (uv_queue_work(s->loop, &job->work, sync_work, sync_done) != 0) {
         sync_work(&job->work);

@@ -7,11 +7,27 @@
 #ifndef NR_STORE_SYNC_H
 #define NR_STORE_SYNC_H
 
+#include <stdbool.h>
+
 #include "store/store.h"
+
+/* What a sync tells the code that acknowledges writes by it (ingest registers them with
+ * store_sync_set_cbs), on the loop. */
+struct store_sync_cbs {
+    /* A sync is starting: it covers everything written so far. */
+    void (*begin)(struct store *s);
+    /* The sync that started last has finished; ok false: it did not cover every dirty file
+     * (or did not run), so what it covered may not be acknowledged yet. */
+    void (*end)(struct store *s, bool ok);
+};
 
 /* Arms the timer that starts syncs (main, once the loop exists). Without it (unit tests) what
  * is written is synced by store_sync_free. */
 void store_sync_init(struct store *s);
+
+/* Has every sync from now on tell cbs (which must outlive s: a static). Without it (unit
+ * tests) syncs tell no one. */
+void store_sync_set_cbs(struct store *s, const struct store_sync_cbs *cbs);
 
 /* Something was written: a sync starts within the sync interval (now, with interval 0). */
 void store_sync_later(struct store *s);
@@ -21,7 +37,7 @@ void store_sync_later(struct store *s);
 void store_sync_adopt(struct store *s, int fd, int idx_fd);
 
 /* Asks for a sync of everything written so far: starts one now, or right after the one
- * running. When it ends, store_ingest_synced() acknowledges what it covered. */
+ * running. When it ends, the end callback (store_sync_set_cbs) is told. */
 void store_sync_request(struct store *s);
 
 /* A sync that could not take every dirty file (no descriptor: EMFILE) acknowledges nothing,

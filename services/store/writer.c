@@ -8,7 +8,6 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "store/segment.h"
 #include "store/store.h"
 #include "util/log.h"
 
@@ -127,14 +126,8 @@ static void *writer_main(void *arg)
 
 static void finish(struct store *s, struct store_write *w)
 {
-    struct store_segment *seg = w->seg;
-
     s->writer.queued--;
-    if (seg)
-        seg->queued--;
     w->done(s, w);
-    if (seg)
-        store_segment_unref(seg);
     store_stage_free(&w->stage);
     free(w);
 }
@@ -241,10 +234,6 @@ void store_writer_queue(struct store *s, struct store_write *w)
 {
     struct store_writer *wr = &s->writer;
 
-    if (w->seg) {
-        w->seg->refs++;
-        w->seg->queued++;
-    }
     wr->queued++;
     if (!wr->started) {
         make(&w, 1);

@@ -43,8 +43,10 @@ typedef void (*store_write_done_fn)(struct store *s, struct store_write *w);
 
 struct store_write {
     struct store_write *next;
-    /* The write (seg NULL: a marker without I/O that only keeps its place in the order). */
-    struct store_segment *seg; /* held by the write until done */
+    /* The write (seg NULL: a marker without I/O that only keeps its place in the order). The
+     * segment is held while the write is in flight: its preparer takes it, its done lets go
+     * (segment.h). The writer only writes its files (and sets w_broken when that fails). */
+    struct store_segment *seg;
     int fd, idx_fd;
     bool direct;
     struct store_stage stage; /* from the pool; bytes [0, len) go to off */

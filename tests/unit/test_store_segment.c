@@ -3,9 +3,10 @@
  * byte the process died at.
  *
  * Batches go in as ingest writes them: store_writer_take, store_segment_prepare,
- * store_writer_queue, then on the loop the write's done commits it (store_segment_written). As
- * in netreel-store the writer thread is started and the done callbacks run from the loop's
- * uv_async; one test also runs without the thread, where a queued write is made at once. */
+ * store_writer_queue, then on the loop the write's done commits it (store_segment_written) and
+ * lets go of the segment (store_segment_write_end). As in netreel-store the writer thread is
+ * started and the done callbacks run from the loop's uv_async; one test also runs without the
+ * thread, where a queued write is made at once. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -143,17 +144,23 @@ static struct fixture *fixture_of(struct store *s)
     return (struct fixture *)(void *)((char *)s - offsetof(struct fixture, s));
 }
 
-/* A write's done, on the loop, as ingest's: it commits the batch. */
+/* A write's done, on the loop, as ingest's: it commits the batch, and lets go of the segment. */
 static void write_done(struct store *s, struct store_write *w)
 {
     struct fixture *f = fixture_of(s);
+    struct store_segment *seg = w->seg;
+    unsigned refs = seg->refs, queued = seg->queued;
 
     assert_int_equal(w->rc, 0);
     assert_true(f->n_done < f->n_queued);
     f->done_seq[f->n_done++] = w->run.seq;
     assert_int_equal(store_segment_written(s, w), 0);
-    assert_int_equal(w->seg->size, w->data_end);
-    assert_int_equal(w->seg->idx_size, w->idx_off + w->rec_len);
+    assert_int_equal(seg->size, w->data_end);
+    assert_int_equal(seg->idx_size, w->idx_off + w->rec_len);
+    store_segment_write_end(w);
+    assert_null(w->seg);
+    assert_int_equal(seg->refs, refs - 1);
+    assert_int_equal(seg->queued, queued - 1);
 }
 
 /* Runs the loop until n writes in all are done (the writer's uv_async completes them); without
@@ -224,6 +231,10 @@ static struct queued queue_batch(struct fixture *f, uint64_t seq, const struct n
     assert_int_equal(
         store_segment_prepare(&f->s, seg, dsb ? dsb->data : NULL, dlen, b.data, b.len, &run, T0, w),
         0);
+    /* A prepared write holds its segment until its done ends it (the catalog holds the other
+     * reference). */
+    assert_int_equal(seg->queued, f->n_queued + 1 - f->n_done);
+    assert_int_equal(seg->refs, 1 + f->n_queued + 1 - f->n_done);
     /* Its place: right after what is written or queued, in both files. */
     assert_ptr_equal(w->seg, seg);
     assert_int_equal(w->data_start, q.keys_off);
@@ -240,7 +251,7 @@ static struct queued queue_batch(struct fixture *f, uint64_t seq, const struct n
     w->done = write_done;
     f->n_queued++;
     store_writer_queue(&f->s, w);
-    /* A queued write holds its segment until done (the catalog holds the other reference). */
+    /* In flight until done (without the thread: done already, and let go). */
     assert_int_equal(seg->queued, f->n_queued - f->n_done);
     assert_int_equal(seg->refs, 1 + f->n_queued - f->n_done);
     nr_buf_free(&b);
