@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "pcapng/pcapng.h"
+#include "util/error.h"
 #include "util/log.h"
 
 #define ALIGN STORE_APPEND_ALIGN
@@ -213,7 +214,7 @@ int store_append_write(struct store_append *a, struct store_stage *stage, int fd
         /* O_DIRECT accepted at open, refused at the write (alignment the device wants more
          * of, or a file system that only pretends): this file goes on without it. */
         NR_DEBUG("direct I/O refused, writing through the page cache", "err=\"%s\"",
-                 strerror(-rc));
+                 nr_strerror(rc));
         a->direct = false;
         if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_DIRECT) != 0)
             return -errno;

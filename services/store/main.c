@@ -23,6 +23,7 @@
 #include "store/store.h"
 #include "store/sync.h"
 #include "store/writer.h"
+#include "util/error.h"
 #include "util/httpd.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -339,7 +340,7 @@ int main(int argc, char **argv)
     nr_prog_raise_nofile(); /* snapshots hold a descriptor per segment they read */
     rc = store_recover(&store);
     if (rc != 0)
-        nr_die("cannot read --data-dir %s: %s", store.cfg.data_dir, strerror(-rc));
+        nr_die("cannot read --data-dir %s: %s", store.cfg.data_dir, nr_strerror(rc));
 
     rpc_server_config_init(&scfg);
     scfg.limits = rpc_limits;
@@ -358,7 +359,7 @@ int main(int argc, char **argv)
 
     rc = store_writer_start(&store);
     if (rc != 0)
-        NR_WARN("no writer thread: writing on the loop", "err=\"%s\"", strerror(-rc));
+        NR_WARN("no writer thread: writing on the loop", "err=\"%s\"", nr_strerror(rc));
     store_sync_init(&store);
     store_ingest_init(&store);
     uv_timer_init(store.loop, &store.timer);
