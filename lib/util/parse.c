@@ -506,6 +506,16 @@ out:
     return rc;
 }
 
+/* Copies the n bytes of out (and its NUL) into buf: n, or -ENOSPC when buf's len cannot hold
+ * them. */
+static int copy_out(char *buf, size_t len, const char *out, int n)
+{
+    if (n < 0 || (size_t)n >= len)
+        return -ENOSPC;
+    memcpy(buf, out, (size_t)n + 1);
+    return n;
+}
+
 int nr_format_time(int64_t ns, int frac, char *buf, size_t len)
 {
     char out[48];
@@ -540,12 +550,7 @@ int nr_format_time(int64_t ns, int frac, char *buf, size_t len)
     if (frac > 0)
         n += snprintf(out + n, sizeof(out) - (size_t)n, ".%0*" PRId64, frac, sub / frac_unit);
     n += snprintf(out + n, sizeof(out) - (size_t)n, "Z");
-    if ((size_t)n >= len) {
-        rc = -ENOSPC;
-        goto out;
-    }
-    memcpy(buf, out, (size_t)n + 1);
-    rc = n;
+    rc = copy_out(buf, len, out, n);
 out:
     return rc;
 }
@@ -604,12 +609,7 @@ int nr_format_duration(int64_t ns, char *buf, size_t len)
         n += append_scaled(out + n, sizeof(out) - (size_t)n, v, 1000, "us");
     else if (v > 0)
         n += append_scaled(out + n, sizeof(out) - (size_t)n, v, 1, "ns");
-    if ((size_t)n >= len) {
-        rc = -ENOSPC;
-        goto out;
-    }
-    memcpy(buf, out, (size_t)n + 1);
-    rc = n;
+    rc = copy_out(buf, len, out, n);
 out:
     return rc;
 }
@@ -622,7 +622,6 @@ int nr_format_size(uint64_t bytes, char *buf, size_t len)
     } units[] = {{"TiB", 40}, {"GiB", 30}, {"MiB", 20}, {"KiB", 10}};
     char out[48];
     int n = -1;
-    int rc;
 
     /* TiB is the largest unit nr_parse_size() reads, so it is the largest written too. */
     for (size_t i = 0; i < sizeof(units) / sizeof(units[0]) && n < 0; i++) {
@@ -636,14 +635,7 @@ int nr_format_size(uint64_t bytes, char *buf, size_t len)
     }
     if (n < 0)
         n = snprintf(out, sizeof(out), "%" PRIu64 "B", bytes);
-    if ((size_t)n >= len) {
-        rc = -ENOSPC;
-        goto out;
-    }
-    memcpy(buf, out, (size_t)n + 1);
-    rc = n;
-out:
-    return rc;
+    return copy_out(buf, len, out, n);
 }
 
 int nr_hex_digit(char c)
