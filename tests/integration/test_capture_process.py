@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import store_helpers as sh
-from test_capture_common import ASAN, lab, status_fields  # noqa: F401
+from capture_helpers import ASAN, lab, status_fields  # noqa: F401
 
 ZERO_CAPS = "0000000000000000"
 

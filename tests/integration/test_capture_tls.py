@@ -32,8 +32,8 @@ import store_helpers as sh
 
 from cli_helpers import cli_bin  # noqa: F401 (fixture)
 from hub_helpers import hub_bin, hubs, pcapdump  # noqa: F401 (fixtures)
-from test_capture_common import (A_IP, B_IP, CaptureProc, STORE_PORT, UdpReceiver, lab,  # noqa: F401
-                                 mval, run, send_udp, udp_seqs)
+from capture_helpers import (A_IP, B_IP, CaptureProc, STORE_PORT, UdpReceiver, lab,  # noqa: F401
+                             mval, run, send_udp, udp_seqs)
 
 # The server's port, one per test run: the probes trace every OpenSSL user of the machine, so two
 # runs at once (same addresses in their own namespaces) would see each other's conversations.

@@ -33,9 +33,9 @@ from cli_helpers import cli_bin, hub_pb  # noqa: F401 (fixtures)
 from hub_helpers import (IP, NS, FakeSnapshotStore, NetnsEtc, Node, by_interface,  # noqa: F401
                          closing_line, feed_stores, hub_bin, hub_client, hubs, non_decreasing,
                          only_file, pcapdump, silent_store, store_list, wireshark_ok)
-from test_capture_common import (STORE_PORT, UdpReceiver, lab, run, send_udp,  # noqa: F401
-                                 start_store, udp_datagrams)
-from test_capture_common import wait_drained
+from capture_helpers import (STORE_PORT, UdpReceiver, lab, run, send_udp,  # noqa: F401
+                             start_store, udp_datagrams)
+from capture_helpers import wait_drained
 
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED
 

@@ -2,8 +2,8 @@
 pair, the capture / store / tcpdump processes inside them, traffic of known content made from
 sockets opened inside the namespaces, and a classic-pcap reader for tcpdump's files.
 
-This module holds no tests. Its fixtures are imported by the test modules (`from
-test_capture_common import ...`), so that conftest.py stays as the store tests left it.
+A helper module, not a test module: its fixtures are imported by the test modules (`from
+capture_helpers import ...`), so that conftest.py stays as the store tests left it.
 
 Layout of a test "node": namespace A holds one end of the veth pair (10.77.0.1/24), the store
 (listening on 127.0.0.1:STORE_PORT of A's own loopback) and the capture; namespace B holds the
