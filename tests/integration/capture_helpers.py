@@ -787,6 +787,15 @@ def store_port_packets(packets, port=STORE_PORT):
     return out
 
 
+def names_of(snap):
+    """The NRB records of a pcapng: {address text: sorted names}."""
+    out = {}
+    for raw, name in snap.names:
+        fam = socket.AF_INET if len(raw) == 4 else socket.AF_INET6
+        out.setdefault(socket.inet_ntop(fam, raw), set()).add(name)
+    return {k: sorted(v) for k, v in out.items()}
+
+
 def status_fields(text):
     return {k: v.strip() for k, v in (ln.split(":", 1) for ln in text.splitlines() if ":" in ln)}
 
@@ -860,3 +869,42 @@ def udp_datagrams(packets):
         if pl[:4] == MAGIC:
             out.append((ip[0], struct.unpack("!Q", pl[4:12])[0], p.ts_ns))
     return out
+
+
+# ---- --tls ----------------------------------------------------------------------------------------
+
+def kernel_lacks_tls_support():
+    """Why --tls cannot work on this kernel at all, or None."""
+    if not Path("/sys/kernel/btf/vmlinux").exists():
+        return "the kernel has no BTF (/sys/kernel/btf/vmlinux)"
+    cfg = Path(f"/boot/config-{os.uname().release}")
+    if cfg.exists() and "CONFIG_UPROBES=y" not in cfg.read_text():
+        return "the kernel was built without CONFIG_UPROBES"
+    if not Path("/sys/bus/event_source/devices/uprobe").exists():
+        return "the kernel has no uprobe PMU (/sys/bus/event_source/devices/uprobe)"
+    return None
+
+
+def wait_for(pred, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def helper_pid(cap, timeout=10.0):
+    """The pid of the capture's helper process (comm netreel-tls), or None."""
+    def find():
+        kids = Path(f"/proc/{cap.pid}/task/{cap.pid}/children").read_text().split()
+        for k in kids:
+            try:
+                if Path(f"/proc/{k}/comm").read_text().strip() == "netreel-tls":
+                    return int(k)
+            except OSError:
+                pass
+        return None
+    found = []
+    wait_for(lambda: found.append(find()) or found[-1] is not None, timeout)
+    return found[-1] if found else None

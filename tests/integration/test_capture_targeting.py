@@ -23,7 +23,6 @@ protocol in depth; these tests show the capture acting on them.
 
 import itertools
 import os
-import socket
 import subprocess
 import threading
 import time
@@ -35,7 +34,7 @@ import pytest
 import kube_api
 import store_helpers as sh
 from capture_helpers import (ASAN, B_IP, STORE_PORT, UdpReceiver,  # noqa: F401
-                             add_address, diff_packets, filters_applied, lab, mval,
+                             add_address, diff_packets, filters_applied, lab, mval, names_of,
                              read_pcap, send_udp, start_kube_api, targeting_filter,
                              udp_datagrams, wait_filter, write_kubeconfig)
 from capture_helpers import wait_drained
@@ -113,15 +112,6 @@ def info_labels(ms):
     keys = [k for k in ms if isinstance(k, tuple) and k[0] == "netreel_capture_info"]
     assert len(keys) == 1, f"netreel_capture_info: {len(keys)} samples"
     return dict(keys[0][1])
-
-
-def names_of(snap):
-    """The NRB records of a pcapng: {address text: sorted names}."""
-    out = {}
-    for raw, name in snap.names:
-        fam = socket.AF_INET if len(raw) == 4 else socket.AF_INET6
-        out.setdefault(socket.inet_ntop(fam, raw), set()).add(name)
-    return {k: sorted(v) for k, v in out.items()}
 
 
 def packet_sockets(pid):

@@ -41,8 +41,7 @@ from capture_helpers import (A_IP, B_IP, SCALE, TCP_PORT, UDP_PORT, Lab, UdpRece
                              ipv4, read_pcap, send_udp, sweep_stale_namespaces, tcp_stream,
                              tcp_transfer, udp_datagrams, udp_sizes, wait_filter,
                              write_kubeconfig)
-from capture_helpers import wait_drained
-from test_capture_targeting import names_of
+from capture_helpers import names_of, wait_drained
 
 N_UDP = int(1200 * SCALE)
 TCP_BYTES = int((4 << 20) * SCALE)
