@@ -26,7 +26,14 @@ from pathlib import Path
 import grpc
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+# The tests live in one directory per part (README.md); the helper modules they import
+# (*_helpers.py, kube_api.py) live here, beside this file, which applies to every directory
+# below it. pytest's default import mode puts this directory on sys.path when it loads this
+# file; saying so here keeps `import store_helpers` working whichever directory a test is in.
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
 ASAN = os.environ.get("NETREEL_ASAN", "0") not in ("", "0")
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
 
@@ -644,11 +651,11 @@ def grpc_server(start_grpc_server):
     return start_grpc_server("plaintext")
 
 
-# ---- netreel-store (tests/integration/test_store_*.py) -----------------------------------------
+# ---- netreel-store (tests/integration/store/) ---------------------------------------------------
 # The processes, tools and pcapng reader are in store_helpers.py; these fixtures own their
 # lifetimes: every store is stopped on teardown (SIGTERM, exit 0, no sanitizer report).
 
-import store_helpers  # noqa: E402  (beside this file; pytest puts this directory on sys.path)
+import store_helpers  # noqa: E402  (beside this file: on sys.path, see HERE above)
 
 
 @pytest.fixture(scope="session")
@@ -770,7 +777,7 @@ def store_client(grpc_channel, store_pb):
     return make
 
 
-# ---- fault injection (test_faults_*.py) ----------------------------------------------------------
+# ---- fault injection (faults/test_faults_*.py) --------------------------------------------------
 # Long fault tests carry @pytest.mark.faults: `make test` skips them, `make test-faults`
 # (NETREEL_FAULTS=1, -m faults) runs them.
 

@@ -299,7 +299,7 @@ def test_dns_answer_larger_than_udp_holds(lab, hubs, cli_bin, tmp_path):
     etc = NetnsEtc(ns)  # the resolver points at 127.0.0.1 of ns, where dns-big.py answers
     n, port = 1000, STORE_PORT
     dns = subprocess.Popen([IP, "netns", "exec", ns, "/usr/bin/python3",
-                            str(Path(__file__).parent / "bin" / "dns-big.py"),
+                            str(Path(__file__).parents[1] / "bin" / "dns-big.py"),
                             "big.netreel.test", str(n)],
                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
