@@ -295,30 +295,14 @@ class CaptureProc:
         if self.done:
             return self.stopped_line
         self.done = True
-        problems = []
-        rc = self.proc.poll()
-        if rc is not None:
-            problems.append(f"had already exited with status {rc}")
-        else:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                rc = self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-                problems.append(f"did not exit within {timeout:g} s of SIGTERM")
-                rc = 0
-            if rc != 0:
-                problems.append(f"exited with status {rc} after SIGTERM (want 0)")
-        err = self.stderr()
-        if ASAN and sh.sanitizer_reports(err):
-            problems.append("sanitizer reports on stderr: " + ", ".join(sh.sanitizer_reports(err)))
-        stopped = self.lines("stopped")
-        if not stopped and not problems:
-            problems.append("no msg=stopped line")
+        def no_stopped_line(err):
+            return [] if self.lines("stopped") else ["no msg=stopped line"]
+
+        problems = sh.stop_process(self.proc, self.cmdline(), self.stderr, timeout,
+                                   more=no_stopped_line)
         if problems:
-            raise AssertionError(f"{self.cmdline()} (pid {self.pid}): " + "; ".join(problems) +
-                                 f"\nstderr:\n{sh.tail(err)}")
+            raise AssertionError(problems[0])
+        stopped = self.lines("stopped")
         self.stopped_line = {k: int(v) if v.isdigit() else v
                              for k, v in _logfmt(stopped[-1]).items()}
         return self.stopped_line
