@@ -23,46 +23,20 @@ set -euo pipefail
 build=${1:?usage: bench/export.sh BUILD_DIR}
 build=$(cd "$build" && pwd)
 mb=${BENCH_EXPORT_MB:-2048}
-py=/usr/bin/python3
 store_bin=$build/bin/netreel-store
 hub_bin=$build/bin/netreel-hub
 cli_bin=$build/bin/netreel
 feeder_bin=$build/tests/store-feeder
 stores=4
 
-die() { echo "bench: $*" >&2; exit 1; }
-for b in "$store_bin" "$hub_bin" "$cli_bin" "$feeder_bin"; do
-    [ -x "$b" ] || die "$b is missing: build it with make"
-done
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+need_bins "$store_bin" "$hub_bin" "$cli_bin" "$feeder_bin"
 command -v mergecap >/dev/null || die "mergecap is not installed (make deps)"
 
-# The work dir lives on the disk the stores would use, not on a tmpfs.
-work=$(mktemp -d "${BENCH_DIR:-$PWD/build}/bench-export.XXXXXX")
+work=$(bench_workdir export)
 pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-json() { "$py" -c 'import json, sys; j = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$@"; }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
-
-# port_of LOG PID NAME: the port of the msg=serving line in LOG.
-port_of() {
-    local port=
-    for _ in $(seq 1 100); do
-        port=$(sed -n 's/.*msg=serving .* port=\([0-9]*\) .*/\1/p' "$1" | head -n 1)
-        [ -n "$port" ] && { echo "$port"; return; }
-        kill -0 "$2" 2>/dev/null || die "$3 exited: $(cat "$1")"
-        sleep 0.1
-    done
-    die "$3 did not start: $(cat "$1")"
-}
+bench_traps
 
 # ---- four stores, filled at once ---------------------------------------------------------------
 addrs=()

@@ -22,24 +22,14 @@ hub_bin=$build/bin/netreel-hub
 cli_bin=$build/bin/netreel
 sim_bin=$build/tests/store-sim
 
-die() { echo "bench: $*" >&2; exit 1; }
-for b in "$hub_bin" "$cli_bin" "$sim_bin"; do
-    [ -x "$b" ] || die "$b is missing: build it with make"
-done
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+need_bins "$hub_bin" "$cli_bin" "$sim_bin"
 
-work=$(mktemp -d "${BENCH_DIR:-$PWD/build}/bench-hub-scale.XXXXXX")
+work=$(bench_workdir hub-scale)
 pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_traps
 
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 
 ulimit -n "$(ulimit -Hn)" # the hub holds a connection per store
@@ -63,14 +53,7 @@ for n in $counts; do
     "$hub_bin" --listen 127.0.0.1:0 --metrics-listen off ${BENCH_HUB_ARGS:-} --stores "$list" 2>"$work/hub.err" &
     hub_pid=$!
     pids+=("$hub_pid")
-    port=
-    for _ in $(seq 1 300); do
-        port=$(sed -n 's/.*msg=serving .* port=\([0-9]*\) .*/\1/p' "$work/hub.err" | head -n 1)
-        [ -n "$port" ] && break
-        kill -0 "$hub_pid" 2>/dev/null || die "netreel-hub exited: $(tail -n 5 "$work/hub.err")"
-        sleep 0.1
-    done
-    [ -n "$port" ] || die "netreel-hub did not start: $(tail -n 5 "$work/hub.err")"
+    port=$(port_of "$work/hub.err" "$hub_pid" netreel-hub 300)
     start=$(now)
     rm -f "$work/first"
     # The file's first byte marks when the stores had all answered (and the clocks were

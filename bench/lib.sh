@@ -1,17 +1,31 @@
 # shellcheck shell=bash
-# Shared by the benches that run netreel in two network namespaces (bench/capture.sh,
-# bench/tls.sh): sourced, not run. The caller sets work (a directory), nsa and nsb (namespace
-# names), pids=() and, for netreel_start, store_bin, capture_bin and store_port.
+# Shared by the benches: sourced, not run. The caller sets work (its directory: bench_workdir
+# makes one on the disk) and pids=() (every process it starts in the background), then calls
+# bench_traps. The benches that run netreel in two network namespaces (bench/capture.sh,
+# bench/tls.sh) also set nsa and nsb (namespace names) and, for netreel_start, store_bin,
+# capture_bin and store_port.
 
 die() { echo "bench: $*" >&2; exit 1; }
 
-# Kills what the bench started, deletes its namespaces (and whatever still runs in them) and
-# its work directory. Installed as the EXIT trap by bench_traps.
+# need_bins PROGRAM...: each must be there and executable, or the bench ends saying so.
+need_bins() {
+    local b
+    for b in "$@"; do
+        [ -x "$b" ] || die "$b is missing: build it with make"
+    done
+}
+
+# bench_workdir NAME: makes and prints a work directory on the disk the programs would use
+# (BENCH_DIR, default ./build), not on a tmpfs.
+bench_workdir() { mktemp -d "${BENCH_DIR:-$PWD/build}/bench-$1.XXXXXX"; }
+
+# Kills what the bench started, deletes its namespaces if it has any (and whatever still runs in
+# them) and its work directory. Installed as the EXIT trap by bench_traps.
 bench_cleanup() {
     local p ns
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    for ns in "$nsa" "$nsb"; do
+    for ns in ${nsa:-} ${nsb:-}; do
         if ip netns list | grep -qw "$ns"; then
             for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
             ip netns del "$ns" 2>/dev/null || true
@@ -26,6 +40,30 @@ bench_traps() {
 }
 
 inA() { ip netns exec "$nsa" "$@"; }
+
+# json FILE EXPR: prints EXPR evaluated with j = the JSON object in FILE.
+json() {
+    /usr/bin/python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$@"
+}
+
+# now: the time, for elapsed START END: the seconds between two of them.
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+
+# port_of LOG PID NAME [TRIES]: prints the port of the msg=serving line in LOG, waiting for it
+# up to TRIES (default 100) times 0.1 s while PID lives. (Give each process a log of its own: a
+# log reused could still hold the last process's line when port_of reads it, before the new
+# process's shell has truncated it.)
+port_of() {
+    local port='' _
+    for _ in $(seq 1 "${4:-100}"); do
+        port=$(sed -n 's/.*msg=serving .* port=\([0-9]*\) .*/\1/p' "$1" | head -n 1)
+        [ -n "$port" ] && { echo "$port"; return; }
+        kill -0 "$2" 2>/dev/null || die "$3 exited: $(tail -n 5 "$1")"
+        sleep 0.1
+    done
+    die "$3 did not start: $(tail -n 5 "$1")"
+}
 
 wait_for() { # wait_for FILE PATTERN PID WHAT: until FILE holds PATTERN, while PID lives (20 s)
     local _

@@ -14,23 +14,15 @@ py=/usr/bin/python3
 server_bin=$build/tests/rpc-test-server
 client_bin=$build/tests/rpc-test-client
 
-die() { echo "bench: $*" >&2; exit 1; }
-for b in "$server_bin" "$client_bin"; do
-    [ -x "$b" ] || die "$b is missing: build it with make"
-done
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+need_bins "$server_bin" "$client_bin"
 command -v iperf3 >/dev/null || die "iperf3 is not installed (make deps)"
 command -v openssl >/dev/null || die "openssl is not installed (make deps)"
 
 work=$(mktemp -d)
 pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_traps
 
 forget() {   # a pid we have reaped must not be killed later
     local p keep=()
@@ -41,9 +33,6 @@ forget() {   # a pid we have reaped must not be killed later
 free_port() {
     "$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
-
-# json FILE EXPR: prints EXPR evaluated with j = the JSON object in FILE.
-json() { "$py" -c 'import json, sys; j = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$@"; }
 
 # ---- iperf3 over loopback ------------------------------------------------------------------------
 # Sets iperf (Gbit/s). Not run in $(...): its background server must stay in pids for the trap.

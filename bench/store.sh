@@ -16,32 +16,18 @@ set -euo pipefail
 build=${1:?usage: bench/store.sh BUILD_DIR}
 build=$(cd "$build" && pwd)
 mb=${BENCH_STORE_MB:-1024}
-py=/usr/bin/python3
 store_bin=$build/bin/netreel-store
 feeder_bin=$build/tests/store-feeder
 snap_bin=$build/tests/store-snapshot
 
-die() { echo "bench: $*" >&2; exit 1; }
-for b in "$store_bin" "$feeder_bin" "$snap_bin"; do
-    [ -x "$b" ] || die "$b is missing: build it with make"
-done
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+need_bins "$store_bin" "$feeder_bin" "$snap_bin"
 command -v mergecap >/dev/null || die "mergecap is not installed (make deps)"
 
-# The work dir lives on the disk the store would use, not on a tmpfs.
-work=$(mktemp -d "${BENCH_DIR:-$PWD/build}/bench-store.XXXXXX")
+work=$(bench_workdir store)
 pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-json() { "$py" -c 'import json, sys; j = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$@"; }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+bench_traps
 
 # ---- ingest ----------------------------------------------------------------------------------
 # start_store DATA_DIR STORE_ARGS...: sets store_pid and port
@@ -52,14 +38,7 @@ start_store() {
         --max-size 64GB --time-interval 1h --max-time 0 --node bench "$@" 2>"$work/store.err" &
     store_pid=$!
     pids+=("$store_pid")
-    port=
-    for _ in $(seq 1 100); do
-        port=$(sed -n 's/.*msg=serving .* port=\([0-9]*\) .*/\1/p' "$work/store.err" | head -n 1)
-        [ -n "$port" ] && break
-        kill -0 "$store_pid" 2>/dev/null || die "netreel-store exited: $(cat "$work/store.err")"
-        sleep 0.1
-    done
-    [ -n "$port" ] || die "netreel-store did not start: $(cat "$work/store.err")"
+    port=$(port_of "$work/store.err" "$store_pid" netreel-store)
 }
 
 # ingest: the two feeders into the store on $port; sets ingest_s, bytes and packets

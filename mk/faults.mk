@@ -1,4 +1,4 @@
-# Fault injection (issue 7): the long tests of tests/integration/test_faults_*.py, marked
+# Fault injection (issue 7): the long tests of tests/integration/faults/, marked
 # @pytest.mark.faults, which `make test` skips (their fast siblings run there).
 #   make test-faults   deps + the release build + those tests, against build/release; ends with
 #                      "N passed, N failed" (about 5 minutes; root: namespaces, tmpfs, SIGSTOP)

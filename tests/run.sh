@@ -93,7 +93,7 @@ fi
 if want faults; then
     log=$(mktemp)
     NETREEL_BUILD="$build" NETREEL_FAULTS=1 timeout 900 /usr/bin/python3 -m pytest -q -rs \
-        -p no:cacheprovider -m faults "$top"/tests/integration/test_faults_*.py 2>&1 | tee "$log"
+        -p no:cacheprovider -m faults "$top/tests/integration/faults" 2>&1 | tee "$log"
     count_pytest "$log" "${PIPESTATUS[0]}" "faults"
     rm -f "$log"
 fi

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import select
-import signal
 import subprocess
 import sys
 import threading
@@ -26,7 +25,17 @@ from pathlib import Path
 import grpc
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+# The tests live in one directory per part (README.md); the helper modules they import
+# (*_helpers.py, kube_api.py) live here, beside this file, which applies to every directory
+# below it. pytest's default import mode puts this directory on sys.path when it loads this
+# file; saying so here keeps `import store_helpers` working whichever directory a test is in.
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+import store_helpers  # noqa: E402  (beside this file: on sys.path, see HERE above)
+
 ASAN = os.environ.get("NETREEL_ASAN", "0") not in ("", "0")
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
 
@@ -295,36 +304,19 @@ def _read_listening_line(proc, argv, stderr_path, timeout=10.0):
 
 
 def _stop_server(srv, timeout=15.0):
-    """SIGTERM srv; returns a list of problems (empty when it exited 0 and cleanly)."""
-    problems = []
-    rc = srv.proc.poll()
-    if rc is not None:
-        problems.append(f"had already exited with status {rc} before teardown")
-    else:
-        srv.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = srv.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            srv.proc.kill()
-            srv.proc.wait(5)
-            problems.append(f"did not exit within {timeout:g} s of SIGTERM")
-            rc = 0
-        if rc != 0:
-            problems.append(f"exited with status {rc} after SIGTERM (want 0)")
-    if srv.drainer is not None:
-        # What the server printed last is read by that thread: let it finish before looking.
-        srv.drainer.join(5)
-    err = srv.stderr()
-    if ASAN:
-        found = sanitizer_reports(err)
-        if found:
-            problems.append("sanitizer reports on stderr: " + ", ".join(found))
-    if srv.extra_stdout.strip():
-        problems.append(f"printed more than one line on stdout: {srv.extra_stdout[:200]!r}")
-    if problems:
-        return [f"{' '.join([Path(srv.argv[0]).name, *srv.argv[1:]])} (pid {srv.pid}): " + "; ".join(problems) +
-                f"\nstderr:\n{tail(err)}"]
-    return []
+    """SIGTERM srv; returns a list of problems (empty when it exited 0 and cleanly, and printed
+    nothing after its one line)."""
+
+    def stdout_problems(err):
+        if srv.drainer is not None:
+            # What the server printed last is read by that thread: let it finish before looking.
+            srv.drainer.join(5)
+        if srv.extra_stdout.strip():
+            return [f"printed more than one line on stdout: {srv.extra_stdout[:200]!r}"]
+        return []
+
+    cmdline = " ".join([Path(srv.argv[0]).name, *srv.argv[1:]])
+    return store_helpers.stop_process(srv.proc, cmdline, srv.stderr, timeout, more=stdout_problems)
 
 
 @pytest.fixture
@@ -644,11 +636,9 @@ def grpc_server(start_grpc_server):
     return start_grpc_server("plaintext")
 
 
-# ---- netreel-store (tests/integration/test_store_*.py) -----------------------------------------
+# ---- netreel-store (tests/integration/store/) ---------------------------------------------------
 # The processes, tools and pcapng reader are in store_helpers.py; these fixtures own their
 # lifetimes: every store is stopped on teardown (SIGTERM, exit 0, no sanitizer report).
-
-import store_helpers  # noqa: E402  (beside this file; pytest puts this directory on sys.path)
 
 
 @pytest.fixture(scope="session")
@@ -770,7 +760,7 @@ def store_client(grpc_channel, store_pb):
     return make
 
 
-# ---- fault injection (test_faults_*.py) ----------------------------------------------------------
+# ---- fault injection (faults/test_faults_*.py) --------------------------------------------------
 # Long fault tests carry @pytest.mark.faults: `make test` skips them, `make test-faults`
 # (NETREEL_FAULTS=1, -m faults) runs them.
 

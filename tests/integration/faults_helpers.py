@@ -5,7 +5,7 @@ traffic whose every datagram is numbered and timed, the counters of all three pr
 checks a user would make afterwards (tshark on every segment, one snapshot through the hub, no
 datagram twice, what is missing explained by the kill).
 
-It builds on the other suites' helpers rather than copying them: test_capture_common (namespaces,
+It builds on the other suites' helpers rather than copying them: capture_helpers (namespaces,
 capture/tcpdump processes, datagrams, the Lab that stops everything), hub_helpers (Node with its
 management link, HubProc, pcapdump), store_helpers (pcapng reader, tshark/capinfos checks).
 
@@ -28,9 +28,9 @@ from pathlib import Path
 
 import store_helpers as sh
 from hub_helpers import HubProc, Node, non_decreasing, only_file, pcapdump
-from test_capture_common import (A_IP, B_IP, MIB, STORE_PORT, TCP_PORT, UDP_PORT, datagram,
-                                 metrics, ns_socket, start_store, tcp_stream, udp_seqs,
-                                 wait_drained)
+from capture_helpers import (A_IP, B_IP, MIB, STORE_PORT, TCP_PORT, UDP_PORT, datagram,
+                             metrics, ns_socket, start_store, tcp_stream, udp_seqs,
+                             wait_drained)
 
 ASAN = sh.ASAN
 SCALE = sh.SCALE
@@ -41,7 +41,7 @@ FAULTS = os.environ.get("NETREEL_FAULTS", "0") not in ("", "0")
 
 def scrape_at(host, port, path="/metrics", timeout=10):
     """GET http://host:port/path from the root namespace -> parsed metrics (see
-    test_capture_common.metrics)."""
+    capture_helpers.metrics)."""
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         conn.request("GET", path)

@@ -3,7 +3,7 @@ netreel.v1.Hub (stubs from proto/ at test time, through cli_helpers' hub_pb), `n
 runs, stores filled by store-feeder, "nodes" in network namespaces that the hub reaches from the
 root namespace, a store that never answers, and per-namespace /etc/hosts files for dns: entries.
 
-It builds on the other suites' helpers rather than copying them: test_capture_common (network
+It builds on the other suites' helpers rather than copying them: capture_helpers (network
 namespaces, the capture and store processes, traffic, the Lab that stops them all),
 store_helpers (the pcapng reader, tshark/capinfos checks, the store process), cli_helpers (the
 CLI runner, hub_pb) and conftest (stores, feeder, grpc_channel).
@@ -31,7 +31,7 @@ import pytest
 
 import cli_helpers as ch
 import store_helpers as sh
-from test_capture_common import A_IP, B_IP, STORE_PORT, _pid_alive, run, start_store
+from capture_helpers import A_IP, B_IP, STORE_PORT, _pid_alive, run, start_store
 
 ASAN = sh.ASAN
 SCALE = sh.SCALE

@@ -478,6 +478,39 @@ def state_diff(before, after):
 
 # ---- the store process ------------------------------------------------------------------------
 
+def stop_process(proc, cmdline, stderr, timeout, more=None):
+    """Stops a program under test the way its teardown does: SIGTERM, then up to timeout s for
+    it to exit 0 (SIGKILL after that). It must still have been running. Its stderr() is read once
+    it has exited: under NETREEL_ASAN it must hold no sanitizer report, and more(stderr text),
+    when given, returns any further problems. Returns [] when all is well, else one text:
+    "CMDLINE (pid N): the problems", and the tail of its stderr. Every process class of these
+    tests (the store and the hub, the capture, rpc-test-server) stops through here."""
+    problems = []
+    rc = proc.poll()
+    if rc is not None:
+        problems.append(f"had already exited with status {rc} (signal {-rc})" if rc < 0
+                        else f"had already exited with status {rc}")
+    else:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+            problems.append(f"did not exit within {timeout:g} s of SIGTERM")
+            rc = 0
+        if rc != 0:
+            problems.append(f"exited with status {rc} after SIGTERM (want 0)")
+    err = stderr()
+    if ASAN and sanitizer_reports(err):
+        problems.append("sanitizer reports on stderr: " + ", ".join(sanitizer_reports(err)))
+    if more is not None:
+        problems += more(err)
+    if problems:
+        return [f"{cmdline} (pid {proc.pid}): " + "; ".join(problems) + f"\nstderr:\n{tail(err)}"]
+    return []
+
+
 class StoreProc:
     """A running netreel-store. port/metrics_port come from its msg=serving log line."""
 
@@ -540,29 +573,7 @@ class StoreProc:
         if self.stopped or self.killed:
             return []
         self.stopped = True
-        problems = []
-        rc = self.proc.poll()
-        if rc is not None:
-            problems.append(f"had already exited with status {rc} (signal {-rc})" if rc < 0
-                            else f"had already exited with status {rc}")
-        else:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                rc = self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-                problems.append(f"did not exit within {timeout:g} s of SIGTERM")
-                rc = 0
-            if rc != 0:
-                problems.append(f"exited with status {rc} after SIGTERM (want 0)")
-        err = self.stderr()
-        if ASAN and sanitizer_reports(err):
-            problems.append("sanitizer reports on stderr: " + ", ".join(sanitizer_reports(err)))
-        if problems:
-            return [f"{self.cmdline()} (pid {self.pid}): " + "; ".join(problems) +
-                    f"\nstderr:\n{tail(err)}"]
-        return []
+        return stop_process(self.proc, self.cmdline(), self.stderr, timeout)
 
 
 def run_tool(argv, timeout=180, env=None):

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Fetches OpenSSL 1.1.1 (Debian 11's libssl1.1 and openssl packages) into DIR/root, without
 # installing anything or touching the system's apt configuration, for the opt-in test
-# tests/integration/test_capture_tls_openssl11.py:
+# tests/integration/tls/test_capture_tls_openssl11.py:
 #   tests/tools/fetch-openssl11.sh build/openssl11
 #   NETREEL_OPENSSL11=build/openssl11/root NETREEL_BUILD=$PWD/build/release \
-#       /usr/bin/python3 -m pytest -q tests/integration/test_capture_tls_openssl11.py
+#       /usr/bin/python3 -m pytest -q tests/integration/tls/test_capture_tls_openssl11.py
 # Debian 12 has no OpenSSL 1.1; the packages come from deb.debian.org's bullseye.
 set -euo pipefail
 dir=${1:?usage: tests/tools/fetch-openssl11.sh DIR}

@@ -26,7 +26,7 @@ import test_capture_tls as tls
 from test_capture_tls import own_libssl, wait_for
 
 from conftest import REPO, _load_module
-from test_capture_common import A_IP, CaptureProc, lab, mval, run  # noqa: F401 (fixture)
+from capture_helpers import A_IP, CaptureProc, lab, mval, run  # noqa: F401 (fixture)
 from test_capture_tls import (CLIENT_LINES, PEER, SERVER_LINES, SKIP, TLS_PORT, cert,  # noqa: F401
                               tshark)
 

@@ -24,7 +24,7 @@ import pytest
 import cli_helpers as ch
 from cli_helpers import cli_bin, fake_tools  # noqa: F401 (fixtures)
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 # ---- cluster: tap and clean ----------------------------------------------------------------

@@ -2,8 +2,8 @@
 pair, the capture / store / tcpdump processes inside them, traffic of known content made from
 sockets opened inside the namespaces, and a classic-pcap reader for tcpdump's files.
 
-This module holds no tests. Its fixtures are imported by the test modules (`from
-test_capture_common import ...`), so that conftest.py stays as the store tests left it.
+A helper module, not a test module: its fixtures are imported by the test modules (`from
+capture_helpers import ...`), so that conftest.py stays as the store tests left it.
 
 Layout of a test "node": namespace A holds one end of the veth pair (10.77.0.1/24), the store
 (listening on 127.0.0.1:STORE_PORT of A's own loopback) and the capture; namespace B holds the
@@ -295,30 +295,14 @@ class CaptureProc:
         if self.done:
             return self.stopped_line
         self.done = True
-        problems = []
-        rc = self.proc.poll()
-        if rc is not None:
-            problems.append(f"had already exited with status {rc}")
-        else:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                rc = self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-                problems.append(f"did not exit within {timeout:g} s of SIGTERM")
-                rc = 0
-            if rc != 0:
-                problems.append(f"exited with status {rc} after SIGTERM (want 0)")
-        err = self.stderr()
-        if ASAN and sh.sanitizer_reports(err):
-            problems.append("sanitizer reports on stderr: " + ", ".join(sh.sanitizer_reports(err)))
-        stopped = self.lines("stopped")
-        if not stopped and not problems:
-            problems.append("no msg=stopped line")
+        def no_stopped_line(err):
+            return [] if self.lines("stopped") else ["no msg=stopped line"]
+
+        problems = sh.stop_process(self.proc, self.cmdline(), self.stderr, timeout,
+                                   more=no_stopped_line)
         if problems:
-            raise AssertionError(f"{self.cmdline()} (pid {self.pid}): " + "; ".join(problems) +
-                                 f"\nstderr:\n{sh.tail(err)}")
+            raise AssertionError(problems[0])
+        stopped = self.lines("stopped")
         self.stopped_line = {k: int(v) if v.isdigit() else v
                              for k, v in _logfmt(stopped[-1]).items()}
         return self.stopped_line
@@ -787,6 +771,15 @@ def store_port_packets(packets, port=STORE_PORT):
     return out
 
 
+def names_of(snap):
+    """The NRB records of a pcapng: {address text: sorted names}."""
+    out = {}
+    for raw, name in snap.names:
+        fam = socket.AF_INET if len(raw) == 4 else socket.AF_INET6
+        out.setdefault(socket.inet_ntop(fam, raw), set()).add(name)
+    return {k: sorted(v) for k, v in out.items()}
+
+
 def status_fields(text):
     return {k: v.strip() for k, v in (ln.split(":", 1) for ln in text.splitlines() if ":" in ln)}
 
@@ -860,3 +853,42 @@ def udp_datagrams(packets):
         if pl[:4] == MAGIC:
             out.append((ip[0], struct.unpack("!Q", pl[4:12])[0], p.ts_ns))
     return out
+
+
+# ---- --tls ----------------------------------------------------------------------------------------
+
+def kernel_lacks_tls_support():
+    """Why --tls cannot work on this kernel at all, or None."""
+    if not Path("/sys/kernel/btf/vmlinux").exists():
+        return "the kernel has no BTF (/sys/kernel/btf/vmlinux)"
+    cfg = Path(f"/boot/config-{os.uname().release}")
+    if cfg.exists() and "CONFIG_UPROBES=y" not in cfg.read_text():
+        return "the kernel was built without CONFIG_UPROBES"
+    if not Path("/sys/bus/event_source/devices/uprobe").exists():
+        return "the kernel has no uprobe PMU (/sys/bus/event_source/devices/uprobe)"
+    return None
+
+
+def wait_for(pred, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def helper_pid(cap, timeout=10.0):
+    """The pid of the capture's helper process (comm netreel-tls), or None."""
+    def find():
+        kids = Path(f"/proc/{cap.pid}/task/{cap.pid}/children").read_text().split()
+        for k in kids:
+            try:
+                if Path(f"/proc/{k}/comm").read_text().strip() == "netreel-tls":
+                    return int(k)
+            except OSError:
+                pass
+        return None
+    found = []
+    wait_for(lambda: found.append(find()) or found[-1] is not None, timeout)
+    return found[-1] if found else None

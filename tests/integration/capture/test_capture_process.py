@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 import store_helpers as sh
-from test_capture_common import ASAN, lab, status_fields  # noqa: F401
+from capture_helpers import (ASAN, helper_pid, kernel_lacks_tls_support, lab,  # noqa: F401
+                             status_fields, wait_for)
 
 ZERO_CAPS = "0000000000000000"
 
@@ -53,9 +54,9 @@ HELPER_CAPS = f"{(1 << 19) | (1 << 21):016x}"
 
 
 def test_with_tls_the_capture_has_no_capabilities_and_its_helper_two(lab):
-    from test_capture_tls import SKIP, helper_pid, wait_for
-    if SKIP:
-        pytest.skip(f"--tls needs it: {SKIP}")
+    why = kernel_lacks_tls_support()
+    if why:
+        pytest.skip(f"--tls needs it: {why}")
     net = lab.netns()
     lab.store(net)
     cap = lab.capture(net, "--tls")

@@ -29,9 +29,9 @@ import kube_api
 import store_helpers as sh
 from cli_helpers import cli_bin  # noqa: F401 (fixture)
 from hub_helpers import hub_bin, hubs, only_file, pcapdump, wireshark_ok  # noqa: F401
-from test_capture_common import (MAGIC, SCALE, CaptureProc, _delete_ns, _ns_counter, lab,  # noqa
-                                 mval,
-                                 ns_socket, run, start_kube_api, start_store, write_kubeconfig)
+from capture_helpers import (MAGIC, SCALE, CaptureProc, _delete_ns, _ns_counter, lab,  # noqa
+                             mval,
+                             ns_socket, run, start_kube_api, start_store, write_kubeconfig)
 
 NODE = "node-1"
 PORT = 18897

@@ -7,7 +7,7 @@
   * the store killed (-9) and restarted on the same data directory in the middle of the
     traffic: every datagram is in the final snapshot exactly once, and it still equals tcpdump's.
 
-Both run in two network namespaces joined by a veth pair (test_capture_common.NetnsPair).
+Both run in two network namespaces joined by a veth pair (capture_helpers.NetnsPair).
 
 Not here yet: "a filter change applies to the live handle without a gap". The only ways to change
 a running capture's filter are pod targeting and its override through --kube, which refuses to
@@ -19,9 +19,9 @@ import threading
 import time
 from collections import Counter
 
-from test_capture_common import (B_IP, SCALE, TCP_PORT, UdpReceiver, diff_packets,  # noqa: F401
-                                 lab, mval, read_pcap, send_udp, tcp_stream, tcp_transfer,
-                                 udp_seqs, udp_sizes, wait_drained)
+from capture_helpers import (B_IP, SCALE, TCP_PORT, UdpReceiver, diff_packets,  # noqa: F401
+                             lab, mval, read_pcap, send_udp, tcp_stream, tcp_transfer,
+                             udp_seqs, udp_sizes, wait_drained)
 
 # Two packet sockets may stamp one received packet a few microseconds apart (see diff_packets).
 TS_TOLERANCE_NS = 1_000_000

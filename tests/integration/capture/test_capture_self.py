@@ -13,8 +13,8 @@ import struct
 import threading
 import time
 
-from test_capture_common import (ASAN, STORE_PORT, describe, ipv4, lab,  # noqa: F401
-                                 ns_socket, store_port_packets)
+from capture_helpers import (ASAN, STORE_PORT, describe, ipv4, lab,  # noqa: F401
+                             ns_socket, store_port_packets)
 
 QUIET_S = 15 if ASAN else 60
 FLOOD_PORT = 5555

@@ -37,12 +37,11 @@ from hub_helpers import (NS, HubProc, Node, by_interface, closing_line, hub_bin,
                          non_decreasing, only_file, pcapdump, rfc3339, shb_window, store_window,
                          wireshark_ok)
 from cli_helpers import cli_bin  # noqa: F401 (fixture)
-from test_capture_common import (A_IP, B_IP, SCALE, TCP_PORT, UDP_PORT, Lab, UdpReceiver,
-                                 ipv4, read_pcap, send_udp, sweep_stale_namespaces, tcp_stream,
-                                 tcp_transfer, udp_datagrams, udp_sizes, wait_filter,
-                                 write_kubeconfig)
-from test_capture_common import wait_drained
-from test_capture_targeting import names_of
+from capture_helpers import (A_IP, B_IP, SCALE, TCP_PORT, UDP_PORT, Lab, UdpReceiver,
+                             ipv4, read_pcap, send_udp, sweep_stale_namespaces, tcp_stream,
+                             tcp_transfer, udp_datagrams, udp_sizes, wait_filter,
+                             write_kubeconfig)
+from capture_helpers import names_of, wait_drained
 
 N_UDP = int(1200 * SCALE)
 TCP_BYTES = int((4 << 20) * SCALE)

@@ -29,7 +29,7 @@ from faults_helpers import (Eater, Rig, TcpStream, Tmpfs, UdpStream, check_snaps
                             labelled, runs, segment_tails, segments_clean, seq_report,
                             unexpected_cuts)
 from hub_helpers import hub_bin  # noqa: F401 (fixture)
-from test_capture_common import lab, mval  # noqa: F401
+from capture_helpers import lab, mval  # noqa: F401
 
 MIB = 1 << 20
 PPS = 1500

@@ -33,9 +33,9 @@ from cli_helpers import cli_bin, hub_pb  # noqa: F401 (fixtures)
 from hub_helpers import (IP, NS, FakeSnapshotStore, NetnsEtc, Node, by_interface,  # noqa: F401
                          closing_line, feed_stores, hub_bin, hub_client, hubs, non_decreasing,
                          only_file, pcapdump, silent_store, store_list, wireshark_ok)
-from test_capture_common import (STORE_PORT, UdpReceiver, lab, run, send_udp,  # noqa: F401
-                                 start_store, udp_datagrams)
-from test_capture_common import wait_drained
+from capture_helpers import (STORE_PORT, UdpReceiver, lab, run, send_udp,  # noqa: F401
+                             start_store, udp_datagrams)
+from capture_helpers import wait_drained
 
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED
 
@@ -299,7 +299,7 @@ def test_dns_answer_larger_than_udp_holds(lab, hubs, cli_bin, tmp_path):
     etc = NetnsEtc(ns)  # the resolver points at 127.0.0.1 of ns, where dns-big.py answers
     n, port = 1000, STORE_PORT
     dns = subprocess.Popen([IP, "netns", "exec", ns, "/usr/bin/python3",
-                            str(Path(__file__).parent / "bin" / "dns-big.py"),
+                            str(Path(__file__).parents[1] / "bin" / "dns-big.py"),
                             "big.netreel.test", str(n)],
                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)

@@ -32,8 +32,9 @@ import store_helpers as sh
 
 from cli_helpers import cli_bin  # noqa: F401 (fixture)
 from hub_helpers import hub_bin, hubs, pcapdump  # noqa: F401 (fixtures)
-from test_capture_common import (A_IP, B_IP, CaptureProc, STORE_PORT, UdpReceiver, lab,  # noqa: F401
-                                 mval, run, send_udp, udp_seqs)
+from capture_helpers import (A_IP, B_IP, CaptureProc, STORE_PORT, UdpReceiver, lab,  # noqa: F401
+                             helper_pid, kernel_lacks_tls_support, mval, run, send_udp,
+                             udp_seqs, wait_for)
 
 # The server's port, one per test run: the probes trace every OpenSSL user of the machine, so two
 # runs at once (same addresses in their own namespaces) would see each other's conversations.
@@ -91,18 +92,6 @@ else:
     print(s.version(), flush=True)
     s.close()
 '''
-
-
-def kernel_lacks_tls_support():
-    """Why --tls cannot work on this kernel at all, or None."""
-    if not Path("/sys/kernel/btf/vmlinux").exists():
-        return "the kernel has no BTF (/sys/kernel/btf/vmlinux)"
-    cfg = Path(f"/boot/config-{os.uname().release}")
-    if cfg.exists() and "CONFIG_UPROBES=y" not in cfg.read_text():
-        return "the kernel was built without CONFIG_UPROBES"
-    if not Path("/sys/bus/event_source/devices/uprobe").exists():
-        return "the kernel has no uprobe PMU (/sys/bus/event_source/devices/uprobe)"
-    return None
 
 
 SKIP = kernel_lacks_tls_support()
@@ -377,15 +366,6 @@ def public_tmp():
     shutil.rmtree(d, ignore_errors=True)
 
 
-def wait_for(pred, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_as_root_the_rescan_attaches_a_library_that_appears_later(lab, cert, tmp_path):
     net = lab.netns()
     store = lab.store(net)
@@ -405,22 +385,6 @@ def test_as_root_the_rescan_attaches_a_library_that_appears_later(lab, cert, tmp
 
 
 HELPER_EXITED = "tls: the helper exited; libraries and pods that appear now are not traced"
-
-
-def helper_pid(cap, timeout=10.0):
-    """The pid of the capture's helper process (comm netreel-tls), or None."""
-    def find():
-        kids = Path(f"/proc/{cap.pid}/task/{cap.pid}/children").read_text().split()
-        for k in kids:
-            try:
-                if Path(f"/proc/{k}/comm").read_text().strip() == "netreel-tls":
-                    return int(k)
-            except OSError:
-                pass
-        return None
-    found = []
-    wait_for(lambda: found.append(find()) or found[-1] is not None, timeout)
-    return found[-1] if found else None
 
 
 def test_after_the_privilege_drop_the_helper_attaches_a_library_that_appears_later(

@@ -32,7 +32,7 @@ from collections import Counter
 import cli_helpers as ch
 from cli_helpers import cli_bin  # noqa: F401 (fixture)
 from hub_helpers import closing_line, wireshark_ok
-from test_capture_common import datagram, udp_datagrams
+from capture_helpers import datagram, udp_datagrams
 from test_cli_tap import local_bins, tap_local  # noqa: F401 (fixtures)
 
 N_UDP = 300

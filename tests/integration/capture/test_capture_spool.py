@@ -11,8 +11,8 @@ import re
 import threading
 import time
 
-from test_capture_common import (ASAN, MIB, UdpReceiver, lab, mval, send_udp,  # noqa: F401
-                                 udp_seqs)
+from capture_helpers import (ASAN, MIB, UdpReceiver, lab, mval, send_udp,  # noqa: F401
+                             udp_seqs)
 
 SPOOL = (8 if ASAN else 16) * MIB
 BATCH = 1 * MIB  # --batch-bytes default

@@ -15,7 +15,7 @@ import pytest
 
 import kube_api
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ASAN = os.environ.get("NETREEL_ASAN", "0") not in ("", "0")
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
 FAST = ["--backoff-min", "100ms", "--backoff-max", "400ms"]

@@ -24,7 +24,7 @@ from cli_helpers import cli_bin  # noqa: F401 (fixture)
 from faults_helpers import (Rig, TcpStream, UdpStream, check_snapshot, runs, segments_clean,
                             seq_report, tcp_ok)
 from hub_helpers import hub_bin  # noqa: F401 (fixture)
-from test_capture_common import diff_packets, lab, mval, read_pcap  # noqa: F401
+from capture_helpers import diff_packets, lab, mval, read_pcap  # noqa: F401
 
 MIB = 1 << 20
 STOPPED_S = 30

@@ -36,7 +36,7 @@ from cli_helpers import cli_bin  # noqa: F401 (fixture)
 from faults_helpers import (Rig, TcpStream, UdpStream, check_snapshot, labelled, runs,
                             segments_clean, seq_report, tcp_ok)
 from hub_helpers import closing_line, hub_bin  # noqa: F401 (fixture)
-from test_capture_common import diff_packets, lab, mval, read_pcap, match_packets  # noqa: F401
+from capture_helpers import diff_packets, lab, mval, read_pcap, match_packets  # noqa: F401
 
 PPS = 1500
 TCP_MBIT = 40

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CHART = REPO / "helm" / "netreel"
 FULL_VALUES = REPO / "tests" / "helm" / "values-full.yaml"
 VALIDATOR = REPO / "tests" / "helm" / "validate.mjs"

@@ -1,7 +1,7 @@
 """Pod targeting in netreel-capture (issue 4, "Pod targeting" and "What must hold"), against the
 fixture Kubernetes API server (kube_api.py) and the real binaries.
 
-The layout of test_capture_common: namespace A holds the store, the capture (on its veth end)
+The layout of capture_helpers: namespace A holds the store, the capture (on its veth end)
 and the fixture API server (listening on A's loopback, so the capture reaches it); namespace B
 holds the other veth end, whose addresses play the pods of node-a: POD_A (B's first address),
 POD_B, and more added per test. Traffic is UDP datagrams with sequence numbers from those
@@ -23,7 +23,6 @@ protocol in depth; these tests show the capture acting on them.
 
 import itertools
 import os
-import socket
 import subprocess
 import threading
 import time
@@ -34,11 +33,11 @@ import pytest
 
 import kube_api
 import store_helpers as sh
-from test_capture_common import (ASAN, B_IP, STORE_PORT, UdpReceiver,  # noqa: F401
-                                 add_address, diff_packets, filters_applied, lab, mval,
-                                 read_pcap, send_udp, start_kube_api, targeting_filter,
-                                 udp_datagrams, wait_filter, write_kubeconfig)
-from test_capture_common import wait_drained
+from capture_helpers import (ASAN, B_IP, STORE_PORT, UdpReceiver,  # noqa: F401
+                             add_address, diff_packets, filters_applied, lab, mval, names_of,
+                             read_pcap, send_udp, start_kube_api, targeting_filter,
+                             udp_datagrams, wait_filter, write_kubeconfig)
+from capture_helpers import wait_drained
 from test_capture_fidelity import TAIL_S, TS_TOLERANCE_NS
 
 POD_A = B_IP          # 10.77.0.2
@@ -113,15 +112,6 @@ def info_labels(ms):
     keys = [k for k in ms if isinstance(k, tuple) and k[0] == "netreel_capture_info"]
     assert len(keys) == 1, f"netreel_capture_info: {len(keys)} samples"
     return dict(keys[0][1])
-
-
-def names_of(snap):
-    """The NRB records of a pcapng: {address text: sorted names}."""
-    out = {}
-    for raw, name in snap.names:
-        fam = socket.AF_INET if len(raw) == 4 else socket.AF_INET6
-        out.setdefault(socket.inet_ntop(fam, raw), set()).add(name)
-    return {k: sorted(v) for k, v in out.items()}
 
 
 def packet_sockets(pid):

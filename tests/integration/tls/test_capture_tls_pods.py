@@ -17,7 +17,7 @@ import time
 import pytest
 
 import kube_api
-from test_capture_common import lab, mval, run, write_kubeconfig  # noqa: F401 (fixture)
+from capture_helpers import lab, mval, run, write_kubeconfig  # noqa: F401 (fixture)
 from test_capture_tls import (CLIENT_LINES, PEER, SERVER_LINES, SKIP, TLS_PORT, cert,  # noqa: F401
                               wait_for)
 
