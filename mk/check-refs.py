@@ -3,6 +3,8 @@
   * a markdown link to a file of the tree names one that exists, and its #anchor a heading there;
   * a path docs/NAME.md in code, tests, scripts or docs names a page that exists;
   * "docs/design.md §N" names a section the page has;
+  * a path of the tree (lib/..., services/..., tests/..., bench/...) named in a comment or a page
+    names a file that exists (placeholders in capitals, like NAME, and globs are passed over);
   * nothing points outside the tree (a contract or style guide kept elsewhere).
 Prints one line per broken reference and exits 1 if there is any."""
 import os
@@ -24,6 +26,8 @@ TEXT = re.compile(r"(\.(c|h|py|sh|md|proto|yaml|yml|tpl|txt|mk)|Makefile|Dockerf
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 DOCREF = re.compile(r"\bdocs/[A-Za-z0-9_./-]+\.md")
 SECTION = re.compile(r"docs/design\.md §(\d+)")
+TREE = re.compile(r"(?<![\w/.-])((?:lib|services|cli|tests|bench|mk|helm|docker|proto|docs)/"
+                  r"[A-Za-z0-9_./-]+\.(?:c|h|py|sh|proto|yaml|md|mk|tpl|json))\b")
 OUTSIDE = re.compile(r"\.\./shared|\bDESIGN(\.md)? ?§|\bDESIGN \d")
 
 
@@ -78,6 +82,12 @@ for f in files:
         for ref in DOCREF.findall(line):
             if not os.path.exists(ref):
                 bad.append("%s: no such page %s" % (where, ref))
+        for ref in TREE.findall(line):
+            ref = ref[:-3] if ref.endswith(".c/.h") else ref  # "x.c/.h": the pair
+            if re.search(r"[A-Z]{3,}", ref.split("/")[-1]) and not os.path.exists(ref):
+                continue  # a placeholder: tests/integration/bin/NAME.c
+            if not os.path.exists(ref) and not os.path.exists(os.path.join(os.path.dirname(f), ref)):
+                bad.append("%s: no such file %s" % (where, ref))
         for n in SECTION.findall(line):
             if n not in sections:
                 bad.append("%s: docs/design.md has no section %s" % (where, n))
