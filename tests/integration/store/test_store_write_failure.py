@@ -65,8 +65,8 @@ def test_failed_write_is_cut_back_and_resent_batches_are_taken(store_bins, feede
         store.wait_serving()
         ts = (sh.now_ns() // 10**9 - 60) * 10**9
         n = int(20000 * sh.SCALE)
-        feeder(store, "--packets", n, "--ts-start", ts, "--batch-bytes", "64KiB",
-               "--dump", tmp_path / "before.pcapng", capture_id="before")  # all acked
+        before = feeder(store, "--packets", n, "--ts-start", ts, "--batch-bytes", "64KiB",
+                        "--dump", tmp_path / "before.pcapng", capture_id="before")  # all acked
 
         flag.touch()
         args = ["--packets", n, "--ts-start", ts + 10**9, "--batch-bytes", "64KiB"]
@@ -84,9 +84,12 @@ def test_failed_write_is_cut_back_and_resent_batches_are_taken(store_bins, feede
         _, metrics, _ = sh.scrape(store)
         assert sh.metric_value(metrics, "netreel_store_write_errors_total") == 1, metrics
 
-        # The capture resends everything from its first unacknowledged batch: all taken.
+        # The capture resends everything from its first unacknowledged batch: all taken. (The
+        # failed call may have ended before it sent its last batch: the store's error can come
+        # first on a busy machine. The same packets make as many batches as before.)
         again = feeder(store, *args, "--dump", tmp_path / "during.pcapng", capture_id="during")
-        assert again["acked_seq"] == again["last_seq"] == failed["last_seq"], again
+        assert again["acked_seq"] == again["last_seq"] == before["last_seq"], again
+        assert failed["last_seq"] <= again["last_seq"], (failed, again)
 
         want = sorted(sh.read_pcapng(tmp_path / "before.pcapng").keys() +
                       sh.read_pcapng(tmp_path / "during.pcapng").keys())
