@@ -22,7 +22,7 @@ say = @printf '  %-7s %s\n' $(1) $(2)
 endif
 
 # ---- toolchain and flags ---------------------------------------------------------------------
-PKGS := libnghttp2 libuv libprotobuf-c openssl libpcap libcurl jansson yaml-0.1 libbpf
+PKGS := libnghttp2 libuv libprotobuf-c openssl libpcap libcurl jansson yaml-0.1 libpcre2-8 libbpf
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(filter-out libbpf,$(PKGS)) 2>/dev/null)
 # libbpf (and libelf, zlib under it) only where the capture's --tls loader is linked in.

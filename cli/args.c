@@ -3,15 +3,15 @@
  * the children, the hub) is in each subcommand's file. */
 #include <errno.h>
 #include <getopt.h>
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "args.h"
 #include "cli.h"
-#include "kube/regex_guard.h"
+#include "kube/target.h"
 #include "util/addr.h"
+#include "util/error.h"
 #include "util/log.h"
 #include "util/parse.h"
 
@@ -431,21 +431,14 @@ int cli_tap_args_parse(int argc, char **argv, struct cli_tap_args *a)
                          "tap: one POD_REGEX at most, and \"%s\" is a second "
                          "(netreel tap --help)",
                          argv[optind]);
+    /* Compiled as every node's capture will (kube/target.h), so a bad one stops here. */
     if (a->regex) {
         char why[256];
-        if (kube_regex_check(a->regex, why, sizeof(why)) != 0)
-            return cli_error(CLI_EXIT_USAGE, "tap: POD_REGEX \"%.100s%s\" %s", a->regex,
-                             strlen(a->regex) > 100 ? "..." : "", why);
-    }
-    if (a->regex) {
-        regex_t re;
-        char err[256];
-        int e = regcomp(&re, a->regex, REG_EXTENDED | REG_NOSUB);
-        if (e != 0) {
-            regerror(e, &re, err, sizeof(err));
-            return cli_error(CLI_EXIT_USAGE, "tap: POD_REGEX \"%s\": %s", a->regex, err);
-        }
-        regfree(&re);
+        int e = kube_regex_check(a->regex, why, sizeof(why));
+        if (e != 0)
+            return cli_error(CLI_EXIT_USAGE, "tap: POD_REGEX \"%.100s%s\": %s", a->regex,
+                             strlen(a->regex) > 100 ? "..." : "",
+                             e == -EINVAL ? why : nr_strerror(e));
     }
     if (a->ns_flag && !namespace_name(a->ns_flag, strlen(a->ns_flag)))
         return cli_error(CLI_EXIT_USAGE, "tap: --release-namespace \"%s\" is not a namespace name",

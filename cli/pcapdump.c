@@ -52,7 +52,7 @@ static const char usage_text[] =
     "                    of one packet sharing a packet id (Wireshark's frame.packet_id)\n"
     "  -n, --namespace NS  only packets sent or received by pods of namespace NS (repeat, or\n"
     "                    NS1,NS2), as the pods were when each packet was seen\n"
-    "  --pod REGEX       ... by pods whose name matches (POSIX extended, unanchored)\n"
+    "  --pod REGEX       ... by pods whose name matches (PCRE2, unanchored)\n"
     "  -l, --selector S  ... by pods whose labels match (kubectl's syntax: app=web,tier!=db)\n"
     "  --clock C         aligned (default): every node's timestamps on one clock, offsets\n"
     "                    measured from the traffic between nodes; raw: each node's own\n"

@@ -25,7 +25,7 @@ static const char usage_text[] =
     "Starts recording every node of the current kube context: installs or upgrades the netreel\n"
     "chart with helm. Then `netreel pcapdump --time=5m` takes a snapshot.\n"
     "\n"
-    "  POD_REGEX                  record pods whose name matches (POSIX ERE; default .*)\n"
+    "  POD_REGEX                  record pods whose name matches (PCRE2; default .*)\n"
     "  -n, --namespaces NS,...    only pods in these namespaces\n"
     "  -e, --excluded-namespaces NS,...  never pods in these\n"
     "  --tls[=true|false]         tap.tls: also record decrypted TLS (plaintext of OpenSSL\n"

@@ -9,11 +9,11 @@ cd "$(dirname "$0")/.."
 
 # Compiling the programs: a compiler, and one -dev package per pkg-config name in the
 # Makefile's PKGS (libnghttp2 libuv libprotobuf-c openssl libpcap libcurl jansson yaml-0.1
-# libbpf); clang and bpftool build the capture's eBPF program and its skeleton (--tls).
+# libpcre2-8 libbpf); clang and bpftool build the capture's eBPF program and its skeleton (--tls).
 build_pkgs=(
     make gcc libc6-dev pkg-config clang bpftool
     libnghttp2-dev libuv1-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev libpcap-dev
-    libcurl4-openssl-dev libjansson-dev libyaml-dev libbpf-dev
+    libcurl4-openssl-dev libjansson-dev libyaml-dev libpcre2-dev libbpf-dev
 )
 # Checking them: sanitizers, static checks, tests, benchmarks, load beside the tests
 # (stress-ng: make test-stress), a Service address's DNAT and a dropped segment in the cluster

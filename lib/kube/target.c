@@ -7,8 +7,146 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kube/regex_guard.h"
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 #include "util/error.h"
+
+struct kube_regex {
+    pcre2_code *code;
+    pcre2_match_data *md;      /* every match's: the interpreter keeps its frames in it */
+    pcre2_match_context *mctx; /* the match and heap limits */
+};
+
+static void regex_free(struct kube_regex *re)
+{
+    if (re == NULL)
+        return;
+    pcre2_match_context_free(re->mctx);
+    pcre2_match_data_free(re->md);
+    pcre2_code_free(re->code);
+    free(re);
+}
+
+/* Skips a character class from its '[' and returns what follows its ']' (PCRE2's rules: a ']'
+ * first is a character, a backslash escapes, [:name:] is a POSIX class). One pass. */
+static const char *skip_class(const char *p)
+{
+    bool posix = false;
+
+    p++;
+    if (*p == '^')
+        p++;
+    if (*p == ']')
+        p++;
+    while (*p != '\0') {
+        if (p[0] == '\\' && p[1] != '\0') {
+            p += 2;
+        } else if (p[0] == '[' && p[1] == ':') {
+            posix = true;
+            p += 2;
+        } else if (posix && p[0] == ':' && p[1] == ']') {
+            posix = false;
+            p += 2;
+        } else if (p[0] == ']') {
+            return p + 1;
+        } else {
+            p++;
+        }
+    }
+    return p;
+}
+
+/* The offset of GNU's \< or \> outside classes and \Q...\E, or -1: glibc read them as word
+ * boundaries, PCRE2 reads them as '<' and '>', which no pod name holds, so such a regex
+ * would silently record nothing. */
+static long gnu_word_boundary(const char *re)
+{
+    const char *p = re;
+
+    while (*p != '\0') {
+        if (p[0] == '\\' && p[1] == 'Q') {
+            const char *end = strstr(p + 2, "\\E");
+            p = end ? end + 2 : p + strlen(p);
+        } else if (p[0] == '\\') {
+            if (p[1] == '<' || p[1] == '>')
+                return (long)(p - re);
+            p += p[1] != '\0' ? 2 : 1;
+        } else if (p[0] == '[') {
+            p = skip_class(p);
+        } else {
+            p++;
+        }
+    }
+    return -1;
+}
+
+/* Compiles a pod-name regex with the bounds of target.h; err as kube_regex_check. */
+static int regex_compile(const char *pattern, struct kube_regex **out, char *err, size_t errlen)
+{
+    pcre2_compile_context *cc = NULL;
+    struct kube_regex *re = NULL;
+    long gnu = gnu_word_boundary(pattern);
+    PCRE2_SIZE off = 0;
+    int code = 0, rc = 0;
+
+    *out = NULL;
+    if (gnu >= 0) {
+        rc = nr_errf(-EINVAL, err, errlen,
+                     "\\%c at offset %ld is GNU's word boundary, which PCRE2 reads as the "
+                     "character %c: use \\b",
+                     pattern[gnu + 1], gnu, pattern[gnu + 1]);
+        goto out;
+    }
+    cc = pcre2_compile_context_create(NULL);
+    re = calloc(1, sizeof(*re));
+    if (cc == NULL || re == NULL || pcre2_set_max_pattern_length(cc, KUBE_REGEX_MAX) != 0 ||
+        pcre2_set_parens_nest_limit(cc, KUBE_REGEX_NEST_MAX) != 0) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    /* Names are ASCII: no (*UTF), so a match never depends on UTF-8 checks. */
+    re->code =
+        pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_NEVER_UTF, &code, &off, cc);
+    if (re->code == NULL) {
+        PCRE2_UCHAR msg[160];
+
+        if (code == PCRE2_ERROR_PATTERN_STRING_TOO_LONG) {
+            rc = nr_errf(-EINVAL, err, errlen, "%zu bytes, at most %d", strlen(pattern),
+                         KUBE_REGEX_MAX);
+        } else if (code == PCRE2_ERROR_HEAP_FAILED) {
+            rc = -ENOMEM;
+        } else {
+            if (pcre2_get_error_message(code, msg, sizeof(msg)) < 0)
+                snprintf((char *)msg, sizeof(msg), "PCRE2 error %d", code);
+            rc = nr_errf(-EINVAL, err, errlen, "%s at offset %zu", (const char *)msg, (size_t)off);
+        }
+        goto out;
+    }
+    re->md = pcre2_match_data_create(1, NULL);
+    re->mctx = pcre2_match_context_create(NULL);
+    if (re->md == NULL || re->mctx == NULL ||
+        pcre2_set_match_limit(re->mctx, KUBE_REGEX_MATCH_LIMIT) != 0 ||
+        pcre2_set_heap_limit(re->mctx, KUBE_REGEX_HEAP_KIB) != 0) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    *out = re;
+    re = NULL;
+out:
+    regex_free(re);
+    pcre2_compile_context_free(cc);
+    return rc;
+}
+
+int kube_regex_check(const char *pattern, char *err, size_t errlen)
+{
+    struct kube_regex *re;
+    int rc = regex_compile(pattern, &re, err, errlen);
+
+    regex_free(re);
+    return rc;
+}
 
 static void free_list(char **v, size_t n)
 {
@@ -83,22 +221,13 @@ int kube_selector_init(struct kube_selector *s, const char *pod_regex, const cha
     memset(s, 0, sizeof(*s));
     if (pod_regex != NULL && pod_regex[0] != '\0') {
         char why[256];
-        if (kube_regex_check(pod_regex, why, sizeof(why)) != 0) {
-            if (err != NULL && errlen > 0)
-                snprintf(err, errlen, "--pod-regex \"%.100s%s\" %s", pod_regex,
-                         strlen(pod_regex) > 100 ? "..." : "", why);
-            return -EINVAL;
-        }
-        rc = regcomp(&s->re, pod_regex, REG_EXTENDED | REG_NOSUB);
-        if (rc != 0) {
-            char msg[128];
 
-            regerror(rc, &s->re, msg, sizeof(msg));
-            if (err != NULL && errlen > 0)
-                snprintf(err, errlen, "invalid --pod-regex \"%.100s\": %s", pod_regex, msg);
-            return rc == REG_ESPACE ? -ENOMEM : -EINVAL;
-        }
-        s->have_re = true;
+        rc = regex_compile(pod_regex, &s->re, why, sizeof(why));
+        if (rc == -EINVAL)
+            nr_errf(rc, err, errlen, "invalid --pod-regex \"%.100s%s\": %s", pod_regex,
+                    strlen(pod_regex) > 100 ? "..." : "", why);
+        if (rc != 0)
+            return rc;
     }
     rc = split_names(namespaces, &s->namespaces, &s->n_namespaces, err, errlen);
     if (rc == 0)
@@ -110,8 +239,7 @@ int kube_selector_init(struct kube_selector *s, const char *pod_regex, const cha
 
 void kube_selector_free(struct kube_selector *s)
 {
-    if (s->have_re)
-        regfree(&s->re);
+    regex_free(s->re);
     free_list(s->namespaces, s->n_namespaces);
     free_list(s->excluded, s->n_excluded);
     memset(s, 0, sizeof(*s));
@@ -125,15 +253,27 @@ static bool in_list(char *const *v, size_t n, const char *name)
     return false;
 }
 
-bool kube_selector_match(const struct kube_selector *s, const struct kube_pod *pod)
+bool kube_selector_match(const struct kube_selector *s, const struct kube_pod *pod, bool *limited)
 {
+    int rc;
+
     if (pod->host_network || pod->finished || pod->n_ips == 0)
         return false;
     if (s->n_namespaces > 0 && !in_list(s->namespaces, s->n_namespaces, pod->namespace))
         return false;
     if (in_list(s->excluded, s->n_excluded, pod->namespace))
         return false;
-    return !s->have_re || regexec(&s->re, pod->name, 0, NULL, 0) == 0;
+    if (s->re == NULL)
+        return true;
+    rc = pcre2_match(s->re->code, (PCRE2_SPTR)pod->name, strlen(pod->name), 0, 0, s->re->md,
+                     s->re->mctx);
+    if (rc == PCRE2_ERROR_NOMATCH)
+        return false;
+    /* A limit (match, heap, or a lower depth or match limit the pattern sets), or out of
+     * memory: the pod counts as matching rather than escape the recording (target.h). */
+    if (rc < 0 && limited != NULL)
+        *limited = true;
+    return true;
 }
 
 void kube_target_init(struct kube_target *t, const struct kube_selector *sel)
@@ -163,20 +303,36 @@ static size_t find_pod(const struct kube_target *t, const struct kube_pod *pod)
     return t->n_pods;
 }
 
+/* Whether the last committed set holds the pod (after a relist, a pod already reported). */
+static bool committed(const struct kube_target *t, const struct kube_pod *pod)
+{
+    for (size_t i = 0; i < t->set.n; i++) {
+        const struct kube_target_entry *e = &t->set.entries[i];
+
+        if (strcmp(e->name, pod->name) == 0 && strcmp(e->namespace, pod->namespace) == 0 &&
+            strcmp(e->uid, pod->uid) == 0)
+            return true;
+    }
+    return false;
+}
+
 int kube_target_apply(struct kube_target *t, enum kube_event_type type, const struct kube_pod *pod)
 {
     size_t i;
-    bool keep;
+    bool keep, limited = false;
+    int rc = 0;
 
     if (type != KUBE_EVENT_ADDED && type != KUBE_EVENT_MODIFIED && type != KUBE_EVENT_DELETED)
         return 0;
     i = find_pod(t, pod);
-    keep = type != KUBE_EVENT_DELETED && kube_selector_match(t->sel, pod);
+    keep = type != KUBE_EVENT_DELETED && kube_selector_match(t->sel, pod, &limited);
     if (!keep) {
         if (i < t->n_pods)
             t->pods[i] = t->pods[--t->n_pods];
         return 0;
     }
+    if (limited && i == t->n_pods && !committed(t, pod))
+        rc = KUBE_TARGET_LIMITED;
     if (i == t->n_pods) {
         if (t->n_pods >= KUBE_TARGET_PODS_MAX)
             return NR_EOVERSIZE;
@@ -192,7 +348,7 @@ int kube_target_apply(struct kube_target *t, enum kube_event_type type, const st
         t->n_pods++;
     }
     t->pods[i] = *pod;
-    return 0;
+    return rc;
 }
 
 static int entry_compare(const void *pa, const void *pb)

@@ -144,6 +144,21 @@ struct list_walk {
     bool cleared;
 };
 
+/* kube_target_apply, and the one line for a pod that joined the target only because the name
+ * regex stopped at its limit on the pod's name. */
+static int apply(struct kube_target *target, enum kube_event_type type, const struct kube_pod *pod)
+{
+    int rc = kube_target_apply(target, type, pod);
+
+    if (rc == KUBE_TARGET_LIMITED) {
+        NR_WARN("kube: --pod-regex stopped at its limit on a pod's name; the pod is recorded",
+                "namespace=%s pod=%s match_limit=%d heap_limit_kib=%d", pod->namespace, pod->name,
+                KUBE_REGEX_MATCH_LIMIT, KUBE_REGEX_HEAP_KIB);
+        rc = 0;
+    }
+    return rc;
+}
+
 /* The target is cleared at the first pod, after kube_pod_list_parse has checked the whole
  * body: a bad body leaves it as it was. */
 static int list_pod(const struct kube_pod *pod, void *arg)
@@ -154,7 +169,7 @@ static int list_pod(const struct kube_pod *pod, void *arg)
         kube_target_clear(lw->target);
         lw->cleared = true;
     }
-    return kube_target_apply(lw->target, KUBE_EVENT_ADDED, pod);
+    return apply(lw->target, KUBE_EVENT_ADDED, pod);
 }
 
 static void watch_line(struct kube_watch *w, const char *line, size_t len)
@@ -182,7 +197,7 @@ static void watch_line(struct kube_watch *w, const char *line, size_t len)
         return;
     case KUBE_EVENT_BOOKMARK: break;
     default:
-        rc = kube_target_apply(&w->target, ev.type, &ev.pod);
+        rc = apply(&w->target, ev.type, &ev.pod);
         if (rc != 0) {
             w->abort = ABORT_APPLY;
             snprintf(w->abort_msg, sizeof(w->abort_msg), "pod %s/%s: %s", ev.pod.namespace,

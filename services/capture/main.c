@@ -63,7 +63,7 @@ static const char usage_text[] =
     "  --metrics-listen ADDR     Prometheus /metrics and /healthz (default :9101; \"off\")\n"
     "  --kube                    pod targeting from the Kubernetes API (in-cluster config) ...\n"
     "  --kubeconfig FILE         ... or from this kubeconfig\n"
-    "  --pod-regex ERE           pods whose name matches (default .*)\n"
+    "  --pod-regex RE            pods whose name matches (PCRE2, unanchored; default .*)\n"
     "  --namespaces NS,...       only these namespaces\n"
     "  --excluded-namespaces NS,...\n"
     "  --user NAME               drop to this user once the interfaces are open (default nobody)\n"

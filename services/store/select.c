@@ -40,6 +40,7 @@ struct store_select {
     uint8_t *iface; /* per output interface: 0 unknown, 1 a matching pod's device, 2 not */
     uint32_t *link;
     size_t n_ifaces;
+    size_t limited; /* names the regex stopped at its limit on (they matched), per pod set */
 };
 
 int store_select_new(const Netreel__V1__SnapshotRequest *req, struct store_select **out, char *err,
@@ -108,17 +109,22 @@ void store_select_free(struct store_select *sel)
     free(sel);
 }
 
-/* Whether a pod of namespace ns, name and labels is one the selection asks for. */
-static bool pod_matches(const struct store_select *sel, const char *ns, size_t ns_len,
-                        const char *name, const char *labels)
+/* Whether a pod of namespace ns, name and labels is one the selection asks for. A name on
+ * which the regex stops at its limit matches (kube_selector_match) and is counted. */
+static bool pod_matches(struct store_select *sel, const char *ns, size_t ns_len, const char *name,
+                        const char *labels)
 {
     struct kube_pod pod = {.n_ips = 1};
+    bool limited = false, match;
 
     if (ns_len == 0 || ns_len >= sizeof(pod.namespace) || strlen(name) >= sizeof(pod.name))
         return false;
     memcpy(pod.namespace, ns, ns_len);
     memcpy(pod.name, name, strlen(name));
-    return kube_selector_match(&sel->who, &pod) && kube_label_selector_match(&sel->labels, labels);
+    match = kube_selector_match(&sel->who, &pod, &limited) &&
+            kube_label_selector_match(&sel->labels, labels);
+    sel->limited += limited;
+    return match;
 }
 
 int store_select_add_segment(struct store_select *sel, uint32_t stream,
@@ -198,7 +204,7 @@ static int by_addr(const void *a, const void *b)
 }
 
 /* The addresses of the set's matching pods, sorted. */
-static void match_set(const struct store_select *sel, struct set *s)
+static void match_set(struct store_select *sel, struct set *s)
 {
     s->done = true;
     s->match = calloc(s->pods->n + 1, sizeof(*s->match));
@@ -245,4 +251,9 @@ bool store_select_passes(struct store_select *sel, uint32_t stream, uint32_t out
     if (!s->done)
         match_set(sel, s);
     return is_match(s, family, src) || is_match(s, family, dst);
+}
+
+size_t store_select_limited(const struct store_select *sel)
+{
+    return sel ? sel->limited : 0;
 }

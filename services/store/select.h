@@ -21,8 +21,8 @@ struct store_select;
 
 /* The selection a request asks for: 0 with *out NULL when it asks for none, 0 with a selection,
  * NR_EPARSE with a one-line reason in err (a namespace that is not a DNS label, a regex that
- * does not compile or that the guard refuses, a label selector that does not parse), or
- * -ENOMEM. */
+ * PCRE2 does not compile within the bounds of kube/target.h, a label selector that does not
+ * parse), or -ENOMEM. */
 int store_select_new(const Netreel__V1__SnapshotRequest *req, struct store_select **out, char *err,
                      size_t errlen);
 void store_select_free(struct store_select *sel);
@@ -41,5 +41,10 @@ int store_select_iface(struct store_select *sel, uint32_t out_id, uint32_t link_
  * stream must come in time order. */
 bool store_select_passes(struct store_select *sel, uint32_t stream, uint32_t out_id,
                          const struct pcapng_epb *epb);
+
+/* How many times so far the name regex stopped at its limit on a pod's name (once per pod set
+ * that holds the pod): those pods were selected (kube_selector_match fails open). sel may be
+ * NULL (0). */
+size_t store_select_limited(const struct store_select *sel);
 
 #endif

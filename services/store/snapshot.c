@@ -778,6 +778,10 @@ static void send_summary(struct store_snapshot *snap)
         NR_INFO("snapshot served", "since_ns=%lld until_ns=%lld packets=%llu bytes=%llu runs=%zu",
                 (long long)snap->since, (long long)snap->until, (unsigned long long)snap->packets,
                 (unsigned long long)snap->bytes, snap->n_srcs);
+        if (store_select_limited(snap->select) > 0)
+            NR_WARN("snapshot: the pod regex stopped at its limit on some pod names; those pods "
+                    "were selected",
+                    "limited_matches=%zu", store_select_limited(snap->select));
         finish(snap, RPC_OK, NULL);
     }
     free(is);

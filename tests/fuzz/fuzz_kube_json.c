@@ -41,8 +41,11 @@ static void check_pod(const struct kube_pod *p)
 
 static int apply(const struct kube_pod *pod, void *arg)
 {
+    int rc;
+
     check_pod(pod);
-    return kube_target_apply(arg, KUBE_EVENT_ADDED, pod);
+    rc = kube_target_apply(arg, KUBE_EVENT_ADDED, pod);
+    return rc == KUBE_TARGET_LIMITED ? 0 : rc;
 }
 
 static void check_set(struct kube_target *t)

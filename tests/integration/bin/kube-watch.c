@@ -119,7 +119,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: kube-watch --node NAME [--kubeconfig FILE [--context NAME] | --sa-dir DIR]\n"
-            "         [--pod-regex ERE] [--namespaces NS,...] [--excluded-namespaces NS,...]\n"
+            "         [--pod-regex RE] [--namespaces NS,...] [--excluded-namespaces NS,...]\n"
             "         [--watch-timeout DUR] [--backoff-min DUR] [--backoff-max DUR]\n"
             "         [--max-line SIZE] [--max-list SIZE] [--allow-insecure] [--debug]\n");
     exit(2);

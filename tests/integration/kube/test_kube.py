@@ -217,6 +217,31 @@ def test_selection_rules(api, kube_watch):
     w.stop()
 
 
+def test_match_limit_records_the_pod_once_logged(api, kube_watch):
+    """A name on which --pod-regex stops at PCRE2's match limit ((a+)+$ on 31 a's: 2^31 ways)
+    counts as matching, so no pod escapes the recording through its name; one warning for the
+    pod, not again on its updates or when a relist finds it again."""
+    limited = "a" * 31 + "-x"
+    api.add("default", limited, ips=["10.0.0.7"])
+    w = kube_watch("--pod-regex", "(a+)+$")
+    assert pods_of(w.next_set()) == [("default", limited, "10.0.0.7")]
+    api.add("default", limited, ips=["10.0.0.8"])  # MODIFIED
+    assert pods_of(w.next_set(1.0)) == [("default", limited, "10.0.0.8")]
+    # A relist (410 Gone) that also finds a pod that really matches.
+    api.stopping = True
+    api.cut_watches()
+    api.add("default", "aaaa", ips=["10.0.0.9"])
+    api.compact()
+    api.stopping = False
+    assert pods_of(w.next_set(3.0)) == [("default", "aaaa", "10.0.0.9"),
+                                        ("default", limited, "10.0.0.8")]
+    stats = w.stop()
+    assert stats["relists"] >= 1
+    warned = [l for l in w.stderr().splitlines() if "stopped at its limit" in l]
+    assert len(warned) == 1, w.stderr()[-3000:]
+    assert f"namespace=default pod={limited} match_limit=100000" in warned[0]
+
+
 @pytest.mark.parametrize("as_http", [False, True], ids=["error-event", "http-410"])
 def test_410_gone_relists(api, kube_watch, as_http):
     api.gone_as_http = as_http
