@@ -1,12 +1,16 @@
 /* Program edges shared by every netreel binary (see prog.h). */
 #include "util/prog.h"
 
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+
+#include "util/log.h"
+#include "util/version.h"
 
 static const char *prog_name = "netreel";
 
@@ -25,6 +29,24 @@ void nr_die(const char *fmt, ...)
     va_end(ap);
     fputc('\n', stderr);
     exit(2);
+}
+
+void nr_prog_option(int c, char **argv, const char *usage, const char **node)
+{
+    enum nr_log_level level;
+
+    switch (c) {
+    case NR_PROG_O_NODE: *node = optarg; return;
+    case NR_PROG_O_LOG:
+        if (nr_log_parse_level(optarg, &level) != 0)
+            nr_die("--log-level: \"%s\" is not debug, info, warn or error", optarg);
+        nr_log_set_level(level);
+        return;
+    case NR_PROG_O_VERSION: printf("%s %s\n", prog_name, NR_VERSION); exit(0);
+    case 'h': fputs(usage, stdout); exit(0);
+    case ':': nr_die("option %s needs a value (see --help)", argv[optind - 1]);
+    default: nr_die("option %s is not known (see --help)", argv[optind - 1]);
+    }
 }
 
 int64_t nr_now_ns(void)

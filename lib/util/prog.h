@@ -15,6 +15,23 @@ void nr_prog_set_name(const char *name);
 /* Prints "NAME: message" on stderr and exits with status 2. */
 void nr_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
+/* The options every service takes, last in its getopt_long table (NR_PROG_OPTIONS ends the
+ * table): --node, --log-level, --version, --help. Their codes are above any a program uses. */
+enum { NR_PROG_O_NODE = 0x4e00, NR_PROG_O_LOG, NR_PROG_O_VERSION };
+/* clang-format off */
+#define NR_PROG_OPTIONS                                                                            \
+    {"node", required_argument, NULL, NR_PROG_O_NODE},                                             \
+    {"log-level", required_argument, NULL, NR_PROG_O_LOG},                                         \
+    {"version", no_argument, NULL, NR_PROG_O_VERSION},                                             \
+    {"help", no_argument, NULL, 'h'},                                                              \
+    {NULL, 0, NULL, 0}
+/* clang-format on */
+
+/* The `default:` of a service's option switch (getopt_long with ":" leading its short options):
+ * --node sets *node, --log-level the log level, --version and --help print (`usage` for help)
+ * and exit 0; a missing value, an unknown option or a bad level is one line and exit 2. */
+void nr_prog_option(int c, char **argv, const char *usage, const char **node);
+
 /* CLOCK_REALTIME in Unix nanoseconds. */
 int64_t nr_now_ns(void);
 

@@ -120,9 +120,6 @@ static void parse_flags(int argc, char **argv, struct hub_config *cfg)
         O_IDLE,
         O_STALL,
         O_METRICS,
-        O_NODE,
-        O_LOG,
-        O_VERSION
     };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
@@ -141,11 +138,7 @@ static void parse_flags(int argc, char **argv, struct hub_config *cfg)
         {"idle-timeout", required_argument, NULL, O_IDLE},
         {"stall-timeout", required_argument, NULL, O_STALL},
         {"metrics-listen", required_argument, NULL, O_METRICS},
-        {"node", required_argument, NULL, O_NODE},
-        {"log-level", required_argument, NULL, O_LOG},
-        {"version", no_argument, NULL, O_VERSION},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        NR_PROG_OPTIONS,
     };
     const char *node = getenv("NODE_NAME");
     char err[256];
@@ -194,18 +187,7 @@ static void parse_flags(int argc, char **argv, struct hub_config *cfg)
         case O_IDLE: rpc_limits.idle_timeout_ms = timeout_flag("idle-timeout", optarg); break;
         case O_STALL: rpc_limits.stall_timeout_ms = timeout_flag("stall-timeout", optarg); break;
         case O_METRICS: cfg->metrics_listen = optarg; break;
-        case O_NODE: node = optarg; break;
-        case O_LOG: {
-            enum nr_log_level level;
-            if (nr_log_parse_level(optarg, &level) != 0)
-                nr_die("--log-level: \"%s\" is not debug, info, warn or error", optarg);
-            nr_log_set_level(level);
-            break;
-        }
-        case O_VERSION: printf("netreel-hub %s\n", NR_VERSION); exit(0);
-        case 'h': fputs(usage_text, stdout); exit(0);
-        case ':': nr_die("option %s needs a value (see --help)", argv[optind - 1]);
-        default: nr_die("option %s is not known (see --help)", argv[optind - 1]);
+        default: nr_prog_option(c, argv, usage_text, &node); break;
         }
     }
     if (optind != argc)

@@ -138,11 +138,7 @@ static void parse_flags(int argc, char **argv, struct store_config *cfg)
         {"idle-timeout", required_argument, NULL, 'I'},
         {"stall-timeout", required_argument, NULL, 'S'},
         {"metrics-listen", required_argument, NULL, 'm'},
-        {"node", required_argument, NULL, 'n'},
-        {"log-level", required_argument, NULL, 'L'},
-        {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        NR_PROG_OPTIONS,
     };
     const char *node = getenv("NODE_NAME");
     char err[256];
@@ -182,18 +178,7 @@ static void parse_flags(int argc, char **argv, struct store_config *cfg)
         case 'I': rpc_limits.idle_timeout_ms = timeout_flag("idle-timeout", optarg); break;
         case 'S': rpc_limits.stall_timeout_ms = timeout_flag("stall-timeout", optarg); break;
         case 'm': cfg->metrics_listen = optarg; break;
-        case 'n': node = optarg; break;
-        case 'L': {
-            enum nr_log_level level;
-            if (nr_log_parse_level(optarg, &level) != 0)
-                nr_die("--log-level: \"%s\" is not debug, info, warn or error", optarg);
-            nr_log_set_level(level);
-            break;
-        }
-        case 'V': printf("netreel-store %s\n", NR_VERSION); exit(0);
-        case 'h': fputs(usage_text, stdout); exit(0);
-        case ':': nr_die("option %s needs a value (see --help)", argv[optind - 1]);
-        default: nr_die("option %s is not known (see --help)", argv[optind - 1]);
+        default: nr_prog_option(c, argv, usage_text, &node); break;
         }
     }
     if (optind != argc)
