@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "util/buf.h"
+
 #define CAPTURE_MAX_IFACES  16
 #define CAPTURE_MAX_EXCLUDE 8
 #define CAPTURE_MAX_FILTER  65536
@@ -84,6 +86,7 @@ struct capture {
     uv_async_t ready;              /* a capture thread has a full batch, or stopped */
     struct capture_spool *spool;
     struct capture_blocks_pool blocks_pool;
+    struct nr_buf keylog; /* key log lines for the next batch (pipeline.c) */
     struct capture_uplink *uplink;
     uint64_t next_seq;
     uint32_t stream;     /* the capture stream (cfg.capture_id) batches go to now; ifaces.h */

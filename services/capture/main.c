@@ -521,6 +521,7 @@ int main(int argc, char **argv)
     parse_flags(argc, argv, &cap.cfg);
     cap.loop = uv_default_loop();
     cap.next_seq = 1;
+    capture_pipeline_init(&cap);
     capture_spool_init(&spool, cap.cfg.spool_size);
     cap.spool = &spool;
     uv_async_init(cap.loop, &cap.ready, on_ready);
@@ -591,7 +592,7 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < cap.n_sources; i++)
         capture_source_close(cap.sources[i]);
     capture_spool_free(&spool);
-    capture_pipeline_free_pool(&cap);
+    capture_pipeline_free(&cap);
     free(cap.filter_text);
     free(cap.filter_base);
     free(cap.filter_wanted);

@@ -9,9 +9,9 @@
 #include "capture/ifaces.h"
 #include "capture/source.h"
 #include "capture/spool.h"
-#include "capture/tls/iface.h"
 #include "capture/uplink.h"
 #include "netreel/v1/store.pb-c.h"
+#include "pcapng/keylog.h"
 #include "rpc/call.h"
 #include "util/log.h"
 #include "util/prog.h"
@@ -139,10 +139,16 @@ static void blocks_release(void *ctx, uint8_t *data, size_t cap)
     }
 }
 
-void capture_pipeline_free_pool(struct capture *c)
+void capture_pipeline_init(struct capture *cap)
+{
+    nr_buf_init(&cap->keylog, PCAPNG_KEYLOG_MAX);
+}
+
+void capture_pipeline_free(struct capture *c)
 {
     while (c->blocks_pool.n)
         free(c->blocks_pool.data[--c->blocks_pool.n]);
+    nr_buf_free(&c->keylog);
 }
 
 /* The body of b's message; *charge is what it counts in the spool. NULL when out of memory. */
@@ -233,8 +239,7 @@ static void spool_batch(struct capture *cap, struct capture_batch *b)
     uint32_t packets = b ? b->packets : 0;
     uint8_t *bytes = NULL;
     struct rpc_wbuf *body = NULL;
-    const char *keylog = NULL;
-    size_t len, keylog_len = 0, charge = 0, blocks_len = 0;
+    size_t len, charge = 0, blocks_len = 0;
 
     /* Old streams' tables go once the spool holds none of their batches. */
     capture_ifaces_release(cap, cap->spool->head ? cap->spool->head->stream : cap->stream);
@@ -275,11 +280,9 @@ static void spool_batch(struct capture *cap, struct capture_batch *b)
         m.first_ts_ns = b->first_ts_ns;
         m.last_ts_ns = b->last_ts_ns;
     }
-    if (cap->tls) /* TLS secrets learnt since the last batch (<= 1 MiB), with or without packets */
-        keylog = capture_tls_iface_keylog(cap->tls, &keylog_len);
-    if (keylog_len) {
-        m.tls_keylog.data = (uint8_t *)keylog;
-        m.tls_keylog.len = keylog_len;
+    if (cap->keylog.len) { /* handed in since the last batch, with or without packets */
+        m.tls_keylog.data = cap->keylog.data;
+        m.tls_keylog.len = cap->keylog.len;
     }
     capture_pipeline_counters(cap, &cc.received, &cc.kernel_dropped, &cc.interface_dropped,
                               &cc.capture_dropped);
@@ -296,8 +299,8 @@ static void spool_batch(struct capture *cap, struct capture_batch *b)
         goto dropped;
     cap->next_seq++;
     cap->c.batches++;
-    if (keylog_len)
-        capture_tls_iface_keylog_sent(cap->tls);
+    if (m.tls_keylog.len) /* the spool's now: a copy of the head, resent until acknowledged */
+        nr_buf_reset(&cap->keylog, PCAPNG_KEYLOG_MAX);
     if (with_pods)
         cap->pods_dirty = false;
     free(pods);
@@ -340,4 +343,16 @@ void capture_pipeline_spool(struct capture *cap, struct capture_batch *b)
 void capture_pipeline_heartbeat(struct capture *cap)
 {
     spool_batch(cap, NULL);
+}
+
+int capture_pipeline_keylog_add(struct capture *cap, const char *lines, size_t len)
+{
+    int rc = nr_buf_append(&cap->keylog, lines, len);
+
+    return rc == -EOVERFLOW ? -ENOBUFS : rc;
+}
+
+size_t capture_pipeline_keylog_pending(const struct capture *cap)
+{
+    return cap->keylog.len;
 }

@@ -4,7 +4,8 @@
  * bytes: each interface is sent once per Ingest call, in front of the first batch that needs it
  * (capture_pipeline_interfaces), so that a batch carries no list of hundreds of pods' devices. Also
  * sends an empty batch with the counters (and pods) when the capture has been quiet for a while, so
- * the store knows the capture is alive and what it dropped. */
+ * the store knows the capture is alive and what it dropped. Key log lines (TLS secrets) are
+ * handed in by the source that learns them and ride the next batch spooled, of any source. */
 #ifndef NR_CAPTURE_PIPELINE_H
 #define NR_CAPTURE_PIPELINE_H
 
@@ -28,8 +29,25 @@ int capture_pipeline_interfaces(const struct capture *cap, uint32_t stream, uint
 /* Names a new capture stream: cfg->capture_id = "NODE@<now in ns>". */
 void capture_pipeline_name_stream(struct capture_config *cfg);
 
-/* Frees the buffers of EPBs kept for reuse (after the spool is freed and the loop ended). */
-void capture_pipeline_free_pool(struct capture *cap);
+/* Sets up what the pipeline keeps in cap (the key log lines waiting for a batch). Call once,
+ * before the first batch. */
+void capture_pipeline_init(struct capture *cap);
+
+/* Frees the buffers of EPBs kept for reuse and the key log lines still waiting (after the spool
+ * is freed and the loop ended). */
+void capture_pipeline_free(struct capture *cap);
+
+/* Takes a copy of key log lines (NSS format, whole lines: the store refuses a batch with a
+ * partial one) for PacketBatch.tls_keylog. They go with the next batch spooled, whatever its
+ * source, or the next heartbeat; once that batch is in the spool they are the spool's (sent
+ * again after a reconnect, until the store acknowledges it), and while the spool refuses
+ * batches they wait here. At most PCAPNG_KEYLOG_MAX bytes wait (what the store takes in one
+ * batch). Returns 0, -ENOBUFS when the lines do not fit beside those waiting (none of them is
+ * taken), or -ENOMEM. */
+int capture_pipeline_keylog_add(struct capture *cap, const char *lines, size_t len);
+
+/* Bytes of key log lines waiting for a batch. */
+size_t capture_pipeline_keylog_pending(const struct capture *cap);
 
 /* Queues an empty batch (counters, and the pod set when it changed). */
 void capture_pipeline_heartbeat(struct capture *cap);

@@ -4,8 +4,8 @@
  * derivation record (its first byte picks which; a second byte of 0xff cuts the record short) so
  * that most inputs reach the line making. Every record is refused or becomes well-formed NSS key
  * log lines (label, 64 lowercase hex digits, an even number of them, each line at most 200 bytes)
- * that never pass the room given; the queue's dedupe keeps whole lines and lets none out
- * twice. */
+ * that never pass the room given; the dedupe of recent lines keeps whole lines and lets none
+ * out twice. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -44,9 +44,9 @@ static void check_lines(const char *p, size_t n)
     }
 }
 
-static struct capture_tls_keylog_queue queue;
+static struct capture_tls_keylog_recent recent; /* all zero: none seen */
 
-/* A key derivation record (first byte & 4): the same checks, then through the queue twice. */
+/* A key derivation record (first byte & 4): the same checks, then through the dedupe twice. */
 static int kdf_record(const uint8_t *data, size_t size)
 {
     struct capture_tls_kdf_secret k;
@@ -76,9 +76,9 @@ static int kdf_record(const uint8_t *data, size_t size)
         CHECK(n != -ENOSPC);
     if (n > 0) {
         check_lines(out, (size_t)n);
-        kept = capture_tls_keylog_queue_fresh(&queue, out, (size_t)n);
+        kept = capture_tls_keylog_recent_fresh(&recent, out, (size_t)n);
         CHECK(kept == 0 || kept == (size_t)n);
-        CHECK(capture_tls_keylog_queue_fresh(&queue, out, kept) == 0);
+        CHECK(capture_tls_keylog_recent_fresh(&recent, out, kept) == 0);
     }
     free(rec);
     free(out);
@@ -93,8 +93,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *out;
     int n;
 
-    if (!queue.buf)
-        CHECK(capture_tls_keylog_queue_init(&queue, 1) == 0);
     if (size && data[0] & 4)
         return kdf_record(data, size);
     memset(&s, 0, sizeof(s));
@@ -130,7 +128,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (n > 0) {
         size_t kept;
         check_lines(out, (size_t)n);
-        kept = capture_tls_keylog_queue_fresh(&queue, out, (size_t)n);
+        kept = capture_tls_keylog_recent_fresh(&recent, out, (size_t)n);
         CHECK(kept <= (size_t)n);
         check_lines(out, kept);
     }

@@ -1,6 +1,6 @@
 /* Tests for services/capture/tls/keylog.c's key derivation records (OpenSSL 3 builds other than
  * the calibrated one): one record, one key log line; hostile labels and lengths are refused; and
- * the queue lets each (client random, label) line out once, whichever record made it. */
+ * the recent lines let each (client random, label) line out once, whichever record made it. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -96,14 +96,13 @@ static void hostile_records_are_refused(void **state)
 
 static void each_line_goes_out_once(void **state)
 {
-    struct capture_tls_keylog_queue q;
+    static struct capture_tls_keylog_recent r; /* all zero: none seen */
     struct capture_tls_kdf_secret k;
     char buf[4 * CAPTURE_TLS_KEYLOG_LINE_MAX], line[CAPTURE_TLS_KEYLOG_LINE_MAX];
     size_t len = 0;
     int n;
 
     (void)state;
-    assert_int_equal(capture_tls_keylog_queue_init(&q, 1000), 0);
     /* two lines of one connection */
     record(&k, CAPTURE_TLS_KDF_CLIENT_TRAFFIC_0, 32);
     n = capture_tls_keylog_kdf_line(&k, sizeof(k), buf, sizeof(buf));
@@ -113,7 +112,7 @@ static void each_line_goes_out_once(void **state)
     n = capture_tls_keylog_kdf_line(&k, sizeof(k), buf + len, sizeof(buf) - len);
     assert_true(n > 0);
     len += (size_t)n;
-    assert_int_equal(capture_tls_keylog_queue_fresh(&q, buf, len), len);
+    assert_int_equal(capture_tls_keylog_recent_fresh(&r, buf, len), len);
     /* the other end sends the server's line again and a new one: only the new one is left */
     record(&k, CAPTURE_TLS_KDF_SERVER_TRAFFIC_0, 32);
     len = (size_t)capture_tls_keylog_kdf_line(&k, sizeof(k), buf, sizeof(buf));
@@ -122,27 +121,26 @@ static void each_line_goes_out_once(void **state)
     assert_true(n > 0);
     memcpy(buf + len, line, (size_t)n);
     len += (size_t)n;
-    assert_int_equal(capture_tls_keylog_queue_fresh(&q, buf, len), (size_t)n);
+    assert_int_equal(capture_tls_keylog_recent_fresh(&r, buf, len), (size_t)n);
     assert_memory_equal(buf, line, (size_t)n);
     /* another connection's same label is new */
     record(&k, CAPTURE_TLS_KDF_SERVER_TRAFFIC_0, 32);
     k.client_random[0] = 1;
     len = (size_t)capture_tls_keylog_kdf_line(&k, sizeof(k), buf, sizeof(buf));
-    assert_int_equal(capture_tls_keylog_queue_fresh(&q, buf, len), len);
+    assert_int_equal(capture_tls_keylog_recent_fresh(&r, buf, len), len);
     /* what is not a line of ours goes: an unknown label, a short or bad random, no newline */
     memcpy(buf, "NOT_A_LABEL ab\n", 15);
-    assert_int_equal(capture_tls_keylog_queue_fresh(&q, buf, 15), 0);
+    assert_int_equal(capture_tls_keylog_recent_fresh(&r, buf, 15), 0);
     memcpy(buf, "CLIENT_RANDOM ab\n", 17);
-    assert_int_equal(capture_tls_keylog_queue_fresh(&q, buf, 17), 0);
+    assert_int_equal(capture_tls_keylog_recent_fresh(&r, buf, 17), 0);
     record(&k, CAPTURE_TLS_KDF_CLIENT_RANDOM, 48);
     k.client_random[5] = 9;
     len = (size_t)capture_tls_keylog_kdf_line(&k, sizeof(k), buf, sizeof(buf));
     buf[20] = 'X';
-    assert_int_equal(capture_tls_keylog_queue_fresh(&q, buf, len), 0);
+    assert_int_equal(capture_tls_keylog_recent_fresh(&r, buf, len), 0);
     len = (size_t)capture_tls_keylog_kdf_line(&k, sizeof(k), buf, sizeof(buf));
-    assert_int_equal(capture_tls_keylog_queue_fresh(&q, buf, len - 1), 0);
-    assert_int_equal(capture_tls_keylog_queue_fresh(&q, buf, 0), 0);
-    capture_tls_keylog_queue_free(&q);
+    assert_int_equal(capture_tls_keylog_recent_fresh(&r, buf, len - 1), 0);
+    assert_int_equal(capture_tls_keylog_recent_fresh(&r, buf, 0), 0);
 }
 
 int main(void)

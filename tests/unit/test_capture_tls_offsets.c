@@ -122,30 +122,21 @@ static void tls12_line_and_refused_records(void **state)
     assert_int_equal(capture_tls_keylog_lines(&s, sizeof(s), out, sizeof(out)), -10004);
 }
 
-static void queue_is_bounded_and_sends_a_connection_once(void **state)
+static void recent_lines_send_a_connection_once(void **state)
 {
-    struct capture_tls_keylog_queue q;
+    static struct capture_tls_keylog_recent r; /* all zero: none seen */
     uint8_t cr[32] = {1, 2, 3};
 
     (void)state;
-    assert_int_equal(capture_tls_keylog_queue_init(&q, 100), 0);
-    assert_false(capture_tls_keylog_queue_seen(&q, cr, 5));
-    assert_true(capture_tls_keylog_queue_seen(&q, cr, 5));  /* the other end */
-    assert_false(capture_tls_keylog_queue_seen(&q, cr, 1)); /* another label */
-    assert_int_equal(capture_tls_keylog_queue_push(&q, "A 1 2\n", 6), 0);
-    assert_int_equal(capture_tls_keylog_queue_push(&q, (const char[95]){0}, 95), -ENOBUFS);
-    assert_int_equal(q.dropped, 1);
-    assert_int_equal(q.len, 6); /* a record goes whole or not at all */
-    assert_memory_equal(q.buf, "A 1 2\n", 6);
-    assert_int_equal(capture_tls_keylog_queue_push(&q, (const char[94]){0}, 94), 0);
-    assert_int_equal(q.len, 100);
+    assert_false(capture_tls_keylog_recent_seen(&r, cr, 5));
+    assert_true(capture_tls_keylog_recent_seen(&r, cr, 5));  /* the other end */
+    assert_false(capture_tls_keylog_recent_seen(&r, cr, 1)); /* another label */
     /* Only the last CAPTURE_TLS_KEYLOG_RECENT are remembered. */
     for (unsigned i = 0; i < CAPTURE_TLS_KEYLOG_RECENT; i++) {
         uint8_t other[32] = {0xff, (uint8_t)i, (uint8_t)(i >> 8)};
-        assert_false(capture_tls_keylog_queue_seen(&q, other, 5));
+        assert_false(capture_tls_keylog_recent_seen(&r, other, 5));
     }
-    assert_false(capture_tls_keylog_queue_seen(&q, cr, 5));
-    capture_tls_keylog_queue_free(&q);
+    assert_false(capture_tls_keylog_recent_seen(&r, cr, 5));
 }
 
 int main(void)
@@ -155,7 +146,7 @@ int main(void)
         cmocka_unit_test(wrong_offsets_are_caught),
         cmocka_unit_test(own_libssl_is_the_same_build_as_itself),
         cmocka_unit_test(tls12_line_and_refused_records),
-        cmocka_unit_test(queue_is_bounded_and_sends_a_connection_once),
+        cmocka_unit_test(recent_lines_send_a_connection_once),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

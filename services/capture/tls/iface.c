@@ -31,9 +31,6 @@
 #define RECORDS_PER_TURN 1024
 /* At the stop: what the ring holds (16 MiB) is at most this many records. */
 #define RECORDS_AT_STOP 65536
-/* Key log lines waiting for the next batch: what the store takes in one (a line is < 200 B,
- * a connection's lines < 1 KiB: some thousand connections per batch time). */
-#define KEYLOG_PENDING_MAX (1u << 20)
 /* Link fds the helper hands over (libraries it attached: 10 each), kept so that those libraries
  * stay traced should it die. */
 #define HELD_FDS_MAX 2560
@@ -57,9 +54,10 @@ struct capture_tls_iface {
     bool calibrated;
     struct capture_tls_offsets offsets;
     struct capture_tls_build build;         /* of the calibrated libssl */
-    struct capture_tls_keylog_queue keylog; /* lines for the next batch */
-    int keylog_fd;                          /* --tls-keylog-file, -1 */
+    struct capture_tls_keylog_recent keylog_recent; /* lines that went out lately */
+    int keylog_fd;                                  /* --tls-keylog-file, -1 */
     uint64_t secrets, bad_secrets, keylog_lines, keylog_write_errors;
+    uint64_t keylog_dropped;       /* records whose lines the pipeline had no room for */
     uint64_t kdf_secrets, kdf_bad; /* key derivation records, those refused */
     /* the helper process */
     pid_t helper_pid;  /* 0: none, or reaped */
@@ -93,7 +91,7 @@ static void flush(struct capture_tls_iface *t)
     struct capture_batch *b = &t->batch;
 
     if (b->packets == 0) {
-        if (t->keylog.len) /* key log lines go out without packets too */
+        if (capture_pipeline_keylog_pending(t->cap)) /* key log lines go without packets too */
             capture_pipeline_heartbeat(t->cap);
         return;
     }
@@ -123,20 +121,21 @@ static void write_keylog_file(struct capture_tls_iface *t, const char *lines, si
     }
 }
 
-/* Key log lines for the next batch and the key log file, but those that went out lately. */
+/* Key log lines to the pipeline (for the next batch) and the key log file, but those that went
+ * out lately. */
 static void emit_lines(struct capture_tls_iface *t, char *lines, size_t n)
 {
-    n = capture_tls_keylog_queue_fresh(&t->keylog, lines, n);
+    n = capture_tls_keylog_recent_fresh(&t->keylog_recent, lines, n);
     if (n == 0)
         return; /* the other end of the same connection, traced too */
     for (const char *c = lines; c < lines + n; c++)
         t->keylog_lines += *c == '\n';
     if (t->keylog_fd >= 0)
         write_keylog_file(t, lines, n);
-    if (capture_tls_keylog_queue_push(&t->keylog, lines, n) != 0 &&
-        (t->keylog.dropped == 1 || t->keylog.dropped % 1000 == 0))
+    if (capture_pipeline_keylog_add(t->cap, lines, n) != 0 &&
+        (++t->keylog_dropped == 1 || t->keylog_dropped % 1000 == 0))
         NR_WARN("tls: key log lines dropped: the store does not take them fast enough",
-                "records=%llu", (unsigned long long)t->keylog.dropped);
+                "records=%llu", (unsigned long long)t->keylog_dropped);
 }
 
 /* A connection's secrets (calibrated build). */
@@ -337,10 +336,6 @@ static int open_secrets(struct capture_tls_iface *t, char *err, size_t errlen)
     char why[256] = "", lib[512] = "";
     int rc;
 
-    if (capture_tls_keylog_queue_init(&t->keylog, KEYLOG_PENDING_MAX) != 0) {
-        snprintf(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
     rc = capture_tls_offsets_calibrate(&t->offsets, why, sizeof(why));
     if (rc == 0)
         rc = capture_tls_offsets_verify(&t->offsets, why, sizeof(why));
@@ -656,18 +651,7 @@ void capture_tls_iface_stats(const struct capture_tls_iface *t, struct capture_t
     st->secrets = t->secrets;
     st->bad_secrets = t->bad_secrets;
     st->keylog_lines = t->keylog_lines;
-    st->keylog_dropped = t->keylog.dropped;
-}
-
-const char *capture_tls_iface_keylog(const struct capture_tls_iface *t, size_t *len)
-{
-    *len = t->keylog.len;
-    return t->keylog.buf;
-}
-
-void capture_tls_iface_keylog_sent(struct capture_tls_iface *t)
-{
-    t->keylog.len = 0;
+    st->keylog_dropped = t->keylog_dropped;
 }
 
 void capture_tls_iface_free(struct capture_tls_iface *t)
@@ -688,6 +672,5 @@ void capture_tls_iface_free(struct capture_tls_iface *t)
     nr_buf_free(&t->batch.blocks);
     if (t->keylog_fd >= 0)
         close(t->keylog_fd);
-    capture_tls_keylog_queue_free(&t->keylog);
     free(t);
 }

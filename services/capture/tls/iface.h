@@ -52,7 +52,7 @@ struct capture_tls_stats {
     uint64_t records, packets, bad_records, ring_dropped, bytes_lost, calls, conns, evicted;
     unsigned libraries;
     /* secrets records, those refused (wrong offsets, malformed), key log lines made, and
-     * connections whose lines found no room in the pending buffer */
+     * connections whose lines found no room in the pipeline (capture_pipeline_keylog_add) */
     uint64_t secrets, bad_secrets, keylog_lines, keylog_dropped;
     /* OpenSSL 3's key derivation: EVP_KDF_derive calls trapped, secrets the probe sent, TLS 1.3
      * ones it could not (no client random), records received and those refused */
@@ -63,13 +63,6 @@ struct capture_tls_stats {
     int64_t pod_namespaces;
 };
 void capture_tls_iface_stats(const struct capture_tls_iface *t, struct capture_tls_stats *st);
-
-/* The key log lines learnt since the last batch that carried them (NSS key log format, at most
- * 1 MiB), for PacketBatch.tls_keylog; owned by t. *len 0: none. */
-const char *capture_tls_iface_keylog(const struct capture_tls_iface *t, size_t *len);
-
-/* The lines capture_tls_iface_keylog gave are in the spool: forget them. */
-void capture_tls_iface_keylog_sent(struct capture_tls_iface *t);
 
 /* Frees everything (after the loop has closed the handles), stopping and reaping the helper.
  * NULL: nothing. */

@@ -7,7 +7,6 @@
 #include <openssl/kdf.h>
 #include <openssl/params.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "util/error.h"
@@ -195,33 +194,18 @@ int capture_tls_keylog_kdf_line(const void *rec, size_t size, char *out, size_t 
     return rc ? rc : (int)pos;
 }
 
-int capture_tls_keylog_queue_init(struct capture_tls_keylog_queue *q, size_t max)
-{
-    memset(q, 0, sizeof(*q));
-    q->buf = malloc(max ? max : 1);
-    q->max = max;
-    return q->buf ? 0 : -ENOMEM;
-}
-
-void capture_tls_keylog_queue_free(struct capture_tls_keylog_queue *q)
-{
-    free(q->buf);
-    q->buf = NULL;
-    q->len = q->max = 0;
-}
-
-int capture_tls_keylog_queue_seen(struct capture_tls_keylog_queue *q, const uint8_t cr[32],
-                                  uint8_t label)
+int capture_tls_keylog_recent_seen(struct capture_tls_keylog_recent *r, const uint8_t cr[32],
+                                   uint8_t label)
 {
     uint8_t key[33];
 
     memcpy(key, cr, 32);
     key[32] = label;
     for (unsigned i = 0; i < CAPTURE_TLS_KEYLOG_RECENT; i++)
-        if (memcmp(q->recent[i], key, sizeof(key)) == 0)
+        if (memcmp(r->keys[i], key, sizeof(key)) == 0)
             return 1;
-    memcpy(q->recent[q->recent_next], key, sizeof(key));
-    q->recent_next = (q->recent_next + 1) % CAPTURE_TLS_KEYLOG_RECENT;
+    memcpy(r->keys[r->next], key, sizeof(key));
+    r->next = (r->next + 1) % CAPTURE_TLS_KEYLOG_RECENT;
     return 0;
 }
 
@@ -230,7 +214,7 @@ static int unhex(char c)
     return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-size_t capture_tls_keylog_queue_fresh(struct capture_tls_keylog_queue *q, char *lines, size_t len)
+size_t capture_tls_keylog_recent_fresh(struct capture_tls_keylog_recent *r, char *lines, size_t len)
 {
     size_t in = 0, kept = 0;
 
@@ -252,22 +236,11 @@ size_t capture_tls_keylog_queue_fresh(struct capture_tls_keylog_queue *q, char *
             if (ok)
                 cr[i] = (uint8_t)(hi << 4 | lo);
         }
-        if (ok && !capture_tls_keylog_queue_seen(q, cr, label)) {
+        if (ok && !capture_tls_keylog_recent_seen(r, cr, label)) {
             memmove(lines + kept, l, n);
             kept += n;
         }
         in += n;
     }
     return kept;
-}
-
-int capture_tls_keylog_queue_push(struct capture_tls_keylog_queue *q, const char *lines, size_t len)
-{
-    if (q->max - q->len < len) {
-        q->dropped++;
-        return -ENOBUFS;
-    }
-    memcpy(q->buf + q->len, lines, len);
-    q->len += len;
-    return 0;
 }

@@ -42,35 +42,25 @@ int capture_tls_keylog_lines(const void *rec, size_t size, char *out, size_t out
  * too small (CAPTURE_TLS_KEYLOG_LINE_MAX is always enough). */
 int capture_tls_keylog_kdf_line(const void *rec, size_t size, char *out, size_t outlen);
 
-/* Lines waiting for the next batch: at most `max` bytes (what the store takes in one batch), and
- * the lines (client random and label) that went out lately: both traced ends of one connection,
+/* The lines (client random and label) that went out lately: both traced ends of one connection,
  * the calibrated record of one end and the key derivation secrets of the other, a TLS 1.2
- * session's key block made again, give the same lines: they go out once. Embedded. */
+ * session's key block made again, give the same lines: they go out once. Embedded; all zero, it
+ * remembers none. */
 #define CAPTURE_TLS_KEYLOG_RECENT 4096
-struct capture_tls_keylog_queue {
-    char *buf;
-    size_t len, max;
-    uint8_t recent[CAPTURE_TLS_KEYLOG_RECENT][33]; /* client random + enum capture_tls_kdf_label */
-    unsigned recent_next;
-    uint64_t dropped; /* records whose lines found no room */
+struct capture_tls_keylog_recent {
+    uint8_t keys[CAPTURE_TLS_KEYLOG_RECENT][33]; /* client random + enum capture_tls_kdf_label */
+    unsigned next;
 };
-
-/* 0 or -ENOMEM. */
-int capture_tls_keylog_queue_init(struct capture_tls_keylog_queue *q, size_t max);
-void capture_tls_keylog_queue_free(struct capture_tls_keylog_queue *q);
 
 /* Whether the line of this client random and label (enum capture_tls_kdf_label) was seen
  * lately; if not, it is now. */
-int capture_tls_keylog_queue_seen(struct capture_tls_keylog_queue *q, const uint8_t cr[32],
-                                  uint8_t label);
+int capture_tls_keylog_recent_seen(struct capture_tls_keylog_recent *r, const uint8_t cr[32],
+                                   uint8_t label);
 
 /* Drops from `lines` (len bytes of key log lines, as this module writes them) those seen lately
  * and marks the others seen; returns the bytes left (moved to the front). A line not of a known
  * label with a hex client random, or without its newline, is dropped. */
-size_t capture_tls_keylog_queue_fresh(struct capture_tls_keylog_queue *q, char *lines, size_t len);
-
-/* Appends one record's lines whole. 0, or -ENOBUFS (counted in dropped) when they do not fit. */
-int capture_tls_keylog_queue_push(struct capture_tls_keylog_queue *q, const char *lines,
-                                  size_t len);
+size_t capture_tls_keylog_recent_fresh(struct capture_tls_keylog_recent *r, char *lines,
+                                       size_t len);
 
 #endif
