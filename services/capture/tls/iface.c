@@ -3,24 +3,20 @@
  * copies, the loop is where batches go to the spool, and no lock or hand-over is needed. */
 #include "capture/tls/iface.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "capture/pipeline.h"
 #include "capture/source.h"
-#include "capture/tls/helper.h"
 #include "capture/tls/keylog.h"
 #include "capture/tls/libs.h"
 #include "capture/tls/offsets.h"
 #include "capture/tls/probe.h"
+#include "capture/tls/supervisor.h"
 #include "capture/tls/synth.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -31,9 +27,6 @@
 #define RECORDS_PER_TURN 1024
 /* At the stop: what the ring holds (16 MiB) is at most this many records. */
 #define RECORDS_AT_STOP 65536
-/* Link fds the helper hands over (libraries it attached: 10 each), kept so that those libraries
- * stay traced should it die. */
-#define HELD_FDS_MAX 2560
 
 struct capture_tls_iface {
     struct capture *cap;
@@ -59,16 +52,7 @@ struct capture_tls_iface {
     uint64_t secrets, bad_secrets, keylog_lines, keylog_write_errors;
     uint64_t keylog_dropped;       /* records whose lines the pipeline had no room for */
     uint64_t kdf_secrets, kdf_bad; /* key derivation records, those refused */
-    /* the helper process */
-    pid_t helper_pid;  /* 0: none, or reaped */
-    int helper_sock;   /* -1: none (never, or it exited) */
-    bool helper_up, helper_polling, have_status;
-    uv_poll_t helper_poll;
-    struct capture_tls_status_msg status; /* the last it sent */
-    struct capture_tls_targets_msg *targets; /* the latest set, while not sent yet */
-    size_t targets_len;
-    int held[HELD_FDS_MAX];
-    unsigned n_held;
+    struct capture_tls_supervisor *helper; /* NULL: it could not be forked */
 };
 
 static int64_t clock_ns(clockid_t id)
@@ -314,14 +298,12 @@ static void fork_helper(struct capture_tls_iface *t)
 
     rc = capture_tls_probe_set_netns_mode(t->probe, mode);
     if (rc == 0)
-        rc = capture_tls_helper_fork(t->probe, c->user, mode, helper_rescan, t, &t->helper_pid,
-                                     &t->helper_sock, err, sizeof(err));
+        t->helper =
+            capture_tls_supervisor_new(t->probe, c->user, mode, helper_rescan, t, err, sizeof(err));
     else
         snprintf(err, sizeof(err), "setting the pod filter: %s", strerror(-rc));
-    if (rc == 0) {
-        t->helper_up = true;
+    if (t->helper)
         return;
-    }
     capture_tls_probe_set_netns_mode(t->probe, 0);
     NR_WARN("tls: no helper process: every process is traced, and libssl files first mapped "
             "later only by a capture that stays root",
@@ -384,7 +366,6 @@ struct capture_tls_iface *capture_tls_iface_open(struct capture *cap, uint32_t i
     t->cap = cap;
     t->ifid = ifid;
     t->keylog_fd = -1;
-    t->helper_sock = -1;
     nr_buf_init(&t->batch.blocks, cap->cfg.batch_bytes + CAPTURE_TLS_SYNTH_MAX_BYTES);
     t->synth = capture_tls_synth_new(CAPTURE_TLS_MAX_CONNS);
     if (!t->synth || nr_buf_reserve(&t->batch.blocks, t->batch.blocks.max) != 0)
@@ -443,159 +424,40 @@ static void on_flush(uv_timer_t *h)
     flush(h->data);
 }
 
-static void send_targets(struct capture_tls_iface *t);
-static void reap_helper(struct capture_tls_iface *t, int options);
-
 static void on_rescan(uv_timer_t *h)
 {
     struct capture_tls_iface *t = h->data;
 
     measure_clock(t); /* follows changes of the wall clock */
-    send_targets(t);
-    if (!t->helper_up)
-        reap_helper(t, WNOHANG);
+    if (t->helper)
+        capture_tls_supervisor_tick(t->helper);
     if (t->rescan)
         capture_tls_libs_scan(&t->libs, "/proc", on_found, t);
 }
 
-static void reap_helper(struct capture_tls_iface *t, int options)
-{
-    int status;
-
-    if (t->helper_pid > 0 && waitpid(t->helper_pid, &status, options) == t->helper_pid)
-        t->helper_pid = 0;
-}
-
-static void helper_down(struct capture_tls_iface *t, const char *why)
-{
-    if (!t->helper_up)
-        return;
-    t->helper_up = false;
-    NR_ERROR("tls: the helper exited; libraries and pods that appear now are not traced",
-             "pid=%d reason=\"%s\"", (int)t->helper_pid, why);
-    if (t->helper_polling)
-        uv_poll_stop(&t->helper_poll);
-    reap_helper(t, WNOHANG); /* else at the next tick: its socket closes before it is a zombie */
-}
-
-/* Keeps the link fds of a message; refuses what is not fds or exceeds the table. */
-static void hold_fds(struct capture_tls_iface *t, struct msghdr *mh)
-{
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
-        size_t n;
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0))
-            continue;
-        n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < n; i++) {
-            int fd;
-            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
-            if (t->n_held < HELD_FDS_MAX)
-                t->held[t->n_held++] = fd;
-            else
-                close(fd); /* the library stays attached while the helper lives */
-        }
-    }
-}
-
-static void on_helper_readable(uv_poll_t *h, int status, int events)
-{
-    struct capture_tls_iface *t = h->data;
-
-    if (status < 0) {
-        helper_down(t, uv_strerror(status));
-        return;
-    }
-    for (int i = 0; i < 64 && t->helper_up; i++) {
-        union {
-            char buf[CMSG_SPACE(sizeof(int) * CAPTURE_TLS_HELPER_FDS_MAX)];
-            struct cmsghdr align;
-        } u;
-        struct capture_tls_status_msg m;
-        struct iovec iov = {.iov_base = &m, .iov_len = sizeof(m)};
-        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                            .msg_controllen = sizeof(u.buf)};
-        ssize_t n = recvmsg(t->helper_sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            return;
-        if (n <= 0) {
-            helper_down(t, n == 0 ? "its socket closed" : strerror(errno));
-            return;
-        }
-        hold_fds(t, &mh);
-        if ((size_t)n != sizeof(m) || m.type != CAPTURE_TLS_MSG_STATUS || (mh.msg_flags & MSG_TRUNC))
-            continue; /* not ours to understand: the status stays */
-        t->status = m;
-        t->have_status = true;
-    }
-}
-
-static void send_targets(struct capture_tls_iface *t)
-{
-    ssize_t n;
-
-    if (!t->targets || !t->helper_up)
-        return;
-    n = send(t->helper_sock, t->targets, t->targets_len, MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return; /* the next tick tries again */
-    if (n < 0)
-        helper_down(t, strerror(errno));
-    free(t->targets);
-    t->targets = NULL;
-}
-
 void capture_tls_iface_target(struct capture_tls_iface *t, const struct kube_target_set *set)
 {
-    size_t n = set ? set->n : 0;
-    struct capture_tls_targets_msg *m;
-
-    if (!t || !t->helper_up)
-        return;
-    if (n > CAPTURE_TLS_TARGETS_MAX)
-        set = NULL, n = 0; /* more than the helper takes: every process, as the filter does */
-    m = calloc(1, CAPTURE_TLS_TARGETS_HDR + n * sizeof(m->addrs[0]));
-    if (!m) {
-        NR_ERROR("tls: out of memory for the targeted pods; the last set stays", "pods=%zu", n);
-        return;
-    }
-    m->type = CAPTURE_TLS_MSG_TARGETS;
-    m->mode = set ? 1 : 0;
-    m->n = (uint32_t)n;
-    for (size_t i = 0; i < n; i++) {
-        const struct kube_ip *ip = &set->entries[i].ip;
-        if (ip->family == AF_INET) {
-            m->addrs[i].a[10] = m->addrs[i].a[11] = 0xff;
-            memcpy(m->addrs[i].a + 12, ip->addr, 4);
-        } else {
-            memcpy(m->addrs[i].a, ip->addr, 16);
-        }
-    }
-    free(t->targets);
-    t->targets = m;
-    t->targets_len = CAPTURE_TLS_TARGETS_HDR + n * sizeof(m->addrs[0]);
-    send_targets(t);
+    if (t && t->helper)
+        capture_tls_supervisor_target(t->helper, set);
 }
 
 int capture_tls_iface_start(struct capture_tls_iface *t)
 {
+    bool helper_up;
     int rc;
 
     t->started = true;
-    if (t->helper_up) {
-        rc = uv_poll_init(t->cap->loop, &t->helper_poll, t->helper_sock);
-        if (rc != 0)
-            return rc;
-        t->helper_poll.data = t;
-        t->helper_polling = true;
-        rc = uv_poll_start(&t->helper_poll, UV_READABLE | UV_DISCONNECT, on_helper_readable);
+    if (t->helper) {
+        rc = capture_tls_supervisor_start(t->helper, t->cap->loop);
         if (rc != 0)
             return rc;
     }
     /* Without the helper: attaching needs CAP_SYS_ADMIN, reading other users' /proc/PID/maps
      * CAP_SYS_PTRACE; after the drop to an unprivileged user neither is left, so only a capture
      * that stayed root (--user root) rescans. */
-    t->rescan = !t->helper_up && geteuid() == 0;
-    if (!t->helper_up && !t->rescan)
+    helper_up = t->helper && capture_tls_supervisor_up(t->helper);
+    t->rescan = !helper_up && geteuid() == 0;
+    if (!helper_up && !t->rescan)
         NR_INFO("tls: libssl files first mapped after the start are not traced: the capture "
                 "gave up its privileges (--user root keeps them)",
                 "libraries=%u", capture_tls_probe_libraries(t->probe));
@@ -622,12 +484,15 @@ void capture_tls_iface_stop(struct capture_tls_iface *t)
     uv_poll_stop(&t->poll);
     uv_timer_stop(&t->flush_timer);
     uv_timer_stop(&t->rescan_timer);
-    if (t->helper_polling)
-        uv_poll_stop(&t->helper_poll);
+    if (t->helper)
+        capture_tls_supervisor_stop(t->helper);
 }
 
 void capture_tls_iface_stats(const struct capture_tls_iface *t, struct capture_tls_stats *st)
 {
+    const struct capture_tls_status_msg *hs =
+        t->helper ? capture_tls_supervisor_status(t->helper) : NULL;
+
     memset(st, 0, sizeof(*st));
     st->records = t->records;
     st->packets = t->packets;
@@ -645,9 +510,9 @@ void capture_tls_iface_stats(const struct capture_tls_iface *t, struct capture_t
     st->kdf_bad = t->kdf_bad;
     st->conns = capture_tls_synth_conns(t->synth);
     st->evicted = capture_tls_synth_evicted(t->synth);
-    st->libraries = t->have_status ? t->status.libraries : capture_tls_probe_libraries(t->probe);
-    st->helper_up = t->helper_up;
-    st->pod_namespaces = t->have_status && t->status.mode == 1 ? (int64_t)t->status.pod_netns : -1;
+    st->libraries = hs ? hs->libraries : capture_tls_probe_libraries(t->probe);
+    st->helper_up = t->helper && capture_tls_supervisor_up(t->helper);
+    st->pod_namespaces = hs && hs->mode == 1 ? (int64_t)hs->pod_netns : -1;
     st->secrets = t->secrets;
     st->bad_secrets = t->bad_secrets;
     st->keylog_lines = t->keylog_lines;
@@ -658,15 +523,7 @@ void capture_tls_iface_free(struct capture_tls_iface *t)
 {
     if (!t)
         return;
-    if (t->helper_sock >= 0)
-        close(t->helper_sock); /* the helper's poll sees the end */
-    if (t->helper_pid > 0) {
-        kill(t->helper_pid, SIGKILL); /* holds nothing that needs a clean exit */
-        reap_helper(t, 0);
-    }
-    while (t->n_held)
-        close(t->held[--t->n_held]);
-    free(t->targets);
+    capture_tls_supervisor_free(t->helper);
     capture_tls_probe_free(t->probe);
     capture_tls_synth_free(t->synth);
     nr_buf_free(&t->batch.blocks);

@@ -1,8 +1,9 @@
 /* The `tls` pseudo-interface of netreel-capture (--tls): the eBPF probe's plaintext records,
  * taken on the capture's loop, become synthetic TCP packets (synth.h) in batches of their own
  * that go to the store like any interface's. Libraries are attached before the privilege drop;
- * afterwards a privileged helper process (helper.h) attaches libssl files new processes map and
- * keeps the probes to the targeted pods' network namespaces (docs/capture-tls.md). */
+ * afterwards a privileged helper process (helper.h, watched from here through supervisor.h)
+ * attaches libssl files new processes map and keeps the probes to the targeted pods' network
+ * namespaces (docs/capture-tls.md). */
 #ifndef NR_CAPTURE_TLS_IFACE_H
 #define NR_CAPTURE_TLS_IFACE_H
 
