@@ -8,10 +8,11 @@
 #include <stdint.h>
 #include <uv.h>
 
-#define HUB_MAX_STORES  4096 /* addresses one snapshot may fan out to */
-#define HUB_MAX_DIALING 256  /* store connections made at once (TCP, TLS, SETTINGS) */
-#define HUB_CHUNK_BYTES (1u << 20)
-#define HUB_MAX_FILTER  16384u /* bytes of BPF filter text, as a store takes */
+#define HUB_MAX_STORES   4096 /* addresses one snapshot may fan out to */
+#define HUB_MAX_DIALING  256  /* store connections made at once (TCP, TLS, SETTINGS) */
+#define HUB_STATUS_CALLS 256  /* Store.Stats calls one Hub.Status has in flight */
+#define HUB_CHUNK_BYTES  (1u << 20)
+#define HUB_MAX_FILTER   16384u /* bytes of BPF filter text, as a store takes */
 
 struct hub_config {
     const char *listen;

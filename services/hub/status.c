@@ -12,6 +12,7 @@
 #include "rpc/client.h"
 #include "rpc/status.h"
 #include "util/log.h"
+#include "util/parse.h"
 
 struct status_one {
     struct status_req *req;
@@ -27,8 +28,11 @@ struct status_req {
     struct hub *h;
     struct rpc_call *call;
     struct status_one *ones;
-    size_t n, left;
-    bool resolving, asked, over;
+    size_t n, left;       /* stores whose answer (or failure) has not come */
+    size_t next;          /* the first store not asked yet */
+    size_t in_flight;     /* Stats calls running: at most HUB_STATUS_CALLS */
+    uint64_t deadline_ms; /* the whole answer's, on the loop's clock (as the calls' timeouts) */
+    bool resolving, asked, replied, over;
 };
 
 static void req_free(struct status_req *r)
@@ -102,12 +106,15 @@ static void one_message(struct rpc_call *call, const uint8_t *msg, size_t len, v
         hub_stores_remember(o->req->h, o->addr.addr, o->stats->node); /* named when it is down */
 }
 
+static void ask_more(struct status_req *r);
+
 static void one_done(struct rpc_call *call, int code, const char *message, void *user)
 {
     struct status_one *o = user;
     struct status_req *r = o->req;
 
     o->call = NULL;
+    r->in_flight--;
     if (o->ch) {
         hub_stores_release(r->h, o->ch);
         o->ch = NULL;
@@ -115,18 +122,67 @@ static void one_done(struct rpc_call *call, int code, const char *message, void 
     o->reachable = code == RPC_OK && o->stats;
     if (code != RPC_OK)
         snprintf(o->error, sizeof(o->error), "%s: %s", rpc_code_name(code), message);
-    if (--r->left == 0 && !r->over)
-        reply(r);
+    r->left--;
+    ask_more(r);
     maybe_free(r);
 }
 
 static const struct rpc_call_cbs one_cbs = {.on_message = one_message, .on_done = one_done};
 
+/* Asks one store for its Stats. false when it cannot be asked (its error set). */
+static bool ask(struct status_req *r, struct status_one *o)
+{
+    Netreel__V1__StatsRequest sreq = NETREEL__V1__STATS_REQUEST__INIT;
+    int64_t left_ms = (int64_t)(r->deadline_ms - uv_now(r->h->loop));
+    struct rpc_call_opts opts = {
+        .path = "/netreel.v1.Store/Stats",
+        .shape = RPC_SHAPE_UNARY,
+        .timeout_ms = left_ms > 0 ? left_ms : 1,
+    };
+    struct rpc_channel *ch;
+    char err[256];
+
+    if (left_ms <= 0) {
+        char d[32];
+        nr_format_duration(r->h->cfg.store_timeout_ns, d, sizeof(d));
+        snprintf(o->error, sizeof(o->error),
+                 "not asked: the answer was due within %s (--store-timeout)", d);
+        return false;
+    }
+    ch = hub_stores_channel(r->h, &o->addr, err, sizeof(err));
+    o->call = ch ? rpc_channel_call(ch, &opts, &one_cbs, o) : NULL;
+    if (!o->call) {
+        if (ch)
+            hub_stores_release(r->h, ch);
+        snprintf(o->error, sizeof(o->error), "%s", ch ? "out of memory" : err);
+        return false;
+    }
+    o->ch = ch;
+    r->in_flight++;
+    rpc_call_send(o->call, &sreq.base);
+    rpc_call_close_send(o->call);
+    return true;
+}
+
+/* Keeps HUB_STATUS_CALLS stores asked at once (a thousand stores are not a thousand calls in
+ * flight, nor a thousand answers held at once); answers the caller once every store has answered
+ * or failed. */
+static void ask_more(struct status_req *r)
+{
+    while (!r->over && r->in_flight < HUB_STATUS_CALLS && r->next < r->n) {
+        struct status_one *o = &r->ones[r->next++];
+        if (o->error[0] || !ask(r, o))
+            r->left--; /* failed to resolve, or cannot be asked */
+    }
+    if (r->left == 0 && !r->over && !r->replied) {
+        r->replied = true;
+        reply(r);
+    }
+}
+
 static void resolved(struct hub_resolved *res, void *arg)
 {
     struct status_req *r = arg;
-    Netreel__V1__StatsRequest sreq = NETREEL__V1__STATS_REQUEST__INIT;
-    char err[256];
 
     r->resolving = false;
     if (r->over) {
@@ -138,37 +194,15 @@ static void resolved(struct hub_resolved *res, void *arg)
         rpc_call_finish(r->call, RPC_RESOURCE_EXHAUSTED, "out of memory");
         return;
     }
-    r->n = res->n;
-    r->left = 1; /* until every call is started */
+    r->n = r->left = res->n;
     for (size_t i = 0; i < res->n; i++) {
         struct status_one *o = &r->ones[i];
-        struct rpc_call_opts opts = {
-            .path = "/netreel.v1.Store/Stats",
-            .shape = RPC_SHAPE_UNARY,
-            .timeout_ms = r->h->cfg.store_timeout_ns / 1000000,
-        };
-        struct rpc_channel *ch;
         o->req = r;
         o->addr = res->addrs[i];
-        if (res->failed[i][0]) {
+        if (res->failed[i][0])
             snprintf(o->error, sizeof(o->error), "%s", res->failed[i]);
-            continue;
-        }
-        ch = hub_stores_channel(r->h, &o->addr, err, sizeof(err));
-        o->call = ch ? rpc_channel_call(ch, &opts, &one_cbs, o) : NULL;
-        if (!o->call) {
-            if (ch)
-                hub_stores_release(r->h, ch);
-            snprintf(o->error, sizeof(o->error), "%s", ch ? "out of memory" : err);
-            continue;
-        }
-        o->ch = ch;
-        r->left++;
-        rpc_call_send(o->call, &sreq.base);
-        rpc_call_close_send(o->call);
     }
-    if (--r->left == 0)
-        reply(r);
+    ask_more(r);
 }
 
 static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *user)
@@ -189,6 +223,8 @@ static void on_done(struct rpc_call *call, int code, const char *message, void *
     struct status_req *r = user;
 
     r->over = true;
+    r->left -= r->n - r->next; /* those not asked yet never will be */
+    r->next = r->n;
     for (size_t i = 0; i < r->n; i++)
         if (r->ones[i].call)
             rpc_call_cancel(r->ones[i].call);
@@ -206,6 +242,7 @@ int hub_status_start(struct rpc_call *call, void *data)
         return -ENOMEM;
     r->h = h;
     r->call = call;
+    r->deadline_ms = uv_now(h->loop) + (uint64_t)(h->cfg.store_timeout_ns / 1000000);
     rpc_call_set_cbs(call, &status_cbs, r);
     if (hub_check_token(h, call) != 0) {
         h->auth_failures++;

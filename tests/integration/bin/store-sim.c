@@ -7,10 +7,12 @@
  * tell every packet's node and number.
  *
  *   store-sim --stores N --packets P --ports-file FILE [--size BYTES] [--ts-start NS]
- *             [--ts-step NS] [--stall K:AFTER]
+ *             [--ts-step NS] [--stall K:AFTER] [--stats-delay MS]
  *
  * --stall: node K's Snapshot streams stop after AFTER packets and stay open, sending nothing more
  * (its socket still read), as a store stopped with SIGSTOP looks to the hub; Stats still answers.
+ * --stats-delay: every Stats answer comes MS milliseconds after its request; at exit, stderr says
+ * how many Stats calls were in flight at once at most ("stats in flight at most N").
  *
  * FILE gets one "127.0.0.1:PORT" line per node once every server listens (it appears whole).
  * Snapshot honours the window (since/until), snaplen and max_chunk_bytes (1 MiB when not
@@ -19,6 +21,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +56,8 @@ static struct {
     unsigned closing;
     int64_t stall_k; /* -1: none */
     uint64_t stall_after;
+    uint64_t stats_delay_ms;
+    unsigned stats_now, stats_most; /* Stats calls in flight, now and at most */
 } sim;
 
 struct sim_call {
@@ -265,28 +270,88 @@ static int snapshot_start(struct rpc_call *call, void *data)
     return 0;
 }
 
-static void stats_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *user)
+/* One Stats call: answered at once, or when its timer fires (--stats-delay). Freed once the call
+ * is over and the timer closed. */
+struct sim_stats {
+    struct sim_store *st;
+    struct rpc_call *call; /* NULL once over */
+    uv_timer_t timer;
+    bool timing;
+};
+
+static void stats_reply(struct sim_stats *c)
 {
-    struct sim_store *st = user;
     Netreel__V1__StoreStats s = NETREEL__V1__STORE_STATS__INIT;
     uint64_t epb = 32 + ((sim.size + 3u) & ~3u);
 
-    s.node = st->node;
-    s.oldest_ns = ts_of(st, 0);
-    s.newest_ns = ts_of(st, sim.packets - 1);
+    s.node = c->st->node;
+    s.oldest_ns = ts_of(c->st, 0);
+    s.newest_ns = ts_of(c->st, sim.packets - 1);
     s.bytes = sim.packets * epb;
     s.max_bytes = 500 * UINT64_C(1000000);
     s.segments = 1;
     s.packets = sim.packets;
     s.max_time_ns = 3600 * INT64_C(1000000000);
-    rpc_call_reply(call, &s.base);
+    rpc_call_reply(c->call, &s.base);
 }
 
-static const struct rpc_call_cbs stats_cbs = {.on_message = stats_message};
+static void stats_timer_closed(uv_handle_t *h)
+{
+    struct sim_stats *c = h->data;
+
+    c->timing = false;
+    if (!c->call)
+        free(c);
+}
+
+static void stats_timer(uv_timer_t *t)
+{
+    struct sim_stats *c = t->data;
+
+    if (c->call)
+        stats_reply(c);
+    uv_close((uv_handle_t *)t, stats_timer_closed);
+}
+
+static void stats_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *user)
+{
+    struct sim_stats *c = user;
+
+    if (!sim.stats_delay_ms) {
+        stats_reply(c);
+        return;
+    }
+    uv_timer_init(uv_default_loop(), &c->timer);
+    c->timer.data = c;
+    c->timing = true;
+    uv_timer_start(&c->timer, stats_timer, sim.stats_delay_ms, 0);
+}
+
+static void stats_done(struct rpc_call *call, int code, const char *message, void *user)
+{
+    struct sim_stats *c = user;
+
+    c->call = NULL;
+    sim.stats_now--;
+    if (!c->timing)
+        free(c);
+    else if (!uv_is_closing((uv_handle_t *)&c->timer))
+        uv_close((uv_handle_t *)&c->timer, stats_timer_closed);
+}
+
+static const struct rpc_call_cbs stats_cbs = {.on_message = stats_message, .on_done = stats_done};
 
 static int stats_start(struct rpc_call *call, void *data)
 {
-    rpc_call_set_cbs(call, &stats_cbs, data);
+    struct sim_stats *c = calloc(1, sizeof(*c));
+
+    if (!c)
+        return -1;
+    c->st = data;
+    c->call = call;
+    if (++sim.stats_now > sim.stats_most)
+        sim.stats_most = sim.stats_now;
+    rpc_call_set_cbs(call, &stats_cbs, c);
     return 0;
 }
 
@@ -316,7 +381,7 @@ static void on_signal(uv_signal_t *sig, int signum)
 static void usage(void)
 {
     fprintf(stderr, "usage: store-sim --stores N --packets P --ports-file FILE [--size BYTES] "
-                    "[--ts-start NS] [--ts-step NS] [--stall K:AFTER]\n");
+                    "[--ts-start NS] [--ts-step NS] [--stall K:AFTER] [--stats-delay MS]\n");
     exit(2);
 }
 
@@ -336,10 +401,15 @@ static uint64_t number(const char *name, const char *v, uint64_t min, uint64_t m
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"stores", required_argument, NULL, 'n'},  {"packets", required_argument, NULL, 'p'},
-        {"size", required_argument, NULL, 's'},    {"ts-start", required_argument, NULL, 't'},
-        {"ts-step", required_argument, NULL, 'd'}, {"ports-file", required_argument, NULL, 'f'},
-        {"stall", required_argument, NULL, 'S'},   {NULL, 0, NULL, 0},
+        {"stores", required_argument, NULL, 'n'},
+        {"packets", required_argument, NULL, 'p'},
+        {"size", required_argument, NULL, 's'},
+        {"ts-start", required_argument, NULL, 't'},
+        {"ts-step", required_argument, NULL, 'd'},
+        {"ports-file", required_argument, NULL, 'f'},
+        {"stall", required_argument, NULL, 'S'},
+        {"stats-delay", required_argument, NULL, 'D'},
+        {NULL, 0, NULL, 0},
     };
     const char *ports_file = NULL;
     struct rlimit rl;
@@ -372,6 +442,7 @@ int main(int argc, char **argv)
             sim.stall_after = number("stall", colon + 1, 0, UINT64_C(1) << 32);
             break;
         }
+        case 'D': sim.stats_delay_ms = number("stats-delay", optarg, 0, 600000); break;
         default: usage();
         }
     }
@@ -423,6 +494,7 @@ int main(int argc, char **argv)
     uv_signal_start(&sigint, on_signal, SIGINT);
     uv_run(uv_default_loop(), UV_RUN_DEFAULT);
     uv_loop_close(uv_default_loop());
+    fprintf(stderr, "store-sim: stats in flight at most %u\n", sim.stats_most);
     free(sim.stores);
     return 0;
 }

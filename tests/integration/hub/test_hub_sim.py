@@ -187,3 +187,44 @@ def test_a_store_that_stops_mid_stream_is_cut_short(sim, hubs, cli_bin, tmp_path
     res = ch.run(cli_bin, "pcapdump", "--hub", hub.addr, "--strict", "-o", tmp_path / "s.pcapng",
                  env=ch.base_env(), timeout=120, expect=3)
     assert "sim-7" in res.stderr and not (tmp_path / "s.pcapng").exists(), res.where()
+
+
+def stats_in_flight(s):
+    """The most Stats calls store-sim had in flight at once (it says at exit)."""
+    assert s.stop() is None
+    m = re.search(r"stats in flight at most (\d+)", s.stderr_path.read_text())
+    assert m, s.stderr_path.read_text()
+    return int(m.group(1))
+
+
+def test_status_asks_a_bounded_number_of_stores_at_once(sim, hubs, cli_bin):
+    # 600 stores answering Stats 300 ms late: the hub keeps 256 asked at once (HUB_STATUS_CALLS),
+    # not 600, and still answers for every one of them.
+    import json
+    n = 600
+    s = sim(n, 10, "--stats-delay", 300)
+    hub = hubs(",".join(s.addrs))
+    st = ch.run(cli_bin, "status", "-o", "json", "--hub", hub.addr, env=ch.base_env(),
+                timeout=120, expect=0)
+    doc = json.loads(st.stdout)
+    assert (doc["nodes"], doc["ok"], doc["attention"]) == (n, n, []), st.where()
+    most = stats_in_flight(s)
+    assert 1 < most <= 256, f"{most} Stats calls in flight at once"
+
+
+def test_status_answers_within_the_store_timeout(sim, hubs, cli_bin):
+    # Every store answers Stats 30 s late, and --store-timeout is 1 s: the first 256 asked run
+    # out of time, the other 44 are not asked at all once the deadline has passed -- the answer
+    # comes within the timeout, not in rounds of it, and names why for every node.
+    import json
+    n = 300
+    s = sim(n, 10, "--stats-delay", 30000)
+    hub = hubs(",".join(s.addrs), "--store-timeout", "1s")
+    st = ch.run(cli_bin, "status", "-o", "json", "--hub", hub.addr, env=ch.base_env(),
+                timeout=60, expect=3)
+    doc = json.loads(st.stdout)
+    assert (doc["nodes"], doc["ok"], doc["unreachable"]) == (n, 0, n), st.where()
+    errors = [a["error"] for a in doc["attention"]]
+    late = [e for e in errors if "DEADLINE_EXCEEDED" in e]
+    unasked = [e for e in errors if e.startswith("not asked: the answer was due within 1s")]
+    assert len(late) + len(unasked) == n and len(late) <= 256 and unasked, errors[:3] + errors[-3:]
