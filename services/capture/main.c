@@ -141,9 +141,6 @@ static void parse_flags(int argc, char **argv, struct capture_config *cfg)
         O_NS,
         O_XNS,
         O_USER,
-        O_NODE,
-        O_LOG,
-        O_VERSION,
         O_READ,
         O_TLS,
         O_KEYLOG,
@@ -172,16 +169,12 @@ static void parse_flags(int argc, char **argv, struct capture_config *cfg)
         {"namespaces", required_argument, NULL, O_NS},
         {"excluded-namespaces", required_argument, NULL, O_XNS},
         {"user", required_argument, NULL, O_USER},
-        {"node", required_argument, NULL, O_NODE},
-        {"log-level", required_argument, NULL, O_LOG},
         {"read-mode", required_argument, NULL, O_READ},
         {"tls", no_argument, NULL, O_TLS},
         {"tls-keylog-file", required_argument, NULL, O_KEYLOG},
         {"test-clock-skew", required_argument, NULL, O_SKEW},
         {"test-interfaces-max", required_argument, NULL, O_IFMAX},
-        {"version", no_argument, NULL, O_VERSION},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        NR_PROG_OPTIONS,
     };
     const char *node = getenv("NODE_NAME");
     bool ports_given = false;
@@ -234,14 +227,6 @@ static void parse_flags(int argc, char **argv, struct capture_config *cfg)
         case O_NS: cfg->namespaces = optarg; break;
         case O_XNS: cfg->excluded_namespaces = optarg; break;
         case O_USER: cfg->user = optarg; break;
-        case O_NODE: node = optarg; break;
-        case O_LOG: {
-            enum nr_log_level level;
-            if (nr_log_parse_level(optarg, &level) != 0)
-                nr_die("--log-level: \"%s\" is not debug, info, warn or error", optarg);
-            nr_log_set_level(level);
-            break;
-        }
         case O_READ:
             if (strcmp(optarg, "thread") != 0 && strcmp(optarg, "poll") != 0)
                 nr_die("--read-mode: \"%s\" is not thread or poll", optarg);
@@ -266,10 +251,7 @@ static void parse_flags(int argc, char **argv, struct capture_config *cfg)
             break;
         }
         case O_KEYLOG: cfg->tls_keylog_file = optarg; break;
-        case O_VERSION: printf("netreel-capture %s\n", NR_VERSION); exit(0);
-        case 'h': fputs(usage_text, stdout); exit(0);
-        case ':': nr_die("option %s needs a value (see --help)", argv[optind - 1]);
-        default: nr_die("option %s is not known (see --help)", argv[optind - 1]);
+        default: nr_prog_option(c, argv, usage_text, &node); break;
         }
     }
     if (optind != argc)

@@ -13,6 +13,7 @@
 #include "netreel/v1/store.pb-c.h"
 #include "pcapng/keylog.h"
 #include "rpc/call.h"
+#include "util/error.h"
 #include "util/log.h"
 #include "util/prog.h"
 
@@ -54,7 +55,7 @@ static void new_stream(struct capture *cap)
     if (rc != 0) {
         NR_WARN("cannot begin a new capture stream; devices past the table's room stay on their "
                 "source's interface",
-                "err=\"%s\"", strerror(-rc));
+                "err=\"%s\"", nr_strerror(rc));
         return;
     }
     capture_ifaces_of(cap, cap->stream, &n);

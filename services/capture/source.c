@@ -273,7 +273,7 @@ static int swap_filter(struct capture_source *src, struct bpf_program *prog)
 
     if (rc == 0)
         return 0;
-    NR_DEBUG("filter goes through libpcap", "iface=%s reason=\"%s\"", src->name, strerror(-rc));
+    NR_DEBUG("filter goes through libpcap", "iface=%s reason=\"%s\"", src->name, nr_strerror(rc));
     return pcap_setfilter(src->pcap, prog);
 }
 

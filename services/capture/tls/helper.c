@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/error.h"
 #include "util/log.h"
 
 #define SCAN_MS   1000
@@ -194,7 +195,7 @@ static void update_netns(struct helper *h)
                                 &res);
     if (rc != 0) {
         NR_WARN("tls: cannot find the targeted pods' network namespaces", "err=\"%s\"",
-                strerror(-rc));
+                nr_strerror(rc));
         return; /* the table stays as it was */
     }
     if (res.left_out && !h->netns_warned++)
@@ -344,7 +345,7 @@ static void child_main(struct capture_tls_probe *probe, const char *user, uint32
     if (rc == 0)
         rc = become(change, uid, gid, user, err, sizeof(err));
     else
-        snprintf(err, sizeof(err), "closing the capture's descriptors: %s", strerror(-rc));
+        snprintf(err, sizeof(err), "closing the capture's descriptors: %s", nr_strerror(rc));
     if (rc != 0) {
         NR_ERROR("tls: helper: cannot start", "err=\"%s\"", err);
         _exit(1);
@@ -356,7 +357,7 @@ static void child_main(struct capture_tls_probe *probe, const char *user, uint32
     NR_DEBUG("tls: helper started", "pid=%d uid=%d", (int)getpid(), (int)getuid());
     rc = run(&h);
     if (rc != 0)
-        NR_ERROR("tls: helper: stopped", "err=\"%s\"", strerror(-rc));
+        NR_ERROR("tls: helper: stopped", "err=\"%s\"", nr_strerror(rc));
     _exit(rc != 0);
 }
 

@@ -301,7 +301,7 @@ static void fork_helper(struct capture_tls_iface *t)
         t->helper =
             capture_tls_supervisor_new(t->probe, c->user, mode, helper_rescan, t, err, sizeof(err));
     else
-        snprintf(err, sizeof(err), "setting the pod filter: %s", strerror(-rc));
+        snprintf(err, sizeof(err), "setting the pod filter: %s", nr_strerror(rc));
     if (t->helper)
         return;
     capture_tls_probe_set_netns_mode(t->probe, 0);
@@ -324,7 +324,7 @@ static int open_secrets(struct capture_tls_iface *t, char *err, size_t errlen)
     if (rc == 0) {
         rc = capture_tls_offsets_own_build(&t->build, lib, sizeof(lib));
         if (rc != 0)
-            snprintf(why, sizeof(why), "cannot identify the linked libssl: %s", strerror(-rc));
+            snprintf(why, sizeof(why), "cannot identify the linked libssl: %s", nr_strerror(rc));
     }
     if (rc == 0)
         rc = capture_tls_probe_set_offsets(t->probe, &t->offsets);
@@ -383,7 +383,7 @@ struct capture_tls_iface *capture_tls_iface_open(struct capture *cap, uint32_t i
         goto fail;
     rc = capture_tls_probe_exclude(t->probe, (uint32_t)getpid());
     if (rc != 0) {
-        snprintf(err, sizeof(err), "excluding the capture's own pid: %s", strerror(-rc));
+        snprintf(err, sizeof(err), "excluding the capture's own pid: %s", nr_strerror(rc));
         goto fail;
     }
     if (open_secrets(t, err, sizeof(err)) != 0)
@@ -392,7 +392,7 @@ struct capture_tls_iface *capture_tls_iface_open(struct capture *cap, uint32_t i
      * can be traced, uprobes cannot be made here. */
     rc = capture_tls_libs_scan(&t->libs, "/proc", on_found, t);
     if (rc < 0) {
-        snprintf(err, sizeof(err), "cannot list /proc: %s", strerror(-rc));
+        snprintf(err, sizeof(err), "cannot list /proc: %s", nr_strerror(rc));
         goto fail;
     }
     if (capture_tls_probe_libraries(t->probe) == 0) {
@@ -415,7 +415,7 @@ static void on_readable(uv_poll_t *h, int status, int events)
     int rc = capture_tls_probe_consume(t->probe, RECORDS_PER_TURN);
 
     if (rc < 0 && rc != -EINTR && (t->read_errors++ == 0 || t->read_errors % 1000 == 0))
-        NR_WARN("tls: reading the ring buffer failed", "err=\"%s\" count=%llu", strerror(-rc),
+        NR_WARN("tls: reading the ring buffer failed", "err=\"%s\" count=%llu", nr_strerror(rc),
                 (unsigned long long)t->read_errors);
 }
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "capture/tls.skel.h"
+#include "util/error.h"
 #include "util/log.h"
 
 #define PROBES     10 /* per libssl: 5 functions, entry and return */
@@ -86,7 +87,7 @@ struct capture_tls_probe *capture_tls_probe_open(const char *btf_path, capture_t
     }
     rc = capture_tls_bpf__load(p->skel);
     if (rc != 0) {
-        snprintf(err, errlen, "loading the eBPF program: %s%s", strerror(-rc),
+        snprintf(err, errlen, "loading the eBPF program: %s%s", nr_strerror(rc),
                  rc == -EPERM || rc == -EACCES
                      ? " (needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)"
                      : "");
@@ -166,7 +167,7 @@ int capture_tls_probe_attach(struct capture_tls_probe *p, const char *path, bool
             rc = -errno;
             if (rc == -ENOENT || rc == -ESRCH)
                 continue; /* this build lacks the function */
-            snprintf(err, errlen, "uprobe on %s in %s: %s%s", funcs[f], path, strerror(-rc),
+            snprintf(err, errlen, "uprobe on %s in %s: %s%s", funcs[f], path, nr_strerror(rc),
                      rc == -EACCES || rc == -EPERM ? " (creating uprobes needs CAP_SYS_ADMIN)"
                                                    : "");
             goto fail;
@@ -203,7 +204,7 @@ int capture_tls_probe_attach_kdf(struct capture_tls_probe *p, const char *path, 
         struct bpf_link *l = bpf_program__attach_uprobe_opts(prog, -1, path, 0, &opts);
         if (!l) {
             rc = -errno;
-            snprintf(err, errlen, "uprobe on EVP_KDF_derive in %s: %s", path, strerror(-rc));
+            snprintf(err, errlen, "uprobe on EVP_KDF_derive in %s: %s", path, nr_strerror(rc));
             goto fail;
         }
         p->links[p->n_links++] = l;
