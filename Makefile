@@ -225,6 +225,9 @@ $(BUILD)/fuzz/tests/fuzz/%: $(BUILD)/fuzz/tests/fuzz/%.o $$(call unit_service_ob
 	$(Q)$(CC) -fsanitize=fuzzer,address,undefined $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # ---- set-up, tests, checks -----------------------------------------------------------------
+# What `make format` formats and `make check` holds to .clang-format: every C file of the tree
+# (without git, every one under the source folders).
+FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find lib services cli tests -name '*.[ch]')
 FUZZ_SECONDS ?= 5
 deps:
 	$(Q)./mk/deps.sh
@@ -265,9 +268,11 @@ check: $(PROTO_H) $(TEST_PROTO_H)
 	done
 	$(call say,REFS,'docs and code references')
 	$(Q)/usr/bin/python3 mk/check-refs.py
+	$(call say,FORMAT,'clang-format --dry-run')
+	$(Q)clang-format --dry-run -Werror $(FORMAT_SRCS)
 
 format:
-	$(Q)clang-format -i $$(git ls-files '*.c' '*.h')
+	$(Q)clang-format -i $(FORMAT_SRCS)
 
 bench: deps
 	$(Q)$(MAKE) -j$(NPROC) --no-print-directory all

@@ -58,9 +58,9 @@ int pcapng_dsb_decode(const uint8_t *p, size_t block_len, struct pcapng_dsb *dsb
 struct pcapng_batch_rules {
     const uint32_t *snaplens; /* per interface id; an id >= n_interfaces is unknown */
     uint32_t n_interfaces;
-    int64_t min_ts_ns;        /* timestamps outside [min, max] are not sane */
+    int64_t min_ts_ns; /* timestamps outside [min, max] are not sane */
     int64_t max_ts_ns;
-    bool sorted;              /* timestamps must not go backwards within the batch */
+    bool sorted; /* timestamps must not go backwards within the batch */
 };
 
 /* What a valid batch holds. */
@@ -76,8 +76,7 @@ struct pcapng_batch_info {
  * interface, caplen <= that interface's snaplen, a timestamp within the rules, in order when
  * rules->sorted. An empty batch is valid (0 packets). Returns 0 and fills *info, or NR_EPARSE
  * with a one-line message in err naming the first block that is wrong (see above). */
-int pcapng_batch_validate(const uint8_t *blocks, size_t len,
-                          const struct pcapng_batch_rules *rules,
+int pcapng_batch_validate(const uint8_t *blocks, size_t len, const struct pcapng_batch_rules *rules,
                           struct pcapng_batch_info *info, char *err, size_t errlen);
 
 #endif

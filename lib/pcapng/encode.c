@@ -416,8 +416,8 @@ int pcapng_epb_append_copy(struct nr_buf *b, const struct pcapng_epb *epb, uint3
         return rc;
     }
 
-    rc = epb_begin(b, ifid, epb->ts_ns, epb->data, caplen, epb->origlen, epb->options_len,
-                   &total, &p);
+    rc = epb_begin(b, ifid, epb->ts_ns, epb->data, caplen, epb->origlen, epb->options_len, &total,
+                   &p);
     if (rc < 0)
         return rc;
     if (epb->options_len)

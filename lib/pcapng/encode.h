@@ -15,8 +15,8 @@
 /* Section Header Block, version 1.0, section length -1 (unknown: we stream). Options written
  * only when non-NULL and non-empty: shb_comment (opt_comment), shb_hardware, shb_os,
  * shb_userappl. */
-int pcapng_shb_append(struct nr_buf *b, const char *comment, const char *hardware,
-                      const char *os, const char *userappl);
+int pcapng_shb_append(struct nr_buf *b, const char *comment, const char *hardware, const char *os,
+                      const char *userappl);
 
 /* Interface Description Block with if_tsresol 9 (nanoseconds) always, if_name and
  * if_description when non-empty. -EINVAL when snaplen is 0 or > PCAPNG_MAX_SNAPLEN. */

@@ -7,12 +7,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PCAPNG_BT_SHB 0x0A0D0D0Au
-#define PCAPNG_BT_IDB 0x00000001u
-#define PCAPNG_BT_NRB 0x00000004u
-#define PCAPNG_BT_ISB 0x00000005u
-#define PCAPNG_BT_EPB 0x00000006u
-#define PCAPNG_BT_DSB 0x0000000Au
+#define PCAPNG_BT_SHB           0x0A0D0D0Au
+#define PCAPNG_BT_IDB           0x00000001u
+#define PCAPNG_BT_NRB           0x00000004u
+#define PCAPNG_BT_ISB           0x00000005u
+#define PCAPNG_BT_EPB           0x00000006u
+#define PCAPNG_BT_DSB           0x0000000Au
 #define PCAPNG_BYTE_ORDER_MAGIC 0x1A2B3C4Du
 /* Decryption Secrets Block secrets type: an NSS key log (TLS). */
 #define PCAPNG_DSB_TLS_KEYLOG 0x544C534Bu
@@ -53,7 +53,7 @@ struct pcapng_idb {
     uint32_t snaplen;
     char name[256];         /* if_name, "" when absent; cut to fit, always NUL-terminated */
     char description[2048]; /* if_description, "" when absent */
-    uint8_t tsresol;       /* if_tsresol, 6 (microseconds) when absent */
+    uint8_t tsresol;        /* if_tsresol, 6 (microseconds) when absent */
 };
 
 /* One name for the Name Resolution Block: an IPv4 or IPv6 address and a name. */
@@ -66,12 +66,12 @@ struct pcapng_name {
 /* One Interface Statistics Block. */
 struct pcapng_isb {
     uint32_t ifid;
-    int64_t ts_ns;      /* the block's timestamp: when the counters were taken */
-    int64_t start_ns;   /* isb_starttime; written only when non-zero */
-    int64_t end_ns;     /* isb_endtime; written only when non-zero */
-    uint64_t ifrecv;    /* isb_ifrecv */
-    uint64_t ifdrop;    /* isb_ifdrop */
-    uint64_t osdrop;    /* isb_osdrop */
+    int64_t ts_ns;    /* the block's timestamp: when the counters were taken */
+    int64_t start_ns; /* isb_starttime; written only when non-zero */
+    int64_t end_ns;   /* isb_endtime; written only when non-zero */
+    uint64_t ifrecv;  /* isb_ifrecv */
+    uint64_t ifdrop;  /* isb_ifdrop */
+    uint64_t osdrop;  /* isb_osdrop */
 };
 
 static inline uint32_t pcapng_le32(const uint8_t *p)

@@ -56,7 +56,7 @@ struct rpc_call {
     /* client, set with channel: takes the call off the channel's list when the call ends before
      * its stream starts (the channel's business, reached through this, not by name) */
     void (*leave_channel)(struct rpc_call *call);
-    struct rpc_call *next;       /* in conn->calls or channel->pending */
+    struct rpc_call *next; /* in conn->calls or channel->pending */
     struct rpc_call *prev;
     int32_t stream_id; /* 0 until the stream exists */
     const struct rpc_call_cbs *cbs;

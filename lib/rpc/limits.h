@@ -27,15 +27,15 @@ struct rpc_limits {
                                         their queues hold this much together (default 16 MiB):
                                         100 streams whose reader is stuck would hold 100 queues */
     /* Server only; 0 turns one off. A peer that says nothing must not keep a connection slot. */
-    uint64_t handshake_timeout_ms;   /* TLS handshake and the client's preface and SETTINGS, and
-                                        any request's header block, must be complete within this
-                                        (default 10 s); else the connection is closed */
-    uint64_t idle_timeout_ms;        /* a connection without calls this long is sent GOAWAY and
-                                        closed (default 5 min) */
-    uint64_t stall_timeout_ms;       /* a call whose queued output made no progress this long
-                                        (the peer's window stayed closed) is reset, and a
-                                        connection whose socket took nothing this long is closed
-                                        (default 60 s) */
+    uint64_t handshake_timeout_ms; /* TLS handshake and the client's preface and SETTINGS, and
+                                      any request's header block, must be complete within this
+                                      (default 10 s); else the connection is closed */
+    uint64_t idle_timeout_ms;      /* a connection without calls this long is sent GOAWAY and
+                                      closed (default 5 min) */
+    uint64_t stall_timeout_ms;     /* a call whose queued output made no progress this long
+                                      (the peer's window stayed closed) is reset, and a
+                                      connection whose socket took nothing this long is closed
+                                      (default 60 s) */
 };
 
 void rpc_limits_init(struct rpc_limits *l);

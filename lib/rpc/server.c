@@ -33,7 +33,7 @@ struct rpc_server {
     int port;
     struct rpc_health health;
     struct rpc_conn_stats cstats;
-    uint64_t refused; /* connections over max_connections */
+    uint64_t refused;      /* connections over max_connections */
     uint64_t refused_peer; /* over max_connections_per_peer */
     bool closing;
     bool in_close; /* rpc_server_close is running: do not free yet */

@@ -32,9 +32,9 @@ struct rpc_server_config {
     const char *listen;   /* "127.0.0.1:8897", ":8898" (all addresses), "[::1]:0" */
     const char *tls_cert; /* PEM; with tls_key turns TLS on */
     const char *tls_key;
-    const char *tls_ca; /* PEM; requires client certificates signed by it (mTLS) */
-    struct rpc_limits limits; /* also the handshake, idle and stall timeouts */
-    unsigned max_connections; /* default 1024; more are closed as they come */
+    const char *tls_ca;                /* PEM; requires client certificates signed by it (mTLS) */
+    struct rpc_limits limits;          /* also the handshake, idle and stall timeouts */
+    unsigned max_connections;          /* default 1024; more are closed as they come */
     unsigned max_connections_per_peer; /* from one address; default 64, 0: no limit */
 };
 
@@ -56,14 +56,14 @@ int rpc_server_port(const struct rpc_server *s);
 
 /* What the server holds now and what it has closed on its own (timeouts, too many). */
 struct rpc_server_stats {
-    uint64_t connections; /* open now */
-    uint64_t calls;       /* open now */
-    uint64_t refused_connections; /* over max_connections */
+    uint64_t connections;              /* open now */
+    uint64_t calls;                    /* open now */
+    uint64_t refused_connections;      /* over max_connections */
     uint64_t refused_peer_connections; /* over max_connections_per_peer */
-    uint64_t handshake_timeouts;  /* no TLS handshake, preface or request headers in time */
-    uint64_t idle_closed;         /* no calls for limits.idle_timeout_ms */
-    uint64_t stalled_calls;       /* reset: their output made no progress (stall timeout) */
-    uint64_t stalled_connections; /* closed: the socket took nothing (stall timeout) */
+    uint64_t handshake_timeouts;       /* no TLS handshake, preface or request headers in time */
+    uint64_t idle_closed;              /* no calls for limits.idle_timeout_ms */
+    uint64_t stalled_calls;            /* reset: their output made no progress (stall timeout) */
+    uint64_t stalled_connections;      /* closed: the socket took nothing (stall timeout) */
 };
 
 void rpc_server_get_stats(const struct rpc_server *s, struct rpc_server_stats *st);

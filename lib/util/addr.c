@@ -6,7 +6,7 @@
 #include <string.h>
 
 int nr_addr_split(const char *addr, char *host, size_t hostlen, uint16_t *port, char *err,
-                   size_t errlen)
+                  size_t errlen)
 {
     const char *colon, *h = addr;
     size_t hlen;

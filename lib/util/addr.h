@@ -9,6 +9,6 @@
 /* Splits addr into host (without brackets; "" when omitted) and port. Returns 0, or -EINVAL with
  * a one-line reason in err. */
 int nr_addr_split(const char *addr, char *host, size_t hostlen, uint16_t *port, char *err,
-                   size_t errlen);
+                  size_t errlen);
 
 #endif

@@ -34,7 +34,7 @@
 /* A queued packet is released once the oldest is this far past its window: then every due one
  * goes, in runs of one copy each, rather than one call per packet. */
 #define HUB_SIGHTING_RELEASE_SLACK_NS (2 * 1000000LL)
-#define HUB_SIGHTING_HOLD_MAX  (4u << 20) /* 32 ms at 1 Gbit/s */
+#define HUB_SIGHTING_HOLD_MAX         (4u << 20) /* 32 ms at 1 Gbit/s */
 #define HUB_SIGHTING_TABLE_MAX        (1u << 15) /* slots of 32 + 128 bytes: 5 MiB */
 
 /* PROBE: nothing is written; packets only feed the clock (hub_sightings_clock). */

@@ -185,7 +185,8 @@ static void produce_run(struct hub_snap *s)
              * before the handshakes they decrypt. */
             rc = hub_snap_file_keys(s);
             if (rc != 0) {
-                hub_snap_finish(s, RPC_INTERNAL, "cannot write the TLS key log: %s", nr_strerror(rc));
+                hub_snap_finish(s, RPC_INTERNAL, "cannot write the TLS key log: %s",
+                                nr_strerror(rc));
                 return;
             }
             if (s->out.len >= HUB_CHUNK_BYTES && hub_snap_send_out(s, NULL) != 0)

@@ -173,8 +173,7 @@ static void stream_failed(struct store *s, struct store_write *w)
         next = ig->next;
         if (ig->st == st)
             finish(ig, code, "batch seq %llu: cannot write to %s.pcapng: %s",
-                   (unsigned long long)w->run.seq, w->seg ? w->seg->path : "?",
-                   nr_strerror(w->rc));
+                   (unsigned long long)w->run.seq, w->seg ? w->seg->path : "?", nr_strerror(w->rc));
     }
 }
 
@@ -227,8 +226,7 @@ static void queue_write(struct store_ingest *ig, struct store_write *w, uint64_t
 /* Batch seq needs no write (a duplicate, no packets, expired): acknowledged once every batch
  * queued before it is written — through a marker in the writer's line while any is. accepted:
  * a new batch (counted as such once settled), not a duplicate. */
-static int settled(struct store_ingest *ig, uint64_t seq, bool accepted, char *err,
-                   size_t errlen)
+static int settled(struct store_ingest *ig, uint64_t seq, bool accepted, char *err, size_t errlen)
 {
     struct store_write *w;
 
@@ -297,8 +295,8 @@ static int store_batch(struct store_ingest *ig, const Netreel__V1__PacketBatch *
     int rc;
 
     nr_buf_init(&dsb, PCAPNG_DSB_MIN + PCAPNG_KEYLOG_MAX);
-    if (b->tls_keylog.len &&
-        pcapng_dsb_append(&dsb, PCAPNG_DSB_TLS_KEYLOG, b->tls_keylog.data, b->tls_keylog.len) != 0) {
+    if (b->tls_keylog.len && pcapng_dsb_append(&dsb, PCAPNG_DSB_TLS_KEYLOG, b->tls_keylog.data,
+                                               b->tls_keylog.len) != 0) {
         nr_buf_free(&dsb);
         snprintf(err, errlen, "out of memory");
         return RPC_RESOURCE_EXHAUSTED;
@@ -324,8 +322,8 @@ static int keys_and_batch(struct store_ingest *ig, const Netreel__V1__PacketBatc
 
     if (st->active && rotate_due(s, st->active, len, now_ns))
         store_segment_close(s, st->active, now_ns);
-    rc = store_retention_make_room(s, len + 2 * STORE_INDEX_RECORD_LEN + HEAD_RESERVE, now_ns,
-                                   &why);
+    rc =
+        store_retention_make_room(s, len + 2 * STORE_INDEX_RECORD_LEN + HEAD_RESERVE, now_ns, &why);
     if (ig->finished)
         return RPC_ABORTED;
     if (rc != 0) {
@@ -489,8 +487,8 @@ static int handle(struct store_ingest *ig, const Netreel__V1__PacketBatch *b, ch
         st->counters.interface_dropped = b->counters->interface_dropped;
         st->counters.capture_dropped = b->counters->capture_dropped;
     }
-    bool expired = info.packets > 0 && s->cfg.max_time_ns > 0 &&
-                   info.last_ts_ns < now_ns - s->cfg.max_time_ns;
+    bool expired =
+        info.packets > 0 && s->cfg.max_time_ns > 0 && info.last_ts_ns < now_ns - s->cfg.max_time_ns;
     if (expired)
         s->batches_expired++; /* already past max-time: retention would delete it at once */
     if ((info.packets > 0 && !expired) || b->tls_keylog.len > 0) {

@@ -575,8 +575,8 @@ void store_segment_close(struct store *s, struct store_segment *seg, int64_t now
         uint64_t before = store_segment_disk(seg);
         if (store_append_cut(&seg->out, seg->fd, seg->size) != 0 ||
             ftruncate(seg->idx_fd, (off_t)seg->idx_size) != 0)
-            NR_ERROR("cannot cut a failed segment back", "segment=%s.pcapng err=\"%s\"",
-                     seg->path, strerror(errno));
+            NR_ERROR("cannot cut a failed segment back", "segment=%s.pcapng err=\"%s\"", seg->path,
+                     strerror(errno));
         seg->end = seg->size;
         seg->idx_end = seg->idx_size;
         s->bytes -= before - store_segment_disk(seg);

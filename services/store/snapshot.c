@@ -75,9 +75,9 @@ struct store_snapshot {
     size_t n_streams;
     struct snap_filter *filters;
     size_t n_filters;
-    int *iface_filter; /* output interface id -> index in filters */
+    int *iface_filter;           /* output interface id -> index in filters */
     struct store_select *select; /* -n, --pod, -l (select.h); NULL: every packet */
-    uv_work_t compile; /* the filters compile on the thread pool */
+    uv_work_t compile;           /* the filters compile on the thread pool */
     bool compiling;
     int compile_rc;
     char compile_err[512];
@@ -89,7 +89,7 @@ struct store_snapshot {
     struct nr_buf keys_read, keys_out; /* one DSB read; the tls_keylog message being built */
     uint64_t packets, bytes;
     uv_timer_t turn;
-    bool keys_sent; /* every tls_keylog message went */
+    bool keys_sent;                          /* every tls_keylog message went */
     bool requested, started, finished, over; /* started: the header went, packets follow */
 };
 
@@ -235,8 +235,8 @@ static int send_bytes(struct store_snapshot *snap, Netreel__V1__StoreChunk__Kind
                       struct nr_buf *buf)
 {
     Netreel__V1__StoreChunk c = NETREEL__V1__STORE_CHUNK__INIT;
-    ProtobufCBinaryData *field = kind == NETREEL__V1__STORE_CHUNK__KIND_BLOCKS ? &c.blocks
-                                                                               : &c.tls_keylog;
+    ProtobufCBinaryData *field =
+        kind == NETREEL__V1__STORE_CHUNK__KIND_BLOCKS ? &c.blocks : &c.tls_keylog;
 
     if (buf->len == 0)
         return 0;

@@ -15,13 +15,13 @@
 
 #define STORE_MAX_INTERFACES  256u
 #define STORE_MAX_PODS        65536u
-#define STORE_MAX_UNWRITTEN   16u  /* pod sets kept for a stream without a segment */
-#define STORE_MAX_NAME        253u /* a Kubernetes name, a node name */
-#define STORE_MAX_IFNAME      255u /* "NAMESPACE/POD" of a pod's device, cut by the capture */
-#define STORE_MAX_IFDESC      2047u      /* an interface's if_description */
-#define STORE_MAX_FILTER      16384u     /* bytes of BPF filter text */
-#define STORE_OPTIMIZE_FILTER 2048u      /* longer filters compile without the optimizer */
-#define STORE_MAX_STREAMS     4096u      /* capture streams remembered at once */
+#define STORE_MAX_UNWRITTEN   16u    /* pod sets kept for a stream without a segment */
+#define STORE_MAX_NAME        253u   /* a Kubernetes name, a node name */
+#define STORE_MAX_IFNAME      255u   /* "NAMESPACE/POD" of a pod's device, cut by the capture */
+#define STORE_MAX_IFDESC      2047u  /* an interface's if_description */
+#define STORE_MAX_FILTER      16384u /* bytes of BPF filter text */
+#define STORE_OPTIMIZE_FILTER 2048u  /* longer filters compile without the optimizer */
+#define STORE_MAX_STREAMS     4096u  /* capture streams remembered at once */
 #define STORE_CHUNK_BYTES \
     (1u << 20) /* a snapshot message, at most (SnapshotRequest.max_chunk_bytes) */
 #define STORE_MIN_CHUNK_BYTES (4u << 10) /* ... and the least a request may ask for */
@@ -85,15 +85,15 @@ struct store_segment {
     struct store_segment *prev, *next; /* the store's list, in creation order */
     struct store_stream *stream;
     uint32_t segno;
-    char *path;     /* ".../NNNNNNNN-YYYYmmddTHHMMSSZ" without extension */
-    int fd, idx_fd; /* open for writing while active, else -1 */
+    char *path;              /* ".../NNNNNNNN-YYYYmmddTHHMMSSZ" without extension */
+    int fd, idx_fd;          /* open for writing while active, else -1 */
     struct store_append out; /* how fd is written (append.h) */
-    int rfd;        /* read descriptor while snapshots hold the segment, else -1 */
-    unsigned refs;  /* the catalog's (until deleted) + one per snapshot and write in flight */
+    int rfd;                 /* read descriptor while snapshots hold the segment, else -1 */
+    unsigned refs; /* the catalog's (until deleted) + one per snapshot and write in flight */
     unsigned readers;
     bool active, deleted, dirty;
-    bool broken;   /* a write failed: closed, never written again */
-    bool w_broken; /* the same, for the writer thread only (writer.c) */
+    bool broken;             /* a write failed: closed, never written again */
+    bool w_broken;           /* the same, for the writer thread only (writer.c) */
     uint64_t size, idx_size; /* committed bytes */
     uint64_t end, idx_end;   /* the same plus the writes queued to the writer */
     unsigned queued;         /* writes of it prepared and not yet ended (segment.h) */
@@ -120,11 +120,11 @@ struct store_stream {
     char node[STORE_MAX_NAME + 1];
     uint32_t next_segno;
     bool have_seq;
-    uint64_t last_seq;  /* the last batch taken, written or queued */
+    uint64_t last_seq; /* the last batch taken, written or queued */
     bool have_done;
-    uint64_t done_seq;  /* the last batch written (or needing no write) */
-    unsigned pending;   /* its writes and markers queued to the writer */
-    uint64_t epoch;     /* moves on when a write fails: what was queued before is void */
+    uint64_t done_seq; /* the last batch written (or needing no write) */
+    unsigned pending;  /* its writes and markers queued to the writer */
+    uint64_t epoch;    /* moves on when a write fails: what was queued before is void */
     struct store_iface ifaces[STORE_MAX_INTERFACES];
     uint32_t n_ifaces;
     struct store_pods *pods; /* the current set, NULL when none was ever sent */
@@ -162,7 +162,7 @@ struct store {
     uint64_t next_ingest_id;
     unsigned snapshots_active;
     uint64_t snapshots_served;
-    struct store_stage stage; /* writes on the loop are built here (append.h) */
+    struct store_stage stage;   /* writes on the loop are built here (append.h) */
     struct store_writer writer; /* batch writes off the loop (writer.h) */
     /* group commit (sync.c) */
     const struct store_sync_cbs *sync_cbs; /* told of each sync (ingest: acknowledgements) */
@@ -170,13 +170,13 @@ struct store {
     bool sync_again;
     bool sync_retry;  /* the last sync could not take every file: the tick tries again */
     int sync_starved; /* its errno (EMFILE) until a sync takes them all: new calls refused */
-    int *sync_fds; /* descriptors of closed segments still to be synced and closed */
+    int *sync_fds;    /* descriptors of closed segments still to be synced and closed */
     size_t n_sync_fds, cap_sync_fds;
     bool root_dirty;          /* a stream directory was created in data_dir since the last sync */
     bool sync_timer_ready;    /* store_sync_init ran (not in unit tests) */
     uv_timer_t sync_timer;    /* starts the next sync by its deadline */
     int64_t sync_deadline_ns; /* when the next sync must start (0: nothing waits for one) */
-    uv_timer_t timer; /* retention and rotation without traffic */
+    uv_timer_t timer;         /* retention and rotation without traffic */
 };
 
 /* Disk accounting: a file of `size` bytes as du counts it (4 KiB blocks). */

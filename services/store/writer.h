@@ -74,18 +74,18 @@ struct store_writer {
     bool started;
     pthread_t thread;
     pthread_mutex_t lock;
-    pthread_cond_t work; /* the thread waits for writes */
-    pthread_cond_t room; /* the loop waits for a stage or for the queue to empty */
-    uv_async_t async;    /* writes done: complete them on the loop */
+    pthread_cond_t work;             /* the thread waits for writes */
+    pthread_cond_t room;             /* the loop waits for a stage or for the queue to empty */
+    uv_async_t async;                /* writes done: complete them on the loop */
     struct store_write *head, *tail; /* queued */
     struct store_write *done_head, *done_tail;
     bool busy, stop;
     struct store_stage pool[STORE_WRITER_STAGES];
     unsigned n_pool;
     unsigned in_flight; /* stages taken and not yet given back (at most STORE_WRITER_STAGES) */
-    unsigned queued; /* writes queued or being written (the loop's count) */
-    uint64_t waits; /* times the loop waited for a stage (the loop's count) */
-    uint64_t grouped; /* writes made as part of the one before them (under the lock) */
+    unsigned queued;    /* writes queued or being written (the loop's count) */
+    uint64_t waits;     /* times the loop waited for a stage (the loop's count) */
+    uint64_t grouped;   /* writes made as part of the one before them (under the lock) */
 };
 
 /* Starts the thread on s->loop. Returns 0 or a negative errno (the store then writes on its
@@ -105,8 +105,8 @@ void store_writer_queue(struct store *s, struct store_write *w);
 void store_writer_drain(struct store *s);
 
 struct store_writer_counters {
-    uint64_t queued; /* writes queued and not yet done */
-    uint64_t waits;  /* times the loop waited for a stage */
+    uint64_t queued;  /* writes queued and not yet done */
+    uint64_t waits;   /* times the loop waited for a stage */
     uint64_t grouped; /* writes made together with the one before them */
 };
 void store_writer_counters(const struct store *s, struct store_writer_counters *c);

@@ -15,8 +15,10 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const ProtobufCMessageDescriptor *const descs[] = {
-        &netreel__v1__snapshot_request__descriptor, &netreel__v1__store_chunk__descriptor,
-        &netreel__v1__store_stats__descriptor, &netreel__v1__packet_batch__descriptor,
+        &netreel__v1__snapshot_request__descriptor,
+        &netreel__v1__store_chunk__descriptor,
+        &netreel__v1__store_stats__descriptor,
+        &netreel__v1__packet_batch__descriptor,
     };
     Netreel__V1__SnapshotRequest *req;
     size_t flen = 0;

@@ -84,16 +84,16 @@ static void hostile_or_truncated_fib_trie(void **state)
     char big[2048];
     struct got g = {0};
     static const char *const bad[] = {
-        "|-- 10.1.1.1",                               /* cut before its prefixes */
-        "|-- 10.1.1.1\n/32 host LOCA",                /* cut inside */
-        "/32 host LOCAL\n",                           /* no leaf */
-        "|-- 999.1.1.1\n/32 host LOCAL\n",            /* not an address */
-        "|-- 10.1.1.1junk\n/32 host LOCAL\n",         /* trailing bytes */
-        "|-- 10.1.1.1 \n/32 host LOCAL\n",            /* trailing space */
-        "|-- 10.1.1.10.1.1.1.1\n/32 host LOCAL\n",    /* longer than an address */
-        "|-- \n/32 host LOCAL\n",                     /* empty */
+        "|-- 10.1.1.1",                                   /* cut before its prefixes */
+        "|-- 10.1.1.1\n/32 host LOCA",                    /* cut inside */
+        "/32 host LOCAL\n",                               /* no leaf */
+        "|-- 999.1.1.1\n/32 host LOCAL\n",                /* not an address */
+        "|-- 10.1.1.1junk\n/32 host LOCAL\n",             /* trailing bytes */
+        "|-- 10.1.1.1 \n/32 host LOCAL\n",                /* trailing space */
+        "|-- 10.1.1.10.1.1.1.1\n/32 host LOCAL\n",        /* longer than an address */
+        "|-- \n/32 host LOCAL\n",                         /* empty */
         "|-- 10.1.1.1\n+-- 10.0.0.0/8\n/32 host LOCAL\n", /* another node in between */
-        "|-- 10.1.1.1\n/32 host LOCAL extra\n",       /* not the exact line */
+        "|-- 10.1.1.1\n/32 host LOCAL extra\n",           /* not the exact line */
     };
 
     (void)state;
@@ -132,7 +132,7 @@ static void addresses_from_if_inet6(void **state)
                                "fd000000000000000000000000000002 04 40 00 82     eth0\n"
                                "fd00000000000000000000000000000g 04 40 00 82     eth0\n" /* hex */
                                "fd0000000000000000000000000003 04 40 00 82     eth0\n"   /* short */
-                               "fd000000000000000000000000000004";                        /* cut */
+                               "fd000000000000000000000000000004";                       /* cut */
     struct got g = {0};
 
     (void)state;

@@ -150,10 +150,9 @@ static void pod_lists(void **state)
     const char *body =
         "{\"kind\":\"PodList\",\"apiVersion\":\"v1\",\"metadata\":"
         "{\"resourceVersion\":\"777\"},\"items\":[" POD(
-            "a",
-            "one", "},\"status\":{\"podIP\":\"10.1.1.1\"}},") "{\"metadata\":{\"name\":\"broken\"}}"
-                                                              "," POD("b", "two",
-                                                                      "},\"status\":{}}") "]}";
+            "a", "one",
+            "},\"status\":{\"podIP\":\"10.1.1.1\"}},") "{\"metadata\":{\"name\":\"broken\"}}"
+                                                       "," POD("b", "two", "},\"status\":{}}") "]}";
     struct seen s = {.stop_at = -1};
     char rv[KUBE_RV_MAX + 1], err[256] = "";
     size_t skipped = 99;

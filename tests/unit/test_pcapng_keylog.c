@@ -16,8 +16,9 @@
 #include "util/error.h"
 
 #define RANDOM64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789ABCDEF"
-#define SECRET96 "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff" \
-                 "00112233445566778899aabbccddeeff"
+#define SECRET96                                                       \
+    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff" \
+    "00112233445566778899aabbccddeeff"
 
 static void test_dsb_round_trip(void **state)
 {
@@ -41,8 +42,7 @@ static void test_dsb_round_trip(void **state)
     /* Nothing to carry, or too much: no block, nothing appended. */
     b.len = 0;
     assert_int_equal(pcapng_dsb_append(&b, PCAPNG_DSB_TLS_KEYLOG, text, 0), -EINVAL);
-    assert_int_equal(pcapng_dsb_append(&b, PCAPNG_DSB_TLS_KEYLOG, text,
-                                       PCAPNG_DSB_MAX_SECRETS + 1),
+    assert_int_equal(pcapng_dsb_append(&b, PCAPNG_DSB_TLS_KEYLOG, text, PCAPNG_DSB_MAX_SECRETS + 1),
                      -EINVAL);
     assert_int_equal(b.len, 0);
     nr_buf_free(&b);
@@ -81,10 +81,14 @@ static void test_dsb_decode_malformed(void **state)
 
 static void test_keylog_valid(void **state)
 {
-    const char *labels[] = {"CLIENT_RANDOM", "CLIENT_EARLY_TRAFFIC_SECRET",
-                            "CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET",
-                            "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0",
-                            "EARLY_EXPORTER_SECRET", "EXPORTER_SECRET"};
+    const char *labels[] = {"CLIENT_RANDOM",
+                            "CLIENT_EARLY_TRAFFIC_SECRET",
+                            "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+                            "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+                            "CLIENT_TRAFFIC_SECRET_0",
+                            "SERVER_TRAFFIC_SECRET_0",
+                            "EARLY_EXPORTER_SECRET",
+                            "EXPORTER_SECRET"};
     char text[4096];
     size_t o = 0, lines = 99, off = 0, len, n = 0;
     const uint8_t *line;
@@ -98,8 +102,8 @@ static void test_keylog_valid(void **state)
         size_t hex = i % 2 ? 256 : 64;
         memset(secret, i % 2 ? 'F' : 'a', hex);
         secret[hex] = '\0';
-        o += (size_t)snprintf(text + o, sizeof(text) - o, "%s %s %s\n", labels[i], RANDOM64,
-                              secret);
+        o +=
+            (size_t)snprintf(text + o, sizeof(text) - o, "%s %s %s\n", labels[i], RANDOM64, secret);
     }
     assert_int_equal(pcapng_keylog_validate((const uint8_t *)text, o, &lines, NULL, 0), 0);
     assert_int_equal(lines, 8);
@@ -116,9 +120,9 @@ static void refused(const char *text, const char *words)
 {
     char err[256] = "";
 
-    assert_int_equal(pcapng_keylog_validate((const uint8_t *)text, strlen(text), NULL, err,
-                                            sizeof(err)),
-                     NR_EPARSE);
+    assert_int_equal(
+        pcapng_keylog_validate((const uint8_t *)text, strlen(text), NULL, err, sizeof(err)),
+        NR_EPARSE);
     if (!strstr(err, words))
         fail_msg("\"%s\" does not say \"%s\"", err, words);
 }
@@ -132,12 +136,12 @@ static void test_keylog_refused(void **state)
     refused("client_random " RANDOM64 " " SECRET96 "\n", "unknown label");
     refused("CLIENT_RANDOM " RANDOM64 " " SECRET96, "line 1 does not end with a newline");
     refused("CLIENT_RANDOM " RANDOM64 " " SECRET96 "\nCLIENT_RANDOM", "line 2 does not end");
-    refused("CLIENT_RANDOM " RANDOM64 " " SECRET96 "0\n", "secret");           /* odd */
-    refused("CLIENT_RANDOM " RANDOM64 " 0011\n", "secret");                    /* short */
-    refused("CLIENT_RANDOM " RANDOM64 " " SECRET96 "zz\n", "secret");          /* not hex */
-    refused("CLIENT_RANDOM " RANDOM64 "  " SECRET96 "\n", "secret");           /* two spaces */
-    refused("CLIENT_RANDOM " RANDOM64 " " SECRET96 " \n", "secret");           /* trailing */
-    refused("CLIENT_RANDOM " RANDOM64 " " SECRET96 "\r\n", "secret");          /* CRLF */
+    refused("CLIENT_RANDOM " RANDOM64 " " SECRET96 "0\n", "secret");  /* odd */
+    refused("CLIENT_RANDOM " RANDOM64 " 0011\n", "secret");           /* short */
+    refused("CLIENT_RANDOM " RANDOM64 " " SECRET96 "zz\n", "secret"); /* not hex */
+    refused("CLIENT_RANDOM " RANDOM64 "  " SECRET96 "\n", "secret");  /* two spaces */
+    refused("CLIENT_RANDOM " RANDOM64 " " SECRET96 " \n", "secret");  /* trailing */
+    refused("CLIENT_RANDOM " RANDOM64 " " SECRET96 "\r\n", "secret"); /* CRLF */
     refused("CLIENT_RANDOM abcd " SECRET96 "\n", "client random");
     refused("CLIENT_RANDOM " RANDOM64 "00 " SECRET96 "\n", "client random");
     refused("CLIENT_RANDOM " RANDOM64 "\n", "client random");
@@ -169,10 +173,8 @@ static void test_keylog_oversize(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_dsb_round_trip),
-        cmocka_unit_test(test_dsb_decode_malformed),
-        cmocka_unit_test(test_keylog_valid),
-        cmocka_unit_test(test_keylog_refused),
+        cmocka_unit_test(test_dsb_round_trip),  cmocka_unit_test(test_dsb_decode_malformed),
+        cmocka_unit_test(test_keylog_valid),    cmocka_unit_test(test_keylog_refused),
         cmocka_unit_test(test_keylog_oversize),
     };
 

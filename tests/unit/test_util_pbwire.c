@@ -11,8 +11,8 @@
 static void finds_the_last_occurrence_of_a_field(void **state)
 {
     /* since_ns=5 (varint), filter="tcp\0x" (5 bytes), snaplen fixed32-ish field 6, filter="ab" */
-    static const uint8_t msg[] = {0x08, 0x05, 0x1a, 0x05, 't', 'c', 'p', 0, 'x',
-                                  0x35, 1, 2, 3, 4, 0x1a, 0x02, 'a', 'b'};
+    static const uint8_t msg[] = {0x08, 0x05, 0x1a, 0x05, 't', 'c',  'p',  0,   'x',
+                                  0x35, 1,    2,    3,    4,   0x1a, 0x02, 'a', 'b'};
     size_t n = 0;
 
     (void)state;
@@ -26,11 +26,11 @@ static void finds_the_last_occurrence_of_a_field(void **state)
 
 static void refuses_what_is_not_wire_data(void **state)
 {
-    static const uint8_t overlong[] = {0x1a, 0x09, 'a'};           /* length past the end */
-    static const uint8_t torn_varint[] = {0x08, 0x80};             /* varint never ends */
-    static const uint8_t field_zero[] = {0x02, 0x00};              /* field number 0 */
-    static const uint8_t group[] = {0x0b, 0x0c};                   /* wire type 3 */
-    static const uint8_t short_fixed[] = {0x09, 1, 2, 3};          /* 64-bit with 3 bytes */
+    static const uint8_t overlong[] = {0x1a, 0x09, 'a'};  /* length past the end */
+    static const uint8_t torn_varint[] = {0x08, 0x80};    /* varint never ends */
+    static const uint8_t field_zero[] = {0x02, 0x00};     /* field number 0 */
+    static const uint8_t group[] = {0x0b, 0x0c};          /* wire type 3 */
+    static const uint8_t short_fixed[] = {0x09, 1, 2, 3}; /* 64-bit with 3 bytes */
     static const uint8_t ten_bytes[] = {0x08, 0xff, 0xff, 0xff, 0xff, 0xff,
                                         0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
     size_t n;

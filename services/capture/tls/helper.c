@@ -23,8 +23,8 @@
 #include "util/error.h"
 #include "util/log.h"
 
-#define SCAN_MS   1000
-#define KEEP_CAPS ((1u << CAP_SYS_ADMIN) | (1u << CAP_SYS_PTRACE)) /* both < 32 */
+#define SCAN_MS     1000
+#define KEEP_CAPS   ((1u << CAP_SYS_ADMIN) | (1u << CAP_SYS_PTRACE)) /* both < 32 */
 #define HELPER_COMM "netreel-tls" /* the eBPF program never traces comm "netreel*" */
 
 struct helper {
@@ -191,8 +191,7 @@ static void update_netns(struct helper *h)
         h->st.pod_netns = 0;
         return;
     }
-    rc = capture_tls_netns_scan("/proc", h->addrs, h->n, h->found, CAPTURE_TLS_MAX_POD_NETNS,
-                                &res);
+    rc = capture_tls_netns_scan("/proc", h->addrs, h->n, h->found, CAPTURE_TLS_MAX_POD_NETNS, &res);
     if (rc != 0) {
         NR_WARN("tls: cannot find the targeted pods' network namespaces", "err=\"%s\"",
                 nr_strerror(rc));
@@ -216,8 +215,8 @@ static void update_netns(struct helper *h)
     if (!h->mode_written || h->st.mode != 1)
         h->mode_written = capture_tls_probe_set_netns_mode(h->probe, 1) == 0;
     h->st.mode = 1;
-    h->st.pod_netns = (uint32_t)capture_tls_probe_netns_list(h->probe, h->table,
-                                                             CAPTURE_TLS_MAX_POD_NETNS);
+    h->st.pod_netns =
+        (uint32_t)capture_tls_probe_netns_list(h->probe, h->table, CAPTURE_TLS_MAX_POD_NETNS);
 }
 
 /* Libraries, then namespaces; what changed goes to the capture. */

@@ -39,12 +39,12 @@ struct capture_tls_targets_msg {
  * libraries just attached, so that the capture holds them and they stay attached should the
  * helper die. */
 struct capture_tls_status_msg {
-    uint32_t type; /* CAPTURE_TLS_MSG_STATUS */
-    uint32_t mode;         /* the netns_mode in force */
-    uint32_t libraries;    /* library files attached, by the capture and by the helper */
-    uint32_t pod_netns;    /* namespaces in pod_netns (mode 1) */
+    uint32_t type;      /* CAPTURE_TLS_MSG_STATUS */
+    uint32_t mode;      /* the netns_mode in force */
+    uint32_t libraries; /* library files attached, by the capture and by the helper */
+    uint32_t pod_netns; /* namespaces in pod_netns (mode 1) */
     uint64_t attach_failures;
-    uint64_t scans;        /* /proc rescans done */
+    uint64_t scans;          /* /proc rescans done */
     uint64_t netns_left_out; /* namespaces the last scan had no room for */
 };
 
@@ -56,12 +56,13 @@ int capture_tls_helper_targets_check(const struct capture_tls_targets_msg *m, si
  * about secrets, in the helper's copy of the capture's memory). */
 typedef uint64_t (*capture_tls_helper_rescan_cb)(void *arg); /* returns attach failures so far */
 
-/* Forks the helper, which starts in netns_mode `mode` with no targeted address. In the capture: 0 with *pid and *sock (the capture's end, non-blocking,
- * close-on-exec) set, or a negative errno with a reason in err (nothing forked; the caller goes
- * on without). The child never returns from here: it keeps the probe's BPF fds, 0-2 and its end of
- * the socketpair, closes every other descriptor, becomes `user` (like privs.c: "" or "root"
- * stays uid 0) with only the two capabilities and no_new_privs, dies with the capture
- * (PR_SET_PDEATHSIG), and exits when the capture's end closes. Call with no other thread. */
+/* Forks the helper, which starts in netns_mode `mode` with no targeted address. In the capture: 0
+ * with *pid and *sock (the capture's end, non-blocking, close-on-exec) set, or a negative errno
+ * with a reason in err (nothing forked; the caller goes on without). The child never returns from
+ * here: it keeps the probe's BPF fds, 0-2 and its end of the socketpair, closes every other
+ * descriptor, becomes `user` (like privs.c: "" or "root" stays uid 0) with only the two
+ * capabilities and no_new_privs, dies with the capture (PR_SET_PDEATHSIG), and exits when the
+ * capture's end closes. Call with no other thread. */
 int capture_tls_helper_fork(struct capture_tls_probe *probe, const char *user, uint32_t mode,
                             capture_tls_helper_rescan_cb rescan, void *arg, pid_t *pid, int *sock,
                             char *err, size_t errlen);

@@ -46,12 +46,12 @@ struct capture_tls_iface {
     /* secrets */
     bool calibrated;
     struct capture_tls_offsets offsets;
-    struct capture_tls_build build;         /* of the calibrated libssl */
+    struct capture_tls_build build;                 /* of the calibrated libssl */
     struct capture_tls_keylog_recent keylog_recent; /* lines that went out lately */
     int keylog_fd;                                  /* --tls-keylog-file, -1 */
     uint64_t secrets, bad_secrets, keylog_lines, keylog_write_errors;
-    uint64_t keylog_dropped;       /* records whose lines the pipeline had no room for */
-    uint64_t kdf_secrets, kdf_bad; /* key derivation records, those refused */
+    uint64_t keylog_dropped;               /* records whose lines the pipeline had no room for */
+    uint64_t kdf_secrets, kdf_bad;         /* key derivation records, those refused */
     struct capture_tls_supervisor *helper; /* NULL: it could not be forked */
 };
 
@@ -259,7 +259,9 @@ static void on_found(void *arg, int pid, const char *path, const char *open_path
         const char *base = strrchr(path, '/');
         bool v1 = base && strncmp(base, "/libssl.so.1", 12) == 0;
         NR_INFO("tls: attached", "library=%s pid=%d secrets=%s", path, pid,
-                secrets ? "yes" : v1 ? "none" : "kdf");
+                secrets ? "yes"
+                : v1    ? "none"
+                        : "kdf");
         return;
     }
     t->attach_failures++;

@@ -12,11 +12,11 @@
 #include "capture/capture.h"
 #include "kube/target.h"
 
-#define CAPTURE_TLS_IFNAME    "tls"
-#define CAPTURE_TLS_LINKTYPE  1 /* LINKTYPE_ETHERNET: the same as most real interfaces */
+#define CAPTURE_TLS_IFNAME       "tls"
+#define CAPTURE_TLS_LINKTYPE     1   /* LINKTYPE_ETHERNET: the same as most real interfaces */
 #define CAPTURE_TLS_LINKTYPE_ANY 276 /* LINUX_SLL2, when the capture records "any" */
-#define CAPTURE_TLS_SNAPLEN   262144
-#define CAPTURE_TLS_MAX_CONNS 4096
+#define CAPTURE_TLS_SNAPLEN      262144
+#define CAPTURE_TLS_MAX_CONNS    4096
 
 struct capture_tls_iface;
 

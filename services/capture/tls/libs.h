@@ -26,8 +26,7 @@ struct capture_tls_libs {
  * during the call) is the regular file itself, opened inside the process's root (see libs.c):
  * what to read and attach to, so that nothing swapped in under the path since (a FIFO, a
  * symlink to a file of the node) is. */
-typedef void (*capture_tls_libs_found)(void *arg, int pid, const char *path,
-                                       const char *open_path);
+typedef void (*capture_tls_libs_found)(void *arg, int pid, const char *path, const char *open_path);
 
 /* Scans `proc` (normally "/proc": a directory of PID folders with maps and root). Processes
  * whose maps cannot be read (gone, or not ours to read) are skipped. Returns the number of new

@@ -11,10 +11,10 @@
 #include <linux/types.h>
 #endif
 
-#define CAPTURE_TLS_CHUNK        16384 /* plaintext bytes per record */
-#define CAPTURE_TLS_MAX_CHUNKS   64    /* per SSL call: 1 MiB; the rest is reported lost */
-#define CAPTURE_TLS_MAX_EXCLUDED 64    /* tgids never traced (the capture's own) */
-#define CAPTURE_TLS_MAX_POD_NETNS 4096 /* network namespaces of targeted pods traced */
+#define CAPTURE_TLS_CHUNK         16384 /* plaintext bytes per record */
+#define CAPTURE_TLS_MAX_CHUNKS    64    /* per SSL call: 1 MiB; the rest is reported lost */
+#define CAPTURE_TLS_MAX_EXCLUDED  64    /* tgids never traced (the capture's own) */
+#define CAPTURE_TLS_MAX_POD_NETNS 4096  /* network namespaces of targeted pods traced */
 
 /* The first __u32 of every record. */
 enum capture_tls_rec_type {

@@ -243,9 +243,9 @@ static int append_packet(const struct capture_tls_synth *s, struct nr_buf *out, 
     if (s->sll2) {
         pkt[0] = 0x86; /* protocol */
         pkt[1] = 0xdd;
-        pkt[9] = 1;                                               /* ARPHRD_ETHER */
-        pkt[10] = from_client == c->local_is_client ? 4 : 0;      /* outgoing, or to us */
-        pkt[11] = 6;                                              /* address length */
+        pkt[9] = 1;                                          /* ARPHRD_ETHER */
+        pkt[10] = from_client == c->local_is_client ? 4 : 0; /* outgoing, or to us */
+        pkt[11] = 6;                                         /* address length */
         pkt[12] = 0x02;
         pkt[17] = from_client ? 1 : 2; /* the sender's */
     } else {
@@ -285,8 +285,7 @@ static int append_packet(const struct capture_tls_synth *s, struct nr_buf *out, 
 }
 
 static int handshake(const struct capture_tls_synth *s, struct nr_buf *out, uint32_t ifid,
-                     int64_t ts_ns, const struct conn *c,
-                     const struct capture_tls_hdr *h)
+                     int64_t ts_ns, const struct conn *c, const struct capture_tls_hdr *h)
 {
     char comment[160];
     char comm[17];

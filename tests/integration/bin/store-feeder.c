@@ -120,8 +120,8 @@ static uint32_t synth(uint64_t i, uint8_t *f)
     f[37] = tcp ? 0xbb : 0x35;
     if (tcp) {
         memcpy(f + 38, &salt, 8); /* sequence and acknowledgement */
-        f[46] = 0x50; /* data offset 5 */
-        f[47] = 0x18; /* PSH ACK */
+        f[46] = 0x50;             /* data offset 5 */
+        f[47] = 0x18;             /* PSH ACK */
     } else {
         uint32_t ulen = ip_len - 20;
         f[38] = (uint8_t)(ulen >> 8);
@@ -331,16 +331,26 @@ static uint64_t size_arg(const char *v)
 static void parse_args(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"store", required_argument, NULL, 's'},     {"capture-id", required_argument, NULL, 'c'},
-        {"node", required_argument, NULL, 'n'},      {"packets", required_argument, NULL, 'p'},
-        {"bytes", required_argument, NULL, 'b'},     {"duration", required_argument, NULL, 'd'},
-        {"rate-mbps", required_argument, NULL, 'r'}, {"batch-bytes", required_argument, NULL, 'B'},
-        {"seq-start", required_argument, NULL, 'q'}, {"ts-start", required_argument, NULL, 't'},
-        {"ts-step", required_argument, NULL, 'T'},   {"realtime", no_argument, NULL, 'R'},
-        {"pcap", required_argument, NULL, 'P'},      {"snaplen", required_argument, NULL, 'S'},
-        {"iface", required_argument, NULL, 'i'},     {"dump", required_argument, NULL, 'D'},
-        {"tls-ca", required_argument, NULL, 'a'},    {"tls-cert", required_argument, NULL, 'C'},
-        {"tls-key", required_argument, NULL, 'k'},   {"keylog", required_argument, NULL, 'K'},
+        {"store", required_argument, NULL, 's'},
+        {"capture-id", required_argument, NULL, 'c'},
+        {"node", required_argument, NULL, 'n'},
+        {"packets", required_argument, NULL, 'p'},
+        {"bytes", required_argument, NULL, 'b'},
+        {"duration", required_argument, NULL, 'd'},
+        {"rate-mbps", required_argument, NULL, 'r'},
+        {"batch-bytes", required_argument, NULL, 'B'},
+        {"seq-start", required_argument, NULL, 'q'},
+        {"ts-start", required_argument, NULL, 't'},
+        {"ts-step", required_argument, NULL, 'T'},
+        {"realtime", no_argument, NULL, 'R'},
+        {"pcap", required_argument, NULL, 'P'},
+        {"snaplen", required_argument, NULL, 'S'},
+        {"iface", required_argument, NULL, 'i'},
+        {"dump", required_argument, NULL, 'D'},
+        {"tls-ca", required_argument, NULL, 'a'},
+        {"tls-cert", required_argument, NULL, 'C'},
+        {"tls-key", required_argument, NULL, 'k'},
+        {"keylog", required_argument, NULL, 'K'},
         {NULL, 0, NULL, 0},
     };
     char err[256];

@@ -118,8 +118,8 @@ static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
     case NETREEL__V1__STORE_CHUNK__KIND_TLS_KEYLOG:
         /* As the hub does: a DSB, ahead of the packets (the store sends the lines first). */
         r.b.len = 0;
-        if (pcapng_dsb_append(&r.b, PCAPNG_DSB_TLS_KEYLOG, c->tls_keylog.data,
-                              c->tls_keylog.len) != 0)
+        if (pcapng_dsb_append(&r.b, PCAPNG_DSB_TLS_KEYLOG, c->tls_keylog.data, c->tls_keylog.len) !=
+            0)
             exit(1);
         put(&r.b);
         r.keylog_bytes += c->tls_keylog.len;
