@@ -1,6 +1,7 @@
 /* The command line of every subcommand, parsed into a struct by a pure function: no file is
  * opened, nothing is run or connected, nothing exits; a bad flag is one line on stderr
- * (cli_error) and CLI_EXIT_USAGE. The subcommands act on the struct; tests/fuzz/fuzz_cli_args.c
+ * (cli_error) and CLI_EXIT_USAGE. Each parser returns 0, CLI_ARGS_HELP (--help) or
+ * CLI_EXIT_USAGE. The subcommands act on the struct; tests/fuzz/fuzz_cli_args.c
  * feeds these parsers arbitrary argument vectors. Every pointer in a parsed struct points into
  * argv or at a constant string: argv must outlive it. */
 #ifndef NR_CLI_ARGS_H

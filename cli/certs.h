@@ -52,7 +52,8 @@ int cli_certs_ensure(const char *data, struct cli_certs *c, char *made, size_t m
 int cli_token_ensure(const char *data, char *path, size_t len, bool *made, char *err,
                      size_t errlen);
 
-/* Writes `addr` into DATA/hub.addr (atomically); cli_hub_addr_remove removes it. */
+/* Writes `addr` into DATA/hub.addr (atomically); cli_hub_addr_remove removes it. 0, or a
+ * negative errno with err set. */
 int cli_hub_addr_write(const char *data, const char *addr, char *err, size_t errlen);
 void cli_hub_addr_remove(const char *data);
 
