@@ -707,6 +707,17 @@ def ingest(stub, batches, timeout=30, raw=False):
     return acks, None
 
 
+def ended_at_deadline(err):
+    """Whether an Ingest call ended at its deadline: grpcio's own timer (DEADLINE_EXCEEDED), or
+    the store's copy of the same deadline (grpc-timeout) when it fired first on a busy machine:
+    once the store has answered headers it ends the stream with RST_STREAM CANCEL, which grpcio
+    reports as CANCELLED."""
+    if err is None:
+        return False
+    return err.code() == grpc.StatusCode.DEADLINE_EXCEEDED or (
+        err.code() == grpc.StatusCode.CANCELLED and "RST_STREAM" in (err.details() or ""))
+
+
 # ---- the metrics port ---------------------------------------------------------------------------
 
 def scrape(store, path="/metrics", timeout=10):
