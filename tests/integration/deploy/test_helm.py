@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -29,6 +28,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from cli_helpers import free_port
 
 REPO = Path(__file__).resolve().parents[3]
 CHART = REPO / "helm" / "netreel"
@@ -922,12 +923,6 @@ def test_programs_know_every_flag_the_chart_gives(name, binary, defaults, full):
     assert not unknown, f"{binary} --help does not know {unknown}"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def health(port, creds, timeout=5):
     import grpc
     with grpc.secure_channel(f"127.0.0.1:{port}", creds) as ch:
@@ -943,18 +938,23 @@ def test_store_runs_with_the_charts_arguments_and_certificates(defaults, tmp_pat
     import grpc
     exe = program("netreel-store")
     tls = secret_files(one(defaults, "Secret", "netreel-tls"), tmp_path / "tls")
-    port, mport = free_port(), free_port()
-    args = []
-    for a in container(defaults, "store")["args"]:
-        a = a.replace("/etc/netreel/tls/", f"{tls}/").replace("--data-dir=/data", f"--data-dir={tmp_path}/data")
-        a = re.sub(r"^--listen=:\d+$", f"--listen=127.0.0.1:{port}", a)
-        a = re.sub(r"^--metrics-listen=:\d+$", f"--metrics-listen=127.0.0.1:{mport}", a)
-        args.append(a)
     (tmp_path / "data").mkdir()
     log = open(tmp_path / "store.log", "w+")
-    proc = subprocess.Popen([str(exe), *args], stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "NODE_NAME": "node-a"})
-    try:
+    # A port found free can be taken before the store binds it (an outgoing connection's
+    # ephemeral port): then the store says so and exits, and it is started again on others.
+    for attempt in range(5):
+        port, mport = free_port(), free_port()
+        args = []
+        for a in container(defaults, "store")["args"]:
+            a = a.replace("/etc/netreel/tls/", f"{tls}/").replace("--data-dir=/data",
+                                                                 f"--data-dir={tmp_path}/data")
+            a = re.sub(r"^--listen=:\d+$", f"--listen=127.0.0.1:{port}", a)
+            a = re.sub(r"^--metrics-listen=:\d+$", f"--metrics-listen=127.0.0.1:{mport}", a)
+            args.append(a)
+        log.seek(0)
+        log.truncate()
+        proc = subprocess.Popen([str(exe), *args], stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, "NODE_NAME": "node-a"})
         deadline = time.monotonic() + 20
         while True:
             try:
@@ -962,9 +962,14 @@ def test_store_runs_with_the_charts_arguments_and_certificates(defaults, tmp_pat
                     assert r.status == 200
                     break
             except OSError:
-                assert proc.poll() is None, f"store exited {proc.returncode}:\n{Path(log.name).read_text()}"
+                if proc.poll() is not None:
+                    break
                 assert time.monotonic() < deadline, "no /healthz after 20 s"
                 time.sleep(0.1)
+        if proc.poll() is None or "address already in use" not in Path(log.name).read_text():
+            break
+    try:
+        assert proc.poll() is None, f"store exited {proc.returncode}:\n{Path(log.name).read_text()}"
         ca = (tls / "ca.crt").read_bytes()
         for part in ("hub", "capture"):
             creds = grpc.ssl_channel_credentials(ca, (tls / f"{part}.key").read_bytes(),
