@@ -137,7 +137,7 @@ static bool ask(struct status_req *r, struct status_one *o)
     struct rpc_call_opts opts = {
         .path = "/netreel.v1.Store/Stats",
         .shape = RPC_SHAPE_UNARY,
-        .timeout_ms = left_ms > 0 ? left_ms : 1,
+        .timeout_ms = left_ms, /* used only when > 0 */
     };
     struct rpc_channel *ch;
     char err[256];
