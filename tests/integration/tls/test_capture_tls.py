@@ -431,6 +431,10 @@ def test_when_the_helper_dies_attached_libraries_stay_traced(lab, cert, tmp_path
     try:
         assert wait_for(lambda: any(str(lib) in ln for ln in cap.lines("tls: attached"))), \
             cap.stderr()
+        # The helper logs each attach as it scans and hands the links over when its scan ends:
+        # the capture holds the copy's probes once its status counts two libraries.
+        assert wait_for(lambda: mval(cap.scrape(), "netreel_capture_tls_libraries") >= 2), \
+            cap.stderr()
         hp = helper_pid(cap)
         assert hp, "no helper process"
         assert mval(cap.scrape(), "netreel_capture_tls_helper_up") == 1
