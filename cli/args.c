@@ -99,17 +99,21 @@ int cli_pcapdump_args_parse(int argc, char **argv, int64_t now_ns, struct cli_pc
         {"selector", required_argument, NULL, 'l'},
         {"strict", no_argument, NULL, 's'},
         {"force", no_argument, NULL, 'r'},
+        {"follow", no_argument, NULL, 'w'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"lateness", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         CLI_HUB_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     char err[256];
     int64_t dur = 0;
+    bool have_lateness = false;
     int c;
 
     memset(a, 0, sizeof(*a));
     getopt_reset();
-    while ((c = getopt_long(argc, argv, ":o:hn:l:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":o:hn:l:q", opts, NULL)) != -1) {
         if (cli_hub_opt(&a->hub, c, optarg))
             continue;
         switch (c) {
@@ -187,6 +191,16 @@ int cli_pcapdump_args_parse(int argc, char **argv, int64_t now_ns, struct cli_pc
         }
         case 's': a->strict = true; break;
         case 'r': a->force = true; break;
+        case 'w': a->follow = true; break;
+        case 'q': a->quiet = true; break;
+        case 'L':
+            if (nr_parse_duration(optarg, &a->lateness, err, sizeof(err)) != 0)
+                return cli_error(CLI_EXIT_USAGE, "pcapdump: --lateness: %s", err);
+            if (a->lateness <= 0 || a->lateness > 60 * INT64_C(1000000000))
+                return cli_error(CLI_EXIT_USAGE,
+                                 "pcapdump: --lateness: above zero and at most 1m (1s, 300ms)");
+            have_lateness = true;
+            break;
         case 'h': return CLI_ARGS_HELP;
         default: return cli_bad_option("pcapdump", c, argv);
         }
@@ -201,6 +215,11 @@ int cli_pcapdump_args_parse(int argc, char **argv, int64_t now_ns, struct cli_pc
                          "and --until");
     if (a->have_until && !a->have_since)
         return cli_error(CLI_EXIT_USAGE, "pcapdump: --until needs --since (or use --time)");
+    if (a->follow && a->have_until)
+        return cli_error(CLI_EXIT_USAGE,
+                         "pcapdump: --follow goes on until Ctrl-C: it goes without --until");
+    if (have_lateness && !a->follow)
+        return cli_error(CLI_EXIT_USAGE, "pcapdump: --lateness is for --follow");
     if (a->dest && !a->dest[0])
         return cli_error(CLI_EXIT_USAGE, "pcapdump: --dest is empty");
     if (a->output && !a->output[0])
@@ -220,6 +239,8 @@ int cli_pcapdump_args_parse(int argc, char **argv, int64_t now_ns, struct cli_pc
         a->until = now_ns;
     if (a->have_time)
         a->since = a->until - dur > 0 ? a->until - dur : 1;
+    else if (a->follow && !a->have_since)
+        a->since = now_ns; /* --follow alone: from now */
     if (a->have_since && a->since > a->until)
         return cli_error(CLI_EXIT_USAGE, "pcapdump: --since is after --until");
     return cli_hub_opts_check("pcapdump", &a->hub);

@@ -66,6 +66,9 @@ struct cli_pcapdump_args {
     size_t n_namespaces;
     const char *pod_regex, *selector;
     uint32_t snaplen;
+    bool follow;      /* --follow: the window, then live until Ctrl-C */
+    int64_t lateness; /* --lateness (ns; 0: the hub's default) */
+    bool quiet;       /* -q: no closing line */
     struct cli_hub_opts hub;
 };
 

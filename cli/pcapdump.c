@@ -27,14 +27,17 @@
 
 #define CONNECT_WAIT_MS 15000
 #define PROGRESS_MS     250
+#define STOP_WAIT_MS    30000 /* --follow: how long the hub has to end the file once asked */
 
 static const char usage_text[] =
     "usage: netreel pcapdump [--time=5m | --since T [--until T]] [--dest DIR] [-o FILE|-]\n"
     "                        [--force] [--filter BPF] [--format pcapng|pcap] [--hub ADDR]\n"
     "                        [--sightings one|all] [--clock aligned|raw] [--strict]\n"
     "                        [-n NS]... [--pod REGEX] [-l SELECTOR]\n"
+    "                        [--follow [--lateness DUR]] [-q]\n"
     "Takes a snapshot of the recording: every node's packets in the window, merged in time\n"
-    "order by the hub, as one file. Without --time or --since: everything retained.\n"
+    "order by the hub, as one file. Without --time or --since: everything retained (with\n"
+    "--follow: from now).\n"
     "\n"
     "  --time DUR        the last DUR (5m, 1h30m, 30s) up to now\n"
     "  --since T         from T (RFC 3339: 2026-11-26T06:30:00Z, 2026-11-26T07:30:00+01:00) ...\n"
@@ -57,6 +60,12 @@ static const char usage_text[] =
     "  --clock C         aligned (default): every node's timestamps on one clock, offsets\n"
     "                    measured from the traffic between nodes; raw: each node's own\n"
     "  --strict          fail (exit 3, no file) when a store is missing from the snapshot\n"
+    "  --follow          after the window, go on with the packets the nodes record from now\n"
+    "                    on, in time order, until Ctrl-C (or the reader closes the pipe):\n"
+    "                    netreel pcapdump --time=5m --follow | wireshark -k -i -\n"
+    "  --lateness DUR    with --follow: how long a packet may wait for a node that is silent\n"
+    "                    (default 1s); a packet later than that is counted, not written\n"
+    "  -q, --quiet       no closing line (errors and missing nodes are still said)\n"
     "%s"
     "  --help\n"
     "\n"
@@ -80,6 +89,9 @@ static struct {
     char part[NAME_MAX + 1];
     uint64_t received;
     bool got_message, progress_shown, interrupted, timed_out;
+    bool stopping;    /* --follow: the end was asked for (Ctrl-C, the reader went) */
+    bool reader_gone; /* --follow to a pipe whose reader closed it: the rest is dropped */
+    uv_timer_t stop_wait;
     int write_errno;
     int64_t started_ms;
     Netreel__V1__FileChunk *last; /* the message that carried the summary */
@@ -357,8 +369,36 @@ static void on_connect_timeout(uv_timer_t *t)
     }
 }
 
+/* The hub did not end the follow in time after it was asked: what came is kept. */
+static void on_stop_wait(uv_timer_t *t)
+{
+    if (s.call) {
+        s.interrupted = true;
+        rpc_call_cancel(s.call);
+    }
+}
+
+/* --follow: asks the hub for the end (the file's end and the summary come, then the call
+ * ends): the CLI's side of the call is closed. */
+static void follow_stop(void)
+{
+    if (s.stopping || !s.call)
+        return;
+    s.stopping = true;
+    if (rpc_call_close_send(s.call) != 0) {
+        s.interrupted = true;
+        rpc_call_cancel(s.call);
+        return;
+    }
+    uv_timer_start(&s.stop_wait, on_stop_wait, STOP_WAIT_MS, 0);
+}
+
 static void on_signal(uv_signal_t *sig, int signum)
 {
+    if (s.a.follow && !s.stopping) { /* the first Ctrl-C ends a follow cleanly */
+        follow_stop();
+        return;
+    }
     s.interrupted = true;
     if (s.call)
         rpc_call_cancel(s.call);
@@ -380,8 +420,12 @@ static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
         netreel__v1__file_chunk__free_unpacked(s.last, NULL);
         s.last = NULL;
     }
-    rc = write_all(c->data.data, c->data.len);
-    if (rc != 0) {
+    rc = s.reader_gone ? 0 : write_all(c->data.data, c->data.len);
+    if (rc == -EPIPE && s.a.follow && to_stdout()) {
+        /* The reader went (Wireshark stopped, `| head`): a follow ends, asked like Ctrl-C. */
+        s.reader_gone = true;
+        follow_stop();
+    } else if (rc != 0) {
         s.write_errno = -rc;
         netreel__v1__file_chunk__free_unpacked(c, NULL);
         rpc_call_cancel(call);
@@ -409,6 +453,7 @@ static void on_done(struct rpc_call *call, int code, const char *message, void *
     }
     close_handle((uv_handle_t *)&s.progress);
     close_handle((uv_handle_t *)&s.connect);
+    close_handle((uv_handle_t *)&s.stop_wait);
     close_handle((uv_handle_t *)&s.sigint);
     close_handle((uv_handle_t *)&s.sigterm);
     rpc_channel_close(s.ch, NULL, NULL);
@@ -426,7 +471,7 @@ static int run_call(void)
     if (!s.ch)
         return cli_error(CLI_EXIT_USAGE, "pcapdump: %s", err);
     req.since_ns = s.a.since;
-    req.until_ns = s.a.until;
+    req.until_ns = s.a.follow ? 0 : s.a.until;
     req.filter = (char *)(s.a.filter ? s.a.filter : "");
     req.format = s.a.pcap ? NETREEL__V1__FORMAT__FORMAT_PCAP : NETREEL__V1__FORMAT__FORMAT_PCAPNG;
     req.sightings = s.a.all_sightings ? NETREEL__V1__SIGHTINGS__SIGHTINGS_ALL
@@ -437,12 +482,15 @@ static int run_call(void)
     req.pod_regex = (char *)(s.a.pod_regex ? s.a.pod_regex : "");
     req.label_selector = (char *)(s.a.selector ? s.a.selector : "");
     req.snaplen = s.a.snaplen;
+    req.follow = s.a.follow;
+    req.lateness_ns = s.a.lateness;
     co.path = "/netreel.v1.Hub/Snapshot";
     co.shape = RPC_SHAPE_SERVER_STREAM;
     co.max_recv_size = 64u << 20;
     co.metadata = cli_hub_metadata(&s.hub);
     uv_timer_init(s.loop, &s.progress);
     uv_timer_init(s.loop, &s.connect);
+    uv_timer_init(s.loop, &s.stop_wait);
     uv_signal_init(s.loop, &s.sigint);
     uv_signal_init(s.loop, &s.sigterm);
     uv_signal_start(&s.sigint, on_signal, SIGINT);
@@ -459,7 +507,9 @@ static int run_call(void)
         uv_timer_start(&s.progress, on_progress, PROGRESS_MS, PROGRESS_MS);
     s.started_ms = mono_ms();
     s.call = rpc_channel_call(s.ch, &co, &cbs, NULL);
-    if (!s.call || rpc_call_send(s.call, &req.base) != 0 || rpc_call_close_send(s.call) != 0) {
+    /* A follow keeps its side open: closing it is how the end is asked for. */
+    if (!s.call || rpc_call_send(s.call, &req.base) != 0 ||
+        (!s.a.follow && rpc_call_close_send(s.call) != 0)) {
         s.status = RPC_INTERNAL;
         snprintf(s.message, sizeof(s.message), "cannot start the call (out of memory)");
         if (s.call)
@@ -547,8 +597,13 @@ static void closing_line(FILE *f, const char *path, const Netreel__V1__SnapshotS
     if (used >= sizeof(nodes))
         snprintf(nodes + sizeof(nodes) - 5, 5, "...");
     cli_sanitize(nodes); /* the hub names them */
+    if (s.a.quiet)
+        return;
     fprintf(f, "%s: %" PRIu64 " packets, %s (%" PRIu64 " bytes), ", path, sum->packets, size,
             s.received);
+    if (s.a.follow && (sum->late || sum->resumed))
+        fprintf(f, "%" PRIu64 " late (over --lateness, left out), %" PRIu64 " resumed, ", sum->late,
+                sum->resumed);
     if (missing)
         fprintf(f, "%zu of %zu nodes (%s)\n", ok, ok + missing, nodes);
     else
@@ -624,7 +679,7 @@ static int finish(void)
         start = s.a.since > 0                                     ? s.a.since
                 : sum->since_ns > 0 && sum->since_ns <= s.a.until ? sum->since_ns
                                                                   : s.a.until;
-        rc = place_default(name, sizeof(name), start, s.a.until);
+        rc = place_default(name, sizeof(name), start, s.a.follow ? wall_ns() : s.a.until);
     }
     shown_path(name, final, sizeof(final));
     if (rc != 0) {
@@ -663,6 +718,8 @@ int cli_pcapdump(int argc, char **argv)
     }
     if (rc != 0)
         return rc;
+    if (s.a.follow) /* a reader that goes ends a follow (EPIPE), it does not kill it */
+        signal(SIGPIPE, SIG_IGN);
     rc = check_output();
     if (rc != 0) {
         if (s.dirfd >= 0)

@@ -121,6 +121,27 @@ void hub_sightings_iface(struct hub_sightings *sg, uint32_t ifid, uint16_t link_
         sg->ifaces[ifid] = (struct iface){.link_type = link_type, .pod = pod, .node = node};
 }
 
+int hub_sightings_grow(struct hub_sightings *sg, uint32_t n_ifaces)
+{
+    struct iface *v;
+
+    if (n_ifaces <= sg->n_ifaces)
+        return 0;
+    v = realloc(sg->ifaces, (n_ifaces + 1) * sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    memset(v + sg->n_ifaces, 0, (n_ifaces + 1 - sg->n_ifaces) * sizeof(*v));
+    sg->ifaces = v;
+    sg->n_ifaces = n_ifaces;
+    return 0;
+}
+
+void hub_sightings_advance(struct hub_sightings *sg, int64_t ts_ns)
+{
+    if (ts_ns > sg->latest)
+        sg->latest = ts_ns;
+}
+
 void hub_sightings_clock(struct hub_sightings *sg, struct hub_clock *clock)
 {
     sg->clock = clock;

@@ -61,6 +61,14 @@ void hub_sightings_free(struct hub_sightings *sg);
 void hub_sightings_iface(struct hub_sightings *sg, uint32_t ifid, uint16_t link_type, bool pod,
                          uint32_t node);
 
+/* Makes room for output interfaces up to n_ifaces (a follow's new ones, described with
+ * hub_sightings_iface). 0 or -ENOMEM. */
+int hub_sightings_grow(struct hub_sightings *sg, uint32_t n_ifaces);
+
+/* A follow's watermark: no packet before ts_ns will be put, so the queued ones up to it are
+ * released as if a packet of ts_ns had come. */
+void hub_sightings_advance(struct hub_sightings *sg, int64_t ts_ns);
+
 struct hub_clock;
 /* Packets of one group seen leaving one node's uplink and entering another's become samples of
  * clock (hub/clock.h); NULL: none. The clock is the caller's. */

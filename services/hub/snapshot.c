@@ -31,6 +31,8 @@ static void snap_free(uv_handle_t *t)
             netreel__v1__store_chunk__free_unpacked(src->summary, NULL);
         if (src->msg)
             netreel__v1__store_chunk__free_unpacked(src->msg, NULL);
+        free(src->ids);
+        free(src->iface_keys);
     }
     free(s->srcs);
     free(s->filter);
@@ -234,8 +236,16 @@ static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
     s->sightings = req->sightings == NETREEL__V1__SIGHTINGS__SIGHTINGS_ALL ? HUB_SIGHTINGS_ALL
                                                                            : HUB_SIGHTINGS_ONE;
     s->raw_clock = req->clock == NETREEL__V1__CLOCK__CLOCK_RAW;
-    if (req->format != NETREEL__V1__FORMAT__FORMAT_PCAP &&
-        req->format != NETREEL__V1__FORMAT__FORMAT_PCAPNG) {
+    s->follow = req->follow;
+    s->lateness_ns = req->lateness_ns ? req->lateness_ns : HUB_FOLLOW_LATENESS_NS;
+    if (req->follow && req->until_ns) {
+        hub_snap_finish(s, RPC_INVALID_ARGUMENT,
+                        "follow goes on until the call ends: until_ns must be 0");
+    } else if (req->lateness_ns < 0 || req->lateness_ns > HUB_FOLLOW_LATENESS_MAX_NS) {
+        hub_snap_finish(s, RPC_INVALID_ARGUMENT, "lateness_ns %lld: from 0 to 60 s",
+                        (long long)req->lateness_ns);
+    } else if (req->format != NETREEL__V1__FORMAT__FORMAT_PCAP &&
+               req->format != NETREEL__V1__FORMAT__FORMAT_PCAPNG) {
         hub_snap_finish(s, RPC_INVALID_ARGUMENT, "format %d is neither PCAPNG nor PCAP",
                         req->format);
     } else if (req->sightings != NETREEL__V1__SIGHTINGS__SIGHTINGS_ONE &&
@@ -279,6 +289,20 @@ static void on_writable(struct rpc_call *call, void *user)
     hub_snap_produce(user);
 }
 
+/* The caller closed its side: a follow ends (the file's end and the summary); a snapshot goes
+ * on as it would (every gRPC client closes its side after the request). */
+static void on_half_close(struct rpc_call *call, void *user)
+{
+    struct hub_snap *s = user;
+
+    if (s->follow && !s->finished) {
+        if (s->srcs)
+            hub_snap_follow_stop(s);
+        else
+            s->stopping = true; /* before the stores are called: the window alone */
+    }
+}
+
 static void on_done(struct rpc_call *call, int code, const char *message, void *user)
 {
     struct hub_snap *s = user;
@@ -304,6 +328,7 @@ static void on_done(struct rpc_call *call, int code, const char *message, void *
 static const struct rpc_call_cbs snap_cbs = {
     .on_message = on_message,
     .on_writable = on_writable,
+    .on_half_close = on_half_close,
     .on_done = on_done,
 };
 

@@ -58,11 +58,114 @@ static uint32_t window_snaplen(const struct hub_snap *s)
     return snaplen ? snaplen : PCAPNG_MAX_SNAPLEN;
 }
 
+/* What makes an interface the same one in a resumed call's header: its node, name,
+ * description and link type. */
+static uint64_t iface_key(const Netreel__V1__WindowHeader *hd, const Netreel__V1__Interface *in)
+{
+    char buf[1024];
+    int n =
+        snprintf(buf, sizeof(buf), "%s%c%s%c%s%c%u", in->node && in->node[0] ? in->node : hd->node,
+                 0, in->name, 0, in->description ? in->description : "", 0, in->link_type);
+
+    return nr_hash_bytes(buf, n < 0 ? 0 : (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+}
+
+/* A new output interface for `in`: its IDB (or, in a pcap file, its link type checked against
+ * the file's), and the sightings stage told of it once there is one. Its id, or -1 with err. */
+static int64_t new_iface(struct hub_snap *s, struct hub_src *src,
+                         const Netreel__V1__WindowHeader *hd, const Netreel__V1__Interface *in,
+                         char *err, size_t errlen)
+{
+    uint32_t id = s->n_out_ifaces;
+    int rc = 0;
+
+    if (s->pcap) {
+        if (s->pcap_link_type && s->pcap_link_type != in->link_type) {
+            snprintf(err, errlen,
+                     "--format pcap holds one link type, this window has %u and %u "
+                     "(interface %s/%s): use pcapng",
+                     s->pcap_link_type, in->link_type, in->node, in->name);
+            return -1;
+        }
+        s->pcap_link_type = (uint16_t)in->link_type;
+    } else if (!s->is_probe) { /* a probe writes no file */
+        char name[512];
+        snprintf(name, sizeof(name), "%s/%s", in->node && in->node[0] ? in->node : hd->node,
+                 in->name);
+        rc = pcapng_idb_append(&s->out, (uint16_t)in->link_type, s->idb_snaplen, name,
+                               in->description);
+    }
+    if (rc == 0 && s->sg) {
+        bool pod = in->description && strstr(in->description, "netreel.role=pod") != NULL;
+        rc = hub_sightings_grow(s->sg, id + 1);
+        if (rc == 0)
+            hub_sightings_iface(s->sg, id, (uint16_t)in->link_type, pod, (uint32_t)(src - s->srcs));
+    }
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot describe an interface: %s", nr_strerror(rc));
+        return -1;
+    }
+    s->n_out_ifaces++;
+    return id;
+}
+
+/* Gives the interfaces of hd (a header, or a `more` that continues the ones src has) output
+ * ids. With `resumed`, hd replaces src's interfaces: one of the same identity keeps its id. */
+static int add_ifaces(struct hub_snap *s, struct hub_src *src, const Netreel__V1__WindowHeader *hd,
+                      bool resumed, char *err, size_t errlen)
+{
+    size_t first = resumed ? 0 : src->n_ids, n = first + hd->n_interfaces;
+    uint32_t *ids = calloc(n + 1, sizeof(*ids));
+    uint64_t *keys = calloc(n + 1, sizeof(*keys));
+
+    if (!ids || !keys) {
+        free(ids);
+        free(keys);
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    if (first) {
+        memcpy(ids, src->ids, first * sizeof(*ids));
+        memcpy(keys, src->iface_keys, first * sizeof(*keys));
+    }
+    for (size_t k = 0; k < hd->n_interfaces; k++) {
+        const Netreel__V1__Interface *in = hd->interfaces[k];
+        size_t j = 0;
+        int64_t id = -1;
+        keys[first + k] = iface_key(hd, in);
+        for (j = 0; resumed && j < src->n_ids && src->iface_keys[j] != keys[first + k]; j++)
+            ;
+        if (resumed && j < src->n_ids)
+            id = src->ids[j];
+        else
+            id = new_iface(s, src, hd, in, err, errlen);
+        if (id < 0) {
+            free(ids);
+            free(keys);
+            return s->pcap ? NR_EPARSE : -ENOMEM;
+        }
+        ids[first + k] = (uint32_t)id;
+    }
+    free(src->ids);
+    free(src->iface_keys);
+    src->ids = ids;
+    src->iface_keys = keys;
+    src->n_ids = n;
+    src->n_ifaces = n;
+    return 0;
+}
+
+int hub_snap_file_ifaces(struct hub_snap *s, struct hub_src *src,
+                         const Netreel__V1__WindowHeader *hd, bool resumed, char *err,
+                         size_t errlen)
+{
+    return add_ifaces(s, src, hd, resumed, err, errlen);
+}
+
 static int head_pcapng(struct hub_snap *s, char *err, size_t errlen)
 {
     char comment[2048], from[40], to[40];
     size_t o;
-    uint32_t base = 0, snaplen = window_snaplen(s);
     int rc;
 
     if (s->since > 0)
@@ -80,23 +183,10 @@ static int head_pcapng(struct hub_snap *s, char *err, size_t errlen)
     if (o < sizeof(comment))
         o += clock_comment(s, comment + o, sizeof(comment) - o);
     rc = pcapng_shb_append(&s->out, comment, NULL, NULL, "netreel-hub");
-    for (size_t i = 0; rc == 0 && i < s->n; i++) {
-        struct hub_src *src = &s->srcs[i];
-        const Netreel__V1__WindowHeader *hd;
-        if (!src->header)
-            continue;
-        hd = src->header->header;
-        src->base = base;
-        for (size_t k = 0; rc == 0 && k < hd->n_interfaces; k++) {
-            const Netreel__V1__Interface *in = hd->interfaces[k];
-            char name[512];
-            snprintf(name, sizeof(name), "%s/%s", in->node && in->node[0] ? in->node : hd->node,
-                     in->name);
-            rc =
-                pcapng_idb_append(&s->out, (uint16_t)in->link_type, snaplen, name, in->description);
-            base++;
-        }
-    }
+    s->idb_snaplen = window_snaplen(s);
+    for (size_t i = 0; rc == 0 && i < s->n; i++)
+        if (s->srcs[i].header)
+            rc = add_ifaces(s, &s->srcs[i], s->srcs[i].header->header, false, err, errlen);
     /* Pod names: every store's, 64 to a block. */
     for (size_t i = 0; rc == 0 && i < s->n; i++) {
         const Netreel__V1__WindowHeader *hd = s->srcs[i].header ? s->srcs[i].header->header : NULL;
@@ -128,28 +218,18 @@ static int head_pcapng(struct hub_snap *s, char *err, size_t errlen)
 
 static int head_pcap(struct hub_snap *s, char *err, size_t errlen)
 {
-    int link = -1;
-    uint32_t base = 0;
+    int rc = 0;
 
-    for (size_t i = 0; i < s->n; i++) {
-        struct hub_src *src = &s->srcs[i];
-        if (!src->header)
-            continue;
-        src->base = base;
-        for (size_t k = 0; k < src->header->header->n_interfaces; k++, base++) {
-            const Netreel__V1__Interface *in = src->header->header->interfaces[k];
-            if (link >= 0 && (uint32_t)link != in->link_type) {
-                snprintf(err, errlen,
-                         "--format pcap holds one link type, this window has %d and %u "
-                         "(interface %s/%s): use pcapng",
-                         link, in->link_type, in->node, in->name);
-                return NR_EPARSE;
-            }
-            link = (int)in->link_type;
-        }
-    }
-    s->pcap_link_type = (uint16_t)(link < 0 ? 1 : link);
-    return pcapng_pcap_header_append(&s->out, s->pcap_link_type, window_snaplen(s));
+    s->pcap_link_type = 0;
+    for (size_t i = 0; rc == 0 && i < s->n; i++)
+        if (s->srcs[i].header)
+            rc = add_ifaces(s, &s->srcs[i], s->srcs[i].header->header, false, err, errlen);
+    if (rc != 0)
+        return rc;
+    if (!s->pcap_link_type)
+        s->pcap_link_type = 1;
+    s->idb_snaplen = window_snaplen(s);
+    return pcapng_pcap_header_append(&s->out, s->pcap_link_type, s->idb_snaplen);
 }
 
 int hub_snap_file_trailer(struct hub_snap *s)
@@ -162,7 +242,7 @@ int hub_snap_file_trailer(struct hub_snap *s)
         for (size_t k = 0; sum && rc == 0 && k < sum->n_interface_stats; k++) {
             const Netreel__V1__InterfaceStats *is = sum->interface_stats[k];
             struct pcapng_isb isb = {
-                .ifid = s->srcs[i].base + is->interface_id,
+                .ifid = is->interface_id < s->srcs[i].n_ids ? s->srcs[i].ids[is->interface_id] : 0,
                 .ts_ns = is->end_ns > 0 ? is->end_ns : 0,
                 .start_ns = is->start_ns > 0 ? is->start_ns : 0,
                 .end_ns = is->end_ns > 0 ? is->end_ns : 0,
@@ -170,7 +250,7 @@ int hub_snap_file_trailer(struct hub_snap *s)
                 .ifdrop = is->dropped,
                 .osdrop = is->capture_dropped,
             };
-            if (is->interface_id < s->srcs[i].header->header->n_interfaces)
+            if (is->interface_id < s->srcs[i].n_ids)
                 rc = pcapng_isb_append(&s->out, &isb);
         }
     }

@@ -20,12 +20,7 @@ static void turn_cb(uv_timer_t *t);
 /* The sightings stage, told what each output interface is (the file's head set the bases). */
 static int sightings_new(struct hub_snap *s)
 {
-    uint32_t n = 0;
-
-    for (size_t i = 0; i < s->n; i++)
-        if (s->srcs[i].header)
-            n = s->srcs[i].base + (uint32_t)s->srcs[i].header->header->n_interfaces;
-    s->sg = hub_sightings_new(s->sightings, n, s->pcap);
+    s->sg = hub_sightings_new(s->sightings, s->n_out_ifaces, s->pcap);
     if (!s->sg || (s->is_probe && !(s->clock = hub_clock_new(s->n))))
         return -ENOMEM;
     hub_sightings_clock(s->sg, s->clock);
@@ -34,7 +29,7 @@ static int sightings_new(struct hub_snap *s)
         for (size_t k = 0; hd && k < hd->n_interfaces; k++) {
             const Netreel__V1__Interface *in = hd->interfaces[k];
             bool pod = in->description && strstr(in->description, "netreel.role=pod") != NULL;
-            hub_sightings_iface(s->sg, s->srcs[i].base + (uint32_t)k, (uint16_t)in->link_type, pod,
+            hub_sightings_iface(s->sg, s->srcs[i].ids[k], (uint16_t)in->link_type, pod,
                                 (uint32_t)i);
         }
     }
@@ -53,14 +48,12 @@ void hub_snap_try_head(struct hub_snap *s)
         hub_snap_finish(s, RPC_INVALID_ARGUMENT, "%s", s->refused);
         return;
     }
-    if (s->is_probe) { /* no file: the interfaces' bases are all it needs */
-        uint32_t base = 0;
-        for (size_t i = 0; i < s->n; i++) {
-            s->srcs[i].base = base;
-            if (s->srcs[i].header)
-                base += (uint32_t)s->srcs[i].header->header->n_interfaces;
-        }
+    if (s->is_probe) { /* no file: the interfaces' ids are all it needs */
         rc = 0;
+        for (size_t i = 0; rc == 0 && i < s->n; i++)
+            if (s->srcs[i].header)
+                rc = hub_snap_file_ifaces(s, &s->srcs[i], s->srcs[i].header->header, false, err,
+                                          sizeof(err));
     } else {
         rc = hub_snap_file_head(s, err, sizeof(err));
     }
@@ -111,6 +104,12 @@ static void send_summary(struct hub_snap *s)
                 (unsigned long long)s->keys_dropped,
                 s->pcap ? "a pcap file cannot hold them" : "over the 16 MiB a snapshot keeps");
     sum.packets = s->packets;
+    sum.late = s->late;
+    sum.resumed = s->resumed;
+    if (s->late)
+        NR_WARN("follow: packets came later than the stream had got to; left out",
+                "late=%llu lateness_ms=%lld", (unsigned long long)s->late,
+                (long long)(s->lateness_ns / 1000000));
     sum.bytes = s->file_bytes + s->out.len;
     sum.n_stores = s->n;
     sum.stores = resp;
@@ -142,6 +141,40 @@ static void send_summary(struct hub_snap *s)
     free(resp);
 }
 
+/* Follow, with stores the merge waits for: whether the oldest packet in hand is at or before
+ * the watermark (hub_snap_follow_bound), computed again only when it may have moved. */
+static bool follow_ready(struct hub_snap *s)
+{
+    int64_t top;
+
+    if (!s->follow)
+        return false;
+    if (s->bound_gen != s->blocked_gen || !s->bound_valid) {
+        s->bound = hub_snap_follow_bound(s);
+        s->bound_gen = s->blocked_gen;
+        s->bound_valid = true;
+    }
+    return pcapng_merge_peek(&s->heap, &top, NULL) && top <= s->bound;
+}
+
+/* Follow, waiting: the packets the sightings stage holds up to the watermark go out. 0, or -1
+ * when the snapshot failed. */
+static int follow_flush(struct hub_snap *s)
+{
+    int rc;
+
+    if (!s->sg || s->bound == INT64_MAX)
+        return 0;
+    hub_sightings_advance(s->sg, s->bound);
+    rc = hub_sightings_release(s->sg, &s->out, false, HUB_CHUNK_BYTES);
+    s->packets = hub_sightings_written(s->sg);
+    if (rc < 0) {
+        hub_snap_finish(s, RPC_INTERNAL, "cannot write a packet: %s", nr_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
 /* Asks the cache for what the next turn reads of the store it takes: its packet's bytes (hashed
  * by the sightings stage) and the block after it (decoded next). */
 static void prefetch_top(const struct hub_snap *s)
@@ -169,8 +202,22 @@ static void produce_run(struct hub_snap *s)
         int64_t ts;
         int rc;
 
-        if (s->blocked > 0) { /* a store's next packet may be the oldest: wait for it */
+        if (s->follow && s->keys.len > 0 && s->head_sent) {
+            /* Lines that came mid-follow go ahead of the packets that follow them. */
+            rc = hub_snap_file_keys(s);
+            if (rc != 0) {
+                hub_snap_finish(s, RPC_INTERNAL, "cannot write the TLS key log: %s",
+                                nr_strerror(rc));
+                return;
+            }
+            continue;
+        }
+        if (s->blocked > 0 && !follow_ready(s)) {
+            /* A store's next packet may be the oldest: wait for it (a follow: until the
+             * watermark passes the oldest packet in hand). */
             s->waits++;
+            if (s->follow && follow_flush(s) != 0)
+                return;
             hub_snap_send_out(s, NULL);
             return;
         }
@@ -213,6 +260,14 @@ static void produce_run(struct hub_snap *s)
                 return;
             continue;
         }
+        if (s->follow && ts < s->out_ts) {
+            /* Later than what the stream holds already: counted, never written out of order. */
+            s->late++;
+            src->ready = false;
+            hub_snap_src_next(src);
+            continue;
+        }
+        s->out_ts = ts;
         if (s->taken++ == 0)
             s->first_ts = ts;
         if (s->is_probe && s->taken > HUB_PROBE_MAX_PACKETS) {
@@ -220,9 +275,9 @@ static void produce_run(struct hub_snap *s)
             return;
         }
         if (src->key_state == KEY_NOT_YET)
-            rc = hub_sightings_put(s->sg, &src->epb, src->base + src->epb.ifid, ts, &s->out);
+            rc = hub_sightings_put(s->sg, &src->epb, src->ids[src->epb.ifid], ts, &s->out);
         else
-            rc = hub_sightings_put_keyed(s->sg, &src->epb, src->base + src->epb.ifid, ts,
+            rc = hub_sightings_put_keyed(s->sg, &src->epb, src->ids[src->epb.ifid], ts,
                                          src->key_state == KEY_SET ? &src->key : NULL, &s->out);
         if (rc == 0)
             rc = hub_sightings_release(s->sg, &s->out, false, HUB_CHUNK_BYTES) < 0 ? -ENOMEM : 0;

@@ -34,8 +34,18 @@
 /* The clock probe: the window's last seconds, at most so many packets. */
 #define HUB_PROBE_NS          (5 * 1000000000LL)
 #define HUB_PROBE_MAX_PACKETS 200000u
+/* Follow: the lateness when the request names none, the most it may name, how often the merge
+ * looks at the watermark while it waits, and how long a store that went away is left before it
+ * is called again. */
+#define HUB_FOLLOW_LATENESS_NS     (1000 * 1000000LL)
+#define HUB_FOLLOW_LATENESS_MAX_NS (60 * 1000000000LL)
+#define HUB_FOLLOW_TICK_MS         20
+#define HUB_FOLLOW_RETRY_MS        1000
 
-enum src_state { S_WAIT_HEADER, S_STREAM, S_DONE, S_FAILED };
+/* S_RESUME: a follow's store that went away, called again at retry_at; S_REHEADER: called
+ * again, its header not in yet (the file's head is out: its interfaces are matched to the
+ * file's). */
+enum src_state { S_WAIT_HEADER, S_STREAM, S_DONE, S_FAILED, S_RESUME, S_REHEADER };
 enum { KEY_NOT_YET, KEY_SET, KEY_NONE };
 
 struct hub_snap;
@@ -48,19 +58,30 @@ struct hub_src {
     const uint8_t *blk;           /* its blocks (msg->blocks, here so as not to chase msg) */
     size_t blk_len;
     size_t pos;
-    size_t n_ifaces;       /* of its header */
+    size_t n_ifaces;       /* of its header (and `more`s): ids has them */
     struct pcapng_epb epb; /* its next packet, in the heap when `ready` */
     uint64_t key;          /* its sightings key (hub_sightings_key) ... */
     uint8_t key_state;     /* ... KEY_NOT_YET, KEY_SET or KEY_NONE (the packet has none) */
-    uint32_t base;         /* output id of its interface 0 */
+    uint32_t *ids;         /* the output id of each of its interfaces (from the file's head) */
+    size_t n_ids;
     enum src_state state;
     bool ready;
     bool had_blocks; /* its key log lines, which come before its blocks, are all in */
     bool blocked;    /* counted in snap->blocked: streaming, no packet ready, none held */
     bool timed_out;
     uint64_t packets;
-    int64_t reached_ns;     /* the time of its last packet merged, on the file's clock */
-    int64_t waiting_since;  /* when the merge started waiting for it (0: not waiting) */
+    int64_t reached_ns;    /* the time of its last packet merged, on the file's clock */
+    int64_t waiting_since; /* when the merge started waiting for it (0: not waiting) */
+    /* Follow: the newest time it is known to have got to (its packets, its progress), on the
+     * file's clock; its last packet received, on its own clock, and how many it sent stamped
+     * exactly that (where a resumed call starts); the interfaces' identities (hash of node,
+     * name, description and link type) to match a resumed call's header to. */
+    int64_t newest_ns;
+    int64_t raw_last;
+    uint64_t raw_last_n;
+    uint64_t *iface_keys;
+    int64_t retry_at;
+    uint64_t resumes;
     struct rpc_call *call;  /* NULL once its call is over */
     struct rpc_channel *ch; /* held for the call (hub_stores_channel), NULL once given back */
     Netreel__V1__StoreChunk *header; /* its WindowHeader, kept for the file's head */
@@ -86,6 +107,18 @@ struct hub_snap {
     bool producing;    /* inside produce(): a store's message delivered meanwhile joins that run */
     char refused[400]; /* a store's INVALID_ARGUMENT for the request itself: the call's answer */
     struct pcapng_merge heap;
+    uint32_t n_out_ifaces; /* output interfaces the file describes */
+    uint32_t idb_snaplen;  /* every IDB's (the head's largest) */
+    /* Follow (SnapshotRequest.follow): the caller's end asked (it closed its side), the
+     * lateness, the newest time written, packets left out as late, stores resumed, and the
+     * watermark the merge computed last (valid while `blocked_gen` is unchanged). */
+    bool follow, stopping;
+    int64_t lateness_ns;
+    int64_t out_ts;
+    uint64_t late, resumed;
+    uint64_t blocked_gen, bound_gen;
+    int64_t bound;
+    bool bound_valid;
     enum hub_sightings_mode sightings;
     struct hub_sightings *sg; /* the copies of one packet (made with the file's head) */
     /* One clock (hub/clock.h): unless --clock=raw, a probe (a snapshot of its own, writing no
@@ -142,6 +175,13 @@ void hub_snap_src_next(struct hub_src *src);
 const char *hub_snap_src_node(const struct hub_src *src);
 /* Starts (again) the timer that leaves out stores silent past --store-timeout. */
 void hub_snap_watch_stores(struct hub_snap *s);
+/* Follow: the caller closed its side. Every store is asked to end (its call half-closed); a
+ * store waiting to be called again is left out. */
+void hub_snap_follow_stop(struct hub_snap *s);
+/* Follow: the watermark, the time up to which every packet can be written: the least, over
+ * the stores the merge waits for, of the newest they got to and the hub's now less the
+ * lateness. */
+int64_t hub_snap_follow_bound(struct hub_snap *s);
 
 /* ---- snapshot_merge.c ---- */
 
@@ -161,5 +201,12 @@ void hub_snap_keys_add(struct hub_snap *s, const uint8_t *p, size_t len);
 int hub_snap_file_keys(struct hub_snap *s);
 /* The Interface Statistics Blocks of the file's end. 0 or a negative errno. */
 int hub_snap_file_trailer(struct hub_snap *s);
+/* Follow: the interfaces of a header that came after the file's head (a store that joined or
+ * was resumed: `resumed` matches them to its earlier ones) or of a `more`, given output ids,
+ * with an IDB for each new one. 0, NR_EPARSE (a pcap file cannot hold a new link type: err) or
+ * -ENOMEM. */
+int hub_snap_file_ifaces(struct hub_snap *s, struct hub_src *src,
+                         const Netreel__V1__WindowHeader *hd, bool resumed, char *err,
+                         size_t errlen);
 
 #endif

@@ -25,6 +25,7 @@ static void set_blocked(struct hub_src *src, bool blocked)
     src->blocked = blocked;
     if (blocked) {
         src->snap->blocked++;
+        src->snap->blocked_gen++; /* a follow's watermark may move back */
         src->waiting_since = nr_now_ns();
     } else {
         src->snap->blocked--;
@@ -35,17 +36,38 @@ static void set_blocked(struct hub_src *src, bool blocked)
 static void src_fail(struct hub_src *src, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Follow: a store that goes away is called again (not once the caller asked for the end). */
+static bool resumable(const struct hub_src *src)
+{
+    const struct hub_snap *s = src->snap;
+
+    return s->follow && !s->is_probe && !s->stopping && !s->finished && !s->refused[0];
+}
+
 static void src_fail(struct hub_src *src, const char *fmt, ...)
 {
     va_list ap;
 
-    if (src->state == S_FAILED)
+    if (src->state == S_FAILED || src->state == S_RESUME)
         return;
     va_start(ap, fmt);
     vsnprintf(src->error, sizeof(src->error), fmt, ap);
     va_end(ap);
     if (src->state == S_WAIT_HEADER)
         src->snap->waiting_headers--;
+    if (resumable(src)) {
+        /* Until it is back, the merge waits for it at most the lateness. */
+        src->state = S_RESUME;
+        src->retry_at = nr_now_ns() + HUB_FOLLOW_RETRY_MS * 1000000LL;
+        set_blocked(src, !src->ready);
+        NR_WARN("follow: a store went away; it is called again",
+                "store=%s packets=%llu "
+                "reason=\"%s\"",
+                src->addr.addr, (unsigned long long)src->packets, src->error);
+        if (src->call)
+            rpc_call_cancel(src->call);
+        return;
+    }
     set_blocked(src, false);
     src->state = S_FAILED;
     NR_WARN("store left out of a snapshot", "store=%s packets_merged=%llu reason=\"%s\"",
@@ -56,15 +78,42 @@ static void src_fail(struct hub_src *src, const char *fmt, ...)
 
 /* The packet's time on the reference clock: its node's measured offset taken off (a constant per
  * store, so each store's stream stays in order). */
-static int64_t aligned_ts(const struct hub_src *src)
+static int64_t align(const struct hub_src *src, int64_t ts)
 {
     const struct hub_snap *s = src->snap;
     const struct hub_clock_offset *o = s->offsets ? &s->offsets[src - s->srcs] : NULL;
-    int64_t ts = src->epb.ts_ns;
 
     if (o && o->known)
         ts -= o->offset_ns;
     return ts < 0 ? 0 : ts;
+}
+
+static int64_t aligned_ts(const struct hub_src *src)
+{
+    return align(src, src->epb.ts_ns);
+}
+
+/* Follow: where a blocks message takes the store's stream (its last packet, and how many it
+ * sent stamped exactly that: where a resumed call starts), walked once on arrival. */
+static void note_reached(struct hub_src *src, const uint8_t *p, size_t len)
+{
+    size_t pos = 0, blen;
+    uint32_t type;
+    struct pcapng_epb epb;
+
+    while (pos < len && pcapng_block_peek(p + pos, len - pos, &type, &blen) == 1) {
+        if (pcapng_epb_decode(p + pos, blen, &epb) != 0)
+            return; /* the merge finds it and fails the store */
+        if (epb.ts_ns > src->raw_last) {
+            src->raw_last = epb.ts_ns;
+            src->raw_last_n = 1;
+        } else if (epb.ts_ns == src->raw_last) {
+            src->raw_last_n++;
+        }
+        pos += blen;
+    }
+    if (src->raw_last && align(src, src->raw_last) > src->newest_ns)
+        src->newest_ns = align(src, src->raw_last);
 }
 
 void hub_snap_src_next(struct hub_src *src)
@@ -94,7 +143,7 @@ void hub_snap_src_next(struct hub_src *src)
              * when it comes to the top (prefetch_top). */
             src->key_state =
                 !s->sg ? KEY_NOT_YET
-                : hub_sightings_key(s->sg, &src->epb, src->base + src->epb.ifid, &src->key)
+                : hub_sightings_key(s->sg, &src->epb, src->ids[src->epb.ifid], &src->key)
                     ? KEY_SET
                     : KEY_NONE;
             return;
@@ -107,7 +156,7 @@ void hub_snap_src_next(struct hub_src *src)
         src->blk_len = 0;
     }
     src->ready = false;
-    if (src->state == S_STREAM) {
+    if (src->state == S_STREAM || src->state == S_RESUME || src->state == S_REHEADER) {
         set_blocked(src, true);
         /* A message it already sent is taken now, not a loop turn later: with many stores in
          * step, each would otherwise cost a turn and a tiny chunk to the caller. */
@@ -137,6 +186,65 @@ const char *hub_snap_src_node(const struct hub_src *src)
     return n ? n : "";
 }
 
+/* Follow: the header of a store called again (or first heard of after the file's head): its
+ * interfaces matched to the ones the file has, new ones described. */
+static void rejoin(struct hub_src *src, Netreel__V1__StoreChunk *c)
+{
+    struct hub_snap *s = src->snap;
+    char err[256];
+
+    if (!s->head_sent) { /* the head is not out yet: this header goes into it */
+        if (src->header)
+            netreel__v1__store_chunk__free_unpacked(src->header, NULL);
+        src->header = c;
+        src->n_ifaces = c->header->n_interfaces;
+        src->n_ids = 0;
+        src->state = S_STREAM;
+        set_blocked(src, true);
+        hub_snap_try_head(s);
+        return;
+    }
+    if (hub_snap_file_ifaces(s, src, c->header, src->header != NULL, err, sizeof(err)) != 0) {
+        netreel__v1__store_chunk__free_unpacked(c, NULL);
+        src_fail(src, "%s", err);
+        hub_snap_produce(s);
+        return;
+    }
+    if (src->header)
+        netreel__v1__store_chunk__free_unpacked(src->header, NULL);
+    src->header = c;
+    hub_stores_remember(s->h, src->addr.addr, c->header->node);
+    src->state = S_STREAM;
+    s->resumed += src->resumes > 0;
+    NR_INFO("follow: a store is back", "store=%s since_ns=%lld", src->addr.addr,
+            (long long)src->raw_last);
+    set_blocked(src, !src->ready);
+    hub_snap_produce(s);
+}
+
+/* Follow: interfaces the store's captures added, continuing its own ids. */
+static void more_ifaces(struct hub_src *src, Netreel__V1__StoreChunk *c)
+{
+    struct hub_snap *s = src->snap;
+    const Netreel__V1__WindowHeader *hd = c->more;
+    char err[256];
+    int rc = 0;
+
+    for (size_t k = 0; k < hd->n_interfaces; k++)
+        if (hd->interfaces[k]->id != src->n_ids + k)
+            rc = -1;
+    if (rc == 0 && !s->head_sent)
+        rc = -1; /* it cannot come before the header every store sent first */
+    if (rc == 0)
+        rc = hub_snap_file_ifaces(s, src, hd, false, err, sizeof(err));
+    else
+        snprintf(err, sizeof(err), "it sent interfaces out of order");
+    netreel__v1__store_chunk__free_unpacked(c, NULL);
+    if (rc != 0)
+        src_fail(src, "%s", err);
+    hub_snap_produce(s);
+}
+
 static void src_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *user)
 {
     struct hub_src *src = user;
@@ -151,6 +259,10 @@ static void src_message(struct rpc_call *call, const uint8_t *msg, size_t len, v
     }
     switch (c->kind_case) {
     case NETREEL__V1__STORE_CHUNK__KIND_HEADER:
+        if (src->state == S_REHEADER && c->header) {
+            rejoin(src, c);
+            return;
+        }
         if (src->state != S_WAIT_HEADER || !c->header)
             break;
         src->header = c;
@@ -161,8 +273,24 @@ static void src_message(struct rpc_call *call, const uint8_t *msg, size_t len, v
         set_blocked(src, true); /* no packet yet */
         hub_snap_try_head(s);
         return;
+    case NETREEL__V1__STORE_CHUNK__KIND_MORE:
+        if (!s->follow || src->state != S_STREAM || !c->more)
+            break;
+        more_ifaces(src, c);
+        return;
+    case NETREEL__V1__STORE_CHUNK__KIND_PROGRESS:
+        if (!s->follow || src->state != S_STREAM || !c->progress)
+            break;
+        if (c->progress->newest_ns > 0 && align(src, c->progress->newest_ns) > src->newest_ns)
+            src->newest_ns = align(src, c->progress->newest_ns);
+        if (src->blocked)
+            src->waiting_since = nr_now_ns(); /* it is alive: not cut out */
+        s->blocked_gen++;                     /* the watermark may move */
+        netreel__v1__store_chunk__free_unpacked(c, NULL);
+        hub_snap_produce(s);
+        return;
     case NETREEL__V1__STORE_CHUNK__KIND_TLS_KEYLOG:
-        if (src->state != S_STREAM || src->had_blocks)
+        if (src->state != S_STREAM || (src->had_blocks && !s->follow))
             break;
         if (pcapng_keylog_validate(c->tls_keylog.data, c->tls_keylog.len, NULL, NULL, 0) != 0) {
             netreel__v1__store_chunk__free_unpacked(c, NULL);
@@ -180,6 +308,8 @@ static void src_message(struct rpc_call *call, const uint8_t *msg, size_t len, v
         if (src->state != S_STREAM || src->msg)
             break;
         src->had_blocks = true;
+        if (s->follow)
+            note_reached(src, c->blocks.data, c->blocks.len);
         src->msg = c;
         src->blk = c->blocks.data;
         src->blk_len = c->blocks.len;
@@ -213,7 +343,9 @@ static void src_done(struct rpc_call *call, int code, const char *message, void 
         src->ch = NULL;
     }
     s->live_calls--;
-    if (code == RPC_OK && src->state == S_STREAM) {
+    if (code == RPC_OK && src->state == S_STREAM && resumable(src)) {
+        src_fail(src, "it ended its stream"); /* a follow's store ends only when asked */
+    } else if (code == RPC_OK && src->state == S_STREAM) {
         set_blocked(src, false); /* what it holds is still merged; nothing more comes */
         src->state = S_DONE;
     } else if (code != RPC_OK) {
@@ -233,7 +365,7 @@ static void src_done(struct rpc_call *call, int code, const char *message, void 
                 src_fail(src, "no answer within %s (--store-timeout)", d);
         } else
             src_fail(src, "%s: %s", rpc_code_name(code), without_addr(message, src->addr.addr));
-    } else if (src->state == S_WAIT_HEADER) {
+    } else if (src->state == S_WAIT_HEADER || src->state == S_REHEADER) {
         src_fail(src, "it ended its stream without a header");
     }
     hub_snap_try_head(s);
@@ -255,28 +387,128 @@ static int64_t store_timeout(const struct hub_snap *s)
     return s->is_probe ? t / 4 : t;
 }
 
-/* How often the store timeouts are checked: a tenth of the timeout, at most a second. */
+static void src_redial(struct hub_src *src);
+
+/* How often the store timeouts are checked: a tenth of the timeout, at most a second; a
+ * follow's merge also looks at its watermark, which moves with the clock. */
 static uint64_t tick_ms(const struct hub_snap *s)
 {
     int64_t ms = store_timeout(s) / 10 / 1000000;
 
+    if (s->follow && ms > HUB_FOLLOW_TICK_MS)
+        ms = HUB_FOLLOW_TICK_MS;
     return ms < 10 ? 10 : ms > 1000 ? 1000 : (uint64_t)ms;
 }
 
-/* Stores silent for --store-timeout while the snapshot waits for them are left out. */
+/* Stores silent for --store-timeout while the snapshot waits for them are left out (a follow's
+ * are called again); once a follow's end is asked for, stores get the lateness and 2 s to end. */
 static void timer_cb(uv_timer_t *t)
 {
     struct hub_snap *s = t->data;
-    int64_t now = nr_now_ns();
+    int64_t now = nr_now_ns(), limit = store_timeout(s);
 
+    if (s->stopping && limit > s->lateness_ns + 2000000000LL)
+        limit = s->lateness_ns + 2000000000LL;
     for (size_t i = 0; i < s->n; i++) {
         struct hub_src *src = &s->srcs[i];
-        bool waiting = src->state == S_WAIT_HEADER || src->blocked;
-        if (waiting && src->call && src->waiting_since &&
-            now - src->waiting_since > store_timeout(s)) {
+        bool waiting = src->state == S_WAIT_HEADER || src->state == S_REHEADER || src->blocked;
+        if (waiting && src->call && src->waiting_since && now - src->waiting_since > limit) {
             src->timed_out = true;
             rpc_call_cancel(src->call);
+        } else if (src->state == S_RESUME && !src->call && !src->msg && now >= src->retry_at) {
+            /* (what it sent before it went is merged first: its interfaces may change) */
+            src_redial(src);
         }
+    }
+    if (s->follow) {
+        s->blocked_gen++; /* the clock moved the watermark */
+        hub_snap_produce(s);
+    }
+}
+
+void hub_snap_follow_stop(struct hub_snap *s)
+{
+    if (!s->follow || s->stopping)
+        return;
+    s->stopping = true;
+    s->until = nr_now_ns();
+    for (size_t i = 0; i < s->n; i++) {
+        struct hub_src *src = &s->srcs[i];
+        if (src->call) {
+            src->waiting_since = nr_now_ns();
+            if (rpc_call_close_send(src->call) != 0)
+                rpc_call_cancel(src->call);
+        } else if (src->state == S_RESUME) {
+            set_blocked(src, false);
+            src->state = S_FAILED; /* its error says why it went */
+        }
+    }
+    hub_snap_produce(s);
+}
+
+int64_t hub_snap_follow_bound(struct hub_snap *s)
+{
+    int64_t floor = nr_now_ns() - s->lateness_ns, bound = INT64_MAX;
+
+    for (size_t i = 0; i < s->n; i++) {
+        const struct hub_src *src = &s->srcs[i];
+        int64_t at;
+        if (!src->blocked)
+            continue;
+        at = src->newest_ns > floor ? src->newest_ns : floor;
+        if (at < bound)
+            bound = at;
+    }
+    return bound;
+}
+
+/* Calls Store.Snapshot on src's store with req (since and skip_at_since set by the caller).
+ * 0, or -1 when the call could not be made (src_fail says why). */
+static int src_call(struct hub_src *src, Netreel__V1__SnapshotRequest *req, uint32_t window)
+{
+    struct hub_snap *s = src->snap;
+    struct rpc_call_opts opts = {.path = "/netreel.v1.Store/Snapshot",
+                                 .shape = RPC_SHAPE_SERVER_STREAM,
+                                 .recv_window = window};
+    struct rpc_channel *ch;
+    char err[256];
+
+    ch = hub_stores_channel(s->h, &src->addr, err, sizeof(err));
+    src->call = ch ? rpc_channel_call(ch, &opts, &src_cbs, src) : NULL;
+    if (!src->call) {
+        if (ch)
+            hub_stores_release(s->h, ch);
+        src_fail(src, "%s", ch ? "out of memory" : err);
+        return -1;
+    }
+    src->ch = ch;
+    s->live_calls++;
+    src->waiting_since = nr_now_ns();
+    /* A follow keeps its side open: closing it is how the end is asked for. */
+    if (rpc_call_send(src->call, &req->base) != 0 ||
+        (!req->follow && rpc_call_close_send(src->call) != 0)) {
+        src_fail(src, "cannot send the request");
+        return -1;
+    }
+    return 0;
+}
+
+/* The request every store of s gets, and each store's share of the budget. */
+static void fill_request(struct hub_snap *s, Netreel__V1__SnapshotRequest *req,
+                         struct hub_share *share)
+{
+    hub_budget_share(s->h->cfg.memory_budget, s->h->cfg.max_snapshots, s->n ? s->n : 1, share);
+    req->since_ns = s->since;
+    req->until_ns = s->follow && !s->is_probe ? 0 : s->until;
+    req->follow = s->follow && !s->is_probe && !s->stopping;
+    req->filter = s->filter ? s->filter : (char *)"";
+    req->snaplen = s->snaplen;
+    req->max_chunk_bytes = share->chunk; /* each store's next message is what it holds here */
+    if (!s->is_probe) { /* the pod selection, which the stores apply (the probe reads all) */
+        req->n_namespaces = s->n_namespaces;
+        req->namespaces = s->namespaces;
+        req->pod_regex = s->pod_regex ? s->pod_regex : (char *)"";
+        req->label_selector = s->label_selector ? s->label_selector : (char *)"";
     }
 }
 
@@ -285,32 +517,16 @@ void hub_snap_start_calls(struct hub_snap *s, const struct hub_resolved *r)
 {
     Netreel__V1__SnapshotRequest req = NETREEL__V1__SNAPSHOT_REQUEST__INIT;
     struct hub_share share;
-    char err[256];
 
-    hub_budget_share(s->h->cfg.memory_budget, s->h->cfg.max_snapshots, r->n ? r->n : 1, &share);
     s->srcs = calloc(r->n + 1, sizeof(*s->srcs));
     if (!s->srcs) {
         hub_snap_finish(s, RPC_RESOURCE_EXHAUSTED, "out of memory");
         return;
     }
     s->n = r->n;
-    req.since_ns = s->since;
-    req.until_ns = s->until;
-    req.filter = s->filter ? s->filter : (char *)"";
-    req.snaplen = s->snaplen;
-    req.max_chunk_bytes = share.chunk; /* each store's next message is what it holds here */
-    if (!s->is_probe) { /* the pod selection, which the stores apply (the probe reads all) */
-        req.n_namespaces = s->n_namespaces;
-        req.namespaces = s->namespaces;
-        req.pod_regex = s->pod_regex ? s->pod_regex : (char *)"";
-        req.label_selector = s->label_selector ? s->label_selector : (char *)"";
-    }
+    fill_request(s, &req, &share);
     for (size_t i = 0; i < r->n; i++) {
         struct hub_src *src = &s->srcs[i];
-        struct rpc_call_opts opts = {.path = "/netreel.v1.Store/Snapshot",
-                                     .shape = RPC_SHAPE_SERVER_STREAM,
-                                     .recv_window = share.window};
-        struct rpc_channel *ch;
         src->snap = s;
         src->addr = r->addrs[i];
         src->state = S_WAIT_HEADER;
@@ -319,22 +535,33 @@ void hub_snap_start_calls(struct hub_snap *s, const struct hub_resolved *r)
             src_fail(src, "%s", r->failed[i]);
             continue;
         }
-        ch = hub_stores_channel(s->h, &src->addr, err, sizeof(err));
-        src->call = ch ? rpc_channel_call(ch, &opts, &src_cbs, src) : NULL;
-        if (!src->call) {
-            if (ch)
-                hub_stores_release(s->h, ch);
-            src_fail(src, "%s", ch ? "out of memory" : err);
-            continue;
-        }
-        src->ch = ch;
-        s->live_calls++;
-        src->waiting_since = nr_now_ns();
-        if (rpc_call_send(src->call, &req.base) != 0 || rpc_call_close_send(src->call) != 0)
-            src_fail(src, "cannot send the request");
+        src_call(src, &req, share.window);
     }
     hub_snap_try_head(s);
     hub_snap_produce(s);
+}
+
+/* Follow: calls again a store that went away, from where its stream got to. */
+static void src_redial(struct hub_src *src)
+{
+    struct hub_snap *s = src->snap;
+    Netreel__V1__SnapshotRequest req = NETREEL__V1__SNAPSHOT_REQUEST__INIT;
+    struct hub_share share;
+
+    fill_request(s, &req, &share);
+    if (src->raw_last) {
+        req.since_ns = src->raw_last;
+        req.skip_at_since = src->raw_last_n;
+    }
+    src->state = S_REHEADER;
+    src->error[0] = 0;
+    src->timed_out = false;
+    src->had_blocks = false;
+    src->resumes++;
+    NR_INFO("follow: calling a store again", "store=%s since_ns=%lld skip=%llu", src->addr.addr,
+            (long long)req.since_ns, (unsigned long long)req.skip_at_since);
+    if (src_call(src, &req, share.window) != 0)
+        return;
 }
 
 /* Checks, every tick, the stores the snapshot waits for against their timeout. */

@@ -20,7 +20,7 @@ struct addr {
 /* One pod set of a stream's history, and the addresses of its matching pods (made when the set
  * is first needed). */
 struct set {
-    const struct store_pods *pods;
+    struct store_pods *pods; /* held */
     struct addr *match;
     size_t n_match;
     bool done;
@@ -99,8 +99,10 @@ void store_select_free(struct store_select *sel)
         return;
     kube_selector_free(&sel->who);
     for (size_t i = 0; i < sel->n_streams; i++) {
-        for (size_t k = 0; k < sel->streams[i].n; k++)
+        for (size_t k = 0; k < sel->streams[i].n; k++) {
             free(sel->streams[i].v[k].match);
+            store_pods_unref(sel->streams[i].v[k].pods);
+        }
         free(sel->streams[i].v);
     }
     free(sel->streams);
@@ -128,7 +130,7 @@ static bool pod_matches(struct store_select *sel, const char *ns, size_t ns_len,
 }
 
 int store_select_add_segment(struct store_select *sel, uint32_t stream,
-                             const struct store_segment *seg)
+                             const struct store_segment *seg, size_t from)
 {
     struct stream_sets *ss;
 
@@ -141,7 +143,7 @@ int store_select_add_segment(struct store_select *sel, uint32_t stream,
         sel->n_streams = stream + 1;
     }
     ss = &sel->streams[stream];
-    for (size_t i = 0; i < seg->n_pod_sets; i++) {
+    for (size_t i = from; i < seg->n_pod_sets; i++) {
         if (ss->n && ss->v[ss->n - 1].pods == seg->pod_sets[i])
             continue; /* the same set, carried into the next segment */
         if (ss->n == ss->cap) {
@@ -152,6 +154,7 @@ int store_select_add_segment(struct store_select *sel, uint32_t stream,
             ss->v = v;
             ss->cap = cap;
         }
+        store_pods_ref(seg->pod_sets[i]); /* a follow outlives the segment's deletion */
         ss->v[ss->n++] = (struct set){.pods = seg->pod_sets[i]};
     }
     return 0;

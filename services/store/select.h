@@ -27,11 +27,12 @@ int store_select_new(const Netreel__V1__SnapshotRequest *req, struct store_selec
                      size_t errlen);
 void store_select_free(struct store_select *sel);
 
-/* Tells the selection about stream `stream` (0..): the pod sets of one of its segments, in
- * segment order (call for each segment of the window, oldest first). The sets must outlive the
- * selection (the snapshot holds the segments). 0 or -ENOMEM. */
+/* Tells the selection about stream `stream` (0..): the pod sets of one of its segments from
+ * its set `from` on, in segment order (call for each segment of the window, oldest first; a
+ * follow calls again for the sets a segment got since). The selection holds a reference to
+ * each set. 0 or -ENOMEM. */
 int store_select_add_segment(struct store_select *sel, uint32_t stream,
-                             const struct store_segment *seg);
+                             const struct store_segment *seg, size_t from);
 
 /* Tells it about output interface out_id: its link type and the capture's description. */
 int store_select_iface(struct store_select *sel, uint32_t out_id, uint32_t link_type,

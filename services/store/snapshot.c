@@ -1,6 +1,8 @@
 /* Store.Snapshot (see snapshot.h): plan the window's runs, send the header, merge, summarise. */
 #include "store/snapshot.h"
 
+#include "store/snapshot_parts.h"
+
 #include <errno.h>
 #include <pcap/pcap.h>
 #include <stdarg.h>
@@ -29,70 +31,6 @@
 #define SNAPSHOT_REQUEST_FILTER 3
 #define TURN_BUDGET             (8u << 20) /* bytes produced per loop turn before letting others run */
 
-/* One sorted run (a batch) being read. */
-struct snap_src {
-    struct store_segment *seg;
-    struct store_run run; /* a copy: the active segment's run array may move */
-    uint32_t stream;      /* index into snap->streams */
-    uint64_t pos, end;    /* file offsets still to read */
-    struct nr_buf buf;
-    size_t bpos;
-    struct pcapng_epb epb;
-    uint64_t rank;
-    bool held;
-};
-
-struct snap_stream {
-    struct store_stream *st;
-    uint32_t base;                     /* output id of its interface 0 */
-    struct store_run min_run, max_run; /* by seq; valid when has_runs */
-    bool has_runs;
-    int64_t first_ts, last_ts;
-};
-
-/* One DSB of TLS key log lines to send before the packets, its segment held. */
-struct snap_keys {
-    struct store_segment *seg;
-    struct store_keys where;
-    bool held;
-};
-
-struct snap_filter {
-    uint32_t link_type;
-    struct bpf_program prog;
-};
-
-struct store_snapshot {
-    struct store *s;
-    struct rpc_call *call;
-    int64_t since, until;
-    uint32_t snaplen;
-    uint32_t chunk; /* blocks and key log messages hold at most this, or one block */
-    char *filter;
-    struct snap_src *srcs;
-    size_t n_srcs, next_src;
-    struct snap_stream *streams;
-    size_t n_streams;
-    struct snap_filter *filters;
-    size_t n_filters;
-    int *iface_filter;           /* output interface id -> index in filters */
-    struct store_select *select; /* -n, --pod, -l (select.h); NULL: every packet */
-    uv_work_t compile;           /* the filters compile on the thread pool */
-    bool compiling;
-    int compile_rc;
-    char compile_err[512];
-    uint32_t n_out_ifaces;
-    struct pcapng_merge heap;
-    struct nr_buf out;
-    struct snap_keys *keys; /* in segment and file order */
-    size_t n_keys, next_key;
-    struct nr_buf keys_read, keys_out; /* one DSB read; the tls_keylog message being built */
-    uint64_t packets, bytes;
-    uv_timer_t turn;
-    bool keys_sent;                          /* every tls_keylog message went */
-    bool requested, started, finished, over; /* started: the header went, packets follow */
-};
-
 static void src_release(struct snap_src *src)
 {
     nr_buf_free(&src->buf);
@@ -120,6 +58,8 @@ static void snapshot_free(uv_handle_t *h)
     free(snap->iface_filter);
     store_select_free(snap->select);
     free(snap->srcs);
+    for (size_t i = 0; i < snap->n_streams; i++)
+        free(snap->streams[i].out_ids);
     free(snap->streams);
     free(snap->filter);
     pcapng_merge_free(&snap->heap);
@@ -244,6 +184,7 @@ static int send_bytes(struct store_snapshot *snap, Netreel__V1__StoreChunk__Kind
     field->data = buf->data;
     field->len = buf->len;
     buf->len = 0;
+    snap->last_sent = uv_now(snap->s->loop);
     return rpc_call_send(snap->call, &c.base);
 }
 
@@ -343,12 +284,32 @@ static void produce(struct store_snapshot *snap)
         if (!src) {
             if (send_blocks(snap) != 0)
                 return;
-            send_summary(snap);
+            if (!snap->follow) {
+                send_summary(snap);
+                return;
+            }
+            int rc = store_snap_follow_round(snap);
+            if (rc < 0) {
+                finish(snap, rc == NR_EPARSE ? RPC_INVALID_ARGUMENT : RPC_RESOURCE_EXHAUSTED, "%s",
+                       rc == NR_EPARSE ? snap->compile_err : "cannot follow: out of memory");
+                return;
+            }
+            if (rc > 0) {
+                if (store_snap_send_more(snap) != 0)
+                    return;
+                snap->keys_sent = snap->next_key == snap->n_keys;
+                continue;
+            }
+            if (store_snap_follow_idle(snap) == 0)
+                uv_timer_start(&snap->turn, turn_cb, STORE_FOLLOW_ROUND_MS, 0);
             return;
         }
-        if (ts >= snap->since) {
-            uint32_t out_id = snap->streams[src->stream].base + src->epb.ifid;
-            if (passes(snap, src->stream, out_id, &src->epb)) {
+        if (ts == snap->since && snap->skip > 0) {
+            snap->skip--; /* the caller has it: a resumed follow */
+        } else if (ts >= snap->since) {
+            const struct snap_stream *ss = &snap->streams[src->stream];
+            uint32_t out_id = src->epb.ifid < ss->n_out ? ss->out_ids[src->epb.ifid] : UINT32_MAX;
+            if (out_id != UINT32_MAX && passes(snap, src->stream, out_id, &src->epb)) {
                 size_t need = src->epb.block_len;
                 if (snap->out.len && snap->out.len + need > snap->chunk && send_blocks(snap) != 0)
                     return;
@@ -379,6 +340,19 @@ static void on_writable(struct rpc_call *call, void *user)
         produce(snap);
 }
 
+/* The caller closed its side: a follow ends with what the current round holds, then the
+ * summary. */
+static void on_half_close(struct rpc_call *call, void *user)
+{
+    struct store_snapshot *snap = user;
+
+    if (!snap->follow)
+        return;
+    snap->follow = false;
+    if (snap->started && !snap->finished)
+        uv_timer_start(&snap->turn, turn_cb, 0, 0);
+}
+
 static void on_done(struct rpc_call *call, int code, const char *message, void *user)
 {
     struct store_snapshot *snap = user;
@@ -405,7 +379,7 @@ static int by_time(const void *a, const void *b)
     return x->run.seq < y->run.seq ? -1 : x->run.seq > y->run.seq;
 }
 
-static int stream_index(struct store_snapshot *snap, struct store_stream *st, size_t *idx)
+int store_snap_stream_index(struct store_snapshot *snap, struct store_stream *st, size_t *idx)
 {
     for (size_t i = 0; i < snap->n_streams; i++) {
         if (snap->streams[i].st == st) {
@@ -423,24 +397,163 @@ static int stream_index(struct store_snapshot *snap, struct store_stream *st, si
     return 0;
 }
 
-static int collect_keys(struct store_snapshot *snap, struct store_segment *seg)
+/* The index in snap->filters of the program for link type lt, added (not compiled yet) when
+ * new. 0 or -ENOMEM. */
+static int filter_for(struct store_snapshot *snap, uint32_t lt, int *k)
 {
-    struct snap_keys *k = realloc(snap->keys, (snap->n_keys + seg->n_keys) * sizeof(*k));
+    struct snap_filter *f;
+
+    for (size_t i = 0; i < snap->n_filters; i++) {
+        if (snap->filters[i].link_type == lt) {
+            *k = (int)i;
+            return 0;
+        }
+    }
+    f = realloc(snap->filters, (snap->n_filters + 1) * sizeof(*f));
+    if (!f)
+        return -ENOMEM;
+    snap->filters = f;
+    memset(&f[snap->n_filters], 0, sizeof(*f));
+    f[snap->n_filters].link_type = lt;
+    *k = (int)snap->n_filters++;
+    return 0;
+}
+
+/* Compiles the programs not compiled yet: 0, NR_EPARSE (compile_err says why) or -ENOMEM.
+ * libpcap's optimizer takes time that grows steeply with the expression (a 5 KiB `host A or
+ * host B ...` takes seconds), so it is used on short filters only; longer ones (up to
+ * STORE_MAX_FILTER) compile as they are, in about a second at worst. */
+static int compile_filters(struct store_snapshot *snap)
+{
+    int optimize = strlen(snap->filter) <= STORE_OPTIMIZE_FILTER;
+
+    for (size_t k = 0; k < snap->n_filters; k++) {
+        struct snap_filter *f = &snap->filters[k];
+        pcap_t *p;
+        if (f->compiled)
+            continue;
+        p = pcap_open_dead((int)f->link_type, PCAPNG_MAX_SNAPLEN);
+        if (!p)
+            return -ENOMEM;
+        if (pcap_compile(p, &f->prog, snap->filter, optimize, PCAP_NETMASK_UNKNOWN) != 0) {
+            snprintf(snap->compile_err, sizeof(snap->compile_err),
+                     "filter \"%.200s\" does not compile for link type %u: %s", snap->filter,
+                     f->link_type, pcap_geterr(p));
+            pcap_close(p);
+            return NR_EPARSE;
+        }
+        f->compiled = true;
+        pcap_close(p);
+    }
+    return 0;
+}
+
+int store_snap_stream_ifaces(struct store_snapshot *snap, struct snap_stream *ss)
+{
+    const struct store_stream *st = ss->st;
+    uint32_t *ids;
+    int rc;
+
+    if (ss->n_out >= st->n_ifaces)
+        return 0;
+    ids = realloc(ss->out_ids, st->n_ifaces * sizeof(*ids));
+    if (!ids)
+        return -ENOMEM;
+    ss->out_ids = ids;
+    if (snap->filter) {
+        int *m = realloc(snap->iface_filter, (snap->n_out_ifaces + st->n_ifaces) * sizeof(*m));
+        if (!m)
+            return -ENOMEM;
+        snap->iface_filter = m;
+    }
+    for (uint32_t k = ss->n_out; k < st->n_ifaces; k++) {
+        uint32_t o = snap->n_out_ifaces;
+        if (snap->select &&
+            store_select_iface(snap->select, o, st->ifaces[k].link_type, st->ifaces[k].desc) != 0)
+            return -ENOMEM;
+        if (snap->filter && filter_for(snap, st->ifaces[k].link_type, &snap->iface_filter[o]) != 0)
+            return -ENOMEM;
+        ids[k] = o;
+        ss->n_out = k + 1;
+        snap->n_out_ifaces++;
+    }
+    /* Later than the first compile (a follow): a new link type compiles here, on the loop. */
+    if (snap->filter && snap->started && (rc = compile_filters(snap)) != 0)
+        return rc;
+    return 0;
+}
+
+int store_snap_add_src(struct store_snapshot *snap, struct store_segment *seg, size_t si,
+                       const struct store_run *r)
+{
+    struct snap_stream *ss = &snap->streams[si];
+    struct snap_src *src;
+
+    if (snap->n_srcs == snap->cap_srcs) {
+        size_t cap = snap->cap_srcs ? snap->cap_srcs * 2 : 256;
+        struct snap_src *p = realloc(snap->srcs, cap * sizeof(*p));
+        if (!p)
+            return -ENOMEM;
+        snap->srcs = p;
+        snap->cap_srcs = cap;
+    }
+    if (store_segment_hold(seg) != 0) {
+        NR_ERROR("a segment cannot be opened; it is left out", "segment=%s.pcapng err=\"%s\"",
+                 seg->path, strerror(errno));
+        return 1;
+    }
+    src = &snap->srcs[snap->n_srcs++];
+    memset(src, 0, sizeof(*src));
+    src->seg = seg;
+    src->held = true;
+    src->run = *r;
+    src->stream = (uint32_t)si;
+    src->pos = r->offset;
+    src->end = r->offset + r->length;
+    if (!ss->has_runs || r->seq < ss->min_run.seq)
+        ss->min_run = *r;
+    if (!ss->has_runs || r->seq > ss->max_run.seq)
+        ss->max_run = *r;
+    ss->has_runs = true;
+    if (!ss->first_ts || r->first_ts_ns < ss->first_ts)
+        ss->first_ts = r->first_ts_ns;
+    if (r->last_ts_ns > ss->last_ts)
+        ss->last_ts = r->last_ts_ns;
+    return 0;
+}
+
+void store_snap_sort_srcs(struct store_snapshot *snap, size_t first)
+{
+    if (snap->n_srcs > first)
+        qsort(snap->srcs + first, snap->n_srcs - first, sizeof(*snap->srcs), by_time);
+    for (size_t i = first; i < snap->n_srcs; i++)
+        snap->srcs[i].rank = snap->rank++;
+}
+
+int store_snap_add_keys(struct store_snapshot *snap, struct store_segment *seg, size_t i)
+{
+    struct snap_keys *k = realloc(snap->keys, (snap->n_keys + 1) * sizeof(*k));
 
     if (!k)
         return -ENOMEM;
     snap->keys = k;
-    for (size_t i = 0; i < seg->n_keys; i++) {
-        if (store_segment_hold(seg) != 0) {
-            NR_ERROR("a segment cannot be opened; its key log lines are left out",
-                     "segment=%s.pcapng err=\"%s\"", seg->path, strerror(errno));
-            return 0;
-        }
-        k[snap->n_keys].seg = seg;
-        k[snap->n_keys].where = seg->keys[i];
-        k[snap->n_keys].held = true;
-        snap->n_keys++;
+    if (store_segment_hold(seg) != 0) {
+        NR_ERROR("a segment cannot be opened; its key log lines are left out",
+                 "segment=%s.pcapng err=\"%s\"", seg->path, strerror(errno));
+        return 0;
     }
+    k[snap->n_keys].seg = seg;
+    k[snap->n_keys].where = seg->keys[i];
+    k[snap->n_keys].held = true;
+    snap->n_keys++;
+    return 0;
+}
+
+static int collect_keys(struct store_snapshot *snap, struct store_segment *seg)
+{
+    for (size_t i = 0; i < seg->n_keys; i++)
+        if (store_snap_add_keys(snap, seg, i) != 0)
+            return -ENOMEM;
     return 0;
 }
 
@@ -462,8 +575,6 @@ static bool follows_window(const struct store_snapshot *snap, const struct store
 /* Collects every run that overlaps the window, holding its segment. */
 static int collect(struct store_snapshot *snap)
 {
-    size_t n = 0, cap = 0;
-
     for (struct store_segment *seg = snap->s->seg_head; seg; seg = seg->next) {
         size_t si;
         bool overlaps = seg_overlaps(snap, seg);
@@ -477,114 +588,37 @@ static int collect(struct store_snapshot *snap)
             return -ENOMEM;
         if (!overlaps)
             continue;
-        if (stream_index(snap, seg->stream, &si) != 0)
+        if (store_snap_stream_index(snap, seg->stream, &si) != 0)
             return -ENOMEM;
-        if (snap->select && store_select_add_segment(snap->select, (uint32_t)si, seg) != 0)
+        if (snap->select && store_select_add_segment(snap->select, (uint32_t)si, seg, 0) != 0)
             return -ENOMEM;
         for (size_t i = 0; i < seg->n_runs; i++) {
             const struct store_run *r = &seg->runs[i];
-            struct snap_stream *ss = &snap->streams[si];
+            int rc;
             if (!r->packets || r->last_ts_ns < snap->since || r->first_ts_ns > snap->until)
                 continue;
-            if (n == cap) {
-                struct snap_src *p = realloc(snap->srcs, (cap = cap ? cap * 2 : 256) * sizeof(*p));
-                if (!p)
-                    return -ENOMEM;
-                snap->srcs = p;
-            }
-            if (store_segment_hold(seg) != 0) {
-                NR_ERROR("a segment cannot be opened; it is left out",
-                         "segment=%s.pcapng err=\"%s\"", seg->path, strerror(errno));
-                break;
-            }
-            memset(&snap->srcs[n], 0, sizeof(snap->srcs[n]));
-            snap->srcs[n].seg = seg;
-            snap->srcs[n].held = true;
-            snap->srcs[n].run = *r;
-            snap->srcs[n].stream = (uint32_t)si;
-            snap->srcs[n].pos = r->offset;
-            snap->srcs[n].end = r->offset + r->length;
-            snap->n_srcs = ++n;
-            if (!ss->has_runs || r->seq < ss->min_run.seq)
-                ss->min_run = *r;
-            if (!ss->has_runs || r->seq > ss->max_run.seq)
-                ss->max_run = *r;
-            ss->has_runs = true;
-            if (!ss->first_ts || r->first_ts_ns < ss->first_ts)
-                ss->first_ts = r->first_ts_ns;
-            if (r->last_ts_ns > ss->last_ts)
-                ss->last_ts = r->last_ts_ns;
+            rc = store_snap_add_src(snap, seg, si, r);
+            if (rc < 0)
+                return rc;
+            if (rc > 0)
+                break; /* the segment cannot be opened (logged) */
         }
     }
-    if (snap->n_srcs)
-        qsort(snap->srcs, snap->n_srcs, sizeof(*snap->srcs), by_time);
-    for (size_t i = 0; i < snap->n_srcs; i++)
-        snap->srcs[i].rank = i;
+    store_snap_sort_srcs(snap, 0);
     for (size_t i = 0; i < snap->n_streams; i++) {
-        const struct store_stream *st = snap->streams[i].st;
-        snap->streams[i].base = snap->n_out_ifaces;
-        for (uint32_t k = 0; snap->select && k < st->n_ifaces; k++)
-            if (store_select_iface(snap->select, snap->n_out_ifaces + k, st->ifaces[k].link_type,
-                                   st->ifaces[k].desc) != 0)
-                return -ENOMEM;
-        snap->n_out_ifaces += st->n_ifaces;
+        int rc = store_snap_stream_ifaces(snap, &snap->streams[i]);
+        if (rc != 0)
+            return rc;
     }
     return 0;
 }
 
-/* Which filter each output interface uses: one per link type of the window (a window with no
- * interfaces still checks the filter, for Ethernet). On the loop: the streams may grow. */
-static int plan_filters(struct store_snapshot *snap)
-{
-    snap->iface_filter = calloc(snap->n_out_ifaces + 1, sizeof(int));
-    snap->filters = calloc(snap->n_out_ifaces + 1, sizeof(*snap->filters));
-    if (!snap->iface_filter || !snap->filters)
-        return -ENOMEM;
-    for (uint32_t o = 0; o < snap->n_out_ifaces || (o == 0 && snap->n_out_ifaces == 0); o++) {
-        uint32_t lt = 1; /* LINKTYPE_ETHERNET */
-        size_t k;
-        for (size_t i = 0; i < snap->n_streams && o < snap->n_out_ifaces; i++) {
-            const struct snap_stream *ss = &snap->streams[i];
-            if (o >= ss->base && o < ss->base + ss->st->n_ifaces)
-                lt = ss->st->ifaces[o - ss->base].link_type;
-        }
-        for (k = 0; k < snap->n_filters && snap->filters[k].link_type != lt; k++)
-            ;
-        if (k == snap->n_filters)
-            snap->filters[snap->n_filters++].link_type = lt;
-        if (o < snap->n_out_ifaces)
-            snap->iface_filter[o] = (int)k;
-    }
-    return 0;
-}
-
-/* On the thread pool: libpcap's optimizer takes time that grows steeply with the expression
- * (a 5 KiB `host A or host B ...` takes seconds), so it is used on short filters only; longer
- * ones (up to STORE_MAX_FILTER) compile as they are, in about a second at worst. */
+/* On the thread pool: the first programs (compile_filters). */
 static void compile_work(uv_work_t *w)
 {
     struct store_snapshot *snap = w->data;
-    int optimize = strlen(snap->filter) <= STORE_OPTIMIZE_FILTER;
 
-    snap->compile_rc = 0;
-    for (size_t k = 0; k < snap->n_filters; k++) {
-        uint32_t lt = snap->filters[k].link_type;
-        pcap_t *p = pcap_open_dead((int)lt, PCAPNG_MAX_SNAPLEN);
-        if (!p) {
-            snap->compile_rc = -ENOMEM;
-            return;
-        }
-        if (pcap_compile(p, &snap->filters[k].prog, snap->filter, optimize, PCAP_NETMASK_UNKNOWN) !=
-            0) {
-            snprintf(snap->compile_err, sizeof(snap->compile_err),
-                     "filter \"%.200s\" does not compile for link type %u: %s", snap->filter, lt,
-                     pcap_geterr(p));
-            snap->compile_rc = NR_EPARSE;
-            pcap_close(p);
-            return;
-        }
-        pcap_close(p);
-    }
+    snap->compile_rc = compile_filters(snap);
 }
 
 static void begin(struct store_snapshot *snap);
@@ -622,12 +656,15 @@ static int cmp_pod(const void *a, const void *b)
     return c;
 }
 
-static int send_header(struct store_snapshot *snap)
+/* The header (first: with the window's pod names) or `more`: the output interfaces given ids
+ * since the last one. */
+static int send_ifaces(struct store_snapshot *snap, bool first)
 {
     Netreel__V1__StoreChunk c = NETREEL__V1__STORE_CHUNK__INIT;
     Netreel__V1__WindowHeader h = NETREEL__V1__WINDOW_HEADER__INIT;
-    Netreel__V1__Interface *ifs = calloc(snap->n_out_ifaces + 1, sizeof(*ifs));
-    Netreel__V1__Interface **ifp = calloc(snap->n_out_ifaces + 1, sizeof(*ifp));
+    uint32_t from = snap->n_announced, n_ifs = snap->n_out_ifaces - from;
+    Netreel__V1__Interface *ifs = calloc(n_ifs + 1, sizeof(*ifs));
+    Netreel__V1__Interface **ifp = calloc(n_ifs + 1, sizeof(*ifp));
     const struct store_pod **pods = NULL;
     Netreel__V1__PodName *pn = NULL, **pnp = NULL;
     char(*names)[2][STORE_MAX_NAME + 1] = NULL;
@@ -638,10 +675,12 @@ static int send_header(struct store_snapshot *snap)
         goto out;
     for (size_t i = 0; i < snap->n_streams; i++) {
         const struct store_stream *st = snap->streams[i].st;
-        for (uint32_t k = 0; k < st->n_ifaces; k++) {
-            uint32_t o = snap->streams[i].base + k;
+        for (uint32_t k = 0; k < snap->streams[i].n_out; k++) {
+            uint32_t id = snap->streams[i].out_ids[k], o = id - from;
+            if (id < from)
+                continue;
             netreel__v1__interface__init(&ifs[o]);
-            ifs[o].id = o;
+            ifs[o].id = id;
             ifs[o].name = (char *)st->ifaces[k].name;
             ifs[o].link_type = st->ifaces[k].link_type;
             ifs[o].snaplen = snap->snaplen && snap->snaplen < st->ifaces[k].snaplen
@@ -653,7 +692,7 @@ static int send_header(struct store_snapshot *snap)
         }
     }
     /* The union of the pod sets of every segment in the window. */
-    for (struct store_segment *seg = snap->s->seg_head; seg; seg = seg->next) {
+    for (struct store_segment *seg = snap->s->seg_head; first && seg; seg = seg->next) {
         if (!seg->packets || seg->last_ts_ns < snap->since || seg->first_ts_ns > snap->until)
             continue;
         for (size_t i = 0; i < seg->n_pod_sets; i++) {
@@ -694,13 +733,20 @@ static int send_header(struct store_snapshot *snap)
         }
     }
     h.node = snap->s->cfg.node;
-    h.n_interfaces = snap->n_out_ifaces;
+    h.n_interfaces = n_ifs;
     h.interfaces = ifp;
     h.n_pods = n_out;
     h.pods = pnp;
-    c.kind_case = NETREEL__V1__STORE_CHUNK__KIND_HEADER;
-    c.header = &h;
+    if (first) {
+        c.kind_case = NETREEL__V1__STORE_CHUNK__KIND_HEADER;
+        c.header = &h;
+    } else {
+        c.kind_case = NETREEL__V1__STORE_CHUNK__KIND_MORE;
+        c.more = &h;
+    }
     rc = rpc_call_send(snap->call, &c.base);
+    if (rc == 0)
+        snap->n_announced = snap->n_out_ifaces;
 out:
     free(ifs);
     free(ifp);
@@ -709,6 +755,11 @@ out:
     free(pnp);
     free(names);
     return rc;
+}
+
+int store_snap_send_more(struct store_snapshot *snap)
+{
+    return snap->n_announced < snap->n_out_ifaces ? send_ifaces(snap, false) : 0;
 }
 
 static void send_summary(struct store_snapshot *snap)
@@ -739,7 +790,7 @@ static void send_summary(struct store_snapshot *snap)
         const struct snap_stream *ss = &snap->streams[i];
         struct store_counters from = {0}, to;
         const struct store_run *before = NULL;
-        if (!ss->has_runs || ss->st->n_ifaces == 0)
+        if (!ss->has_runs || ss->n_out == 0)
             continue;
         to = ss->max_run.counters;
         for (const struct store_segment *seg = snap->s->seg_head; seg; seg = seg->next) {
@@ -752,7 +803,7 @@ static void send_summary(struct store_snapshot *snap)
         }
         from = before ? before->counters : ss->min_run.counters;
         netreel__v1__interface_stats__init(&is[n]);
-        is[n].interface_id = ss->base;
+        is[n].interface_id = ss->out_ids[0];
         is[n].start_ns = ss->first_ts > snap->since ? ss->first_ts : snap->since;
         is[n].end_ns = ss->last_ts < snap->until ? ss->last_ts : snap->until;
         is[n].received = to.received - (from.received < to.received ? from.received : to.received);
@@ -791,7 +842,7 @@ static void send_summary(struct store_snapshot *snap)
 /* The window is collected and its filters compiled: the header, then the packets. */
 static void begin(struct store_snapshot *snap)
 {
-    int rc = send_header(snap);
+    int rc = send_ifaces(snap, true);
 
     if (rc != 0) {
         finish(snap, RPC_RESOURCE_EXHAUSTED, "cannot start the snapshot: %s", nr_strerror(rc));
@@ -821,6 +872,15 @@ static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
     snap->since = req->since_ns;
     snap->until = req->until_ns ? req->until_ns : nr_now_ns();
     snap->snaplen = req->snaplen;
+    snap->follow = req->follow;
+    snap->skip = req->skip_at_since;
+    if (snap->follow && req->until_ns) {
+        finish(snap, RPC_INVALID_ARGUMENT,
+               "follow goes on until the call ends: until_ns must be 0");
+        goto out;
+    }
+    if (snap->follow)
+        snap->until = INT64_MAX;
     snap->chunk = req->max_chunk_bytes == 0 || req->max_chunk_bytes > STORE_CHUNK_BYTES
                       ? STORE_CHUNK_BYTES
                   : req->max_chunk_bytes < STORE_MIN_CHUNK_BYTES ? STORE_MIN_CHUNK_BYTES
@@ -853,9 +913,13 @@ static void on_message(struct rpc_call *call, const uint8_t *msg, size_t len, vo
         }
     }
     snap->requested = true; /* later requests on the call are ignored */
-    rc = collect(snap);
-    if (rc == 0 && snap->filter)
-        rc = plan_filters(snap);
+    rc = snap->follow ? store_snap_follow_round(snap) : collect(snap);
+    if (rc > 0)
+        rc = 0;
+    if (rc == 0 && snap->filter && snap->n_filters == 0) {
+        int k; /* a window with no interfaces still checks the filter, for Ethernet */
+        rc = filter_for(snap, 1 /* LINKTYPE_ETHERNET */, &k);
+    }
     if (rc != 0) {
         finish(snap, RPC_RESOURCE_EXHAUSTED, "cannot start the snapshot: %s", nr_strerror(rc));
         goto out;
@@ -878,6 +942,7 @@ out:
 static const struct rpc_call_cbs snapshot_cbs = {
     .on_message = on_message,
     .on_writable = on_writable,
+    .on_half_close = on_half_close,
     .on_done = on_done,
 };
 
