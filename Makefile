@@ -134,7 +134,7 @@ help:
 	@echo 'make format       clang-format every C file'
 	@echo 'make fuzz         build the libFuzzer targets (build/fuzz); FUZZ_SECONDS=N make test-fuzz'
 	@echo 'make bench        benchmarks, each next to a peer run in the same run (bench/)'
-	@echo 'make install      PREFIX=/usr/local'
+	@echo 'make install      PREFIX=/usr/local, and Wireshark'"'"'s extcap folder (EXTCAP_DIR=)'
 	@echo 'V=1               print full command lines'
 
 $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
@@ -278,16 +278,31 @@ bench: deps
 	$(Q)$(MAKE) -j$(NPROC) --no-print-directory all
 	$(Q)./bench/run.sh $(BUILD)/release
 
+# Wireshark's extcap folder, where install puts the interface "netreel: cluster" (docs/cli.md):
+# the global "Extcap path" of `tshark -G folders`, else pkg-config's extcap_dir, else Debian's.
+# Looked up once, and only by a recipe that uses it; EXTCAP_DIR=DIR sets it.
+EXTCAP_DIR ?= $(eval EXTCAP_DIR := $(find_extcap_dir))$(EXTCAP_DIR)
+find_extcap_dir = $(or \
+    $(shell tshark -G folders 2>/dev/null | sed -nE 's/^(global )?extcap path:[[:space:]]*//Ip' | head -n 1), \
+    $(shell pkg-config --variable=extcap_dir wireshark 2>/dev/null), \
+    /usr/lib/$(shell uname -m)-linux-gnu/wireshark/extcap)
+
 install: $(BINS)
 	$(Q)install -d $(DESTDIR)$(PREFIX)/bin
 	$(Q)for b in $(BINS); do install -m 0755 $$b $(DESTDIR)$(PREFIX)/bin/; done
 	$(Q)if [ -d helm/netreel ]; then install -d $(DESTDIR)$(PREFIX)/share/netreel && \
 	    cp -r helm/netreel $(DESTDIR)$(PREFIX)/share/netreel/; fi
+	$(Q)install -d $(DESTDIR)$(PREFIX)/share/doc/netreel
+	$(Q)install -m 0644 docs/cli.md $(DESTDIR)$(PREFIX)/share/doc/netreel/
 	@echo "installed $(notdir $(BINS)) into $(DESTDIR)$(PREFIX)/bin"
+	$(Q)install -d $(DESTDIR)$(EXTCAP_DIR)
+	$(Q)ln -sfn $(PREFIX)/bin/netreel $(DESTDIR)$(EXTCAP_DIR)/netreel
+	@echo "installed Wireshark's interface \"netreel: cluster\": $(DESTDIR)$(EXTCAP_DIR)/netreel"
 
 uninstall:
 	$(Q)rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(notdir $(BINS)))
-	$(Q)rm -rf $(DESTDIR)$(PREFIX)/share/netreel
+	$(Q)rm -rf $(DESTDIR)$(PREFIX)/share/netreel $(DESTDIR)$(PREFIX)/share/doc/netreel
+	$(Q)rm -f $(DESTDIR)$(EXTCAP_DIR)/netreel
 
 IFACE ?=
 run: deps

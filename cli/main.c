@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "extcap.h"
 
 static const struct cli_command commands[] = {
     {"tap", cli_tap, "record: install the chart into the kube context (or --local: this machine)"},
@@ -28,6 +29,8 @@ static void usage(FILE *f)
           "  netreel tap --local -i eth0      or record this machine, in the foreground\n"
           "  netreel tap --local --tls        ... with decrypted TLS (as root)\n"
           "  netreel pcapdump --time=5m       the last 5 minutes of every node, one file\n"
+          "  wireshark -k -i netreel          the cluster live in Wireshark (make install puts\n"
+          "                                   netreel in its extcap folder)\n"
           "\nExit codes: 0 ok, 1 failed, 2 bad usage, 3 a store is missing, 4 a tool or kube\n"
           "context is missing, 130 interrupted (docs/cli.md).\n",
           f);
@@ -41,6 +44,9 @@ int main(int argc, char **argv)
         usage(stderr);
         return CLI_EXIT_USAGE;
     }
+    /* Wireshark runs the netreel of its extcap folder with flags of its own (cli/extcap.h). */
+    if (cli_extcap_wanted(argc, argv))
+        return cli_extcap(argc, argv);
     if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
         /* `netreel help pcapdump` is `netreel pcapdump --help`. */
         if (strcmp(name, "help") == 0 && argc > 2) {
