@@ -47,7 +47,7 @@ static const char config_text[] =
     "from now}{placeholder=5m}{validation=^" RE_DURATION "$}{group=Window}\n"
     "arg {number=1}{call=--lateness}{display=Lateness}{type=string}{default=1s}"
     "{tooltip=How late a node's packets may reach the hub and still go out in time order "
-    "(pcapdump --lateness)}{validation=^(0|" RE_DURATION ")$}{group=Window}\n"
+    "(pcapdump --lateness)}{validation=^(" RE_DURATION ")$}{group=Window}\n"
     "arg {number=2}{call=--clock}{display=Clock}{type=radio}"
     "{tooltip=aligned: every node's timestamps on one clock, offsets measured from the traffic "
     "between nodes. raw: each node's own}{group=Window}\n"
@@ -277,7 +277,7 @@ static int take_value(struct cli_extcap_args *a, int c, const char *v)
         a->time = v;
         return rc;
     case OPT_LATENESS:
-        rc = duration_ok("--lateness", v, true);
+        rc = duration_ok("--lateness", v, false);
         a->lateness = v;
         return rc;
     case OPT_FILTER:
@@ -448,6 +448,8 @@ int cli_extcap_pcapdump_argv(const struct cli_extcap_args *a, int64_t now_ns,
     cmd->argv[cmd->argc++] = "netreel";
     cmd->argv[cmd->argc++] = "pcapdump";
     cmd->argv[cmd->argc++] = "--follow";
+    /* Wireshark takes whatever an extcap writes on stderr for an error: no closing line. */
+    cmd->argv[cmd->argc++] = "-q";
     if (a->time) {
         rc = push(cmd, "--time", a->time);
     } else {

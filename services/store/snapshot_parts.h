@@ -94,15 +94,15 @@ struct store_snapshot {
     size_t n_keys, next_key;
     struct nr_buf keys_read, keys_out; /* one DSB read; the tls_keylog message being built */
     uint64_t packets, bytes;
-    uint64_t rank;     /* the next run's tie-break in the merge */
-    uint64_t skip;     /* packets stamped exactly `since` still to leave out (skip_at_since) */
+    uint64_t rank; /* the next run's tie-break in the merge */
+    uint64_t skip; /* packets stamped exactly `since` still to leave out (skip_at_since) */
     uv_timer_t turn;
     bool keys_sent;                          /* every tls_keylog message went */
     bool requested, started, finished, over; /* started: the header went, packets follow */
     /* Follow */
     bool follow;
-    int64_t newest_ns;   /* the newest packet timestamp the rounds have seen */
-    int64_t last_sent;   /* loop time (ms) of the last message, for progress */
+    int64_t newest_ns; /* the newest packet timestamp the rounds have seen */
+    int64_t last_sent; /* loop time (ms) of the last message, for progress */
     uint64_t rounds;
 };
 

@@ -144,13 +144,13 @@ static void every_option_translated(void **state)
         translated(ARGS(CAPTURE, "--time", "5m", "--lateness", "1s", "--clock", "raw", "--filter",
                         "udp", "--sightings", "all", "--namespace", "shop", "--pod", "^web-",
                         "--selector", "app=web,tier!=db", "--hub", "hub.example:8898")),
-        "netreel|pcapdump|--follow|--time|5m|--lateness|1s|--filter|udp|--namespace|shop|"
+        "netreel|pcapdump|--follow|-q|--time|5m|--lateness|1s|--filter|udp|--namespace|shop|"
         "--pod|^web-|--selector|app=web,tier!=db|--hub|hub.example:8898|--sightings|all|"
         "--clock|raw|-o|-");
     /* The other spellings: --opt=value, -n, -l. */
     assert_string_equal(translated(ARGS(CAPTURE, "--time=1h30m", "-n", "a", "-l", "app",
-                                        "--sightings=one", "--clock=aligned", "--lateness=0")),
-                        "netreel|pcapdump|--follow|--time|1h30m|--lateness|0|--namespace|a|"
+                                        "--sightings=one", "--clock=aligned", "--lateness=2s")),
+                        "netreel|pcapdump|--follow|-q|--time|1h30m|--lateness|2s|--namespace|a|"
                         "--selector|app|--sightings|one|--clock|aligned|-o|-");
 }
 
@@ -158,9 +158,9 @@ static void window_from_now(void **state)
 {
     /* No --time (or an empty one, as a cleared field): from now, said as a time. */
     assert_string_equal(translated(ARGS(CAPTURE)),
-                        "netreel|pcapdump|--follow|--since|2026-11-18T11:06:40.123456789Z|-o|-");
+                        "netreel|pcapdump|--follow|-q|--since|2026-11-18T11:06:40.123456789Z|-o|-");
     assert_string_equal(translated(ARGS(CAPTURE, "--time", "", "--lateness", "")),
-                        "netreel|pcapdump|--follow|--since|2026-11-18T11:06:40.123456789Z|-o|-");
+                        "netreel|pcapdump|--follow|-q|--since|2026-11-18T11:06:40.123456789Z|-o|-");
 }
 
 static void empty_is_not_given(void **state)
@@ -168,17 +168,17 @@ static void empty_is_not_given(void **state)
     assert_string_equal(translated(ARGS(CAPTURE, "--time", "2m", "--filter", "", "--namespace", "",
                                         "--pod", "", "--selector", "", "--hub", "", "--sightings",
                                         "", "--clock", "", "--extcap-capture-filter", "")),
-                        "netreel|pcapdump|--follow|--time|2m|-o|-");
+                        "netreel|pcapdump|--follow|-q|--time|2m|-o|-");
 }
 
 static void filters_joined(void **state)
 {
     assert_string_equal(
         translated(ARGS(CAPTURE, "--time", "1m", "--extcap-capture-filter", "tcp port 443")),
-        "netreel|pcapdump|--follow|--time|1m|--filter|tcp port 443|-o|-");
+        "netreel|pcapdump|--follow|-q|--time|1m|--filter|tcp port 443|-o|-");
     assert_string_equal(translated(ARGS(CAPTURE, "--time", "1m", "--filter", "udp or icmp",
                                         "--extcap-capture-filter", "host 10.0.0.1")),
-                        "netreel|pcapdump|--follow|--time|1m|--filter|"
+                        "netreel|pcapdump|--follow|-q|--time|1m|--filter|"
                         "(udp or icmp) and (host 10.0.0.1)|-o|-");
 }
 
@@ -187,19 +187,19 @@ static void namespaces_cleaned(void **state)
     /* Spaces around names and empty items out; -n repeated adds. */
     assert_string_equal(translated(ARGS(CAPTURE, "--time", "1m", "--namespace", " shop , pay,,",
                                         "-n", "kube-system")),
-                        "netreel|pcapdump|--follow|--time|1m|--namespace|shop,pay,kube-system|"
+                        "netreel|pcapdump|--follow|-q|--time|1m|--namespace|shop,pay,kube-system|"
                         "-o|-");
     assert_string_equal(translated(ARGS(CAPTURE, "--time", "1m", "--namespace", " , ")),
-                        "netreel|pcapdump|--follow|--time|1m|-o|-");
+                        "netreel|pcapdump|--follow|-q|--time|1m|-o|-");
 }
 
 /* A value that starts with '-' stays a value: it is its own argument after its flag. */
 static void dash_values_stay_values(void **state)
 {
     assert_string_equal(translated(ARGS(CAPTURE, "--time", "1m", "--pod", "-o")),
-                        "netreel|pcapdump|--follow|--time|1m|--pod|-o|-o|-");
+                        "netreel|pcapdump|--follow|-q|--time|1m|--pod|-o|-o|-");
     assert_string_equal(translated(ARGS(CAPTURE, "--time", "1m", "--selector", "!canary")),
-                        "netreel|pcapdump|--follow|--time|1m|--selector|!canary|-o|-");
+                        "netreel|pcapdump|--follow|-q|--time|1m|--selector|!canary|-o|-");
 }
 
 static void bad_values_refused(void **state)

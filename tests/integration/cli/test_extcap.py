@@ -114,7 +114,7 @@ def test_config_parses(wireshark_env, cli_bin):
     pattern = {a["call"]: re.compile(a["validation"]) for a in args if "validation" in a}
     assert set(pattern) == {"--time", "--lateness", "--namespace", "--hub"}
     for call, good, bad in [("--time", ["5m", "1h30m", "1.5s", "2d"], ["5x", "0", "5m ", "m"]),
-                            ("--lateness", ["1s", "0", "250ms"], ["-1s", "1 s"]),
+                            ("--lateness", ["1s", "250ms"], ["-1s", "1 s", "0"]),
                             ("--namespace", ["shop", "a, b", "kube-system"], ["Shop", "a;b"]),
                             ("--hub", ["127.0.0.1:8898", "[::1]:8898", "hub.example:1"],
                              ["hub", "hub:port", "a b:1"])]:
@@ -145,21 +145,21 @@ def test_capture_options_become_pcapdump_flags(cli_bin):
                    "udp", "--sightings", "all", "--namespace", " shop, pay,", "--pod", "^web-",
                    "--selector", "app=web,tier!=db", "--hub", "127.0.0.1:8898",
                    "--extcap-capture-filter", "port 53") == [
-        "netreel", "pcapdump", "--follow", "--time", "5m", "--lateness", "2s",
+        "netreel", "pcapdump", "--follow", "-q", "--time", "5m", "--lateness", "2s",
         "--filter", "(udp) and (port 53)", "--namespace", "shop,pay", "--pod", "^web-",
         "--selector", "app=web,tier!=db", "--hub", "127.0.0.1:8898", "--sightings", "all",
         "--clock", "raw", "-o", "-"]
     # Nothing set but Wireshark's default lateness: from now, said as the time it is.
     before = time.time()
     argv = dry_run(cli_bin, "--lateness", "1s", "--time", "")
-    assert argv[:4] == ["netreel", "pcapdump", "--follow", "--since"], argv
-    assert argv[5:] == ["--lateness", "1s", "-o", "-"], argv
-    m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{9})Z", argv[4])
+    assert argv[:5] == ["netreel", "pcapdump", "--follow", "-q", "--since"], argv
+    assert argv[6:] == ["--lateness", "1s", "-o", "-"], argv
+    m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{9})Z", argv[5])
     assert m, argv
     since = time.mktime(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")) - time.timezone
-    assert before - 1 <= since + int(m.group(2)) / 1e9 <= time.time() + 1, argv[4]
+    assert before - 1 <= since + int(m.group(2)) / 1e9 <= time.time() + 1, argv[5]
     # A value that looks like a flag stays a value.
-    assert dry_run(cli_bin, "--time", "1m", "--pod", "--hub")[5:7] == ["--pod", "--hub"]
+    assert dry_run(cli_bin, "--time", "1m", "--pod", "--hub")[6:8] == ["--pod", "--hub"]
 
 
 @pytest.mark.parametrize("args,want", [
