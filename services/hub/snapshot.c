@@ -54,6 +54,13 @@ static void snap_free(uv_handle_t *t)
 }
 
 /* Frees the snapshot once its caller and every store call are gone. */
+size_t hub_snap_capacity(const struct hub_snap *s, size_t n)
+{
+    size_t cap = s->follow && !s->is_probe ? n + HUB_FOLLOW_JOIN_MAX : n;
+
+    return cap > HUB_MAX_STORES ? (n > HUB_MAX_STORES ? n : HUB_MAX_STORES) : cap;
+}
+
 void hub_snap_maybe_free(struct hub_snap *s)
 {
     if (s->over && !s->resolving && s->live_calls == 0 && !uv_is_closing((uv_handle_t *)&s->timer))
@@ -124,7 +131,7 @@ void hub_snap_probe_done(struct hub_snap *p)
     if (s) {
         while (ref < p->n && p->srcs[ref].state != S_DONE)
             ref++;
-        s->offsets = calloc(p->n + 1, sizeof(*s->offsets));
+        s->offsets = calloc(hub_snap_capacity(s, p->n) + 1, sizeof(*s->offsets));
         if (s->offsets && ref < p->n) {
             hub_clock_solve(p->clock, ref, s->offsets);
             s->ref = ref;

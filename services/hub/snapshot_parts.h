@@ -41,6 +41,10 @@
 #define HUB_FOLLOW_LATENESS_MAX_NS (60 * 1000000000LL)
 #define HUB_FOLLOW_TICK_MS         20
 #define HUB_FOLLOW_RETRY_MS        1000
+/* Follow: how often --stores is resolved again (a dns: name's answer grows as nodes join), and
+ * how many stores may join a follow beyond those it started with. */
+#define HUB_FOLLOW_RESOLVE_MS 5000
+#define HUB_FOLLOW_JOIN_MAX   256
 
 /* S_RESUME: a follow's store that went away, called again at retry_at; S_REHEADER: called
  * again, its header not in yet (the file's head is out: its interfaces are matched to the
@@ -100,6 +104,7 @@ struct hub_snap {
     uint16_t pcap_link_type;
     struct hub_src *srcs;
     size_t n;
+    size_t cap;             /* srcs (and offsets) has room for so many: a follow's joining stores */
     size_t waiting_headers; /* stores whose header has not come */
     size_t blocked;         /* streaming stores without a packet ready */
     size_t live_calls;
@@ -117,6 +122,7 @@ struct hub_snap {
     int64_t out_ts;
     uint64_t late, resumed;
     uint64_t blocked_gen, bound_gen;
+    int64_t next_resolve; /* when --stores is resolved again (nr_now_ns) */
     int64_t bound;
     bool bound_valid;
     enum hub_sightings_mode sightings;
@@ -159,6 +165,8 @@ void hub_snap_finish(struct hub_snap *s, int code, const char *fmt, ...)
 /* Sends what s->out holds (and the summary, if any) to the caller as one FileChunk. 0 or what
  * rpc_call_send returns. A probe sends nothing. */
 int hub_snap_send_out(struct hub_snap *s, Netreel__V1__SnapshotSummary *summary);
+/* How many stores a snapshot of n makes room for: a follow's, HUB_FOLLOW_JOIN_MAX more. */
+size_t hub_snap_capacity(const struct hub_snap *s, size_t n);
 /* Frees the snapshot once its caller and every store call are gone. */
 void hub_snap_maybe_free(struct hub_snap *s);
 /* The probe p has read what it could: its snapshot gets the clock offsets and starts. */

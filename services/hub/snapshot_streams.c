@@ -191,6 +191,7 @@ const char *hub_snap_src_node(const struct hub_src *src)
 static void rejoin(struct hub_src *src, Netreel__V1__StoreChunk *c)
 {
     struct hub_snap *s = src->snap;
+    bool back = src->header != NULL; /* resumed, rather than joined */
     char err[256];
 
     if (!s->head_sent) { /* the head is not out yet: this header goes into it */
@@ -215,9 +216,9 @@ static void rejoin(struct hub_src *src, Netreel__V1__StoreChunk *c)
     src->header = c;
     hub_stores_remember(s->h, src->addr.addr, c->header->node);
     src->state = S_STREAM;
-    s->resumed += src->resumes > 0;
-    NR_INFO("follow: a store is back", "store=%s since_ns=%lld", src->addr.addr,
-            (long long)src->raw_last);
+    s->resumed += back;
+    NR_INFO(back ? "follow: a store is back" : "follow: a store is followed",
+            "store=%s since_ns=%lld", src->addr.addr, (long long)src->raw_last);
     set_blocked(src, !src->ready);
     hub_snap_produce(s);
 }
@@ -389,6 +390,42 @@ static int64_t store_timeout(const struct hub_snap *s)
 
 static void src_redial(struct hub_src *src);
 
+/* Follow: --stores resolved again; addresses not followed yet join (from where the stream has
+ * got to), called at the next tick. */
+static void joined(struct hub_resolved *r, void *arg)
+{
+    struct hub_snap *s = arg;
+
+    s->resolving = false;
+    if (s->over || s->finished) {
+        hub_snap_maybe_free(s);
+        return;
+    }
+    for (size_t i = 0; i < r->n; i++) {
+        struct hub_src *src;
+        size_t k;
+        if (r->failed[i][0])
+            continue;
+        for (k = 0; k < s->n && strcmp(s->srcs[k].addr.addr, r->addrs[i].addr) != 0; k++)
+            ;
+        if (k < s->n)
+            continue;
+        if (s->n == s->cap) {
+            NR_WARN("follow: a store joined past the most a follow takes; it is not followed",
+                    "store=%s most=%zu", r->addrs[i].addr, s->cap);
+            continue;
+        }
+        src = &s->srcs[s->n++];
+        src->snap = s;
+        src->addr = r->addrs[i];
+        src->state = S_RESUME;
+        src->retry_at = 0;
+        src->raw_last = s->out_ts; /* from where the stream is: its packets before are late */
+        set_blocked(src, true);
+        NR_INFO("follow: a store joined", "store=%s", src->addr.addr);
+    }
+}
+
 /* How often the store timeouts are checked: a tenth of the timeout, at most a second; a
  * follow's merge also looks at its watermark, which moves with the clock. */
 static uint64_t tick_ms(const struct hub_snap *s)
@@ -419,6 +456,11 @@ static void timer_cb(uv_timer_t *t)
             /* (what it sent before it went is merged first: its interfaces may change) */
             src_redial(src);
         }
+    }
+    if (s->follow && s->head_sent && !s->stopping && !s->finished && !s->resolving &&
+        now >= s->next_resolve) {
+        s->next_resolve = now + HUB_FOLLOW_RESOLVE_MS * 1000000LL;
+        s->resolving = hub_stores_resolve(s->h, joined, s) == 0;
     }
     if (s->follow) {
         s->blocked_gen++; /* the clock moved the watermark */
@@ -518,12 +560,14 @@ void hub_snap_start_calls(struct hub_snap *s, const struct hub_resolved *r)
     Netreel__V1__SnapshotRequest req = NETREEL__V1__SNAPSHOT_REQUEST__INIT;
     struct hub_share share;
 
-    s->srcs = calloc(r->n + 1, sizeof(*s->srcs));
+    s->cap = hub_snap_capacity(s, r->n);
+    s->srcs = calloc(s->cap + 1, sizeof(*s->srcs));
     if (!s->srcs) {
         hub_snap_finish(s, RPC_RESOURCE_EXHAUSTED, "out of memory");
         return;
     }
     s->n = r->n;
+    s->next_resolve = nr_now_ns() + HUB_FOLLOW_RESOLVE_MS * 1000000LL;
     fill_request(s, &req, &share);
     for (size_t i = 0; i < r->n; i++) {
         struct hub_src *src = &s->srcs[i];
