@@ -85,6 +85,7 @@ struct hub_src {
     uint64_t raw_last_n;
     uint64_t *iface_keys;
     int64_t retry_at;
+    int64_t gone_since; /* when it went (S_RESUME, S_REHEADER), 0 while it is there */
     uint64_t resumes;
     struct rpc_call *call;  /* NULL once its call is over */
     struct rpc_channel *ch; /* held for the call (hub_stores_channel), NULL once given back */
@@ -188,7 +189,8 @@ void hub_snap_watch_stores(struct hub_snap *s);
 void hub_snap_follow_stop(struct hub_snap *s);
 /* Follow: the watermark, the time up to which every packet can be written: the least, over
  * the stores the merge waits for, of the newest they got to and the hub's now less the
- * lateness. */
+ * lateness. A store that went away holds it where it got to, up to --store-timeout: its capture
+ * spools meanwhile and sends it all again once it is back, which must not come late. */
 int64_t hub_snap_follow_bound(struct hub_snap *s);
 
 /* ---- snapshot_merge.c ---- */

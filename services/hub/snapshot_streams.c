@@ -59,6 +59,8 @@ static void src_fail(struct hub_src *src, const char *fmt, ...)
         /* Until it is back, the merge waits for it at most the lateness. */
         src->state = S_RESUME;
         src->retry_at = nr_now_ns() + HUB_FOLLOW_RETRY_MS * 1000000LL;
+        if (!src->gone_since)
+            src->gone_since = nr_now_ns();
         set_blocked(src, !src->ready);
         NR_WARN("follow: a store went away; it is called again",
                 "store=%s packets=%llu "
@@ -216,6 +218,7 @@ static void rejoin(struct hub_src *src, Netreel__V1__StoreChunk *c)
     src->header = c;
     hub_stores_remember(s->h, src->addr.addr, c->header->node);
     src->state = S_STREAM;
+    src->gone_since = 0;
     s->resumed += back;
     NR_INFO(back ? "follow: a store is back" : "follow: a store is followed",
             "store=%s since_ns=%lld", src->addr.addr, (long long)src->raw_last);
@@ -490,14 +493,17 @@ void hub_snap_follow_stop(struct hub_snap *s)
 
 int64_t hub_snap_follow_bound(struct hub_snap *s)
 {
-    int64_t floor = nr_now_ns() - s->lateness_ns, bound = INT64_MAX;
+    int64_t now = nr_now_ns(), floor = now - s->lateness_ns, bound = INT64_MAX;
 
     for (size_t i = 0; i < s->n; i++) {
         const struct hub_src *src = &s->srcs[i];
         int64_t at;
         if (!src->blocked)
             continue;
-        at = src->newest_ns > floor ? src->newest_ns : floor;
+        if (src->gone_since && src->header && now - src->gone_since < s->h->cfg.store_timeout_ns)
+            at = src->newest_ns; /* gone a while: what its capture spools is still to come */
+        else
+            at = src->newest_ns > floor ? src->newest_ns : floor;
         if (at < bound)
             bound = at;
     }
