@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Live latency: from a datagram sent to its packet's bytes on `netreel pcapdump --follow`'s
-# stdout, next to tcpdump -U -w - (packet-buffered: the peer's own live latency) on the same
+# stdout, next to tcpdump --immediate-mode -U -w - (the peer at its most live) on the same
 # datagrams, in one run:
 #   bench/follow.sh BUILD_DIR
 # One node on this machine: netreel-store, netreel-capture -i lo (its default batching: a batch
@@ -8,7 +8,7 @@
 # (default 200) UDP datagrams a second on 127.0.0.1 for BENCH_SECONDS (default 10), each
 # carrying its send time; a reader takes the pcapng stream as it comes and notes when each
 # datagram's packet is read. Three readers at once, on the same datagrams:
-#   tcpdump         tcpdump -i lo -U -w -: the kernel to a reader, no batching;
+#   tcpdump         tcpdump -i lo --immediate-mode -U -w -: each packet as the kernel has it;
 #   netreel         pcapdump --follow through a hub of this one store;
 #   netreel+silent  the same through a hub that also follows a store with no traffic (a node
 #                   without packets holds the watermark back: packets wait out --lateness).
@@ -71,7 +71,7 @@ hub2=$addr
 echo "bench: $rate datagrams/s for $secs s, $reps times; latency from send to read, ms" >&2
 printf '%-16s %4s %8s %8s %8s %8s\n' reader rep packets median p99 worst
 for rep in $(seq 1 "$reps"); do
-    tcpdump -i lo -U -w - "udp port $port" 2>/dev/null | $lat read tcpdump >"$work/r-tcpdump" &
+    tcpdump -i lo --immediate-mode -U -w - "udp port $port" 2>/dev/null | $lat read tcpdump >"$work/r-tcpdump" &
     tpid=$!
     "$cli_bin" pcapdump --hub "$hub1" --follow --lateness "$lateness" -q -o - \
         2>"$work/cli1.err" | $lat read netreel >"$work/r-netreel" &

@@ -26,11 +26,33 @@ def send(port, rate, seconds):
         s.sendto(MARK + struct.pack("<IQ", i, time.time_ns()), ("127.0.0.1", port))
 
 
-def blocks(f):
-    """(type, body) of each pcapng block as it comes; the byte order from the SHB."""
-    order = "<"
+def pcap_records(f, magic):
+    """(6, data, read time) of each classic pcap record (tcpdump -w -), as blocks() does."""
+    order = "<" if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    f.read(20)
     while True:
-        head = f.read(8)
+        head = f.read(16)
+        if len(head) < 16:
+            return
+        _, _, incl, _ = struct.unpack(order + "IIII", head)
+        data = f.read(incl)
+        if len(data) < incl:
+            return
+        yield 6, data, time.time_ns()
+
+
+def blocks(f):
+    """(type, body, read time) of each pcapng block as it comes; the byte order from the SHB.
+    A classic pcap stream goes to pcap_records."""
+    order = "<"
+    first = f.read(4)
+    if first != b"\x0a\x0d\x0d\x0a":
+        yield from pcap_records(f, first)
+        return
+    pending = first
+    while True:
+        head = pending + f.read(8 - len(pending))
+        pending = b""
         if len(head) < 8:
             return
         if head[:4] == b"\x0a\x0d\x0d\x0a":

@@ -7,13 +7,14 @@
 # commit's capture when BENCH_BASE_COMMIT (or BENCH_BASE) is set; bench/export.sh: pcapdump
 # through the hub against mergecap and cat; bench/sightings.sh: pcapdump with sightings collapsed
 # against --sightings=all; bench/hub-scale.sh: the hub's memory and rate against the number of
-# stores (store-sim); bench/tls.sh: a TLS transfer with and without `netreel-capture --tls`.
+# stores (store-sim); bench/tls.sh: a TLS transfer with and without `netreel-capture --tls`;
+# bench/follow.sh: the latency of `pcapdump --follow` from the wire to stdout, next to tcpdump's.
 set -euo pipefail
 
 build=${1:?usage: bench/run.sh BUILD_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 status=0
-for b in rpc store capture capture-any export sightings hub-scale tls; do
+for b in rpc store capture capture-any export sightings hub-scale tls follow; do
     echo "== bench/$b.sh"
     "$here/$b.sh" "$build" || status=1
 done
