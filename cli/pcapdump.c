@@ -604,6 +604,11 @@ static void closing_line(FILE *f, const char *path, const Netreel__V1__SnapshotS
     if (s.a.follow && (sum->late || sum->resumed))
         fprintf(f, "%" PRIu64 " late (over --lateness, left out), %" PRIu64 " resumed, ", sum->late,
                 sum->resumed);
+    if (s.a.follow && sum->lost_segments)
+        fprintf(f,
+                "%" PRIu64 " segments deleted by retention before they were read (GAPS: "
+                "see the packet comments), ",
+                sum->lost_segments);
     if (missing)
         fprintf(f, "%zu of %zu nodes (%s)\n", ok, ok + missing, nodes);
     else

@@ -427,6 +427,35 @@ int pcapng_epb_append_copy(struct nr_buf *b, const struct pcapng_epb *epb, uint3
     return 0;
 }
 
+int pcapng_epb_append_noted(struct nr_buf *b, const struct pcapng_epb *epb, uint32_t ifid,
+                            uint32_t snaplen, const char *comment)
+{
+    uint32_t caplen = snaplen != 0 && snaplen < epb->caplen ? snaplen : epb->caplen;
+    size_t note, kept, total;
+    uint8_t *p;
+    int rc;
+
+    if (!comment)
+        return pcapng_epb_append_copy(b, epb, ifid, snaplen);
+    if (epb->caplen > epb->origlen || caplen > PCAPNG_MAX_SNAPLEN || epb->ts_ns < 0 ||
+        epb->data == NULL || epb->options_len > PCAPNG_MAX_BLOCK)
+        return -EINVAL;
+    rc = str_opt_len(comment, &note);
+    if (rc < 0)
+        return rc;
+    kept = kept_options(epb, false, false, NULL);
+    rc = epb_begin(b, ifid, epb->ts_ns, epb->data, caplen, epb->origlen, note + kept + 4, &total,
+                   &p);
+    if (rc < 0)
+        return rc;
+    p = put_str_opt(p, OPT_COMMENT, comment);
+    kept_options(epb, false, false, p);
+    p += kept;
+    p = put_opt(p, OPT_ENDOFOPT, NULL, 0);
+    block_end(b, p, total);
+    return 0;
+}
+
 int pcapng_dsb_append(struct nr_buf *b, uint32_t secrets_type, const void *data, size_t len)
 {
     size_t total;

@@ -43,6 +43,11 @@ int pcapng_epb_append(struct nr_buf *b, uint32_t ifid, int64_t ts_ns, const void
 int pcapng_epb_append_copy(struct nr_buf *b, const struct pcapng_epb *epb, uint32_t ifid,
                            uint32_t snaplen);
 
+/* The same with an opt_comment put before its options (comment NULL: pcapng_epb_append_copy).
+ * -EINVAL as pcapng_epb_append_copy, or for a comment longer than an option holds. */
+int pcapng_epb_append_noted(struct nr_buf *b, const struct pcapng_epb *epb, uint32_t ifid,
+                            uint32_t snaplen, const char *comment);
+
 /* A decoded EPB written again for the hub's file: interface id `ifid`, timestamp ts_ns (the
  * node's clock corrected), its data cut to snaplen when non-zero and smaller, its own options
  * (a comment), then epb_flags (when flags is non-zero: the direction bits; replaces the

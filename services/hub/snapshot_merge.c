@@ -106,6 +106,12 @@ static void send_summary(struct hub_snap *s)
     sum.packets = s->packets;
     sum.late = s->late;
     sum.resumed = s->resumed;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->srcs[i].summary)
+            sum.lost_segments += s->srcs[i].summary->summary->lost_segments;
+    if (sum.lost_segments)
+        NR_WARN("follow: the stores' retention deleted segments before the stream read them",
+                "segments=%llu", (unsigned long long)sum.lost_segments);
     if (s->late)
         NR_WARN("follow: packets came later than the stream had got to; left out",
                 "late=%llu lateness_ms=%lld", (unsigned long long)s->late,

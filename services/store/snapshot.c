@@ -58,8 +58,10 @@ static void snapshot_free(uv_handle_t *h)
     free(snap->iface_filter);
     store_select_free(snap->select);
     free(snap->srcs);
-    for (size_t i = 0; i < snap->n_streams; i++)
+    for (size_t i = 0; i < snap->n_streams; i++) {
         free(snap->streams[i].out_ids);
+        free(snap->streams[i].gap_note);
+    }
     free(snap->streams);
     free(snap->filter);
     pcapng_merge_free(&snap->heap);
@@ -307,17 +309,20 @@ static void produce(struct store_snapshot *snap)
         if (ts == snap->since && snap->skip > 0) {
             snap->skip--; /* the caller has it: a resumed follow */
         } else if (ts >= snap->since) {
-            const struct snap_stream *ss = &snap->streams[src->stream];
+            struct snap_stream *ss = &snap->streams[src->stream];
             uint32_t out_id = src->epb.ifid < ss->n_out ? ss->out_ids[src->epb.ifid] : UINT32_MAX;
             if (out_id != UINT32_MAX && passes(snap, src->stream, out_id, &src->epb)) {
                 size_t need = src->epb.block_len;
                 if (snap->out.len && snap->out.len + need > snap->chunk && send_blocks(snap) != 0)
                     return;
                 size_t before = snap->out.len;
-                if (pcapng_epb_append_copy(&snap->out, &src->epb, out_id, snap->snaplen) != 0) {
+                if (pcapng_epb_append_noted(&snap->out, &src->epb, out_id, snap->snaplen,
+                                            ss->gap_note) != 0) {
                     finish(snap, RPC_RESOURCE_EXHAUSTED, "out of memory");
                     return;
                 }
+                free(ss->gap_note); /* said once, on the first packet after the gap */
+                ss->gap_note = NULL;
                 snap->packets++;
                 snap->bytes += snap->out.len - before; /* as sent: after a snaplen cut */
                 budget = budget > need ? budget - need : 0;
@@ -820,6 +825,7 @@ static void send_summary(struct store_snapshot *snap)
     }
     sum.packets = snap->packets;
     sum.bytes = snap->bytes;
+    sum.lost_segments = snap->lost_segments;
     sum.n_interface_stats = n;
     sum.interface_stats = isp;
     c.kind_case = NETREEL__V1__STORE_CHUNK__KIND_SUMMARY;

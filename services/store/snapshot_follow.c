@@ -7,19 +7,56 @@
  * behind newer packets: the hub's watermark places or counts it. A round runs when the last one
  * is sent and the caller can take more, so a slow reader holds the rounds back, not memory. */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "store/segment.h"
 #include "store/snapshot_parts.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/parse.h"
 
-/* Where stream ss is in seg: what of it earlier rounds took (nothing of a newer segment). */
-static void place(struct snap_stream *ss, const struct store_segment *seg)
+/* Retention deleted `lost` segments of the stream before a round read them (a reader that
+ * fell behind): counted, and said on the stream's next packet. */
+static void note_gap(struct store_snapshot *snap, struct snap_stream *ss,
+                     const struct store_segment *next, uint32_t lost)
 {
-    if (ss->placed && seg->segno == ss->segno)
+    char from[40], to[40], note[384];
+
+    snap->lost_segments += lost;
+    nr_format_time(ss->taken_ts, 6, from, sizeof(from));
+    nr_format_time(next->first_ts_ns, 6, to, sizeof(to));
+    snprintf(note, sizeof(note),
+             "netreel: %u segment%s of %s deleted by the store's retention before this follow read "
+             "%s: packets between %s and %s are missing from the stream",
+             lost, lost == 1 ? "" : "s", ss->st->capture_id, lost == 1 ? "it" : "them", from, to);
+    NR_WARN("follow: retention deleted segments before the follow read them",
+            "capture=%s segments=%u from=%s to=%s", ss->st->capture_id, lost, from, to);
+    free(ss->gap_note);
+    ss->gap_note = strdup(note);
+}
+
+/* Where stream ss is in seg: what of it earlier rounds took (nothing of a newer segment). A
+ * newer segment when the current one went before all of it was taken, or with segments missing
+ * in between, is a gap. */
+static void place(struct store_snapshot *snap, struct snap_stream *ss,
+                  const struct store_segment *seg)
+{
+    uint32_t lost;
+
+    if (ss->placed && seg->segno == ss->segno) {
+        ss->seen_cur = true;
         return;
+    }
+    if (ss->placed) {
+        lost = seg->segno - ss->segno - 1 + (!ss->seen_cur && !ss->cur_done);
+        if (lost > 0)
+            note_gap(snap, ss, seg, lost);
+    }
     ss->placed = true;
+    ss->seen_cur = true;
+    ss->cur_done = false;
     ss->segno = seg->segno;
     ss->n_runs = ss->n_keys = ss->n_sets = 0;
 }
@@ -35,6 +72,8 @@ static int take_runs(struct store_snapshot *snap, struct store_segment *seg, siz
         int rc;
         if (r->packets && r->last_ts_ns > snap->newest_ns)
             snap->newest_ns = r->last_ts_ns;
+        if (r->packets && r->last_ts_ns > ss->taken_ts)
+            ss->taken_ts = r->last_ts_ns;
         if (!r->packets || r->last_ts_ns < snap->since)
             continue;
         rc = store_snap_add_src(snap, seg, si, r);
@@ -45,6 +84,7 @@ static int take_runs(struct store_snapshot *snap, struct store_segment *seg, siz
         added++;
     }
     ss->n_runs = seg->n_runs;
+    ss->cur_done = !seg->active; /* closed: no run comes after these */
     return added;
 }
 
@@ -60,6 +100,8 @@ int store_snap_follow_round(struct store_snapshot *snap)
     if (snap->next_key == snap->n_keys)
         snap->n_keys = snap->next_key = 0;
     first = snap->n_srcs;
+    for (size_t i = 0; i < snap->n_streams; i++)
+        snap->streams[i].seen_cur = false;
     for (struct store_segment *seg = snap->s->seg_head; seg; seg = seg->next) {
         struct snap_stream *ss;
         size_t si;
@@ -68,7 +110,7 @@ int store_snap_follow_round(struct store_snapshot *snap)
         ss = &snap->streams[si];
         if (ss->placed && seg->segno < ss->segno)
             continue; /* done with in an earlier round */
-        place(ss, seg);
+        place(snap, ss, seg);
         if (snap->select && seg->n_pod_sets > ss->n_sets &&
             store_select_add_segment(snap->select, (uint32_t)si, seg, ss->n_sets) != 0)
             return -ENOMEM;

@@ -52,6 +52,10 @@ struct snap_stream {
     bool placed;
     uint32_t segno;
     size_t n_runs, n_keys, n_sets;
+    bool seen_cur;    /* this round found segment segno still there */
+    bool cur_done;    /* segment segno was closed and every run of it taken */
+    int64_t taken_ts; /* the newest packet time of the runs taken */
+    char *gap_note;   /* retention overtook it: the comment its next packet carries */
 };
 
 /* One DSB of TLS key log lines to send before the packets, its segment held. */
@@ -104,6 +108,7 @@ struct store_snapshot {
     int64_t newest_ns; /* the newest packet timestamp the rounds have seen */
     int64_t last_sent; /* loop time (ms) of the last message, for progress */
     uint64_t rounds;
+    uint64_t lost_segments; /* deleted before a round read them */
 };
 
 /* ---- snapshot.c ---- */

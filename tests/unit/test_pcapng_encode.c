@@ -474,6 +474,50 @@ static void test_epb_copy(void **state)
 }
 
 /* A block may hold more than the largest snaplen (someone else's file); a copy may not. */
+/* epb_append_noted: the copy with an opt_comment first, its own options after it. */
+static void test_epb_noted(void **state)
+{
+    static const char note[] = "netreel: 2 segments deleted";
+    uint8_t data[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    struct pcapng_epb src, copy;
+    struct nr_buf in, out;
+    size_t opt = 4 + PCAPNG_PAD4(sizeof(note) - 1);
+
+    nr_buf_init(&in, 4096);
+    nr_buf_init(&out, 4096);
+    /* Without options of its own, and with one (a comment of its own, kept after the note). */
+    assert_int_equal(pcapng_epb_append(&in, 2, 42, data, 10, 10, NULL), 0);
+    assert_int_equal(pcapng_epb_decode(in.data, in.len, &src), 0);
+    assert_int_equal(pcapng_epb_append_noted(&out, &src, 5, 0, note), 0);
+    assert_int_equal(pcapng_epb_decode(out.data, out.len, &copy), 0);
+    assert_int_equal(copy.ifid, 5);
+    assert_int_equal(copy.ts_ns, 42);
+    assert_memory_equal(copy.data, data, 10);
+    assert_int_equal(copy.options_len, opt + 4);
+    assert_int_equal(copy.options[0] | copy.options[1] << 8, 1); /* opt_comment */
+    assert_int_equal(copy.options[2] | copy.options[3] << 8, sizeof(note) - 1);
+    assert_memory_equal(copy.options + 4, note, sizeof(note) - 1);
+    assert_int_equal(pcapng_le32(copy.options + opt), 0); /* opt_endofopt */
+
+    in.len = out.len = 0;
+    assert_int_equal(pcapng_epb_append(&in, 2, 42, data, 10, 10, "own"), 0);
+    assert_int_equal(pcapng_epb_decode(in.data, in.len, &src), 0);
+    assert_int_equal(pcapng_epb_append_noted(&out, &src, 1, 4, note), 0); /* and cut */
+    assert_int_equal(pcapng_epb_decode(out.data, out.len, &copy), 0);
+    assert_int_equal(copy.caplen, 4);
+    assert_int_equal(copy.origlen, 10);
+    assert_int_equal(copy.options_len, opt + 8 + 4);
+    assert_memory_equal(copy.options + opt, "\x01\x00\x03\x00own\x00", 8);
+
+    /* No note: the plain copy, byte for byte. */
+    out.len = 0;
+    assert_int_equal(pcapng_epb_append_noted(&out, &src, 2, 0, NULL), 0);
+    assert_int_equal(out.len, in.len);
+    assert_memory_equal(out.data, in.data, in.len);
+    nr_buf_free(&in);
+    nr_buf_free(&out);
+}
+
 static void test_epb_copy_of_a_jumbo_block(void **state)
 {
     const uint32_t caplen = PCAPNG_MAX_SNAPLEN + 1000;
@@ -758,6 +802,7 @@ int main(void)
         cmocka_unit_test(test_epb_sighting_options),
         cmocka_unit_test(test_nrb_round_trip),
         cmocka_unit_test(test_epb_copy),
+        cmocka_unit_test(test_epb_noted),
         cmocka_unit_test(test_epb_copy_of_a_jumbo_block),
         cmocka_unit_test(test_too_long),
         cmocka_unit_test(test_pcap_layout),

@@ -5,6 +5,7 @@ where it was; Ctrl-C (SIGINT) or SIGTERM ends it with a whole file and exit 0; a
 client, which closes its side with its request, gets the window alone."""
 
 import signal
+import threading
 import subprocess
 import time
 from pathlib import Path
@@ -278,3 +279,45 @@ def test_a_store_that_joins_the_dns_answer_is_followed(lab, hubs, cli_bin, tmp_p
         assert "a store joined" in hub.stderr(), hub.stderr()
     finally:
         etc.close()
+
+
+def test_retention_that_overtakes_a_slow_reader_is_a_gap_said(stores, feeder, hubs, cli_bin,
+                                                              tmp_path):
+    # The reader stops reading; the store's retention (16 MiB) deletes segments the follow has
+    # not read yet. The stream goes on after them: the gap is counted in the closing line and
+    # said in a comment on the first packet after it.
+    s = stores("--max-size", "16MiB", "--time-interval", "1s", node="node-1", metrics=False,
+               data_dir=tmp_path / "data-1")
+    hub = hubs(s.addr)
+    err = tmp_path / "cli.stderr"
+    with open(err, "wb") as e:
+        proc = subprocess.Popen([str(Path(cli_bin).resolve()), "pcapdump", "--hub", hub.addr,
+                                 "--follow", "-o", "-"], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=e, env=ch.base_env())
+    try:
+        time.sleep(1.0)  # following, nothing read
+        t0 = time.time_ns()
+        feeder(s, "--bytes", "96MiB", "--batch-bytes", "256KiB", "--ts-start", t0,
+               "--ts-step", 2000, capture_id="cap-1", node="node-1", timeout=120)
+        wait_for(lambda: "segment deleted" in s.stderr(), what="retention at work")
+        time.sleep(0.5)
+        out = tmp_path / "out.pcapng"
+        reader = threading.Thread(target=lambda: out.write_bytes(proc.stdout.read()))
+        reader.start()
+        wait_for(lambda: "follow: retention deleted segments" in s.stderr(), timeout=60,
+                 what="the store saying so")
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0, err.read_text()
+        reader.join(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stderr = err.read_text()
+    assert "segments deleted by retention before they were read (GAPS" in stderr, stderr
+    _, got = packets_of(out)
+    assert got == sorted(got)
+    r = subprocess.run(["tshark", "-r", out, "-Y", "frame.comment", "-T", "fields", "-e",
+                        "frame.comment"], capture_output=True, text=True, timeout=120)
+    assert "deleted by the store's retention" in r.stdout, r.stdout[:2000] + r.stderr
