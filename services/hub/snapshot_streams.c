@@ -13,6 +13,7 @@
 #include "pcapng/keylog.h"
 #include "rpc/client.h"
 #include "rpc/status.h"
+#include "util/error.h"
 #include "util/log.h"
 #include "util/parse.h"
 #include "util/prog.h"
@@ -41,7 +42,8 @@ static bool resumable(const struct hub_src *src)
 {
     const struct hub_snap *s = src->snap;
 
-    return s->follow && !s->is_probe && !s->stopping && !s->finished && !s->refused[0];
+    return s->follow && !s->is_probe && !s->stopping && !s->finished && !s->refused[0] &&
+           !src->final;
 }
 
 static void src_fail(struct hub_src *src, const char *fmt, ...)
@@ -207,7 +209,9 @@ static void rejoin(struct hub_src *src, Netreel__V1__StoreChunk *c)
         hub_snap_try_head(s);
         return;
     }
-    if (hub_snap_file_ifaces(s, src, c->header, src->header != NULL, err, sizeof(err)) != 0) {
+    int rc = hub_snap_file_ifaces(s, src, c->header, src->header != NULL, err, sizeof(err));
+    if (rc != 0) {
+        src->final = rc == NR_EPARSE;
         netreel__v1__store_chunk__free_unpacked(c, NULL);
         src_fail(src, "%s", err);
         hub_snap_produce(s);
@@ -239,10 +243,12 @@ static void more_ifaces(struct hub_src *src, Netreel__V1__StoreChunk *c)
             rc = -1;
     if (rc == 0 && !s->head_sent)
         rc = -1; /* it cannot come before the header every store sent first */
-    if (rc == 0)
+    if (rc == 0) {
         rc = hub_snap_file_ifaces(s, src, hd, false, err, sizeof(err));
-    else
+        src->final = rc == NR_EPARSE;
+    } else {
         snprintf(err, sizeof(err), "it sent interfaces out of order");
+    }
     netreel__v1__store_chunk__free_unpacked(c, NULL);
     if (rc != 0)
         src_fail(src, "%s", err);

@@ -11,10 +11,11 @@ import time
 from pathlib import Path
 
 import cli_helpers as ch
+import hub_helpers as hh
 import store_helpers as sh
 from cli_helpers import cli_bin, hub_pb  # noqa: F401 (fixtures)
-from hub_helpers import (IP, NetnsEtc, closing_line, hub_bin, hub_client, hubs,  # noqa: F401
-                         wireshark_ok)
+from hub_helpers import (IP, NetnsEtc, closing_line, hub_bin, hub_client,  # noqa: F401
+                         hubs, rfc3339, wireshark_ok)
 from capture_helpers import STORE_PORT, lab, start_store  # noqa: F401
 
 NS = 1_000_000_000
@@ -321,3 +322,29 @@ def test_retention_that_overtakes_a_slow_reader_is_a_gap_said(stores, feeder, hu
     r = subprocess.run(["tshark", "-r", out, "-Y", "frame.comment", "-T", "fields", "-e",
                         "frame.comment"], capture_output=True, text=True, timeout=120)
     assert "deleted by the store's retention" in r.stdout, r.stdout[:2000] + r.stderr
+
+
+def test_snapshot_flags_work_live(stores, feeder, hubs, cli_bin, tmp_path):
+    # --filter and --format pcap apply to the live part as to the window: the follow holds
+    # what a snapshot of the same window with the same flags holds.
+    ss = start_stores(stores, tmp_path, 2)
+    hub = hubs(",".join(s.addr for s in ss))
+    since = time.time_ns() - NS
+    for k, s in enumerate(ss):
+        feed_now(feeder, s, 1, 100, f"node-{k + 1}", f"cap-{k + 1}", back_ns=NS // 2)
+    f = Follow(cli_bin, hub, tmp_path / "live.pcap", "--since", rfc3339(since), "--format",
+               "pcap", "--filter", "udp", "-o", "-")
+    wait_for(lambda: f.out.stat().st_size > 0, what="the window")
+    for k, s in enumerate(ss):
+        feed_now(feeder, s, 200, 100, f"node-{k + 1}", f"cap-{k + 1}", step_ns=1000)
+    time.sleep(1.5)
+    rc, stderr = f.stop()
+    assert rc == 0, stderr
+    until = time.time_ns()
+    ref = tmp_path / "ref.pcap"
+    hh.pcapdump(cli_bin, hub, "--since", rfc3339(since), "--until", rfc3339(until), "--format",
+                "pcap", "--filter", "udp", "-o", ref, expect=0)
+    live = sh.tcpdump_timestamps(f.out, "")
+    assert f.out.read_bytes()[:4] == bytes.fromhex("4d3cb2a1")
+    assert live and live == sh.tcpdump_timestamps(ref, ""), "the follow differs from the snapshot"
+    assert sh.tcpdump_timestamps(f.out, "not udp") == []
