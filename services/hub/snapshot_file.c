@@ -173,7 +173,10 @@ static int head_pcapng(struct hub_snap *s, char *err, size_t errlen)
     else
         snprintf(from, sizeof(from), "the oldest retained");
     nr_format_time(s->until, 9, to, sizeof(to));
-    o = (size_t)snprintf(comment, sizeof(comment), "netreel snapshot %s .. %s; stores:", from, to);
+    o = (size_t)snprintf(comment, sizeof(comment),
+                         s->follow ? "netreel follow from %s, live from %s on; stores:"
+                                   : "netreel snapshot %s .. %s; stores:",
+                         from, to);
     for (size_t i = 0; i < s->n && o < sizeof(comment); i++) {
         const struct hub_src *src = &s->srcs[i];
         const char *node = hub_snap_src_node(src);
@@ -270,6 +273,12 @@ void hub_snap_keys_add(struct hub_snap *s, const uint8_t *p, size_t len)
     while (pcapng_keylog_next(p, len, &off, &line, &n) == 1) {
         uint64_t h = nr_hash_bytes(line, n) | 1; /* 0 marks an empty slot */
         size_t slot;
+        if (s->keys_seen && s->n_keys_seen >= HUB_KEYLOG_SLOTS / 2) {
+            /* A follow takes lines for as long as it runs: the table forgets the old ones (a
+             * line sent again much later is written twice, which Wireshark does not mind). */
+            memset(s->keys_seen, 0, HUB_KEYLOG_SLOTS * sizeof(*s->keys_seen));
+            s->n_keys_seen = 0;
+        }
         if (!s->keys_seen || s->keys.len + n > s->keys.max) {
             s->keys_dropped += n;
             continue;
@@ -284,6 +293,7 @@ void hub_snap_keys_add(struct hub_snap *s, const uint8_t *p, size_t len)
             continue;
         }
         s->keys_seen[slot] = h;
+        s->n_keys_seen++;
     }
 }
 

@@ -150,6 +150,7 @@ struct hub_snap {
     size_t keys_pos;              /* how much of keys is in the file */
     uint64_t keys_dropped;        /* bytes of lines past HUB_KEYLOG_MAX, or for a pcap file */
     uint64_t *keys_seen;          /* hashes of the lines kept (open addressing, 0: empty) */
+    size_t n_keys_seen;           /* a follow's table starts over at half full */
     uint64_t packets, file_bytes; /* packets written */
     uint64_t taken;               /* packets the merge gave */
     uint64_t waits;               /* times the merge stopped to wait for a store's next message */
