@@ -431,6 +431,19 @@ bool hub_sightings_key(const struct hub_sightings *sg, const struct pcapng_epb *
     return pcapng_sighting_key(in->link_type, epb->data, epb->caplen, key);
 }
 
+bool hub_sightings_seen(const struct hub_sightings *sg, const struct pcapng_epb *epb, uint32_t ifid)
+{
+    uint64_t key;
+
+    if (sg->mode != HUB_SIGHTINGS_ONE || !hub_sightings_key(sg, epb, ifid, &key))
+        return false;
+    /* The table is never full (it is rebuilt at a quarter): an empty slot ends the probe. */
+    for (size_t k = key & (sg->slots - 1); sg->hot[k].key; k = (k + 1) & (sg->slots - 1))
+        if (sg->hot[k].key == key)
+            return true;
+    return false;
+}
+
 void hub_sightings_prefetch(const struct hub_sightings *sg, uint64_t key)
 {
     __builtin_prefetch(&sg->hot[key & (sg->slots - 1)]);

@@ -88,6 +88,12 @@ bool hub_sightings_key(const struct hub_sightings *sg, const struct pcapng_epb *
                        uint64_t *key);
 void hub_sightings_prefetch(const struct hub_sightings *sg, uint64_t key);
 
+/* Mode one: whether the table still knows the packet's invariant bytes (a copy of a packet
+ * taken lately). A follow asks it of a packet that came too late to be taken, so that a late
+ * copy of a packet the file holds is not counted as a packet lost. */
+bool hub_sightings_seen(const struct hub_sightings *sg, const struct pcapng_epb *epb,
+                        uint32_t ifid);
+
 /* Writes the queued packets whose window is over (all of them when `all`: the merge ended) to
  * out, until out holds at least `until_len` bytes; nothing, until the oldest is
  * HUB_SIGHTING_RELEASE_SLACK_NS past its window (or `all`). Returns 1 when some are still queued

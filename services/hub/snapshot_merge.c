@@ -127,7 +127,7 @@ static void send_summary(struct hub_snap *s)
     if (s->sg) {
         struct hub_sighting_stats st;
         hub_sightings_stats(s->sg, &st);
-        sum.copies = st.copies;
+        sum.copies = st.copies + s->late_copies;
     }
     if (hub_snap_send_out(s, &sum) == 0) {
         s->h->snapshots_total++;
@@ -267,8 +267,12 @@ static void produce_run(struct hub_snap *s)
             continue;
         }
         if (s->follow && ts < s->out_ts) {
-            /* Later than what the stream holds already: counted, never written out of order. */
-            s->late++;
+            /* Later than what the stream holds already: counted, never written out of order
+             * (a copy of a packet the stream holds is a copy left out, not a packet lost). */
+            if (hub_sightings_seen(s->sg, &src->epb, src->ids[src->epb.ifid]))
+                s->late_copies++;
+            else
+                s->late++;
             src->ready = false;
             hub_snap_src_next(src);
             continue;

@@ -86,6 +86,7 @@ struct hub_src {
     uint64_t *iface_keys;
     int64_t retry_at;
     int64_t gone_since; /* when it went (S_RESUME, S_REHEADER), 0 while it is there */
+    bool idle;          /* its last word was StoreProgress: nothing newer to send */
     uint64_t resumes;
     bool final; /* its failure is not one a new call mends (a link type a pcap file lacks) */
     struct rpc_call *call;  /* NULL once its call is over */
@@ -123,6 +124,7 @@ struct hub_snap {
     int64_t lateness_ns;
     int64_t out_ts;
     uint64_t late, resumed;
+    uint64_t late_copies; /* late, but copies of packets the stream holds (summary.copies) */
     uint64_t blocked_gen, bound_gen;
     int64_t next_resolve; /* when --stores is resolved again (nr_now_ns) */
     int64_t bound;
@@ -190,9 +192,11 @@ void hub_snap_watch_stores(struct hub_snap *s);
  * store waiting to be called again is left out. */
 void hub_snap_follow_stop(struct hub_snap *s);
 /* Follow: the watermark, the time up to which every packet can be written: the least, over
- * the stores the merge waits for, of the newest they got to and the hub's now less the
- * lateness. A store that went away holds it where it got to, up to --store-timeout: its capture
- * spools meanwhile and sends it all again once it is back, which must not come late. */
+ * the stores the merge waits for, of the newest they got to, or for a store that said it has
+ * nothing newer (StoreProgress), of that and the hub's now less the lateness. A store still
+ * sending what it has (its window, a backlog) holds it where it got to, as in a snapshot; so
+ * does a store that went away, up to --store-timeout: its capture spools meanwhile and sends it
+ * all again once it is back, which must not come late. */
 int64_t hub_snap_follow_bound(struct hub_snap *s);
 
 /* ---- snapshot_merge.c ---- */

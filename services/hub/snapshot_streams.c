@@ -61,8 +61,9 @@ static void src_fail(struct hub_src *src, const char *fmt, ...)
         /* Until it is back, the merge waits for it at most the lateness. */
         src->state = S_RESUME;
         src->retry_at = nr_now_ns() + HUB_FOLLOW_RETRY_MS * 1000000LL;
-        if (!src->gone_since)
-            src->gone_since = nr_now_ns();
+        if (!src->gone_since) /* silent since it was last heard, when that is why it went */
+            src->gone_since =
+                src->timed_out && src->waiting_since ? src->waiting_since : nr_now_ns();
         set_blocked(src, !src->ready);
         NR_WARN("follow: a store went away; it is called again",
                 "store=%s packets=%llu "
@@ -223,6 +224,7 @@ static void rejoin(struct hub_src *src, Netreel__V1__StoreChunk *c)
     hub_stores_remember(s->h, src->addr.addr, c->header->node);
     src->state = S_STREAM;
     src->gone_since = 0;
+    src->idle = false; /* what it has comes first */
     s->resumed += back;
     NR_INFO(back ? "follow: a store is back" : "follow: a store is followed",
             "store=%s since_ns=%lld", src->addr.addr, (long long)src->raw_last);
@@ -293,6 +295,7 @@ static void src_message(struct rpc_call *call, const uint8_t *msg, size_t len, v
             break;
         if (c->progress->newest_ns > 0 && align(src, c->progress->newest_ns) > src->newest_ns)
             src->newest_ns = align(src, c->progress->newest_ns);
+        src->idle = !c->progress->captures_away; /* else its captures' spool is to come */
         if (src->blocked)
             src->waiting_since = nr_now_ns(); /* it is alive: not cut out */
         s->blocked_gen++;                     /* the watermark may move */
@@ -318,8 +321,10 @@ static void src_message(struct rpc_call *call, const uint8_t *msg, size_t len, v
         if (src->state != S_STREAM || src->msg)
             break;
         src->had_blocks = true;
-        if (s->follow)
+        if (s->follow) {
             note_reached(src, c->blocks.data, c->blocks.len);
+            src->idle = false;
+        }
         src->msg = c;
         src->blk = c->blocks.data;
         src->blk_len = c->blocks.len;
@@ -429,7 +434,8 @@ static void joined(struct hub_resolved *r, void *arg)
         src->addr = r->addrs[i];
         src->state = S_RESUME;
         src->retry_at = 0;
-        src->raw_last = s->out_ts; /* from where the stream is: its packets before are late */
+        src->raw_last = s->out_ts;     /* from where the stream is: its packets before are late */
+        src->gone_since = nr_now_ns(); /* never heard: it holds nobody back past the lateness */
         set_blocked(src, true);
         NR_INFO("follow: a store joined", "store=%s", src->addr.addr);
     }
@@ -506,10 +512,15 @@ int64_t hub_snap_follow_bound(struct hub_snap *s)
         int64_t at;
         if (!src->blocked)
             continue;
-        if (src->gone_since && src->header && now - src->gone_since < s->h->cfg.store_timeout_ns)
-            at = src->newest_ns; /* gone a while: what its capture spools is still to come */
-        else
+        if (src->gone_since)
+            /* gone a while: what its capture spools is still to come */
+            at = src->header && now - src->gone_since < s->h->cfg.store_timeout_ns ? src->newest_ns
+                 : src->newest_ns > floor                                          ? src->newest_ns
+                                                                                   : floor;
+        else if (src->idle)
             at = src->newest_ns > floor ? src->newest_ns : floor;
+        else
+            at = src->newest_ns; /* still sending what it has: its next message is due */
         if (at < bound)
             bound = at;
     }

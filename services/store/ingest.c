@@ -407,6 +407,7 @@ static int add_stream(struct store_ingest *ig, const char *capture_id, char *err
         snprintf(err, errlen, "out of memory");
         return RPC_RESOURCE_EXHAUSTED;
     }
+    ig->st->ended = false;
     NR_INFO("ingest started", "peer=%s capture=%s", ig->peer, capture_id);
     return RPC_OK;
 }
@@ -550,11 +551,20 @@ static void on_done(struct rpc_call *call, int code, const char *message, void *
     struct store_ingest *ig = user;
 
     if (ig->st) {
+        ig->st->ended = code == RPC_OK;
         NR_INFO("ingest ended", "peer=%s capture=%s last_seq=%llu code=%s", ig->peer,
                 ig->st->capture_id, (unsigned long long)ig->st->last_seq, rpc_code_name(code));
     }
     unlink_ingest(ig);
     free(ig);
+}
+
+bool store_ingest_live(const struct store *s, const struct store_stream *st)
+{
+    for (const struct store_ingest *ig = s->ingests; ig; ig = ig->next)
+        if (ig->st == st && !ig->finished)
+            return true;
+    return false;
 }
 
 static const struct rpc_call_cbs ingest_cbs = {

@@ -5,6 +5,8 @@
 #define NR_STORE_INGEST_H
 
 #include "rpc/call.h"
+#include <stdbool.h>
+
 #include "store/store.h"
 
 /* The Ingest method's start function; data is the struct store. */
@@ -17,5 +19,8 @@ void store_ingest_init(struct store *s);
 /* Closes the active segments of streams no Ingest call feeds any longer and that have been
  * quiet for a rotation period, expires segments by max-time; called by the store's timer. */
 void store_ingest_tick(struct store *s, int64_t now_ns);
+
+/* Whether a capture is sending the stream's batches now (an Ingest call of it is open). */
+bool store_ingest_live(const struct store *s, const struct store_stream *st);
 
 #endif

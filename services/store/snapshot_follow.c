@@ -11,11 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/ingest.h"
 #include "store/segment.h"
 #include "store/snapshot_parts.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/parse.h"
+#include "util/prog.h"
 
 /* Retention deleted `lost` segments of the stream before a round read them (a reader that
  * fell behind): counted, and said on the stream's next packet. */
@@ -138,6 +140,22 @@ int store_snap_follow_round(struct store_snapshot *snap)
     return added;
 }
 
+/* Whether a capture that sent packets lately is not connected, and did not end its call itself
+ * (it stopped): after a store restart, or a lost connection, its spool comes once it has
+ * reconnected (its backoff may take seconds). */
+static bool captures_away(const struct store_snapshot *snap)
+{
+    int64_t now = nr_now_ns();
+
+    for (size_t i = 0; i < snap->n_streams; i++) {
+        const struct snap_stream *ss = &snap->streams[i];
+        if (ss->taken_ts > now - STORE_FOLLOW_AWAY_NS && !ss->st->ended &&
+            !store_ingest_live(snap->s, ss->st))
+            return true;
+    }
+    return false;
+}
+
 int store_snap_follow_idle(struct store_snapshot *snap)
 {
     Netreel__V1__StoreChunk c = NETREEL__V1__STORE_CHUNK__INIT;
@@ -148,6 +166,7 @@ int store_snap_follow_idle(struct store_snapshot *snap)
     if (now - (uint64_t)snap->last_sent < STORE_FOLLOW_PROGRESS_MS)
         return 0;
     p.newest_ns = snap->newest_ns;
+    p.captures_away = captures_away(snap);
     c.kind_case = NETREEL__V1__STORE_CHUNK__KIND_PROGRESS;
     c.progress = &p;
     snap->last_sent = (int64_t)now;

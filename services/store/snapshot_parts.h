@@ -26,6 +26,9 @@
  * newer stays silent before it says so (StoreProgress). */
 #define STORE_FOLLOW_ROUND_MS    50
 #define STORE_FOLLOW_PROGRESS_MS 250
+/* A capture stream whose newest packet is this recent, without an Ingest call open, is away: a
+ * follow's progress says so, and the hub waits for what it spooled. */
+#define STORE_FOLLOW_AWAY_NS (10 * 1000000000LL)
 
 /* One sorted run (a batch) being read. */
 struct snap_src {

@@ -135,6 +135,7 @@ struct store_stream {
     struct store_counters counters;
     uint64_t batches, packets, bytes, duplicates;
     int64_t last_batch_ns;
+    bool ended; /* its capture closed its Ingest call cleanly: it stopped, it does not spool */
     struct store_segment *active;
     bool dir_dirty; /* a file was created in dir since the last sync */
 };

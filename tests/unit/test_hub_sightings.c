@@ -407,6 +407,33 @@ static void one_keeps_the_senders_copy(void **state)
     hub_sightings_free(sg);
 }
 
+/* seen: a late copy of a packet taken is known, another packet is not; mode all knows none. */
+static void seen_knows_a_late_copy(void **state)
+{
+    struct hub_sightings *sg = new_sg(HUB_SIGHTINGS_ONE, false);
+    struct hub_sightings *all = new_sg(HUB_SIGHTINGS_ALL, false);
+    struct pk p = {.tag = 1, .proto = 17, .ipid = 4242, .plen = 32};
+    struct pk q = {.tag = 2, .proto = 17, .ipid = 4243, .plen = 32};
+    struct pcapng_epb epb = {0};
+    struct nr_buf out;
+    struct pkt k;
+
+    nr_buf_init(&out, OUT_MAX);
+    feed1(sg, &p, IF_POD_A, SLL2_IN, 0, T0, &out);
+    feed1(all, &p, IF_POD_A, SLL2_IN, 0, T0, &out);
+    build(&k, &p, IF_N2, SLL2_IN, 2); /* its copy at node 2's uplink */
+    epb.data = k.b;
+    epb.caplen = epb.origlen = (uint32_t)k.n;
+    assert_true(hub_sightings_seen(sg, &epb, IF_N2));
+    assert_false(hub_sightings_seen(all, &epb, IF_N2));
+    build(&k, &q, IF_N2, SLL2_IN, 2);
+    epb.caplen = epb.origlen = (uint32_t)k.n;
+    assert_false(hub_sightings_seen(sg, &epb, IF_N2));
+    nr_buf_free(&out);
+    hub_sightings_free(sg);
+    hub_sightings_free(all);
+}
+
 /* Many packets both ways and from outside, interleaved, node 2 a millisecond early: each once,
  * the sender's copy (pod A's, pod B's, or the first when no pod sent it), in time order. With
  * packets 7 ms apart the window ends while the merge goes on, so some leave during the feed. */
@@ -1064,6 +1091,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(one_keeps_the_senders_copy),
+        cmocka_unit_test(seen_knows_a_late_copy),
         cmocka_unit_test(one_each_packet_once_both_ways),
         cmocka_unit_test(one_keeps_retransmissions_resends_and_arp),
         cmocka_unit_test(one_resent_before_its_copies_arrive),

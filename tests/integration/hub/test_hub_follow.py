@@ -348,3 +348,17 @@ def test_snapshot_flags_work_live(stores, feeder, hubs, cli_bin, tmp_path):
     assert f.out.read_bytes()[:4] == bytes.fromhex("4d3cb2a1")
     assert live and live == sh.tcpdump_timestamps(ref, ""), "the follow differs from the snapshot"
     assert sh.tcpdump_timestamps(f.out, "not udp") == []
+
+
+def test_the_window_of_a_follow_is_whole(stores, feeder, hubs, cli_bin, tmp_path):
+    # History is older than the lateness: while a store is still sending its window, the
+    # others wait for it as in a snapshot (a store is passed by the lateness only once it said
+    # it has nothing newer), so the window's packets are all there, none counted late.
+    ss, _, _ = hh.feed_stores(stores, feeder, tmp_path, n=3, packets=20000)
+    hub = hubs(hh.store_list(ss))
+    for k in range(2):
+        f = Follow(cli_bin, hub, tmp_path / f"out-{k}.pcapng", "--time=15m", "--sightings=all",
+                   "-o", "-")
+        wait_for(lambda: count(f.out) == 60000, timeout=60, what="the whole window")
+        rc, stderr = f.stop()
+        assert rc == 0 and "late" not in stderr and ": 60000 packets" in stderr, stderr
