@@ -325,16 +325,6 @@ int cli_version_args_parse(int argc, char **argv)
 
 /* ---- tap (cluster) ---- */
 
-static bool namespace_name(const char *s, size_t n)
-{
-    if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
-            return false;
-    return true;
-}
-
 /* Splits "a,b" into slices of arg (empty names between commas are skipped). */
 static int add_namespaces(const char *flag, const char *arg, const char **list, size_t *lens,
                           size_t *n)
@@ -344,7 +334,7 @@ static int add_namespaces(const char *flag, const char *arg, const char **list, 
     while (*p) {
         size_t len = strcspn(p, ",");
         if (len > 0) {
-            if (!namespace_name(p, len))
+            if (!cli_namespace_name(p, len))
                 return cli_error(CLI_EXIT_USAGE,
                                  "tap: %s: \"%.*s\" is not a namespace name "
                                  "(lower-case letters, digits and '-')",
@@ -461,7 +451,7 @@ int cli_tap_args_parse(int argc, char **argv, struct cli_tap_args *a)
                              strlen(a->regex) > 100 ? "..." : "",
                              e == -EINVAL ? why : nr_strerror(e));
     }
-    if (a->ns_flag && !namespace_name(a->ns_flag, strlen(a->ns_flag)))
+    if (a->ns_flag && !cli_namespace_name(a->ns_flag, strlen(a->ns_flag)))
         return cli_error(CLI_EXIT_USAGE, "tap: --release-namespace \"%s\" is not a namespace name",
                          a->ns_flag);
     return 0;

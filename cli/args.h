@@ -72,6 +72,17 @@ struct cli_pcapdump_args {
     struct cli_hub_opts hub;
 };
 
+/* Whether the n bytes at s are a namespace name (a DNS label: a-z, 0-9, '-', at most 63). */
+static inline bool cli_namespace_name(const char *s, size_t n)
+{
+    if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+            return false;
+    return true;
+}
+
 /* `now_ns` is the wall clock that --time and a missing --until count from. 0, CLI_ARGS_HELP, or
  * CLI_EXIT_USAGE with the message printed. With --dest, -o must be a plain file name. */
 int cli_pcapdump_args_parse(int argc, char **argv, int64_t now_ns, struct cli_pcapdump_args *a);

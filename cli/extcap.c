@@ -171,16 +171,6 @@ static int duration_ok(const char *flag, const char *v, bool zero_ok)
     return 0;
 }
 
-static bool namespace_name(const char *s, size_t n)
-{
-    if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
-            return false;
-    return true;
-}
-
 /* Adds "a, b,,c" to a->ns_buf as "a,b,c" (spaces around names and empty items left out). */
 static int add_namespaces(struct cli_extcap_args *a, const char *v)
 {
@@ -195,7 +185,7 @@ static int add_namespaces(struct cli_extcap_args *a, const char *v)
         for (n = len - (size_t)(name - v); n > 0 && name[n - 1] == ' '; n--)
             ;
         if (n > 0) {
-            if (!namespace_name(name, n))
+            if (!cli_namespace_name(name, n))
                 return cli_error(CLI_EXIT_USAGE,
                                  "extcap: --namespace: \"%.*s\" is not a namespace name "
                                  "(lower-case letters, digits and '-', at most 63)",

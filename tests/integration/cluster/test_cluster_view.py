@@ -21,7 +21,6 @@ What must hold (issue 14, "What must hold"):
     tshark calls it a retransmission.
 """
 
-import os
 import re
 import socket
 import struct
@@ -38,9 +37,9 @@ import kube_api
 import store_helpers as sh
 from cli_helpers import cli_bin  # noqa: F401 (fixture)
 from hub_helpers import hub_bin, hubs, only_file, pcapdump, wireshark_ok  # noqa: F401
-from capture_helpers import (MAGIC, SCALE, CaptureProc, _delete_ns, _ns_counter, in_netns,
-                             lab, ns_socket, run, start_kube_api, start_store,  # noqa: F401
-                             write_kubeconfig)
+from capture_helpers import (MAGIC, SCALE, CaptureProc, in_netns, lab,  # noqa: F401
+                             ns_socket, run, start_kube_api, start_store, write_kubeconfig)
+from cluster_helpers import NetCluster, nft
 
 PORT = 18897
 DGRAM_PORT = 9300
@@ -59,85 +58,19 @@ EXPERT = ("tcp.analysis.retransmission || tcp.analysis.fast_retransmission || "
           "tcp.analysis.out_of_order || _ws.malformed")
 
 
-def _ns(suffix):
-    _ns_counter[0] += 1
-    return f"nr{os.getpid()}t{_ns_counter[0]}{suffix}"
+def kube_proxy(ns):
+    """kube-proxy's DNAT of the Service address, on every node."""
+    nft(ns, "add table ip kp",
+        "add chain ip kp pre { type nat hook prerouting priority -100; }",
+        f"add rule ip kp pre ip daddr {SVC} tcp dport {SVC_PORT} "
+        f"dnat to {PODS['b1'][1]}:{HTTP_PORT}",
+        f"add rule ip kp pre ip daddr {SVC} udp dport {SVC_PORT} "
+        f"dnat to {PODS['b1'][1]}:{HTTP_PORT}")
 
 
-def ip(ns, *args):
-    run(["ip", "-n", ns, *args])
-
-
-def sysctl(ns, *kv):
-    run(["ip", "netns", "exec", ns, "sysctl", "-qw", *kv])
-
-
-def nft(ns, *rules):
-    for r in rules:
-        run(["ip", "netns", "exec", ns, "nft", r])
-
-
-class Cluster:
-    """The namespaces of the module docstring; deleted by close()."""
-
-    def __init__(self):
-        self.created = []
-        self.ns = {}
-        try:
-            self.fabric = self._netns(_ns("b"))
-            ip(self.fabric, "link", "add", "br0", "type", "bridge")
-            ip(self.fabric, "link", "set", "br0", "up")
-            for k, (node, addr) in enumerate(NODES.items(), 1):
-                ns = self.ns[node] = self._netns(_ns("a"))
-                sysctl(ns, "net.ipv4.ip_forward=1")
-                run(["ip", "link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name",
-                     f"n{k}", "netns", self.fabric])
-                ip(self.fabric, "link", "set", f"n{k}", "master", "br0", "up")
-                ip(ns, "addr", "add", f"{addr}/24", "dev", "eth0")
-                ip(ns, "link", "set", "eth0", "up")
-                # A default route: the node's way out (and what lets proxy ARP answer a pod's
-                # question for its gateway 169.254.1.1).
-                ip(ns, "route", "add", "default", "via", "10.88.0.254", "dev", "eth0")
-                # kube-proxy's DNAT of the Service address, on every node.
-                nft(ns, "add table ip kp",
-                    "add chain ip kp pre { type nat hook prerouting priority -100; }",
-                    f"add rule ip kp pre ip daddr {SVC} tcp dport {SVC_PORT} "
-                    f"dnat to {PODS['b1'][1]}:{HTTP_PORT}",
-                    f"add rule ip kp pre ip daddr {SVC} udp dport {SVC_PORT} "
-                    f"dnat to {PODS['b1'][1]}:{HTTP_PORT}")
-            for node, addr in NODES.items():
-                for other, oaddr in NODES.items():
-                    if other != node:
-                        k = other[-1]
-                        ip(self.ns[node], "route", "add", f"10.90.{k}.0/24", "via", oaddr)
-            self.pods = {}
-            for name, (node, addr) in PODS.items():
-                p = self.pods[name] = self._netns(_ns("b"))
-                dev = f"veth{name}"
-                run(["ip", "link", "add", dev, "netns", self.ns[node], "type", "veth", "peer",
-                     "name", "eth0", "netns", p])
-                ip(p, "addr", "add", f"{addr}/32", "dev", "eth0")
-                ip(p, "link", "set", "eth0", "up")
-                ip(p, "route", "add", "169.254.1.1", "dev", "eth0")
-                ip(p, "route", "add", "default", "via", "169.254.1.1", "dev", "eth0")
-                ip(self.ns[node], "link", "set", dev, "up")
-                sysctl(self.ns[node], f"net.ipv4.conf.{dev}.proxy_arp=1")
-                ip(self.ns[node], "route", "add", f"{addr}/32", "dev", dev)
-        except Exception:
-            self.close()
-            raise
-
-    def _netns(self, ns):
-        run(["ip", "netns", "add", ns])
-        self.created.append(ns)
-        sysctl(ns, "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
-        ip(ns, "link", "set", "lo", "up")
-        return ns
-
-    def close(self):
-        for ns in reversed(self.created):
-            _delete_ns(ns)
-        self.created = []
+def Cluster():
+    """The namespaces of the module docstring (cluster_helpers.NetCluster)."""
+    return NetCluster(NODES, PODS, node_setup=kube_proxy)
 
 
 def start_cluster(lab, tmp_path, capture_args=None):

@@ -33,7 +33,6 @@ The three pipelines of the first test run side by side through the one hub (also
 at once, with a file); the store test has its own cluster. They take ~17 s and ~10 s.
 """
 
-import os
 import re
 import signal
 import struct
@@ -50,9 +49,9 @@ import kube_api
 import store_helpers as sh
 from cli_helpers import cli_bin  # noqa: F401 (fixture)
 from hub_helpers import hub_bin, hubs, wireshark_ok  # noqa: F401 (fixtures)
-from capture_helpers import (MAGIC, CaptureProc, _delete_ns, _logfmt, _ns_counter,
-                             lab, ns_socket, run, start_kube_api, start_store,  # noqa: F401
-                             wait_drained, write_kubeconfig)
+from capture_helpers import (MAGIC, CaptureProc, _logfmt, lab, ns_socket,  # noqa: F401
+                             run, start_kube_api, start_store, wait_drained, write_kubeconfig)
+from cluster_helpers import NetCluster
 
 PORT = 18897
 DGRAM_PORT = 9300
@@ -85,75 +84,14 @@ TSHARK_I = re.compile(r"Capturing on '-'\n"
                       r"tshark: \n(\d+) packets captured")
 
 
-def _ns(suffix):
-    _ns_counter[0] += 1
-    return f"nr{os.getpid()}t{_ns_counter[0]}{suffix}"
-
-
-def ip(ns, *args):
-    run(["ip", "-n", ns, *args])
-
-
-def sysctl(ns, *kv):
-    run(["ip", "netns", "exec", ns, "sysctl", "-qw", *kv])
-
-
 def pod_iface(pod):
     node, _, namespace = PODS[pod]
     return f"{node}/{namespace}/{pod}"
 
 
-class Cluster3:
-    """The namespaces of the module docstring; deleted by close() (the lab does it)."""
-
-    def __init__(self):
-        self.created = []
-        self.ns, self.pods = {}, {}
-        try:
-            fabric = self._netns(_ns("b"))
-            ip(fabric, "link", "add", "br0", "type", "bridge")
-            ip(fabric, "link", "set", "br0", "up")
-            for k, (node, addr) in enumerate(NODES.items(), 1):
-                ns = self.ns[node] = self._netns(_ns("a"))
-                sysctl(ns, "net.ipv4.ip_forward=1")
-                run(["ip", "link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name",
-                     f"n{k}", "netns", fabric])
-                ip(fabric, "link", "set", f"n{k}", "master", "br0", "up")
-                ip(ns, "addr", "add", f"{addr}/24", "dev", "eth0")
-                ip(ns, "link", "set", "eth0", "up")
-                ip(ns, "route", "add", "default", "via", "10.88.0.254", "dev", "eth0")
-            for node in NODES:
-                for other, oaddr in NODES.items():
-                    if other != node:
-                        ip(self.ns[node], "route", "add", f"10.90.{other[-1]}.0/24", "via",
-                           oaddr)
-            for pod, (node, addr, _) in PODS.items():
-                p = self.pods[pod] = self._netns(_ns("b"))
-                dev = f"veth{pod}"
-                run(["ip", "link", "add", dev, "netns", self.ns[node], "type", "veth", "peer",
-                     "name", "eth0", "netns", p])
-                ip(p, "addr", "add", f"{addr}/32", "dev", "eth0")
-                ip(p, "link", "set", "eth0", "up")
-                ip(p, "route", "add", "169.254.1.1", "dev", "eth0")
-                ip(p, "route", "add", "default", "via", "169.254.1.1", "dev", "eth0")
-                ip(self.ns[node], "link", "set", dev, "up")
-                sysctl(self.ns[node], f"net.ipv4.conf.{dev}.proxy_arp=1")
-                ip(self.ns[node], "route", "add", f"{addr}/32", "dev", dev)
-        except Exception:
-            self.close()
-            raise
-
-    def _netns(self, ns):
-        run(["ip", "netns", "add", ns])
-        self.created.append(ns)
-        sysctl(ns, "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
-        ip(ns, "link", "set", "lo", "up")
-        return ns
-
-    def close(self):
-        for ns in reversed(self.created):
-            _delete_ns(ns)
-        self.created = []
+def Cluster3():
+    """The namespaces of the module docstring (cluster_helpers.NetCluster)."""
+    return NetCluster(NODES, {pod: (node, addr) for pod, (node, addr, _) in PODS.items()})
 
 
 def start_cluster(lab, tmp_path):
