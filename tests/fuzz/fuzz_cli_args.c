@@ -97,7 +97,7 @@ static void check_tap(int argc, char **argv)
             const char *ns = ex ? a->excluded[i - a->n_namespaces] : a->namespaces[i];
             size_t len = ex ? a->excluded_len[i - a->n_namespaces] : a->namespaces_len[i];
             CHECK(in_argv(ns) && len >= 1 && len <= 63);
-            CHECK(namespace_name(ns, len));
+            CHECK(cli_namespace_name(ns, len));
         }
         /* An accepted POD_REGEX is what every node's capture compiles and runs on pod names
          * that anyone who may create a pod chooses: it must compile there too, and match such

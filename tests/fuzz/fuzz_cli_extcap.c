@@ -62,12 +62,12 @@ static void check_capture(void)
 
     CHECK(a.fifo && a.fifo[0] && owned(a.fifo));
     CHECK(cli_extcap_pcapdump_argv(&a, NOW_NS, &cmd) == 0);
-    CHECK(cmd.argc >= 6 && cmd.argc <= CLI_EXTCAP_ARGV_MAX && cmd.argv[cmd.argc] == NULL);
+    CHECK(cmd.argc >= 7 && cmd.argc <= CLI_EXTCAP_ARGV_MAX && cmd.argv[cmd.argc] == NULL);
     CHECK(strcmp(cmd.argv[0], "netreel") == 0 && strcmp(cmd.argv[1], "pcapdump") == 0 &&
-          strcmp(cmd.argv[2], "--follow") == 0);
+          strcmp(cmd.argv[2], "--follow") == 0 && strcmp(cmd.argv[3], "-q") == 0);
     CHECK(strcmp(cmd.argv[cmd.argc - 2], "-o") == 0 && strcmp(cmd.argv[cmd.argc - 1], "-") == 0);
-    CHECK((cmd.argc - 3) % 2 == 0);
-    for (int i = 3; i < cmd.argc; i += 2) {
+    CHECK((cmd.argc - 4) % 2 == 0);
+    for (int i = 4; i < cmd.argc; i += 2) {
         bool known = false;
         for (size_t f = 0; f < sizeof(flags) / sizeof(flags[0]); f++)
             known |= strcmp(cmd.argv[i], flags[f]) == 0;
