@@ -58,7 +58,8 @@ static void src_fail(struct hub_src *src, const char *fmt, ...)
     if (src->state == S_WAIT_HEADER)
         src->snap->waiting_headers--;
     if (resumable(src)) {
-        /* Until it is back, the merge waits for it at most the lateness. */
+        /* Until it is back, the merge waits for it up to --store-timeout from when it went
+         * (hub_snap_follow_bound): its capture spools meanwhile. */
         src->state = S_RESUME;
         src->retry_at = nr_now_ns() + HUB_FOLLOW_RETRY_MS * 1000000LL;
         if (!src->gone_since) /* silent since it was last heard, when that is why it went */
@@ -66,9 +67,8 @@ static void src_fail(struct hub_src *src, const char *fmt, ...)
                 src->timed_out && src->waiting_since ? src->waiting_since : nr_now_ns();
         set_blocked(src, !src->ready);
         NR_WARN("follow: a store went away; it is called again",
-                "store=%s packets=%llu "
-                "reason=\"%s\"",
-                src->addr.addr, (unsigned long long)src->packets, src->error);
+                "store=%s packets=%llu reason=\"%s\"", src->addr.addr,
+                (unsigned long long)src->packets, src->error);
         if (src->call)
             rpc_call_cancel(src->call);
         return;
