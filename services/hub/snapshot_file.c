@@ -111,8 +111,9 @@ static int64_t new_iface(struct hub_snap *s, struct hub_src *src,
 
 /* Gives the interfaces of hd (a header, or a `more` that continues the ones src has) output
  * ids. With `resumed`, hd replaces src's interfaces: one of the same identity keeps its id. */
-static int add_ifaces(struct hub_snap *s, struct hub_src *src, const Netreel__V1__WindowHeader *hd,
-                      bool resumed, char *err, size_t errlen)
+int hub_snap_file_ifaces(struct hub_snap *s, struct hub_src *src,
+                         const Netreel__V1__WindowHeader *hd, bool resumed, char *err,
+                         size_t errlen)
 {
     size_t first = resumed ? 0 : src->n_ids, n = first + hd->n_interfaces;
     uint32_t *ids = calloc(n + 1, sizeof(*ids));
@@ -155,13 +156,6 @@ static int add_ifaces(struct hub_snap *s, struct hub_src *src, const Netreel__V1
     return 0;
 }
 
-int hub_snap_file_ifaces(struct hub_snap *s, struct hub_src *src,
-                         const Netreel__V1__WindowHeader *hd, bool resumed, char *err,
-                         size_t errlen)
-{
-    return add_ifaces(s, src, hd, resumed, err, errlen);
-}
-
 static int head_pcapng(struct hub_snap *s, char *err, size_t errlen)
 {
     char comment[2048], from[40], to[40];
@@ -189,7 +183,8 @@ static int head_pcapng(struct hub_snap *s, char *err, size_t errlen)
     s->idb_snaplen = window_snaplen(s);
     for (size_t i = 0; rc == 0 && i < s->n; i++)
         if (s->srcs[i].header)
-            rc = add_ifaces(s, &s->srcs[i], s->srcs[i].header->header, false, err, errlen);
+            rc =
+                hub_snap_file_ifaces(s, &s->srcs[i], s->srcs[i].header->header, false, err, errlen);
     /* Pod names: every store's, 64 to a block. */
     for (size_t i = 0; rc == 0 && i < s->n; i++) {
         const Netreel__V1__WindowHeader *hd = s->srcs[i].header ? s->srcs[i].header->header : NULL;
@@ -226,7 +221,8 @@ static int head_pcap(struct hub_snap *s, char *err, size_t errlen)
     s->pcap_link_type = 0;
     for (size_t i = 0; rc == 0 && i < s->n; i++)
         if (s->srcs[i].header)
-            rc = add_ifaces(s, &s->srcs[i], s->srcs[i].header->header, false, err, errlen);
+            rc =
+                hub_snap_file_ifaces(s, &s->srcs[i], s->srcs[i].header->header, false, err, errlen);
     if (rc != 0)
         return rc;
     if (!s->pcap_link_type)

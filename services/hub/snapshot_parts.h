@@ -87,7 +87,6 @@ struct hub_src {
     int64_t retry_at;
     int64_t gone_since; /* when it went (S_RESUME, S_REHEADER), 0 while it is there */
     bool idle;          /* its last word was StoreProgress: nothing newer to send */
-    uint64_t resumes;
     bool final; /* its failure is not one a new call mends (a link type a pcap file lacks) */
     struct rpc_call *call;  /* NULL once its call is over */
     struct rpc_channel *ch; /* held for the call (hub_stores_channel), NULL once given back */

@@ -624,7 +624,6 @@ static void src_redial(struct hub_src *src)
     src->error[0] = 0;
     src->timed_out = false;
     src->had_blocks = false;
-    src->resumes++;
     NR_INFO("follow: calling a store again", "store=%s since_ns=%lld skip=%llu", src->addr.addr,
             (long long)req.since_ns, (unsigned long long)req.skip_at_since);
     if (src_call(src, &req, share.window) != 0)

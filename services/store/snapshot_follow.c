@@ -95,7 +95,6 @@ int store_snap_follow_round(struct store_snapshot *snap)
     size_t first;
     int added = 0, rc;
 
-    snap->rounds++;
     /* The last round is read and sent: its tables start over, so memory stays flat. */
     if (snap->next_src == snap->n_srcs && !pcapng_merge_peek(&snap->heap, NULL, NULL))
         snap->n_srcs = snap->next_src = 0;

@@ -1,6 +1,7 @@
 /* The parts of a Store.Snapshot (snapshot.h), and what they share:
  *   snapshot.c         the call: its request, the window's runs merged in time order, the
  *                      header, the key log lines, the summary;
+ *   snapshot_plan.c    which runs, DSBs and interfaces it reads, and the filter programs;
  *   snapshot_follow.c  follow: each round takes what ingest committed since the last one (the
  *                      first round is the window), interfaces that appear meanwhile, and the
  *                      progress messages of a store with nothing newer.
@@ -108,13 +109,21 @@ struct store_snapshot {
     bool requested, started, finished, over; /* started: the header went, packets follow */
     /* Follow */
     bool follow;
-    int64_t newest_ns; /* the newest packet timestamp the rounds have seen */
-    int64_t last_sent; /* loop time (ms) of the last message, for progress */
-    uint64_t rounds;
+    int64_t newest_ns;      /* the newest packet timestamp the rounds have seen */
+    int64_t last_sent;      /* loop time (ms) of the last message, for progress */
     uint64_t lost_segments; /* deleted before a round read them */
 };
 
-/* ---- snapshot.c ---- */
+/* ---- snapshot_plan.c ---- */
+
+/* Collects every run of the window (and its DSBs), holding their segments; its streams'
+ * interfaces get ids. 0 or -ENOMEM. */
+int store_snap_collect(struct store_snapshot *snap);
+/* The index in snap->filters of the program for link type lt, added (not compiled yet) when
+ * new. 0 or -ENOMEM. */
+int store_snap_filter_for(struct store_snapshot *snap, uint32_t lt, int *k);
+/* Compiles the programs not compiled yet: 0, NR_EPARSE (compile_err says why) or -ENOMEM. */
+int store_snap_compile_filters(struct store_snapshot *snap);
 
 /* The stream's index in snap->streams, added (with no interfaces given ids yet) when new.
  * 0 or -ENOMEM. */
@@ -131,6 +140,9 @@ int store_snap_add_src(struct store_snapshot *snap, struct store_segment *seg, s
 int store_snap_add_keys(struct store_snapshot *snap, struct store_segment *seg, size_t i);
 /* Orders the runs added since `first` by time and gives them their ranks. */
 void store_snap_sort_srcs(struct store_snapshot *snap, size_t first);
+
+/* ---- snapshot.c ---- */
+
 /* Sends StoreChunk `more`: the output interfaces given ids since the last header. */
 int store_snap_send_more(struct store_snapshot *snap);
 
