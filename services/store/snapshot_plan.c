@@ -114,7 +114,8 @@ int store_snap_stream_ifaces(struct store_snapshot *snap, struct snap_stream *ss
         if (snap->select &&
             store_select_iface(snap->select, o, st->ifaces[k].link_type, st->ifaces[k].desc) != 0)
             return -ENOMEM;
-        if (snap->filter && store_snap_filter_for(snap, st->ifaces[k].link_type, &snap->iface_filter[o]) != 0)
+        if (snap->filter &&
+            store_snap_filter_for(snap, st->ifaces[k].link_type, &snap->iface_filter[o]) != 0)
             return -ENOMEM;
         ids[k] = o;
         ss->n_out = k + 1;
@@ -255,4 +256,3 @@ int store_snap_collect(struct store_snapshot *snap)
     }
     return 0;
 }
-
