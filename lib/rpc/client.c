@@ -20,8 +20,8 @@ struct rpc_channel {
     uv_loop_t *loop;
     struct rpc_limits limits;
     char *target;
-    char host[256];
-    char authority[300];
+    char *host; /* heap strings, not arrays: a hub holds a channel per store, thousands */
+    char *authority;
     uint16_t port;
     SSL_CTX *ssl_ctx;
     struct rpc_conn *conn;    /* the connection new calls go to (maybe still connecting) */
@@ -80,6 +80,7 @@ struct rpc_channel *rpc_channel_new(uv_loop_t *loop, const struct rpc_channel_co
                                     char *err, size_t errlen)
 {
     struct rpc_channel *ch = calloc(1, sizeof(*ch));
+    char host[256];
 
     signal(SIGPIPE, SIG_IGN); /* as rpc_server_new: a reset peer is an error, not a signal */
     if (!ch) {
@@ -92,13 +93,14 @@ struct rpc_channel *rpc_channel_new(uv_loop_t *loop, const struct rpc_channel_co
     ch->backoff_max = cfg->backoff_max_ms ? cfg->backoff_max_ms : 30000;
     ch->backoff_ms = ch->backoff_initial;
     ch->target = strdup(cfg->target ? cfg->target : "");
-    if (!ch->target ||
-        nr_addr_split(ch->target, ch->host, sizeof(ch->host), &ch->port, err, errlen) != 0)
+    if (!ch->target || nr_addr_split(ch->target, host, sizeof(host), &ch->port, err, errlen) != 0)
         goto fail;
-    if (cfg->authority)
-        snprintf(ch->authority, sizeof(ch->authority), "%s", cfg->authority);
-    else
-        snprintf(ch->authority, sizeof(ch->authority), "%s", ch->target);
+    ch->host = strdup(host);
+    ch->authority = strdup(cfg->authority ? cfg->authority : ch->target);
+    if (!ch->host || !ch->authority) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     if (cfg->tls || cfg->tls_ca || cfg->tls_cert) {
         ch->ssl_ctx =
             rpc_tls__client_ctx_new(cfg->tls_ca, cfg->tls_cert, cfg->tls_key, err, errlen);
@@ -108,6 +110,8 @@ struct rpc_channel *rpc_channel_new(uv_loop_t *loop, const struct rpc_channel_co
     return ch;
 fail:
     free(ch->target);
+    free(ch->host);
+    free(ch->authority);
     free(ch);
     return NULL;
 }
@@ -371,6 +375,8 @@ static void maybe_finish_close(struct rpc_channel *ch)
         uv_freeaddrinfo(ch->addrs);
     SSL_CTX_free(ch->ssl_ctx);
     free(ch->target);
+    free(ch->host);
+    free(ch->authority);
     free(ch);
     if (cb)
         cb(arg);

@@ -232,6 +232,18 @@ static size_t write_now(struct rpc_conn *conn, uv_buf_t *bufs, size_t n)
     return done;
 }
 
+/* A connection of small frames whose output is all written lets its copy buffer go: a hub
+ * with thousands of store connections would otherwise hold a kilobyte each while they only
+ * send window updates now and then. One that copies much (TLS, grown past COPYBUF_MIN)
+ * keeps it. */
+static void drop_idle_copybuf(struct rpc_conn *conn)
+{
+    if (conn->copybuf && conn->copybuf->refs == 1 && conn->copybuf->cap == COPYBUF_MIN) {
+        rpc_wbuf_unref(conn->copybuf);
+        conn->copybuf = NULL;
+    }
+}
+
 /* Hands everything staged to the socket: what it takes now, the rest to one uv_write. */
 int rpc_out__submit(struct rpc_conn *conn)
 {
@@ -260,6 +272,7 @@ int rpc_out__submit(struct rpc_conn *conn)
             rpc_wbuf_unref(w->segs[i].buf);
         free(w);
         conn->staged = 0;
+        drop_idle_copybuf(conn);
         return 0;
     }
     for (size_t i = done; i < w->n; i++)

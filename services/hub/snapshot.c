@@ -161,6 +161,13 @@ void hub_snap_probe_done(struct hub_snap *p)
         s->probe = NULL;
         p->parent = NULL;
         hub_snap_start_calls(s, &s->stores);
+        /* Each store's stream holds its own address now: the list kept for this goes (856
+         * bytes a store). */
+        free(s->stores.addrs);
+        free(s->stores.failed);
+        s->stores.addrs = NULL;
+        s->stores.failed = NULL;
+        s->stores.n = 0;
     }
     hub_snap_finish(p, RPC_OK, NULL);
 }

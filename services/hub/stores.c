@@ -17,9 +17,9 @@
 struct hub_channel {
     struct hub_channel *next;
     struct hub_channel *key_next, *ch_next; /* in h->by_key, h->by_ch */
-    char key[620];                          /* addr + authority */
     struct rpc_channel *ch;
     unsigned users; /* calls that hold it (hub_stores_channel .. hub_stores_release) */
+    char key[];     /* addr + authority, sized to them (a hub may hold thousands) */
 };
 
 /* ---- hash indexes ---- */
@@ -356,7 +356,7 @@ struct rpc_channel *hub_stores_channel(struct hub *h, const struct hub_store_add
         least->users++; /* a flood of Status calls: bounded connections, shared */
         return least->ch;
     }
-    c = calloc(1, sizeof(*c));
+    c = calloc(1, sizeof(*c) + strlen(key) + 1);
     if (!c || chan_index_fit(h) != 0) {
         free(c);
         snprintf(err, errlen, "out of memory");
@@ -382,7 +382,7 @@ struct rpc_channel *hub_stores_channel(struct hub *h, const struct hub_store_add
         free(c);
         return NULL;
     }
-    snprintf(c->key, sizeof(c->key), "%s", key);
+    memcpy(c->key, key, strlen(key) + 1);
     c->users = 1;
     c->next = h->channels;
     h->channels = c;
@@ -404,14 +404,22 @@ void hub_stores_release(struct hub *h, struct rpc_channel *ch)
     }
 }
 
+/* Sized to its strings: a hub remembers two names per store it may call (8192), so fixed arrays
+ * would cost it 7 MiB. */
 struct hub_node_name {
     struct hub_node_name *next;
     struct hub_node_name *addr_next; /* in h->by_addr */
-    char addr[300];
-    char node[254];
-    bool has_clock;
-    struct hub_store_clock clock;
+    char *node;
+    struct hub_store_clock *clock; /* NULL until a probe measured it */
+    char addr[];
 };
+
+static void name_free(struct hub_node_name *n)
+{
+    free(n->node);
+    free(n->clock);
+    free(n);
+}
 
 #define NODE_NAMES_MAX (2 * HUB_MAX_STORES) /* every store of a snapshot, and as many gone */
 
@@ -421,7 +429,7 @@ static void names_forget(struct hub *h)
 
     while ((n = h->node_names)) {
         h->node_names = n->next;
-        free(n);
+        name_free(n);
     }
     h->n_node_names = 0;
     free(h->by_addr);
@@ -448,7 +456,13 @@ void hub_stores_remember(struct hub *h, const char *addr, const char *node)
         return;
     n = name_find(h, addr);
     if (n) {
-        snprintf(n->node, sizeof(n->node), "%s", node);
+        if (strcmp(n->node, node) != 0) {
+            char *d = strdup(node);
+            if (!d)
+                return; /* the name it had stays */
+            free(n->node);
+            n->node = d;
+        }
         return;
     }
     if (h->n_node_names >= NODE_NAMES_MAX) /* addresses come and go: start over, bounded */
@@ -459,11 +473,15 @@ void hub_stores_remember(struct hub *h, const char *addr, const char *node)
             return;
         h->name_slots = 2 * NODE_NAMES_MAX;
     }
-    n = calloc(1, sizeof(*n));
+    size_t alen = strlen(addr) + 1;
+    n = calloc(1, sizeof(*n) + alen);
     if (!n)
         return;
-    snprintf(n->addr, sizeof(n->addr), "%s", addr);
-    snprintf(n->node, sizeof(n->node), "%s", node);
+    memcpy(n->addr, addr, alen);
+    if (!(n->node = strdup(node))) {
+        free(n);
+        return;
+    }
     n->next = h->node_names;
     h->node_names = n;
     size_t i = hash_str(n->addr) & (h->name_slots - 1);
@@ -483,17 +501,17 @@ void hub_stores_remember_clock(struct hub *h, const char *addr, const struct hub
 {
     struct hub_node_name *n = name_find(h, addr);
 
-    if (n) {
-        n->clock = *c;
-        n->has_clock = true;
-    }
+    if (n && !n->clock)
+        n->clock = malloc(sizeof(*n->clock));
+    if (n && n->clock)
+        *n->clock = *c;
 }
 
 const struct hub_store_clock *hub_stores_clock(const struct hub *h, const char *addr)
 {
     const struct hub_node_name *n = name_find(h, addr);
 
-    return n && n->has_clock ? &n->clock : NULL;
+    return n ? n->clock : NULL;
 }
 
 struct closing {
