@@ -422,6 +422,7 @@ static void name_free(struct hub_node_name *n)
 }
 
 #define NODE_NAMES_MAX (2 * HUB_MAX_STORES) /* every store of a snapshot, and as many gone */
+#define NODE_NAME_MAX  253                  /* a store names its node; Kubernetes' longest */
 
 static void names_forget(struct hub *h)
 {
@@ -456,8 +457,8 @@ void hub_stores_remember(struct hub *h, const char *addr, const char *node)
         return;
     n = name_find(h, addr);
     if (n) {
-        if (strcmp(n->node, node) != 0) {
-            char *d = strdup(node);
+        if (strncmp(n->node, node, NODE_NAME_MAX) != 0) {
+            char *d = strndup(node, NODE_NAME_MAX);
             if (!d)
                 return; /* the name it had stays */
             free(n->node);
@@ -478,7 +479,7 @@ void hub_stores_remember(struct hub *h, const char *addr, const char *node)
     if (!n)
         return;
     memcpy(n->addr, addr, alen);
-    if (!(n->node = strdup(node))) {
+    if (!(n->node = strndup(node, NODE_NAME_MAX))) {
         free(n);
         return;
     }
