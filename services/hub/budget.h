@@ -1,9 +1,10 @@
 /* The hub's memory budget (--memory-budget): what a snapshot may hold of each store's stream.
- * A snapshot holds, per store, the message the merge is reading, the next one arriving and what
- * is in flight in the store's HTTP/2 window. The budget is shared by --max-snapshots snapshots
- * and, within one, by its stores: the more stores, the smaller each one's messages
- * (SnapshotRequest.max_chunk_bytes) and window (rpc_call_opts.recv_window), down to floors that
- * still let the merge move (one message in hand, one on its way). Besides this, each store
+ * A snapshot holds, per store, what the store's HTTP/2 window lets it send ahead (in flight, or
+ * arrived and held while the merge reads the message before), the copy of the message the merge
+ * reads, and the buffer a message split over frames is put together in. The budget is shared by
+ * --max-snapshots snapshots and, within one, by its stores: the more stores, the smaller each one's
+ * messages (SnapshotRequest.max_chunk_bytes) and window (rpc_call_opts.recv_window), down to floors
+ * that still let the merge move (one message in hand, one on its way). Besides this, each store
  * connection costs a constant the budget does not shrink (docs/hub.md). */
 #ifndef NR_HUB_BUDGET_H
 #define NR_HUB_BUDGET_H

@@ -15,12 +15,17 @@ static void shares_shrink_with_stores_down_to_the_floors(void **state)
     (void)state;
     /* 128 MiB for 4 snapshots: 32 MiB each; 16 stores: 2 MiB each. */
     hub_budget_share(128u << 20, 4, 16, &a);
-    assert_int_equal(a.chunk, 256u << 10); /* 2 MiB / 8 */
-    assert_int_equal(a.window, 512u << 10);
+    assert_int_equal(a.chunk, 256u << 10); /* the ceiling: 2 MiB / 4 would be 512 KiB */
+    assert_int_equal(a.window, 1u << 20);  /* 2 MiB / 2 */
     /* 128 stores: 256 KiB each. */
     hub_budget_share(128u << 20, 4, 128, &b);
-    assert_int_equal(b.chunk, 32u << 10);
-    assert_int_equal(b.window, 64u << 10);
+    assert_int_equal(b.chunk, 64u << 10);
+    assert_int_equal(b.window, 128u << 10);
+    /* 1024 stores: 32 KiB each, a window of two messages and two message buffers. */
+    hub_budget_share(128u << 20, 4, 1024, &b);
+    assert_int_equal(b.chunk, 8u << 10);
+    assert_int_equal(b.window, 16u << 10);
+    assert_true(b.window + 2 * b.chunk <= 32u << 10);
     /* 4096 stores: 8 KiB each, below the floors that keep the merge moving. */
     hub_budget_share(128u << 20, 4, 4096, &c);
     assert_int_equal(c.chunk, HUB_CHUNK_MIN);
