@@ -128,7 +128,7 @@ def test_sim_keeps_to_the_store_protocol(sim, store_client, tmp_path):
 def test_hub_memory_is_the_budget_not_the_store_count(sim, hubs, cli_bin, tmp_path):
     # 1024 stores, 160 KB each: without a budget the hub held what every store sent ahead of the
     # merge, all of it here (about 260 MiB). With --memory-budget 32MiB for one snapshot, each store is
-    # asked for 4 KiB messages and given a 16 KiB window: the hub's peak stays near its
+    # asked for 8 KiB messages and given a 16 KiB window: the hub's peak stays near its
     # connections' cost, and every packet still comes back in time order.
     n, per = 1024, 1000
     s = sim(n, per)
