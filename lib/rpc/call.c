@@ -510,6 +510,11 @@ bool rpc_call_writable(const struct rpc_call *call)
     return call->queued < call->send_high && (!conn || conn->queued < conn->limits.conn_send_high);
 }
 
+void rpc_call_set_send_high(struct rpc_call *call, size_t bytes)
+{
+    call->send_high = bytes;
+}
+
 void rpc_call__notify_writable(struct rpc_call *call)
 {
     if (!call->want_writable || call->queued > call->send_high / 2 || call->handler_done ||

@@ -68,6 +68,10 @@ int rpc_call_send_ref(struct rpc_call *call, const struct iovec *head, int n_hea
  * queues of all the connection's calls together below theirs (16 MiB by default). */
 bool rpc_call_writable(const struct rpc_call *call);
 
+/* Sets this call's high mark (limits.call_send_high by default): a handler that knows the size
+ * of its messages keeps its send-ahead to a few of them. */
+void rpc_call_set_send_high(struct rpc_call *call, size_t bytes);
+
 /* Stops delivering messages: those already received wait, and once the stream's flow-control
  * window is used up the peer cannot send more. resume delivers what waited (on the next loop
  * turn) and reopens the window. */

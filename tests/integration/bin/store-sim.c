@@ -17,7 +17,8 @@
  * FILE gets one "127.0.0.1:PORT" line per node once every server listens (it appears whole).
  * Snapshot honours the window (since/until), snaplen and max_chunk_bytes (1 MiB when not
  * given), and refuses a filter or a pod selection (UNIMPLEMENTED); it sends only while the call
- * is writable, as a store does. SIGTERM or SIGINT stops it. */
+ * is writable, as a store does, but with two messages queued at most (a store reads 1 MiB
+ * ahead). SIGTERM or SIGINT stops it. */
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -225,6 +226,10 @@ static void snapshot_message(struct rpc_call *call, const uint8_t *msg, size_t l
                : req->max_chunk_bytes < (4u << 10)                       ? 4u << 10
                                                                          : req->max_chunk_bytes;
     netreel__v1__snapshot_request__free_unpacked(req, NULL);
+    /* Two messages ahead of what is sent, not the megabyte a store reads ahead: this one process
+     * stands for many machines, and a thousand stores' read-ahead made at once here would be
+     * work no hub waits for in a cluster (each store reads ahead on its own node). */
+    rpc_call_set_send_high(call, 2 * (size_t)c->chunk);
     itf.id = 0;
     itf.name = "eth0";
     itf.link_type = 1;
