@@ -180,34 +180,47 @@ static bool fresh(const struct hub_sightings *sg, const struct slot *h)
     return h->key && h->first_ts >= sg->latest - HUB_SIGHTING_WINDOW_NS;
 }
 
+/* How many groups of the table are younger than each horizon WINDOW / 8^i, in one pass over it
+ * (it is read at every rebuild: a megabyte at its largest). */
+#define HORIZONS 4 /* down to WINDOW / 512 */
+
+static void count_younger(const struct hub_sightings *sg, size_t live[HORIZONS])
+{
+    int64_t h[HORIZONS];
+
+    for (int i = 0; i < HORIZONS; i++) {
+        h[i] = sg->latest - (HUB_SIGHTING_WINDOW_NS >> (3 * i));
+        live[i] = 0;
+    }
+    for (size_t k = 0; k < sg->slots; k++) {
+        const struct slot *o = &sg->hot[k];
+        for (int i = 0; o->key && i < HORIZONS && o->first_ts >= h[i]; i++)
+            live[i]++;
+    }
+}
+
 /* A table holding the fresh groups of the old one, at most a quarter full so that the next
  * rebuild is as many inserts away (all are dropped when even the largest table would be fuller:
  * a few copies kept twice, never a packet lost). */
-static size_t younger(const struct hub_sightings *sg, int64_t horizon)
-{
-    size_t n = 0;
-
-    for (size_t i = 0; i < sg->slots; i++)
-        n += sg->hot[i].key && sg->hot[i].first_ts >= sg->latest - horizon;
-    return n;
-}
-
 static int rebuild(struct hub_sightings *sg)
 {
-    int64_t horizon = HUB_SIGHTING_WINDOW_NS;
-    size_t live = younger(sg, horizon), slots = TABLE_MIN;
+    size_t count[HORIZONS], live, slots = TABLE_MIN;
+    int i = 0;
+    int64_t horizon;
     struct group *t;
     struct slot *h;
 
+    count_younger(sg, count);
+    live = count[0];
     while (slots < 4 * live && slots < HUB_SIGHTING_TABLE_MAX)
         slots *= 2;
     /* Too many packets in the window for the largest table: keep the youngest groups (copies
      * come within a millisecond or so once clocks are aligned); the oldest go first. */
-    while (live * 4 > slots && horizon > HUB_SIGHTING_WINDOW_NS / 512) {
-        horizon /= 8;
-        live = younger(sg, horizon);
+    while (live * 4 > slots && i + 1 < HORIZONS) {
+        live = count[++i];
         sg->st.table_shrinks++;
     }
+    horizon = HUB_SIGHTING_WINDOW_NS >> (3 * i);
     if (live * 4 > slots) {
         sg->st.table_resets++;
         live = 0;
@@ -220,15 +233,16 @@ static int rebuild(struct hub_sightings *sg)
         return -ENOMEM;
     }
     sg->used = 0;
-    for (size_t i = 0; live && i < sg->slots; i++) {
-        const struct slot *o = &sg->hot[i];
+    for (size_t j = 0; live && j < sg->slots; j++) {
+        const struct slot *o = &sg->hot[j];
         size_t k;
         if (!o->key || o->first_ts < sg->latest - horizon)
             continue;
         for (k = o->key & (slots - 1); h[k].key; k = (k + 1) & (slots - 1)) {
         }
         h[k] = *o;
-        t[k] = sg->table[i];
+        if (o->grouped) /* a packet seen once has no group: its pages stay untouched */
+            t[k] = sg->table[j];
         sg->used++;
     }
     free(sg->table);
