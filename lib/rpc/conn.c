@@ -271,6 +271,7 @@ static int session_new(struct rpc_conn *conn)
     nghttp2_option_set_max_outbound_ack(opt, 1000);
     nghttp2_option_set_max_settings(opt, 32);
     nghttp2_option_set_no_closed_streams(opt, 1);
+    nghttp2_option_set_max_deflate_dynamic_table_size(opt, l->header_table);
 #ifdef HAVE_NGHTTP2_STREAM_RESET_RATE_LIMIT
     /* CVE-2023-44487 (rapid reset): a burst of 1000 resets, then 33 a second. */
     nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);
@@ -286,14 +287,18 @@ static int session_new(struct rpc_conn *conn)
         rv = -ENOMEM;
         goto out;
     }
-    nghttp2_settings_entry iv[] = {
+    nghttp2_settings_entry iv[6] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, l->max_concurrent_streams},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, l->stream_window},
         {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, l->max_frame_size},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, l->max_header_list},
-        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
     };
-    size_t n = sizeof(iv) / sizeof(iv[0]) - (conn->is_server ? 1 : 0);
+    size_t n = 4;
+
+    if (!conn->is_server) /* a server says nothing of push */
+        iv[n++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_ENABLE_PUSH, 0};
+    if (l->header_table != 4096) /* the table we decode with, when not HTTP/2's default */
+        iv[n++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, l->header_table};
     rv = nghttp2_submit_settings(conn->session, NGHTTP2_FLAG_NONE, iv, n);
     if (rv == 0)
         rv = nghttp2_session_set_local_window_size(conn->session, NGHTTP2_FLAG_NONE, 0,

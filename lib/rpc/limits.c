@@ -11,6 +11,7 @@ void rpc_limits_init(struct rpc_limits *l)
     l->conn_window = 64u << 20;
     l->max_frame_size = 1u << 20;
     l->max_header_list = 16u << 10;
+    l->header_table = 4096;
     l->max_recv_size = RPC_DEFAULT_MAX_MESSAGE;
     l->max_unfinished = 64u << 20;
     l->max_kept = 8u << 20;

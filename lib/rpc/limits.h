@@ -13,6 +13,9 @@ struct rpc_limits {
     uint32_t max_frame_size;         /* largest frame we accept (default 1 MiB) */
     uint32_t max_header_list;        /* bytes of one header list, counted as RFC 7540 does
                                         (default 16 KiB) */
+    uint32_t header_table;           /* bytes of HPACK dynamic table, each way (default 4096,
+                                        HTTP/2's): 0 keeps no header entries, for a client of
+                                        thousands of connections that sends few headers */
     size_t max_recv_size;            /* default maximum message (4 MiB) */
     size_t max_unfinished;           /* bytes of unfinished messages one connection may hold
                                         across its streams; the stream that passes it gets

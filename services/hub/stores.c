@@ -377,6 +377,7 @@ struct rpc_channel *hub_stores_channel(struct hub *h, const struct hub_store_add
     cfg.limits.conn_window = HUB_WINDOW_MAX;
     cfg.limits.max_recv_size = 8u << 20; /* a window's header with every pod of the node */
     cfg.limits.max_kept = HUB_CHUNK_MAX; /* a message buffer kept for reuse, per connection */
+    cfg.limits.header_table = 0; /* a few headers a call: no HPACK entries kept per connection */
     c->ch = rpc_channel_new(h->loop, &cfg, err, errlen);
     if (!c->ch) {
         free(c);
