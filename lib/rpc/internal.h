@@ -144,6 +144,15 @@ void rpc_call__done(struct rpc_call *call, int code, const char *message);
 void rpc_call__end(struct rpc_call *call, int code, const char *message);
 /* Ends a call that has no stream: on_done is delivered from the loop. */
 void rpc_call__fail_async(struct rpc_call *call, int code, const char *message);
+/* Input is still wanted: the handler is there and nothing ended the receiving side. */
+bool rpc_call__wants_input(const struct rpc_call *call);
+/* Received bytes the paused handler has not taken yet. */
+bool rpc_call__held_pending(const struct rpc_call *call);
+void rpc_call__held_free(struct rpc_call *call);
+/* A receive-side failure: the server answers with the status, the client gives up the call. */
+void rpc_call__fail_recv(struct rpc_call *call, int code, const char *message);
+/* on_done (or the held messages before it) from the loop: the call's timer, at once. */
+void rpc_call__wake(struct rpc_call *call);
 /* DATA for the call arrived. */
 void rpc_call__on_data(struct rpc_call *call, const uint8_t *data, size_t len);
 /* The peer ended its side (END_STREAM). */
