@@ -73,8 +73,9 @@ static void give_back(struct rpc_call *call)
 /* Keeps the connection's count of bytes in unfinished messages current. */
 static void track_unfinished(struct rpc_call *call)
 {
-    size_t now =
-        rpc_call__wants_input(call) && !call->stream_closed ? rpc_frame_decoder_pending(&call->dec) : 0;
+    size_t now = rpc_call__wants_input(call) && !call->stream_closed
+                     ? rpc_frame_decoder_pending(&call->dec)
+                     : 0;
 
     if (call->conn)
         call->conn->unfinished = call->conn->unfinished - call->unfinished + now;
@@ -139,7 +140,8 @@ static int on_msg(void *arg, const uint8_t *msg, size_t len)
     if (!rpc_call__wants_input(call) || (call->side == RPC_SIDE_SERVER && call->local_closed))
         return 0;
     if (single_request(call) && call->recv_count >= 1) {
-        rpc_call__fail_recv(call, RPC_UNIMPLEMENTED, "more than one request message for a unary request");
+        rpc_call__fail_recv(call, RPC_UNIMPLEMENTED,
+                            "more than one request message for a unary request");
         return 1;
     }
     call->recv_count++;
@@ -237,7 +239,8 @@ void rpc_call__on_data(struct rpc_call *call, const uint8_t *data, size_t len)
             rpc_call__fail_recv(call, RPC_RESOURCE_EXHAUSTED, "out of memory");
     } else if (rpc_call__wants_input(call)) {
         size_t used = decode(call, data, len);
-        if (used < len && rpc_call__wants_input(call) && held_append(call, data + used, len - used) != 0)
+        if (used < len && rpc_call__wants_input(call) &&
+            held_append(call, data + used, len - used) != 0)
             rpc_call__fail_recv(call, RPC_RESOURCE_EXHAUSTED, "out of memory");
     }
     after_input(call);
@@ -247,8 +250,8 @@ void rpc_call__on_data(struct rpc_call *call, const uint8_t *data, size_t len)
  * an error, else the handler hears of the half-close. */
 static void check_end(struct rpc_call *call)
 {
-    if (!call->remote_closed || call->half_close_told || rpc_call__held_pending(call) || call->paused ||
-        !rpc_call__wants_input(call))
+    if (!call->remote_closed || call->half_close_told || rpc_call__held_pending(call) ||
+        call->paused || !rpc_call__wants_input(call))
         return;
     call->half_close_told = true;
     if (rpc_frame_decoder_partial(&call->dec)) {

@@ -4,7 +4,8 @@
  * reads, and the buffer a message split over frames is put together in. The budget is shared by
  * --max-snapshots snapshots and, within one, by its stores: the more stores, the smaller each one's
  * messages (SnapshotRequest.max_chunk_bytes) and window (rpc_call_opts.recv_window), down to floors
- * that still let the merge move (one message in hand, one on its way). Besides this, each store
+ * that still let the merge move (one message in hand, one on its way): 8 KiB a store, so the
+ * default budget holds HUB_MAX_STORES stores in each of 4 snapshots. Besides this, each store
  * connection costs a constant the budget does not shrink (docs/hub.md). */
 #ifndef NR_HUB_BUDGET_H
 #define NR_HUB_BUDGET_H
@@ -14,9 +15,9 @@
 
 #define HUB_DEFAULT_BUDGET (128u << 20)
 #define HUB_MIN_BUDGET     (16u << 20)
-#define HUB_CHUNK_MIN      (4u << 10)   /* the least a store takes (STORE_MIN_CHUNK_BYTES) */
+#define HUB_CHUNK_MIN      (2u << 10)   /* the least a store takes (STORE_MIN_CHUNK_BYTES) */
 #define HUB_CHUNK_MAX      (256u << 10) /* asked of stores at most */
-#define HUB_WINDOW_MIN     (8u << 10)   /* a store stream's window, at least ... */
+#define HUB_WINDOW_MIN     (4u << 10)   /* a store stream's window, at least ... */
 #define HUB_WINDOW_MAX     (2u << 20)   /* ... and at most */
 
 struct hub_share {

@@ -33,6 +33,10 @@ static void snap_free(uv_handle_t *t)
             netreel__v1__store_chunk__free_unpacked(src->msg, NULL);
         free(src->ids);
         free(src->iface_keys);
+        if (src->addr != hub_snap_no_addr)
+            free(src->addr);
+        free(src->authority);
+        free(src->error);
     }
     free(s->srcs);
     free(s->filter);
@@ -143,7 +147,7 @@ void hub_snap_probe_done(struct hub_snap *p)
                                              .measured_ns = nr_now_ns()};
                 snprintf(hc.reference, sizeof(hc.reference), "%s",
                          hub_snap_src_node(&p->srcs[ref]));
-                hub_stores_remember_clock(s->h, p->srcs[i].addr.addr, &hc);
+                hub_stores_remember_clock(s->h, p->srcs[i].addr, &hc);
             }
             for (size_t i = 0; i < p->n; i++)
                 if (i != ref && s->offsets[i].known)

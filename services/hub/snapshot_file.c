@@ -175,7 +175,7 @@ static int head_pcapng(struct hub_snap *s, char *err, size_t errlen)
         const struct hub_src *src = &s->srcs[i];
         const char *node = hub_snap_src_node(src);
         o += (size_t)snprintf(comment + o, sizeof(comment) - o, " %s (%s)%s", node[0] ? node : "?",
-                              src->addr.addr, src->state == S_FAILED ? " missing" : "");
+                              src->addr, src->state == S_FAILED ? " missing" : "");
     }
     if (o < sizeof(comment))
         o += clock_comment(s, comment + o, sizeof(comment) - o);

@@ -84,10 +84,10 @@ static void send_summary(struct hub_snap *s)
     for (size_t i = 0; i < s->n; i++) {
         struct hub_src *src = &s->srcs[i];
         netreel__v1__store_result__init(&res[i]);
-        res[i].store = src->addr.addr;
+        res[i].store = src->addr;
         res[i].node = (char *)hub_snap_src_node(src);
         res[i].ok = src->state == S_DONE;
-        res[i].error = src->state == S_DONE ? (char *)"" : src->error;
+        res[i].error = src->state == S_DONE ? (char *)"" : (char *)hub_snap_src_error(src);
         res[i].packets = src->packets;
         res[i].reached_ns = src->reached_ns;
         if (s->offsets && s->offsets[i].known) {

@@ -92,8 +92,9 @@ struct hub_src {
     struct rpc_channel *ch; /* held for the call (hub_stores_channel), NULL once given back */
     Netreel__V1__StoreChunk *header; /* its WindowHeader, kept for the file's head */
     Netreel__V1__StoreChunk *summary;
-    struct hub_store_addr addr;
-    char error[256];
+    char *addr;      /* "10.0.0.7:8897" (hub_store_addr.addr) */
+    char *authority; /* what TLS verifies, when not addr */
+    char *error;     /* why it is left out, or went (NULL: it was not) */
 };
 
 struct hub_snap {
@@ -185,6 +186,10 @@ void hub_snap_start_calls(struct hub_snap *s, const struct hub_resolved *r);
 void hub_snap_src_next(struct hub_src *src);
 /* The store's node name ("" when unknown). */
 const char *hub_snap_src_node(const struct hub_src *src);
+/* A store's addr when there was no memory for it. */
+extern char hub_snap_no_addr[];
+/* Why the store is left out (or went): "" when it is not. */
+const char *hub_snap_src_error(const struct hub_src *src);
 /* Starts (again) the timer that leaves out stores silent past --store-timeout. */
 void hub_snap_watch_stores(struct hub_snap *s);
 /* Follow: the caller closed its side. Every store is asked to end (its call half-closed); a

@@ -37,6 +37,26 @@ static void set_blocked(struct hub_src *src, bool blocked)
 static void src_fail(struct hub_src *src, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+char hub_snap_no_addr[] = "(out of memory)";
+
+/* The store's address, as small as it is: 0, or -ENOMEM (then addr is hub_snap_no_addr). */
+static int set_addr(struct hub_src *src, const struct hub_store_addr *a)
+{
+    src->addr = strdup(a->addr);
+    if (src->addr && strcmp(a->authority, a->addr) != 0)
+        src->authority = strdup(a->authority);
+    if (src->addr && (src->authority || strcmp(a->authority, a->addr) == 0))
+        return 0;
+    free(src->addr);
+    src->addr = hub_snap_no_addr;
+    return -ENOMEM;
+}
+
+const char *hub_snap_src_error(const struct hub_src *src)
+{
+    return src->error ? src->error : src->state == S_FAILED ? "out of memory" : "";
+}
+
 /* Follow: a store that goes away is called again (not once the caller asked for the end). */
 static bool resumable(const struct hub_src *src)
 {
@@ -49,12 +69,15 @@ static bool resumable(const struct hub_src *src)
 static void src_fail(struct hub_src *src, const char *fmt, ...)
 {
     va_list ap;
+    char error[256];
 
     if (src->state == S_FAILED || src->state == S_RESUME)
         return;
     va_start(ap, fmt);
-    vsnprintf(src->error, sizeof(src->error), fmt, ap);
+    vsnprintf(error, sizeof(error), fmt, ap);
     va_end(ap);
+    free(src->error);
+    src->error = strdup(error); /* (NULL: hub_snap_src_error says it) */
     if (src->state == S_WAIT_HEADER)
         src->snap->waiting_headers--;
     if (resumable(src)) {
@@ -67,16 +90,16 @@ static void src_fail(struct hub_src *src, const char *fmt, ...)
                 src->timed_out && src->waiting_since ? src->waiting_since : nr_now_ns();
         set_blocked(src, !src->ready);
         NR_WARN("follow: a store went away; it is called again",
-                "store=%s packets=%llu reason=\"%s\"", src->addr.addr,
-                (unsigned long long)src->packets, src->error);
+                "store=%s packets=%llu reason=\"%s\"", src->addr, (unsigned long long)src->packets,
+                hub_snap_src_error(src));
         if (src->call)
             rpc_call_cancel(src->call);
         return;
     }
     set_blocked(src, false);
     src->state = S_FAILED;
-    NR_WARN("store left out of a snapshot", "store=%s packets_merged=%llu reason=\"%s\"",
-            src->addr.addr, (unsigned long long)src->packets, src->error);
+    NR_WARN("store left out of a snapshot", "store=%s packets_merged=%llu reason=\"%s\"", src->addr,
+            (unsigned long long)src->packets, hub_snap_src_error(src));
     if (src->call)
         rpc_call_cancel(src->call);
 }
@@ -187,7 +210,7 @@ const char *hub_snap_src_node(const struct hub_src *src)
 
     if (src->header && src->header->header->node && src->header->header->node[0])
         return src->header->header->node;
-    n = hub_stores_node(src->snap->h, src->addr.addr);
+    n = hub_stores_node(src->snap->h, src->addr);
     return n ? n : "";
 }
 
@@ -221,13 +244,13 @@ static void rejoin(struct hub_src *src, Netreel__V1__StoreChunk *c)
     if (src->header)
         netreel__v1__store_chunk__free_unpacked(src->header, NULL);
     src->header = c;
-    hub_stores_remember(s->h, src->addr.addr, c->header->node);
+    hub_stores_remember(s->h, src->addr, c->header->node);
     src->state = S_STREAM;
     src->gone_since = 0;
     src->idle = false; /* what it has comes first */
     s->resumed += back;
     NR_INFO(back ? "follow: a store is back" : "follow: a store is followed",
-            "store=%s since_ns=%lld", src->addr.addr, (long long)src->raw_last);
+            "store=%s since_ns=%lld", src->addr, (long long)src->raw_last);
     set_blocked(src, !src->ready);
     hub_snap_produce(s);
 }
@@ -279,7 +302,7 @@ static void src_message(struct rpc_call *call, const uint8_t *msg, size_t len, v
             break;
         src->header = c;
         src->n_ifaces = c->header->n_interfaces;
-        hub_stores_remember(s->h, src->addr.addr, c->header->node);
+        hub_stores_remember(s->h, src->addr, c->header->node);
         src->state = S_STREAM;
         s->waiting_headers--;
         set_blocked(src, true); /* no packet yet */
@@ -368,8 +391,8 @@ static void src_done(struct rpc_call *call, int code, const char *message, void 
          * compile for its link types) speaks for the caller's mistake, not for a missing store. */
         if (code == RPC_INVALID_ARGUMENT && src->state == S_WAIT_HEADER && !s->refused[0]) {
             const char *node = hub_snap_src_node(src);
-            snprintf(s->refused, sizeof(s->refused), "store %s: %s", node ? node : src->addr.addr,
-                     without_addr(message, src->addr.addr));
+            snprintf(s->refused, sizeof(s->refused), "store %s: %s", node ? node : src->addr,
+                     without_addr(message, src->addr));
         }
         if (src->timed_out) {
             char d[32];
@@ -379,7 +402,7 @@ static void src_done(struct rpc_call *call, int code, const char *message, void 
             else
                 src_fail(src, "no answer within %s (--store-timeout)", d);
         } else
-            src_fail(src, "%s: %s", rpc_code_name(code), without_addr(message, src->addr.addr));
+            src_fail(src, "%s: %s", rpc_code_name(code), without_addr(message, src->addr));
     } else if (src->state == S_WAIT_HEADER || src->state == S_REHEADER) {
         src_fail(src, "it ended its stream without a header");
     }
@@ -420,7 +443,7 @@ static void joined(struct hub_resolved *r, void *arg)
         size_t k;
         if (r->failed[i][0])
             continue;
-        for (k = 0; k < s->n && strcmp(s->srcs[k].addr.addr, r->addrs[i].addr) != 0; k++)
+        for (k = 0; k < s->n && strcmp(s->srcs[k].addr, r->addrs[i].addr) != 0; k++)
             ;
         if (k < s->n)
             continue;
@@ -431,13 +454,16 @@ static void joined(struct hub_resolved *r, void *arg)
         }
         src = &s->srcs[s->n++];
         src->snap = s;
-        src->addr = r->addrs[i];
+        if (set_addr(src, &r->addrs[i]) != 0) {
+            src_fail(src, "out of memory");
+            continue;
+        }
         src->state = S_RESUME;
         src->retry_at = 0;
         src->raw_last = s->out_ts;     /* from where the stream is: its packets before are late */
         src->gone_since = nr_now_ns(); /* never heard: it holds nobody back past the lateness */
         set_blocked(src, true);
-        NR_INFO("follow: a store joined", "store=%s", src->addr.addr);
+        NR_INFO("follow: a store joined", "store=%s", src->addr);
     }
 }
 
@@ -538,7 +564,10 @@ static int src_call(struct hub_src *src, Netreel__V1__SnapshotRequest *req, uint
     struct rpc_channel *ch;
     char err[256];
 
-    ch = hub_stores_channel(s->h, &src->addr, err, sizeof(err));
+    struct hub_store_addr a;
+    snprintf(a.addr, sizeof(a.addr), "%s", src->addr);
+    snprintf(a.authority, sizeof(a.authority), "%s", src->authority ? src->authority : src->addr);
+    ch = hub_stores_channel(s->h, &a, err, sizeof(err));
     src->call = ch ? rpc_channel_call(ch, &opts, &src_cbs, src) : NULL;
     if (!src->call) {
         if (ch)
@@ -595,9 +624,12 @@ void hub_snap_start_calls(struct hub_snap *s, const struct hub_resolved *r)
     for (size_t i = 0; i < r->n; i++) {
         struct hub_src *src = &s->srcs[i];
         src->snap = s;
-        src->addr = r->addrs[i];
         src->state = S_WAIT_HEADER;
         s->waiting_headers++;
+        if (set_addr(src, &r->addrs[i]) != 0) {
+            src_fail(src, "out of memory");
+            continue;
+        }
         if (r->failed[i][0]) {
             src_fail(src, "%s", r->failed[i]);
             continue;
@@ -621,10 +653,11 @@ static void src_redial(struct hub_src *src)
         req.skip_at_since = src->raw_last_n;
     }
     src->state = S_REHEADER;
-    src->error[0] = 0;
+    free(src->error);
+    src->error = NULL;
     src->timed_out = false;
     src->had_blocks = false;
-    NR_INFO("follow: calling a store again", "store=%s since_ns=%lld skip=%llu", src->addr.addr,
+    NR_INFO("follow: calling a store again", "store=%s since_ns=%lld skip=%llu", src->addr,
             (long long)req.since_ns, (unsigned long long)req.skip_at_since);
     if (src_call(src, &req, share.window) != 0)
         return;

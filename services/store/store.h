@@ -24,7 +24,7 @@
 #define STORE_MAX_STREAMS     4096u  /* capture streams remembered at once */
 #define STORE_CHUNK_BYTES \
     (1u << 20) /* a snapshot message, at most (SnapshotRequest.max_chunk_bytes) */
-#define STORE_MIN_CHUNK_BYTES (4u << 10) /* ... and the least a request may ask for */
+#define STORE_MIN_CHUNK_BYTES (2u << 10) /* ... and the least a request may ask for */
 #define STORE_MIN_MAX_SIZE    (16u << 20)
 #define STORE_SEGMENT_CAP_MAX (64u << 20)
 

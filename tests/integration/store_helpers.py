@@ -627,11 +627,11 @@ class StoreStub:
                  max_chunk_bytes=0):
         """Calls Snapshot and checks the shape of the stream: one header first, then TLS key
         log messages, then blocks (whole EPBs), then one summary last; key log and blocks
-        messages each hold at most the chunk size (1 MiB, or max_chunk_bytes within [4 KiB,
+        messages each hold at most the chunk size (1 MiB, or max_chunk_bytes within [2 KiB,
         1 MiB]) or a single block. Returns SnapshotResult."""
         req = self.pb.SnapshotRequest(since_ns=since_ns, until_ns=until_ns, filter=filter,
                                       snaplen=snaplen, max_chunk_bytes=max_chunk_bytes)
-        chunk = min(max(max_chunk_bytes, 4096), CHUNK_MAX) if max_chunk_bytes else CHUNK_MAX
+        chunk = min(max(max_chunk_bytes, 2048), CHUNK_MAX) if max_chunk_bytes else CHUNK_MAX
         msgs = list(self.Snapshot(req, timeout=timeout))
         kinds = [m.WhichOneof("kind") for m in msgs]
         assert kinds and kinds[0] == "header", f"first message is not the header: {kinds[:5]}"

@@ -26,8 +26,14 @@ static void shares_shrink_with_stores_down_to_the_floors(void **state)
     assert_int_equal(b.chunk, 8u << 10);
     assert_int_equal(b.window, 16u << 10);
     assert_true(b.window + 2 * b.chunk <= 32u << 10);
-    /* 4096 stores: 8 KiB each, below the floors that keep the merge moving. */
+    /* 4096 stores (the most a snapshot takes): 8 KiB each, the floors that keep the merge
+     * moving, which the default budget holds. */
     hub_budget_share(128u << 20, 4, 4096, &c);
+    assert_int_equal(c.chunk, HUB_CHUNK_MIN);
+    assert_int_equal(c.window, HUB_WINDOW_MIN);
+    assert_true(c.window + 2 * c.chunk <= 8u << 10);
+    /* More stores than the budget holds at the floors: the floors. */
+    hub_budget_share(HUB_MIN_BUDGET, 4, 4096, &c);
     assert_int_equal(c.chunk, HUB_CHUNK_MIN);
     assert_int_equal(c.window, HUB_WINDOW_MIN);
 }

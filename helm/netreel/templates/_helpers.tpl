@@ -180,7 +180,7 @@ pods' checksum annotation see the same certificates.
 {{/*
 The hub's resources: as given, with limits.memory derived from the budget when not given:
 64MiB + expectedNodes x 32KiB (a connection to each store) + the larger of memoryBudget and
-maxSnapshots x expectedNodes x 16KiB (a store's least share: an 8 KiB window and two 4 KiB
+maxSnapshots x expectedNodes x 8KiB (a store's least share: a 4 KiB window and two 2 KiB
 messages), in whole MiB (docs/deploy.md, "Sizing the hub").
 */}}
 {{- define "netreel.hubResources" -}}
@@ -190,7 +190,7 @@ messages), in whole MiB (docs/deploy.md, "Sizing the hub").
 {{- $mi := 1048576 -}}
 {{- $nodes := int64 .Values.hub.expectedNodes -}}
 {{- $budget := include "netreel.bytes" .Values.hub.memoryBudget | int64 -}}
-{{- $floor := mul (int64 .Values.hub.maxSnapshots) $nodes 16384 -}}
+{{- $floor := mul (int64 .Values.hub.maxSnapshots) $nodes 8192 -}}
 {{- $bytes := add (mul 64 $mi) (mul $nodes 32768) (max $budget $floor) -}}
 {{- $_ := set $limits "memory" (printf "%dMi" (div (add $bytes (sub $mi 1)) $mi)) -}}
 {{- $_ := set $r "limits" $limits -}}

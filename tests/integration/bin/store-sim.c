@@ -223,7 +223,7 @@ static void snapshot_message(struct rpc_call *call, const uint8_t *msg, size_t l
         c->end = c->next;
     c->snaplen = req->snaplen;
     c->chunk = req->max_chunk_bytes == 0 || req->max_chunk_bytes > CHUNK ? CHUNK
-               : req->max_chunk_bytes < (4u << 10)                       ? 4u << 10
+               : req->max_chunk_bytes < (2u << 10)                       ? 2u << 10
                                                                          : req->max_chunk_bytes;
     netreel__v1__snapshot_request__free_unpacked(req, NULL);
     /* Two messages ahead of what is sent, not the megabyte a store reads ahead: this one process
