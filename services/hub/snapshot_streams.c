@@ -452,12 +452,15 @@ static void joined(struct hub_resolved *r, void *arg)
                     "store=%s most=%zu", r->addrs[i].addr, s->cap);
             continue;
         }
-        src = &s->srcs[s->n++];
+        src = &s->srcs[s->n];
         src->snap = s;
-        if (set_addr(src, &r->addrs[i]) != 0) {
-            src_fail(src, "out of memory");
+        if (set_addr(src, &r->addrs[i]) != 0) { /* not followed, as if it had not joined yet */
+            src->addr = NULL;
+            NR_WARN("follow: a store joined but is not followed", "store=%s reason=\"%s\"",
+                    r->addrs[i].addr, "out of memory");
             continue;
         }
+        s->n++;
         src->state = S_RESUME;
         src->retry_at = 0;
         src->raw_last = s->out_ts;     /* from where the stream is: its packets before are late */
