@@ -567,10 +567,8 @@ static int src_call(struct hub_src *src, Netreel__V1__SnapshotRequest *req, uint
     struct rpc_channel *ch;
     char err[256];
 
-    struct hub_store_addr a;
-    snprintf(a.addr, sizeof(a.addr), "%s", src->addr);
-    snprintf(a.authority, sizeof(a.authority), "%s", src->authority ? src->authority : src->addr);
-    ch = hub_stores_channel(s->h, &a, err, sizeof(err));
+    ch = hub_stores_channel(s->h, src->addr, src->authority ? src->authority : src->addr, err,
+                            sizeof(err));
     src->call = ch ? rpc_channel_call(ch, &opts, &src_cbs, src) : NULL;
     if (!src->call) {
         if (ch)

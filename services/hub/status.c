@@ -149,7 +149,7 @@ static bool ask(struct status_req *r, struct status_one *o)
                  "not asked: the answer was due within %s (--store-timeout)", d);
         return false;
     }
-    ch = hub_stores_channel(r->h, &o->addr, err, sizeof(err));
+    ch = hub_stores_channel(r->h, o->addr.addr, o->addr.authority, err, sizeof(err));
     o->call = ch ? rpc_channel_call(ch, &opts, &one_cbs, o) : NULL;
     if (!o->call) {
         if (ch)

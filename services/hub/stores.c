@@ -324,8 +324,8 @@ void hub_resolved_free(struct hub_resolved *r)
 
 /* ---- channels ------------------------------------------------------------------------------- */
 
-struct rpc_channel *hub_stores_channel(struct hub *h, const struct hub_store_addr *a, char *err,
-                                       size_t errlen)
+struct rpc_channel *hub_stores_channel(struct hub *h, const char *addr, const char *authority,
+                                       char *err, size_t errlen)
 {
     struct rpc_channel_config cfg;
     struct hub_channel *c;
@@ -339,7 +339,7 @@ struct rpc_channel *hub_stores_channel(struct hub *h, const struct hub_store_add
      * two snapshots waiting for a slow store would leave this one out of every other snapshot
      * after --store-timeout. So each call gets a connection no other call is using; idle ones
      * are kept for the next calls. */
-    snprintf(key, sizeof(key), "%s|%s", a->addr, a->authority);
+    snprintf(key, sizeof(key), "%s|%s", addr, authority);
     for (c = h->by_key ? h->by_key[hash_str(key) & (h->chan_slots - 1)] : NULL; c;
          c = c->key_next) {
         if (strcmp(c->key, key) != 0)
@@ -363,8 +363,8 @@ struct rpc_channel *hub_stores_channel(struct hub *h, const struct hub_store_add
         return NULL;
     }
     rpc_channel_config_init(&cfg);
-    cfg.target = a->addr;
-    cfg.authority = a->authority;
+    cfg.target = addr;
+    cfg.authority = authority;
     cfg.tls_ca = h->cfg.store_tls_ca;
     cfg.tls_cert = h->cfg.store_tls_cert;
     cfg.tls_key = h->cfg.store_tls_key;

@@ -27,12 +27,12 @@ int hub_stores_resolve(struct hub *h, hub_resolve_cb cb, void *arg);
 
 void hub_resolved_free(struct hub_resolved *r);
 
-/* A channel to an address that no other call holds (an idle one kept from before, else a new
- * connection; past --max-snapshots + 4 of them, the least used is shared), for one call. The
- * caller gives it back with hub_stores_release once that call is over. NULL with err on a TLS
- * or address error. */
-struct rpc_channel *hub_stores_channel(struct hub *h, const struct hub_store_addr *a, char *err,
-                                       size_t errlen);
+/* A channel to addr (TLS verifying authority, as hub_store_addr says) that no other call holds
+ * (an idle one kept from before, else a new connection; past --max-snapshots + 4 of them, the
+ * least used is shared), for one call. The caller gives it back with hub_stores_release once
+ * that call is over. NULL with err on a TLS or address error. */
+struct rpc_channel *hub_stores_channel(struct hub *h, const char *addr, const char *authority,
+                                       char *err, size_t errlen);
 void hub_stores_release(struct hub *h, struct rpc_channel *ch);
 
 /* Remembers which node answered at an address, so a store that is down later can be named by
