@@ -1,4 +1,5 @@
-/* netreel-hub's state: its configuration, the store channels it keeps (one per address), and
+/* netreel-hub's state: its configuration, the store channels it keeps (a connection per
+ * call, idle ones kept for the next until --store-idle-timeout), and
  * the counters /metrics exports. The loop thread owns all of it. */
 #ifndef NR_HUB_HUB_H
 #define NR_HUB_HUB_H
@@ -24,6 +25,7 @@ struct hub_config {
     unsigned max_snapshots;
     uint64_t memory_budget;   /* --memory-budget: budget.h */
     int64_t store_timeout_ns; /* a store silent this long while awaited is left out */
+    uint64_t store_idle_ms;   /* a store connection no call used this long is closed (0: never) */
     char node[254];
 };
 
@@ -41,6 +43,10 @@ struct hub {
     struct hub_config cfg;
     char *token; /* NULL: no token required */
     struct hub_channel *channels;
+    uv_timer_t sweep;                 /* closes idle store channels (stores.c) */
+    bool sweep_ready;                 /* sweep initialised */
+    size_t chans_closing;             /* channels the sweep closed whose close has not finished */
+    void *closing_all;                /* hub_stores_close's wait, once it started */
     struct hub_node_name *node_names; /* the node each store address answered with last */
     size_t n_node_names, n_channels;
     /* Hash indexes over those (stores.c): by channel key, by rpc_channel, by address. A hub of

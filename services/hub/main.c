@@ -49,6 +49,8 @@ static const char usage_text[] =
     "  --memory-budget SIZE      what the snapshots served at once may hold of the stores'\n"
     "                            streams, all together (default 128MiB; at least 16MiB)\n"
     "  --store-timeout DUR       a store silent this long while awaited is left out (10s)\n"
+    "  --store-idle-timeout DUR  close a store connection no call used for DUR (default\n"
+    "                            30s; 0 = never)\n"
     "  --handshake-timeout DUR   close connections without a TLS handshake and HTTP/2\n"
     "                            preface within DUR (default 10s; 0 = never)\n"
     "  --idle-timeout DUR        close connections without calls for DUR (default 5m;\n"
@@ -116,6 +118,7 @@ static void parse_flags(int argc, char **argv, struct hub_config *cfg)
         O_MAX,
         O_BUDGET,
         O_TIMEOUT,
+        O_STORE_IDLE,
         O_HANDSHAKE,
         O_IDLE,
         O_STALL,
@@ -134,6 +137,7 @@ static void parse_flags(int argc, char **argv, struct hub_config *cfg)
         {"max-snapshots", required_argument, NULL, O_MAX},
         {"memory-budget", required_argument, NULL, O_BUDGET},
         {"store-timeout", required_argument, NULL, O_TIMEOUT},
+        {"store-idle-timeout", required_argument, NULL, O_STORE_IDLE},
         {"handshake-timeout", required_argument, NULL, O_HANDSHAKE},
         {"idle-timeout", required_argument, NULL, O_IDLE},
         {"stall-timeout", required_argument, NULL, O_STALL},
@@ -149,6 +153,7 @@ static void parse_flags(int argc, char **argv, struct hub_config *cfg)
     cfg->max_snapshots = 4;
     cfg->memory_budget = HUB_DEFAULT_BUDGET;
     cfg->store_timeout_ns = 10 * INT64_C(1000000000);
+    cfg->store_idle_ms = 30 * 1000;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
@@ -181,6 +186,7 @@ static void parse_flags(int argc, char **argv, struct hub_config *cfg)
             if (cfg->store_timeout_ns < 100000000)
                 nr_die("--store-timeout: at least 100ms");
             break;
+        case O_STORE_IDLE: cfg->store_idle_ms = timeout_flag("store-idle-timeout", optarg); break;
         case O_HANDSHAKE:
             rpc_limits.handshake_timeout_ms = timeout_flag("handshake-timeout", optarg);
             break;
@@ -211,6 +217,7 @@ static int serve_metrics(struct nr_buf *body, const char **content_type, void *d
 {
     const struct hub *h = data;
     struct nr_metrics m;
+    size_t in_use, idle;
 
     nr_metrics_init(&m, body);
     nr_metrics_family(&m, "netreel_hub_info", NR_METRICS_GAUGE, "The hub's version and node.");
@@ -234,6 +241,12 @@ static int serve_metrics(struct nr_buf *body, const char **content_type, void *d
     nr_metrics_u64(&m, NULL, h->bytes_total);
     nr_metrics_family(&m, "netreel_hub_status_total", NR_METRICS_COUNTER, "Status calls answered.");
     nr_metrics_u64(&m, NULL, h->status_total);
+    hub_stores_count(h, &in_use, &idle);
+    nr_metrics_family(&m, "netreel_hub_store_connections", NR_METRICS_GAUGE,
+                      "Connections to stores the hub keeps: in use by a call, and idle (closed "
+                      "after --store-idle-timeout).");
+    nr_metrics_u64(&m, NR_METRICS_LABELS({"state", "in_use"}), in_use);
+    nr_metrics_u64(&m, NR_METRICS_LABELS({"state", "idle"}), idle);
     if (server)
         rpc_server_metrics_write(server, &m);
     *content_type = NR_METRICS_CONTENT_TYPE;

@@ -3,6 +3,7 @@
 #include "hub/snapshot.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 static void snap_free(uv_handle_t *t)
 {
     struct hub_snap *s = t->data;
+    struct hub *h;
 
     for (size_t i = 0; i < s->n; i++) {
         struct hub_src *src = &s->srcs[i];
@@ -54,10 +56,12 @@ static void snap_free(uv_handle_t *t)
     nr_buf_free(&s->out);
     nr_buf_free(&s->keys);
     free(s->keys_seen);
+    h = s->h;
     free(s);
+    if (h->snapshots_active == 0)
+        malloc_trim(0); /* what the snapshots held, back to the system: free() keeps it */
 }
 
-/* Frees the snapshot once its caller and every store call are gone. */
 size_t hub_snap_capacity(const struct hub_snap *s, size_t n)
 {
     size_t cap = s->follow && !s->is_probe ? n + HUB_FOLLOW_JOIN_MAX : n;
@@ -65,6 +69,7 @@ size_t hub_snap_capacity(const struct hub_snap *s, size_t n)
     return cap > HUB_MAX_STORES ? (n > HUB_MAX_STORES ? n : HUB_MAX_STORES) : cap;
 }
 
+/* Frees the snapshot once its caller and every store call are gone. */
 void hub_snap_maybe_free(struct hub_snap *s)
 {
     if (s->over && !s->resolving && s->live_calls == 0 && !uv_is_closing((uv_handle_t *)&s->timer))

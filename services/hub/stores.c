@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -18,8 +19,9 @@ struct hub_channel {
     struct hub_channel *next;
     struct hub_channel *key_next, *ch_next; /* in h->by_key, h->by_ch */
     struct rpc_channel *ch;
-    unsigned users; /* calls that hold it (hub_stores_channel .. hub_stores_release) */
-    char key[];     /* addr + authority, sized to them (a hub may hold thousands) */
+    unsigned users;         /* calls that hold it (hub_stores_channel .. hub_stores_release) */
+    uint64_t idle_since_ms; /* when users went to 0 (uv_now) */
+    char key[];             /* addr + authority, sized to them (a hub may hold thousands) */
 };
 
 /* ---- hash indexes ---- */
@@ -48,6 +50,18 @@ static void chan_link(struct hub_channel **k, struct hub_channel **c, size_t slo
     k[i] = x;
     x->ch_next = c[j];
     c[j] = x;
+}
+
+/* Takes x out of the chain it is on in idx (by key when by_key, else by rpc_channel). */
+static void chan_unlink(struct hub_channel **idx, size_t slots, struct hub_channel *x, bool by_key)
+{
+    size_t i = (by_key ? hash_str(x->key) : hash_ptr(x->ch)) & (slots - 1);
+
+    for (struct hub_channel **pp = &idx[i]; *pp; pp = by_key ? &(*pp)->key_next : &(*pp)->ch_next)
+        if (*pp == x) {
+            *pp = by_key ? x->key_next : x->ch_next;
+            return;
+        }
 }
 
 /* Grows the channel indexes to twice the channels (a power of two); 0 or -ENOMEM (then the
@@ -324,6 +338,94 @@ void hub_resolved_free(struct hub_resolved *r)
 
 /* ---- channels ------------------------------------------------------------------------------- */
 
+/* hub_stores_close's wait: the channels it closes and those the sweep is closing. */
+struct closing {
+    size_t left;
+    void (*cb)(void *arg);
+    void *arg;
+};
+
+static void one_closed(void *arg)
+{
+    struct closing *cl = arg;
+
+    if (--cl->left == 0) {
+        if (cl->cb)
+            cl->cb(cl->arg);
+        free(cl);
+    }
+}
+
+static void swept_closed(void *arg)
+{
+    struct hub *h = arg;
+
+    h->chans_closing--;
+    if (h->closing_all)
+        one_closed(h->closing_all);
+    else if (h->chans_closing == 0)
+        malloc_trim(0); /* the heap they were in, back to the system: free() keeps it */
+}
+
+/* Closes the channels no call has used for --store-idle-timeout. A burst of snapshots leaves a
+ * connection per store per snapshot (15-18 KiB of the hub's memory each, and the stores'), and
+ * with dns: entries the nodes that left would stay forever. */
+static void sweep_cb(uv_timer_t *t)
+{
+    struct hub *h = t->data;
+    uint64_t now = uv_now(h->loop);
+    size_t closed = 0;
+
+    h->chans_closing++; /* one trim once all of them are closed, not one for each */
+    for (struct hub_channel **pp = &h->channels; *pp;) {
+        struct hub_channel *c = *pp;
+        if (c->users > 0 || now - c->idle_since_ms < h->cfg.store_idle_ms) {
+            pp = &c->next;
+            continue;
+        }
+        *pp = c->next;
+        chan_unlink(h->by_key, h->chan_slots, c, true);
+        chan_unlink(h->by_ch, h->chan_slots, c, false);
+        h->n_channels--;
+        h->chans_closing++;
+        rpc_channel_close(c->ch, swept_closed, h);
+        free(c);
+        closed++;
+    }
+    swept_closed(h);
+    if (closed)
+        NR_DEBUG("closed idle store connections", "closed=%zu kept=%zu", closed, h->n_channels);
+    if (!h->channels)
+        uv_timer_stop(&h->sweep);
+}
+
+/* Runs the sweep while there are channels: often enough that one idle past the timeout goes
+ * within a quarter of it more. */
+static void sweep_arm(struct hub *h)
+{
+    uint64_t every = h->cfg.store_idle_ms / 4;
+
+    if (!h->cfg.store_idle_ms)
+        return;
+    if (!h->sweep_ready) {
+        uv_timer_init(h->loop, &h->sweep);
+        h->sweep.data = h;
+        uv_unref((uv_handle_t *)&h->sweep); /* never what keeps the hub running */
+        h->sweep_ready = true;
+    }
+    if (!uv_is_active((uv_handle_t *)&h->sweep)) {
+        every = every < 25 ? 25 : every > 5000 ? 5000 : every;
+        uv_timer_start(&h->sweep, sweep_cb, every, every);
+    }
+}
+
+void hub_stores_count(const struct hub *h, size_t *in_use, size_t *idle)
+{
+    *in_use = *idle = 0;
+    for (const struct hub_channel *c = h->channels; c; c = c->next)
+        (*(c->users ? in_use : idle))++;
+}
+
 struct rpc_channel *hub_stores_channel(struct hub *h, const char *addr, const char *authority,
                                        char *err, size_t errlen)
 {
@@ -389,6 +491,7 @@ struct rpc_channel *hub_stores_channel(struct hub *h, const char *addr, const ch
     h->channels = c;
     h->n_channels++;
     chan_link(h->by_key, h->by_ch, h->chan_slots, c);
+    sweep_arm(h);
     return c->ch;
 }
 
@@ -398,8 +501,8 @@ void hub_stores_release(struct hub *h, struct rpc_channel *ch)
         return;
     for (struct hub_channel *c = h->by_ch[hash_ptr(ch) & (h->chan_slots - 1)]; c; c = c->ch_next) {
         if (c->ch == ch) {
-            if (c->users > 0)
-                c->users--;
+            if (c->users > 0 && --c->users == 0)
+                c->idle_since_ms = uv_now(h->loop);
             return;
         }
     }
@@ -516,23 +619,6 @@ const struct hub_store_clock *hub_stores_clock(const struct hub *h, const char *
     return n ? n->clock : NULL;
 }
 
-struct closing {
-    size_t left;
-    void (*cb)(void *arg);
-    void *arg;
-};
-
-static void one_closed(void *arg)
-{
-    struct closing *cl = arg;
-
-    if (--cl->left == 0) {
-        if (cl->cb)
-            cl->cb(cl->arg);
-        free(cl);
-    }
-}
-
 void hub_stores_close(struct hub *h, void (*cb)(void *arg), void *arg)
 {
     struct closing *cl = calloc(1, sizeof(*cl));
@@ -545,6 +631,8 @@ void hub_stores_close(struct hub *h, void (*cb)(void *arg), void *arg)
     h->by_key = h->by_ch = NULL;
     h->chan_slots = 0;
     names_forget(h);
+    if (h->sweep_ready)
+        uv_timer_stop(&h->sweep);
     if (!cl) {
         if (cb)
             cb(arg);
@@ -552,7 +640,8 @@ void hub_stores_close(struct hub *h, void (*cb)(void *arg), void *arg)
     }
     cl->cb = cb;
     cl->arg = arg;
-    cl->left = 1;
+    cl->left = 1 + h->chans_closing;
+    h->closing_all = cl;
     while (c) {
         struct hub_channel *next = c->next;
         cl->left++;

@@ -1,6 +1,8 @@
 /* The stores a request goes to: --stores resolved afresh for every request (dns:NAME:PORT to
- * every A/AAAA record of NAME, as a headless Service answers), and one gRPC channel kept per
- * address, with the store TLS settings. */
+ * every A/AAAA record of NAME, as a headless Service answers), and the gRPC channels to them,
+ * with the store TLS settings: one per call, an idle one kept for the next call until
+ * --store-idle-timeout, then closed (the memory after a burst of snapshots comes back, and the
+ * addresses of nodes that are gone are forgotten). */
 #ifndef NR_HUB_STORES_H
 #define NR_HUB_STORES_H
 
@@ -52,6 +54,9 @@ struct hub_store_clock {
 };
 void hub_stores_remember_clock(struct hub *h, const char *addr, const struct hub_store_clock *c);
 const struct hub_store_clock *hub_stores_clock(const struct hub *h, const char *addr);
+
+/* Store channels kept: in use by a call, and idle. */
+void hub_stores_count(const struct hub *h, size_t *in_use, size_t *idle);
 
 /* Closes every channel (and forgets the node names); cb(arg) once all are closed. */
 void hub_stores_close(struct hub *h, void (*cb)(void *arg), void *arg);

@@ -336,6 +336,8 @@ def test_dns_answer_larger_than_udp_holds(lab, hubs, cli_bin, tmp_path):
     (["--stores", "a:1", "--max-snapshots", "many"], ["--max-snapshots"]),
     (["--stores", "a:1", "--store-timeout", "5x"], ["--store-timeout"]),
     (["--stores", "a:1", "--store-timeout", "10ms"], ["--store-timeout"]),
+    (["--stores", "a:1", "--store-idle-timeout", "soon"], ["--store-idle-timeout"]),
+    (["--stores", "a:1", "--store-idle-timeout", "10ms"], ["--store-idle-timeout"]),
     (["--stores", "a:1", "--tls-cert", "/x.pem"], ["--tls-key"]),
     (["--stores", "a:1", "--store-tls-key", "/x.key"], ["--store-tls-cert"]),
     (["--stores", "a:1", "--token-file", "/nonexistent/token"], ["/nonexistent/token"]),

@@ -7,7 +7,8 @@ many processes (bench/hub-scale.sh). Here, 32 nodes: `netreel pcapdump` through 
 back every packet once, in time order, with one interface per node; `netreel status` lists every
 node; the simulator itself keeps to a store's protocol (window, snaplen, message size, no
 filter); and with 1024 nodes the hub's memory is its budget's, not the store count's, and four
-snapshots at once fit the memory limit the chart gives the hub.
+snapshots at once fit the memory limit the chart gives the hub; the connections snapshots leave
+are closed after --store-idle-timeout.
 """
 
 import os
@@ -175,6 +176,62 @@ def test_concurrent_snapshots_fit_the_charts_limit(sim, hubs, cli_bin, tmp_path)
     print(f"hub VmHWM {hub.vm_hwm_kib() / 1024:.1f} MiB")
     hwm_mib = hub.vm_hwm_kib() / 1024
     assert hwm_mib < limit_mib, f"hub peak RSS {hwm_mib:.1f} MiB, the chart gives {limit_mib:.0f}"
+
+
+def sockets(proc):
+    """The sockets a process holds open."""
+    fds = Path(f"/proc/{proc.pid}/fd")
+    n = 0
+    for fd in fds.iterdir():
+        try:
+            n += os.readlink(fd).startswith("socket:")
+        except FileNotFoundError:  # closed while we looked
+            pass
+    return n
+
+
+def hub_conns(hub):
+    _, body, _ = sh.scrape(hub)
+    return tuple(int(sh.metric_value(body, "netreel_hub_store_connections", state=st))
+                 for st in ("in_use", "idle"))
+
+
+def test_idle_store_connections_are_closed(sim, hubs, cli_bin):
+    # Three snapshots at once leave a connection per store for each (each snapshot has its own):
+    # --store-idle-timeout (1 s here) closes them once no call uses them -- the hub's sockets back
+    # to what it had before any -- and the next snapshot dials again and gets every packet. With
+    # 0 they are kept.
+    n, per, k = 64, 300, 3
+    s = sim(n, per)
+    closing = hubs(",".join(s.addrs), "--store-idle-timeout", "1s", metrics="127.0.0.1:0")
+    keeping = hubs(",".join(s.addrs), "--store-idle-timeout", "0", metrics="127.0.0.1:0")
+    before = {h: sockets(h) for h in (closing, keeping)}
+
+    def snapshots(hub, count):
+        procs = [subprocess.Popen([str(cli_bin), "pcapdump", "--hub", hub.addr, "-o", "-"],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, env=ch.base_env())
+                 for _ in range(count)]
+        for p in procs:
+            _, err = p.communicate(timeout=120)
+            err = err.decode(errors="replace")
+            assert p.returncode == 0, err
+            assert re.search(rf": {n * per} packets, ", err), err
+
+    for h in (closing, keeping):
+        snapshots(h, k)
+    left = {h: hub_conns(h) for h in (closing, keeping)}
+    assert left[keeping][0] == 0 and left[keeping][1] >= n, left[keeping]
+    deadline = time.monotonic() + 15
+    while hub_conns(closing) != (0, 0) or sockets(closing) != before[closing]:
+        assert time.monotonic() < deadline, \
+            f"after 15 s: connections {hub_conns(closing)} (in use, idle), " \
+            f"{sockets(closing)} sockets, {before[closing]} before any snapshot"
+        time.sleep(0.2)
+    assert hub_conns(keeping) == left[keeping], "--store-idle-timeout 0 closed connections"
+    assert sockets(keeping) >= before[keeping] + left[keeping][1]
+    snapshots(closing, 1)
+    assert hub_conns(closing)[1] == n
 
 
 def test_a_store_that_stops_mid_stream_is_cut_short(sim, hubs, cli_bin, tmp_path):
