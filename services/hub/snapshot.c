@@ -33,6 +33,7 @@ static void snap_free(uv_handle_t *t)
             netreel__v1__store_chunk__free_unpacked(src->summary, NULL);
         if (src->msg)
             netreel__v1__store_chunk__free_unpacked(src->msg, NULL);
+        hub_snap_src_drop_early(src);
         free(src->ids);
         free(src->iface_keys);
         if (src->addr != hub_snap_no_addr)

@@ -66,6 +66,7 @@ void hub_snap_try_head(struct hub_snap *s)
         return;
     }
     s->head_sent = true;
+    hub_snap_early_more(s);
 }
 
 static void send_summary(struct hub_snap *s)

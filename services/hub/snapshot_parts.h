@@ -45,6 +45,10 @@
  * how many stores may join a follow beyond those it started with. */
 #define HUB_FOLLOW_RESOLVE_MS 5000
 #define HUB_FOLLOW_JOIN_MAX   256
+/* Follow: `more`s a store may send before the file's head, which waits up to --store-timeout for
+ * the slowest store's header (a store announces new interfaces at most once a round, 50 ms). */
+#define HUB_EARLY_MORE_MAX   256
+#define HUB_EARLY_MORE_BYTES (4u << 20) /* what a snapshot holds of them, all stores together */
 
 /* S_RESUME: a follow's store that went away, called again at retry_at; S_REHEADER: called
  * again, its header not in yet (the file's head is out: its interfaces are matched to the
@@ -91,6 +95,10 @@ struct hub_src {
     struct rpc_call *call;  /* NULL once its call is over */
     struct rpc_channel *ch; /* held for the call (hub_stores_channel), NULL once given back */
     Netreel__V1__StoreChunk *header; /* its WindowHeader, kept for the file's head */
+    /* Follow: `more`s that came before the file's head (which waits for every store's header),
+     * held until it is out (hub_snap_early_more). */
+    Netreel__V1__StoreChunk **early;
+    size_t n_early, early_bytes;
     Netreel__V1__StoreChunk *summary;
     char *addr;      /* "10.0.0.7:8897" (hub_store_addr.addr) */
     char *authority; /* what TLS verifies, when not addr */
@@ -108,6 +116,7 @@ struct hub_snap {
     struct hub_src *srcs;
     size_t n;
     size_t cap;             /* srcs (and offsets) has room for so many: a follow's joining stores */
+    size_t early_bytes;     /* the stores' early `more`s held (hub_src.early), in bytes */
     size_t waiting_headers; /* stores whose header has not come */
     size_t blocked;         /* streaming stores without a packet ready */
     size_t live_calls;
@@ -186,6 +195,10 @@ void hub_snap_start_calls(struct hub_snap *s, const struct hub_resolved *r);
 void hub_snap_src_next(struct hub_src *src);
 /* The store's node name ("" when unknown). */
 const char *hub_snap_src_node(const struct hub_src *src);
+/* Follow: the interfaces stores announced before the file's head, into the file right after it
+ * (hub_snap_try_head); hub_snap_src_drop_early forgets a store's. */
+void hub_snap_early_more(struct hub_snap *s);
+void hub_snap_src_drop_early(struct hub_src *src);
 /* A store's addr when there was no memory for it. */
 extern char hub_snap_no_addr[];
 /* Why the store is left out (or went): "" when it is not. */

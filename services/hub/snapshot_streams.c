@@ -77,7 +77,8 @@ static void src_fail(struct hub_src *src, const char *fmt, ...)
     vsnprintf(error, sizeof(error), fmt, ap);
     va_end(ap);
     free(src->error);
-    src->error = strdup(error); /* (NULL: hub_snap_src_error says it) */
+    src->error = strdup(error);   /* (NULL: hub_snap_src_error says it) */
+    hub_snap_src_drop_early(src); /* a call again sends a header with them */
     if (src->state == S_WAIT_HEADER)
         src->snap->waiting_headers--;
     if (resumable(src)) {
@@ -225,6 +226,7 @@ static void rejoin(struct hub_src *src, Netreel__V1__StoreChunk *c)
     if (!s->head_sent) { /* the head is not out yet: this header goes into it */
         if (src->header)
             netreel__v1__store_chunk__free_unpacked(src->header, NULL);
+        hub_snap_src_drop_early(src);
         src->header = c;
         src->n_ifaces = c->header->n_interfaces;
         src->n_ids = 0;
@@ -255,29 +257,103 @@ static void rejoin(struct hub_src *src, Netreel__V1__StoreChunk *c)
     hub_snap_produce(s);
 }
 
-/* Follow: interfaces the store's captures added, continuing its own ids. */
-static void more_ifaces(struct hub_src *src, Netreel__V1__StoreChunk *c)
+void hub_snap_src_drop_early(struct hub_src *src)
+{
+    for (size_t i = 0; i < src->n_early; i++)
+        netreel__v1__store_chunk__free_unpacked(src->early[i], NULL);
+    free(src->early);
+    src->early = NULL;
+    src->n_early = 0;
+    src->snap->early_bytes -= src->early_bytes;
+    src->early_bytes = 0;
+}
+
+/* A `more` before the file's head: its interfaces continue what the store announced so far
+ * (so its blocks may use them at once); held, they are described once the head is out. Takes c. */
+static int hold_early(struct hub_src *src, Netreel__V1__StoreChunk *c, size_t len, char *err,
+                      size_t errlen)
+{
+    struct hub_snap *s = src->snap;
+    const Netreel__V1__WindowHeader *hd = c->more;
+    Netreel__V1__StoreChunk **v;
+
+    for (size_t k = 0; k < hd->n_interfaces; k++)
+        if (hd->interfaces[k]->id != src->n_ifaces + k) {
+            snprintf(err, errlen, "it sent interfaces out of order");
+            return -1;
+        }
+    if (src->n_early >= HUB_EARLY_MORE_MAX) {
+        snprintf(err, errlen,
+                 "it announced new interfaces more than %d times before the file's head",
+                 HUB_EARLY_MORE_MAX);
+        return -1;
+    }
+    if (len > HUB_EARLY_MORE_BYTES - s->early_bytes) {
+        snprintf(err, errlen,
+                 "the stores announced more than %u MiB of new interfaces before the file's head",
+                 HUB_EARLY_MORE_BYTES >> 20);
+        return -1;
+    }
+    v = realloc(src->early, (src->n_early + 1) * sizeof(*v));
+    if (!v) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    src->early = v;
+    src->early[src->n_early++] = c;
+    src->early_bytes += len;
+    s->early_bytes += len;
+    src->n_ifaces += hd->n_interfaces;
+    return 0;
+}
+
+/* Follow: interfaces the store's captures added, continuing its own ids, into the file (mid-file
+ * IDBs). Takes c; 0, or -1 with the store failed. */
+static int more_apply(struct hub_src *src, Netreel__V1__StoreChunk *c, size_t len)
 {
     struct hub_snap *s = src->snap;
     const Netreel__V1__WindowHeader *hd = c->more;
     char err[256];
     int rc = 0;
 
-    for (size_t k = 0; k < hd->n_interfaces; k++)
-        if (hd->interfaces[k]->id != src->n_ids + k)
-            rc = -1;
-    if (rc == 0 && !s->head_sent)
-        rc = -1; /* it cannot come before the header every store sent first */
-    if (rc == 0) {
-        rc = hub_snap_file_ifaces(s, src, hd, false, err, sizeof(err));
-        src->final = rc == NR_EPARSE;
+    if (!s->head_sent) {
+        if (hold_early(src, c, len, err, sizeof(err)) == 0)
+            return 0;
+        rc = -1;
     } else {
-        snprintf(err, sizeof(err), "it sent interfaces out of order");
+        for (size_t k = 0; k < hd->n_interfaces; k++)
+            if (hd->interfaces[k]->id != src->n_ids + k)
+                rc = -1;
+        if (rc == 0) {
+            rc = hub_snap_file_ifaces(s, src, hd, false, err, sizeof(err));
+            src->final = rc == NR_EPARSE;
+        } else {
+            snprintf(err, sizeof(err), "it sent interfaces out of order");
+        }
     }
     netreel__v1__store_chunk__free_unpacked(c, NULL);
     if (rc != 0)
         src_fail(src, "%s", err);
-    hub_snap_produce(s);
+    return rc;
+}
+
+void hub_snap_early_more(struct hub_snap *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        struct hub_src *src = &s->srcs[i];
+        Netreel__V1__StoreChunk **early = src->early;
+        size_t n = src->n_early, k = 0;
+
+        src->early = NULL;
+        src->n_early = 0;
+        s->early_bytes -= src->early_bytes;
+        src->early_bytes = 0;
+        for (; k < n && src->state == S_STREAM; k++)
+            more_apply(src, early[k], 0); /* (a failure ends the loop: no more S_STREAM) */
+        for (; k < n; k++)                /* it failed: what it had announced goes with it */
+            netreel__v1__store_chunk__free_unpacked(early[k], NULL);
+        free(early);
+    }
 }
 
 static void src_message(struct rpc_call *call, const uint8_t *msg, size_t len, void *user)
@@ -311,7 +387,8 @@ static void src_message(struct rpc_call *call, const uint8_t *msg, size_t len, v
     case NETREEL__V1__STORE_CHUNK__KIND_MORE:
         if (!s->follow || src->state != S_STREAM || !c->more)
             break;
-        more_ifaces(src, c);
+        more_apply(src, c, len);
+        hub_snap_produce(s);
         return;
     case NETREEL__V1__STORE_CHUNK__KIND_PROGRESS:
         if (!s->follow || src->state != S_STREAM || !c->progress)

@@ -2,7 +2,8 @@
 hub: the window then live packets in one time-ordered stream, every packet once; a packet
 later than the stream is counted, not written; a store killed and started again is resumed
 where it was; Ctrl-C (SIGINT) or SIGTERM ends it with a whole file and exit 0; a stock gRPC
-client, which closes its side with its request, gets the window alone."""
+client, which closes its side with its request, gets the window alone; interfaces a store
+announces while the file's head waits for a slower store are in the file, the store kept."""
 
 import signal
 import threading
@@ -15,7 +16,7 @@ import hub_helpers as hh
 import store_helpers as sh
 from cli_helpers import cli_bin, hub_pb  # noqa: F401 (fixtures)
 from hub_helpers import (IP, NetnsEtc, closing_line, hub_bin, hub_client,  # noqa: F401
-                         hubs, rfc3339, wireshark_ok)
+                         hubs, rfc3339, silent_store, wireshark_ok)
 from capture_helpers import STORE_PORT, lab, start_store  # noqa: F401
 
 NS = 1_000_000_000
@@ -161,6 +162,36 @@ def test_a_store_killed_and_started_again_is_resumed(stores, feeder, hubs, cli_b
     assert got == sorted(want), "a packet lost or written twice across the restart"
     assert "0 late" in stderr and "1 resumed" in stderr, stderr
     assert "node-2" in {i.name.split("/")[0] for i in fl.interfaces}
+
+
+def test_interfaces_announced_before_the_files_head(stores, feeder, hubs, silent_store, cli_bin,
+                                                   tmp_path):
+    # The file's head waits for every store's header: here up to --store-timeout (3 s) for one
+    # that never answers. node-1's window is empty; its capture starts while the head waits, so
+    # node-1 announces the interface (StoreChunk.more) before the head is out. It goes into the
+    # file right after the head, with its packets -- node-1 is not dropped and called again.
+    ss = start_stores(stores, tmp_path, 1)
+    quiet = silent_store()
+    hub = hubs(f"{ss[0].addr},{quiet.addr}", "--store-timeout", "3s")
+    f = Follow(cli_bin, hub, tmp_path / "out.pcapng", "--time", "1m", "-o", "-")
+    # The clocks are measured first (the quiet store is left out of that after 3 s), then the
+    # stores are called: node-1's header comes at once, the head waits for the quiet one.
+    wait_for(lambda: "store left out of a snapshot" in hub.stderr(), timeout=10,
+             what="the clock probe's end")
+    time.sleep(0.5)
+    want = feed_now(feeder, ss[0], 1, 40, "node-1", "cap-1", step_ns=1000)
+    time.sleep(0.3)
+    want += feed_now(feeder, ss[0], 100, 40, "node-1", "cap-2", step_ns=1000)
+    assert f.out.stat().st_size == 0, "the file's head came before the quiet store's timeout"
+    wait_for(lambda: count(f.out) == len(want), timeout=20, what="the packets, after the head")
+    rc, stderr = f.stop()
+    assert rc == 0, stderr
+    fl, got = packets_of(f.out)
+    assert got == sorted(want), "not every packet once, in time order"
+    assert len(fl.interfaces) == 2, fl.interfaces
+    dropped = [ln for ln in hub.stderr().splitlines()
+               if "level=warn" in ln and f"store={ss[0].addr} " in ln]
+    assert not dropped, dropped
 
 
 def test_output_file_is_whole_after_ctrl_c(stores, feeder, hubs, cli_bin, tmp_path):
