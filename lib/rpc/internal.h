@@ -276,6 +276,9 @@ void rpc_conn__flush(struct rpc_conn *conn);
 
 /* The allocator of every nghttp2 session (mem.c): large blocks mapped, not taken from the heap. */
 nghttp2_mem *rpc_mem__nghttp2(void);
+/* Makes conn->session (session.c): the shared callbacks (and ops->setup_callbacks), options and
+ * SETTINGS from conn->limits, the connection window. 0, -ENOMEM or NR_EPROTO_H2. */
+int rpc_conn__session_new(struct rpc_conn *conn);
 /* Asks for a flush of pending frames on the next loop turn. */
 void rpc_conn__schedule(struct rpc_conn *conn);
 /* Closes now: every call on it ends (code for their on_done), handles close, owner told. */
