@@ -319,9 +319,13 @@ static void pump(struct rpc_channel *ch, struct rpc_conn *conn)
 {
     struct rpc_call *call;
 
-    /* Like grpc's clients, start calls once the server's SETTINGS told its stream limit. */
-    if (conn != ch->conn || !conn->ready || !conn->settings_received || conn->closing ||
-        conn->goaway_received)
+    /* Like grpc's clients, start calls once the server's SETTINGS told its stream limit; and once
+     * it acknowledged ours. A stream opened before that starts with HTTP/2's default window
+     * (65535), the ACK then takes the difference to our INITIAL_WINDOW_SIZE off it: a call that
+     * had widened its window to less than that (a hub's store call: 4 KiB initial, 16 KiB
+     * wanted) was left with none, and the server waited for a WINDOW_UPDATE that never came. */
+    if (conn != ch->conn || !conn->ready || !conn->settings_received || !conn->settings_acked ||
+        conn->closing || conn->goaway_received)
         return;
     uint32_t max =
         nghttp2_session_get_remote_settings(conn->session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);

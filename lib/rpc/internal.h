@@ -186,7 +186,7 @@ struct rpc_conn_ops {
     /* The connection is up (TCP connected; TLS handshake done if any). */
     void (*on_ready)(struct rpc_conn *conn);
     /* The peer's SETTINGS arrived (its stream limit may have changed). May be NULL. */
-    void (*on_settings)(struct rpc_conn *conn);
+    void (*on_settings)(struct rpc_conn *conn); /* the peer's SETTINGS, or its ACK of ours */
     /* The peer sent GOAWAY: no new streams on this connection. May be NULL. */
     void (*on_goaway)(struct rpc_conn *conn);
     /* The connection is closing; its calls have had on_done. err < 0 for failures. */
@@ -233,6 +233,7 @@ struct rpc_conn {
     bool in_nghttp2; /* inside mem_recv/session_send: do not re-enter */
     bool goaway_received;
     bool settings_received; /* the peer's first SETTINGS arrived */
+    bool settings_acked;    /* the peer acknowledged ours: they apply to new streams */
     bool read_paused;       /* reading stopped until our output drains (read_pace) */
     bool peer_gone;         /* reading or writing failed: nothing more gets through */
     bool lingering;         /* closed by us: FIN sent, the peer's bytes read and dropped */

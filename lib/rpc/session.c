@@ -108,8 +108,11 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
             conn->ops->on_goaway(conn);
         return 0;
     }
-    if (frame->hd.type == NGHTTP2_SETTINGS && !(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
-        conn->settings_received = true;
+    if (frame->hd.type == NGHTTP2_SETTINGS) {
+        if (frame->hd.flags & NGHTTP2_FLAG_ACK)
+            conn->settings_acked = true;
+        else
+            conn->settings_received = true;
         if (conn->ops->on_settings)
             conn->ops->on_settings(conn);
         return 0;
@@ -272,4 +275,3 @@ out:
     nghttp2_option_del(opt);
     return rv;
 }
-
