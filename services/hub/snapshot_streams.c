@@ -99,8 +99,12 @@ static void src_fail(struct hub_src *src, const char *fmt, ...)
     }
     set_blocked(src, false);
     src->state = S_FAILED;
-    NR_WARN("store left out of a snapshot", "store=%s packets_merged=%llu reason=\"%s\"", src->addr,
-            (unsigned long long)src->packets, hub_snap_src_error(src));
+    if (src->snap->finished) /* its calls cancelled as the snapshot ended (its caller went) */
+        NR_DEBUG("store call ended with the snapshot", "store=%s packets_merged=%llu reason=\"%s\"",
+                 src->addr, (unsigned long long)src->packets, hub_snap_src_error(src));
+    else
+        NR_WARN("store left out of a snapshot", "store=%s packets_merged=%llu reason=\"%s\"",
+                src->addr, (unsigned long long)src->packets, hub_snap_src_error(src));
     if (src->call)
         rpc_call_cancel(src->call);
 }
