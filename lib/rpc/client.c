@@ -102,8 +102,7 @@ struct rpc_channel *rpc_channel_new(uv_loop_t *loop, const struct rpc_channel_co
         goto fail;
     }
     if (cfg->tls || cfg->tls_ca || cfg->tls_cert) {
-        ch->ssl_ctx =
-            rpc_tls__client_ctx_new(cfg->tls_ca, cfg->tls_cert, cfg->tls_key, err, errlen);
+        ch->ssl_ctx = rpc_tls__client_ctx(cfg->tls_ca, cfg->tls_cert, cfg->tls_key, err, errlen);
         if (!ch->ssl_ctx)
             goto fail;
     }

@@ -3,8 +3,12 @@
 #include "rpc/tls.h"
 
 #include <openssl/err.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const unsigned char alpn_h2[] = {2, 'h', '2'};
 
@@ -159,4 +163,116 @@ SSL_CTX *rpc_tls__client_ctx_new(const char *ca, const char *cert, const char *k
 fail:
     SSL_CTX_free(ctx);
     return NULL;
+}
+
+/* ---- client contexts, shared ---- */
+
+/* A file as it is on disk now: a change (a rotated certificate, a Secret's files swapped) gives
+ * another identity. All zero for no file. */
+struct file_id {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+};
+
+static int file_id(const char *path, struct file_id *id)
+{
+    struct stat st;
+
+    memset(id, 0, sizeof(*id));
+    if (!path)
+        return 0;
+    if (stat(path, &st) != 0)
+        return -1;
+    id->dev = st.st_dev;
+    id->ino = st.st_ino;
+    id->size = st.st_size;
+    id->mtime = st.st_mtim;
+    return 0;
+}
+
+static bool same_path(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+#define CLIENT_CTX_CACHE 4
+
+static struct client_ctx_entry {
+    char *ca, *cert, *key;
+    struct file_id ids[3];
+    SSL_CTX *ctx; /* the cache's reference; NULL: a free slot */
+} client_cache[CLIENT_CTX_CACHE];
+static unsigned client_cache_next;
+static pthread_mutex_t client_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static char *dup_or_null(const char *s, bool *oom)
+{
+    char *d = s ? strdup(s) : NULL;
+
+    if (s && !d)
+        *oom = true;
+    return d;
+}
+
+/* Keeps ctx (a reference of its own) for the files and their identities, in the slot of the same
+ * files if there is one (what was there is stale), else in turn. */
+static void cache_put(const char *ca, const char *cert, const char *key,
+                      const struct file_id ids[3], SSL_CTX *ctx)
+{
+    struct client_ctx_entry *e = NULL, fresh = {0};
+    bool oom = false;
+
+    fresh.ca = dup_or_null(ca, &oom);
+    fresh.cert = dup_or_null(cert, &oom);
+    fresh.key = dup_or_null(key, &oom);
+    if (oom || SSL_CTX_up_ref(ctx) != 1) {
+        free(fresh.ca);
+        free(fresh.cert);
+        free(fresh.key);
+        return; /* not kept: the next channel loads its own */
+    }
+    memcpy(fresh.ids, ids, sizeof(fresh.ids));
+    fresh.ctx = ctx;
+    pthread_mutex_lock(&client_cache_lock);
+    for (unsigned i = 0; i < CLIENT_CTX_CACHE && !e; i++)
+        if (client_cache[i].ctx && same_path(client_cache[i].ca, ca) &&
+            same_path(client_cache[i].cert, cert) && same_path(client_cache[i].key, key))
+            e = &client_cache[i];
+    if (!e)
+        e = &client_cache[client_cache_next++ % CLIENT_CTX_CACHE];
+    SSL_CTX_free(e->ctx);
+    free(e->ca);
+    free(e->cert);
+    free(e->key);
+    *e = fresh;
+    pthread_mutex_unlock(&client_cache_lock);
+}
+
+SSL_CTX *rpc_tls__client_ctx(const char *ca, const char *cert, const char *key, char *err,
+                             size_t errlen)
+{
+    struct file_id ids[3];
+    bool known =
+        file_id(ca, &ids[0]) == 0 && file_id(cert, &ids[1]) == 0 && file_id(key, &ids[2]) == 0;
+    SSL_CTX *ctx = NULL;
+
+    if (known) {
+        pthread_mutex_lock(&client_cache_lock);
+        for (unsigned i = 0; i < CLIENT_CTX_CACHE && !ctx; i++) {
+            struct client_ctx_entry *e = &client_cache[i];
+            if (e->ctx && same_path(e->ca, ca) && same_path(e->cert, cert) &&
+                same_path(e->key, key) && memcmp(e->ids, ids, sizeof(ids)) == 0 &&
+                SSL_CTX_up_ref(e->ctx) == 1)
+                ctx = e->ctx;
+        }
+        pthread_mutex_unlock(&client_cache_lock);
+        if (ctx)
+            return ctx;
+    }
+    ctx = rpc_tls__client_ctx_new(ca, cert, key, err, errlen); /* says which file is wrong */
+    if (ctx && known)
+        cache_put(ca, cert, key, ids, ctx);
+    return ctx;
 }

@@ -17,6 +17,12 @@ SSL_CTX *rpc_tls__server_ctx_new(const char *cert, const char *key, const char *
 SSL_CTX *rpc_tls__client_ctx_new(const char *ca, const char *cert, const char *key, char *err,
                                  size_t errlen);
 
+/* The same, shared: clients of the same files get one context (a reference each, to
+ * SSL_CTX_free), loaded again once one of the files changed on disk. A hub's thousand store
+ * channels loaded and held the same CA, certificate and key a thousand times. */
+SSL_CTX *rpc_tls__client_ctx(const char *ca, const char *cert, const char *key, char *err,
+                             size_t errlen);
+
 /* Writes the reason of the last OpenSSL error ("unknown" if none) into buf; clears the queue. */
 void rpc_tls__error_text(char *buf, size_t len);
 

@@ -647,6 +647,7 @@ static int src_call(struct hub_src *src, Netreel__V1__SnapshotRequest *req, uint
                                  .recv_window = window};
     struct rpc_channel *ch;
     char err[256];
+    int rv;
 
     ch = hub_stores_channel(s->h, src->addr, src->authority ? src->authority : src->addr, err,
                             sizeof(err));
@@ -661,9 +662,13 @@ static int src_call(struct hub_src *src, Netreel__V1__SnapshotRequest *req, uint
     s->live_calls++;
     src->waiting_since = nr_now_ns();
     /* A follow keeps its side open: closing it is how the end is asked for. */
-    if (rpc_call_send(src->call, &req->base) != 0 ||
-        (!req->follow && rpc_call_close_send(src->call) != 0)) {
-        src_fail(src, "cannot send the request");
+    rv = rpc_call_send(src->call, &req->base);
+    if (rv == 0 && !req->follow)
+        rv = rpc_call_close_send(src->call);
+    if (rv == -EPIPE)
+        return 0; /* over already (its channel waits before it dials again): src_done says why */
+    if (rv != 0) {
+        src_fail(src, "cannot send the request: %s", strerror(-rv));
         return -1;
     }
     return 0;

@@ -8,11 +8,14 @@
  *
  *   store-sim --stores N --packets P --ports-file FILE [--size BYTES] [--ts-start NS]
  *             [--ts-step NS] [--stall K:AFTER] [--stats-delay MS]
+ *             [--tls-cert F --tls-key F [--tls-ca F]]
  *
  * --stall: node K's Snapshot streams stop after AFTER packets and stay open, sending nothing more
  * (its socket still read), as a store stopped with SIGSTOP looks to the hub; Stats still answers.
  * --stats-delay: every Stats answer comes MS milliseconds after its request; at exit, stderr says
  * how many Stats calls were in flight at once at most ("stats in flight at most N").
+ * --tls-cert/--tls-key: every node serves TLS with that certificate, as stores do in the chart;
+ * --tls-ca: and requires client certificates signed by it (mutual TLS).
  *
  * FILE gets one "127.0.0.1:PORT" line per node once every server listens (it appears whole).
  * Snapshot honours the window (since/until), snaplen and max_chunk_bytes (1 MiB when not
@@ -386,7 +389,8 @@ static void on_signal(uv_signal_t *sig, int signum)
 static void usage(void)
 {
     fprintf(stderr, "usage: store-sim --stores N --packets P --ports-file FILE [--size BYTES] "
-                    "[--ts-start NS] [--ts-step NS] [--stall K:AFTER] [--stats-delay MS]\n");
+                    "[--ts-start NS] [--ts-step NS] [--stall K:AFTER] [--stats-delay MS]\n"
+                    "                 [--tls-cert F --tls-key F [--tls-ca F]]\n");
     exit(2);
 }
 
@@ -406,17 +410,14 @@ static uint64_t number(const char *name, const char *v, uint64_t min, uint64_t m
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"stores", required_argument, NULL, 'n'},
-        {"packets", required_argument, NULL, 'p'},
-        {"size", required_argument, NULL, 's'},
-        {"ts-start", required_argument, NULL, 't'},
-        {"ts-step", required_argument, NULL, 'd'},
-        {"ports-file", required_argument, NULL, 'f'},
-        {"stall", required_argument, NULL, 'S'},
-        {"stats-delay", required_argument, NULL, 'D'},
-        {NULL, 0, NULL, 0},
+        {"stores", required_argument, NULL, 'n'},   {"packets", required_argument, NULL, 'p'},
+        {"size", required_argument, NULL, 's'},     {"ts-start", required_argument, NULL, 't'},
+        {"ts-step", required_argument, NULL, 'd'},  {"ports-file", required_argument, NULL, 'f'},
+        {"stall", required_argument, NULL, 'S'},    {"stats-delay", required_argument, NULL, 'D'},
+        {"tls-cert", required_argument, NULL, 'C'}, {"tls-key", required_argument, NULL, 'K'},
+        {"tls-ca", required_argument, NULL, 'A'},   {NULL, 0, NULL, 0},
     };
-    const char *ports_file = NULL;
+    const char *ports_file = NULL, *tls_cert = NULL, *tls_key = NULL, *tls_ca = NULL;
     struct rlimit rl;
     FILE *f;
     char err[256], tmp[4096];
@@ -448,10 +449,14 @@ int main(int argc, char **argv)
             break;
         }
         case 'D': sim.stats_delay_ms = number("stats-delay", optarg, 0, 600000); break;
+        case 'C': tls_cert = optarg; break;
+        case 'K': tls_key = optarg; break;
+        case 'A': tls_ca = optarg; break;
         default: usage();
         }
     }
-    if (!sim.n || !sim.packets || !ports_file || optind != argc || sim.stall_k >= (int64_t)sim.n)
+    if (!sim.n || !sim.packets || !ports_file || optind != argc || sim.stall_k >= (int64_t)sim.n ||
+        (tls_cert == NULL) != (tls_key == NULL) || (tls_ca && !tls_cert))
         usage();
     /* Each server holds a listening socket and its connections. */
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -474,6 +479,9 @@ int main(int argc, char **argv)
             "/netreel.v1.Store/Stats", RPC_SHAPE_UNARY, stats_start, st, 0, NULL};
         rpc_server_config_init(&scfg);
         scfg.listen = "127.0.0.1:0";
+        scfg.tls_cert = tls_cert; /* as a store serves the hub: TLS, mutual with a CA */
+        scfg.tls_key = tls_key;
+        scfg.tls_ca = tls_ca;
         st->server = rpc_server_new(uv_default_loop(), &scfg, st->methods, 2);
         if (!st->server || rpc_server_start(st->server, err, sizeof(err)) != 0) {
             fprintf(stderr, "store-sim: store %u: %s\n", k, st->server ? err : "out of memory");
