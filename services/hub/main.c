@@ -49,8 +49,9 @@ static const char usage_text[] =
     "  --memory-budget SIZE      what the snapshots served at once may hold of the stores'\n"
     "                            streams, all together (default 128MiB; at least 16MiB)\n"
     "  --store-timeout DUR       a store silent this long while awaited is left out (10s)\n"
-    "  --store-idle-timeout DUR  close a store connection no call used for DUR (default\n"
-    "                            30s; 0 = never)\n"
+    "  --store-idle-timeout DUR  close a store's idle connection after DUR (default 4m;\n"
+    "                            the others a burst left: an eighth of it, at most 30s;\n"
+    "                            0 = never)\n"
     "  --handshake-timeout DUR   close connections without a TLS handshake and HTTP/2\n"
     "                            preface within DUR (default 10s; 0 = never)\n"
     "  --idle-timeout DUR        close connections without calls for DUR (default 5m;\n"
@@ -153,7 +154,7 @@ static void parse_flags(int argc, char **argv, struct hub_config *cfg)
     cfg->max_snapshots = 4;
     cfg->memory_budget = HUB_DEFAULT_BUDGET;
     cfg->store_timeout_ns = 10 * INT64_C(1000000000);
-    cfg->store_idle_ms = 30 * 1000;
+    cfg->store_idle_ms = 4 * 60 * 1000;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {

@@ -367,9 +367,31 @@ static void swept_closed(void *arg)
         malloc_trim(0); /* the heap they were in, back to the system: free() keeps it */
 }
 
-/* Closes the channels no call has used for --store-idle-timeout. A burst of snapshots leaves a
- * connection per store per snapshot (15-18 KiB of the hub's memory each, and the stores'), and
- * with dns: entries the nodes that left would stay forever. */
+/* How long a store's idle connection waits before it is closed: the last one used, for
+ * --store-idle-timeout (a TLS handshake with each of a thousand stores costs the next snapshot a
+ * second or more); the others a burst of snapshots left, an eighth of that, at most 30 s. */
+static uint64_t spare_idle_ms(const struct hub *h)
+{
+    uint64_t t = h->cfg.store_idle_ms / 8;
+
+    return t < 30000 ? t : 30000;
+}
+
+/* True when another connection to the same store is in use or was used after c. */
+static bool spare(const struct hub *h, const struct hub_channel *c)
+{
+    for (const struct hub_channel *x = h->by_key[hash_str(c->key) & (h->chan_slots - 1)]; x;
+         x = x->key_next)
+        if (x != c && strcmp(x->key, c->key) == 0 &&
+            (x->users > 0 || x->idle_since_ms > c->idle_since_ms ||
+             (x->idle_since_ms == c->idle_since_ms && x > c)))
+            return true;
+    return false;
+}
+
+/* Closes the idle channels that waited long enough (spare_idle_ms). A burst of snapshots leaves
+ * a connection per store per snapshot (15-18 KiB of the hub's memory each, 45 with TLS, and the
+ * stores'), and with dns: entries the nodes that left would stay forever. */
 static void sweep_cb(uv_timer_t *t)
 {
     struct hub *h = t->data;
@@ -379,7 +401,9 @@ static void sweep_cb(uv_timer_t *t)
     h->chans_closing++; /* one trim once all of them are closed, not one for each */
     for (struct hub_channel **pp = &h->channels; *pp;) {
         struct hub_channel *c = *pp;
-        if (c->users > 0 || now - c->idle_since_ms < h->cfg.store_idle_ms) {
+        uint64_t idle = now - c->idle_since_ms;
+        if (c->users > 0 || idle < spare_idle_ms(h) ||
+            (idle < h->cfg.store_idle_ms && !spare(h, c))) {
             pp = &c->next;
             continue;
         }
@@ -399,11 +423,11 @@ static void sweep_cb(uv_timer_t *t)
         uv_timer_stop(&h->sweep);
 }
 
-/* Runs the sweep while there are channels: often enough that one idle past the timeout goes
- * within a quarter of it more. */
+/* Runs the sweep while there are channels: often enough that one goes within a quarter of its
+ * wait more. */
 static void sweep_arm(struct hub *h)
 {
-    uint64_t every = h->cfg.store_idle_ms / 4;
+    uint64_t every = spare_idle_ms(h) / 4;
 
     if (!h->cfg.store_idle_ms)
         return;

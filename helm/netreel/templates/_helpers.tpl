@@ -179,9 +179,10 @@ pods' checksum annotation see the same certificates.
 
 {{/*
 The hub's resources: as given, with limits.memory derived from the budget when not given:
-64MiB + maxSnapshots x expectedNodes x 32KiB (each snapshot's connection to each store) + the
-larger of memoryBudget and maxSnapshots x expectedNodes x 8KiB (a store's least share: a 4 KiB
-window and two 2 KiB messages), in whole MiB (docs/deploy.md, "Sizing the hub").
+64MiB + maxSnapshots x expectedNodes x 32KiB (each snapshot's connection to each store; 64KiB
+with tls.enabled: OpenSSL's state on each) + the larger of memoryBudget and maxSnapshots x
+expectedNodes x 8KiB (a store's least share: a 4 KiB window and two 2 KiB messages), in whole MiB
+(docs/deploy.md, "Sizing the hub").
 */}}
 {{- define "netreel.hubResources" -}}
 {{- $r := deepCopy .Values.hub.resources -}}
@@ -191,7 +192,8 @@ window and two 2 KiB messages), in whole MiB (docs/deploy.md, "Sizing the hub").
 {{- $nodes := int64 .Values.hub.expectedNodes -}}
 {{- $budget := include "netreel.bytes" .Values.hub.memoryBudget | int64 -}}
 {{- $floor := mul (int64 .Values.hub.maxSnapshots) $nodes 8192 -}}
-{{- $conns := mul (int64 .Values.hub.maxSnapshots) $nodes 32768 -}}
+{{- $conn := ternary 65536 32768 (.Values.tls.enabled | default false) -}}
+{{- $conns := mul (int64 .Values.hub.maxSnapshots) $nodes $conn -}}
 {{- $bytes := add (mul 64 $mi) $conns (max $budget $floor) -}}
 {{- $_ := set $limits "memory" (printf "%dMi" (div (add $bytes (sub $mi 1)) $mi)) -}}
 {{- $_ := set $r "limits" $limits -}}

@@ -454,20 +454,23 @@ def test_resources_on_every_container(defaults, full, variants):
 
 
 def test_hub_memory_limit_follows_the_budget(helm, defaults):
-    # Unless given, 64MiB + maxSnapshots x expectedNodes x 32KiB (each snapshot's connection to
-    # each store) + max(memoryBudget, maxSnapshots x expectedNodes x 8KiB), in whole MiB: what
-    # the hub holds with that many snapshots of that many stores at once.
+    # Unless given, 64MiB + maxSnapshots x expectedNodes x 64KiB (each snapshot's connection to
+    # each store, with TLS; 32KiB without) + max(memoryBudget, maxSnapshots x expectedNodes x
+    # 8KiB), in whole MiB: what the hub holds with that many snapshots of that many stores at once.
     def limit(*sets):
         return container(render(helm, sets=sets), "hub")["resources"]["limits"]
 
-    assert container(defaults, "hub")["resources"]["limits"] == {"memory": "317Mi"}
-    assert limit("hub.expectedNodes=16") == {"memory": "194Mi"}
-    assert limit("hub.expectedNodes=4096") == {"memory": "704Mi"}  # the budget holds the floors
+    assert container(defaults, "hub")["resources"]["limits"] == {"memory": "442Mi"}
+    assert limit("hub.expectedNodes=16") == {"memory": "196Mi"}
+    assert limit("hub.expectedNodes=4096") == {"memory": "1216Mi"}  # the budget holds the floors
     # 8 snapshots of 4096 stores at the floors: 8 x 32 MiB, more than the budget.
-    assert limit("hub.expectedNodes=4096", "hub.maxSnapshots=8") == {"memory": "1344Mi"}
-    assert limit("hub.expectedNodes=1024", "hub.memoryBudget=1GiB") == {"memory": "1216Mi"}
-    assert limit("hub.expectedNodes=1024", "hub.maxSnapshots=1") == {"memory": "224Mi"}
-    assert limit("hub.resources.limits.cpu=500m") == {"cpu": "500m", "memory": "317Mi"}
+    assert limit("hub.expectedNodes=4096", "hub.maxSnapshots=8") == {"memory": "2368Mi"}
+    assert limit("hub.expectedNodes=1024", "hub.memoryBudget=1GiB") == {"memory": "1344Mi"}
+    assert limit("hub.expectedNodes=1024", "hub.maxSnapshots=1") == {"memory": "256Mi"}
+    # Without TLS a connection costs half as much.
+    assert limit("tls.enabled=false") == {"memory": "317Mi"}
+    assert limit("tls.enabled=false", "hub.expectedNodes=4096") == {"memory": "704Mi"}
+    assert limit("hub.resources.limits.cpu=500m") == {"cpu": "500m", "memory": "442Mi"}
     assert limit("hub.resources.limits.memory=300Mi") == {"memory": "300Mi"}
     assert "expectedNodes" in render_error(helm, sets=["hub.expectedNodes=0"])
 

@@ -156,14 +156,19 @@ def test_hub_memory_is_the_budget_not_the_store_count(sim, hubs, cli_bin, tmp_pa
 
 
 @pytest.mark.skipif(ASAN, reason="ASan's shadow memory and quarantine are no measure of RSS")
-def test_concurrent_snapshots_fit_the_charts_limit(sim, hubs, cli_bin, tmp_path):
+@pytest.mark.parametrize("tls", [False, True], ids=["plaintext", "mtls"])
+def test_concurrent_snapshots_fit_the_charts_limit(sim, hubs, cli_bin, certs, tls):
     # --max-snapshots (4) snapshots of 1024 stores at once, each on connections of its own: every
     # one complete, and the hub's peak within what the chart gives it for 1024 nodes (64MiB +
-    # maxSnapshots x nodes x 32KiB + the budget, docs/deploy.md). (The chart counted one
-    # connection per store before: 224 MiB, which four snapshots passed.)
+    # maxSnapshots x nodes x 32KiB, 64KiB with TLS, + the budget, docs/deploy.md). (The chart
+    # counted one connection per store before: 224 MiB, which four snapshots passed; then 32KiB
+    # with TLS too: 320 MiB, which four snapshots over mutual TLS passed, at 338 MiB.)
     n, per, k = 1024, 2000, 4
-    s = sim(n, per)
-    hub = hubs(",".join(s.addrs), "--max-snapshots", str(k))
+    s = sim(n, per, *(["--tls-cert", certs.server_cert, "--tls-key", certs.server_key,
+                       "--tls-ca", certs.ca] if tls else []))
+    hub = hubs(",".join(s.addrs), "--max-snapshots", str(k),
+               *(["--store-tls-ca", certs.ca, "--store-tls-cert", certs.client_cert,
+                  "--store-tls-key", certs.client_key] if tls else []))
     procs = [subprocess.Popen([str(cli_bin), "pcapdump", "--hub", hub.addr, "-o", "-"],
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, env=ch.base_env()) for _ in range(k)]
@@ -173,9 +178,9 @@ def test_concurrent_snapshots_fit_the_charts_limit(sim, hubs, cli_bin, tmp_path)
         assert p.returncode == 0, err
         m = re.search(r": (\d+) packets, ", err)
         assert m and int(m.group(1)) == n * per, err
-    limit_mib = 64 + k * n * 32 / 1024 + 128
-    print(f"hub VmHWM {hub.vm_hwm_kib() / 1024:.1f} MiB")
+    limit_mib = 64 + k * n * (64 if tls else 32) / 1024 + 128
     hwm_mib = hub.vm_hwm_kib() / 1024
+    print(f"hub VmHWM {hwm_mib:.1f} MiB")
     assert hwm_mib < limit_mib, f"hub peak RSS {hwm_mib:.1f} MiB, the chart gives {limit_mib:.0f}"
 
 
@@ -269,13 +274,13 @@ def hub_conns(hub):
 
 
 def test_idle_store_connections_are_closed(sim, hubs, cli_bin):
-    # Three snapshots at once leave a connection per store for each (each snapshot has its own):
-    # --store-idle-timeout (1 s here) closes them once no call uses them -- the hub's sockets back
-    # to what it had before any -- and the next snapshot dials again and gets every packet. With
-    # 0 they are kept.
+    # Three snapshots at once leave a connection per store for each (each snapshot has its own).
+    # With --store-idle-timeout 4s the extra ones go after an eighth of it (0.5 s), one per store
+    # is kept for the next snapshot until the 4 s are up, then the hub's sockets are back to what
+    # it had before any; the next snapshot dials again and gets every packet. With 0 they stay.
     n, per, k = 64, 300, 3
     s = sim(n, per)
-    closing = hubs(",".join(s.addrs), "--store-idle-timeout", "1s", metrics="127.0.0.1:0")
+    closing = hubs(",".join(s.addrs), "--store-idle-timeout", "4s", metrics="127.0.0.1:0")
     keeping = hubs(",".join(s.addrs), "--store-idle-timeout", "0", metrics="127.0.0.1:0")
     before = {h: sockets(h) for h in (closing, keeping)}
 
@@ -290,18 +295,27 @@ def test_idle_store_connections_are_closed(sim, hubs, cli_bin):
             assert p.returncode == 0, err
             assert re.search(rf": {n * per} packets, ", err), err
 
+    def wait_conns(hub, want, within):
+        deadline = time.monotonic() + within
+        while hub_conns(hub) != want:
+            assert time.monotonic() < deadline, f"connections {hub_conns(hub)} (in use, idle)" \
+                                                f" after {within} s, want {want}"
+            time.sleep(0.05)
+
     for h in (closing, keeping):
         snapshots(h, k)
-    left = {h: hub_conns(h) for h in (closing, keeping)}
-    assert left[keeping][0] == 0 and left[keeping][1] >= n, left[keeping]
-    deadline = time.monotonic() + 15
-    while hub_conns(closing) != (0, 0) or sockets(closing) != before[closing]:
-        assert time.monotonic() < deadline, \
-            f"after 15 s: connections {hub_conns(closing)} (in use, idle), " \
-            f"{sockets(closing)} sockets, {before[closing]} before any snapshot"
-        time.sleep(0.2)
-    assert hub_conns(keeping) == left[keeping], "--store-idle-timeout 0 closed connections"
-    assert sockets(keeping) >= before[keeping] + left[keeping][1]
+    t = time.monotonic()
+    left = hub_conns(keeping)
+    assert left[0] == 0 and left[1] > n, left  # more than one a store: the snapshots overlapped
+    wait_conns(closing, (0, n), 3)
+    assert time.monotonic() - t < 3.5, "the last connection of each store went with the extras"
+    wait_conns(closing, (0, 0), 8)
+    deadline = time.monotonic() + 5  # (the scrape's own connection is closing)
+    while sockets(closing) != before[closing]:
+        assert time.monotonic() < deadline, f"{sockets(closing)} sockets, {before[closing]} before"
+        time.sleep(0.05)
+    assert hub_conns(keeping) == left, "--store-idle-timeout 0 closed connections"
+    assert sockets(keeping) >= before[keeping] + left[1]
     snapshots(closing, 1)
     assert hub_conns(closing)[1] == n
 
