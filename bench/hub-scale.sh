@@ -10,7 +10,10 @@
 # packets the CLI counted, its wall time, the time to the file's first byte (every store answered,
 # the clocks measured), packets/s, the hub's peak resident set (VmHWM) and its
 # resident set per store, and the rate as a ratio to the first count's. BENCH_HUB_ARGS: more hub
-# flags (--memory-budget 1GiB). (The hub takes at most 4096 stores per snapshot: HUB_MAX_STORES.)
+# flags (--memory-budget 1GiB). BENCH_HUB_TLS=1: mutual TLS between the hub and the stores, with
+# RSA 2048 keys as the chart makes them (the first byte then waits for every handshake, the
+# simulator's on the same cores). (The hub takes at most 4096 stores per snapshot:
+# HUB_MAX_STORES.)
 set -euo pipefail
 
 build=${1:?usage: bench/hub-scale.sh BUILD_DIR}
@@ -32,6 +35,24 @@ bench_traps
 
 hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 
+sim_tls=() hub_tls=()
+if [ "${BENCH_HUB_TLS:-0}" = 1 ]; then
+    # A CA, and one certificate for every simulated store (127.0.0.1) and for the hub.
+    pki=$work/pki
+    mkdir -p "$pki"
+    ossl() { openssl "$@" 2>/dev/null || die "openssl $1 failed"; }
+    ossl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/ca.key" -out "$pki/ca.crt" \
+        -subj /CN=bench-ca -days 2
+    for who in store hub; do
+        printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' >"$pki/$who.ext"
+        ossl req -newkey rsa:2048 -nodes -keyout "$pki/$who.key" -out "$pki/$who.csr" -subj "/CN=$who"
+        ossl x509 -req -in "$pki/$who.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" \
+            -CAcreateserial -out "$pki/$who.crt" -days 2 -extfile "$pki/$who.ext"
+    done
+    sim_tls=(--tls-cert "$pki/store.crt" --tls-key "$pki/store.key" --tls-ca "$pki/ca.crt")
+    hub_tls=(--store-tls-ca "$pki/ca.crt" --store-tls-cert "$pki/hub.crt" --store-tls-key "$pki/hub.key")
+fi
+
 ulimit -n "$(ulimit -Hn)" # the hub holds a connection per store
 
 printf '%-7s %10s %9s %9s %12s %12s %14s %7s\n' stores packets "wall s" "first s" "packets/s" "hub VmHWM" "per store" ratio
@@ -40,7 +61,7 @@ for n in $counts; do
     per=$((total / n))
     rm -f "$work/ports"
     "$sim_bin" --stores "$n" --packets "$per" --size "$size" --ports-file "$work/ports" \
-        2>"$work/sim.err" &
+        "${sim_tls[@]}" 2>"$work/sim.err" &
     sim_pid=$!
     pids+=("$sim_pid")
     for _ in $(seq 1 600); do
@@ -50,7 +71,8 @@ for n in $counts; do
     done
     [ -s "$work/ports" ] || die "store-sim wrote no ports file"
     list=$(paste -sd, "$work/ports")
-    "$hub_bin" --listen 127.0.0.1:0 --metrics-listen off ${BENCH_HUB_ARGS:-} --stores "$list" 2>"$work/hub.err" &
+    "$hub_bin" --listen 127.0.0.1:0 --metrics-listen off ${BENCH_HUB_ARGS:-} "${hub_tls[@]}" \
+        --stores "$list" 2>"$work/hub.err" &
     hub_pid=$!
     pids+=("$hub_pid")
     port=$(port_of "$work/hub.err" "$hub_pid" netreel-hub 300)
