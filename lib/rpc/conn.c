@@ -1,6 +1,7 @@
-/* One HTTP/2 connection on libuv: bytes from the socket (through OpenSSL memory BIOs when TLS is
- * on) into nghttp2 (its session: session.c), nghttp2's frames out through output.c, and the
- * connection's life from start to close: timeouts, lingering, closing. */
+/* One HTTP/2 connection on libuv: bytes from the socket (through OpenSSL when TLS is on: the read
+ * buffer as a read-only BIO in, a memory BIO out) into nghttp2 (its session: session.c), nghttp2's
+ * frames out through output.c, and the connection's life from start to close: timeouts, lingering,
+ * closing. */
 #include "rpc/internal.h"
 
 #include <arpa/inet.h>

@@ -226,8 +226,8 @@ struct rpc_conn {
     bool is_server;
     nghttp2_session *session;
     SSL *ssl;
-    BIO *rbio;
-    BIO *wbio;
+    BIO *rbio; /* a read-only BIO over the bytes tls_read is given (none kept between reads) */
+    BIO *wbio; /* a memory BIO: what OpenSSL writes, drained into the output at once */
     bool ready;
     bool closing;
     bool in_nghttp2; /* inside mem_recv/session_send: do not re-enter */

@@ -1,6 +1,6 @@
 /* TLS contexts for lib/rpc (internal to it: hence rpc_tls__): TLS >= 1.2 with ALPN "h2" only, mTLS
  * when a CA is given to a server, peer and host name verification on clients. The per-connection
- * TLS state (OpenSSL memory BIOs) lives in conn.c. */
+ * TLS state (its BIOs) lives in conn.c. */
 #ifndef NR_RPC_TLS_H
 #define NR_RPC_TLS_H
 

@@ -384,7 +384,7 @@ static bool spare(const struct hub *h, const struct hub_channel *c)
          x = x->key_next)
         if (x != c && strcmp(x->key, c->key) == 0 &&
             (x->users > 0 || x->idle_since_ms > c->idle_since_ms ||
-             (x->idle_since_ms == c->idle_since_ms && x > c)))
+             (x->idle_since_ms == c->idle_since_ms && (uintptr_t)x > (uintptr_t)c)))
             return true;
     return false;
 }
