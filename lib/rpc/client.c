@@ -22,6 +22,7 @@ struct rpc_channel {
     char *target;
     char *host; /* heap strings, not arrays: a hub holds a channel per store, thousands */
     char *authority;
+    char *server; /* target and authority: whose TLS sessions it resumes (tls.c) */
     uint16_t port;
     SSL_CTX *ssl_ctx;
     struct rpc_conn *conn;    /* the connection new calls go to (maybe still connecting) */
@@ -52,6 +53,11 @@ static _Thread_local struct {
     unsigned limit, active;
     struct rpc_channel *head, *tail;
 } dial;
+
+void rpc_client_tls_handshakes(uint64_t *full, uint64_t *resumed)
+{
+    rpc_tls__handshakes(full, resumed);
+}
 
 void rpc_client_set_max_dialing(unsigned n)
 {
@@ -102,6 +108,12 @@ struct rpc_channel *rpc_channel_new(uv_loop_t *loop, const struct rpc_channel_co
         goto fail;
     }
     if (cfg->tls || cfg->tls_ca || cfg->tls_cert) {
+        size_t n = strlen(ch->target) + strlen(ch->authority) + 2;
+        if (!(ch->server = malloc(n))) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        snprintf(ch->server, n, "%s|%s", ch->target, ch->authority);
         ch->ssl_ctx = rpc_tls__client_ctx(cfg->tls_ca, cfg->tls_cert, cfg->tls_key, err, errlen);
         if (!ch->ssl_ctx)
             goto fail;
@@ -111,6 +123,7 @@ fail:
     free(ch->target);
     free(ch->host);
     free(ch->authority);
+    free(ch->server);
     free(ch);
     return NULL;
 }
@@ -380,6 +393,7 @@ static void maybe_finish_close(struct rpc_channel *ch)
     free(ch->target);
     free(ch->host);
     free(ch->authority);
+    free(ch->server);
     free(ch);
     if (cb)
         cb(arg);
@@ -452,7 +466,7 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     }
     tls_name(ch, host, sizeof(host));
-    rv = rpc_conn__start(conn, ch->ssl_ctx, host);
+    rv = rpc_conn__start(conn, ch->ssl_ctx, host, ch->server);
     if (rv != 0 && !conn->closing)
         rpc_conn__close(conn, rv, RPC_UNAVAILABLE, "cannot start the connection");
 }

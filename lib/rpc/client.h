@@ -61,6 +61,10 @@ bool rpc_channel_connected(const struct rpc_channel *ch);
  * it closes does nothing. */
 void rpc_channel_close(struct rpc_channel *ch, void (*cb)(void *arg), void *arg);
 
+/* TLS handshakes the client connections of this process finished: full ones, and those that
+ * resumed a session the same server gave before (no certificates, no signatures). */
+void rpc_client_tls_handshakes(uint64_t *full, uint64_t *resumed);
+
 /* At most n channels of this thread make a connection at once (TCP connect, TLS handshake, the
  * server's SETTINGS); the others wait their turn, first come first served, their calls' deadlines
  * running. For a process that dials thousands of servers at once (the hub). 0: no limit (the

@@ -168,6 +168,8 @@ static int tls_handshake(struct rpc_conn *conn)
         rpc_conn__close(conn, NR_ETLS, RPC_UNAVAILABLE, "peer did not negotiate h2 (ALPN)");
         return -1;
     }
+    if (!conn->is_server)
+        rpc_tls__count_handshake(conn->ssl);
     /* The handshake's flights (certificates: a few KiB) grew the output BIO, drained now; a
      * memory BIO keeps its size, and a hub keeps a thousand of them: it starts over. */
     BIO *out = BIO_new(BIO_s_mem());
@@ -433,7 +435,7 @@ static void timer_start(struct rpc_conn *conn)
     uv_timer_start(&conn->timer, conn_tick, period, period);
 }
 
-int rpc_conn__start(struct rpc_conn *conn, SSL_CTX *ssl_ctx, const char *host)
+int rpc_conn__start(struct rpc_conn *conn, SSL_CTX *ssl_ctx, const char *host, const char *server)
 {
     struct sockaddr_storage ss;
     int len = sizeof(ss), rv;
@@ -476,6 +478,8 @@ int rpc_conn__start(struct rpc_conn *conn, SSL_CTX *ssl_ctx, const char *host)
             SSL_set_accept_state(conn->ssl);
         } else {
             SSL_set_connect_state(conn->ssl);
+            if (server)
+                (void)rpc_tls__session_use(conn->ssl, server); /* (else a full handshake) */
             if (host && *host) {
                 struct in6_addr a6;
                 struct in_addr a4;
@@ -618,6 +622,13 @@ void rpc_conn__close(struct rpc_conn *conn, int err, int code, const char *why)
         return;
     }
     conn->closing = true;
+    /* A TLS connection closed in good order (nothing failed: idle, done, its owner closing) says
+     * so with close_notify; OpenSSL keeps the session resumable only then. */
+    if (conn->ssl && conn->ready && (err == 0 || err == -ECANCELED)) {
+        ERR_clear_error();
+        (void)SSL_shutdown(conn->ssl);
+        (void)rpc_out__tls_drain(conn);
+    }
     /* Frames already made (an RST_STREAM, a GOAWAY) go out if the socket takes them now. */
     rpc_out__submit(conn);
     uv_read_stop((uv_stream_t *)&conn->tcp);

@@ -270,8 +270,9 @@ struct rpc_conn {
 struct rpc_conn *rpc_conn__new(uv_loop_t *loop, bool is_server, const struct rpc_limits *limits,
                                const struct rpc_conn_ops *ops, void *owner);
 /* The socket is connected: make the session, start TLS if ssl_ctx, start reading. For a client
- * `host` is the name to verify and send as SNI (may be NULL). Returns 0 or negative errno. */
-int rpc_conn__start(struct rpc_conn *conn, SSL_CTX *ssl_ctx, const char *host);
+ * `host` is the name to verify and send as SNI (may be NULL), and `server` names the server for
+ * TLS session resumption (rpc_tls__session_use; NULL: none). Returns 0 or negative errno. */
+int rpc_conn__start(struct rpc_conn *conn, SSL_CTX *ssl_ctx, const char *host, const char *server);
 /* Runs nghttp2's send loop and hands what it produced to the socket; notifies writable calls. */
 void rpc_conn__flush(struct rpc_conn *conn);
 

@@ -375,7 +375,7 @@ static void on_connection(uv_stream_t *listener, int status)
     conn->stats = &s->cstats;
     rv = uv_accept(listener, (uv_stream_t *)&conn->tcp);
     if (rv == 0)
-        rv = rpc_conn__start(conn, s->ssl_ctx, NULL); /* names the peer: no I/O yet */
+        rv = rpc_conn__start(conn, s->ssl_ctx, NULL, NULL); /* names the peer: no I/O yet */
     if (rv == 0 && s->n_conns > s->cfg.max_connections) {
         NR_WARN("too many connections", "limit=%u", s->cfg.max_connections);
         s->refused++;

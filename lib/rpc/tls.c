@@ -4,11 +4,13 @@
 
 #include <openssl/err.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 static const unsigned char alpn_h2[] = {2, 'h', '2'};
 
@@ -127,12 +129,20 @@ SSL_CTX *rpc_tls__server_ctx_new(const char *cert, const char *key, const char *
             SSL_CTX_set_client_CA_list(ctx, names);
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
     }
+    /* Sessions (TLS 1.3 tickets) a client resumes: OpenSSL resumes none that verified a client
+     * certificate without a context to bind them to. */
+    if (SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"netreel", 7) != 1) {
+        rpc_tls__error(err, errlen, "cannot set the TLS session context");
+        goto fail;
+    }
     SSL_CTX_set_alpn_select_cb(ctx, select_h2, NULL);
     return ctx;
 fail:
     SSL_CTX_free(ctx);
     return NULL;
 }
+
+static int session_new(SSL *ssl, SSL_SESSION *sess);
 
 SSL_CTX *rpc_tls__client_ctx_new(const char *ca, const char *cert, const char *key, char *err,
                                  size_t errlen)
@@ -155,6 +165,9 @@ SSL_CTX *rpc_tls__client_ctx_new(const char *ca, const char *cert, const char *k
     if (cert && load_pair(ctx, cert, key, err, errlen) != 0)
         goto fail;
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    /* Sessions are kept by rpc_tls__session_use's table, not OpenSSL's. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, session_new);
     if (SSL_CTX_set_alpn_protos(ctx, alpn_h2, sizeof(alpn_h2)) != 0) {
         rpc_tls__error(err, errlen, "cannot set ALPN");
         goto fail;
@@ -275,4 +288,137 @@ SSL_CTX *rpc_tls__client_ctx(const char *ca, const char *cert, const char *key, 
     if (ctx && known)
         cache_put(ca, cert, key, ids, ctx);
     return ctx;
+}
+
+/* ---- client sessions, for resumption ---- */
+
+/* The last session each server gave, by server (the key rpc_tls__session_use is given) and
+ * context: a new connection resumes it (a TLS 1.3 ticket) without a full handshake's
+ * certificates and signatures. At most SESSIONS_MAX servers; one more replaces one of them. */
+#define SESSION_SLOTS 4096
+#define SESSIONS_MAX  8192
+
+struct session_entry {
+    struct session_entry *next;
+    SSL_CTX *ctx;      /* a reference: no other context takes its address while it is here */
+    SSL_SESSION *sess; /* a reference */
+    char server[];
+};
+
+static struct session_entry *sessions[SESSION_SLOTS];
+static size_t n_sessions, evict_at;
+static pthread_mutex_t sessions_lock = PTHREAD_MUTEX_INITIALIZER;
+static int server_index = -1; /* the SSL's ex_data: the server key (heap string) */
+static pthread_once_t server_index_once = PTHREAD_ONCE_INIT;
+static atomic_uint_fast64_t handshakes_full, handshakes_resumed;
+
+static void server_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    free(ptr);
+}
+
+static void server_index_new(void)
+{
+    server_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, server_free);
+}
+
+static size_t slot_of(const char *server)
+{
+    size_t h = 1469598103934665603ull;
+
+    for (const unsigned char *p = (const unsigned char *)server; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return h % SESSION_SLOTS;
+}
+
+static void entry_free(struct session_entry *e)
+{
+    SSL_SESSION_free(e->sess);
+    SSL_CTX_free(e->ctx);
+    free(e);
+}
+
+/* Takes the entry of (ctx, server) out of the table: NULL when there is none. Locked. */
+static struct session_entry *take(SSL_CTX *ctx, const char *server)
+{
+    for (struct session_entry **pp = &sessions[slot_of(server)]; *pp; pp = &(*pp)->next) {
+        struct session_entry *e = *pp;
+        if (e->ctx == ctx && strcmp(e->server, server) == 0) {
+            *pp = e->next;
+            n_sessions--;
+            return e;
+        }
+    }
+    return NULL;
+}
+
+/* OpenSSL has a new session (after a handshake, or a ticket after it): the server's last. */
+static int session_new(SSL *ssl, SSL_SESSION *sess)
+{
+    const char *server = server_index >= 0 ? SSL_get_ex_data(ssl, server_index) : NULL;
+    SSL_CTX *ctx = SSL_get_SSL_CTX(ssl);
+    size_t len = server ? strlen(server) : 0;
+    struct session_entry *e, *old, *evicted = NULL;
+
+    if (!server || !SSL_SESSION_is_resumable(sess) || !(e = malloc(sizeof(*e) + len + 1)))
+        return 0; /* not kept: OpenSSL frees it */
+    if (SSL_CTX_up_ref(ctx) != 1) {
+        free(e);
+        return 0;
+    }
+    e->ctx = ctx;
+    e->sess = sess; /* returning 1 hands us OpenSSL's reference */
+    memcpy(e->server, server, len + 1);
+    pthread_mutex_lock(&sessions_lock);
+    old = take(ctx, server);
+    if (!old && n_sessions >= SESSIONS_MAX) {
+        for (size_t i = 0; i < SESSION_SLOTS && !evicted; i++, evict_at++) {
+            struct session_entry **head = &sessions[evict_at % SESSION_SLOTS];
+            if ((evicted = *head)) {
+                *head = evicted->next;
+                n_sessions--;
+            }
+        }
+    }
+    e->next = sessions[slot_of(server)];
+    sessions[slot_of(server)] = e;
+    n_sessions++;
+    pthread_mutex_unlock(&sessions_lock);
+    if (old)
+        entry_free(old);
+    if (evicted)
+        entry_free(evicted);
+    return 1;
+}
+
+int rpc_tls__session_use(SSL *ssl, const char *server)
+{
+    char *copy = strdup(server);
+    struct session_entry *e;
+
+    pthread_once(&server_index_once, server_index_new);
+    if (!copy || server_index < 0 || SSL_set_ex_data(ssl, server_index, copy) != 1) {
+        free(copy);
+        return -1;
+    }
+    pthread_mutex_lock(&sessions_lock);
+    e = take(SSL_get_SSL_CTX(ssl), server); /* a ticket is for one resumption */
+    pthread_mutex_unlock(&sessions_lock);
+    if (!e)
+        return 0;
+    if (SSL_SESSION_get_time(e->sess) + SSL_SESSION_get_timeout(e->sess) > (long)time(NULL))
+        SSL_set_session(ssl, e->sess); /* (takes a reference of its own) */
+    entry_free(e);
+    return 0;
+}
+
+void rpc_tls__count_handshake(SSL *ssl)
+{
+    atomic_fetch_add(SSL_session_reused(ssl) ? &handshakes_resumed : &handshakes_full, 1);
+}
+
+void rpc_tls__handshakes(uint64_t *full, uint64_t *resumed)
+{
+    *full = atomic_load(&handshakes_full);
+    *resumed = atomic_load(&handshakes_resumed);
 }

@@ -6,6 +6,7 @@
 
 #include <openssl/ssl.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* A server context from PEM files. With `ca`, clients must present a certificate signed by it.
  * Returns NULL with a one-line reason in err (naming the file) on failure. */
@@ -22,6 +23,17 @@ SSL_CTX *rpc_tls__client_ctx_new(const char *ca, const char *cert, const char *k
  * channels loaded and held the same CA, certificate and key a thousand times. */
 SSL_CTX *rpc_tls__client_ctx(const char *ca, const char *cert, const char *key, char *err,
                              size_t errlen);
+
+/* A client connection to `server` (any string that names the server and the identity verified:
+ * the channel's target and authority) resumes the last session that server gave on a context
+ * of the same files, if there is one and it has not expired; the sessions it gets are kept for
+ * the next connection. 0, or -1 when out of memory (then it makes a full handshake and keeps
+ * nothing). */
+int rpc_tls__session_use(SSL *ssl, const char *server);
+/* Counts a client's finished handshake: full or resumed; rpc_tls__handshakes reads the counts
+ * (rpc_client_tls_handshakes). */
+void rpc_tls__count_handshake(SSL *ssl);
+void rpc_tls__handshakes(uint64_t *full, uint64_t *resumed);
 
 /* Writes the reason of the last OpenSSL error ("unknown" if none) into buf; clears the queue. */
 void rpc_tls__error_text(char *buf, size_t len);

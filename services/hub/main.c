@@ -219,6 +219,7 @@ static int serve_metrics(struct nr_buf *body, const char **content_type, void *d
     const struct hub *h = data;
     struct nr_metrics m;
     size_t in_use, idle;
+    uint64_t full, resumed;
 
     nr_metrics_init(&m, body);
     nr_metrics_family(&m, "netreel_hub_info", NR_METRICS_GAUGE, "The hub's version and node.");
@@ -242,6 +243,12 @@ static int serve_metrics(struct nr_buf *body, const char **content_type, void *d
     nr_metrics_u64(&m, NULL, h->bytes_total);
     nr_metrics_family(&m, "netreel_hub_status_total", NR_METRICS_COUNTER, "Status calls answered.");
     nr_metrics_u64(&m, NULL, h->status_total);
+    rpc_client_tls_handshakes(&full, &resumed);
+    nr_metrics_family(&m, "netreel_hub_store_tls_handshakes_total", NR_METRICS_COUNTER,
+                      "TLS handshakes with the stores: full, and resumed (a session the store gave "
+                      "before: no certificates, no signatures).");
+    nr_metrics_u64(&m, NR_METRICS_LABELS({"kind", "full"}), full);
+    nr_metrics_u64(&m, NR_METRICS_LABELS({"kind", "resumed"}), resumed);
     hub_stores_count(h, &in_use, &idle);
     nr_metrics_family(&m, "netreel_hub_store_connections", NR_METRICS_GAUGE,
                       "Connections to stores the hub keeps: in use by a call, and idle (closed "

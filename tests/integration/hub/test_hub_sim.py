@@ -225,9 +225,10 @@ def test_stores_over_mutual_tls(sim, hubs, cli_bin, certs, tmp_path):
     # As the chart deploys it: mutual TLS between the hub and every store. 512 stores: every
     # packet back, within the memory a store connection costs with TLS (one TLS context shared
     # by all of them, no copy of what was read kept per connection: 154 MiB at 1024 stores
-    # before, 97 after). Then the CA file the hub verifies the stores with is replaced by an
-    # unrelated one: once the idle connections are closed (--store-idle-timeout 1s), new ones
-    # load it, and no store verifies any more.
+    # before, 97 after). Once the idle connections are closed (--store-idle-timeout 1s) the next
+    # snapshot resumes each store's TLS session. Then the CA file the hub verifies the stores with
+    # is replaced by an unrelated one: new connections load it (sessions made under the old one
+    # are not resumed), and no store verifies any more.
     n, per = 512, 1000
     ca = tmp_path / "hub-ca.pem"
     shutil.copyfile(certs.ca, ca)
@@ -243,11 +244,28 @@ def test_stores_over_mutual_tls(sim, hubs, cli_bin, certs, tmp_path):
     print(f"hub VmHWM {hwm_mib:.1f} MiB")
     assert ASAN or hwm_mib < 96, f"hub peak RSS {hwm_mib:.1f} MiB for {n} stores over TLS"
 
+    def closed():
+        deadline = time.monotonic() + 15
+        while hub_conns(hub) != (0, 0):
+            assert time.monotonic() < deadline, hub_conns(hub)
+            time.sleep(0.2)
+
+    def handshakes(kind):
+        _, body, _ = sh.scrape(hub)
+        return sh.metric_value(body, "netreel_hub_store_tls_handshakes_total", kind=kind)
+
+    # The connections closed, the next snapshot resumes the sessions the stores gave (TLS 1.3
+    # tickets): no certificates, no signatures.
+    closed()
+    full = handshakes("full")
+    assert full >= n and handshakes("resumed") == 0
+    res = ch.run(cli_bin, "pcapdump", "--hub", hub.addr, "-o", tmp_path / "again.pcapng",
+                 env=ch.base_env(), timeout=120, expect=0)
+    assert "MISSING" not in res.stderr and closing_line(res)[0] == n * per, res.where()
+    assert handshakes("resumed") >= n and handshakes("full") == full
+
     shutil.copyfile(certs.other_ca, ca)
-    deadline = time.monotonic() + 15
-    while hub_conns(hub) != (0, 0):
-        assert time.monotonic() < deadline, hub_conns(hub)
-        time.sleep(0.2)
+    closed()
     res = ch.run(cli_bin, "pcapdump", "--hub", hub.addr, "-o", tmp_path / "none.pcapng",
                  env=ch.base_env(), timeout=120)
     missing = [ln for ln in res.stderr.splitlines() if "MISSING" in ln]
