@@ -25,7 +25,7 @@ struct hub_config {
     unsigned max_snapshots;
     uint64_t memory_budget;   /* --memory-budget: budget.h */
     int64_t store_timeout_ns; /* a store silent this long while awaited is left out */
-    uint64_t store_idle_ms;   /* a store connection no call used this long is closed (0: never) */
+    uint64_t store_idle_ms;   /* a store's last idle connection is closed after this (0: never) */
     char node[254];
 };
 
