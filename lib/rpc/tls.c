@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "util/hash.h"
+
 static const unsigned char alpn_h2[] = {2, 'h', '2'};
 
 void rpc_tls__error_text(char *buf, size_t len)
@@ -324,11 +326,7 @@ static void server_index_new(void)
 
 static size_t slot_of(const char *server)
 {
-    size_t h = 1469598103934665603ull;
-
-    for (const unsigned char *p = (const unsigned char *)server; *p; p++)
-        h = (h ^ *p) * 1099511628211ull;
-    return h % SESSION_SLOTS;
+    return (size_t)(nr_hash_bytes(server, strlen(server)) % SESSION_SLOTS);
 }
 
 static void entry_free(struct session_entry *e)

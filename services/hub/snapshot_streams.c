@@ -261,15 +261,27 @@ static void rejoin(struct hub_src *src, Netreel__V1__StoreChunk *c)
     hub_snap_produce(s);
 }
 
-void hub_snap_src_drop_early(struct hub_src *src)
+/* Takes the store's held `more`s (n of them) off it and out of the snapshot's count. */
+static Netreel__V1__StoreChunk **early_take(struct hub_src *src, size_t *n)
 {
-    for (size_t i = 0; i < src->n_early; i++)
-        netreel__v1__store_chunk__free_unpacked(src->early[i], NULL);
-    free(src->early);
+    Netreel__V1__StoreChunk **early = src->early;
+
+    *n = src->n_early;
     src->early = NULL;
     src->n_early = 0;
     src->snap->early_bytes -= src->early_bytes;
     src->early_bytes = 0;
+    return early;
+}
+
+void hub_snap_src_drop_early(struct hub_src *src)
+{
+    size_t n;
+    Netreel__V1__StoreChunk **early = early_take(src, &n);
+
+    for (size_t i = 0; i < n; i++)
+        netreel__v1__store_chunk__free_unpacked(early[i], NULL);
+    free(early);
 }
 
 /* A `more` before the file's head: its interfaces continue what the store announced so far
@@ -345,13 +357,9 @@ void hub_snap_early_more(struct hub_snap *s)
 {
     for (size_t i = 0; i < s->n; i++) {
         struct hub_src *src = &s->srcs[i];
-        Netreel__V1__StoreChunk **early = src->early;
-        size_t n = src->n_early, k = 0;
+        size_t n, k = 0;
+        Netreel__V1__StoreChunk **early = early_take(src, &n);
 
-        src->early = NULL;
-        src->n_early = 0;
-        s->early_bytes -= src->early_bytes;
-        src->early_bytes = 0;
         for (; k < n && src->state == S_STREAM; k++)
             more_apply(src, early[k], 0); /* (a failure ends the loop: no more S_STREAM) */
         for (; k < n; k++)                /* it failed: what it had announced goes with it */

@@ -155,6 +155,47 @@ def test_hub_memory_is_the_budget_not_the_store_count(sim, hubs, cli_bin, tmp_pa
     assert doc["packets"] == n * per, st.where()
 
 
+def snapshots_at_once(cli_bin, hub, count, packets, timeout=300):
+    """`count` pcapdumps of the whole window through hub at once: each must exit 0 with
+    `packets` packets."""
+    procs = [subprocess.Popen([str(cli_bin), "pcapdump", "--hub", hub.addr, "-o", "-"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, env=ch.base_env()) for _ in range(count)]
+    for p in procs:
+        _, err = p.communicate(timeout=timeout)
+        err = err.decode(errors="replace")
+        assert p.returncode == 0, err
+        m = re.search(r": (\d+) packets, ", err)
+        assert m and int(m.group(1)) == packets, err
+
+
+def sockets(proc):
+    """The sockets a process holds open."""
+    fds = Path(f"/proc/{proc.pid}/fd")
+    n = 0
+    for fd in fds.iterdir():
+        try:
+            n += os.readlink(fd).startswith("socket:")
+        except FileNotFoundError:  # closed while we looked
+            pass
+    return n
+
+
+def hub_conns(hub):
+    _, body, _ = sh.scrape(hub)
+    return tuple(int(sh.metric_value(body, "netreel_hub_store_connections", state=st))
+                 for st in ("in_use", "idle"))
+
+
+def wait_conns(hub, want, within):
+    """Until the hub's store connections (in use, idle) are `want`, for `within` seconds."""
+    deadline = time.monotonic() + within
+    while hub_conns(hub) != want:
+        assert time.monotonic() < deadline, f"connections {hub_conns(hub)} (in use, idle)" \
+                                            f" after {within} s, want {want}"
+        time.sleep(0.05)
+
+
 @pytest.mark.skipif(ASAN, reason="ASan's shadow memory and quarantine are no measure of RSS")
 @pytest.mark.parametrize("tls", [False, True], ids=["plaintext", "mtls"])
 def test_concurrent_snapshots_fit_the_charts_limit(sim, hubs, cli_bin, certs, tls):
@@ -169,15 +210,7 @@ def test_concurrent_snapshots_fit_the_charts_limit(sim, hubs, cli_bin, certs, tl
     hub = hubs(",".join(s.addrs), "--max-snapshots", str(k),
                *(["--store-tls-ca", certs.ca, "--store-tls-cert", certs.client_cert,
                   "--store-tls-key", certs.client_key] if tls else []))
-    procs = [subprocess.Popen([str(cli_bin), "pcapdump", "--hub", hub.addr, "-o", "-"],
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, env=ch.base_env()) for _ in range(k)]
-    for p in procs:
-        _, err = p.communicate(timeout=300)
-        err = err.decode(errors="replace")
-        assert p.returncode == 0, err
-        m = re.search(r": (\d+) packets, ", err)
-        assert m and int(m.group(1)) == n * per, err
+    snapshots_at_once(cli_bin, hub, k, n * per)
     limit_mib = 64 + k * n * (64 if tls else 32) / 1024 + 128
     hwm_mib = hub.vm_hwm_kib() / 1024
     print(f"hub VmHWM {hwm_mib:.1f} MiB")
@@ -244,19 +277,13 @@ def test_stores_over_mutual_tls(sim, hubs, cli_bin, certs, tmp_path):
     print(f"hub VmHWM {hwm_mib:.1f} MiB")
     assert ASAN or hwm_mib < 96, f"hub peak RSS {hwm_mib:.1f} MiB for {n} stores over TLS"
 
-    def closed():
-        deadline = time.monotonic() + 15
-        while hub_conns(hub) != (0, 0):
-            assert time.monotonic() < deadline, hub_conns(hub)
-            time.sleep(0.2)
-
     def handshakes(kind):
         _, body, _ = sh.scrape(hub)
         return sh.metric_value(body, "netreel_hub_store_tls_handshakes_total", kind=kind)
 
     # The connections closed, the next snapshot resumes the sessions the stores gave (TLS 1.3
     # tickets): no certificates, no signatures.
-    closed()
+    wait_conns(hub, (0, 0), 15)
     full = handshakes("full")
     assert full >= n and handshakes("resumed") == 0
     res = ch.run(cli_bin, "pcapdump", "--hub", hub.addr, "-o", tmp_path / "again.pcapng",
@@ -265,30 +292,12 @@ def test_stores_over_mutual_tls(sim, hubs, cli_bin, certs, tmp_path):
     assert handshakes("resumed") >= n and handshakes("full") == full
 
     shutil.copyfile(certs.other_ca, ca)
-    closed()
+    wait_conns(hub, (0, 0), 15)
     res = ch.run(cli_bin, "pcapdump", "--hub", hub.addr, "-o", tmp_path / "none.pcapng",
                  env=ch.base_env(), timeout=120)
     missing = [ln for ln in res.stderr.splitlines() if "MISSING" in ln]
     assert len(missing) == n and all("TLS handshake failed" in ln for ln in missing), \
         res.where()
-
-
-def sockets(proc):
-    """The sockets a process holds open."""
-    fds = Path(f"/proc/{proc.pid}/fd")
-    n = 0
-    for fd in fds.iterdir():
-        try:
-            n += os.readlink(fd).startswith("socket:")
-        except FileNotFoundError:  # closed while we looked
-            pass
-    return n
-
-
-def hub_conns(hub):
-    _, body, _ = sh.scrape(hub)
-    return tuple(int(sh.metric_value(body, "netreel_hub_store_connections", state=st))
-                 for st in ("in_use", "idle"))
 
 
 def test_idle_store_connections_are_closed(sim, hubs, cli_bin):
@@ -302,26 +311,8 @@ def test_idle_store_connections_are_closed(sim, hubs, cli_bin):
     keeping = hubs(",".join(s.addrs), "--store-idle-timeout", "0", metrics="127.0.0.1:0")
     before = {h: sockets(h) for h in (closing, keeping)}
 
-    def snapshots(hub, count):
-        procs = [subprocess.Popen([str(cli_bin), "pcapdump", "--hub", hub.addr, "-o", "-"],
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, env=ch.base_env())
-                 for _ in range(count)]
-        for p in procs:
-            _, err = p.communicate(timeout=120)
-            err = err.decode(errors="replace")
-            assert p.returncode == 0, err
-            assert re.search(rf": {n * per} packets, ", err), err
-
-    def wait_conns(hub, want, within):
-        deadline = time.monotonic() + within
-        while hub_conns(hub) != want:
-            assert time.monotonic() < deadline, f"connections {hub_conns(hub)} (in use, idle)" \
-                                                f" after {within} s, want {want}"
-            time.sleep(0.05)
-
     for h in (closing, keeping):
-        snapshots(h, k)
+        snapshots_at_once(cli_bin, h, k, n * per, timeout=120)
     t = time.monotonic()
     left = hub_conns(keeping)
     assert left[0] == 0 and left[1] > n, left  # more than one a store: the snapshots overlapped
@@ -334,7 +325,7 @@ def test_idle_store_connections_are_closed(sim, hubs, cli_bin):
         time.sleep(0.05)
     assert hub_conns(keeping) == left, "--store-idle-timeout 0 closed connections"
     assert sockets(keeping) >= before[keeping] + left[1]
-    snapshots(closing, 1)
+    snapshots_at_once(cli_bin, closing, 1, n * per, timeout=120)
     assert hub_conns(closing)[1] == n
 
 
