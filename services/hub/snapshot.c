@@ -71,10 +71,15 @@ size_t hub_snap_capacity(const struct hub_snap *s, size_t n)
 }
 
 /* Frees the snapshot once its caller and every store call are gone. */
+static void parent_start(struct hub_snap *p);
+
 void hub_snap_maybe_free(struct hub_snap *s)
 {
-    if (s->over && !s->resolving && s->live_calls == 0 && !uv_is_closing((uv_handle_t *)&s->timer))
-        uv_close((uv_handle_t *)&s->timer, snap_free);
+    if (!s->over || s->resolving || s->live_calls != 0 || uv_is_closing((uv_handle_t *)&s->timer))
+        return;
+    if (s->is_probe && s->parent)
+        parent_start(s);
+    uv_close((uv_handle_t *)&s->timer, snap_free);
 }
 
 void hub_snap_finish(struct hub_snap *s, int code, const char *fmt, ...)
@@ -132,7 +137,10 @@ int hub_snap_send_out(struct hub_snap *s, Netreel__V1__SnapshotSummary *summary)
 static struct hub_snap *snap_new(struct hub *h, struct rpc_call *call);
 
 /* The probe has read what it could: the nodes' offsets against the first store that answered
- * are the snapshot's, which now starts. */
+ * are the snapshot's. It starts once the probe's calls have ended (parent_start), on their
+ * connections: a probe that stopped at HUB_PROBE_MAX_PACKETS still has a call open to every
+ * store, and calls started beside them would each dial a connection of their own (with TLS, a
+ * second handshake with every store). */
 void hub_snap_probe_done(struct hub_snap *p)
 {
     struct hub_snap *s = p->parent;
@@ -168,18 +176,26 @@ void hub_snap_probe_done(struct hub_snap *p)
             free(s->offsets); /* no store answered the probe: the clocks stay as they are */
             s->offsets = NULL;
         }
-        s->probe = NULL;
-        p->parent = NULL;
-        hub_snap_start_calls(s, &s->stores);
-        /* Each store's stream holds its own address now: the list kept for this goes (856
-         * bytes a store). */
-        free(s->stores.addrs);
-        free(s->stores.failed);
-        s->stores.addrs = NULL;
-        s->stores.failed = NULL;
-        s->stores.n = 0;
     }
-    hub_snap_finish(p, RPC_OK, NULL);
+    hub_snap_finish(p, RPC_OK, NULL); /* cancels its calls still open */
+}
+
+/* The probe p is over and its calls have ended, however it ended (a probe that failed leaves
+ * the clocks as they are): its snapshot starts. */
+static void parent_start(struct hub_snap *p)
+{
+    struct hub_snap *s = p->parent;
+
+    s->probe = NULL;
+    p->parent = NULL;
+    hub_snap_start_calls(s, &s->stores);
+    /* Each store's stream holds its own address now: the list kept for this goes (856 bytes a
+     * store). */
+    free(s->stores.addrs);
+    free(s->stores.failed);
+    s->stores.addrs = NULL;
+    s->stores.failed = NULL;
+    s->stores.n = 0;
 }
 
 /* Starts the clock probe of snapshot s over the stores r: 0, or -ENOMEM (then s goes on without

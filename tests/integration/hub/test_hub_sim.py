@@ -329,6 +329,20 @@ def test_idle_store_connections_are_closed(sim, hubs, cli_bin):
     assert hub_conns(closing)[1] == n
 
 
+def test_the_snapshot_takes_the_clock_probes_connections(sim, hubs, cli_bin):
+    # A busy cluster: the window's last 5 s hold more than the 200 000 packets the clock probe
+    # reads, so the probe stops with its calls to every store still open. The snapshot's calls
+    # start once those have ended and take their connections: one connection a store, not two
+    # (with TLS, a second handshake with every store, and twice the hub's memory for them).
+    n, per = 32, 8000
+    s = sim(n, per, "--ts-start", str(time.time_ns() - 2 * 10**9))  # 0.256 s, 2 s ago
+    hub = hubs(",".join(s.addrs), metrics="127.0.0.1:0")
+    snapshots_at_once(cli_bin, hub, 1, n * per, timeout=120)
+    assert hub_conns(hub) == (0, n), "connections (in use, idle) after one snapshot"
+    snapshots_at_once(cli_bin, hub, 1, n * per, timeout=120)
+    assert hub_conns(hub) == (0, n), "the second snapshot did not reuse them"
+
+
 def test_a_store_that_stops_mid_stream_is_cut_short(sim, hubs, cli_bin, tmp_path):
     # 256 nodes; sim-7 stops after 500 of its 2000 packets and holds its stream open, as a store
     # stopped with SIGSTOP does. The hub waits --store-timeout (2 s) for it, then goes on: the
