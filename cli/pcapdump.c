@@ -72,7 +72,8 @@ static const char usage_text[] =
     "The file (mode 0600) appears under its name only when it is complete; a failure leaves\n"
     "none.\n"
     "Exit: 0 written (a missing store is named on stderr), 1 failed, 2 bad usage, 3 a store\n"
-    "missing with --strict, 4 no hub and no kubectl or kube context, 130 interrupted.\n";
+    "missing with --strict, or every store missing, 4 no hub and no kubectl or kube context,\n"
+    "130 interrupted.\n";
 
 static struct {
     struct cli_pcapdump_args a;
@@ -553,6 +554,15 @@ static size_t report_missing(const Netreel__V1__SnapshotSummary *sum)
     return missing;
 }
 
+/* True when a store sent packets (a store cut short mid-stream counts: its packets are in). */
+static bool sent_any(const Netreel__V1__SnapshotSummary *sum)
+{
+    for (size_t i = 0; i < sum->n_stores; i++)
+        if (sum->stores[i]->ok || sum->stores[i]->packets > 0)
+            return true;
+    return false;
+}
+
 /* One stderr line per node whose clock the hub measured against the reference's. */
 static void report_clock(const Netreel__V1__SnapshotSummary *sum)
 {
@@ -658,6 +668,12 @@ static int finish(void)
     sum = s.last->summary;
     missing = report_missing(sum);
     report_clock(sum);
+    if (missing && missing == sum->n_stores && !sent_any(sum)) {
+        /* Not a file of the cluster: a script must not take it for one. */
+        remove_part();
+        return cli_error(CLI_EXIT_INCOMPLETE, "pcapdump: no store answered (%zu missing)%s",
+                         missing, to_stdout() ? "" : ": no file written");
+    }
     if (missing && s.a.strict) {
         remove_part();
         return cli_error(CLI_EXIT_INCOMPLETE,

@@ -1,7 +1,7 @@
 """`netreel pcapdump` against a fake hub (grpcio) (docs/design.md §5, §7; issue 5): the exact window
 it asks for, the file's name, the .part that only becomes the file when the hub's last message says
 it is whole, a hub dying mid-stream (no file, non-zero), a missing store (named, exit 0; with
---strict exit 3 and no file), -o -, the token and TLS, Ctrl-C, and bad usage (one line, exit 2).
+--strict exit 3 and no file; every store missing: exit 3), -o -, the token and TLS, Ctrl-C, and bad usage (one line, exit 2).
 """
 
 import os
@@ -173,6 +173,30 @@ def test_missing_store_is_named_and_strict_fails(cli_bin, hub, hub_pb, tmp_path)
                strict, env=ch.base_env(), expect=3)
     assert "node-b" in r.stderr and "--strict" in r.stderr.splitlines()[-1]
     assert files(strict) == []
+
+
+def test_no_store_answering_fails(cli_bin, hub, hub_pb, tmp_path):
+    # Every store missing: the hub's file holds no node at all, which a script must not take for
+    # a snapshot of the cluster (exit 3, as with --strict, and no file).
+    hub.summary = ch.summary(hub_pb, packets=0, stores=[
+        ("node-a", False, "connect: connection refused"),
+        ("node-b", False, "no answer within 10s (--store-timeout)")])
+    r = ch.run(cli_bin, "pcapdump", "--time=1m", "--hub", hub.addr, "--dest", tmp_path,
+               env=ch.base_env(), expect=3)
+    assert "node-a" in r.stderr and "node-b" in r.stderr, r.where()
+    assert r.stderr.splitlines()[-1] == \
+        "netreel: pcapdump: no store answered (2 missing): no file written", r.where()
+    assert files(tmp_path) == []
+    r = ch.run(cli_bin, "pcapdump", "--time=1m", "--hub", hub.addr, "-o", "-",
+               env=ch.base_env(), expect=3)
+    assert r.stderr.splitlines()[-1] == "netreel: pcapdump: no store answered (2 missing)"
+    # One cut short mid-stream sent packets: they are the file (exit 0).
+    cut = ch.summary(hub_pb, packets=0, stores=[("node-a", False, "it stopped sending")])
+    cut.stores[0].packets = 7
+    hub.summary = cut
+    ch.run(cli_bin, "pcapdump", "--time=1m", "--hub", hub.addr, "--dest", tmp_path,
+           env=ch.base_env(), expect=0)
+    assert len(files(tmp_path)) == 1
 
 
 def test_token(cli_bin, hub, tmp_path):
