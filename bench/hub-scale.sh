@@ -9,8 +9,10 @@
 # them) serves `netreel pcapdump -o - >/dev/null` of the whole window. Prints per count: the
 # packets the CLI counted, its wall time, the time to the file's first byte (every store answered,
 # the clocks measured), packets/s, the hub's peak resident set (VmHWM) and its
-# resident set per store, and the rate as a ratio to the first count's. BENCH_HUB_ARGS: more hub
-# flags (--memory-budget 1GiB). BENCH_HUB_TLS=1: mutual TLS between the hub and the stores, with
+# resident set per store, the rate as a ratio to the first count's, and the CPU seconds the hub
+# and the simulator used for it (they share the machine's cores: the hub's is what it costs). BENCH_HUB_ARGS: more hub
+# flags (--memory-budget 1GiB). BENCH_HUB_RUNS (default 3): the counts are run that many times,
+# interleaved, and a last table gives each count's spread. BENCH_HUB_TLS=1: mutual TLS between the hub and the stores, with
 # RSA 2048 keys as the chart makes them (the first byte then waits for every handshake, the
 # simulator's on the same cores). (The hub takes at most 4096 stores per snapshot:
 # HUB_MAX_STORES.)
@@ -34,6 +36,8 @@ pids=()
 bench_traps
 
 hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
+# CPU seconds (user + system) a process has used so far.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
 
 sim_tls=() hub_tls=()
 if [ "${BENCH_HUB_TLS:-0}" = 1 ]; then
@@ -55,7 +59,11 @@ fi
 
 ulimit -n "$(ulimit -Hn)" # the hub holds a connection per store
 
-printf '%-7s %10s %9s %9s %12s %12s %14s %7s\n' stores packets "wall s" "first s" "packets/s" "hub VmHWM" "per store" ratio
+runs=${BENCH_HUB_RUNS:-3}
+printf '%-4s %-7s %10s %9s %9s %12s %12s %14s %7s %7s %7s\n' run stores packets "wall s" "first s" \
+    "packets/s" "hub VmHWM" "per store" ratio "hub cpu" "sim cpu"
+: >"$work/rows"
+for run in $(seq 1 "$runs"); do
 first_rate=
 for n in $counts; do
     per=$((total / n))
@@ -76,6 +84,7 @@ for n in $counts; do
     hub_pid=$!
     pids+=("$hub_pid")
     port=$(port_of "$work/hub.err" "$hub_pid" netreel-hub 300)
+    hub_cpu0=$(cpu_s "$hub_pid") sim_cpu0=$(cpu_s "$sim_pid")
     start=$(now)
     rm -f "$work/first"
     # The file's first byte marks when the stores had all answered (and the clocks were
@@ -89,12 +98,33 @@ for n in $counts; do
     got=$(sed -n "s/.*: \([0-9]*\) packets, .*/\1/p" "$work/cli.err" | tail -n 1)
     [ "$got" = $((per * n)) ] || die "$n stores: pcapdump counted ${got:-no} packets, $((per * n)) were served"
     hwm=$(hwm_kib "$hub_pid")
+    hub_cpu=$(awk -v a="$hub_cpu0" -v b="$(cpu_s "$hub_pid")" 'BEGIN { printf "%.2f", b - a }')
+    sim_cpu=$(awk -v a="$sim_cpu0" -v b="$(cpu_s "$sim_pid")" 'BEGIN { printf "%.2f", b - a }')
     kill -TERM "$hub_pid" "$sim_pid"
     wait "$hub_pid" || die "netreel-hub exited with status $? after SIGTERM"
     wait "$sim_pid" || die "store-sim exited with status $? after SIGTERM"
     rate=$(awk -v p="$got" -v w="$wall" 'BEGIN { printf "%.0f", p / w }')
     first_rate=${first_rate:-$rate}
-    awk -v n="$n" -v p="$got" -v w="$wall" -v t="$ttfb" -v r="$rate" -v h="$hwm" -v f="$first_rate" 'BEGIN {
-        printf "%-7d %10d %9.2f %9.2f %12d %9.1f MiB %10.1f KiB %7.2f\n", n, p, w, t, r, h / 1024, h / n, r / f
-    }'
+    awk -v run="$run" -v n="$n" -v p="$got" -v w="$wall" -v t="$ttfb" -v r="$rate" -v h="$hwm" \
+        -v f="$first_rate" -v hc="$hub_cpu" -v sc="$sim_cpu" 'BEGIN {
+        printf "%-4d %-7d %10d %9.2f %9.2f %12d %9.1f MiB %10.1f KiB %7.2f %7.2f %7.2f\n", run, n, p,
+            w, t, r, h / 1024, h / n, r / f, hc, sc
+    }' | tee -a "$work/rows"
+done
+done
+
+# The spread over the runs: each run's ratio is against the same run's first count (interleaved
+# runs, so a slow moment of the machine weighs on both).
+echo
+printf '%-7s %21s %13s %13s %15s\n' stores "packets/s" ratio "hub cpu s" "hub VmHWM MiB"
+for n in $counts; do
+    awk -v n="$n" '$2 == n {
+        # (fields: run stores packets wall first rate VmHWM MiB per-store KiB ratio hub-cpu sim-cpu)
+        if (!k++) { rlo = rhi = $6; qlo = qhi = $11; clo = chi = $12; hhi = $7 }
+        if ($6 < rlo) rlo = $6; if ($6 > rhi) rhi = $6
+        if ($11 < qlo) qlo = $11; if ($11 > qhi) qhi = $11
+        if ($12 < clo) clo = $12; if ($12 > chi) chi = $12
+        if ($7 > hhi) hhi = $7
+    } END { printf "%-7d %10d-%-10d %6.2f-%-6.2f %6.2f-%-6.2f %15.1f\n", n, rlo, rhi, qlo, qhi, clo, chi, hhi }' \
+        "$work/rows"
 done
