@@ -282,14 +282,16 @@ def test_stores_over_mutual_tls(sim, hubs, cli_bin, certs, tmp_path):
         return sh.metric_value(body, "netreel_hub_store_tls_handshakes_total", kind=kind)
 
     # The connections closed, the next snapshot resumes the sessions the stores gave (TLS 1.3
-    # tickets): no certificates, no signatures.
+    # tickets): no certificates, no signatures. (A slow first snapshot, under ASan, may have
+    # resumed a few already: a store whose probe call ended a second before the snapshot's
+    # calls started had its connection closed as idle in between.)
     wait_conns(hub, (0, 0), 15)
-    full = handshakes("full")
-    assert full >= n and handshakes("resumed") == 0
+    full, resumed = handshakes("full"), handshakes("resumed")
+    assert full >= n and resumed < n / 8, (full, resumed)
     res = ch.run(cli_bin, "pcapdump", "--hub", hub.addr, "-o", tmp_path / "again.pcapng",
                  env=ch.base_env(), timeout=120, expect=0)
     assert "MISSING" not in res.stderr and closing_line(res)[0] == n * per, res.where()
-    assert handshakes("resumed") >= n and handshakes("full") == full
+    assert handshakes("resumed") - resumed >= n and handshakes("full") == full
 
     shutil.copyfile(certs.other_ca, ca)
     wait_conns(hub, (0, 0), 15)
