@@ -70,9 +70,10 @@ size_t hub_snap_capacity(const struct hub_snap *s, size_t n)
     return cap > HUB_MAX_STORES ? (n > HUB_MAX_STORES ? n : HUB_MAX_STORES) : cap;
 }
 
-/* Frees the snapshot once its caller and every store call are gone. */
 static void parent_start(struct hub_snap *p);
 
+/* Frees the snapshot once its caller and every store call are gone (a probe's snapshot starts
+ * then). */
 void hub_snap_maybe_free(struct hub_snap *s)
 {
     if (!s->over || s->resolving || s->live_calls != 0 || uv_is_closing((uv_handle_t *)&s->timer))
