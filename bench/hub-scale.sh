@@ -10,12 +10,12 @@
 # packets the CLI counted, its wall time, the time to the file's first byte (every store answered,
 # the clocks measured), packets/s, the hub's peak resident set (VmHWM) and its
 # resident set per store, the rate as a ratio to the first count's, and the CPU seconds the hub
-# and the simulator used for it (they share the machine's cores: the hub's is what it costs). BENCH_HUB_ARGS: more hub
-# flags (--memory-budget 1GiB). BENCH_HUB_RUNS (default 3): the counts are run that many times,
-# interleaved, and a last table gives each count's spread. BENCH_HUB_TLS=1: mutual TLS between the hub and the stores, with
-# RSA 2048 keys as the chart makes them (the first byte then waits for every handshake, the
-# simulator's on the same cores). (The hub takes at most 4096 stores per snapshot:
-# HUB_MAX_STORES.)
+# and the simulator used for it (they share the machine's cores: the hub's is what it costs).
+# BENCH_HUB_ARGS: more hub flags (--memory-budget 1GiB). BENCH_HUB_RUNS (default 3): the counts
+# are run that many times, interleaved, and a last table gives each count's spread.
+# BENCH_HUB_TLS=1: mutual TLS between the hub and the stores, with RSA 2048 keys as the chart
+# makes them (the first byte then waits for every handshake, the simulator's on the same cores).
+# (The hub takes at most 4096 stores per snapshot: HUB_MAX_STORES.)
 set -euo pipefail
 
 build=${1:?usage: bench/hub-scale.sh BUILD_DIR}
@@ -36,8 +36,9 @@ pids=()
 bench_traps
 
 hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
-# CPU seconds (user + system) a process has used so far.
+# CPU seconds (user + system) a process has used so far, and since an earlier reading.
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
+cpu_since() { awk -v a="$2" -v b="$(cpu_s "$1")" 'BEGIN { printf "%.2f", b - a }'; }
 
 sim_tls=() hub_tls=()
 if [ "${BENCH_HUB_TLS:-0}" = 1 ]; then
@@ -98,8 +99,7 @@ for n in $counts; do
     got=$(sed -n "s/.*: \([0-9]*\) packets, .*/\1/p" "$work/cli.err" | tail -n 1)
     [ "$got" = $((per * n)) ] || die "$n stores: pcapdump counted ${got:-no} packets, $((per * n)) were served"
     hwm=$(hwm_kib "$hub_pid")
-    hub_cpu=$(awk -v a="$hub_cpu0" -v b="$(cpu_s "$hub_pid")" 'BEGIN { printf "%.2f", b - a }')
-    sim_cpu=$(awk -v a="$sim_cpu0" -v b="$(cpu_s "$sim_pid")" 'BEGIN { printf "%.2f", b - a }')
+    hub_cpu=$(cpu_since "$hub_pid" "$hub_cpu0") sim_cpu=$(cpu_since "$sim_pid" "$sim_cpu0")
     kill -TERM "$hub_pid" "$sim_pid"
     wait "$hub_pid" || die "netreel-hub exited with status $? after SIGTERM"
     wait "$sim_pid" || die "store-sim exited with status $? after SIGTERM"
@@ -118,13 +118,14 @@ done
 echo
 printf '%-7s %21s %13s %13s %15s\n' stores "packets/s" ratio "hub cpu s" "hub VmHWM MiB"
 for n in $counts; do
+    # (fields: run stores packets wall first rate VmHWM MiB per-store KiB ratio hub-cpu sim-cpu)
     awk -v n="$n" '$2 == n {
-        # (fields: run stores packets wall first rate VmHWM MiB per-store KiB ratio hub-cpu sim-cpu)
-        if (!k++) { rlo = rhi = $6; qlo = qhi = $11; clo = chi = $12; hhi = $7 }
-        if ($6 < rlo) rlo = $6; if ($6 > rhi) rhi = $6
-        if ($11 < qlo) qlo = $11; if ($11 > qhi) qhi = $11
-        if ($12 < clo) clo = $12; if ($12 > chi) chi = $12
-        if ($7 > hhi) hhi = $7
-    } END { printf "%-7d %10d-%-10d %6.2f-%-6.2f %6.2f-%-6.2f %15.1f\n", n, rlo, rhi, qlo, qhi, clo, chi, hhi }' \
-        "$work/rows"
+        for (i = split("6 7 11 12", f, " "); i > 0; i--) {
+            v = $f[i]
+            if (!k || v < lo[f[i]]) lo[f[i]] = v
+            if (!k || v > hi[f[i]]) hi[f[i]] = v
+        }
+        k++
+    } END { printf "%-7d %10d-%-10d %6.2f-%-6.2f %6.2f-%-6.2f %15.1f\n", n, lo[6], hi[6], lo[11],
+            hi[11], lo[12], hi[12], hi[7] }' "$work/rows"
 done
