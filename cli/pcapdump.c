@@ -554,11 +554,11 @@ static size_t report_missing(const Netreel__V1__SnapshotSummary *sum)
     return missing;
 }
 
-/* True when a store sent packets (a store cut short mid-stream counts: its packets are in). */
+/* True when a store sent packets (one cut short mid-stream counts: its packets are in). */
 static bool sent_any(const Netreel__V1__SnapshotSummary *sum)
 {
     for (size_t i = 0; i < sum->n_stores; i++)
-        if (sum->stores[i]->ok || sum->stores[i]->packets > 0)
+        if (sum->stores[i]->packets > 0)
             return true;
     return false;
 }
